@@ -197,7 +197,7 @@ func clone(p [][]byte) [][]byte {
 // tileReader serves our tiles to x/mod's verifying tile reader.
 type tileReader struct{ tr *Tree }
 
-func (r tileReader) Height() int { return TileHeight }
+func (r tileReader) Height() int                     { return TileHeight }
 func (r tileReader) SaveTiles([]tlog.Tile, [][]byte) {}
 func (r tileReader) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 	out := make([][]byte, len(tiles))
