@@ -1,0 +1,379 @@
+// Package ledger is the domain core of buildledger: the append-only log of
+// build, key and attestation events, its projections, and replay.
+//
+// Appending an event (Append) encodes it canonically (see Encode and the
+// JSON Schemas in schemas/event/), stores its bytes in the content-addressed
+// store, makes it the next leaf of the RFC 6962 transparency log kept in
+// package ledger/tree, updates every projection and signs a new C2SP
+// checkpoint — all in one badger transaction, so either all of it happens
+// or none. Concurrent appenders are grouped: a single committer goroutine
+// takes every request waiting at the time into one transaction and one
+// sync (group commit), and an Append returns only after that sync.
+//
+// The projections (job → builds, build UUID → build, artifact digest →
+// builds, input id → builds, subject digest → attestations, key id → key
+// state by log index) are derived from the log alone: Replay drops and
+// rebuilds them, re-verifying every event against the Merkle tree, and must
+// produce identical keys and values (TestReplayIdentical). TestCrashRecovery
+// kills an appending child process with SIGKILL and checks that every
+// acknowledged event and every checkpoint handed out survive.
+package ledger
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/ledger/tree"
+)
+
+// Sentinel errors; callers test with errors.Is. Messages of the wrapping
+// errors say what was wrong in terms a submitter can act on.
+var (
+	// ErrNotFound: no such build, event, job, key or hash.
+	ErrNotFound = fmt.Errorf("ledger: %w", fs.ErrNotExist)
+	// ErrConflict: the event contradicts the log (a build UUID recorded
+	// twice, a key added twice).
+	ErrConflict = errors.New("ledger: conflict")
+	// ErrRejected: the event is well-formed but not acceptable now (a build
+	// for an undefined job, an attestation by an unknown or revoked key, a
+	// revoked key added again).
+	ErrRejected = errors.New("ledger: rejected")
+	// ErrClosed: the ledger was closed.
+	ErrClosed = errors.New("ledger: closed")
+)
+
+// Config configures Open. Origin and Signer are required.
+type Config struct {
+	// Origin is the first line of every checkpoint, e.g.
+	// "builds.example.org/ledger".
+	Origin string
+	// Signer signs checkpoints (see GenerateLogKey, note.NewSigner).
+	Signer note.Signer
+	// MaxBatch bounds how many appends share one commit. Default 1024.
+	MaxBatch int
+}
+
+// Ledger is an open ledger. It is safe for concurrent use.
+type Ledger struct {
+	db     *badger.DB
+	store  *cas.Store
+	tree   *tree.Tree
+	origin string
+	signer note.Signer
+	max    int
+
+	reqs    chan *request
+	quit    chan struct{}
+	done    chan struct{}
+	closing sync.Once
+	// commitMu is held by the committer for each commit and by Replay.
+	commitMu sync.Mutex
+	cp       atomic.Pointer[Checkpoint]
+}
+
+// Receipt acknowledges a durable append.
+type Receipt struct {
+	// Index is the event's leaf index in the log.
+	Index uint64
+	// LeafHash is the RFC 6962 leaf hash of the event bytes.
+	LeafHash [32]byte
+	// Digest is the SHA-256 of the event bytes, its CAS name.
+	Digest cas.Digest
+	// Checkpoint covers the event (its size is greater than Index).
+	Checkpoint *Checkpoint
+	// Existing is true when the same event was already in the log (an
+	// identical job definition or attestation envelope) and nothing was
+	// appended; Index is then the earlier event's.
+	Existing bool
+}
+
+type request struct {
+	ev    Event
+	data  []byte
+	reply chan result
+}
+
+type result struct {
+	r   Receipt
+	err error
+}
+
+// Open opens the ledger stored in db, whose CAS is store. It checks that the
+// projections are up to date with the log and replays them if not (first
+// start after a projection format change).
+func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
+	if cfg.Origin == "" || cfg.Signer == nil {
+		return nil, errors.New("ledger: Config needs Origin and Signer")
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 1024
+	}
+	tr, err := tree.Open(db)
+	if err != nil {
+		return nil, err
+	}
+	l := &Ledger{
+		db: db, store: store, tree: tr, origin: cfg.Origin, signer: cfg.Signer, max: cfg.MaxBatch,
+		reqs: make(chan *request, cfg.MaxBatch), quit: make(chan struct{}), done: make(chan struct{}),
+	}
+	applied, version, err := l.projectionState()
+	if err != nil {
+		return nil, err
+	}
+	if version != projectionVersion || applied != tr.Size() {
+		if err := l.replay(context.Background()); err != nil {
+			return nil, fmt.Errorf("ledger: rebuilding projections: %w", err)
+		}
+	}
+	size, root := tr.Head()
+	cp, err := signCheckpoint(l.signer, l.origin, size, root)
+	if err != nil {
+		return nil, err
+	}
+	l.cp.Store(cp)
+	go l.commitLoop()
+	return l, nil
+}
+
+// Close stops accepting appends, waits for the ones in progress and returns.
+// It does not close the badger database or the store.
+func (l *Ledger) Close() error {
+	l.closing.Do(func() { close(l.quit) })
+	<-l.done
+	return nil
+}
+
+// Checkpoint returns the latest signed checkpoint.
+func (l *Ledger) Checkpoint() *Checkpoint { return l.cp.Load() }
+
+// Origin returns the log's origin line.
+func (l *Ledger) Origin() string { return l.origin }
+
+// Size returns the number of events in the log.
+func (l *Ledger) Size() uint64 { return l.tree.Size() }
+
+// Store returns the content-addressed store holding event and artifact bytes.
+func (l *Ledger) Store() *cas.Store { return l.store }
+
+// Tree returns the Merkle tree (proofs, tiles).
+func (l *Ledger) Tree() *tree.Tree { return l.tree }
+
+// Append validates e, appends it durably and returns its receipt. It
+// returns an *InvalidEventError for a malformed event, and errors wrapping
+// ErrConflict, ErrRejected or ErrNotFound when the log's state forbids it.
+func (l *Ledger) Append(ctx context.Context, e Event) (Receipt, error) {
+	norm := clone(e)
+	norm.normalize()
+	if err := norm.validate(); err != nil {
+		return Receipt{}, err
+	}
+	data, err := marshal(norm)
+	if err != nil {
+		return Receipt{}, err
+	}
+	req := &request{ev: norm, data: data, reply: make(chan result, 1)}
+	select {
+	case <-l.quit:
+		return Receipt{}, ErrClosed
+	case <-ctx.Done():
+		return Receipt{}, ctx.Err()
+	case l.reqs <- req:
+	}
+	// Once queued the append will be decided; wait for it even if ctx ends,
+	// so a caller never mistakes a durable append for a failed one.
+	res := <-req.reply
+	return res.r, res.err
+}
+
+func (l *Ledger) commitLoop() {
+	defer close(l.done)
+	batch := make([]*request, 0, l.max)
+	for {
+		var first *request
+		select {
+		case first = <-l.reqs:
+		case <-l.quit:
+			// Decide whatever is still queued, then stop.
+			for {
+				select {
+				case r := <-l.reqs:
+					r.reply <- result{err: ErrClosed}
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < l.max {
+			select {
+			case r := <-l.reqs:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		l.commitMu.Lock()
+		l.commit(batch)
+		l.commitMu.Unlock()
+	}
+}
+
+// commit writes as many requests of batch as fit into one transaction,
+// answering each, and recurses on the rest.
+func (l *Ledger) commit(batch []*request) {
+	for len(batch) > 0 {
+		n := l.commitOnce(batch)
+		batch = batch[n:]
+	}
+}
+
+// commitOnce commits a prefix of batch in one transaction and returns its
+// length (at least 1: a request that alone is too big is answered with an
+// error).
+func (l *Ledger) commitOnce(batch []*request) int {
+	txn := l.db.NewTransaction(true)
+	defer txn.Discard()
+	tb := l.tree.Begin()
+	type done struct {
+		req *request
+		r   Receipt
+		err error
+	}
+	out := make([]done, 0, len(batch))
+	n := len(batch)
+	for i, req := range batch {
+		existing, err := l.check(txn, req.ev, tb.Size())
+		if err != nil {
+			out = append(out, done{req: req, err: err})
+			continue
+		}
+		if existing >= 0 {
+			r, err := l.receiptFor(txn, uint64(existing))
+			out = append(out, done{req, r, err})
+			continue
+		}
+		r, err := l.write(txn, tb, req)
+		if err != nil {
+			// The transaction now holds part of this event: never commit
+			// it. Commit the requests before it and retry from here.
+			if i > 0 {
+				txn.Discard()
+				l.commitOnce(batch[:i])
+				return i
+			}
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				err = invalid(req.ev.Kind(), "event of %d bytes is too large to commit", len(req.data))
+			}
+			req.reply <- result{err: fmt.Errorf("ledger: append failed: %w", err)}
+			return 1
+		}
+		out = append(out, done{req, r, nil})
+	}
+	size := tb.Size()
+	root, err := tb.Root()
+	var cp *Checkpoint
+	if err == nil {
+		cp, err = signCheckpoint(l.signer, l.origin, size, root)
+	}
+	if err == nil && size != l.tree.Size() {
+		err = l.setApplied(txn, size)
+		if err == nil {
+			err = txn.Set(keyCheckpoint, cp.Note)
+		}
+	}
+	if err == nil {
+		err = txn.Commit()
+	}
+	if err == nil {
+		err = l.tree.Install(tb)
+	}
+	if err != nil {
+		for _, d := range out {
+			if d.err == nil {
+				d.err = fmt.Errorf("ledger: commit failed: %w", err)
+			}
+			d.req.reply <- result{err: d.err}
+		}
+		return n
+	}
+	l.cp.Store(cp)
+	for _, d := range out {
+		if d.err == nil && d.r.Checkpoint == nil {
+			d.r.Checkpoint = cp
+		}
+		d.req.reply <- result{r: d.r, err: d.err}
+	}
+	return n
+}
+
+// write stores an accepted event, its leaf and its projections in txn.
+func (l *Ledger) write(txn *badger.Txn, tb *tree.Batch, req *request) (Receipt, error) {
+	digest, err := l.store.PutTxn(txn, req.data)
+	if err != nil {
+		return Receipt{}, err
+	}
+	leaf := tree.LeafHash(req.data)
+	index, err := tb.Add(txn, leaf)
+	if err != nil {
+		return Receipt{}, err
+	}
+	if err := txn.Set(eventKey(index), digest[:]); err != nil {
+		return Receipt{}, err
+	}
+	if err := project(txn, index, req.ev); err != nil {
+		return Receipt{}, err
+	}
+	return Receipt{Index: index, LeafHash: leaf, Digest: digest}, nil
+}
+
+// receiptFor answers an idempotent append with the earlier event.
+func (l *Ledger) receiptFor(txn *badger.Txn, index uint64) (Receipt, error) {
+	d, err := eventDigest(txn, index)
+	if err != nil {
+		return Receipt{}, err
+	}
+	data, err := l.store.GetTxn(txn, d)
+	if err != nil {
+		return Receipt{}, err
+	}
+	r := Receipt{Index: index, LeafHash: tree.LeafHash(data), Digest: d, Existing: true}
+	if index < l.tree.Size() {
+		r.Checkpoint = l.cp.Load()
+	}
+	return r, nil
+}
+
+var keyCheckpoint = []byte("l/checkpoint")
+
+func eventKey(index uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte("e/"), index)
+}
+
+func eventDigest(txn *badger.Txn, index uint64) (cas.Digest, error) {
+	item, err := txn.Get(eventKey(index))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return cas.Digest{}, fmt.Errorf("event %d: %w", index, ErrNotFound)
+	}
+	if err != nil {
+		return cas.Digest{}, err
+	}
+	var d cas.Digest
+	err = item.Value(func(v []byte) error {
+		if len(v) != len(d) {
+			return fmt.Errorf("ledger: corrupt event record %d", index)
+		}
+		copy(d[:], v)
+		return nil
+	})
+	return d, err
+}

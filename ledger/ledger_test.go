@@ -1,0 +1,370 @@
+package ledger_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/ledgertest"
+)
+
+var ctx = context.Background()
+
+func d(s string) cas.Digest { return cas.Sum([]byte(s)) }
+func pd(s string) *cas.Digest {
+	x := d(s)
+	return &x
+}
+
+// build returns a successful build of job whose inputs are named by in and
+// whose main binary has content out.
+func build(job, platform, in, out string, start time.Time) *ledger.BuildRecorded {
+	main := "bin/" + job + ".hvt"
+	return &ledger.BuildRecorded{
+		Job: job, UUID: uuid.New(), Platform: platform,
+		Started: start, Finished: start.Add(90 * time.Second),
+		Result: ledger.Result{Kind: ledger.ResultExited},
+		Script: d("script " + job), Console: d("console " + in + out),
+		Inputs: ledger.Inputs{OpamSwitch: pd("switch " + in), BuildEnvironment: pd("env " + in), SystemPackages: pd("pkgs " + in)},
+		Artifacts: []ledger.Artifact{
+			{Path: main, SHA256: d(out), Size: int64(len(out))},
+			{Path: "opam-switch", SHA256: d("switch " + in), Size: 100},
+		},
+		MainBinary: &main,
+	}
+}
+
+func mustAppend(t testing.TB, l *ledgertest.Ledger, e ledger.Event) ledger.Receipt {
+	t.Helper()
+	r, err := l.Append(ctx, e)
+	if err != nil {
+		t.Fatalf("append %s: %v", e.Kind(), err)
+	}
+	return r
+}
+
+func TestBuildsAndReverseLookup(t *testing.T) {
+	l := ledgertest.Open(t)
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+	if _, err := l.Append(ctx, build("early", "debian-12", "a", "x", t0)); !errors.Is(err, ledger.ErrRejected) {
+		t.Fatalf("build of undefined job: %v", err)
+	}
+	def := &ledger.JobDefined{Job: "hello", Synopsis: "hello world", Section: "Unikernels"}
+	r0 := mustAppend(t, l, def)
+	if again := mustAppend(t, l, def); !again.Existing || again.Index != r0.Index {
+		t.Fatalf("identical job definition appended again: %+v", again)
+	}
+	mustAppend(t, l, &ledger.JobDefined{Job: "other"})
+
+	b1 := build("hello", "debian-12", "in1", "bin-A", t0)
+	b2 := build("hello", "debian-12", "in1", "bin-A", t0.Add(24*time.Hour))    // reproduces b1
+	b3 := build("hello", "debian-12", "in1", "bin-B", t0.Add(48*time.Hour))    // same input, different output
+	b4 := build("hello", "ubuntu-24.04", "in2", "bin-A", t0.Add(12*time.Hour)) // other input, same output
+	failed := build("hello", "debian-12", "in3", "", t0.Add(72*time.Hour))
+	failed.Result = ledger.Result{Kind: ledger.ResultSignalled, Code: 9}
+	failed.Artifacts, failed.MainBinary = nil, nil
+	other := build("other", "debian-12", "in9", "bin-A", t0.Add(time.Hour))
+	rec := map[uuid.UUID]ledger.Receipt{}
+	for _, b := range []*ledger.BuildRecorded{b1, b2, b3, b4, failed, other} {
+		rec[b.UUID] = mustAppend(t, l, b)
+	}
+	if _, err := l.Append(ctx, b2); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("duplicate UUID: %v", err)
+	}
+
+	got, err := l.Build(b3.UUID)
+	if err != nil || got.Index != rec[b3.UUID].Index || got.Event.Inputs.ID() != b3.Inputs.ID() {
+		t.Fatalf("Build: %+v %v", got, err)
+	}
+	if _, err := l.Build(uuid.New()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("unknown build: %v", err)
+	}
+
+	list, err := l.JobBuilds("hello", ledger.BuildFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOrder := []uuid.UUID{failed.UUID, b3.UUID, b2.UUID, b4.UUID, b1.UUID}
+	if ids := uuids(list); !reflect.DeepEqual(ids, wantOrder) {
+		t.Fatalf("job builds newest first: got %v want %v", ids, wantOrder)
+	}
+	deb, _ := l.JobBuilds("hello", ledger.BuildFilter{Platform: "debian-12", Skip: 1, Limit: 2})
+	if ids := uuids(deb); !reflect.DeepEqual(ids, []uuid.UUID{b3.UUID, b2.UUID}) {
+		t.Fatalf("filtered page: %v", ids)
+	}
+	fl, _ := l.FailedBuilds(ledger.BuildFilter{})
+	if ids := uuids(fl); !reflect.DeepEqual(ids, []uuid.UUID{failed.UUID}) {
+		t.Fatalf("failed builds: %v", ids)
+	}
+
+	hits, err := l.BuildsByArtifact(d("bin-A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hitIDs []uuid.UUID
+	for _, h := range hits {
+		hitIDs = append(hitIDs, h.Event.UUID)
+		if h.Path != *h.Event.MainBinary {
+			t.Errorf("hit path %q", h.Path)
+		}
+	}
+	if want := []uuid.UUID{b1.UUID, b2.UUID, b4.UUID, other.UUID}; !reflect.DeepEqual(hitIDs, want) {
+		t.Fatalf("reverse lookup: got %v want %v", hitIDs, want)
+	}
+	if hits, _ := l.BuildsByArtifact(d("never built")); len(hits) != 0 {
+		t.Fatalf("unknown hash has hits: %v", hits)
+	}
+
+	rp, err := l.ReproductionsOf(ledger.BuildEntry{Index: rec[b1.UUID].Index, Event: b1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, df := uuids(rp.Same), uuids(rp.Different); !reflect.DeepEqual(s, []uuid.UUID{b2.UUID}) || !reflect.DeepEqual(df, []uuid.UUID{b3.UUID}) {
+		t.Fatalf("reproductions: same %v different %v", s, df)
+	}
+	jobs, _ := l.Jobs()
+	if len(jobs) != 2 || jobs[0].Event.Job != "hello" || jobs[0].Event.Synopsis != "hello world" {
+		t.Fatalf("jobs: %+v", jobs)
+	}
+}
+
+func uuids(es []ledger.BuildEntry) []uuid.UUID {
+	var out []uuid.UUID
+	for _, e := range es {
+		out = append(out, e.Event.UUID)
+	}
+	return out
+}
+
+func newKey(t testing.TB) []byte {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func TestKeysAndAttestations(t *testing.T) {
+	l := ledgertest.Open(t)
+	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
+	b := build("hello", "debian-12", "in", "bin", time.Now())
+	mustAppend(t, l, b)
+
+	k1, k2 := newKey(t), newKey(t)
+	id1 := ledger.KeyID(k1)
+	envelope := func(s string) cas.Digest {
+		info, err := l.Store.PutBytes(ctx, []byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Digest
+	}
+	att := func(env cas.Digest, key []byte) *ledger.AttestationRecorded {
+		return &ledger.AttestationRecorded{
+			Envelope: env, KeyID: ledger.KeyID(key), PredicateType: "https://slsa.dev/provenance/v1",
+			Build: &b.UUID, Subjects: []ledger.Subject{{Name: *b.MainBinary, SHA256: d("bin")}}, Verdict: ledger.VerdictReproduced,
+		}
+	}
+	e1 := envelope("envelope one")
+	if _, err := l.Append(ctx, att(e1, k1)); !errors.Is(err, ledger.ErrRejected) {
+		t.Fatalf("attestation by unregistered key: %v", err)
+	}
+	added := mustAppend(t, l, &ledger.KeyAdded{Name: "rebuilder-a", PublicKey: k1})
+	if _, err := l.Append(ctx, &ledger.KeyAdded{Name: "rebuilder-a", PublicKey: k2}); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("second active key under one name: %v", err)
+	}
+	if _, err := l.Append(ctx, &ledger.KeyAdded{Name: "rebuilder-x", PublicKey: k1}); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("same key twice: %v", err)
+	}
+	if _, err := l.Append(ctx, att(d("not stored"), k1)); !errors.Is(err, ledger.ErrRejected) {
+		t.Fatalf("envelope missing from the store: %v", err)
+	}
+	a1 := mustAppend(t, l, att(e1, k1))
+	if again := mustAppend(t, l, att(e1, k1)); !again.Existing || again.Index != a1.Index {
+		t.Fatalf("same envelope twice: %+v", again)
+	}
+	revoked := mustAppend(t, l, &ledger.KeyRevoked{KeyID: id1, Reason: "lost"})
+	if _, err := l.Append(ctx, att(envelope("envelope two"), k1)); !errors.Is(err, ledger.ErrRejected) {
+		t.Fatalf("attestation by revoked key: %v", err)
+	}
+	if _, err := l.Append(ctx, &ledger.KeyAdded{Name: "rebuilder-a", PublicKey: k1}); !errors.Is(err, ledger.ErrRejected) {
+		t.Fatalf("re-adding a revoked key: %v", err)
+	}
+	if _, err := l.Append(ctx, &ledger.KeyRevoked{KeyID: id1}); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("revoking twice: %v", err)
+	}
+	if _, err := l.Append(ctx, &ledger.KeyRevoked{KeyID: ledger.KeyID(k2)}); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("revoking an unknown key: %v", err)
+	}
+	mustAppend(t, l, &ledger.KeyAdded{Name: "rebuilder-a", PublicKey: k2}) // the name is free again
+
+	for _, c := range []struct {
+		at   uint64
+		want ledger.KeyStatus
+	}{{added.Index, ledger.KeyStatusUnknown}, {added.Index + 1, ledger.KeyStatusActive}, {a1.Index, ledger.KeyStatusActive}, {revoked.Index, ledger.KeyStatusActive}, {revoked.Index + 1, ledger.KeyStatusRevoked}, {l.Size(), ledger.KeyStatusRevoked}} {
+		st, err := l.KeyState(id1, c.at)
+		if err != nil || st.Status != c.want {
+			t.Errorf("key state before index %d: %+v %v, want %s", c.at, st, err, c.want)
+		}
+	}
+	st, _ := l.KeyState(id1, l.Size())
+	if st.Name != "rebuilder-a" || st.AddedAt != added.Index || st.RevokedAt != revoked.Index {
+		t.Errorf("key state: %+v", st)
+	}
+	byName, err := l.KeyByName("rebuilder-a")
+	if err != nil || byName.KeyID != ledger.KeyID(k2) || byName.Status != ledger.KeyStatusActive {
+		t.Errorf("key by name: %+v %v", byName, err)
+	}
+	atts, err := l.AttestationsFor(d("bin"))
+	if err != nil || len(atts) != 1 || atts[0].Index != a1.Index || atts[0].Event.Envelope != e1 {
+		t.Fatalf("attestations: %+v %v", atts, err)
+	}
+}
+
+func TestReceiptsProve(t *testing.T) {
+	l := ledgertest.Open(t)
+	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
+	var cps []*ledger.Checkpoint
+	for i := range 20 {
+		r := mustAppend(t, l, build("hello", "debian-12", fmt.Sprint(i), "out", time.Now()))
+		cp, err := ledger.OpenCheckpoint(r.Checkpoint.Note, ledgertest.Origin, l.VKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp.Size <= r.Index {
+			t.Fatalf("checkpoint of size %d does not cover index %d", cp.Size, r.Index)
+		}
+		p, err := l.Tree().InclusionProof(r.Index, cp.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := l.EventBytes(r.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf := rfc6962.DefaultHasher.HashLeaf(data)
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, r.Index, cp.Size, leaf, p, cp.Hash[:]); err != nil {
+			t.Fatalf("receipt %d: %v", r.Index, err)
+		}
+		cps = append(cps, cp)
+	}
+	last := cps[len(cps)-1]
+	for _, cp := range cps {
+		p, err := l.Tree().ConsistencyProof(cp.Size, last.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, cp.Size, last.Size, p, cp.Hash[:], last.Hash[:]); err != nil {
+			t.Fatalf("consistency %d→%d: %v", cp.Size, last.Size, err)
+		}
+	}
+	// A checkpoint signed by another key, or for another origin, is refused.
+	_, otherV, _ := ledger.GenerateLogKey(ledgertest.Origin)
+	if _, err := ledger.OpenCheckpoint(last.Note, ledgertest.Origin, otherV); !errors.Is(err, ledger.ErrBadCheckpoint) {
+		t.Fatalf("wrong key: %v", err)
+	}
+	if _, err := ledger.OpenCheckpoint(last.Note, "elsewhere", l.VKey); !errors.Is(err, ledger.ErrBadCheckpoint) {
+		t.Fatalf("wrong origin: %v", err)
+	}
+	tampered := append([]byte(nil), last.Note...)
+	tampered[len(ledgertest.Origin)+1] ^= 1 // a digit of the size
+	if _, err := ledger.OpenCheckpoint(tampered, ledgertest.Origin, l.VKey); !errors.Is(err, ledger.ErrBadCheckpoint) {
+		t.Fatalf("tampered: %v", err)
+	}
+}
+
+// TestGroupCommit appends from 64 goroutines and checks that indices are
+// unique and contiguous and that appends shared commits (fewer distinct
+// checkpoints than appends).
+func TestGroupCommit(t *testing.T) {
+	l := ledgertest.Open(t)
+	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
+	const workers, each = 64, 20
+	var mu sync.Mutex
+	seen := map[uint64]bool{}
+	sizes := map[uint64]bool{}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				r, err := l.Append(ctx, build("hello", "debian-12", fmt.Sprint(w, i), "o", time.Now()))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if seen[r.Index] {
+					t.Errorf("index %d handed out twice", r.Index)
+				}
+				seen[r.Index] = true
+				sizes[r.Checkpoint.Size] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != workers*each {
+		t.Fatalf("%d receipts", len(seen))
+	}
+	for i := uint64(1); i <= workers*each; i++ {
+		if !seen[i] {
+			t.Fatalf("index %d missing", i)
+		}
+	}
+	if len(sizes) >= workers*each {
+		t.Fatalf("every append had its own commit (%d commits)", len(sizes))
+	}
+	t.Logf("%d appends in %d commits", workers*each, len(sizes))
+}
+
+func TestReopenAndReplay(t *testing.T) {
+	skey, vkey, err := ledger.GenerateLogKey(ledgertest.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ledgertest.Reopen(t, t.TempDir(), skey, vkey)
+	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
+	b := build("hello", "debian-12", "in", "out", time.Now())
+	mustAppend(t, l, b)
+	size, cp := l.Size(), l.Checkpoint()
+	dir := l.Dir
+	l.Close()
+
+	l2 := ledgertest.Reopen(t, dir, skey, vkey)
+	defer l2.Close()
+	if l2.Size() != size || l2.Checkpoint().Hash != cp.Hash {
+		t.Fatalf("reopened at %d", l2.Size())
+	}
+	if _, err := l2.Build(b.UUID); err != nil {
+		t.Fatal(err)
+	}
+	before := l2.Projections(t)
+	if err := l2.Replay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := l2.Projections(t); !reflect.DeepEqual(before, after) {
+		t.Fatal("replay changed projections")
+	}
+	mustAppend(t, l2, build("hello", "debian-12", "in", "out", time.Now()))
+	ledgertest.Check(t, l2)
+}

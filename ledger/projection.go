@@ -1,0 +1,416 @@
+package ledger
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/ledger/tree"
+)
+
+// projectionVersion changes whenever the projection layout below changes;
+// Open then replays the log into the new layout.
+const projectionVersion = 1
+
+// Projection keys. Every projection is a set of badger keys under "p/",
+// written in the same transaction as the event they derive from:
+//
+//	p/meta                       version(8) ‖ applied size(8)
+//	p/job/<job>                  index(8) of the job's latest job_defined
+//	p/jb/<job>\0<inv start(8)><index(8)>   job → builds, newest start first
+//	p/f/<inv start(8)><index(8)>           failed builds, newest first
+//	p/b/<uuid(16)>               index(8) of build_recorded
+//	p/a/<sha256(32)><index(8)><path>       artifact digest → builds
+//	p/i/<input id(32)><index(8)>           input id → builds
+//	p/s/<subject(32)><index(8)>            subject digest → attestations
+//	p/e/<envelope(32)>           index(8) of attestation_recorded
+//	p/k/<key id(32)><index(8)>   state(1): 1 added, 2 revoked
+//	p/kn/<name>                  key id(32) most recently added under name
+//
+// "inv start" is MaxUint64 minus the start time in Unix nanoseconds, so a
+// forward scan yields newest first.
+var (
+	pMeta   = []byte("p/meta")
+	pJob    = []byte("p/job/")
+	pJobB   = []byte("p/jb/")
+	pFailed = []byte("p/f/")
+	pBuild  = []byte("p/b/")
+	pArt    = []byte("p/a/")
+	pInput  = []byte("p/i/")
+	pSubj   = []byte("p/s/")
+	pEnv    = []byte("p/e/")
+	pKey    = []byte("p/k/")
+	pKeyN   = []byte("p/kn/")
+	pAll    = []byte("p/")
+)
+
+const (
+	keyStateAdded   byte = 1
+	keyStateRevoked byte = 2
+)
+
+func key(parts ...[]byte) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	k := make([]byte, 0, n)
+	for _, p := range parts {
+		k = append(k, p...)
+	}
+	return k
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func invStart(e *BuildRecorded) []byte {
+	return u64(math.MaxUint64 - uint64(e.Started.UnixNano()))
+}
+
+// check decides whether ev may be appended at index next given the state in
+// txn. It returns the index of an identical earlier event (idempotent
+// append) or -1, or an error saying why the event is refused.
+func (l *Ledger) check(txn *badger.Txn, ev Event, next uint64) (int64, error) {
+	switch e := ev.(type) {
+	case *JobDefined:
+		idx, err := getIndex(txn, key(pJob, []byte(e.Job)))
+		if errors.Is(err, ErrNotFound) {
+			return -1, nil
+		}
+		if err != nil {
+			return -1, err
+		}
+		prev, err := l.eventTxn(txn, idx)
+		if err != nil {
+			return -1, err
+		}
+		if p, ok := prev.(*JobDefined); ok && *p == *e || ok && equalJob(p, e) {
+			return int64(idx), nil
+		}
+		return -1, nil
+	case *BuildRecorded:
+		if _, err := getIndex(txn, key(pJob, []byte(e.Job))); errors.Is(err, ErrNotFound) {
+			return -1, fmt.Errorf("%w: job %q is not defined; define it before recording builds", ErrRejected, e.Job)
+		} else if err != nil {
+			return -1, err
+		}
+		if idx, err := getIndex(txn, key(pBuild, e.UUID[:])); err == nil {
+			return -1, fmt.Errorf("%w: build %s is already recorded (log index %d)", ErrConflict, e.UUID, idx)
+		} else if !errors.Is(err, ErrNotFound) {
+			return -1, err
+		}
+		return -1, nil
+	case *KeyAdded:
+		st, err := keyStateTxn(txn, e.KeyID, next)
+		if err != nil {
+			return -1, err
+		}
+		switch st.Status {
+		case KeyStatusActive:
+			return -1, fmt.Errorf("%w: key %s is already registered (as %q, log index %d)", ErrConflict, e.KeyID, st.Name, st.AddedAt)
+		case KeyStatusRevoked:
+			return -1, fmt.Errorf("%w: key %s was revoked at log index %d and cannot be added again; generate a new key", ErrRejected, e.KeyID, st.RevokedAt)
+		}
+		if other, err := keyByName(txn, e.Name, next); err != nil {
+			return -1, err
+		} else if other.Status == KeyStatusActive {
+			return -1, fmt.Errorf("%w: name %q already belongs to active key %s; revoke it first or choose another name", ErrConflict, e.Name, other.KeyID)
+		}
+		return -1, nil
+	case *KeyRevoked:
+		st, err := keyStateTxn(txn, e.KeyID, next)
+		if err != nil {
+			return -1, err
+		}
+		switch st.Status {
+		case KeyStatusUnknown:
+			return -1, fmt.Errorf("key %s is not registered: %w", e.KeyID, ErrNotFound)
+		case KeyStatusRevoked:
+			return -1, fmt.Errorf("%w: key %s was already revoked at log index %d", ErrConflict, e.KeyID, st.RevokedAt)
+		}
+		return -1, nil
+	case *AttestationRecorded:
+		if idx, err := getIndex(txn, key(pEnv, e.Envelope[:])); err == nil {
+			return int64(idx), nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return -1, err
+		}
+		st, err := keyStateTxn(txn, e.KeyID, next)
+		if err != nil {
+			return -1, err
+		}
+		switch st.Status {
+		case KeyStatusUnknown:
+			return -1, fmt.Errorf("%w: attestation signed by key %s, which is not registered", ErrRejected, e.KeyID)
+		case KeyStatusRevoked:
+			return -1, fmt.Errorf("%w: attestation signed by key %s (%q), revoked at log index %d", ErrRejected, e.KeyID, st.Name, st.RevokedAt)
+		}
+		if e.Build != nil {
+			if _, err := getIndex(txn, key(pBuild, e.Build[:])); errors.Is(err, ErrNotFound) {
+				return -1, fmt.Errorf("%w: attested build %s is not recorded", ErrRejected, e.Build)
+			} else if err != nil {
+				return -1, err
+			}
+		}
+		if ok, err := l.store.Has(e.Envelope); err != nil {
+			return -1, err
+		} else if !ok {
+			return -1, fmt.Errorf("%w: envelope %s is not in the store; store it before logging it", ErrRejected, e.Envelope)
+		}
+		return -1, nil
+	}
+	return -1, fmt.Errorf("ledger: unknown event type %T", ev)
+}
+
+func equalJob(a, b *JobDefined) bool {
+	ra, rb := a.Readme, b.Readme
+	return a.Job == b.Job && a.Synopsis == b.Synopsis && a.Section == b.Section &&
+		(ra == nil) == (rb == nil) && (ra == nil || *ra == *rb)
+}
+
+// project writes the projection keys that event ev at index derives.
+func project(txn *badger.Txn, index uint64, ev Event) error {
+	idx := u64(index)
+	set := func(k, v []byte) error { return txn.Set(k, v) }
+	switch e := ev.(type) {
+	case *JobDefined:
+		return set(key(pJob, []byte(e.Job)), idx)
+	case *BuildRecorded:
+		inv := invStart(e)
+		if err := set(key(pJobB, []byte(e.Job), []byte{0}, inv, idx), nil); err != nil {
+			return err
+		}
+		if !e.Succeeded() || e.MainBinary == nil {
+			if err := set(key(pFailed, inv, idx), nil); err != nil {
+				return err
+			}
+		}
+		if err := set(key(pBuild, e.UUID[:]), idx); err != nil {
+			return err
+		}
+		for _, a := range e.Artifacts {
+			if err := set(key(pArt, a.SHA256[:], idx, []byte(a.Path)), nil); err != nil {
+				return err
+			}
+		}
+		return set(key(pInput, e.InputID[:], idx), nil)
+	case *KeyAdded:
+		if err := set(key(pKey, e.KeyID[:], idx), append([]byte{keyStateAdded}, e.Name...)); err != nil {
+			return err
+		}
+		return set(key(pKeyN, []byte(e.Name)), e.KeyID[:])
+	case *KeyRevoked:
+		return set(key(pKey, e.KeyID[:], idx), []byte{keyStateRevoked})
+	case *AttestationRecorded:
+		for _, s := range e.Subjects {
+			if err := set(key(pSubj, s.SHA256[:], idx), nil); err != nil {
+				return err
+			}
+		}
+		return set(key(pEnv, e.Envelope[:]), idx)
+	}
+	return fmt.Errorf("ledger: unknown event type %T", ev)
+}
+
+func getIndex(txn *badger.Txn, k []byte) (uint64, error) {
+	item, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, ErrNotFound
+	}
+	if err != nil {
+		return 0, err
+	}
+	var idx uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("ledger: corrupt index record %q", k)
+		}
+		idx = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return idx, err
+}
+
+func (l *Ledger) projectionState() (applied uint64, version uint64, err error) {
+	err = l.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(pMeta)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 16 {
+				return errors.New("ledger: corrupt projection metadata")
+			}
+			version, applied = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
+			return nil
+		})
+	})
+	return applied, version, err
+}
+
+func (l *Ledger) setApplied(txn *badger.Txn, size uint64) error {
+	return txn.Set(pMeta, append(u64(projectionVersion), u64(size)...))
+}
+
+// Replay drops every projection and rebuilds it from the log alone, checking
+// on the way that every stored event hashes to its leaf (the recomputed
+// root must equal the tree's). Appends wait while it runs.
+func (l *Ledger) Replay(ctx context.Context) error {
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	return l.replay(ctx)
+}
+
+// ErrCorrupt is wrapped by errors about stored data that does not match the
+// log (an event that does not hash to its leaf, a root that differs).
+var ErrCorrupt = errors.New("ledger: store corrupt")
+
+func (l *Ledger) replay(ctx context.Context) error {
+	if err := l.db.DropPrefix(pAll); err != nil {
+		return err
+	}
+	size, root := l.tree.Head()
+	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+	const chunk = 2048
+	for start := uint64(0); start < size; start += chunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		end := min(start+chunk, size)
+		txn := l.db.NewTransaction(true)
+		for i := start; i < end; i++ {
+			d, err := eventDigest(txn, i)
+			if err != nil {
+				txn.Discard()
+				return err
+			}
+			data, err := l.store.GetTxn(txn, d)
+			if err != nil {
+				txn.Discard()
+				return fmt.Errorf("event %d: %w", i, err)
+			}
+			ev, err := Decode(data)
+			if err != nil {
+				txn.Discard()
+				return fmt.Errorf("%w: event %d: %v", ErrCorrupt, i, err)
+			}
+			leaf := tree.LeafHash(data)
+			if err := rng.Append(leaf[:], nil); err != nil {
+				txn.Discard()
+				return err
+			}
+			if err := project(txn, i, ev); err != nil {
+				txn.Discard()
+				return err
+			}
+		}
+		if err := l.setApplied(txn, end); err != nil {
+			txn.Discard()
+			return err
+		}
+		if err := txn.Commit(); err != nil {
+			return err
+		}
+	}
+	got := tree.EmptyRoot()
+	if size > 0 {
+		h, err := rng.GetRootHash(nil)
+		if err != nil {
+			return err
+		}
+		got = [32]byte(h)
+	}
+	if got != root {
+		return fmt.Errorf("%w: events hash to root %x, tree says %x at size %d", ErrCorrupt, got, root, size)
+	}
+	if size == 0 {
+		return l.db.Update(func(txn *badger.Txn) error { return l.setApplied(txn, 0) })
+	}
+	return nil
+}
+
+// KeyStatus is a key's standing at one point of the log.
+type KeyStatus string
+
+// Key statuses.
+const (
+	KeyStatusUnknown KeyStatus = "unknown"
+	KeyStatusActive  KeyStatus = "active"
+	KeyStatusRevoked KeyStatus = "revoked"
+)
+
+// KeyState is a key's standing at a given log index.
+type KeyState struct {
+	KeyID     cas.Digest
+	Name      string
+	Status    KeyStatus
+	AddedAt   uint64 // log index of key_added (if not unknown)
+	RevokedAt uint64 // log index of key_revoked (if revoked)
+}
+
+// keyStateTxn folds the key's history up to (not including) index at.
+func keyStateTxn(txn *badger.Txn, id cas.Digest, at uint64) (KeyState, error) {
+	st := KeyState{KeyID: id, Status: KeyStatusUnknown}
+	prefix := key(pKey, id[:])
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		idx := binary.BigEndian.Uint64(k[len(prefix):])
+		if idx >= at {
+			break
+		}
+		var state byte
+		if err := it.Item().Value(func(v []byte) error {
+			if len(v) < 1 {
+				return fmt.Errorf("ledger: corrupt key state %x", k)
+			}
+			state = v[0]
+			if state == keyStateAdded {
+				st.Name = string(v[1:])
+			}
+			return nil
+		}); err != nil {
+			return st, err
+		}
+		switch state {
+		case keyStateAdded:
+			st.Status, st.AddedAt = KeyStatusActive, idx
+		case keyStateRevoked:
+			st.Status, st.RevokedAt = KeyStatusRevoked, idx
+		}
+	}
+	return st, nil
+}
+
+// keyByName returns the state of the key most recently added under name.
+func keyByName(txn *badger.Txn, name string, at uint64) (KeyState, error) {
+	item, err := txn.Get(key(pKeyN, []byte(name)))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return KeyState{Name: name, Status: KeyStatusUnknown}, nil
+	}
+	if err != nil {
+		return KeyState{}, err
+	}
+	var id cas.Digest
+	if err := item.Value(func(v []byte) error {
+		if len(v) != len(id) {
+			return fmt.Errorf("ledger: corrupt key name record %q", name)
+		}
+		copy(id[:], v)
+		return nil
+	}); err != nil {
+		return KeyState{}, err
+	}
+	return keyStateTxn(txn, id, at)
+}

@@ -1,0 +1,328 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/google/uuid"
+
+	"github.com/buildledger/buildledger/cas"
+)
+
+// Entry is a logged event with its index.
+type Entry[E Event] struct {
+	Index uint64
+	Event E
+}
+
+// BuildEntry is a recorded build and its log index.
+type BuildEntry = Entry[*BuildRecorded]
+
+// ArtifactHit is one artifact path of one build carrying a digest.
+type ArtifactHit struct {
+	BuildEntry
+	Path string
+}
+
+// EventBytes returns the exact bytes of the event at index (the leaf data).
+func (l *Ledger) EventBytes(index uint64) ([]byte, error) {
+	if size := l.tree.Size(); index >= size {
+		return nil, fmt.Errorf("event %d (log size %d): %w", index, size, ErrNotFound)
+	}
+	var data []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		d, err := eventDigest(txn, index)
+		if err != nil {
+			return err
+		}
+		data, err = l.store.GetTxn(txn, d)
+		return err
+	})
+	return data, err
+}
+
+// Event returns the decoded event at index.
+func (l *Ledger) Event(index uint64) (Event, error) {
+	if size := l.tree.Size(); index >= size {
+		return nil, fmt.Errorf("event %d (log size %d): %w", index, size, ErrNotFound)
+	}
+	var ev Event
+	err := l.db.View(func(txn *badger.Txn) error {
+		var err error
+		ev, err = l.eventTxn(txn, index)
+		return err
+	})
+	return ev, err
+}
+
+func (l *Ledger) eventTxn(txn *badger.Txn, index uint64) (Event, error) {
+	d, err := eventDigest(txn, index)
+	if err != nil {
+		return nil, err
+	}
+	data, err := l.store.GetTxn(txn, d)
+	if err != nil {
+		return nil, fmt.Errorf("event %d: %w", index, err)
+	}
+	ev, err := Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: event %d: %v", ErrCorrupt, index, err)
+	}
+	return ev, nil
+}
+
+func eventAs[E Event](l *Ledger, txn *badger.Txn, index uint64) (E, error) {
+	var zero E
+	ev, err := l.eventTxn(txn, index)
+	if err != nil {
+		return zero, err
+	}
+	e, ok := ev.(E)
+	if !ok {
+		return zero, fmt.Errorf("%w: event %d is %s, index expected %T", ErrCorrupt, index, ev.Kind(), zero)
+	}
+	return e, nil
+}
+
+// Build returns the build with the given UUID.
+func (l *Ledger) Build(id uuid.UUID) (BuildEntry, error) {
+	var out BuildEntry
+	err := l.view(func(txn *badger.Txn) error {
+		idx, err := getIndex(txn, key(pBuild, id[:]))
+		if err != nil {
+			return fmt.Errorf("build %s: %w", id, err)
+		}
+		b, err := eventAs[*BuildRecorded](l, txn, idx)
+		out = BuildEntry{idx, b}
+		return err
+	})
+	return out, err
+}
+
+// Job returns the latest definition of a job.
+func (l *Ledger) Job(name string) (Entry[*JobDefined], error) {
+	var out Entry[*JobDefined]
+	err := l.view(func(txn *badger.Txn) error {
+		idx, err := getIndex(txn, key(pJob, []byte(name)))
+		if err != nil {
+			return fmt.Errorf("job %q: %w", name, err)
+		}
+		j, err := eventAs[*JobDefined](l, txn, idx)
+		out = Entry[*JobDefined]{idx, j}
+		return err
+	})
+	return out, err
+}
+
+// Jobs returns every defined job, sorted by name.
+func (l *Ledger) Jobs() ([]Entry[*JobDefined], error) {
+	var out []Entry[*JobDefined]
+	err := l.view(func(txn *badger.Txn) error {
+		return scan(txn, pJob, func(k, v []byte) (bool, error) {
+			if len(v) != 8 {
+				return false, fmt.Errorf("%w: job record %q", ErrCorrupt, k)
+			}
+			idx := binary.BigEndian.Uint64(v)
+			j, err := eventAs[*JobDefined](l, txn, idx)
+			out = append(out, Entry[*JobDefined]{idx, j})
+			return true, err
+		})
+	})
+	return out, err
+}
+
+// BuildFilter selects builds in JobBuilds and FailedBuilds.
+type BuildFilter struct {
+	Platform string // "" for every platform
+	Skip     int    // number of matching builds to skip (paging)
+	Limit    int    // 0 for no limit
+}
+
+// JobBuilds returns the builds of a job, newest start time first.
+func (l *Ledger) JobBuilds(job string, f BuildFilter) ([]BuildEntry, error) {
+	prefix := key(pJobB, []byte(job), []byte{0})
+	return l.builds(prefix, f)
+}
+
+// FailedBuilds returns builds that did not exit 0 or have no main binary,
+// across all jobs, newest start time first.
+func (l *Ledger) FailedBuilds(f BuildFilter) ([]BuildEntry, error) {
+	return l.builds(pFailed, f)
+}
+
+func (l *Ledger) builds(prefix []byte, f BuildFilter) ([]BuildEntry, error) {
+	var out []BuildEntry
+	skip := f.Skip
+	err := l.view(func(txn *badger.Txn) error {
+		return scan(txn, prefix, func(k, _ []byte) (bool, error) {
+			idx := binary.BigEndian.Uint64(k[len(k)-8:])
+			b, err := eventAs[*BuildRecorded](l, txn, idx)
+			if err != nil {
+				return false, err
+			}
+			if f.Platform != "" && b.Platform != f.Platform {
+				return true, nil
+			}
+			if skip > 0 {
+				skip--
+				return true, nil
+			}
+			out = append(out, BuildEntry{idx, b})
+			return f.Limit == 0 || len(out) < f.Limit, nil
+		})
+	})
+	return out, err
+}
+
+// BuildsByArtifact is the reverse hash lookup: every build and path that
+// produced an artifact with this SHA-256, oldest log entry first.
+func (l *Ledger) BuildsByArtifact(d cas.Digest) ([]ArtifactHit, error) {
+	var out []ArtifactHit
+	prefix := key(pArt, d[:])
+	err := l.view(func(txn *badger.Txn) error {
+		return scan(txn, prefix, func(k, _ []byte) (bool, error) {
+			rest := k[len(prefix):]
+			idx := binary.BigEndian.Uint64(rest)
+			b, err := eventAs[*BuildRecorded](l, txn, idx)
+			out = append(out, ArtifactHit{BuildEntry{idx, b}, string(rest[8:])})
+			return true, err
+		})
+	})
+	return out, err
+}
+
+// BuildsByInput returns every build with this input id, oldest first.
+func (l *Ledger) BuildsByInput(id cas.Digest) ([]BuildEntry, error) {
+	var out []BuildEntry
+	prefix := key(pInput, id[:])
+	err := l.view(func(txn *badger.Txn) error {
+		return scan(txn, prefix, func(k, _ []byte) (bool, error) {
+			idx := binary.BigEndian.Uint64(k[len(prefix):])
+			b, err := eventAs[*BuildRecorded](l, txn, idx)
+			out = append(out, BuildEntry{idx, b})
+			return true, err
+		})
+	})
+	return out, err
+}
+
+// Reproductions sorts the other builds with the same input id as build b
+// into those with the same main binary digest (reproduced it) and those with
+// a different one (the build is not reproducible). Builds without a main
+// binary are compared on their full artifact lists.
+type Reproductions struct {
+	Same      []BuildEntry
+	Different []BuildEntry
+}
+
+// ReproductionsOf classifies the builds sharing b's input id.
+func (l *Ledger) ReproductionsOf(b BuildEntry) (Reproductions, error) {
+	all, err := l.BuildsByInput(b.Event.Inputs.ID())
+	if err != nil {
+		return Reproductions{}, err
+	}
+	var r Reproductions
+	want := outputs(b.Event)
+	for _, o := range all {
+		if o.Index == b.Index {
+			continue
+		}
+		if bytes.Equal(outputs(o.Event), want) {
+			r.Same = append(r.Same, o)
+		} else {
+			r.Different = append(r.Different, o)
+		}
+	}
+	return r, nil
+}
+
+// outputs is a comparable summary of a build's result: its main binary's
+// digest, or all artifact paths and digests.
+func outputs(b *BuildRecorded) []byte {
+	if b.MainBinary != nil {
+		a, _ := b.Artifact(*b.MainBinary)
+		return a.SHA256[:]
+	}
+	var out []byte
+	for _, a := range b.Artifacts {
+		out = append(append(append(out, a.Path...), 0), a.SHA256[:]...)
+	}
+	return out
+}
+
+// AttestationsFor returns every attestation naming this subject digest,
+// oldest first.
+func (l *Ledger) AttestationsFor(d cas.Digest) ([]Entry[*AttestationRecorded], error) {
+	var out []Entry[*AttestationRecorded]
+	prefix := key(pSubj, d[:])
+	err := l.view(func(txn *badger.Txn) error {
+		return scan(txn, prefix, func(k, _ []byte) (bool, error) {
+			idx := binary.BigEndian.Uint64(k[len(prefix):])
+			a, err := eventAs[*AttestationRecorded](l, txn, idx)
+			out = append(out, Entry[*AttestationRecorded]{idx, a})
+			return true, err
+		})
+	})
+	return out, err
+}
+
+// KeyState returns a key's standing just before log index at: unknown,
+// active (with the index that added it) or revoked (with both indices).
+// Pass Size() for its current standing.
+func (l *Ledger) KeyState(id cas.Digest, at uint64) (KeyState, error) {
+	var st KeyState
+	err := l.view(func(txn *badger.Txn) error {
+		var err error
+		st, err = keyStateTxn(txn, id, at)
+		return err
+	})
+	return st, err
+}
+
+// KeyByName returns the standing of the key most recently added under name.
+func (l *Ledger) KeyByName(name string) (KeyState, error) {
+	var st KeyState
+	err := l.view(func(txn *badger.Txn) error {
+		var err error
+		st, err = keyByName(txn, name, l.tree.Size())
+		return err
+	})
+	if err == nil && st.Status == KeyStatusUnknown {
+		return st, fmt.Errorf("key named %q: %w", name, ErrNotFound)
+	}
+	return st, err
+}
+
+// view runs fn in a read transaction. Projections are only ever written
+// together with the leaves they derive from, so every read sees a state
+// that some prefix of the log produces.
+func (l *Ledger) view(fn func(txn *badger.Txn) error) error {
+	return l.db.View(fn)
+}
+
+// scan calls fn for every key with prefix, in order, until fn returns false
+// or an error.
+func scan(txn *badger.Txn, prefix []byte, fn func(k, v []byte) (bool, error)) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		more, err := fn(item.KeyCopy(nil), v)
+		if err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+	}
+	return nil
+}
+
+var _ = errors.New

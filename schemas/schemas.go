@@ -1,0 +1,65 @@
+// Package schemas embeds the project's JSON Schemas (draft 2020-12) and
+// compiles them with github.com/santhosh-tekuri/jsonschema/v6.
+//
+// event.json and event/*.json describe every ledger event kind; each
+// schema's description states the canonical byte encoding that package
+// ledger enforces on top of the schema. The golden events in
+// ledger/testdata/events are checked against them (TestGoldenEvents).
+package schemas
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"io/fs"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+//go:embed *.json event/*.json
+var files embed.FS
+
+// FS returns the embedded schema files.
+func FS() fs.FS { return files }
+
+const base = "https://buildledger.dev/schemas/"
+
+// Compile compiles the named schema (a path such as "event.json" or
+// "event/build_recorded.json"), resolving references among the embedded
+// files only.
+func Compile(name string) (*jsonschema.Schema, error) {
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.AssertFormat()
+	err := fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := files.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			return fmt.Errorf("schema %s: %w", p, err)
+		}
+		return c.AddResource(base+p, doc)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.Compile(base + name)
+}
+
+// Validate checks a JSON document against the named schema.
+func Validate(name string, doc []byte) error {
+	s, err := Compile(name)
+	if err != nil {
+		return err
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
+	if err != nil {
+		return fmt.Errorf("not JSON: %w", err)
+	}
+	return s.Validate(v)
+}
