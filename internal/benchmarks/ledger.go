@@ -1,0 +1,147 @@
+package benchmarks
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/google/uuid"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/internal/kv"
+	"github.com/buildledger/buildledger/ledger"
+)
+
+// BuildEvent returns a realistic build_recorded event (about 1 KB encoded)
+// distinct for every i.
+func BuildEvent(i int) *ledger.BuildRecorded {
+	d := func(s string) cas.Digest { return cas.Sum(fmt.Appendf(nil, "%s %d", s, i)) }
+	pd := func(s string) *cas.Digest { x := d(s); return &x }
+	main := "bin/bench.hvt"
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Second)
+	return &ledger.BuildRecorded{
+		Job: "bench", UUID: uuid.New(), Platform: "debian-12",
+		Started: start, Finished: start.Add(95 * time.Second),
+		Result: ledger.Result{Kind: ledger.ResultExited},
+		Script: d("script"), Console: d("console"),
+		Inputs: ledger.Inputs{OpamSwitch: pd("switch"), BuildEnvironment: pd("env"), SystemPackages: pd("pkgs")},
+		Artifacts: []ledger.Artifact{
+			{Path: main, SHA256: d("bin"), Size: 4 << 20},
+			{Path: "build-environment", SHA256: d("env"), Size: 812},
+			{Path: "opam-switch", SHA256: d("switch"), Size: 48211},
+			{Path: "system-packages", SHA256: d("pkgs"), Size: 20310},
+		},
+		MainBinary: &main,
+	}
+}
+
+// openLedger opens a ledger in a fresh temporary directory.
+func openLedger(b *testing.B) (*ledger.Ledger, func()) {
+	dir, err := os.MkdirTemp("", "ledgerbench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := cas.New(db, cas.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	skey, _, err := ledger.GenerateLogKey("bench/log")
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := ledger.Open(db, store, ledger.Config{Origin: "bench/log", Signer: signer})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := l.Append(context.Background(), &ledger.JobDefined{Job: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	return l, func() { l.Close(); db.Close(); os.RemoveAll(dir) }
+}
+
+// Append measures durable appends of build events from the given number of
+// concurrent appenders; every append waits for its commit's sync.
+func Append(b *testing.B, appenders int) {
+	l, done := openLedger(b)
+	defer done()
+	events := make([]*ledger.BuildRecorded, b.N)
+	for i := range events {
+		events[i] = BuildEvent(i)
+	}
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for range appenders {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				if _, err := l.Append(ctx, events[i]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// RawBadgerWrites is the baseline for Append: the same encoded event bytes
+// written straight into badger (SyncWrites, as the ledger's store) in
+// transactions of up to batch entries, one sync each — no CAS, tree,
+// projections or checkpoint.
+func RawBadgerWrites(b *testing.B, batch int) {
+	dir, err := os.MkdirTemp("", "badgerbench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	vals := make([][]byte, b.N)
+	for i := range vals {
+		if vals[i], err = ledger.Encode(BuildEvent(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; {
+		txn := db.NewTransaction(true)
+		for j := 0; j < batch && i < b.N; j++ {
+			if err := txn.Set(binary.BigEndian.AppendUint64([]byte("raw/"), uint64(i)), vals[i]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		if err := txn.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+var _ = badger.ErrKeyNotFound
