@@ -38,9 +38,10 @@ var Kinds = []Kind{KindJobDefined, KindBuildRecorded, KindKeyAdded, KindKeyRevok
 // writes. A change to any event's byte encoding gets a new version.
 const EncodingVersion = 1
 
-// MaxEventSize bounds an encoded event. Build records list artifacts, so
-// they are the largest; 1 MiB allows thousands of artifacts.
-const MaxEventSize = 1 << 20
+// MaxEventSize bounds an encoded event: a C2SP tlog-tiles entry bundle
+// prefixes each entry with a 16-bit length. A build record takes about 150
+// bytes per artifact, so this allows over 400 artifacts per build.
+const MaxEventSize = 1<<16 - 1
 
 // Event is one entry of the log. The concrete types are *JobDefined,
 // *BuildRecorded, *KeyAdded, *KeyRevoked and *AttestationRecorded.

@@ -3,7 +3,6 @@ package ledger
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
@@ -325,4 +324,35 @@ func scan(txn *badger.Txn, prefix []byte, fn func(k, v []byte) (bool, error)) er
 	return nil
 }
 
-var _ = errors.New
+
+
+// EntryBundle returns the C2SP tlog-tiles entry bundle with index n and the
+// given width (1…256): the events n·256 … n·256+width-1, each as a
+// big-endian uint16 length followed by its bytes.
+func (l *Ledger) EntryBundle(n uint64, width int) ([]byte, error) {
+	const w = 256
+	if width < 1 || width > w {
+		return nil, fmt.Errorf("entry bundle width %d not in 1..%d: %w", width, w, ErrNotFound)
+	}
+	first := n * w
+	if first/w != n || first+uint64(width) > l.tree.Size() {
+		return nil, fmt.Errorf("entry bundle %d of width %d is beyond log size %d: %w", n, width, l.tree.Size(), ErrNotFound)
+	}
+	var out []byte
+	err := l.view(func(txn *badger.Txn) error {
+		for i := first; i < first+uint64(width); i++ {
+			d, err := eventDigest(txn, i)
+			if err != nil {
+				return err
+			}
+			data, err := l.store.GetTxn(txn, d)
+			if err != nil {
+				return fmt.Errorf("event %d: %w", i, err)
+			}
+			out = binary.BigEndian.AppendUint16(out, uint16(len(data)))
+			out = append(out, data...)
+		}
+		return nil
+	})
+	return out, err
+}

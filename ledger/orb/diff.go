@@ -1,0 +1,312 @@
+package orb
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The diffs compare the inputs of two builds, for a page like builder-web's
+// /compare/{left}/{right}. Every list is sorted by name and is empty (not
+// nil) when nothing differs, so JSON always has [] rather than null.
+
+// Change is a named value that differs between the left (Old) and right (New)
+// build.
+type Change struct {
+	Name string `json:"name"`
+	Old  string `json:"old"`
+	New  string `json:"new"`
+}
+
+// EnvironmentDiff lists the variables only in the left build (Removed), only
+// in the right build (Added), and in both with different values (Changed).
+type EnvironmentDiff struct {
+	Removed []Var    `json:"removed"`
+	Added   []Var    `json:"added"`
+	Changed []Change `json:"changed"`
+}
+
+// Empty reports whether the environments are the same.
+func (d EnvironmentDiff) Empty() bool {
+	return len(d.Removed)+len(d.Added)+len(d.Changed) == 0
+}
+
+// DiffEnvironments compares two build environments.
+func DiffEnvironments(a, b Environment) EnvironmentDiff {
+	d := EnvironmentDiff{Removed: []Var{}, Added: []Var{}, Changed: []Change{}}
+	left := make(map[string]string, len(a.Vars))
+	for _, v := range a.Vars {
+		left[v.Name] = v.Value
+	}
+	right := make(map[string]string, len(b.Vars))
+	for _, v := range b.Vars {
+		right[v.Name] = v.Value
+	}
+	for name, old := range left {
+		if nv, ok := right[name]; !ok {
+			d.Removed = append(d.Removed, Var{Name: name, Value: old})
+		} else if nv != old {
+			d.Changed = append(d.Changed, Change{Name: name, Old: old, New: nv})
+		}
+	}
+	for name, nv := range right {
+		if _, ok := left[name]; !ok {
+			d.Added = append(d.Added, Var{Name: name, Value: nv})
+		}
+	}
+	byName := func(x, y Var) int { return strings.Compare(x.Name, y.Name) }
+	slices.SortFunc(d.Removed, byName)
+	slices.SortFunc(d.Added, byName)
+	slices.SortFunc(d.Changed, compareChange)
+	return d
+}
+
+func compareChange(x, y Change) int { return strings.Compare(x.Name, y.Name) }
+
+// PackagesDiff lists the system packages only in the left build (Removed),
+// only in the right build (Added), and in both with different versions
+// (Changed). A name listed more than once (one entry per architecture) is
+// compared by its sorted versions, which a Change shows joined by ", ".
+type PackagesDiff struct {
+	Removed []Package `json:"removed"`
+	Added   []Package `json:"added"`
+	Changed []Change  `json:"changed"`
+}
+
+// Empty reports whether the package lists are the same.
+func (d PackagesDiff) Empty() bool {
+	return len(d.Removed)+len(d.Added)+len(d.Changed) == 0
+}
+
+// DiffPackages compares the system packages of two builds.
+func DiffPackages(a, b Packages) PackagesDiff {
+	d := PackagesDiff{Removed: []Package{}, Added: []Package{}, Changed: []Change{}}
+	group := func(p Packages) map[string][]string {
+		m := map[string][]string{}
+		for _, pkg := range p.List {
+			m[pkg.Name] = append(m[pkg.Name], pkg.Version)
+		}
+		for _, vs := range m {
+			slices.Sort(vs)
+		}
+		return m
+	}
+	left, right := group(a), group(b)
+	for name, old := range left {
+		nv, ok := right[name]
+		switch {
+		case !ok:
+			for _, v := range old {
+				d.Removed = append(d.Removed, Package{Name: name, Version: v})
+			}
+		case !slices.Equal(old, nv):
+			d.Changed = append(d.Changed, Change{Name: name, Old: strings.Join(old, ", "), New: strings.Join(nv, ", ")})
+		}
+	}
+	for name, nv := range right {
+		if _, ok := left[name]; !ok {
+			for _, v := range nv {
+				d.Added = append(d.Added, Package{Name: name, Version: v})
+			}
+		}
+	}
+	byNameVersion := func(x, y Package) int {
+		return cmp.Or(strings.Compare(x.Name, y.Name), strings.Compare(x.Version, y.Version))
+	}
+	slices.SortFunc(d.Removed, byNameVersion)
+	slices.SortFunc(d.Added, byNameVersion)
+	slices.SortFunc(d.Changed, compareChange)
+	return d
+}
+
+// SwitchDiff compares the opam switches of two builds: installed packages
+// only in the left build (Removed), only in the right one (Added), installed
+// in both at different versions (VersionChanged), installed in both at the
+// same version but with different opam files (OpamFileChanged), and the
+// opam-monorepo sources of MirageOS 4 builds (Duniverse).
+type SwitchDiff struct {
+	Removed         []PackageVersion `json:"removed"`
+	Added           []PackageVersion `json:"added"`
+	VersionChanged  []Change         `json:"version_changed"`
+	OpamFileChanged []OpamFileDiff   `json:"opam_file_changed"`
+	Duniverse       DuniverseDiff    `json:"duniverse"`
+}
+
+// Empty reports whether the switches are the same as far as the diff sees.
+func (d SwitchDiff) Empty() bool {
+	return len(d.Removed)+len(d.Added)+len(d.VersionChanged)+len(d.OpamFileChanged) == 0 && d.Duniverse.Empty()
+}
+
+// OpamFileDiff lists how the opam file (overlay) of one package at one
+// version differs. Each Change is one field or section: Name is the field
+// name, or the section kind followed by its quoted name if it has one
+// (`url`, `extra-source "x.patch"`); Old and New are the item in canonical
+// opam syntax, "" where the item is absent.
+type OpamFileDiff struct {
+	Name    string   `json:"name"`
+	Version string   `json:"version"`
+	Changes []Change `json:"changes"`
+}
+
+// DuniverseDiff lists vendored source directories only in the left build
+// (Removed), only in the right one (Added), and in both with a different URL
+// or hashes (Changed).
+type DuniverseDiff struct {
+	Removed []DuniverseDir    `json:"removed"`
+	Added   []DuniverseDir    `json:"added"`
+	Changed []DuniverseChange `json:"changed"`
+}
+
+// Empty reports whether the duniverses are the same.
+func (d DuniverseDiff) Empty() bool {
+	return len(d.Removed)+len(d.Added)+len(d.Changed) == 0
+}
+
+// DuniverseChange is a duniverse directory fetched differently.
+type DuniverseChange struct {
+	Dir string       `json:"dir"`
+	Old DuniverseDir `json:"old"`
+	New DuniverseDir `json:"new"`
+}
+
+// DiffSwitches compares two switches by their installed packages and the
+// overlays of packages installed at the same version in both. The duniverse
+// is read from every overlay carrying x-opam-monorepo-duniverse-dirs (in
+// practice the root package of the unikernel); a malformed field is
+// skipped, and a directory listed by several overlays counts once, from the
+// first overlay by package name.
+func DiffSwitches(a, b *Switch) SwitchDiff {
+	d := SwitchDiff{
+		Removed:         []PackageVersion{},
+		Added:           []PackageVersion{},
+		VersionChanged:  []Change{},
+		OpamFileChanged: []OpamFileDiff{},
+	}
+	left := versions(a.Installed)
+	right := versions(b.Installed)
+	for _, pv := range a.Installed {
+		nv, ok := right[pv.Name]
+		switch {
+		case !ok:
+			d.Removed = append(d.Removed, pv)
+		case nv != pv.Version:
+			d.VersionChanged = append(d.VersionChanged, Change{Name: pv.Name, Old: pv.Version, New: nv})
+		default:
+			oa, _ := a.Overlay(pv.Name)
+			ob, _ := b.Overlay(pv.Name)
+			if changes := diffItems(oa.Items, ob.Items); len(changes) > 0 {
+				d.OpamFileChanged = append(d.OpamFileChanged, OpamFileDiff{Name: pv.Name, Version: pv.Version, Changes: changes})
+			}
+		}
+	}
+	for _, pv := range b.Installed {
+		if _, ok := left[pv.Name]; !ok {
+			d.Added = append(d.Added, pv)
+		}
+	}
+	byName := func(x, y PackageVersion) int { return strings.Compare(x.Name, y.Name) }
+	slices.SortFunc(d.Removed, byName)
+	slices.SortFunc(d.Added, byName)
+	slices.SortFunc(d.VersionChanged, compareChange)
+	slices.SortFunc(d.OpamFileChanged, func(x, y OpamFileDiff) int { return strings.Compare(x.Name, y.Name) })
+	d.Duniverse = diffDuniverse(duniverse(a), duniverse(b))
+	return d
+}
+
+func versions(pkgs []PackageVersion) map[string]string {
+	m := make(map[string]string, len(pkgs))
+	for _, pv := range pkgs {
+		m[pv.Name] = pv.Version
+	}
+	return m
+}
+
+// itemKey names an item for OpamFileDiff.
+func itemKey(it Item) string {
+	switch it := it.(type) {
+	case Field:
+		return it.Name
+	case Section:
+		if it.Name != "" {
+			return it.Kind + " " + strconv.Quote(it.Name)
+		}
+		return it.Kind
+	}
+	return ""
+}
+
+// itemTexts maps each item key to the canonical text of its items (joined
+// by newlines if several items share the key).
+func itemTexts(items []Item) map[string]string {
+	texts := map[string][]string{}
+	for _, it := range items {
+		var pr printer
+		pr.item(it, 0)
+		k := itemKey(it)
+		texts[k] = append(texts[k], strings.TrimSuffix(string(pr.b), "\n"))
+	}
+	m := make(map[string]string, len(texts))
+	for k, t := range texts {
+		m[k] = strings.Join(t, "\n")
+	}
+	return m
+}
+
+// diffItems compares two opam files field by field, ignoring order.
+func diffItems(a, b []Item) []Change {
+	left, right := itemTexts(a), itemTexts(b)
+	var out []Change
+	for k, old := range left {
+		if nv := right[k]; nv != old {
+			out = append(out, Change{Name: k, Old: old, New: nv})
+		}
+	}
+	for k, nv := range right {
+		if _, ok := left[k]; !ok {
+			out = append(out, Change{Name: k, New: nv})
+		}
+	}
+	slices.SortFunc(out, compareChange)
+	return out
+}
+
+// duniverse collects the duniverse directories of all overlays.
+func duniverse(s *Switch) map[string]DuniverseDir {
+	m := map[string]DuniverseDir{}
+	for _, o := range s.Overlays {
+		dirs, err := o.Duniverse()
+		if err != nil {
+			continue
+		}
+		for _, dir := range dirs {
+			if _, ok := m[dir.Dir]; !ok {
+				m[dir.Dir] = dir
+			}
+		}
+	}
+	return m
+}
+
+func diffDuniverse(left, right map[string]DuniverseDir) DuniverseDiff {
+	d := DuniverseDiff{Removed: []DuniverseDir{}, Added: []DuniverseDir{}, Changed: []DuniverseChange{}}
+	for dir, old := range left {
+		nv, ok := right[dir]
+		switch {
+		case !ok:
+			d.Removed = append(d.Removed, old)
+		case nv.URL != old.URL || !slices.Equal(nv.Hashes, old.Hashes):
+			d.Changed = append(d.Changed, DuniverseChange{Dir: dir, Old: old, New: nv})
+		}
+	}
+	for dir, nv := range right {
+		if _, ok := left[dir]; !ok {
+			d.Added = append(d.Added, nv)
+		}
+	}
+	byDir := func(x, y DuniverseDir) int { return strings.Compare(x.Dir, y.Dir) }
+	slices.SortFunc(d.Removed, byDir)
+	slices.SortFunc(d.Added, byDir)
+	slices.SortFunc(d.Changed, func(x, y DuniverseChange) int { return strings.Compare(x.Dir, y.Dir) })
+	return d
+}
