@@ -324,8 +324,6 @@ func scan(txn *badger.Txn, prefix []byte, fn func(k, v []byte) (bool, error)) er
 	return nil
 }
 
-
-
 // EntryBundle returns the C2SP tlog-tiles entry bundle with index n and the
 // given width (1…256): the events n·256 … n·256+width-1, each as a
 // big-endian uint16 length followed by its bytes.
