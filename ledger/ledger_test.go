@@ -368,3 +368,46 @@ func TestReopenAndReplay(t *testing.T) {
 	mustAppend(t, l2, build("hello", "debian-12", "in", "out", time.Now()))
 	ledgertest.Check(t, l2)
 }
+
+// TestEntryBundles checks C2SP entry bundles against the level-0 hash tiles:
+// the leaf hash of every bundled entry is the tile's hash at that position.
+func TestEntryBundles(t *testing.T) {
+	l := ledgertest.Open(t)
+	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
+	for i := range 299 {
+		mustAppend(t, l, build("hello", "debian-12", fmt.Sprint(i), "o", time.Now()))
+	}
+	for _, c := range []struct {
+		n     uint64
+		width int
+	}{{0, 256}, {1, 44}, {1, 1}, {0, 7}} {
+		bundle, err := l.EntryBundle(c.n, c.width)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tile, err := l.Tree().Tile(0, c.n, c.width)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < c.width; i++ {
+			if len(bundle) < 2 {
+				t.Fatalf("bundle %d/%d truncated at entry %d", c.n, c.width, i)
+			}
+			n := int(bundle[0])<<8 | int(bundle[1])
+			entry := bundle[2 : 2+n]
+			bundle = bundle[2+n:]
+			if got := rfc6962.DefaultHasher.HashLeaf(entry); string(got) != string(tile[i*32:(i+1)*32]) {
+				t.Fatalf("bundle %d entry %d does not hash to the tile", c.n, i)
+			}
+			if _, err := ledger.Decode(entry); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(bundle) != 0 {
+			t.Fatalf("%d bytes after the last entry", len(bundle))
+		}
+	}
+	if _, err := l.EntryBundle(1, 45); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("bundle beyond the log: %v", err)
+	}
+}
