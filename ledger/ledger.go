@@ -190,8 +190,19 @@ func (l *Ledger) Append(ctx context.Context, e Event) (Receipt, error) {
 	}
 	// Once queued the append will be decided; wait for it even if ctx ends,
 	// so a caller never mistakes a durable append for a failed one.
-	res := <-req.reply
-	return res.r, res.err
+	select {
+	case res := <-req.reply:
+		return res.r, res.err
+	case <-l.done:
+		// The committer answers before it exits, so an answer, if any,
+		// is already waiting.
+		select {
+		case res := <-req.reply:
+			return res.r, res.err
+		default:
+			return Receipt{}, ErrClosed
+		}
+	}
 }
 
 func (l *Ledger) commitLoop() {

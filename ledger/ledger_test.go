@@ -411,3 +411,44 @@ func TestEntryBundles(t *testing.T) {
 		t.Fatalf("bundle beyond the log: %v", err)
 	}
 }
+
+// TestCloseWhileAppending closes the ledger under load: every Append must
+// return, either with a receipt for a durable event or with ErrClosed.
+func TestCloseWhileAppending(t *testing.T) {
+	skey, vkey, _ := ledger.GenerateLogKey(ledgertest.Origin)
+	dir := t.TempDir()
+	l := ledgertest.Reopen(t, dir, skey, vkey)
+	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var acked []uint64
+	for w := range 32 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				r, err := l.Append(ctx, build("hello", "debian-12", fmt.Sprint(w, i), "o", time.Now()))
+				if errors.Is(err, ledger.ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				acked = append(acked, r.Index)
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	l.Ledger.Close()
+	wg.Wait()
+	l.DB.Close()
+	l2 := ledgertest.Reopen(t, dir, skey, vkey)
+	defer l2.Close()
+	for _, idx := range acked {
+		if _, err := l2.Event(idx); err != nil {
+			t.Fatalf("acknowledged %d: %v", idx, err)
+		}
+	}
+	ledgertest.Check(t, l2)
+}

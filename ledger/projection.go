@@ -91,7 +91,7 @@ func (l *Ledger) check(txn *badger.Txn, ev Event, next uint64) (int64, error) {
 		if err != nil {
 			return -1, err
 		}
-		if p, ok := prev.(*JobDefined); ok && *p == *e || ok && equalJob(p, e) {
+		if p, ok := prev.(*JobDefined); ok && equalJob(p, e) {
 			return int64(idx), nil
 		}
 		return -1, nil
