@@ -80,11 +80,22 @@ type Tree struct {
 	mu   sync.RWMutex
 	rng  *compact.Range // frontier of the installed tree
 	root [HashSize]byte
+
+	// cache holds node hashes of levels ≥ cacheLevel as proofs read them.
+	// Those nodes are few (one per 2^cacheLevel leaves) and shared by many
+	// proofs; nodes never change once written, so entries never go stale.
+	cacheMu sync.RWMutex
+	cache   map[compact.NodeID][]byte
 }
+
+const (
+	cacheLevel = 8
+	cacheMax   = 1 << 20 // entries; 1M nodes of level ≥ 8 cover 2^28 leaves
+)
 
 // Open loads the tree stored in db (an empty tree if none is stored yet).
 func Open(db *badger.DB) (*Tree, error) {
-	t := &Tree{db: db}
+	t := &Tree{db: db, cache: make(map[compact.NodeID][]byte)}
 	err := db.View(func(txn *badger.Txn) error {
 		size, err := readSize(txn)
 		if err != nil {
@@ -314,16 +325,47 @@ func (t *Tree) ConsistencyProof(size1, size2 uint64) ([][]byte, error) {
 }
 
 func (t *Tree) fetch(nodes proof.Nodes) ([][]byte, error) {
-	var hashes [][]byte
-	err := t.db.View(func(txn *badger.Txn) error {
-		var err error
-		hashes, err = getNodes(txn, nodes.IDs)
-		return err
-	})
-	if err != nil {
-		return nil, err
+	hashes := make([][]byte, len(nodes.IDs))
+	var missing []int
+	t.cacheMu.RLock()
+	for i, id := range nodes.IDs {
+		if h, ok := t.cache[id]; ok {
+			hashes[i] = h
+		} else {
+			missing = append(missing, i)
+		}
 	}
-	return nodes.Rehash(hashes, hasher.HashChildren)
+	t.cacheMu.RUnlock()
+	if len(missing) > 0 {
+		err := t.db.View(func(txn *badger.Txn) error {
+			for _, i := range missing {
+				h, err := getNode(txn, nodes.IDs[i])
+				if err != nil {
+					return err
+				}
+				hashes[i] = h
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		t.cacheMu.Lock()
+		for _, i := range missing {
+			if id := nodes.IDs[i]; id.Level >= cacheLevel && len(t.cache) < cacheMax {
+				t.cache[id] = hashes[i]
+			}
+		}
+		t.cacheMu.Unlock()
+	}
+	// Rehash may combine hashes in place: hand it copies, never the cache's.
+	buf := make([]byte, len(hashes)*HashSize)
+	out := make([][]byte, len(hashes))
+	for i, h := range hashes {
+		out[i] = buf[i*HashSize : (i+1)*HashSize : (i+1)*HashSize]
+		copy(out[i], h)
+	}
+	return nodes.Rehash(out, hasher.HashChildren)
 }
 
 // Tile returns the C2SP tlog-tiles hash tile at level L and index N: the

@@ -1,0 +1,96 @@
+// Command ledgerbench runs the project's benchmarks next to their baselines
+// in one process and prints a short summary with ratios:
+//
+//   - durable appends/s with 1 and 64 concurrent appenders, against raw
+//     badger writes of the same event bytes (batched and unbatched);
+//   - CAS Put and Get MB/s on incompressible and compressible data, against
+//     bare crypto/sha256 over the same bytes;
+//   - inclusion and consistency proof latency at 1,000,000 leaves, against
+//     verifying such a proof.
+//
+// The benchmark bodies live in internal/benchmarks and cas/castest, shared
+// with the `go test -bench` wrappers.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/buildledger/buildledger/cas/castest"
+	"github.com/buildledger/buildledger/internal/benchmarks"
+)
+
+func main() {
+	mib := flag.Int("cas-mib", 256, "size of the CAS benchmark blobs in MiB")
+	leaves := flag.Uint64("leaves", 1_000_000, "tree size for the proof benchmarks")
+	only := flag.String("only", "", "run one group: append, cas or proofs")
+	flag.Parse()
+	testing.Init()
+
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	row := func(name string, value float64, unit string, ratio string) {
+		fmt.Fprintf(w, "%s\t%.0f %s\t%s\t\n", name, value, unit, ratio)
+		w.Flush()
+	}
+	fmt.Fprintf(w, "benchmark\tresult\tvs baseline\t\n")
+
+	if *only == "" || *only == "append" {
+		rate := func(f func(*testing.B)) float64 {
+			r := testing.Benchmark(f)
+			return float64(r.N) / r.T.Seconds()
+		}
+		raw64 := rate(func(b *testing.B) { benchmarks.RawBadgerWrites(b, 64) })
+		raw1 := rate(func(b *testing.B) { benchmarks.RawBadgerWrites(b, 1) })
+		a1 := rate(func(b *testing.B) { benchmarks.Append(b, 1) })
+		a64 := rate(func(b *testing.B) { benchmarks.Append(b, 64) })
+		row("raw badger, 1 event per synced txn", raw1, "events/s", "baseline")
+		row("raw badger, 64 events per synced txn", raw64, "events/s", "baseline")
+		row("ledger append, 1 appender", a1, "events/s", fmt.Sprintf("%.2f× raw batch=1", a1/raw1))
+		row("ledger append, 64 appenders", a64, "events/s", fmt.Sprintf("%.2f× raw batch=64 (target ≥ 10,000/s)", a64/raw64))
+	}
+
+	if *only == "" || *only == "cas" {
+		n := *mib << 20
+		for _, c := range []struct {
+			name string
+			data []byte
+		}{{"incompressible", castest.RandBytes(1, n)}, {"compressible", castest.Text(2, n)}} {
+			mbps := func(f func(*testing.B, []byte)) float64 {
+				r := testing.Benchmark(func(b *testing.B) { f(b, c.data) })
+				return float64(r.Bytes) * float64(r.N) / r.T.Seconds() / 1e6
+			}
+			sha := mbps(castest.BenchSHA256)
+			put := mbps(castest.BenchPut)
+			get := mbps(castest.BenchGet)
+			row(fmt.Sprintf("sha256, %d MiB %s", *mib, c.name), sha, "MB/s", "baseline")
+			row(fmt.Sprintf("CAS put, %s", c.name), put, "MB/s", fmt.Sprintf("%.2f× sha256 (target ≥ 0.5 incompressible)", put/sha))
+			row(fmt.Sprintf("CAS get, %s", c.name), get, "MB/s", fmt.Sprintf("%.2f× sha256", get/sha))
+		}
+	}
+
+	if *only == "" || *only == "proofs" {
+		start := time.Now()
+		f, err := benchmarks.NewTreeFixture(*leaves)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		fmt.Fprintf(os.Stderr, "(built a %d-leaf tree in %s)\n", *leaves, time.Since(start).Round(time.Millisecond))
+		ns := func(fn func(*testing.B, *benchmarks.TreeFixture)) float64 {
+			r := testing.Benchmark(func(b *testing.B) { fn(b, f) })
+			return float64(r.T.Nanoseconds()) / float64(r.N)
+		}
+		ver := ns(benchmarks.VerifyInclusion)
+		inc := ns(benchmarks.InclusionProof)
+		con := ns(benchmarks.ConsistencyProof)
+		row(fmt.Sprintf("verify inclusion proof, %d leaves", *leaves), ver/1e3, "µs", "baseline")
+		row("build inclusion proof", inc/1e3, "µs", fmt.Sprintf("%.1f× verify (target < 100 µs)", inc/ver))
+		row("build consistency proof", con/1e3, "µs", fmt.Sprintf("%.1f× verify", con/ver))
+	}
+}
