@@ -392,7 +392,7 @@ func (l *lexer) lexEscape(b *strings.Builder) error {
 		// Line continuation: backslash, newline, then blanks are dropped.
 		if c == '\r' {
 			if l.peekByte(1) != '\n' {
-				return l.errorf(p, "illegal escape sequence \"\\\\\\r\"")
+				return l.errorf(p, "illegal escape sequence: backslash before a lone carriage return")
 			}
 			l.off++
 		}
@@ -432,6 +432,9 @@ func (l *lexer) lexEscape(b *strings.Builder) error {
 				}
 			}
 			return l.errorf(p, "illegal escape sequence: \\ followed by a digit must be a decimal byte \\000 to \\255")
+		}
+		if c < 0x20 || c >= 0x7f {
+			return l.errorf(p, "illegal escape sequence: backslash before byte 0x%02x", c)
 		}
 		return l.errorf(p, "illegal escape sequence \"\\%c\" (use \\\\ for a backslash)", c)
 	}
@@ -824,7 +827,9 @@ func (p *parser) parseValuesAt(open pos, closer tokKind, elems *[]pos) ([]Value,
 }
 
 // ParseOpamFile parses data in the opam file format into its items, in file
-// order. Comments are dropped. name is used in error messages.
+// order. Comments are dropped; empty lists, groups, filters and sections give
+// nil slices. Errors are *SyntaxError with the line and column, and name as
+// the file name.
 func ParseOpamFile(name string, data []byte) ([]Item, error) {
 	return newParser(name, data).parseFile(nil)
 }

@@ -34,6 +34,17 @@ func (f Family) String() string {
 // MarshalText encodes the family as "debian", "freebsd" or "unknown".
 func (f Family) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
 
+// UnmarshalText decodes "debian", "freebsd" or "unknown".
+func (f *Family) UnmarshalText(b []byte) error {
+	for _, g := range []Family{UnknownFamily, Debian, FreeBSD} {
+		if string(b) == g.String() {
+			*f = g
+			return nil
+		}
+	}
+	return fmt.Errorf("orb: unknown package family %s", quote(string(b)))
+}
+
 // Package is one installed host system package.
 type Package struct {
 	Name    string `json:"name"`
@@ -83,7 +94,11 @@ func ParseSystemPackages(data []byte, family Family) (Packages, error) {
 			return fail("%s", p)
 		}
 		if i := notPrintable(line); i >= 0 {
-			return fail("invalid byte %q in %s; names and versions are printable ASCII without blanks", line[i], quote(string(line)))
+			what := fmt.Sprintf("invalid byte 0x%02x", line[i])
+			if line[i] == ' ' || line[i] == '\t' {
+				what = "blank"
+			}
+			return fail("%s in %s; names and versions are printable ASCII without blanks", what, quote(string(line)))
 		}
 		hasEq := bytes.IndexByte(line, '=') >= 0
 		if pkgs.Family == UnknownFamily {
