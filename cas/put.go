@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -29,15 +30,43 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (Info, error) {
 	if err := ctx.Err(); err != nil {
 		return Info{}, err
 	}
-	head := make([]byte, s.o.InlineMax+1)
-	n, err := io.ReadFull(r, head)
-	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		return s.putInline(ctx, head[:n])
-	case err != nil:
-		return Info{}, fmt.Errorf("cas: Put: read content: %w", err)
+	// Read enough to tell an inline blob, then a small one, from the rest.
+	head, eof, err := readHead(r, make([]byte, 0, s.o.InlineMax+1), s.o.InlineMax+1)
+	if err != nil {
+		return Info{}, err
 	}
-	return s.putStream(ctx, io.MultiReader(bytes.NewReader(head), r))
+	if eof {
+		return s.putInline(ctx, head)
+	}
+	if int64(len(head)) < s.cut.largeFrom {
+		if head, eof, err = readHead(r, head, int(s.cut.largeFrom)); err != nil {
+			return Info{}, err
+		}
+	}
+	sizes := s.cut.large
+	if eof {
+		sizes = s.cut.sizesFor(int64(len(head)))
+	}
+	return s.putStream(ctx, io.MultiReader(bytes.NewReader(head), r), sizes)
+}
+
+// readHead appends to head from r until head holds n bytes or r ends
+// (eof true).
+func readHead(r io.Reader, head []byte, n int) ([]byte, bool, error) {
+	for len(head) < n {
+		if len(head) == cap(head) {
+			head = slices.Grow(head, min(max(2*cap(head), 64<<10), n)-len(head))
+		}
+		m, err := r.Read(head[len(head):min(cap(head), n)])
+		head = head[:len(head)+m]
+		if err == io.EOF {
+			return head, true, nil
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("cas: Put: read content: %w", err)
+		}
+	}
+	return head, false, nil
 }
 
 // PutBytes stores b; see Put.
@@ -45,7 +74,7 @@ func (s *Store) PutBytes(ctx context.Context, b []byte) (Info, error) {
 	if len(b) <= s.o.InlineMax {
 		return s.putInline(ctx, b)
 	}
-	return s.putStream(ctx, bytes.NewReader(b))
+	return s.putStream(ctx, bytes.NewReader(b), s.cut.sizesFor(int64(len(b))))
 }
 
 // Pipeline sizing, per Put. A segment carries about segmentSize bytes of
@@ -75,6 +104,7 @@ type putJob struct {
 	s      *Store
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	sizes  chunkSizes
 	tokens chan struct{}
 
 	hashCh, workCh, doneCh chan *segment
@@ -113,7 +143,7 @@ func (j *putJob) newSegment() (*segment, error) {
 	if seg == nil {
 		seg = &segment{}
 	}
-	need := segmentSize + j.s.o.MaxChunk + 1
+	need := segmentSize + j.sizes.max + 1
 	if cap(seg.buf) < need {
 		seg.buf = make([]byte, 0, need)
 	}
@@ -134,13 +164,14 @@ func (seg *segment) release() {
 	<-j.tokens
 }
 
-func (s *Store) putStream(ctx context.Context, r io.Reader) (Info, error) {
+func (s *Store) putStream(ctx context.Context, r io.Reader, sizes chunkSizes) (Info, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	j := &putJob{
 		s:      s,
 		ctx:    ctx,
 		cancel: cancel,
+		sizes:  sizes,
 		tokens: make(chan struct{}, segmentsPerPut),
 		hashCh: make(chan *segment, segmentsPerPut),
 		workCh: make(chan *segment, segmentsPerPut),
@@ -182,10 +213,10 @@ func (s *Store) putStream(ctx context.Context, r io.Reader) (Info, error) {
 func (j *putJob) chunk(r io.Reader) (int64, error) {
 	bufp := chunkBufPool.Get().(*[]byte)
 	defer chunkBufPool.Put(bufp)
-	if len(*bufp) < 2*j.s.o.MaxChunk {
-		*bufp = make([]byte, 2*j.s.o.MaxChunk)
+	if len(*bufp) < 2*j.sizes.max {
+		*bufp = make([]byte, 2*j.sizes.max)
 	}
-	c, err := chunkers.NewChunkerBuffer(j.s.algo, r, j.s.chunkerOpts(), *bufp)
+	c, err := chunkers.NewChunkerBuffer(j.s.algo, r, j.sizes.opts(), *bufp)
 	if err != nil {
 		return 0, fmt.Errorf("cas: Put: %w", err)
 	}
@@ -287,7 +318,7 @@ func (j *putJob) prepare(seg *segment, scratch []byte) []byte {
 		case err == nil: // already stored
 		case errors.Is(err, badger.ErrKeyNotFound):
 			if cap(scratch) < 1+len(data)+zstdOverhead {
-				scratch = make([]byte, 0, 1+s.o.MaxChunk+zstdOverhead)
+				scratch = make([]byte, 0, 1+j.sizes.max+zstdOverhead)
 			}
 			if v, ok := s.compressValue(scratch[:0], data); ok {
 				o := len(seg.out)

@@ -20,6 +20,7 @@ type Store struct {
 	enc  *zstd.Encoder
 	dec  *zstd.Decoder
 	algo string
+	cut  chunking
 	// fanout is the number of references per manifest page Put writes;
 	// always pageFanout outside tests.
 	fanout int
@@ -31,7 +32,7 @@ func New(db *badger.DB, o Options) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("cas: New needs an open database")
 	}
-	o, err := o.withDefaults()
+	o, cut, err := o.withDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -39,20 +40,18 @@ func New(db *badger.DB, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, o: o, enc: enc, dec: dec, fanout: pageFanout}
+	s := &Store{db: db, o: o, enc: enc, dec: dec, cut: cut, fanout: pageFanout}
 	// "fastcdc" uses fixed masks tuned for an 8 KiB average and ignores
 	// NormalChunk except as the point where it switches masks;
 	// "fastcdc-v1.0.0" derives its masks from NormalChunk and is identical
 	// to "fastcdc" at the default sizes.
 	s.algo = "fastcdc-v1.0.0"
-	if _, err := chunkers.NewChunker(s.algo, nil, s.chunkerOpts()); err != nil {
-		return nil, fmt.Errorf("cas: chunker with sizes %d/%d/%d: %w", o.MinChunk, o.NormalChunk, o.MaxChunk, err)
+	for _, c := range []chunkSizes{cut.small, cut.large} {
+		if _, err := chunkers.NewChunker(s.algo, nil, c.opts()); err != nil {
+			return nil, fmt.Errorf("cas: chunker with sizes %d/%d/%d: %w", c.min, c.normal, c.max, err)
+		}
 	}
 	return s, nil
-}
-
-func (s *Store) chunkerOpts() *chunkers.ChunkerOpts {
-	return &chunkers.ChunkerOpts{MinSize: s.o.MinChunk, NormalSize: s.o.NormalChunk, MaxSize: s.o.MaxChunk}
 }
 
 // Options returns the options in effect, defaults filled in.

@@ -62,8 +62,8 @@ func TestTree(t *testing.T) {
 // buildChunks returns content that the store's chunker cuts into exactly n
 // chunks: the first n chunks of a longer random stream.
 func buildChunks(t *testing.T, s *Store, seed uint64, n int) []byte {
-	data := randBytes(seed, n*s.o.MaxChunk)
-	c, err := chunkers.NewChunker(s.algo, bytes.NewReader(data), s.chunkerOpts())
+	data := randBytes(seed, n*s.cut.large.max)
+	c, err := chunkers.NewChunker(s.algo, bytes.NewReader(data), s.cut.large.opts())
 	if err != nil {
 		t.Fatal(err)
 	}

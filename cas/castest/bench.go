@@ -31,7 +31,10 @@ func BenchSHA256(b *testing.B, data []byte) {
 // BenchPut measures Put of data (streamed from a bytes.Reader) into a fresh
 // on-disk store each iteration, including the final durable commit.
 // Opening and removing the database are not timed.
-func BenchPut(b *testing.B, data []byte) {
+func BenchPut(b *testing.B, data []byte) { BenchPutWith(b, data, cas.Options{}) }
+
+// BenchPutWith is BenchPut on a store with options o.
+func BenchPutWith(b *testing.B, data []byte, o cas.Options) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	var written int64
@@ -45,7 +48,7 @@ func BenchPut(b *testing.B, data []byte) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		s, err := cas.New(db, cas.Options{})
+		s, err := cas.New(db, o)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -90,8 +93,11 @@ func BenchGet(b *testing.B, data []byte) {
 // BenchPutExisting measures Put of data that the store already holds: the
 // chunking, hashing and lookups of a Put without its writes (a daily
 // rebuild uploading an unchanged artifact).
-func BenchPutExisting(b *testing.B, data []byte) {
-	s, _ := Open(b, cas.Options{})
+func BenchPutExisting(b *testing.B, data []byte) { BenchPutExistingWith(b, data, cas.Options{}) }
+
+// BenchPutExistingWith is BenchPutExisting on a store with options o.
+func BenchPutExistingWith(b *testing.B, data []byte, o cas.Options) {
+	s, _ := Open(b, o)
 	if _, err := s.PutBytes(context.Background(), data); err != nil {
 		b.Fatal(err)
 	}
