@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/buildledger/buildledger/cas"
@@ -28,6 +29,19 @@ type node struct {
 func (n *node) Close() error {
 	n.ledger.Close()
 	return n.db.Close()
+}
+
+// withNode returns a cobra RunE that opens the data directory, runs fn and
+// closes it again.
+func withNode(g *globals, fn func(cmd *cobra.Command, n *node) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		n, err := openData(g)
+		if err != nil {
+			return err
+		}
+		defer n.Close()
+		return fn(cmd, n)
+	}
 }
 
 // openData opens (creating if needed) the data directory.

@@ -32,14 +32,7 @@ system-packages, opam-switch, script, console, bin/hello.hvt) as a new build of 
 signature against the log key, the event's inclusion proof, and the reverse lookup
 of the main binary's SHA-256. Each run adds one build; identical files are stored once.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			n, err := openData(g)
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			return runDemo(cmd.Context(), cmd, n)
-		},
+		RunE: withNode(g, func(cmd *cobra.Command, n *node) error { return runDemo(cmd.Context(), cmd, n) }),
 	}
 }
 
@@ -152,5 +145,3 @@ func recordOrbDir(ctx context.Context, store *cas.Store, dir fs.FS, job, platfor
 	}
 	return b, nil
 }
-
-var _ cas.Digest
