@@ -219,6 +219,18 @@ func TestCorruptChunk(t *testing.T) {
 				if n, err := r.ReadAt(p, off); err != nil || !bytes.Equal(p[:n], content.data[off:off+1000]) {
 					t.Errorf("ReadAt past the damaged chunk: %d, %v", n, err)
 				}
+				// Putting the content again brings back a missing chunk
+				// (a damaged one stays: Put does not read existing chunks).
+				if _, err := s.PutBytes(ctx, content.data); err != nil {
+					t.Fatal(err)
+				}
+				got, err := s.Bytes(ctx, info.Digest, 1<<30)
+				if damage.name == "delete" && (err != nil || !bytes.Equal(got, content.data)) {
+					t.Errorf("after putting the content again: %v", err)
+				}
+				if damage.name != "delete" && !errors.As(err, &ie) {
+					t.Errorf("after putting the content again: %v, want still damaged", err)
+				}
 			})
 		}
 	}

@@ -31,8 +31,9 @@ type IntegrityError struct {
 }
 
 func (e *IntegrityError) Error() string {
+	const fix = "restore the database from a backup (missing chunks and pages, unlike damaged ones, are rewritten by putting the original content again)"
 	if e.Chunk.IsZero() {
-		return fmt.Sprintf("cas: blob %s is damaged: %s; restore the database from a backup, or Put the original bytes again if the blob record is missing parts", e.Digest, e.Reason)
+		return fmt.Sprintf("cas: blob %s is damaged: %s; %s", e.Digest, e.Reason, fix)
 	}
-	return fmt.Sprintf("cas: blob %s is damaged: chunk %s: %s; restore the database from a backup, or Put the original bytes again if the chunk is missing", e.Digest, e.Chunk, e.Reason)
+	return fmt.Sprintf("cas: blob %s is damaged: chunk %s: %s; %s", e.Digest, e.Chunk, e.Reason, fix)
 }

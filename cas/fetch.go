@@ -11,10 +11,15 @@ import (
 
 // Read-ahead sizing: a Reader fetches chunks in batches of about batchBytes
 // of content (at most batchRefs chunks) and holds at most readAhead batches.
+// Each goroutine renews its read transaction every snapshotBatches batches:
+// short enough not to pin old versions of the database for long, rare
+// enough not to wait often (badger makes a new transaction wait for commits
+// in flight).
 const (
-	readAhead  = 8
-	batchBytes = 256 << 10
-	batchRefs  = 64
+	readAhead       = 8
+	batchBytes      = 256 << 10
+	batchRefs       = 64
+	snapshotBatches = 64
 )
 
 // fetchBatch is a run of consecutive chunks on its way to the reader. The
@@ -71,7 +76,7 @@ func (f *fetcher) walk(ctx context.Context, s *Store, d Digest, rec record, off 
 	if off > 0 {
 		skip, err = w.seek(txn, off)
 	}
-	for err == nil {
+	for n := 1; err == nil; n++ {
 		var b *fetchBatch
 		select {
 		case b = <-f.free:
@@ -81,10 +86,10 @@ func (f *fetcher) walk(ctx context.Context, s *Store, d Digest, rec record, off 
 			err = ctx.Err()
 			continue
 		}
-		// A fresh read transaction per batch keeps a long read from
-		// pinning old versions of the database.
-		txn.Discard()
-		txn = s.db.NewTransaction(false)
+		if n%snapshotBatches == 0 {
+			txn.Discard()
+			txn = s.db.NewTransaction(false)
+		}
 		b.refs, b.skip, b.err = b.refs[:0], skip, nil
 		skip = 0
 		var size int64
@@ -114,18 +119,30 @@ func (f *fetcher) walk(ctx context.Context, s *Store, d Digest, rec record, off 
 
 // load fetches and verifies queued batches.
 func (f *fetcher) load(ctx context.Context, s *Store, d Digest) {
+	var txn *badger.Txn
+	defer func() {
+		if txn != nil {
+			txn.Discard()
+		}
+	}()
+	n := 0
 	for b := range f.work {
 		b.buf = b.buf[:0]
-		if b.err = ctx.Err(); b.err == nil {
-			b.err = s.db.View(func(txn *badger.Txn) error {
-				for _, r := range b.refs {
-					var err error
-					if b.buf, err = s.appendChunk(txn, d, r, b.buf); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
+		if b.err = ctx.Err(); b.err != nil {
+			b.done <- struct{}{}
+			continue
+		}
+		if n%snapshotBatches == 0 {
+			if txn != nil {
+				txn.Discard()
+			}
+			txn = s.db.NewTransaction(false)
+		}
+		n++
+		for _, r := range b.refs {
+			if b.buf, b.err = s.appendChunk(txn, d, r, b.buf); b.err != nil {
+				break
+			}
 		}
 		b.done <- struct{}{}
 	}

@@ -79,14 +79,16 @@ func (s *Store) PutBytes(ctx context.Context, b []byte) (Info, error) {
 
 // Pipeline sizing, per Put. A segment carries about segmentSize bytes of
 // consecutive chunks between stages; a Put holds at most segmentsPerPut of
-// them (about 1 MiB each plus compressed output) and commits every
-// commitSegments segments that hold new chunks, with at most one commit in
-// flight while it prepares the next, so the writer never holds more than
-// 2*commitSegments+1 segments and the other stages always have some.
+// them (about 1 MiB each, plus compressed output), which bounds its memory.
+// The writer commits every commitSegments segments that hold new chunks,
+// with up to commitsInFlight commits in flight while it fills the next
+// transaction. Badger syncs once per commit, and on the reference machine
+// (see BenchmarkPut) 8 MiB per commit is where larger commits stop paying.
 const (
-	segmentSize    = 1 << 20
-	segmentsPerPut = 16
-	commitSegments = 4
+	segmentSize     = 1 << 20
+	segmentsPerPut  = 24
+	commitSegments  = 8
+	commitsInFlight = 2
 )
 
 // putJob runs one streaming Put across goroutines:
@@ -288,25 +290,41 @@ func (j *putJob) hash() {
 	j.digest <- Digest(h.Sum(nil))
 }
 
+// snapshotSegments is how many segments a worker looks chunks up in with one
+// read transaction. Badger makes a transaction opened while a commit is in
+// flight wait for it, and this Put commits every few segments, so workers
+// keep their snapshot: a chunk written since is at worst written again.
+const snapshotSegments = 256
+
 // work hashes each chunk of a segment, looks it up and prepares the value
 // to store for the new ones.
 func (j *putJob) work() {
 	var scratch []byte
+	var txn *badger.Txn
+	n := 0
 	for seg := range j.workCh {
 		if j.ctx.Err() == nil {
-			scratch = j.prepare(seg, scratch)
+			if n%snapshotSegments == 0 {
+				if txn != nil {
+					txn.Discard()
+				}
+				txn = j.s.db.NewTransaction(false)
+			}
+			n++
+			scratch = j.prepare(txn, seg, scratch)
 		}
 		j.doneCh <- seg
 	}
+	if txn != nil {
+		txn.Discard()
+	}
 }
 
-func (j *putJob) prepare(seg *segment, scratch []byte) []byte {
+func (j *putJob) prepare(txn *badger.Txn, seg *segment, scratch []byte) []byte {
 	s := j.s
 	if need := len(seg.spans) * keyLen; cap(seg.keys) < need {
 		seg.keys = make([]byte, 0, need+need/2)
 	}
-	txn := s.db.NewTransaction(false)
-	defer txn.Discard()
 	for _, sp := range seg.spans {
 		data := seg.buf[sp.start:sp.end]
 		it := chunkItem{d: sha256.Sum256(data), size: len(data)}

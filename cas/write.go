@@ -25,7 +25,7 @@ type writer struct {
 	written int64
 	digestd bool // the hasher's result has been received
 
-	inflight chan struct{} // one commit at a time
+	inflight chan struct{} // a token per commit in flight
 	mu       sync.Mutex
 	err      error // first failed commit
 }
@@ -35,7 +35,7 @@ func (j *putJob) write() (Info, error) {
 		j:        j,
 		txn:      j.s.db.NewTransaction(true),
 		recent:   make(map[Digest]struct{}),
-		inflight: make(chan struct{}, 1),
+		inflight: make(chan struct{}, commitsInFlight),
 	}
 	w.tree.writePage = w.writePage
 	w.tree.fanout = j.s.fanout
@@ -157,8 +157,13 @@ func (w *writer) writePage(d Digest, val []byte) error {
 }
 
 // commit sends the current transaction to badger without waiting for it,
-// once the previous one is done, and starts a new one. The segments it
+// once the previous one is done, and continues in a new one. The segments it
 // references are released when it completes.
+//
+// The new transaction is opened before the current one is sent: badger makes
+// a transaction opened while a commit is in flight wait for that commit, and
+// the writer's reads (page lookups) are content-addressed, so an older
+// snapshot only risks rewriting a page that was just written.
 func (w *writer) commit() error {
 	w.inflight <- struct{}{}
 	if err := w.firstErr(); err != nil {
@@ -167,7 +172,9 @@ func (w *writer) commit() error {
 	}
 	segs := w.held
 	w.held = nil
-	w.txn.CommitWith(func(err error) {
+	txn := w.txn
+	w.txn = w.j.s.db.NewTransaction(true)
+	txn.CommitWith(func(err error) {
 		if err != nil {
 			w.mu.Lock()
 			if w.err == nil {
@@ -180,7 +187,6 @@ func (w *writer) commit() error {
 		}
 		<-w.inflight
 	})
-	w.txn = w.j.s.db.NewTransaction(true)
 	return nil
 }
 
@@ -193,8 +199,12 @@ func (w *writer) firstErr() error {
 // wait blocks until no commit is in flight and returns the first commit
 // error.
 func (w *writer) wait() error {
-	w.inflight <- struct{}{}
-	<-w.inflight
+	for range cap(w.inflight) {
+		w.inflight <- struct{}{}
+	}
+	for range cap(w.inflight) {
+		<-w.inflight
+	}
 	return w.firstErr()
 }
 
