@@ -1,0 +1,241 @@
+// Package auth keeps the ledger's uploader accounts: users with scrypt
+// password hashes and per-job access lists, in the ledger's badger database
+// under "u/" — local data that never enters the public log.
+//
+// The model follows builder-web: an unrestricted user may upload to any job;
+// a restricted user only to jobs on its access list. Unlike builder-web, a
+// job may be granted before it exists, so a restricted uploader can create
+// it with its first upload. Passwords are hashed with scrypt (N=32768, r=8,
+// p=1, 16-byte random salt) and compared in constant time; the hash
+// parameters are stored with each hash so they can be raised later.
+// TestUsers covers add, authenticate, grant and removal.
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"unicode/utf8"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/crypto/scrypt"
+)
+
+// Errors callers act on.
+var (
+	ErrNotFound     = fmt.Errorf("auth: %w", fs.ErrNotExist)
+	ErrExists       = errors.New("auth: user exists")
+	ErrUnauthorized = errors.New("auth: wrong user name or password")
+	ErrForbidden    = errors.New("auth: not allowed")
+)
+
+// Scrypt parameters for new hashes.
+const (
+	scryptN      = 1 << 15
+	scryptR      = 8
+	scryptP      = 1
+	saltLen      = 16
+	hashLen      = 32
+	maxPassword  = 1024
+	minPassword  = 8
+	userPrefix   = "u/user/"
+	accessPrefix = "u/acl/"
+)
+
+// User is an uploader account.
+type User struct {
+	Name         string `json:"name"`
+	Unrestricted bool   `json:"unrestricted"`
+	Salt         []byte `json:"salt"`
+	Hash         []byte `json:"hash"`
+	N            int    `json:"n"`
+	R            int    `json:"r"`
+	P            int    `json:"p"`
+}
+
+// Store is the account database. It is safe for concurrent use.
+type Store struct{ db *badger.DB }
+
+// New returns the account store kept in db.
+func New(db *badger.DB) *Store { return &Store{db: db} }
+
+// CheckName reports why name cannot be a user name.
+func CheckName(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("user name %q must be 1 to 64 characters", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("user name %q: character %q not allowed (letters, digits, - _ .)", name, r)
+		}
+	}
+	return nil
+}
+
+// Add creates a user with the given password.
+func (s *Store) Add(name, password string, unrestricted bool) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	if len(password) < minPassword || len(password) > maxPassword || !utf8.ValidString(password) {
+		return fmt.Errorf("password must be %d to %d bytes of UTF-8", minPassword, maxPassword)
+	}
+	u := User{Name: name, Unrestricted: unrestricted, Salt: make([]byte, saltLen), N: scryptN, R: scryptR, P: scryptP}
+	if _, err := rand.Read(u.Salt); err != nil {
+		return err
+	}
+	h, err := scrypt.Key([]byte(password), u.Salt, u.N, u.R, u.P, hashLen)
+	if err != nil {
+		return err
+	}
+	u.Hash = h
+	b, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		if _, err := txn.Get([]byte(userPrefix + name)); err == nil {
+			return fmt.Errorf("%w: %q", ErrExists, name)
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		return txn.Set([]byte(userPrefix+name), b)
+	})
+}
+
+// Remove deletes a user and its access list.
+func (s *Store) Remove(name string) error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		if _, err := txn.Get([]byte(userPrefix + name)); errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("user %q: %w", name, ErrNotFound)
+		} else if err != nil {
+			return err
+		}
+		if err := txn.Delete([]byte(userPrefix + name)); err != nil {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(accessPrefix + name + "\x00")})
+		var keys [][]byte
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		it.Close()
+		for _, k := range keys {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Grant lets a restricted user upload to job (which need not exist yet).
+func (s *Store) Grant(name, job string) error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		if _, err := txn.Get([]byte(userPrefix + name)); errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("user %q: %w", name, ErrNotFound)
+		} else if err != nil {
+			return err
+		}
+		return txn.Set([]byte(accessPrefix+name+"\x00"+job), nil)
+	})
+}
+
+// Revoke removes job from a user's access list.
+func (s *Store) Revoke(name, job string) error {
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(accessPrefix + name + "\x00" + job)) })
+}
+
+// Get returns a user.
+func (s *Store) Get(name string) (User, error) {
+	var u User
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(userPrefix + name))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("user %q: %w", name, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error { return json.Unmarshal(v, &u) })
+	})
+	return u, err
+}
+
+// List returns every user name with its jobs, sorted by name.
+func (s *Store) List() (map[string][]string, error) {
+	out := map[string][]string{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("u/")})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := string(it.Item().Key())
+			switch {
+			case len(k) > len(userPrefix) && k[:len(userPrefix)] == userPrefix:
+				name := k[len(userPrefix):]
+				if _, ok := out[name]; !ok {
+					out[name] = []string{}
+				}
+			case len(k) > len(accessPrefix) && k[:len(accessPrefix)] == accessPrefix:
+				rest := k[len(accessPrefix):]
+				for i := 0; i < len(rest); i++ {
+					if rest[i] == 0 {
+						out[rest[:i]] = append(out[rest[:i]], rest[i+1:])
+						break
+					}
+				}
+			}
+		}
+		return nil
+	})
+	for _, jobs := range out {
+		sort.Strings(jobs)
+	}
+	return out, err
+}
+
+// dummy is hashed when the user does not exist, so a failed login takes as
+// long whether or not the name is known.
+var dummy = User{Salt: make([]byte, saltLen), Hash: make([]byte, hashLen), N: scryptN, R: scryptR, P: scryptP}
+
+// Authenticate checks a user's password. Both an unknown user and a wrong
+// password give ErrUnauthorized, after the same amount of work.
+func (s *Store) Authenticate(name, password string) (User, error) {
+	u, err := s.Get(name)
+	known := err == nil
+	if errors.Is(err, fs.ErrNotExist) {
+		u = dummy
+	} else if err != nil {
+		return User{}, err
+	}
+	if len(password) > maxPassword {
+		return User{}, ErrUnauthorized
+	}
+	h, err := scrypt.Key([]byte(password), u.Salt, u.N, u.R, u.P, len(u.Hash))
+	if err != nil {
+		return User{}, err
+	}
+	if subtle.ConstantTimeCompare(h, u.Hash) != 1 || !known {
+		return User{}, ErrUnauthorized
+	}
+	return u, nil
+}
+
+// Authorize reports whether u may upload to job.
+func (s *Store) Authorize(u User, job string) error {
+	if u.Unrestricted {
+		return nil
+	}
+	return s.db.View(func(txn *badger.Txn) error {
+		if _, err := txn.Get([]byte(accessPrefix + u.Name + "\x00" + job)); errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("%w: user %q may not upload to job %q (ask an operator: ledger access add %s %s)", ErrForbidden, u.Name, job, u.Name, job)
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+}
