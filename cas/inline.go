@@ -53,6 +53,9 @@ func (s *Store) putInline(ctx context.Context, b []byte) (Info, error) {
 	if err := ctx.Err(); err != nil {
 		return Info{}, err
 	}
+	if int64(len(b)) > s.o.MaxBlobSize {
+		return Info{}, fmt.Errorf("cas: Put: content of %d bytes exceeds %d: %w: raise Options.MaxBlobSize to store it", len(b), s.o.MaxBlobSize, ErrTooLarge)
+	}
 	d := Sum(b)
 	info := Info{Digest: d, Size: int64(len(b))}
 	err := s.db.Update(func(txn *badger.Txn) error {

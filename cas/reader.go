@@ -200,6 +200,9 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		if r.closed {
 			return 0, errClosed
 		}
+		if err := r.ctx.Err(); err != nil {
+			return 0, err
+		}
 		if r.pos >= int64(len(r.inline)) {
 			return 0, nil
 		}
@@ -259,9 +262,6 @@ func (r *Reader) Seek(offset int64, whence int) (int64, error) {
 		r.err = nil
 	}
 	r.pos = offset
-	if r.pos > r.rec.size {
-		r.pos = r.rec.size
-	}
 	return offset, nil
 }
 

@@ -123,3 +123,22 @@ func TestNotFound(t *testing.T) {
 		t.Fatalf("GetTxn: %v", err)
 	}
 }
+
+// TestPutTxnTooBig stores enough tiny chunks that badger refuses to take a
+// commit's worth in one transaction, so Put must split its transactions.
+func TestPutTxnTooBig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stores 24 MiB in 128-byte chunks")
+	}
+	ctx := context.Background()
+	s, _ := castest.Open(t, smallChunks)
+	data := castest.RandBytes(9, 24<<20)
+	info, err := s.Put(ctx, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, s, info.Digest); !bytes.Equal(got, data) {
+		t.Fatal("read back different content")
+	}
+	t.Logf("%d chunks", info.Chunks)
+}

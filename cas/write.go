@@ -25,6 +25,12 @@ type writer struct {
 	written int64
 	digestd bool // the hasher's result has been received
 
+	// cur is the segment being queued, curQueued whether any of its values
+	// are in txn yet: a commit forced by a full transaction midway through
+	// cur must keep cur alive too.
+	cur       *segment
+	curQueued bool
+
 	inflight chan struct{} // a token per commit in flight
 	mu       sync.Mutex
 	err      error // first failed commit
@@ -70,7 +76,6 @@ func (w *writer) run() (Info, error) {
 			delete(pending, next)
 			next++
 			if err := w.add(seg); err != nil {
-				seg.release()
 				for _, seg := range pending {
 					seg.release()
 				}
@@ -89,15 +94,36 @@ func (w *writer) run() (Info, error) {
 	return w.finish(d)
 }
 
-// add queues the new chunks of seg and commits when enough are queued.
+// add queues the new chunks of seg and commits when enough are queued. It
+// takes over the writer's share of seg: released at once if seg adds
+// nothing to the transaction, else once the transaction holding its values
+// has committed (or, on failure, once no commit is in flight).
 func (w *writer) add(seg *segment) error {
+	w.cur, w.curQueued = seg, false
+	err := w.queue(seg)
+	queued := w.curQueued
+	w.cur = nil
+	if !queued {
+		seg.release()
+		return err
+	}
+	w.held = append(w.held, seg)
+	if err != nil {
+		return err
+	}
+	if len(w.held) >= commitSegments {
+		return w.commit()
+	}
+	return nil
+}
+
+func (w *writer) queue(seg *segment) error {
 	if err := context.Cause(w.j.ctx); err != nil {
 		return err
 	}
 	if seg.err != nil {
 		return seg.err
 	}
-	queued := false
 	for i := range seg.items {
 		it := &seg.items[i]
 		if err := w.tree.addChunk(ref{d: it.d, size: int64(it.size)}); err != nil {
@@ -116,15 +142,7 @@ func (w *writer) add(seg *segment) error {
 		if err := w.set(it.key, it.val); err != nil {
 			return err
 		}
-		queued = true
-	}
-	if !queued {
-		seg.release()
-		return nil
-	}
-	w.held = append(w.held, seg)
-	if len(w.held) >= commitSegments {
-		return w.commit()
+		w.curQueued = true
 	}
 	return nil
 }
@@ -172,6 +190,11 @@ func (w *writer) commit() error {
 	}
 	segs := w.held
 	w.held = nil
+	if w.cur != nil && w.curQueued {
+		w.cur.users.Add(1) // released by this commit and by the next
+		segs = append(segs, w.cur)
+		w.curQueued = false
+	}
 	txn := w.txn
 	w.txn = w.j.s.db.NewTransaction(true)
 	txn.CommitWith(func(err error) {
