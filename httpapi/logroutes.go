@@ -1,0 +1,181 @@
+package httpapi
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/mux"
+	"github.com/transparency-dev/tessera/api/layout"
+
+	"github.com/buildledger/buildledger/ledger/tree"
+)
+
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(s.cfg.Ledger.Checkpoint().Note)
+}
+
+func (s *Server) logKey(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, s.cfg.VKey)
+}
+
+// immutable marks a response that never changes (full tiles and bundles,
+// events): clients and caches may keep it forever.
+func immutable(w http.ResponseWriter, partial bool) {
+	if partial {
+		w.Header().Set("Cache-Control", "no-cache")
+	} else {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	}
+}
+
+func (s *Server) tile(w http.ResponseWriter, r *http.Request) {
+	v := mux.Vars(r)
+	level, index, p, err := layout.ParseTileLevelIndexPartial(v["level"], v["n"])
+	if err != nil || level > 7 {
+		s.fail(w, r, badRequest("bad tile path %q: want /tile/<L>/<N>[.p/<W>] as in C2SP tlog-tiles", r.URL.Path))
+		return
+	}
+	width := int(p)
+	if p == 0 {
+		width = tree.TileWidth
+	}
+	data, err := s.cfg.Ledger.Tree().Tile(uint8(level), index, width)
+	if err != nil {
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: fmt.Sprintf("tile %s does not exist (yet) in the tree of size %d", r.URL.Path, s.cfg.Ledger.Size()), Err: err})
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	immutable(w, p != 0)
+	w.Write(data)
+}
+
+func (s *Server) entryBundle(w http.ResponseWriter, r *http.Request) {
+	index, p, err := layout.ParseTileIndexPartial(mux.Vars(r)["n"])
+	if err != nil {
+		s.fail(w, r, badRequest("bad entry bundle path %q: want /tile/entries/<N>[.p/<W>] as in C2SP tlog-tiles", r.URL.Path))
+		return
+	}
+	width := int(p)
+	if p == 0 {
+		width = tree.TileWidth
+	}
+	data, err := s.cfg.Ledger.EntryBundle(index, width)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	immutable(w, p != 0)
+	w.Write(data)
+}
+
+func (s *Server) event(w http.ResponseWriter, r *http.Request) {
+	index, err := strconv.ParseUint(mux.Vars(r)["index"], 10, 64)
+	if err != nil {
+		s.fail(w, r, badRequest("bad event index %q", mux.Vars(r)["index"]))
+		return
+	}
+	data, err := s.cfg.Ledger.EventBytes(index)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	immutable(w, false)
+	w.Write(data)
+}
+
+// Proof is the JSON body of the proof routes.
+type Proof struct {
+	Index    uint64   `json:"index,omitempty"`
+	LeafHash string   `json:"leaf_hash,omitempty"`
+	From     uint64   `json:"from,omitempty"`
+	Size     uint64   `json:"size"`
+	Hashes   [][]byte `json:"hashes"` // base64, as in C2SP
+}
+
+func uintParam(r *http.Request, name string, def uint64) (uint64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, badRequest("parameter %s=%q is not a non-negative integer", name, s)
+	}
+	return v, nil
+}
+
+// inclusionProof serves GET /proof/inclusion?index=I&size=S or
+// ?leaf_hash=HEX&size=S (size defaults to the current tree size).
+func (s *Server) inclusionProof(w http.ResponseWriter, r *http.Request) {
+	size, err := uintParam(r, "size", s.cfg.Ledger.Size())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	var p Proof
+	switch {
+	case q.Get("leaf_hash") != "":
+		b, err := hex.DecodeString(q.Get("leaf_hash"))
+		if err != nil || len(b) != 32 {
+			s.fail(w, r, badRequest("leaf_hash must be 64 hex digits"))
+			return
+		}
+		p.LeafHash = hex.EncodeToString(b)
+		p.Index, p.Hashes, err = s.cfg.Ledger.Tree().InclusionProofByHash([32]byte(b), size)
+		if err != nil {
+			s.fail(w, r, proofError(err))
+			return
+		}
+	case q.Get("index") != "":
+		if p.Index, err = uintParam(r, "index", 0); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if p.Hashes, err = s.cfg.Ledger.Tree().InclusionProof(p.Index, size); err != nil {
+			s.fail(w, r, proofError(err))
+			return
+		}
+	default:
+		s.fail(w, r, badRequest("give index=N or leaf_hash=HEX (and optionally size=S)"))
+		return
+	}
+	p.Size = size
+	writeJSON(w, http.StatusOK, p)
+}
+
+// consistencyProof serves GET /proof/consistency?from=A&to=B.
+func (s *Server) consistencyProof(w http.ResponseWriter, r *http.Request) {
+	to, err := uintParam(r, "to", s.cfg.Ledger.Size())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	from, err := uintParam(r, "from", 0)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	hashes, err := s.cfg.Ledger.Tree().ConsistencyProof(from, to)
+	if err != nil {
+		s.fail(w, r, proofError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, Proof{From: from, Size: to, Hashes: hashes})
+}
+
+func proofError(err error) error {
+	if errorsIsRange(err) {
+		return &Error{Status: http.StatusBadRequest, Msg: err.Error(), Err: err}
+	}
+	return err
+}

@@ -1,0 +1,111 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/tree"
+)
+
+func errorsIsRange(err error) bool { return errors.Is(err, tree.ErrRange) }
+
+// HashHit is one build artifact carrying a looked-up digest.
+type HashHit struct {
+	Job        string    `json:"job"`
+	UUID       uuid.UUID `json:"uuid"`
+	Platform   string    `json:"platform"`
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished"`
+	LogIndex   uint64    `json:"log_index"`
+	Path       string    `json:"path"`
+	Size       int64     `json:"size"`
+	MainBinary bool      `json:"main_binary"`
+}
+
+// AttestationInfo summarises one logged attestation.
+type AttestationInfo struct {
+	LogIndex      uint64         `json:"log_index"`
+	Envelope      cas.Digest     `json:"envelope"`
+	KeyID         cas.Digest     `json:"key_id"`
+	PredicateType string         `json:"predicate_type"`
+	Build         *uuid.UUID     `json:"build"`
+	Verdict       ledger.Verdict `json:"verdict"`
+}
+
+// HashLookup is the JSON answer of GET /hash.
+type HashLookup struct {
+	SHA256       cas.Digest        `json:"sha256"`
+	Builds       []HashHit         `json:"builds"`
+	Attestations []AttestationInfo `json:"attestations"`
+	// Checkpoint is the signed checkpoint the log indices refer to.
+	Checkpoint string `json:"checkpoint"`
+}
+
+// hash is the reverse hash lookup. HTML clients (albatross, browsers) get a
+// redirect to the newest build containing the digest, as from builder-web;
+// JSON clients get every build and path carrying it, with attestations.
+func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query().Get("sha256")
+	if q == "" {
+		s.fail(w, r, badRequest("give the digest as /hash?sha256=<64 hex digits>"))
+		return
+	}
+	d, err := cas.ParseDigest(q)
+	if err != nil {
+		s.fail(w, r, badRequest("sha256=%q: %v", q, err))
+		return
+	}
+	cp := s.cfg.Ledger.Checkpoint()
+	hits, err := s.cfg.Ledger.BuildsByArtifact(d)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(hits) == 0 {
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no recorded build produced an artifact with SHA-256 " + d.String()})
+		return
+	}
+	if !wantsJSON(r) {
+		newest := hits[0]
+		for _, h := range hits[1:] {
+			if h.Event.Started.After(newest.Event.Started) {
+				newest = h
+			}
+		}
+		http.Redirect(w, r, "/job/"+url.PathEscape(newest.Event.Job)+"/build/"+newest.Event.UUID.String(), http.StatusFound)
+		return
+	}
+	out := HashLookup{SHA256: d, Builds: []HashHit{}, Attestations: []AttestationInfo{}, Checkpoint: string(cp.Note)}
+	for _, h := range hits {
+		if h.Index >= cp.Size {
+			continue // newer than the checkpoint we answer with
+		}
+		a, _ := h.Event.Artifact(h.Path)
+		out.Builds = append(out.Builds, HashHit{
+			Job: h.Event.Job, UUID: h.Event.UUID, Platform: h.Event.Platform,
+			Started: h.Event.Started, Finished: h.Event.Finished, LogIndex: h.Index,
+			Path: h.Path, Size: a.Size, MainBinary: h.Event.MainBinary != nil && *h.Event.MainBinary == h.Path,
+		})
+	}
+	atts, err := s.cfg.Ledger.AttestationsFor(d)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	for _, a := range atts {
+		if a.Index >= cp.Size {
+			continue
+		}
+		out.Attestations = append(out.Attestations, AttestationInfo{
+			LogIndex: a.Index, Envelope: a.Event.Envelope, KeyID: a.Event.KeyID,
+			PredicateType: a.Event.PredicateType, Build: a.Event.Build, Verdict: a.Event.Verdict,
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

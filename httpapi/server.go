@@ -1,0 +1,160 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/httpapi/auth"
+	"github.com/buildledger/buildledger/ledger"
+)
+
+// Config configures a Server. Ledger and VKey are required.
+type Config struct {
+	Ledger *ledger.Ledger
+	// VKey is the log's checkpoint verifier key (signed-note form).
+	VKey string
+	// Users authenticates uploads; nil refuses every upload.
+	Users *auth.Store
+	// MaxBody bounds request bodies (uploads). Default 512 MiB.
+	MaxBody int64
+	// Logger receives one line per failed request (never request bodies
+	// or credentials). Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is the ledger's HTTP interface. It implements http.Handler.
+type Server struct {
+	cfg    Config
+	router *mux.Router
+}
+
+// New returns a server for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Ledger == nil || cfg.VKey == "" {
+		return nil, errors.New("httpapi: Config needs Ledger and VKey")
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 512 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, router: mux.NewRouter()}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+func (s *Server) routes() {
+	r := s.router
+	r.StrictSlash(false)
+	r.HandleFunc("/checkpoint", s.checkpoint).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/log/key", s.logKey).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/tile/entries/{n:.+}", s.entryBundle).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/tile/{level:[0-9]+}/{n:.+}", s.tile).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/event/{index:[0-9]+}", s.event).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/proof/inclusion", s.inclusionProof).Methods(http.MethodGet)
+	r.HandleFunc("/proof/consistency", s.consistencyProof).Methods(http.MethodGet)
+	r.HandleFunc("/hash", s.hash).Methods(http.MethodGet, http.MethodHead)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no such page: " + r.URL.Path})
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, &Error{Status: http.StatusMethodNotAllowed, Msg: r.Method + " is not allowed on " + r.URL.Path})
+	})
+}
+
+// Error is an error with the status and message a client should see.
+type Error struct {
+	Status int
+	Msg    string
+	Err    error // the cause, logged, never sent
+}
+
+func (e *Error) Error() string { return e.Msg }
+func (e *Error) Unwrap() error { return e.Err }
+
+func badRequest(format string, args ...any) error {
+	return &Error{Status: http.StatusBadRequest, Msg: sprintf(format, args...)}
+}
+
+// errorStatus is the one table from errors to HTTP statuses and the message
+// shown. Messages of errors meant for submitters (not found, conflicts,
+// invalid events) are passed on; anything else is an internal error whose
+// text stays in the log.
+func errorStatus(err error) (int, string) {
+	var he *Error
+	var inv *ledger.InvalidEventError
+	var integ *cas.IntegrityError
+	switch {
+	case errors.As(err, &he):
+		return he.Status, he.Msg
+	case errors.As(err, &inv):
+		return http.StatusBadRequest, err.Error()
+	case errors.As(err, &integ):
+		return http.StatusInternalServerError, "stored data failed verification; the operator has been told"
+	case errors.Is(err, fs.ErrNotExist):
+		return http.StatusNotFound, err.Error()
+	case errors.Is(err, ledger.ErrConflict):
+		return http.StatusConflict, err.Error()
+	case errors.Is(err, ledger.ErrRejected):
+		return http.StatusUnprocessableEntity, err.Error()
+	case errors.Is(err, auth.ErrUnauthorized):
+		return http.StatusUnauthorized, "wrong user name or password"
+	case errors.Is(err, auth.ErrForbidden):
+		return http.StatusForbidden, err.Error()
+	case errors.Is(err, cas.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, err.Error()
+	case errors.Is(err, ledger.ErrClosed):
+		return http.StatusServiceUnavailable, "the ledger is shutting down; retry shortly"
+	}
+	return http.StatusInternalServerError, "internal error"
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := errorStatus(err)
+	if status >= 500 {
+		s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="buildledger", charset="UTF-8"`)
+	}
+	if wantsJSON(r) {
+		writeJSON(w, status, map[string]any{"error": msg, "status": status})
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write([]byte(msg + "\n"))
+}
+
+// wantsJSON reports whether the client asked for JSON (Accept:
+// application/json); HTML (or plain text) is the default, as in builder-web.
+func wantsJSON(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt := strings.TrimSpace(strings.SplitN(part, ";", 2)[0])
+		if mt == "application/json" {
+			return true
+		}
+	}
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
