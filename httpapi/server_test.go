@@ -44,8 +44,8 @@ func record(t *testing.T, l *ledgertest.Ledger, job, out string, start time.Time
 	main := "bin/" + job + ".hvt"
 	b := &ledger.BuildRecorded{
 		Job: job, UUID: uuid.New(), Platform: "debian-12", Started: start, Finished: start.Add(time.Minute),
-		Result:    ledger.Result{Kind: ledger.ResultExited},
-		Artifacts: []ledger.Artifact{{Path: main, SHA256: cas.Sum([]byte(out)), Size: int64(len(out))}},
+		Result:     ledger.Result{Kind: ledger.ResultExited},
+		Artifacts:  []ledger.Artifact{{Path: main, SHA256: cas.Sum([]byte(out)), Size: int64(len(out))}},
 		MainBinary: &main,
 	}
 	if _, err := l.Append(ctx, b); err != nil {
