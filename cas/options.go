@@ -20,8 +20,8 @@ const (
 // The default FastCDC sizes, measured by TestDedupChunkSizes and
 // BenchmarkPutChunkSizes (see doc.go): 4 KiB chunks store a day's edits to
 // package lists in 30% less space than 8 KiB ones (and smaller chunks gain
-// nothing, the manifest growing as fast as the chunks shrink), while for
-// large blobs 16 KiB chunks halve the per-chunk work of 8 KiB ones.
+// nothing, the manifest growing as fast as the chunks shrink), while large
+// blobs cut into 16 KiB chunks have half as many as with 8 KiB ones.
 var (
 	smallChunks = chunkSizes{min: 2 << 10, normal: 4 << 10, max: 32 << 10}
 	largeChunks = chunkSizes{min: 4 << 10, normal: 16 << 10, max: 64 << 10}
