@@ -106,3 +106,31 @@ func VerifyInclusion(b *testing.B, f *TreeFixture) {
 		}
 	}
 }
+
+// FileWriteSync is the disk's own ceiling for durable writes: data written
+// to a new file in 4 MiB writes, then fsync. No store can acknowledge new
+// bytes durably faster than this.
+func FileWriteSync(b *testing.B, data []byte) {
+	b.SetBytes(int64(len(data)))
+	dir := b.TempDir()
+	for i := 0; b.Loop(); i++ {
+		f, err := os.Create(fmt.Sprintf("%s/%d", dir, i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for p := data; len(p) > 0; {
+			n := min(len(p), 4<<20)
+			if _, err := f.Write(p[:n]); err != nil {
+				b.Fatal(err)
+			}
+			p = p[n:]
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		b.StopTimer()
+		os.Remove(f.Name())
+		b.StartTimer()
+	}
+}
