@@ -97,7 +97,8 @@ type Receipt struct {
 }
 
 type request struct {
-	ev    Event
+	ev        Event
+	ifMissing bool // for job_defined: keep an existing definition
 	data  []byte
 	reply chan result
 }
@@ -171,6 +172,17 @@ func (l *Ledger) Tree() *tree.Tree { return l.tree }
 // returns an *InvalidEventError for a malformed event, and errors wrapping
 // ErrConflict, ErrRejected or ErrNotFound when the log's state forbids it.
 func (l *Ledger) Append(ctx context.Context, e Event) (Receipt, error) {
+	return l.append(ctx, e, false)
+}
+
+// DefineJob appends a job_defined event for job unless the job is already
+// defined, in which case its definition is kept and its receipt returned
+// (Existing). Uploads use it so a build's first upload creates its job.
+func (l *Ledger) DefineJob(ctx context.Context, job string) (Receipt, error) {
+	return l.append(ctx, &JobDefined{Job: job}, true)
+}
+
+func (l *Ledger) append(ctx context.Context, e Event, ifMissing bool) (Receipt, error) {
 	norm := clone(e)
 	norm.normalize()
 	if err := norm.validate(); err != nil {
@@ -180,7 +192,7 @@ func (l *Ledger) Append(ctx context.Context, e Event) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, err
 	}
-	req := &request{ev: norm, data: data, reply: make(chan result, 1)}
+	req := &request{ev: norm, data: data, ifMissing: ifMissing, reply: make(chan result, 1)}
 	select {
 	case <-l.quit:
 		return Receipt{}, ErrClosed
@@ -263,7 +275,7 @@ func (l *Ledger) commitOnce(batch []*request) int {
 	out := make([]done, 0, len(batch))
 	n := len(batch)
 	for i, req := range batch {
-		existing, err := l.check(txn, req.ev, tb.Size())
+		existing, err := l.check(txn, req, tb.Size())
 		if err != nil {
 			out = append(out, done{req: req, err: err})
 			continue

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"encoding/binary"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/google/uuid"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -451,4 +453,61 @@ func TestCloseWhileAppending(t *testing.T) {
 		}
 	}
 	ledgertest.Check(t, l2)
+}
+
+func TestDefineJob(t *testing.T) {
+	l := ledgertest.Open(t)
+	r, err := l.DefineJob(ctx, "fresh")
+	if err != nil || r.Existing {
+		t.Fatalf("first: %+v %v", r, err)
+	}
+	mustAppend(t, l, &ledger.JobDefined{Job: "fresh", Synopsis: "described"})
+	again, err := l.DefineJob(ctx, "fresh")
+	if err != nil || !again.Existing {
+		t.Fatalf("second: %+v %v", again, err)
+	}
+	if j, _ := l.Job("fresh"); j.Event.Synopsis != "described" {
+		t.Fatalf("DefineJob replaced the definition: %+v", j.Event)
+	}
+	// A build with several binaries and exit 0 is not failed.
+	b := build("fresh", "debian-12", "x", "y", time.Now())
+	b.Artifacts = append(b.Artifacts, ledger.Artifact{Path: "bin/second", SHA256: d("2"), Size: 1})
+	b.MainBinary = nil
+	mustAppend(t, l, b)
+	if fl, _ := l.FailedBuilds(ledger.BuildFilter{}); len(fl) != 0 {
+		t.Fatalf("multi-binary build listed as failed")
+	}
+}
+
+// TestOpenReplaysStaleProjections fakes projections of an older layout (and
+// drops one projection key): Open must notice and rebuild them.
+func TestOpenReplaysStaleProjections(t *testing.T) {
+	skey, vkey, _ := ledger.GenerateLogKey(ledgertest.Origin)
+	dir := t.TempDir()
+	l := ledgertest.Reopen(t, dir, skey, vkey)
+	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
+	b := build("hello", "debian-12", "in", "out", time.Now())
+	mustAppend(t, l, b)
+	want := l.Projections(t)
+	err := l.DB.Update(func(txn *badger.Txn) error {
+		meta := make([]byte, 16)
+		binary.BigEndian.PutUint64(meta, 1) // layout version 1
+		binary.BigEndian.PutUint64(meta[8:], l.Size())
+		if err := txn.Set([]byte("p/meta"), meta); err != nil {
+			return err
+		}
+		return txn.Delete(append([]byte("p/b/"), b.UUID[:]...))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l2 := ledgertest.Reopen(t, dir, skey, vkey)
+	defer l2.Close()
+	if got := l2.Projections(t); !reflect.DeepEqual(got, want) {
+		t.Fatal("projections not rebuilt on open")
+	}
+	if _, err := l2.Build(b.UUID); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -17,7 +17,7 @@ import (
 
 // projectionVersion changes whenever the projection layout below changes;
 // Open then replays the log into the new layout.
-const projectionVersion = 1
+const projectionVersion = 2
 
 // Projection keys. Every projection is a set of badger keys under "p/",
 // written in the same transaction as the event they derive from:
@@ -25,7 +25,7 @@ const projectionVersion = 1
 //	p/meta                       version(8) ‖ applied size(8)
 //	p/job/<job>                  index(8) of the job's latest job_defined
 //	p/jb/<job>\0<inv start(8)><index(8)>   job → builds, newest start first
-//	p/f/<inv start(8)><index(8)>           failed builds, newest first
+//	p/f/<inv start(8)><index(8)>           failed builds (not exited 0), newest first
 //	p/b/<uuid(16)>               index(8) of build_recorded
 //	p/a/<sha256(32)><index(8)><path>       artifact digest → builds
 //	p/i/<input id(32)><index(8)>           input id → builds
@@ -77,8 +77,8 @@ func invStart(e *BuildRecorded) []byte {
 // check decides whether ev may be appended at index next given the state in
 // txn. It returns the index of an identical earlier event (idempotent
 // append) or -1, or an error saying why the event is refused.
-func (l *Ledger) check(txn *badger.Txn, ev Event, next uint64) (int64, error) {
-	switch e := ev.(type) {
+func (l *Ledger) check(txn *badger.Txn, req *request, next uint64) (int64, error) {
+	switch e := req.ev.(type) {
 	case *JobDefined:
 		idx, err := getIndex(txn, key(pJob, []byte(e.Job)))
 		if errors.Is(err, ErrNotFound) {
@@ -86,6 +86,9 @@ func (l *Ledger) check(txn *badger.Txn, ev Event, next uint64) (int64, error) {
 		}
 		if err != nil {
 			return -1, err
+		}
+		if req.ifMissing {
+			return int64(idx), nil
 		}
 		prev, err := l.eventTxn(txn, idx)
 		if err != nil {
@@ -166,7 +169,7 @@ func (l *Ledger) check(txn *badger.Txn, ev Event, next uint64) (int64, error) {
 		}
 		return -1, nil
 	}
-	return -1, fmt.Errorf("ledger: unknown event type %T", ev)
+	return -1, fmt.Errorf("ledger: unknown event type %T", req.ev)
 }
 
 func equalJob(a, b *JobDefined) bool {
@@ -187,7 +190,7 @@ func project(txn *badger.Txn, index uint64, ev Event) error {
 		if err := set(key(pJobB, []byte(e.Job), []byte{0}, inv, idx), nil); err != nil {
 			return err
 		}
-		if !e.Succeeded() || e.MainBinary == nil {
+		if !e.Succeeded() {
 			if err := set(key(pFailed, inv, idx), nil); err != nil {
 				return err
 			}

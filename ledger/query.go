@@ -146,8 +146,8 @@ func (l *Ledger) JobBuilds(job string, f BuildFilter) ([]BuildEntry, error) {
 	return l.builds(prefix, f)
 }
 
-// FailedBuilds returns builds that did not exit 0 or have no main binary,
-// across all jobs, newest start time first.
+// FailedBuilds returns builds that did not exit 0, across all jobs, newest
+// start time first. (A build without a single main binary is not failed.)
 func (l *Ledger) FailedBuilds(f BuildFilter) ([]BuildEntry, error) {
 	return l.builds(pFailed, f)
 }
