@@ -99,8 +99,8 @@ type Receipt struct {
 type request struct {
 	ev        Event
 	ifMissing bool // for job_defined: keep an existing definition
-	data  []byte
-	reply chan result
+	data      []byte
+	reply     chan result
 }
 
 type result struct {
