@@ -64,6 +64,7 @@ func (s *Server) routes() {
 	r.HandleFunc("/proof/inclusion", s.inclusionProof).Methods(http.MethodGet)
 	r.HandleFunc("/proof/consistency", s.consistencyProof).Methods(http.MethodGet)
 	r.HandleFunc("/hash", s.hash).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/job/{job}/platform/{platform}/upload", s.manualUpload).Methods(http.MethodPost)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no such page: " + r.URL.Path})
 	})

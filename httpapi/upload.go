@@ -1,0 +1,240 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/ledger"
+)
+
+// StoredFile is an uploaded file already in the CAS.
+type StoredFile struct {
+	Path   string
+	Digest cas.Digest
+	Size   int64
+}
+
+// Upload is a finished build as a build farm delivers it, its files already
+// stored.
+type Upload struct {
+	Job, Platform     string
+	UUID              uuid.UUID
+	Script, Console   cas.Digest
+	Started, Finished time.Time
+	Result            ledger.Result
+	Files             []StoredFile
+	// MainBinary names the main binary explicitly; "" applies MainBinary's
+	// rule.
+	MainBinary string
+}
+
+// UploadReceipt is the JSON answer to an upload: where the build is in the
+// log and the proof that it is there.
+type UploadReceipt struct {
+	Job        string    `json:"job"`
+	UUID       uuid.UUID `json:"uuid"`
+	LogIndex   uint64    `json:"log_index"`
+	Event      string    `json:"event_sha256"`
+	LeafHash   []byte    `json:"leaf_hash"`
+	Checkpoint string    `json:"checkpoint"`
+	Inclusion  [][]byte  `json:"inclusion_proof"`
+	MainBinary *string   `json:"main_binary"`
+	URL        string    `json:"url"`
+}
+
+// MainBinary picks a build's main binary from its artifact paths: the only
+// file under bin/; among several, the one whose name without extension is
+// the job's name, if exactly one is; otherwise none. Unlike builder-web, a
+// build with several binaries is not failed; it just has no main binary
+// unless the uploader names one.
+func MainBinary(job string, paths []string) *string {
+	var bins, named []string
+	for _, p := range paths {
+		if path.Dir(p) != "bin" {
+			continue
+		}
+		bins = append(bins, p)
+		base := path.Base(p)
+		if strings.TrimSuffix(base, path.Ext(base)) == job {
+			named = append(named, p)
+		}
+	}
+	switch {
+	case len(bins) == 1:
+		return &bins[0]
+	case len(named) == 1:
+		return &named[0]
+	}
+	return nil
+}
+
+// record turns an upload into a build_recorded event (defining the job if
+// it is new) and returns its receipt with an inclusion proof.
+func (s *Server) record(ctx context.Context, u Upload) (*UploadReceipt, error) {
+	b := &ledger.BuildRecorded{
+		Job: u.Job, UUID: u.UUID, Platform: u.Platform, Started: u.Started, Finished: u.Finished,
+		Result: u.Result, Script: u.Script, Console: u.Console, Artifacts: []ledger.Artifact{},
+	}
+	var paths []string
+	for _, f := range u.Files {
+		if err := ledger.CheckArtifactPath(f.Path); err != nil {
+			return nil, badRequest("file %q: %v", f.Path, err)
+		}
+		d := f.Digest
+		switch f.Path {
+		case "opam-switch":
+			b.Inputs.OpamSwitch = &d
+		case "build-environment":
+			b.Inputs.BuildEnvironment = &d
+		case "system-packages":
+			b.Inputs.SystemPackages = &d
+		}
+		b.Artifacts = append(b.Artifacts, ledger.Artifact{Path: f.Path, SHA256: f.Digest, Size: f.Size})
+		paths = append(paths, f.Path)
+	}
+	sort.Strings(paths)
+	for i := 1; i < len(paths); i++ {
+		if paths[i] == paths[i-1] {
+			return nil, badRequest("file %q uploaded twice", paths[i])
+		}
+	}
+	if u.MainBinary != "" {
+		if !containsString(paths, u.MainBinary) {
+			return nil, badRequest("main binary %q is not one of the uploaded files", u.MainBinary)
+		}
+		b.MainBinary = &u.MainBinary
+	} else {
+		b.MainBinary = MainBinary(u.Job, paths)
+	}
+	if _, err := s.cfg.Ledger.DefineJob(ctx, u.Job); err != nil {
+		return nil, err
+	}
+	r, err := s.cfg.Ledger.Append(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.cfg.Ledger.Tree().InclusionProof(r.Index, r.Checkpoint.Size)
+	if err != nil {
+		return nil, err
+	}
+	return &UploadReceipt{
+		Job: u.Job, UUID: u.UUID, LogIndex: r.Index, Event: r.Digest.String(), LeafHash: r.LeafHash[:],
+		Checkpoint: string(r.Checkpoint.Note), Inclusion: p, MainBinary: b.MainBinary,
+		URL: buildURL(u.Job, u.UUID),
+	}, nil
+}
+
+func containsString(sorted []string, s string) bool {
+	i := sort.SearchStrings(sorted, s)
+	return i < len(sorted) && sorted[i] == s
+}
+
+func buildURL(job string, id uuid.UUID) string {
+	return "/job/" + url.PathEscape(job) + "/build/" + id.String()
+}
+
+// authenticate checks HTTP Basic credentials and that the user may upload
+// to job.
+func (s *Server) authenticate(r *http.Request, job string) error {
+	if s.cfg.Users == nil {
+		return &Error{Status: http.StatusForbidden, Msg: "uploads are disabled on this server"}
+	}
+	name, pw, ok := r.BasicAuth()
+	if !ok {
+		return &Error{Status: http.StatusUnauthorized, Msg: "uploads need HTTP Basic credentials of an uploader account"}
+	}
+	u, err := s.cfg.Users.Authenticate(name, pw)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Users.Authorize(u, job)
+}
+
+// limitBody caps the request body; reading past it fails with an error
+// errorStatus maps to 413.
+func (s *Server) limitBody(w http.ResponseWriter, r *http.Request) io.Reader {
+	return &maxBytesReader{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxBody), limit: s.cfg.MaxBody}
+}
+
+type maxBytesReader struct {
+	r     io.Reader
+	limit int64
+}
+
+func (m *maxBytesReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		err = &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body exceeds the server's limit of %d bytes", m.limit), Err: err}
+	}
+	return n, err
+}
+
+// manualUpload serves POST /job/{job}/platform/{platform}/upload?binary_name=N
+// (builder-web's manual upload): the body is one binary, recorded as a
+// build with a new UUID, the script "# This artifact was manually built",
+// exit 0 and the single artifact bin/N (default N: <job>.bin).
+func (s *Server) manualUpload(w http.ResponseWriter, r *http.Request) {
+	v := mux.Vars(r)
+	job, platform := v["job"], v["platform"]
+	if err := ledger.CheckName(job); err != nil {
+		s.fail(w, r, badRequest("job: %v", err))
+		return
+	}
+	if err := ledger.CheckName(platform); err != nil {
+		s.fail(w, r, badRequest("platform: %v", err))
+		return
+	}
+	if err := s.authenticate(r, job); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	name := r.URL.Query().Get("binary_name")
+	if name == "" {
+		name = job + ".bin"
+	}
+	if strings.ContainsAny(name, "/\\") || ledger.CheckArtifactPath(name) != nil {
+		s.fail(w, r, badRequest("binary_name %q must be a plain file name", name))
+		return
+	}
+	ctx := r.Context()
+	now := time.Now().UTC()
+	bin, err := s.cfg.Ledger.Store().Put(ctx, s.limitBody(w, r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	script, err := s.cfg.Ledger.Store().PutBytes(ctx, []byte("# This artifact was manually built\n"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	console, err := s.cfg.Ledger.Store().PutBytes(ctx, nil)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rc, err := s.record(ctx, Upload{
+		Job: job, Platform: platform, UUID: uuid.New(), Script: script.Digest, Console: console.Digest,
+		Started: now, Finished: now, Result: ledger.Result{Kind: ledger.ResultExited},
+		Files: []StoredFile{{Path: "bin/" + name, Digest: bin.Digest, Size: bin.Size}},
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", rc.URL)
+	writeJSON(w, http.StatusCreated, rc)
+}
