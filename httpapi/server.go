@@ -65,6 +65,18 @@ func (s *Server) routes() {
 	r.HandleFunc("/proof/consistency", s.consistencyProof).Methods(http.MethodGet)
 	r.HandleFunc("/hash", s.hash).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/job/{job}/platform/{platform}/upload", s.manualUpload).Methods(http.MethodPost)
+	get := func(p string, h http.HandlerFunc) { r.HandleFunc(p, h).Methods(http.MethodGet, http.MethodHead) }
+	get("/", s.index)
+	get("/failed-builds", s.failedBuilds)
+	get("/job/{job}", s.job(false))
+	get("/job/{job}/failed", s.job(true))
+	get("/job/{job}/build/latest", s.latest)
+	get("/job/{job}/build/latest/{rest:.+}", s.latest)
+	get("/job/{job}/build/{uuid}", s.build)
+	get("/job/{job}/build/{uuid}/main-binary", s.mainBinary)
+	get("/job/{job}/build/{uuid}/console", s.console)
+	get("/job/{job}/build/{uuid}/script", s.script)
+	get("/job/{job}/build/{uuid}/f/{path:.+}", s.artifact)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no such page: " + r.URL.Path})
 	})

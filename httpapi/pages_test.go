@@ -1,0 +1,159 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/httpapi"
+	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/ledgertest"
+)
+
+// storedBuild records a build whose files are really in the CAS.
+func storedBuild(t *testing.T, l *ledgertest.Ledger, job, platform string, files map[string]string, start time.Time, res ledger.Result) *ledger.BuildRecorded {
+	t.Helper()
+	put := func(s string) cas.Digest {
+		info, err := l.Store.PutBytes(ctx, []byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Digest
+	}
+	b := &ledger.BuildRecorded{Job: job, UUID: uuid.New(), Platform: platform, Started: start, Finished: start.Add(time.Minute),
+		Result: res, Script: put("#!/bin/sh\nmake\n"), Console: put("0.001s:make\n")}
+	for p, content := range files {
+		b.Artifacts = append(b.Artifacts, ledger.Artifact{Path: p, SHA256: put(content), Size: int64(len(content))})
+		if p == "opam-switch" {
+			d := put(content)
+			b.Inputs.OpamSwitch = &d
+		}
+	}
+	b.MainBinary = httpapi.MainBinary(job, keys(files))
+	if _, err := l.DefineJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestPages(t *testing.T) {
+	l, srv := newServer(t)
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	ok := ledger.Result{Kind: ledger.ResultExited}
+	b1 := storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": "IMAGE", "opam-switch": "opam-version: \"2.0\"\n"}, t0, ok)
+	b2 := storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": "IMAGE", "opam-switch": "opam-version: \"2.0\"\n"}, t0.Add(time.Hour), ok)
+	b3 := storedBuild(t, l, "hello", "freebsd-14", map[string]string{"bin/hello.hvt": "IMAGE-BSD"}, t0.Add(2*time.Hour), ok)
+	bad := storedBuild(t, l, "hello", "debian-12", map[string]string{}, t0.Add(3*time.Hour), ledger.Result{Kind: ledger.ResultExited, Code: 2})
+	u := func(b *ledger.BuildRecorded) string { return srv.URL + "/job/hello/build/" + b.UUID.String() }
+
+	resp, body := get(t, u(b2), "application/json")
+	var v httpapi.BuildView
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &v) != nil {
+		t.Fatalf("build json: %d %s", resp.StatusCode, body)
+	}
+	if v.MainBinary == nil || v.MainBinary.Path != "bin/hello.hvt" || len(v.ReproducedBy) != 1 || v.ReproducedBy[0].UUID != b1.UUID || len(v.Artifacts) != 2 {
+		t.Fatalf("build view: %+v", v)
+	}
+	resp, body = get(t, u(b2), "")
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(body, "Reproduced by 1 build") {
+		t.Fatalf("build html: %d %s", resp.StatusCode, body)
+	}
+
+	// Artifacts: content, ETag, 304, content types, traversal.
+	resp, body = get(t, u(b1)+"/f/bin/hello.hvt", "")
+	etag := `"` + cas.Sum([]byte("IMAGE")).String() + `"`
+	if resp.StatusCode != 200 || body != "IMAGE" || resp.Header.Get("ETag") != etag || resp.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Fatalf("artifact: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	req, _ := http.NewRequest(http.MethodGet, u(b1)+"/f/bin/hello.hvt", nil)
+	req.Header.Set("If-None-Match", etag)
+	if r2, err := http.DefaultClient.Do(req); err != nil || r2.StatusCode != http.StatusNotModified {
+		t.Fatalf("If-None-Match: %v %v", r2.StatusCode, err)
+	}
+	if resp, _ := get(t, u(b1)+"/f/opam-switch", ""); resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Fatalf("opam-switch type %q", resp.Header.Get("Content-Type"))
+	}
+	for _, p := range []string{"/f/missing", "/f/../../../etc/passwd", "/f/bin/../opam-switch"} {
+		if resp, _ := get(t, u(b1)+p, ""); resp.StatusCode != 404 && resp.StatusCode != 301 {
+			t.Errorf("%s: %d", p, resp.StatusCode)
+		}
+	}
+	if resp, body := get(t, u(b1)+"/console", ""); resp.StatusCode != 200 || body != "0.001s:make\n" {
+		t.Fatalf("console: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := get(t, u(b1)+"/script", ""); resp.StatusCode != 200 || !strings.HasPrefix(body, "#!/bin/sh") {
+		t.Fatalf("script: %d %q", resp.StatusCode, body)
+	}
+
+	// Redirects: latest (any platform, per platform, with a path), main-binary.
+	for _, c := range []struct{ path, want string }{
+		{"/job/hello/build/latest", "/job/hello/build/" + b3.UUID.String()},
+		{"/job/hello/build/latest?platform=debian-12", "/job/hello/build/" + b2.UUID.String()},
+		{"/job/hello/build/latest/main-binary?platform=debian-12", "/job/hello/build/" + b2.UUID.String() + "/main-binary"},
+		{"/job/hello/build/" + b1.UUID.String() + "/main-binary", "/job/hello/build/" + b1.UUID.String() + "/f/bin/hello.hvt"},
+	} {
+		resp, _ := get(t, srv.URL+c.path, "")
+		if resp.StatusCode/100 != 3 || resp.Header.Get("Location") != c.want {
+			t.Errorf("%s: %d → %q, want %q", c.path, resp.StatusCode, resp.Header.Get("Location"), c.want)
+		}
+	}
+
+	// Lists.
+	resp, body = get(t, srv.URL+"/job/hello", "application/json")
+	var jv httpapi.JobView
+	if json.Unmarshal([]byte(body), &jv) != nil || len(jv.Builds) != 3 {
+		t.Fatalf("job: %s", body)
+	}
+	_, body = get(t, srv.URL+"/job/hello/failed", "application/json")
+	if json.Unmarshal([]byte(body), &jv) != nil || len(jv.Builds) != 4 || jv.Builds[0].UUID != bad.UUID {
+		t.Fatalf("job with failed: %s", body)
+	}
+	_, body = get(t, srv.URL+"/failed-builds", "application/json")
+	if !strings.Contains(body, bad.UUID.String()) || strings.Contains(body, b1.UUID.String()) {
+		t.Fatalf("failed builds: %s", body)
+	}
+	_, body = get(t, srv.URL+"/", "application/json")
+	var idx httpapi.JobListing
+	if json.Unmarshal([]byte(body), &idx) != nil || len(idx.Jobs) != 1 || len(idx.Jobs[0].Latest) != 2 {
+		t.Fatalf("index: %s", body)
+	}
+	if resp, body := get(t, srv.URL+"/", ""); resp.StatusCode != 200 || !strings.Contains(body, `href="/job/hello"`) {
+		t.Fatalf("index html: %d", resp.StatusCode)
+	}
+
+	// Errors.
+	for _, c := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/job/nope", 404, `job "nope"`},
+		{"/job/nope/build/latest", 404, `job "nope"`},
+		{"/job/hello/build/not-a-uuid", 400, "not a build UUID"},
+		{"/job/hello/build/" + uuid.New().String(), 404, "not exist"},
+		{"/job/other/build/" + b1.UUID.String(), 404, `belongs to job "hello"`},
+		{"/job/hello/build/" + bad.UUID.String() + "/main-binary", 404, "no main binary"},
+		{"/failed-builds?count=5000", 400, "count"},
+	} {
+		resp, body := get(t, srv.URL+c.path, "")
+		if resp.StatusCode != c.status || !strings.Contains(body, c.want) {
+			t.Errorf("GET %s: %d %q, want %d with %q", c.path, resp.StatusCode, body, c.status, c.want)
+		}
+	}
+}

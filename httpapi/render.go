@@ -1,0 +1,39 @@
+package httpapi
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/buildledger/buildledger/ledger/tree"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+var templates = template.Must(template.New("").Funcs(template.FuncMap{
+	"time":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+	"duration": func(a, b time.Time) string { return b.Sub(a).Round(time.Second).String() },
+	"short":    func(s string) string { return s[:min(len(s), 16)] },
+}).ParseFS(templateFiles, "templates/*.html"))
+
+// render answers with JSON when asked (Accept: application/json), else
+// with the named HTML page over the same data.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, data any) {
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusOK, data)
+		return
+	}
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, page+".html", data); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Vary", "Accept")
+	w.Write(buf.Bytes())
+}
+
+func leafHash(data []byte) [32]byte { return tree.LeafHash(data) }
