@@ -29,9 +29,14 @@ func storedBuild(t *testing.T, l *ledgertest.Ledger, job, platform string, files
 		Result: res, Script: put("#!/bin/sh\nmake\n"), Console: put("0.001s:make\n")}
 	for p, content := range files {
 		b.Artifacts = append(b.Artifacts, ledger.Artifact{Path: p, SHA256: put(content), Size: int64(len(content))})
-		if p == "opam-switch" {
-			d := put(content)
+		d := put(content)
+		switch p {
+		case "opam-switch":
 			b.Inputs.OpamSwitch = &d
+		case "build-environment":
+			b.Inputs.BuildEnvironment = &d
+		case "system-packages":
+			b.Inputs.SystemPackages = &d
 		}
 	}
 	b.MainBinary = httpapi.MainBinary(job, keys(files))
@@ -155,5 +160,41 @@ func TestPages(t *testing.T) {
 		if resp.StatusCode != c.status || !strings.Contains(body, c.want) {
 			t.Errorf("GET %s: %d %q, want %d with %q", c.path, resp.StatusCode, body, c.status, c.want)
 		}
+	}
+}
+
+func TestCompare(t *testing.T) {
+	l, srv := newServer(t)
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	ok := ledger.Result{Kind: ledger.ResultExited}
+	env := "OS=linux\nOS_FAMILY=debian\nARCH=x86_64\nSOURCE_DATE_EPOCH=1\n"
+	sw := "opam-version: \"2.0\"\ninstalled: [\"dune.3.16.0\" \"ocaml.5.2.0\" \"cmdliner.1.3.0\"]\n"
+	a := storedBuild(t, l, "hello", "debian-12", map[string]string{
+		"bin/hello.hvt": "A", "build-environment": env, "system-packages": "gcc=12.2\nmake=4.3\n", "opam-switch": sw}, t0, ok)
+	b := storedBuild(t, l, "hello", "debian-12", map[string]string{
+		"bin/hello.hvt": "B", "build-environment": strings.Replace(env, "SOURCE_DATE_EPOCH=1", "SOURCE_DATE_EPOCH=2", 1),
+		"system-packages": "gcc=12.3\nbash=5.2\n", "opam-switch": strings.Replace(sw, "dune.3.16.0", "dune.3.17.0", 1)}, t0.Add(time.Hour), ok)
+	resp, body := get(t, srv.URL+"/compare/"+a.UUID.String()+"/"+b.UUID.String(), "application/json")
+	var c httpapi.Comparison
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &c) != nil {
+		t.Fatalf("compare: %d %s", resp.StatusCode, body)
+	}
+	if c.Opam == nil || len(c.Opam.VersionChanged) != 1 || c.Opam.VersionChanged[0].Name != "dune" || c.Opam.VersionChanged[0].New != "3.17.0" {
+		t.Fatalf("opam diff: %s", body)
+	}
+	if c.Env == nil || len(c.Env.Changed) != 1 || c.Env.Changed[0].Name != "SOURCE_DATE_EPOCH" {
+		t.Fatalf("env diff: %s", body)
+	}
+	if c.Packages == nil || len(c.Packages.Removed) != 1 || len(c.Packages.Added) != 1 || len(c.Packages.Changed) != 1 || c.Packages.Changed[0].Old != "12.2" {
+		t.Fatalf("package diff: %s", body)
+	}
+	if c.SameOutput || c.SameInputs {
+		t.Fatalf("same flags: %s", body)
+	}
+	if resp, body := get(t, srv.URL+"/compare/"+a.UUID.String()+"/"+b.UUID.String(), ""); resp.StatusCode != 200 || !strings.Contains(body, "dune") {
+		t.Fatalf("compare html: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, srv.URL+"/compare/"+a.UUID.String()+"/nope", ""); resp.StatusCode != 400 {
+		t.Fatalf("bad uuid: %d", resp.StatusCode)
 	}
 }

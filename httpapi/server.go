@@ -77,6 +77,7 @@ func (s *Server) routes() {
 	get("/job/{job}/build/{uuid}/console", s.console)
 	get("/job/{job}/build/{uuid}/script", s.script)
 	get("/job/{job}/build/{uuid}/f/{path:.+}", s.artifact)
+	get("/compare/{left}/{right}", s.compare)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no such page: " + r.URL.Path})
 	})
