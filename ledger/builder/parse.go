@@ -1,0 +1,346 @@
+package builder
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Parse decodes the DER exec record that builder-server uploads (the body of
+// builder-web's POST /upload). It accepts only the encodings builder
+// writes, plus the UTCTime timestamps of older builders, and checks the
+// values as described in the package documentation. All errors are
+// *FormatError; those about lim wrap ErrLimit. Parse copies what it keeps:
+// the result does not alias der.
+func Parse(der []byte, lim Limits) (*Exec, error) {
+	e, _, err := parse(der, lim)
+	return e, err
+}
+
+// parser holds the state of one Parse.
+type parser struct {
+	lim Limits
+	// canonical stays true while the input is exactly what Marshal writes
+	// for the value read so far.
+	canonical bool
+}
+
+// parse is Parse, and also reports whether Marshal reproduces der exactly.
+func parse(der []byte, lim Limits) (*Exec, bool, error) {
+	lim = lim.withDefaults()
+	if int64(len(der)) > lim.MaxTotal {
+		return nil, false, limitf(0, "input of %d bytes is larger than the limit of %d", len(der), lim.MaxTotal)
+	}
+	p := &parser{lim: lim, canonical: true}
+	e, err := p.exec(der)
+	if err != nil {
+		return nil, false, err
+	}
+	return e, p.canonical, nil
+}
+
+func (p *parser) exec(der []byte) (*Exec, error) {
+	top := cursor{b: der}
+	outer, err := top.next()
+	if err != nil {
+		if len(der) == 0 {
+			return nil, errorf(0, "empty input")
+		}
+		return nil, err
+	}
+	switch outer.tag {
+	case tagExplicit0:
+	case tagExplicit1:
+		return nil, errorf(outer.off, "[1] (builder's NULL placeholder for a later version) is not supported; only [0] is defined")
+	default:
+		return nil, errorf(outer.off, "expected [0] (an exec record), found %s", tagName(outer.tag))
+	}
+	if top.more() {
+		return nil, errorf(top.off, "%s after the exec record", bytesCount(len(top.b)))
+	}
+	in := outer.contents()
+	seq, err := in.expect(tagSequence)
+	if err != nil {
+		return nil, err
+	}
+	if err := in.end(); err != nil {
+		return nil, err
+	}
+	c := seq.contents()
+	e := new(Exec)
+
+	if e.Job, err = p.job(&c); err != nil {
+		return nil, within(err, "job")
+	}
+	if e.UUID, err = p.uuid(&c); err != nil {
+		return nil, within(err, "uuid")
+	}
+	if e.Console, err = p.console(&c); err != nil {
+		return nil, err // already names "console" or "console line N"
+	}
+	if e.Started, e.Finished, err = p.timestamps(&c); err != nil {
+		return nil, within(err, "timestamps")
+	}
+	if e.Result, err = p.result(&c); err != nil {
+		return nil, within(err, "result")
+	}
+	if e.Output, err = p.files(&c, "output", "output file"); err != nil {
+		return nil, err
+	}
+	if err := c.end(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (p *parser) job(c *cursor) (Job, error) {
+	var j Job
+	seq, err := c.expect(tagSequence)
+	if err != nil {
+		return j, err
+	}
+	jc := seq.contents()
+	name, err := jc.expect(tagUTF8String)
+	if err != nil {
+		return j, within(err, "name")
+	}
+	j.Name = string(name.body)
+	if msg := checkName(j.Name); msg != "" {
+		return j, &FormatError{Field: "name", Value: quote(j.Name), Offset: name.off, Msg: msg}
+	}
+	script, err := jc.expect(tagUTF8String)
+	if err != nil {
+		return j, within(err, "script")
+	}
+	j.Script = string(script.body)
+	if j.Files, err = p.files(&jc, "files", "file"); err != nil {
+		return j, err
+	}
+	if jc.more() {
+		plat, err := jc.expect(tagUTF8String)
+		if err != nil {
+			return j, within(err, "platform")
+		}
+		j.Platform = string(plat.body)
+		if j.Platform == "" {
+			p.canonical = false // Marshal leaves an empty platform out
+		} else if msg := checkName(j.Platform); msg != "" {
+			return j, &FormatError{Field: "platform", Value: quote(j.Platform), Offset: plat.off, Msg: msg}
+		}
+	}
+	return j, jc.end()
+}
+
+func (p *parser) uuid(c *cursor) (uuid.UUID, error) {
+	var u uuid.UUID
+	e, err := c.expect(tagUTF8String)
+	if err != nil {
+		return u, err
+	}
+	if len(e.body) != len(u) {
+		return u, errorf(e.off, "is %d bytes, want the 16 raw bytes of a UUID", len(e.body))
+	}
+	copy(u[:], e.body)
+	if u == uuid.Nil {
+		return u, errorf(e.off, "is the nil UUID")
+	}
+	return u, nil
+}
+
+func (p *parser) console(c *cursor) ([]Line, error) {
+	seq, err := c.expect(tagSequence)
+	if err != nil {
+		return nil, within(err, "console")
+	}
+	cc := seq.contents()
+	// One copy of the whole console; each line's text is a substring of it.
+	text := string(seq.body)
+	var lines []Line
+	for i := 0; cc.more(); i++ {
+		if i >= p.lim.MaxConsoleLines {
+			return nil, within(limitf(cc.off, "more than %d lines", p.lim.MaxConsoleLines), "console")
+		}
+		l, err := p.line(&cc, text, seq.bodyOff)
+		if err != nil {
+			return nil, within(err, "console line %d", i)
+		}
+		lines = append(lines, l)
+	}
+	// builder sends the newest line first.
+	for i, j := 0, len(lines)-1; i < j; i, j = i+1, j-1 {
+		lines[i], lines[j] = lines[j], lines[i]
+	}
+	return lines, nil
+}
+
+// line reads one console line; text is the console's contents as a string,
+// starting at offset base of the input.
+func (p *parser) line(c *cursor, text string, base int) (Line, error) {
+	seq, err := c.expect(tagSequence)
+	if err != nil {
+		return Line{}, err
+	}
+	lc := seq.contents()
+	d, err := lc.expect(tagInteger)
+	if err != nil {
+		return Line{}, within(err, "delta")
+	}
+	delta, err := parseInt(d)
+	if err != nil {
+		return Line{}, within(err, "delta")
+	}
+	data, err := lc.expect(tagUTF8String)
+	if err != nil {
+		return Line{}, within(err, "data")
+	}
+	if err := lc.end(); err != nil {
+		return Line{}, err
+	}
+	start := data.bodyOff - base
+	return Line{Delta: time.Duration(delta), Data: text[start : start+len(data.body)]}, nil
+}
+
+func (p *parser) timestamps(c *cursor) (started, finished time.Time, err error) {
+	seq, err := c.expect(tagSequence)
+	if err != nil {
+		return started, finished, err
+	}
+	tc := seq.contents()
+	for _, f := range []struct {
+		name string
+		t    *time.Time
+	}{{"started", &started}, {"finished", &finished}} {
+		e, err := tc.next()
+		if err != nil {
+			if !tc.more() {
+				err = errorf(tc.off, "missing (expected UTCTime or GeneralizedTime)")
+			}
+			return started, finished, within(err, "%s", f.name)
+		}
+		t, canonical, err := parseTime(e)
+		if err != nil {
+			return started, finished, within(err, "%s", f.name)
+		}
+		if !canonical {
+			p.canonical = false
+		}
+		*f.t = t
+	}
+	if err := tc.end(); err != nil {
+		return started, finished, err
+	}
+	return started, finished, checkOrder(started, finished, seq.off)
+}
+
+func (p *parser) result(c *cursor) (Result, error) {
+	e, err := c.next()
+	if err != nil {
+		if !c.more() {
+			err = errorf(c.off, "missing (expected [0]..[3])")
+		}
+		return Result{}, err
+	}
+	var kind ResultKind
+	switch e.tag {
+	case tagExplicit0:
+		kind = ResultExited
+	case tagExplicit1:
+		kind = ResultSignalled
+	case tagExplicit2:
+		kind = ResultStopped
+	case tagExplicit3:
+		kind = ResultMsg
+	default:
+		return Result{}, errorf(e.off, "expected [0] exited, [1] signalled, [2] stopped or [3] msg, found %s", tagName(e.tag))
+	}
+	rc := e.contents()
+	var r Result
+	if kind == ResultMsg {
+		m, err := rc.expect(tagUTF8String)
+		if err != nil {
+			return r, within(err, "msg")
+		}
+		r = Result{Kind: kind, Msg: string(m.body)}
+	} else {
+		ie, err := rc.expect(tagInteger)
+		if err != nil {
+			return r, within(err, "%s", kind)
+		}
+		v, err := parseInt(ie)
+		if err != nil {
+			return r, within(err, "%s", kind)
+		}
+		if int64(int(v)) != v { // only where int has 32 bits
+			return r, errorf(ie.off, "%s code %d does not fit in an int here", kind, v)
+		}
+		r = Result{Kind: kind, Code: int(v)}
+	}
+	return r, rc.end()
+}
+
+// files reads builder's "data": SEQUENCE OF SEQUENCE { path, data }.
+func (p *parser) files(c *cursor, field, item string) ([]File, error) {
+	seq, err := c.expect(tagSequence)
+	if err != nil {
+		return nil, within(err, "%s", field)
+	}
+	fc := seq.contents()
+	var (
+		files []File
+		set   pathSet
+	)
+	for i := 0; fc.more(); i++ {
+		if i >= p.lim.MaxFiles {
+			return nil, within(limitf(fc.off, "more than %d files", p.lim.MaxFiles), "%s", field)
+		}
+		f, err := p.file(&fc, &set, i)
+		if err != nil {
+			return nil, within(err, "%s %d", item, i)
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+func (p *parser) file(c *cursor, set *pathSet, i int) (File, error) {
+	seq, err := c.expect(tagSequence)
+	if err != nil {
+		return File{}, err
+	}
+	fc := seq.contents()
+	pe, err := fc.expect(tagUTF8String)
+	if err != nil {
+		return File{}, within(err, "path")
+	}
+	if len(pe.body) > MaxPath { // before copying it
+		return File{}, &FormatError{Field: "path", Value: quote(string(pe.body[:maxQuote])), Offset: pe.off,
+			Msg: fmt.Sprintf("is %d bytes long, more than %d", len(pe.body), MaxPath)}
+	}
+	path := string(pe.body)
+	if msg := checkPath(path); msg != "" {
+		return File{}, &FormatError{Field: "path", Value: quote(path), Offset: pe.off, Msg: msg}
+	}
+	if msg := set.add(path, i); msg != "" {
+		return File{}, &FormatError{Field: "path", Value: quote(path), Offset: pe.off, Msg: msg}
+	}
+	de, err := fc.expect(tagUTF8String)
+	if err != nil {
+		return File{}, within(err, "data")
+	}
+	if int64(len(de.body)) > p.lim.MaxFileSize {
+		return File{}, within(limitf(de.off, "%d bytes, more than the limit of %d", len(de.body), p.lim.MaxFileSize), "data")
+	}
+	if err := fc.end(); err != nil {
+		return File{}, err
+	}
+	return File{Path: path, Data: clone(de.body)}, nil
+}
+
+// clone copies b; an empty b gives nil.
+func clone(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
