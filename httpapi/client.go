@@ -1,0 +1,247 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/client"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/ledger"
+)
+
+// Client talks to a ledger server and verifies what it is told: every
+// checkpoint against the pinned log key, every event against a checkpoint
+// by an inclusion proof it builds itself from the server's C2SP tiles (with
+// transparency-dev/tessera's client), and every new checkpoint against the
+// previous one by a consistency proof.
+type Client struct {
+	base   *url.URL
+	http   *http.Client
+	vkey   string
+	origin string
+	tiles  *client.HTTPFetcher
+}
+
+// NewClient returns a client for the server at base that trusts checkpoints
+// signed by vkey (signed-note verifier key; its name is the log's origin).
+func NewClient(base string, vkey string, hc *http.Client) (*Client, error) {
+	u, err := url.Parse(strings.TrimSuffix(base, "/") + "/")
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("server URL %q must be http:// or https://", base)
+	}
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	origin, _, _ := strings.Cut(vkey, "+")
+	if origin == "" {
+		return nil, fmt.Errorf("log key %q is not a signed-note verifier key (name+hash+key)", vkey)
+	}
+	f, err := client.NewHTTPFetcher(u, hc)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{base: u, http: hc, vkey: vkey, origin: origin, tiles: f}, nil
+}
+
+// FetchLogKey asks a server for its log key. Use it only to pin a key on
+// first contact (trust on first use); afterwards pass the pinned key.
+func FetchLogKey(ctx context.Context, base string, hc *http.Client) (string, error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	b, err := fetch(ctx, hc, strings.TrimSuffix(base, "/")+"/log/key", "")
+	return strings.TrimSpace(string(b)), err
+}
+
+func fetch(ctx context.Context, hc *http.Client, u, accept string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := strings.TrimSpace(string(b))
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		return nil, &Error{Status: resp.StatusCode, Msg: fmt.Sprintf("%s: %s", u, msg)}
+	}
+	return b, nil
+}
+
+func (c *Client) url(p string) string { return c.base.JoinPath(p).String() }
+
+// Checkpoint fetches and verifies the latest checkpoint.
+func (c *Client) Checkpoint(ctx context.Context) (*ledger.Checkpoint, error) {
+	b, err := fetch(ctx, c.http, c.url("checkpoint"), "")
+	if err != nil {
+		return nil, err
+	}
+	return ledger.OpenCheckpoint(b, c.origin, c.vkey)
+}
+
+// InconsistencyError is a security error: the server showed two checkpoints
+// that cannot both be true (it rewrote or forked its history).
+type InconsistencyError struct {
+	Old, New *ledger.Checkpoint
+	Reason   string
+}
+
+func (e *InconsistencyError) Error() string {
+	return fmt.Sprintf("SECURITY: the log is not consistent with a checkpoint seen before (%s)\nearlier checkpoint:\n%s\nnew checkpoint:\n%s",
+		e.Reason, e.Old.Note, e.New.Note)
+}
+
+// CheckConsistency proves that newer extends older, building the proof
+// from the server's tiles.
+func (c *Client) CheckConsistency(ctx context.Context, older, newer *ledger.Checkpoint) error {
+	switch {
+	case newer.Size < older.Size:
+		return &InconsistencyError{older, newer, fmt.Sprintf("the log shrank from %d to %d entries", older.Size, newer.Size)}
+	case newer.Size == older.Size:
+		if newer.Hash != older.Hash {
+			return &InconsistencyError{older, newer, fmt.Sprintf("two different roots for size %d", newer.Size)}
+		}
+		return nil
+	case older.Size == 0:
+		return nil
+	}
+	pb, err := client.NewProofBuilder(ctx, newer.Size, c.tiles.ReadTile)
+	if err != nil {
+		return fmt.Errorf("reading tiles: %w", err)
+	}
+	p, err := pb.ConsistencyProof(ctx, older.Size, newer.Size)
+	if err != nil {
+		return fmt.Errorf("building consistency proof from tiles: %w", err)
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, older.Size, newer.Size, p, older.Hash[:], newer.Hash[:]); err != nil {
+		return &InconsistencyError{older, newer, err.Error()}
+	}
+	return nil
+}
+
+// VerifiedEvent is an event proven to be in the log.
+type VerifiedEvent struct {
+	Index uint64
+	Bytes []byte
+	Event ledger.Event
+}
+
+// Event fetches the event at index and proves its inclusion in cp.
+func (c *Client) Event(ctx context.Context, index uint64, cp *ledger.Checkpoint) (*VerifiedEvent, error) {
+	if index >= cp.Size {
+		return nil, fmt.Errorf("event %d is not covered by the checkpoint of size %d", index, cp.Size)
+	}
+	data, err := fetch(ctx, c.http, c.url(fmt.Sprintf("event/%d", index)), "")
+	if err != nil {
+		return nil, err
+	}
+	pb, err := client.NewProofBuilder(ctx, cp.Size, c.tiles.ReadTile)
+	if err != nil {
+		return nil, fmt.Errorf("reading tiles: %w", err)
+	}
+	p, err := pb.InclusionProof(ctx, index)
+	if err != nil {
+		return nil, fmt.Errorf("building inclusion proof from tiles: %w", err)
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, rfc6962.DefaultHasher.HashLeaf(data), p, cp.Hash[:]); err != nil {
+		return nil, fmt.Errorf("SECURITY: event %d served by the server is not in the log at checkpoint %d: %w", index, cp.Size, err)
+	}
+	ev, err := ledger.Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("event %d: %w", index, err)
+	}
+	return &VerifiedEvent{Index: index, Bytes: data, Event: ev}, nil
+}
+
+// LookupResult is a verified reverse hash lookup.
+type LookupResult struct {
+	Checkpoint   *ledger.Checkpoint
+	Builds       []VerifiedBuild
+	Attestations []*ledger.AttestationRecorded
+	AttIndices   []uint64
+}
+
+// VerifiedBuild is a build proven to be in the log that has an artifact
+// with the looked-up digest at Path.
+type VerifiedBuild struct {
+	Index uint64
+	Path  string
+	Build *ledger.BuildRecorded
+}
+
+// ErrNotInLedger: no recorded build produced the digest.
+var ErrNotInLedger = errors.New("no recorded build produced this digest")
+
+// Lookup asks where a digest came from and verifies every answer: the
+// checkpoint's signature, each build event's inclusion, and that the event
+// really lists the digest.
+func (c *Client) Lookup(ctx context.Context, d cas.Digest) (*LookupResult, error) {
+	b, err := fetch(ctx, c.http, c.url("hash")+"?sha256="+d.String(), "application/json")
+	var he *Error
+	if errors.As(err, &he) && he.Status == http.StatusNotFound {
+		return nil, fmt.Errorf("%s: %w", d, ErrNotInLedger)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var hl HashLookup
+	if err := json.Unmarshal(b, &hl); err != nil {
+		return nil, fmt.Errorf("lookup answer is not JSON: %w", err)
+	}
+	cp, err := ledger.OpenCheckpoint([]byte(hl.Checkpoint), c.origin, c.vkey)
+	if err != nil {
+		return nil, err
+	}
+	res := &LookupResult{Checkpoint: cp}
+	for _, h := range hl.Builds {
+		ve, err := c.Event(ctx, h.LogIndex, cp)
+		if err != nil {
+			return nil, err
+		}
+		br, ok := ve.Event.(*ledger.BuildRecorded)
+		if !ok {
+			return nil, fmt.Errorf("SECURITY: server named event %d as a build, but it is a %s", h.LogIndex, ve.Event.Kind())
+		}
+		if a, ok := br.Artifact(h.Path); !ok || a.SHA256 != d {
+			return nil, fmt.Errorf("SECURITY: build event %d has no artifact %q with digest %s", h.LogIndex, h.Path, d)
+		}
+		res.Builds = append(res.Builds, VerifiedBuild{Index: h.LogIndex, Path: h.Path, Build: br})
+	}
+	for _, a := range hl.Attestations {
+		ve, err := c.Event(ctx, a.LogIndex, cp)
+		if err != nil {
+			return nil, err
+		}
+		ar, ok := ve.Event.(*ledger.AttestationRecorded)
+		if !ok {
+			return nil, fmt.Errorf("SECURITY: server named event %d as an attestation, but it is a %s", a.LogIndex, ve.Event.Kind())
+		}
+		res.Attestations = append(res.Attestations, ar)
+		res.AttIndices = append(res.AttIndices, a.LogIndex)
+	}
+	return res, nil
+}
