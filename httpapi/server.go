@@ -65,6 +65,7 @@ func (s *Server) routes() {
 	r.HandleFunc("/proof/consistency", s.consistencyProof).Methods(http.MethodGet)
 	r.HandleFunc("/hash", s.hash).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/job/{job}/platform/{platform}/upload", s.manualUpload).Methods(http.MethodPost)
+	r.HandleFunc("/upload", s.upload).Methods(http.MethodPost)
 	get := func(p string, h http.HandlerFunc) { r.HandleFunc(p, h).Methods(http.MethodGet, http.MethodHead) }
 	get("/", s.index)
 	get("/failed-builds", s.failedBuilds)
@@ -77,6 +78,7 @@ func (s *Server) routes() {
 	get("/job/{job}/build/{uuid}/console", s.console)
 	get("/job/{job}/build/{uuid}/script", s.script)
 	get("/job/{job}/build/{uuid}/f/{path:.+}", s.artifact)
+	get("/job/{job}/build/{uuid}/exec", s.exportExec)
 	get("/compare/{left}/{right}", s.compare)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no such page: " + r.URL.Path})

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/httpapi/auth"
 	"github.com/buildledger/buildledger/ledger"
 )
 
@@ -145,21 +146,16 @@ func buildURL(job string, id uuid.UUID) string {
 	return "/job/" + url.PathEscape(job) + "/build/" + id.String()
 }
 
-// authenticate checks HTTP Basic credentials and that the user may upload
-// to job.
-func (s *Server) authenticate(r *http.Request, job string) error {
+// login checks HTTP Basic credentials against the uploader accounts.
+func (s *Server) login(r *http.Request) (auth.User, error) {
 	if s.cfg.Users == nil {
-		return &Error{Status: http.StatusForbidden, Msg: "uploads are disabled on this server"}
+		return auth.User{}, &Error{Status: http.StatusForbidden, Msg: "uploads are disabled on this server"}
 	}
 	name, pw, ok := r.BasicAuth()
 	if !ok {
-		return &Error{Status: http.StatusUnauthorized, Msg: "uploads need HTTP Basic credentials of an uploader account"}
+		return auth.User{}, &Error{Status: http.StatusUnauthorized, Msg: "uploads need HTTP Basic credentials of an uploader account"}
 	}
-	u, err := s.cfg.Users.Authenticate(name, pw)
-	if err != nil {
-		return err
-	}
-	return s.cfg.Users.Authorize(u, job)
+	return s.cfg.Users.Authenticate(name, pw)
 }
 
 // limitBody caps the request body; reading past it fails with an error
@@ -197,7 +193,11 @@ func (s *Server) manualUpload(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("platform: %v", err))
 		return
 	}
-	if err := s.authenticate(r, job); err != nil {
+	user, err := s.login(r)
+	if err == nil {
+		err = s.cfg.Users.Authorize(user, job)
+	}
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
