@@ -94,6 +94,9 @@ func fetch(ctx context.Context, hc *http.Client, u, accept string) ([]byte, erro
 
 func (c *Client) url(p string) string { return c.base.JoinPath(p).String() }
 
+// LogKey returns the verifier key the client trusts.
+func (c *Client) LogKey() string { return c.vkey }
+
 // Checkpoint fetches and verifies the latest checkpoint.
 func (c *Client) Checkpoint(ctx context.Context) (*ledger.Checkpoint, error) {
 	b, err := fetch(ctx, c.http, c.url("checkpoint"), "")

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,5 +42,62 @@ func TestDemoTwice(t *testing.T) {
 	cp := run(t, "checkpoint", "--data", data)
 	if !strings.HasPrefix(cp, "buildledger.local/log\n3\n") {
 		t.Fatalf("checkpoint:\n%s", cp)
+	}
+}
+
+// TestServeUploadLookupVerify runs the server command and the client
+// commands against it on loopback: add an uploader, upload the bundled orb
+// directory, look its binary up, verify the log.
+func TestServeUploadLookupVerify(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	state := filepath.Join(t.TempDir(), "state.json")
+	add := newRoot()
+	add.SetArgs([]string{"user", "add", "farm", "--unrestricted", "--data", data})
+	add.SetIn(strings.NewReader("farm-password\n"))
+	var addOut bytes.Buffer
+	add.SetOut(&addOut)
+	if err := add.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		srv := newRoot()
+		srv.SetArgs([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"})
+		srv.SetOut(pw)
+		done <- srv.ExecuteContext(ctx)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	var url string
+	for sc.Scan() {
+		if u, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+			url = u
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if url == "" {
+		t.Fatal("server did not say where it listens")
+	}
+
+	t.Setenv("BUILDLEDGER_PASSWORD", "farm-password")
+	out := run(t, "upload", "demo", "--job", "hello", "--server", url, "--user", "farm", "--state", state)
+	if !strings.Contains(out, "main binary: bin/hello.hvt") || !strings.Contains(out, "inclusion verified") {
+		t.Fatalf("upload:\n%s", out)
+	}
+	out = run(t, "lookup", "demo/bin/hello.hvt", "--server", url, "--state", state)
+	if !strings.Contains(out, "1 build(s)") || !strings.Contains(out, "job hello") || !strings.Contains(out, "inclusion verified") {
+		t.Fatalf("lookup:\n%s", out)
+	}
+	out = run(t, "verify", "--server", url, "--state", state)
+	if !strings.Contains(out, "ok: size") {
+		t.Fatalf("verify:\n%s", out)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
 	}
 }
