@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"path"
 	"slices"
 	"strings"
@@ -272,6 +273,11 @@ type Inputs struct {
 	OpamSwitch       *cas.Digest `json:"opam_switch"`
 	BuildEnvironment *cas.Digest `json:"build_environment"`
 	SystemPackages   *cas.Digest `json:"system_packages"`
+}
+
+// Known reports whether at least one input file is recorded.
+func (in Inputs) Known() bool {
+	return in.OpamSwitch != nil || in.BuildEnvironment != nil || in.SystemPackages != nil
 }
 
 // ID derives the input id: SHA-256 over the three raw 32-byte digests of
@@ -565,8 +571,11 @@ type Subject struct {
 	SHA256 cas.Digest `json:"sha256"`
 }
 
-// AttestationRecorded logs a verified DSSE envelope whose bytes are in the
-// CAS under Envelope.
+// AttestationRecorded logs a DSSE envelope whose bytes are in the CAS under
+// Envelope. The ledger core checks that the envelope is stored, that the
+// key was active at this point of the log and that the build exists; the
+// fields are the submitter's summary of the envelope, which the attestation
+// endpoint derives from the verified envelope before appending.
 type AttestationRecorded struct {
 	Envelope      cas.Digest `json:"envelope"`
 	KeyID         cas.Digest `json:"key_id"`
@@ -685,6 +694,10 @@ func checkText(field, s string, max int) error {
 	return nil
 }
 
+// maxTime is the last time Unix nanoseconds can represent; the projections
+// order builds by it.
+var maxTime = time.Unix(0, math.MaxInt64).UTC()
+
 func checkTime(field string, t time.Time) error {
 	if t.IsZero() {
 		return fmt.Errorf("%s time is missing", field)
@@ -692,8 +705,8 @@ func checkTime(field string, t time.Time) error {
 	if t.Location() != time.UTC {
 		return fmt.Errorf("%s time %s is not in UTC", field, t)
 	}
-	if y := t.Year(); y < 1970 || y > 9999 {
-		return fmt.Errorf("%s time %s out of range", field, t.Format(time.RFC3339))
+	if t.Year() < 1970 || t.After(maxTime) {
+		return fmt.Errorf("%s time %s out of range (1970 to 2262)", field, t.Format(time.RFC3339))
 	}
 	return nil
 }

@@ -49,6 +49,9 @@ var (
 	ErrRejected = errors.New("ledger: rejected")
 	// ErrClosed: the ledger was closed.
 	ErrClosed = errors.New("ledger: closed")
+	// ErrUnavailable: a commit or replay failed; the ledger refuses appends
+	// until it is reopened (which rebuilds its state from the store).
+	ErrUnavailable = errors.New("ledger: unavailable")
 )
 
 // Config configures Open. Origin and Signer are required.
@@ -78,6 +81,21 @@ type Ledger struct {
 	// commitMu is held by the committer for each commit and by Replay.
 	commitMu sync.Mutex
 	cp       atomic.Pointer[Checkpoint]
+	failed   atomic.Pointer[error]
+}
+
+// fail puts the ledger in the failed state: appends are refused from now on.
+func (l *Ledger) fail(err error) {
+	err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+	l.failed.CompareAndSwap(nil, &err)
+}
+
+// Err returns why the ledger refuses appends, or nil.
+func (l *Ledger) Err() error {
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Receipt acknowledges a durable append.
@@ -183,6 +201,9 @@ func (l *Ledger) DefineJob(ctx context.Context, job string) (Receipt, error) {
 }
 
 func (l *Ledger) append(ctx context.Context, e Event, ifMissing bool) (Receipt, error) {
+	if err := l.Err(); err != nil {
+		return Receipt{}, err
+	}
 	norm := clone(e)
 	norm.normalize()
 	if err := norm.validate(); err != nil {
@@ -315,10 +336,18 @@ func (l *Ledger) commitOnce(batch []*request) int {
 		}
 	}
 	if err == nil {
-		err = txn.Commit()
+		if l.Err() != nil {
+			err = l.Err()
+		} else if err = txn.Commit(); err != nil {
+			// badger may have applied some of the writes before failing:
+			// the in-memory state can no longer be trusted.
+			l.fail(fmt.Errorf("commit failed: %v", err))
+		}
 	}
 	if err == nil {
-		err = l.tree.Install(tb)
+		if err = l.tree.Install(tb); err != nil {
+			l.fail(err)
+		}
 	}
 	if err != nil {
 		for _, d := range out {

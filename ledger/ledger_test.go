@@ -511,3 +511,49 @@ func TestOpenReplaysStaleProjections(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReplayLargeProjections replays a log whose projections do not fit in
+// one badger transaction (many artifacts per build).
+func TestReplayLargeProjections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("appends 400 large events")
+	}
+	l := ledgertest.Open(t)
+	mustAppend(t, l, &ledger.JobDefined{Job: "big"})
+	for i := range 400 {
+		b := build("big", "debian-12", fmt.Sprint(i), "main", time.Now())
+		for j := range 300 {
+			b.Artifacts = append(b.Artifacts, ledger.Artifact{Path: fmt.Sprintf("share/doc/file-%04d", j), SHA256: d(fmt.Sprint(i, j)), Size: 1})
+		}
+		mustAppend(t, l, b)
+	}
+	// ledgertest's cleanup replays and compares every projection key.
+}
+
+// TestFailedReplayStopsAppends interrupts a replay: the ledger must refuse
+// appends instead of marking half-built projections complete, and reopening
+// must rebuild them.
+func TestFailedReplayStopsAppends(t *testing.T) {
+	skey, vkey, _ := ledger.GenerateLogKey(ledgertest.Origin)
+	dir := t.TempDir()
+	l := ledgertest.Reopen(t, dir, skey, vkey)
+	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
+	b := build("hello", "debian-12", "in", "out", time.Now())
+	mustAppend(t, l, b)
+	want := l.Projections(t)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := l.Replay(cctx); err == nil {
+		t.Fatal("cancelled replay succeeded")
+	}
+	if _, err := l.Append(ctx, &ledger.JobDefined{Job: "more"}); !errors.Is(err, ledger.ErrUnavailable) {
+		t.Fatalf("append after failed replay: %v", err)
+	}
+	l.Close()
+	l2 := ledgertest.Reopen(t, dir, skey, vkey)
+	defer l2.Close()
+	if got := l2.Projections(t); !reflect.DeepEqual(got, want) {
+		t.Fatal("reopen did not rebuild the projections")
+	}
+	mustAppend(t, l2, &ledger.JobDefined{Job: "more"})
+}

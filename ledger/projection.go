@@ -17,7 +17,7 @@ import (
 
 // projectionVersion changes whenever the projection layout below changes;
 // Open then replays the log into the new layout.
-const projectionVersion = 2
+const projectionVersion = 3
 
 // Projection keys. Every projection is a set of badger keys under "p/",
 // written in the same transaction as the event they derive from:
@@ -28,7 +28,7 @@ const projectionVersion = 2
 //	p/f/<inv start(8)><index(8)>           failed builds (not exited 0), newest first
 //	p/b/<uuid(16)>               index(8) of build_recorded
 //	p/a/<sha256(32)><index(8)><path>       artifact digest → builds
-//	p/i/<input id(32)><index(8)>           input id → builds
+//	p/i/<input id(32)><index(8)>           input id → builds (with at least one input file)
 //	p/s/<subject(32)><index(8)>            subject digest → attestations
 //	p/e/<envelope(32)>           index(8) of attestation_recorded
 //	p/k/<key id(32)><index(8)>   state(1): 1 added, 2 revoked
@@ -203,6 +203,9 @@ func project(txn *badger.Txn, index uint64, ev Event) error {
 				return err
 			}
 		}
+		if !e.Inputs.Known() {
+			return nil // nothing to compare reproductions on
+		}
 		return set(key(pInput, e.InputID[:], idx), nil)
 	case *KeyAdded:
 		if err := set(key(pKey, e.KeyID[:], idx), append([]byte{keyStateAdded}, e.Name...)); err != nil {
@@ -278,52 +281,51 @@ func (l *Ledger) Replay(ctx context.Context) error {
 // log (an event that does not hash to its leaf, a root that differs).
 var ErrCorrupt = errors.New("ledger: store corrupt")
 
-func (l *Ledger) replay(ctx context.Context) error {
+func (l *Ledger) replay(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			l.fail(fmt.Errorf("projections are incomplete after a failed replay (%v); reopen the ledger to rebuild them", err))
+		}
+	}()
+	// Dropping p/ also drops p/meta: until the replay below completes and
+	// the root checks out, Open sees no valid metadata and replays again.
 	if err := l.db.DropPrefix(pAll); err != nil {
 		return err
 	}
 	size, root := l.tree.Head()
 	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
-	const chunk = 2048
-	for start := uint64(0); start < size; start += chunk {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		end := min(start+chunk, size)
-		txn := l.db.NewTransaction(true)
-		for i := start; i < end; i++ {
-			d, err := eventDigest(txn, i)
-			if err != nil {
-				txn.Discard()
-				return err
-			}
-			data, err := l.store.GetTxn(txn, d)
-			if err != nil {
-				txn.Discard()
-				return fmt.Errorf("event %d: %w", i, err)
-			}
-			ev, err := Decode(data)
-			if err != nil {
-				txn.Discard()
-				return fmt.Errorf("%w: event %d: %v", ErrCorrupt, i, err)
-			}
-			leaf := tree.LeafHash(data)
-			if err := rng.Append(leaf[:], nil); err != nil {
-				txn.Discard()
-				return err
-			}
-			if err := project(txn, i, ev); err != nil {
-				txn.Discard()
+	txn := l.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	for i := uint64(0); i < size; i++ {
+		if i%1024 == 0 {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		if err := l.setApplied(txn, end); err != nil {
-			txn.Discard()
+		ev, data, err := l.readEvent(txn, i)
+		if err != nil {
 			return err
 		}
-		if err := txn.Commit(); err != nil {
+		leaf := tree.LeafHash(data)
+		if err := rng.Append(leaf[:], nil); err != nil {
 			return err
 		}
+		err = project(txn, i, ev)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			// Commit what fits and apply this event again in a fresh
+			// transaction (projection writes are idempotent sets).
+			if err := txn.Commit(); err != nil {
+				return err
+			}
+			txn = l.db.NewTransaction(true)
+			err = project(txn, i, ev)
+		}
+		if err != nil {
+			return fmt.Errorf("projecting event %d: %w", i, err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return err
 	}
 	got := tree.EmptyRoot()
 	if size > 0 {
@@ -336,10 +338,24 @@ func (l *Ledger) replay(ctx context.Context) error {
 	if got != root {
 		return fmt.Errorf("%w: events hash to root %x, tree says %x at size %d", ErrCorrupt, got, root, size)
 	}
-	if size == 0 {
-		return l.db.Update(func(txn *badger.Txn) error { return l.setApplied(txn, 0) })
+	return l.db.Update(func(txn *badger.Txn) error { return l.setApplied(txn, size) })
+}
+
+// readEvent loads and decodes the event at index.
+func (l *Ledger) readEvent(txn *badger.Txn, i uint64) (Event, []byte, error) {
+	d, err := eventDigest(txn, i)
+	if err != nil {
+		return nil, nil, err
 	}
-	return nil
+	data, err := l.store.GetTxn(txn, d)
+	if err != nil {
+		return nil, nil, fmt.Errorf("event %d: %w", i, err)
+	}
+	ev, err := Decode(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: event %d: %v", ErrCorrupt, i, err)
+	}
+	return ev, data, nil
 }
 
 // KeyStatus is a key's standing at one point of the log.

@@ -28,9 +28,6 @@ type ArtifactHit struct {
 
 // EventBytes returns the exact bytes of the event at index (the leaf data).
 func (l *Ledger) EventBytes(index uint64) ([]byte, error) {
-	if size := l.tree.Size(); index >= size {
-		return nil, fmt.Errorf("event %d (log size %d): %w", index, size, ErrNotFound)
-	}
 	var data []byte
 	err := l.db.View(func(txn *badger.Txn) error {
 		d, err := eventDigest(txn, index)
@@ -45,9 +42,6 @@ func (l *Ledger) EventBytes(index uint64) ([]byte, error) {
 
 // Event returns the decoded event at index.
 func (l *Ledger) Event(index uint64) (Event, error) {
-	if size := l.tree.Size(); index >= size {
-		return nil, fmt.Errorf("event %d (log size %d): %w", index, size, ErrNotFound)
-	}
 	var ev Event
 	err := l.db.View(func(txn *badger.Txn) error {
 		var err error
@@ -58,19 +52,8 @@ func (l *Ledger) Event(index uint64) (Event, error) {
 }
 
 func (l *Ledger) eventTxn(txn *badger.Txn, index uint64) (Event, error) {
-	d, err := eventDigest(txn, index)
-	if err != nil {
-		return nil, err
-	}
-	data, err := l.store.GetTxn(txn, d)
-	if err != nil {
-		return nil, fmt.Errorf("event %d: %w", index, err)
-	}
-	ev, err := Decode(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w: event %d: %v", ErrCorrupt, index, err)
-	}
-	return ev, nil
+	ev, _, err := l.readEvent(txn, index)
+	return ev, err
 }
 
 func eventAs[E Event](l *Ledger, txn *badger.Txn, index uint64) (E, error) {
@@ -219,6 +202,9 @@ type Reproductions struct {
 
 // ReproductionsOf classifies the builds sharing b's input id.
 func (l *Ledger) ReproductionsOf(b BuildEntry) (Reproductions, error) {
+	if !b.Event.Inputs.Known() {
+		return Reproductions{}, nil // no inputs recorded: nothing to compare on
+	}
 	all, err := l.BuildsByInput(b.Event.Inputs.ID())
 	if err != nil {
 		return Reproductions{}, err
