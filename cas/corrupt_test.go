@@ -122,6 +122,17 @@ func zstdBomb(t testing.TB) []byte {
 // want.
 func expectIntegrity(t *testing.T, s *Store, d Digest, want []byte) {
 	t.Helper()
+	expectIntegrityErr(t, s, d, want, true)
+}
+
+// expectIntegrityErr checks that every way of reading d fails with an
+// IntegrityError before the whole blob is handed out. With prefix, the
+// bytes handed out before the error must also be a prefix of want: true
+// for damaged chunks (each is verified before use), not for a damaged blob
+// record, whose reordered but valid chunks only the whole-blob digest (checked
+// before the last bytes go out) can expose.
+func expectIntegrityErr(t *testing.T, s *Store, d Digest, want []byte, prefix bool) {
+	t.Helper()
 	ctx := context.Background()
 	var ie *IntegrityError
 	if _, err := s.Bytes(ctx, d, 1<<40); !errors.As(err, &ie) {
@@ -142,7 +153,7 @@ func expectIntegrity(t *testing.T, s *Store, d Digest, want []byte) {
 			}
 		}
 		r.Close()
-		if !bytes.HasPrefix(want, got) {
+		if prefix && !bytes.HasPrefix(want, got) {
 			t.Errorf("Read handed out %d bytes that are not a prefix of the content", len(got))
 		}
 	}
@@ -154,6 +165,16 @@ func expectIntegrity(t *testing.T, s *Store, d Digest, want []byte) {
 		r.Close()
 		if !errors.As(err, &ie) {
 			t.Errorf("WriteTo: %v, want *IntegrityError", err)
+		}
+	}
+	// A reader that stops at the blob's size, as http.ServeContent does,
+	// must not get all of it without the whole-blob check.
+	if r, err := s.Open(ctx, d); err == nil {
+		buf := make([]byte, r.Size())
+		_, err = io.ReadFull(r, buf)
+		r.Close()
+		if !errors.As(err, &ie) {
+			t.Errorf("ReadFull of Size bytes: %v, want *IntegrityError", err)
 		}
 	}
 	err = s.db.View(func(txn *badger.Txn) error {
@@ -248,6 +269,24 @@ func TestSwappedChunks(t *testing.T) {
 	refs := chunkRefs(t, s, info.Digest)
 	setValue(t, db, chunkKey(refs[0].d), getValue(t, db, chunkKey(refs[1].d)))
 	expectIntegrity(t, s, info.Digest, data)
+}
+
+// TestSwappedRefs swaps two chunk references in a blob record: every chunk
+// verifies, only the whole-blob digest shows the damage.
+func TestSwappedRefs(t *testing.T) {
+	s, db := openTest(t, Options{})
+	data := randBytes(4, 300_000)
+	info, err := s.PutBytes(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, reason := parseRecord(getValue(t, db, blobKey(info.Digest)))
+	if reason != "" || rec.height != 0 || len(rec.refs) < 2 {
+		t.Fatalf("unexpected record shape: %q height %d refs %d", reason, rec.height, len(rec.refs))
+	}
+	rec.refs[0], rec.refs[1] = rec.refs[1], rec.refs[0]
+	setValue(t, db, blobKey(info.Digest), appendChunkedRecord(nil, rec.size, rec.chunks, rec.height, rec.refs))
+	expectIntegrityErr(t, s, info.Digest, data, false)
 }
 
 func TestCorruptPage(t *testing.T) {

@@ -48,8 +48,14 @@
 // of the caller in parallel, with bounded read-ahead. Every chunk and page is
 // checked against its digest before any of its bytes are handed out, zstd
 // output is capped at the size the manifest records (a stored zstd bomb is an
-// error, not an allocation), and a read to the end checks the whole blob's
-// SHA-256, returning an *IntegrityError instead of io.EOF on a mismatch.
+// error, not an allocation), and the whole blob's SHA-256 is checked before
+// its last bytes are handed out: a reader never receives a complete blob
+// that does not match its digest, even one that stops at Size() bytes
+// (http.ServeContent) instead of reading to io.EOF. Chunk order comes from
+// the blob record, which is not itself content-addressed: a damaged record
+// can make a reader see valid chunks in the wrong order before the final
+// check fails (TestSwappedRefs), so streaming consumers must treat an error
+// as voiding what they received.
 // TestCorruptChunk, TestCorruptPage, TestCorruptRecord and TestSwappedChunks
 // damage stored values directly in badger (flipped bytes, truncation, zstd
 // bombs, deletion, swapped chunks) and check that every read path fails with

@@ -186,10 +186,24 @@ func (r *Reader) nextBatch() error {
 		}
 		return r.err
 	}
-	r.cur, r.data = it, it.buf[it.skip:]
 	if r.h != nil {
 		r.h.Write(it.buf)
+		// Check the whole-blob digest before the last bytes are handed
+		// out, so a reader that stops at the blob's size (http.ServeContent
+		// copies exactly Content-Length bytes) never gets unverified data.
+		if end := r.pos + int64(len(it.buf)); end >= r.rec.size {
+			if end > r.rec.size {
+				r.err = &IntegrityError{Digest: r.d, Reason: fmt.Sprintf("chunks hold more than the %d bytes the record says", r.rec.size)}
+			} else if Digest(r.h.Sum(nil)) != r.d {
+				r.err = &IntegrityError{Digest: r.d, Reason: "reassembled content does not match the blob digest"}
+			}
+			if r.err != nil {
+				r.f.recycle(it)
+				return r.err
+			}
+		}
 	}
+	r.cur, r.data = it, it.buf[it.skip:]
 	return nil
 }
 
