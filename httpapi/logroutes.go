@@ -47,8 +47,12 @@ func (s *Server) tile(w http.ResponseWriter, r *http.Request) {
 		width = tree.TileWidth
 	}
 	data, err := s.cfg.Ledger.Tree().Tile(uint8(level), index, width)
-	if err != nil {
+	if errorsIsRange(err) {
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: fmt.Sprintf("tile %s does not exist (yet) in the tree of size %d", r.URL.Path, s.cfg.Ledger.Size()), Err: err})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
@@ -114,9 +118,9 @@ func uintParam(r *http.Request, name string, def uint64) (uint64, error) {
 }
 
 // inclusionProof serves GET /proof/inclusion?index=I&size=S or
-// ?leaf_hash=HEX&size=S (size defaults to the current tree size).
+// ?leaf_hash=HEX&size=S (size defaults to the latest checkpoint's).
 func (s *Server) inclusionProof(w http.ResponseWriter, r *http.Request) {
-	size, err := uintParam(r, "size", s.cfg.Ledger.Size())
+	size, err := uintParam(r, "size", s.cfg.Ledger.Checkpoint().Size)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -155,7 +159,7 @@ func (s *Server) inclusionProof(w http.ResponseWriter, r *http.Request) {
 
 // consistencyProof serves GET /proof/consistency?from=A&to=B.
 func (s *Server) consistencyProof(w http.ResponseWriter, r *http.Request) {
-	to, err := uintParam(r, "to", s.cfg.Ledger.Size())
+	to, err := uintParam(r, "to", s.cfg.Ledger.Checkpoint().Size)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -262,7 +265,7 @@ func (s *Server) mainBinary(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: fmt.Sprintf("build %s has no main binary", b.Event.UUID)})
 		return
 	}
-	http.Redirect(w, r, buildURL(b.Event.Job, b.Event.UUID)+"/f/"+*b.Event.MainBinary, http.StatusFound)
+	http.Redirect(w, r, buildURL(b.Event.Job, b.Event.UUID)+"/f/"+escapePath(*b.Event.MainBinary), http.StatusFound)
 }
 
 // artifact serves /job/J/build/U/f/PATH from the CAS: ETag is the quoted
@@ -280,7 +283,7 @@ func (s *Server) artifact(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: fmt.Sprintf("build %s has no file %q", b.Event.UUID, p)})
 		return
 	}
-	s.serveBlob(w, r, a.SHA256, contentType(p), true)
+	s.serveBlob(w, r, a.SHA256, contentType(p))
 }
 
 func (s *Server) console(w http.ResponseWriter, r *http.Request) {
@@ -289,7 +292,7 @@ func (s *Server) console(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.serveBlob(w, r, b.Event.Console, "text/plain; charset=utf-8", false)
+	s.serveBlob(w, r, b.Event.Console, "text/plain; charset=utf-8")
 }
 
 func (s *Server) script(w http.ResponseWriter, r *http.Request) {
@@ -298,16 +301,49 @@ func (s *Server) script(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.serveBlob(w, r, b.Event.Script, "text/plain; charset=utf-8", false)
+	s.serveBlob(w, r, b.Event.Script, "text/plain; charset=utf-8")
 }
 
-func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, d cas.Digest, ctype string, attachment bool) {
-	rd, err := s.cfg.Ledger.Store().Open(r.Context(), d)
+// escapePath escapes each segment of a slash-separated path for a URL.
+func escapePath(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
+
+// erringReader remembers the first error other than io.EOF.
+type erringReader struct {
+	io.ReadSeeker
+	err error
+}
+
+func (e *erringReader) Read(p []byte) (int, error) {
+	n, err := e.ReadSeeker.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, d cas.Digest, ctype string) {
+	blob, err := s.cfg.Ledger.Store().Open(r.Context(), d)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	defer rd.Close()
+	defer blob.Close()
+	rd := &erringReader{ReadSeeker: blob}
+	defer func() {
+		// Headers are gone by now: abort the response so the client sees
+		// a truncated transfer, never a complete one with wrong bytes.
+		var ie *cas.IntegrityError
+		if errors.As(rd.err, &ie) {
+			s.cfg.Logger.Error("stored blob failed verification while serving", "path", r.URL.Path, "err", rd.err)
+			panic(http.ErrAbortHandler)
+		}
+	}()
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("ETag", `"`+d.String()+`"`)
 	w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -1,12 +1,16 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/google/uuid"
 
 	"github.com/buildledger/buildledger/cas"
@@ -196,5 +200,46 @@ func TestCompare(t *testing.T) {
 	}
 	if resp, _ := get(t, srv.URL+"/compare/"+a.UUID.String()+"/nope", ""); resp.StatusCode != 400 {
 		t.Fatalf("bad uuid: %d", resp.StatusCode)
+	}
+}
+
+// TestDamagedArtifactIsNotServedWhole damages a stored chunk: the download
+// must be cut short, never completed with wrong bytes.
+func TestDamagedArtifactIsNotServedWhole(t *testing.T) {
+	l, srv := newServer(t)
+	big := make([]byte, 300_000)
+	for i := range big {
+		big[i] = byte(i*7919 + i/251)
+	}
+	b := storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": string(big)}, time.Now(), ledger.Result{Kind: ledger.ResultExited})
+	// Flip a byte in the middle of the last chunk stored.
+	err := l.DB.Update(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("c/k/")})
+		var k, v []byte
+		for it.Rewind(); it.Valid(); it.Next() {
+			k = it.Item().KeyCopy(nil)
+			v, _ = it.Item().ValueCopy(nil)
+		}
+		it.Close()
+		if k == nil {
+			return fmt.Errorf("no chunks stored")
+		}
+		v[len(v)/2] ^= 0xff
+		return txn.Set(k, v)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(srv.URL + "/job/hello/build/" + b.UUID.String() + "/f/bin/hello.hvt")
+	if err != nil {
+		return // the connection was cut before the headers: refused
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil && bytes.Equal(got, big) {
+		t.Fatal("served intact bytes despite damage?")
+	}
+	if err == nil && resp.StatusCode == 200 {
+		t.Fatalf("damaged artifact served as a complete 200 response (%d bytes)", len(got))
 	}
 }

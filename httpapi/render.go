@@ -22,6 +22,7 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 // render answers with JSON when asked (Accept: application/json), else
 // with the named HTML page over the same data.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, data any) {
+	w.Header().Set("Vary", "Accept")
 	if wantsJSON(r) {
 		writeJSON(w, http.StatusOK, data)
 		return
@@ -32,7 +33,6 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, dat
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Vary", "Accept")
 	w.Write(buf.Bytes())
 }
 

@@ -131,6 +131,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, err.Error()
 	case errors.Is(err, ledger.ErrClosed):
 		return http.StatusServiceUnavailable, "the ledger is shutting down; retry shortly"
+	case errors.Is(err, ledger.ErrUnavailable):
+		return http.StatusServiceUnavailable, "the ledger is not accepting writes after a storage failure; the operator has been told"
 	}
 	return http.StatusInternalServerError, "internal error"
 }

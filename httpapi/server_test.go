@@ -173,7 +173,7 @@ func TestBadRequests(t *testing.T) {
 		{"/tile/entries/000.p/3", 200, ""},
 		{"/tile/entries/000.p/9", 404, "beyond log size"},
 		{"/event/2", 200, `"kind":"build_recorded"`},
-		{"/event/3", 404, "log size 3"},
+		{"/event/3", 404, "beyond the log (size 3)"},
 		{"/event/99999999999999999999", 400, "bad event index"},
 		{"/proof/inclusion?index=5", 400, "not below tree size"},
 		{"/proof/inclusion?index=x", 400, "not a non-negative integer"},

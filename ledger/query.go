@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
@@ -37,6 +38,9 @@ func (l *Ledger) EventBytes(index uint64) ([]byte, error) {
 		data, err = l.store.GetTxn(txn, d)
 		return err
 	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("event %d is beyond the log (size %d): %w", index, l.Size(), ErrNotFound)
+	}
 	return data, err
 }
 

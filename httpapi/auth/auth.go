@@ -202,9 +202,16 @@ func (s *Store) List() (map[string][]string, error) {
 // long whether or not the name is known.
 var dummy = User{Salt: make([]byte, saltLen), Hash: make([]byte, hashLen), N: scryptN, R: scryptR, P: scryptP}
 
+// hashing bounds concurrent scrypt evaluations (32 MiB and tens of
+// milliseconds each), so a flood of logins cannot exhaust memory.
+var hashing = make(chan struct{}, 4)
+
 // Authenticate checks a user's password. Both an unknown user and a wrong
-// password give ErrUnauthorized, after the same amount of work.
+// password give ErrUnauthorized, after the same amount of work. At most four
+// passwords are hashed at a time; further logins wait their turn.
 func (s *Store) Authenticate(name, password string) (User, error) {
+	hashing <- struct{}{}
+	defer func() { <-hashing }()
 	u, err := s.Get(name)
 	known := err == nil
 	if errors.Is(err, fs.ErrNotExist) {
