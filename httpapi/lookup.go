@@ -62,11 +62,12 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cp := s.cfg.Ledger.Checkpoint()
-	hits, err := s.cfg.Ledger.BuildsByArtifact(d)
+	info, err := s.cfg.Ledger.Hash(d)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	hits := info.Builds
 	if len(hits) == 0 {
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no recorded build produced an artifact with SHA-256 " + d.String()})
 		return
@@ -93,12 +94,7 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 			Path: h.Path, Size: a.Size, MainBinary: h.Event.MainBinary != nil && *h.Event.MainBinary == h.Path,
 		})
 	}
-	atts, err := s.cfg.Ledger.AttestationsFor(d)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	for _, a := range atts {
+	for _, a := range info.Attestations {
 		if a.Index >= cp.Size {
 			continue
 		}

@@ -249,3 +249,25 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeStored checks the fast path for the ledger's own stored events
+// against Decode on every golden event.
+func TestDecodeStored(t *testing.T) {
+	files, _ := filepath.Glob("testdata/events/*.json")
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		want, err := Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeStored(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := Encode(want)
+		g, _ := Encode(got)
+		if !bytes.Equal(w, g) {
+			t.Fatalf("%s: decodeStored differs from Decode", p)
+		}
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/buildledger/buildledger/cas"
@@ -63,6 +64,9 @@ type Config struct {
 	Signer note.Signer
 	// MaxBatch bounds how many appends share one commit. Default 1024.
 	MaxBatch int
+	// EventCache is how many decoded events reads keep in memory
+	// (about 2 KB each). Default 65536.
+	EventCache int
 }
 
 // Ledger is an open ledger. It is safe for concurrent use.
@@ -82,6 +86,7 @@ type Ledger struct {
 	commitMu sync.Mutex
 	cp       atomic.Pointer[Checkpoint]
 	failed   atomic.Pointer[error]
+	events   *lru.Cache[uint64, Event]
 }
 
 // fail puts the ledger in the failed state: appends are refused from now on.
@@ -136,6 +141,13 @@ func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 1024
 	}
+	if cfg.EventCache <= 0 {
+		cfg.EventCache = 1 << 16
+	}
+	events, err := lru.New[uint64, Event](cfg.EventCache)
+	if err != nil {
+		return nil, err
+	}
 	tr, err := tree.Open(db)
 	if err != nil {
 		return nil, err
@@ -143,6 +155,7 @@ func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
 	l := &Ledger{
 		db: db, store: store, tree: tr, origin: cfg.Origin, signer: cfg.Signer, max: cfg.MaxBatch,
 		reqs: make(chan *request, cfg.MaxBatch), quit: make(chan struct{}), done: make(chan struct{}),
+		events: events,
 	}
 	applied, version, err := l.projectionState()
 	if err != nil {

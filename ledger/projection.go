@@ -17,7 +17,7 @@ import (
 
 // projectionVersion changes whenever the projection layout below changes;
 // Open then replays the log into the new layout.
-const projectionVersion = 3
+const projectionVersion = 4
 
 // Projection keys. Every projection is a set of badger keys under "p/",
 // written in the same transaction as the event they derive from:
@@ -27,13 +27,15 @@ const projectionVersion = 3
 //	p/jb/<job>\0<inv start(8)><index(8)>   job → builds, newest start first
 //	p/f/<inv start(8)><index(8)>           failed builds (not exited 0), newest first
 //	p/b/<uuid(16)>               index(8) of build_recorded
-//	p/a/<sha256(32)><index(8)><path>       artifact digest → builds
+//	p/h/<sha256(32)>a<index(8)><path>      artifact digest → builds
+//	p/h/<sha256(32)>s<index(8)>            subject digest → attestations
 //	p/i/<input id(32)><index(8)>           input id → builds (with at least one input file)
-//	p/s/<subject(32)><index(8)>            subject digest → attestations
 //	p/e/<envelope(32)>           index(8) of attestation_recorded
 //	p/k/<key id(32)><index(8)>   state(1): 1 added, 2 revoked
 //	p/kn/<name>                  key id(32) most recently added under name
 //
+// Everything known about a digest (builds that produced it, attestations
+// naming it) sits in one key range, so a reverse lookup is one scan.
 // "inv start" is MaxUint64 minus the start time in Unix nanoseconds, so a
 // forward scan yields newest first.
 var (
@@ -42,9 +44,8 @@ var (
 	pJobB   = []byte("p/jb/")
 	pFailed = []byte("p/f/")
 	pBuild  = []byte("p/b/")
-	pArt    = []byte("p/a/")
+	pHash   = []byte("p/h/")
 	pInput  = []byte("p/i/")
-	pSubj   = []byte("p/s/")
 	pEnv    = []byte("p/e/")
 	pKey    = []byte("p/k/")
 	pKeyN   = []byte("p/kn/")
@@ -52,6 +53,8 @@ var (
 )
 
 const (
+	hashArtifact    byte = 'a'
+	hashSubject     byte = 's'
 	keyStateAdded   byte = 1
 	keyStateRevoked byte = 2
 )
@@ -199,7 +202,7 @@ func project(txn *badger.Txn, index uint64, ev Event) error {
 			return err
 		}
 		for _, a := range e.Artifacts {
-			if err := set(key(pArt, a.SHA256[:], idx, []byte(a.Path)), nil); err != nil {
+			if err := set(key(pHash, a.SHA256[:], []byte{hashArtifact}, idx, []byte(a.Path)), nil); err != nil {
 				return err
 			}
 		}
@@ -216,7 +219,7 @@ func project(txn *badger.Txn, index uint64, ev Event) error {
 		return set(key(pKey, e.KeyID[:], idx), []byte{keyStateRevoked})
 	case *AttestationRecorded:
 		for _, s := range e.Subjects {
-			if err := set(key(pSubj, s.SHA256[:], idx), nil); err != nil {
+			if err := set(key(pHash, s.SHA256[:], []byte{hashSubject}, idx), nil); err != nil {
 				return err
 			}
 		}
@@ -341,8 +344,12 @@ func (l *Ledger) replay(ctx context.Context) (err error) {
 	return l.db.Update(func(txn *badger.Txn) error { return l.setApplied(txn, size) })
 }
 
-// readEvent loads and decodes the event at index.
+// readEvent loads and fully decodes (Decode) the event at index.
 func (l *Ledger) readEvent(txn *badger.Txn, i uint64) (Event, []byte, error) {
+	return l.readEventWith(txn, i, Decode)
+}
+
+func (l *Ledger) readEventWith(txn *badger.Txn, i uint64, decode func([]byte) (Event, error)) (Event, []byte, error) {
 	d, err := eventDigest(txn, i)
 	if err != nil {
 		return nil, nil, err
@@ -351,7 +358,7 @@ func (l *Ledger) readEvent(txn *badger.Txn, i uint64) (Event, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("event %d: %w", i, err)
 	}
-	ev, err := Decode(data)
+	ev, err := decode(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: event %d: %v", ErrCorrupt, i, err)
 	}

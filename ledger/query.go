@@ -55,8 +55,17 @@ func (l *Ledger) Event(index uint64) (Event, error) {
 	return ev, err
 }
 
+// eventTxn returns the decoded event at index, from the cache of recently
+// read events if possible. Events never change once logged, so cached
+// values never go stale; they are shared and must not be modified.
 func (l *Ledger) eventTxn(txn *badger.Txn, index uint64) (Event, error) {
-	ev, _, err := l.readEvent(txn, index)
+	if ev, ok := l.events.Get(index); ok {
+		return ev, nil
+	}
+	ev, _, err := l.readEventWith(txn, index, decodeStored)
+	if err == nil {
+		l.events.Add(index, ev)
+	}
 	return ev, err
 }
 
@@ -163,21 +172,48 @@ func (l *Ledger) builds(prefix []byte, f BuildFilter) ([]BuildEntry, error) {
 	return out, err
 }
 
-// BuildsByArtifact is the reverse hash lookup: every build and path that
-// produced an artifact with this SHA-256, oldest log entry first.
-func (l *Ledger) BuildsByArtifact(d cas.Digest) ([]ArtifactHit, error) {
-	var out []ArtifactHit
-	prefix := key(pArt, d[:])
+// HashInfo is everything the log knows about one SHA-256.
+type HashInfo struct {
+	// Builds lists every build and path that produced an artifact with
+	// this digest, oldest log entry first.
+	Builds []ArtifactHit
+	// Attestations lists every attestation naming it as a subject.
+	Attestations []Entry[*AttestationRecorded]
+}
+
+// Hash is the reverse hash lookup: builds and attestations for a digest,
+// read in one scan of one snapshot.
+func (l *Ledger) Hash(d cas.Digest) (HashInfo, error) {
+	var out HashInfo
+	prefix := key(pHash, d[:])
 	err := l.view(func(txn *badger.Txn) error {
 		return scan(txn, prefix, func(k, _ []byte) (bool, error) {
 			rest := k[len(prefix):]
-			idx := binary.BigEndian.Uint64(rest)
-			b, err := eventAs[*BuildRecorded](l, txn, idx)
-			out = append(out, ArtifactHit{BuildEntry{idx, b}, string(rest[8:])})
-			return true, err
+			if len(rest) < 9 {
+				return false, fmt.Errorf("%w: hash index key %x", ErrCorrupt, k)
+			}
+			idx := binary.BigEndian.Uint64(rest[1:])
+			switch rest[0] {
+			case hashArtifact:
+				b, err := eventAs[*BuildRecorded](l, txn, idx)
+				out.Builds = append(out.Builds, ArtifactHit{BuildEntry{idx, b}, string(rest[9:])})
+				return true, err
+			case hashSubject:
+				a, err := eventAs[*AttestationRecorded](l, txn, idx)
+				out.Attestations = append(out.Attestations, Entry[*AttestationRecorded]{idx, a})
+				return true, err
+			}
+			return false, fmt.Errorf("%w: hash index key %x", ErrCorrupt, k)
 		})
 	})
 	return out, err
+}
+
+// BuildsByArtifact returns every build and path that produced an artifact
+// with this SHA-256, oldest log entry first.
+func (l *Ledger) BuildsByArtifact(d cas.Digest) ([]ArtifactHit, error) {
+	h, err := l.Hash(d)
+	return h.Builds, err
 }
 
 // BuildsByInput returns every build with this input id, oldest first.
@@ -245,17 +281,8 @@ func outputs(b *BuildRecorded) []byte {
 // AttestationsFor returns every attestation naming this subject digest,
 // oldest first.
 func (l *Ledger) AttestationsFor(d cas.Digest) ([]Entry[*AttestationRecorded], error) {
-	var out []Entry[*AttestationRecorded]
-	prefix := key(pSubj, d[:])
-	err := l.view(func(txn *badger.Txn) error {
-		return scan(txn, prefix, func(k, _ []byte) (bool, error) {
-			idx := binary.BigEndian.Uint64(k[len(prefix):])
-			a, err := eventAs[*AttestationRecorded](l, txn, idx)
-			out = append(out, Entry[*AttestationRecorded]{idx, a})
-			return true, err
-		})
-	})
-	return out, err
+	h, err := l.Hash(d)
+	return h.Attestations, err
 }
 
 // KeyState returns a key's standing just before log index at: unknown,
@@ -295,7 +322,7 @@ func (l *Ledger) view(fn func(txn *badger.Txn) error) error {
 // scan calls fn for every key with prefix, in order, until fn returns false
 // or an error.
 func scan(txn *badger.Txn, prefix []byte, fn func(k, v []byte) (bool, error)) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()

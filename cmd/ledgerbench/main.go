@@ -15,7 +15,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math/rand/v2"
+	"net/http"
 	"os"
+	"runtime/pprof"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,9 +30,22 @@ import (
 func main() {
 	mib := flag.Int("cas-mib", 256, "size of the CAS benchmark blobs in MiB")
 	leaves := flag.Uint64("leaves", 1_000_000, "tree size for the proof benchmarks")
-	only := flag.String("only", "", "run one group: append, cas or proofs")
+	only := flag.String("only", "", "run one group: append, cas, proofs or lookup")
+	builds := flag.Int("builds", 100_000, "builds recorded for the lookup benchmark")
+	conc := flag.Int("conc", 64, "concurrent HTTP clients for the lookup benchmark")
+	dur := flag.Duration("duration", 10*time.Second, "length of each HTTP load run")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	testing.Init()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 
 	row := func(name string, value float64, unit string, ratio string) {
 		fmt.Printf("%-44s %10.0f %-9s %s\n", name, value, unit, ratio)
@@ -71,6 +88,38 @@ func main() {
 			row("  CAS put, content already stored", again, "MB/s", fmt.Sprintf("%.2f× sha256", again/sha))
 			row("  CAS get (verified)", get, "MB/s", fmt.Sprintf("%.2f× sha256", get/sha))
 		}
+	}
+
+	if *only == "" || *only == "lookup" {
+		start := time.Now()
+		f, err := benchmarks.NewLookupFixture(*builds)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "(recorded %d builds in %s)\n", *builds, time.Since(start).Round(time.Millisecond))
+		jsonHdr := http.Header{"Accept": {"application/json"}}
+		bare, err := benchmarks.Load(func(int) string { return f.BareURL + "/" }, jsonHdr, *conc, *dur)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		rnd := rand.New(rand.NewPCG(9, 9))
+		var mu sync.Mutex
+		hash, err := benchmarks.Load(func(int) string {
+			mu.Lock()
+			d := f.Digests[rnd.IntN(len(f.Digests))]
+			mu.Unlock()
+			return f.LedgerURL + "/hash?sha256=" + d.String()
+		}, jsonHdr, *conc, *dur)
+		f.Close()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		row(fmt.Sprintf("bare net/http handler, %d clients", *conc), bare.RPS, "req/s", fmt.Sprintf("baseline; p99 %s", bare.P99.Round(10*time.Microsecond)))
+		row(fmt.Sprintf("GET /hash JSON, %d builds", *builds), hash.RPS, "req/s",
+			fmt.Sprintf("%.2f× bare (target ≥ 0.70); p99 %s (target < 5 ms)", hash.RPS/bare.RPS, hash.P99.Round(10*time.Microsecond)))
 	}
 
 	if *only == "" || *only == "proofs" {

@@ -1,0 +1,180 @@
+package benchmarks
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/httpapi"
+	"github.com/buildledger/buildledger/internal/kv"
+	"github.com/buildledger/buildledger/ledger"
+)
+
+// LookupFixture is a ledger of many builds served over real HTTP on
+// loopback, next to a bare net/http handler returning a fixed body.
+type LookupFixture struct {
+	Digests   []cas.Digest // main binary digest of every build
+	LedgerURL string
+	BareURL   string
+	close     []func()
+}
+
+// Close stops the servers and removes the store.
+func (f *LookupFixture) Close() {
+	for i := len(f.close) - 1; i >= 0; i-- {
+		f.close[i]()
+	}
+}
+
+// NewLookupFixture records n builds (64 concurrent appenders) and starts
+// both servers.
+func NewLookupFixture(n int) (*LookupFixture, error) {
+	f := &LookupFixture{}
+	dir, err := os.MkdirTemp("", "lookupbench")
+	if err != nil {
+		return nil, err
+	}
+	f.close = append(f.close, func() { os.RemoveAll(dir) })
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		return nil, err
+	}
+	f.close = append(f.close, func() { db.Close() })
+	store, err := cas.New(db, cas.Options{})
+	if err != nil {
+		return nil, err
+	}
+	skey, vkey, err := ledger.GenerateLogKey("bench/log")
+	if err != nil {
+		return nil, err
+	}
+	signer, _ := note.NewSigner(skey)
+	l, err := ledger.Open(db, store, ledger.Config{Origin: "bench/log", Signer: signer})
+	if err != nil {
+		return nil, err
+	}
+	f.close = append(f.close, func() { l.Close() })
+	ctx := context.Background()
+	if _, err := l.Append(ctx, &ledger.JobDefined{Job: "bench"}); err != nil {
+		return nil, err
+	}
+	f.Digests = make([]cas.Digest, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 64 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				b := BuildEvent(i)
+				f.Digests[i] = b.Artifacts[0].SHA256
+				if _, err := l.Append(ctx, b); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	s, err := httpapi.New(httpapi.Config{Ledger: l, VKey: vkey})
+	if err != nil {
+		return nil, err
+	}
+	body := []byte(`{"sha256":"` + f.Digests[0].String() + `","builds":[]}` + "\n")
+	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	})
+	for _, h := range []struct {
+		h   http.Handler
+		url *string
+	}{{s, &f.LedgerURL}, {bare, &f.BareURL}} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		srv := &http.Server{Handler: h.h}
+		go srv.Serve(ln)
+		f.close = append(f.close, func() { srv.Close() })
+		*h.url = "http://" + ln.Addr().String()
+	}
+	return f, nil
+}
+
+// LoadResult is what a load run measured.
+type LoadResult struct {
+	Requests int
+	RPS      float64
+	P50, P99 time.Duration
+}
+
+func (r LoadResult) String() string {
+	return fmt.Sprintf("%.0f req/s, p50 %s, p99 %s", r.RPS, r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond))
+}
+
+// Load sends GET requests from conc keep-alive clients for d and measures
+// throughput and latency. url(i) gives the i-th request's URL; every
+// response must be 200.
+func Load(url func(i int) string, header http.Header, conc int, d time.Duration) (LoadResult, error) {
+	tr := &http.Transport{MaxIdleConns: conc, MaxIdleConnsPerHost: conc, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	var n atomic.Int64
+	lat := make([][]time.Duration, conc)
+	errc := make(chan error, conc)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				i := int(n.Add(1))
+				req, _ := http.NewRequest(http.MethodGet, url(i), nil)
+				req.Header = header
+				t0 := time.Now()
+				resp, err := c.Do(req)
+				if err != nil {
+					errc <- err
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					errc <- fmt.Errorf("GET %s: %s", req.URL, resp.Status)
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errc)
+	if err := <-errc; err != nil {
+		return LoadResult{}, err
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	if len(all) == 0 {
+		return LoadResult{}, fmt.Errorf("no requests completed")
+	}
+	return LoadResult{Requests: len(all), RPS: float64(len(all)) / elapsed.Seconds(),
+		P50: all[len(all)/2], P99: all[len(all)*99/100]}, nil
+}
