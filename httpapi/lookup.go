@@ -75,11 +75,11 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 	if !wantsJSON(r) {
 		newest := hits[0]
 		for _, h := range hits[1:] {
-			if h.Event.Started.After(newest.Event.Started) {
+			if h.Started.After(newest.Started) {
 				newest = h
 			}
 		}
-		http.Redirect(w, r, "/job/"+url.PathEscape(newest.Event.Job)+"/build/"+newest.Event.UUID.String(), http.StatusFound)
+		http.Redirect(w, r, "/job/"+url.PathEscape(newest.Job)+"/build/"+newest.UUID.String(), http.StatusFound)
 		return
 	}
 	out := HashLookup{SHA256: d, Builds: []HashHit{}, Attestations: []AttestationInfo{}, Checkpoint: string(cp.Note)}
@@ -87,11 +87,9 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 		if h.Index >= cp.Size {
 			continue // newer than the checkpoint we answer with
 		}
-		a, _ := h.Event.Artifact(h.Path)
 		out.Builds = append(out.Builds, HashHit{
-			Job: h.Event.Job, UUID: h.Event.UUID, Platform: h.Event.Platform,
-			Started: h.Event.Started, Finished: h.Event.Finished, LogIndex: h.Index,
-			Path: h.Path, Size: a.Size, MainBinary: h.Event.MainBinary != nil && *h.Event.MainBinary == h.Path,
+			Job: h.Job, UUID: h.UUID, Platform: h.Platform, Started: h.Started, Finished: h.Finished,
+			LogIndex: h.Index, Path: h.Path, Size: h.Size, MainBinary: h.MainBinary,
 		})
 	}
 	for _, a := range info.Attestations {

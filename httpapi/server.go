@@ -56,6 +56,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 func (s *Server) routes() {
 	r := s.router
 	r.StrictSlash(false)
+	// mux tries routes in order: the reverse lookup, the hottest, first.
+	r.HandleFunc("/hash", s.hash).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/checkpoint", s.checkpoint).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/log/key", s.logKey).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/tile/entries/{n:.+}", s.entryBundle).Methods(http.MethodGet, http.MethodHead)
@@ -63,7 +65,6 @@ func (s *Server) routes() {
 	r.HandleFunc("/event/{index:[0-9]+}", s.event).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/proof/inclusion", s.inclusionProof).Methods(http.MethodGet)
 	r.HandleFunc("/proof/consistency", s.consistencyProof).Methods(http.MethodGet)
-	r.HandleFunc("/hash", s.hash).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/job/{job}/platform/{platform}/upload", s.manualUpload).Methods(http.MethodPost)
 	r.HandleFunc("/upload", s.upload).Methods(http.MethodPost)
 	get := func(p string, h http.HandlerFunc) { r.HandleFunc(p, h).Methods(http.MethodGet, http.MethodHead) }

@@ -65,7 +65,7 @@ type Config struct {
 	// MaxBatch bounds how many appends share one commit. Default 1024.
 	MaxBatch int
 	// EventCache is how many decoded events reads keep in memory
-	// (about 2 KB each). Default 65536.
+	// (about 1 KB each). Default 131072.
 	EventCache int
 }
 
@@ -142,7 +142,7 @@ func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
 		cfg.MaxBatch = 1024
 	}
 	if cfg.EventCache <= 0 {
-		cfg.EventCache = 1 << 16
+		cfg.EventCache = 1 << 17
 	}
 	events, err := lru.New[uint64, Event](cfg.EventCache)
 	if err != nil {

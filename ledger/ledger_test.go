@@ -121,9 +121,9 @@ func TestBuildsAndReverseLookup(t *testing.T) {
 	}
 	var hitIDs []uuid.UUID
 	for _, h := range hits {
-		hitIDs = append(hitIDs, h.Event.UUID)
-		if h.Path != *h.Event.MainBinary {
-			t.Errorf("hit path %q", h.Path)
+		hitIDs = append(hitIDs, h.UUID)
+		if h.Path != "bin/"+h.Job+".hvt" || !h.MainBinary || !h.Succeeded || h.Platform == "" || h.Size != int64(len("bin-A")) {
+			t.Errorf("hit %+v", h)
 		}
 	}
 	if want := []uuid.UUID{b1.UUID, b2.UUID, b4.UUID, other.UUID}; !reflect.DeepEqual(hitIDs, want) {

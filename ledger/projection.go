@@ -17,7 +17,7 @@ import (
 
 // projectionVersion changes whenever the projection layout below changes;
 // Open then replays the log into the new layout.
-const projectionVersion = 4
+const projectionVersion = 6
 
 // Projection keys. Every projection is a set of badger keys under "p/",
 // written in the same transaction as the event they derive from:
@@ -27,15 +27,19 @@ const projectionVersion = 4
 //	p/jb/<job>\0<inv start(8)><index(8)>   job → builds, newest start first
 //	p/f/<inv start(8)><index(8)>           failed builds (not exited 0), newest first
 //	p/b/<uuid(16)>               index(8) of build_recorded
-//	p/h/<sha256(32)>a<index(8)><path>      artifact digest → builds
-//	p/h/<sha256(32)>s<index(8)>            subject digest → attestations
+//	p/h/<sha256(32)>             every build artifact and attestation subject
+//	                             with this digest, as entries appended in log
+//	                             order: kind(1) index(8) len(2) payload, where
+//	                             an artifact's payload is its path (len(2) +
+//	                             bytes) and the build's summary (hitValue)
 //	p/i/<input id(32)><index(8)>           input id → builds (with at least one input file)
 //	p/e/<envelope(32)>           index(8) of attestation_recorded
 //	p/k/<key id(32)><index(8)>   state(1): 1 added, 2 revoked
 //	p/kn/<name>                  key id(32) most recently added under name
 //
 // Everything known about a digest (builds that produced it, attestations
-// naming it) sits in one key range, so a reverse lookup is one scan.
+// naming it) sits in one value, so a reverse lookup is one point read that
+// badger's bloom filters make cheap.
 // "inv start" is MaxUint64 minus the start time in Unix nanoseconds, so a
 // forward scan yields newest first.
 var (
@@ -202,7 +206,9 @@ func project(txn *badger.Txn, index uint64, ev Event) error {
 			return err
 		}
 		for _, a := range e.Artifacts {
-			if err := set(key(pHash, a.SHA256[:], []byte{hashArtifact}, idx, []byte(a.Path)), nil); err != nil {
+			payload := binary.BigEndian.AppendUint16(nil, uint16(len(a.Path)))
+			payload = append(append(payload, a.Path...), hitValue(e, a)...)
+			if err := appendHashEntry(txn, a.SHA256, hashArtifact, index, payload); err != nil {
 				return err
 			}
 		}
@@ -219,13 +225,34 @@ func project(txn *badger.Txn, index uint64, ev Event) error {
 		return set(key(pKey, e.KeyID[:], idx), []byte{keyStateRevoked})
 	case *AttestationRecorded:
 		for _, s := range e.Subjects {
-			if err := set(key(pHash, s.SHA256[:], []byte{hashSubject}, idx), nil); err != nil {
+			if err := appendHashEntry(txn, s.SHA256, hashSubject, index, nil); err != nil {
 				return err
 			}
 		}
 		return set(key(pEnv, e.Envelope[:]), idx)
 	}
 	return fmt.Errorf("ledger: unknown event type %T", ev)
+}
+
+// appendHashEntry adds one entry to a digest's hash index value. Unlike the
+// other projection writes it is not idempotent: an event must be projected
+// exactly once per transaction that commits (see replay).
+func appendHashEntry(txn *badger.Txn, d cas.Digest, kind byte, index uint64, payload []byte) error {
+	k := key(pHash, d[:])
+	var v []byte
+	item, err := txn.Get(k)
+	switch {
+	case err == nil:
+		if v, err = item.ValueCopy(nil); err != nil {
+			return err
+		}
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return err
+	}
+	v = append(v, kind)
+	v = binary.BigEndian.AppendUint64(v, index)
+	v = binary.BigEndian.AppendUint16(v, uint16(len(payload)))
+	return txn.Set(k, append(v, payload...))
 }
 
 func getIndex(txn *badger.Txn, k []byte) (uint64, error) {
@@ -299,6 +326,7 @@ func (l *Ledger) replay(ctx context.Context) (err error) {
 	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
 	txn := l.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
+	first := uint64(0) // first event projected in txn
 	for i := uint64(0); i < size; i++ {
 		if i%1024 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -314,13 +342,25 @@ func (l *Ledger) replay(ctx context.Context) (err error) {
 			return err
 		}
 		err = project(txn, i, ev)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			// Commit what fits and apply this event again in a fresh
-			// transaction (projection writes are idempotent sets).
+		if errors.Is(err, badger.ErrTxnTooBig) && i > first {
+			// Event i does not fit: redo events first…i-1 in a fresh
+			// transaction (they fitted before), commit it, and start the
+			// next one with event i. Projections are applied exactly once.
+			txn.Discard()
+			txn = l.db.NewTransaction(true)
+			for j := first; j < i; j++ {
+				prev, _, err := l.readEvent(txn, j)
+				if err != nil {
+					return err
+				}
+				if err := project(txn, j, prev); err != nil {
+					return fmt.Errorf("projecting event %d: %w", j, err)
+				}
+			}
 			if err := txn.Commit(); err != nil {
 				return err
 			}
-			txn = l.db.NewTransaction(true)
+			txn, first = l.db.NewTransaction(true), i
 			err = project(txn, i, ev)
 		}
 		if err != nil {

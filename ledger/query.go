@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/google/uuid"
@@ -21,10 +22,56 @@ type Entry[E Event] struct {
 // BuildEntry is a recorded build and its log index.
 type BuildEntry = Entry[*BuildRecorded]
 
-// ArtifactHit is one artifact path of one build carrying a digest.
+// ArtifactHit is one artifact path of one build carrying a digest, with
+// the build's summary as the hash index keeps it (no event decoding).
 type ArtifactHit struct {
-	BuildEntry
-	Path string
+	Index      uint64
+	Path       string
+	Size       int64
+	MainBinary bool // Path is the build's main binary
+	Job        string
+	UUID       uuid.UUID
+	Platform   string
+	Started    time.Time
+	Finished   time.Time
+	Succeeded  bool
+}
+
+// hitValue encodes the build summary stored with an artifact's hash index
+// key: uuid(16) started(8) finished(8) size(8) flags(1) job-len(1) job
+// platform. Times are Unix nanoseconds; flags bit 0 = main binary, bit 1 =
+// succeeded.
+func hitValue(e *BuildRecorded, a Artifact) []byte {
+	v := make([]byte, 0, 42+len(e.Job)+len(e.Platform))
+	v = append(v, e.UUID[:]...)
+	v = binary.BigEndian.AppendUint64(v, uint64(e.Started.UnixNano()))
+	v = binary.BigEndian.AppendUint64(v, uint64(e.Finished.UnixNano()))
+	v = binary.BigEndian.AppendUint64(v, uint64(a.Size))
+	var flags byte
+	if e.MainBinary != nil && *e.MainBinary == a.Path {
+		flags |= 1
+	}
+	if e.Succeeded() {
+		flags |= 2
+	}
+	v = append(v, flags, byte(len(e.Job)))
+	v = append(v, e.Job...)
+	return append(v, e.Platform...)
+}
+
+func parseHit(index uint64, path string, v []byte) (ArtifactHit, error) {
+	if len(v) < 42 || len(v) < 42+int(v[41]) {
+		return ArtifactHit{}, fmt.Errorf("%w: hash index value of %d bytes", ErrCorrupt, len(v))
+	}
+	h := ArtifactHit{Index: index, Path: path}
+	copy(h.UUID[:], v)
+	h.Started = time.Unix(0, int64(binary.BigEndian.Uint64(v[16:]))).UTC()
+	h.Finished = time.Unix(0, int64(binary.BigEndian.Uint64(v[24:]))).UTC()
+	h.Size = int64(binary.BigEndian.Uint64(v[32:]))
+	h.MainBinary, h.Succeeded = v[40]&1 != 0, v[40]&2 != 0
+	n := int(v[41])
+	h.Job, h.Platform = string(v[42:42+n]), string(v[42+n:])
+	return h, nil
 }
 
 // EventBytes returns the exact bytes of the event at index (the leaf data).
@@ -185,25 +232,45 @@ type HashInfo struct {
 // read in one scan of one snapshot.
 func (l *Ledger) Hash(d cas.Digest) (HashInfo, error) {
 	var out HashInfo
-	prefix := key(pHash, d[:])
 	err := l.view(func(txn *badger.Txn) error {
-		return scan(txn, prefix, func(k, _ []byte) (bool, error) {
-			rest := k[len(prefix):]
-			if len(rest) < 9 {
-				return false, fmt.Errorf("%w: hash index key %x", ErrCorrupt, k)
+		item, err := txn.Get(key(pHash, d[:]))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			for len(v) > 0 {
+				if len(v) < 11 || len(v) < 11+int(binary.BigEndian.Uint16(v[9:])) {
+					return fmt.Errorf("%w: hash index of %s is truncated", ErrCorrupt, d)
+				}
+				kind, idx := v[0], binary.BigEndian.Uint64(v[1:])
+				n := int(binary.BigEndian.Uint16(v[9:]))
+				payload := v[11 : 11+n]
+				v = v[11+n:]
+				switch kind {
+				case hashArtifact:
+					if len(payload) < 2 || len(payload) < 2+int(binary.BigEndian.Uint16(payload)) {
+						return fmt.Errorf("%w: hash index entry of %s", ErrCorrupt, d)
+					}
+					pl := int(binary.BigEndian.Uint16(payload))
+					h, err := parseHit(idx, string(payload[2:2+pl]), payload[2+pl:])
+					if err != nil {
+						return err
+					}
+					out.Builds = append(out.Builds, h)
+				case hashSubject:
+					a, err := eventAs[*AttestationRecorded](l, txn, idx)
+					if err != nil {
+						return err
+					}
+					out.Attestations = append(out.Attestations, Entry[*AttestationRecorded]{idx, a})
+				default:
+					return fmt.Errorf("%w: hash index entry kind %q of %s", ErrCorrupt, kind, d)
+				}
 			}
-			idx := binary.BigEndian.Uint64(rest[1:])
-			switch rest[0] {
-			case hashArtifact:
-				b, err := eventAs[*BuildRecorded](l, txn, idx)
-				out.Builds = append(out.Builds, ArtifactHit{BuildEntry{idx, b}, string(rest[9:])})
-				return true, err
-			case hashSubject:
-				a, err := eventAs[*AttestationRecorded](l, txn, idx)
-				out.Attestations = append(out.Attestations, Entry[*AttestationRecorded]{idx, a})
-				return true, err
-			}
-			return false, fmt.Errorf("%w: hash index key %x", ErrCorrupt, k)
+			return nil
 		})
 	})
 	return out, err
