@@ -83,7 +83,7 @@ func runDemo(ctx context.Context, cmd *cobra.Command, n *node) error {
 	}
 	fmt.Fprintf(out, "reverse lookup of %s (%s): %d builds\n", main.SHA256, main.Path, len(hits))
 	for _, h := range hits {
-		fmt.Fprintf(out, "  index %-6d job %s build %s platform %s path %s\n", h.Index, h.Event.Job, h.Event.UUID, h.Event.Platform, h.Path)
+		fmt.Fprintf(out, "  index %-6d job %s build %s platform %s path %s\n", h.Index, h.Job, h.UUID, h.Platform, h.Path)
 	}
 	u, err := n.store.Usage()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,6 +61,28 @@ func TestServeUploadLookupVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	url, stop := startServe(t, data)
+	defer stop()
+
+	t.Setenv("BUILDLEDGER_PASSWORD", "farm-password")
+	out := run(t, "upload", "demo", "--job", "hello", "--server", url, "--user", "farm", "--state", state)
+	if !strings.Contains(out, "main binary: bin/hello.hvt") || !strings.Contains(out, "inclusion verified") {
+		t.Fatalf("upload:\n%s", out)
+	}
+	out = run(t, "lookup", "demo/bin/hello.hvt", "--server", url, "--state", state)
+	if !strings.Contains(out, "1 build(s)") || !strings.Contains(out, "job hello") || !strings.Contains(out, "inclusion verified") {
+		t.Fatalf("lookup:\n%s", out)
+	}
+	out = run(t, "verify", "--server", url, "--state", state)
+	if !strings.Contains(out, "ok: size") {
+		t.Fatalf("verify:\n%s", out)
+	}
+}
+
+// startServe runs `ledger serve` on a loopback port and returns its URL and
+// a function that stops it (and checks it shut down cleanly).
+func startServe(t *testing.T, data string) (string, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
@@ -80,24 +103,59 @@ func TestServeUploadLookupVerify(t *testing.T) {
 	}
 	go io.Copy(io.Discard, pr)
 	if url == "" {
-		t.Fatal("server did not say where it listens")
+		cancel()
+		t.Fatalf("server did not say where it listens: %v", <-done)
 	}
+	return url, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}
+}
 
-	t.Setenv("BUILDLEDGER_PASSWORD", "farm-password")
-	out := run(t, "upload", "demo", "--job", "hello", "--server", url, "--user", "farm", "--state", state)
-	if !strings.Contains(out, "main binary: bin/hello.hvt") || !strings.Contains(out, "inclusion verified") {
-		t.Fatalf("upload:\n%s", out)
+// TestVerifyCatchesRewrittenHistory: a client verifies a server, then the
+// operator swaps in a store with another history under the same log key.
+// `ledger verify` must fail with a security error showing both checkpoints.
+func TestVerifyCatchesRewrittenHistory(t *testing.T) {
+	honest := filepath.Join(t.TempDir(), "honest")
+	run(t, "demo", "--data", honest)
+	run(t, "demo", "--data", honest)
+	state := filepath.Join(t.TempDir(), "state.json")
+	url, stop := startServe(t, honest)
+	if out := run(t, "verify", "--server", url, "--state", state); !strings.Contains(out, "first checkpoint") {
+		t.Fatalf("first verify: %s", out)
 	}
-	out = run(t, "lookup", "demo/bin/hello.hvt", "--server", url, "--state", state)
-	if !strings.Contains(out, "1 build(s)") || !strings.Contains(out, "job hello") || !strings.Contains(out, "inclusion verified") {
-		t.Fatalf("lookup:\n%s", out)
+	stop()
+
+	// Same key, different history (more builds, different events).
+	forged := filepath.Join(t.TempDir(), "forged")
+	if err := os.MkdirAll(forged, 0o700); err != nil {
+		t.Fatal(err)
 	}
-	out = run(t, "verify", "--server", url, "--state", state)
-	if !strings.Contains(out, "ok: size") {
-		t.Fatalf("verify:\n%s", out)
+	for _, f := range []string{"log.key", "log.pub"} {
+		b, err := os.ReadFile(filepath.Join(honest, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(forged, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("serve: %v", err)
+	for range 4 {
+		run(t, "demo", "--data", forged)
+	}
+	url, stop = startServe(t, forged)
+	defer stop()
+	cmd := newRoot()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"verify", "--server", url, "--state", state})
+	err := cmd.ExecuteContext(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "SECURITY") || strings.Count(err.Error(), "buildledger.local/log\n") < 0 {
+		t.Fatalf("rewritten history not reported: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(err.Error(), "earlier checkpoint:") || !strings.Contains(err.Error(), "new checkpoint:") {
+		t.Fatalf("error does not show both checkpoints: %v", err)
 	}
 }
