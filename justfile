@@ -34,4 +34,4 @@ fuzz time="30s":
 
 # Run the main job on the embedded store.
 run:
-    go run ./cmd/ledger demo --data {{data}}
+    go run ./cmd/ledger serve --data {{data}}
