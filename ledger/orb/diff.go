@@ -1,7 +1,6 @@
 package orb
 
 import (
-	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,32 +33,47 @@ func (d EnvironmentDiff) Empty() bool {
 
 // DiffEnvironments compares two build environments.
 func DiffEnvironments(a, b Environment) EnvironmentDiff {
+	vars := func(e Environment) map[string]string {
+		m := make(map[string]string, len(e.Vars))
+		for _, v := range e.Vars {
+			m[v.Name] = v.Value
+		}
+		return m
+	}
+	left, right := vars(a), vars(b)
+	removed, added, changed := diffKeys(left, right, func(x, y string) bool { return x == y })
 	d := EnvironmentDiff{Removed: []Var{}, Added: []Var{}, Changed: []Change{}}
-	left := make(map[string]string, len(a.Vars))
-	for _, v := range a.Vars {
-		left[v.Name] = v.Value
+	for _, k := range removed {
+		d.Removed = append(d.Removed, Var{Name: k, Value: left[k]})
 	}
-	right := make(map[string]string, len(b.Vars))
-	for _, v := range b.Vars {
-		right[v.Name] = v.Value
+	for _, k := range added {
+		d.Added = append(d.Added, Var{Name: k, Value: right[k]})
 	}
-	for name, old := range left {
-		if nv, ok := right[name]; !ok {
-			d.Removed = append(d.Removed, Var{Name: name, Value: old})
-		} else if nv != old {
-			d.Changed = append(d.Changed, Change{Name: name, Old: old, New: nv})
-		}
+	for _, k := range changed {
+		d.Changed = append(d.Changed, Change{Name: k, Old: left[k], New: right[k]})
 	}
-	for name, nv := range right {
-		if _, ok := left[name]; !ok {
-			d.Added = append(d.Added, Var{Name: name, Value: nv})
-		}
-	}
-	byName := func(x, y Var) int { return strings.Compare(x.Name, y.Name) }
-	slices.SortFunc(d.Removed, byName)
-	slices.SortFunc(d.Added, byName)
-	slices.SortFunc(d.Changed, compareChange)
 	return d
+}
+
+// diffKeys compares two maps by key: the keys only in left, only in right,
+// and in both with values that are not equal, each list sorted.
+func diffKeys[V any](left, right map[string]V, equal func(a, b V) bool) (removed, added, changed []string) {
+	for k, a := range left {
+		if b, ok := right[k]; !ok {
+			removed = append(removed, k)
+		} else if !equal(a, b) {
+			changed = append(changed, k)
+		}
+	}
+	for k := range right {
+		if _, ok := left[k]; !ok {
+			added = append(added, k)
+		}
+	}
+	slices.Sort(removed)
+	slices.Sort(added)
+	slices.Sort(changed)
+	return removed, added, changed
 }
 
 func compareChange(x, y Change) int { return strings.Compare(x.Name, y.Name) }
@@ -81,7 +95,6 @@ func (d PackagesDiff) Empty() bool {
 
 // DiffPackages compares the system packages of two builds.
 func DiffPackages(a, b Packages) PackagesDiff {
-	d := PackagesDiff{Removed: []Package{}, Added: []Package{}, Changed: []Change{}}
 	group := func(p Packages) map[string][]string {
 		m := map[string][]string{}
 		for _, pkg := range p.List {
@@ -93,30 +106,21 @@ func DiffPackages(a, b Packages) PackagesDiff {
 		return m
 	}
 	left, right := group(a), group(b)
-	for name, old := range left {
-		nv, ok := right[name]
-		switch {
-		case !ok:
-			for _, v := range old {
-				d.Removed = append(d.Removed, Package{Name: name, Version: v})
-			}
-		case !slices.Equal(old, nv):
-			d.Changed = append(d.Changed, Change{Name: name, Old: strings.Join(old, ", "), New: strings.Join(nv, ", ")})
+	removed, added, changed := diffKeys(left, right, slices.Equal[[]string])
+	d := PackagesDiff{Removed: []Package{}, Added: []Package{}, Changed: []Change{}}
+	for _, k := range removed {
+		for _, v := range left[k] {
+			d.Removed = append(d.Removed, Package{Name: k, Version: v})
 		}
 	}
-	for name, nv := range right {
-		if _, ok := left[name]; !ok {
-			for _, v := range nv {
-				d.Added = append(d.Added, Package{Name: name, Version: v})
-			}
+	for _, k := range added {
+		for _, v := range right[k] {
+			d.Added = append(d.Added, Package{Name: k, Version: v})
 		}
 	}
-	byNameVersion := func(x, y Package) int {
-		return cmp.Or(strings.Compare(x.Name, y.Name), strings.Compare(x.Version, y.Version))
+	for _, k := range changed {
+		d.Changed = append(d.Changed, Change{Name: k, Old: strings.Join(left[k], ", "), New: strings.Join(right[k], ", ")})
 	}
-	slices.SortFunc(d.Removed, byNameVersion)
-	slices.SortFunc(d.Added, byNameVersion)
-	slices.SortFunc(d.Changed, compareChange)
 	return d
 }
 
@@ -256,16 +260,10 @@ func itemTexts(items []Item) map[string]string {
 // diffItems compares two opam files field by field, ignoring order.
 func diffItems(a, b []Item) []Change {
 	left, right := itemTexts(a), itemTexts(b)
+	removed, added, changed := diffKeys(left, right, func(x, y string) bool { return x == y })
 	var out []Change
-	for k, old := range left {
-		if nv := right[k]; nv != old {
-			out = append(out, Change{Name: k, Old: old, New: nv})
-		}
-	}
-	for k, nv := range right {
-		if _, ok := left[k]; !ok {
-			out = append(out, Change{Name: k, New: nv})
-		}
+	for _, k := range slices.Concat(removed, added, changed) {
+		out = append(out, Change{Name: k, Old: left[k], New: right[k]})
 	}
 	slices.SortFunc(out, compareChange)
 	return out
@@ -289,24 +287,18 @@ func duniverse(s *Switch) map[string]DuniverseDir {
 }
 
 func diffDuniverse(left, right map[string]DuniverseDir) DuniverseDiff {
+	removed, added, changed := diffKeys(left, right, func(x, y DuniverseDir) bool {
+		return x.URL == y.URL && slices.Equal(x.Hashes, y.Hashes)
+	})
 	d := DuniverseDiff{Removed: []DuniverseDir{}, Added: []DuniverseDir{}, Changed: []DuniverseChange{}}
-	for dir, old := range left {
-		nv, ok := right[dir]
-		switch {
-		case !ok:
-			d.Removed = append(d.Removed, old)
-		case nv.URL != old.URL || !slices.Equal(nv.Hashes, old.Hashes):
-			d.Changed = append(d.Changed, DuniverseChange{Dir: dir, Old: old, New: nv})
-		}
+	for _, k := range removed {
+		d.Removed = append(d.Removed, left[k])
 	}
-	for dir, nv := range right {
-		if _, ok := left[dir]; !ok {
-			d.Added = append(d.Added, nv)
-		}
+	for _, k := range added {
+		d.Added = append(d.Added, right[k])
 	}
-	byDir := func(x, y DuniverseDir) int { return strings.Compare(x.Dir, y.Dir) }
-	slices.SortFunc(d.Removed, byDir)
-	slices.SortFunc(d.Added, byDir)
-	slices.SortFunc(d.Changed, func(x, y DuniverseChange) int { return strings.Compare(x.Dir, y.Dir) })
+	for _, k := range changed {
+		d.Changed = append(d.Changed, DuniverseChange{Dir: k, Old: left[k], New: right[k]})
+	}
 	return d
 }
