@@ -603,45 +603,30 @@ func valueStart(k tokKind) bool {
 }
 
 // parseValue parses value | value ...
-func (p *parser) parseValue() (Value, error) {
-	left, err := p.parseAnd()
-	if err != nil {
-		return nil, err
-	}
-	n := 0
-	defer func() { p.depth -= n }()
-	for p.tok.kind == tOr {
-		if err := p.enter(p.tok.pos); err != nil {
-			return nil, err
-		}
-		n++
-		right, err := p.operand(p.parseAnd)
-		if err != nil {
-			return nil, err
-		}
-		left = Logop{Op: "|", Left: left, Right: right}
-	}
-	return left, nil
-}
+func (p *parser) parseValue() (Value, error) { return p.parseLogop(tOr, "|", p.parseAnd) }
 
 // parseAnd parses value & value ...
-func (p *parser) parseAnd() (Value, error) {
-	left, err := p.parseUnary()
+func (p *parser) parseAnd() (Value, error) { return p.parseLogop(tAnd, "&", p.parseUnary) }
+
+// parseLogop parses a left-associative chain of operands (each parsed by
+// next) joined by the logical operator op.
+func (p *parser) parseLogop(op tokKind, sym string, next func() (Value, error)) (Value, error) {
+	left, err := next()
 	if err != nil {
 		return nil, err
 	}
 	n := 0
 	defer func() { p.depth -= n }()
-	for p.tok.kind == tAnd {
+	for p.tok.kind == op {
 		if err := p.enter(p.tok.pos); err != nil {
 			return nil, err
 		}
 		n++
-		right, err := p.operand(p.parseUnary)
+		right, err := p.operand(next)
 		if err != nil {
 			return nil, err
 		}
-		left = Logop{Op: "&", Left: left, Right: right}
+		left = Logop{Op: sym, Left: left, Right: right}
 	}
 	return left, nil
 }
