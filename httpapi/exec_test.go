@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -36,23 +35,14 @@ func sampleExec(job string) *builder.Exec {
 	}
 }
 
+// postDER posts a DER exec record to /upload-style URLs.
 func postDER(t *testing.T, url, user, pw string, body []byte, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/octet-stream")
+	h := map[string]string{"Content-Type": "application/octet-stream"}
 	for k, v := range hdr {
-		req.Header.Set(k, v)
+		h[k] = v
 	}
-	if user != "" {
-		req.SetBasicAuth(user, pw)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return post(t, url, user, pw, body, h)
 }
 
 func TestExecUploadAndExport(t *testing.T) {

@@ -41,9 +41,14 @@ func uploadServer(t *testing.T, maxBody int64) (*ledgertest.Ledger, *httptest.Se
 	return l, srv
 }
 
-func post(t *testing.T, u, user, pw string, body []byte) (*http.Response, string) {
+// post sends body with Basic credentials (if user is set) and the given
+// headers, and returns the response with its body read.
+func post(t *testing.T, u, user, pw string, body []byte, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
 	if user != "" {
 		req.SetBasicAuth(user, pw)
 	}
@@ -76,7 +81,7 @@ func TestManualUpload(t *testing.T) {
 		{"bad job name", srv.URL + "/job/.hidden/platform/debian-12/upload", "farm", "farm-password", image, 400, "not allowed"},
 		{"too large", u, "farm", "farm-password", make([]byte, 2<<20), 413, "limit of 1048576 bytes"},
 	} {
-		resp, body := post(t, c.url, c.user, c.pw, c.body)
+		resp, body := post(t, c.url, c.user, c.pw, c.body, nil)
 		if resp.StatusCode != c.status || !strings.Contains(body, c.want) {
 			t.Errorf("%s: %d %q, want %d with %q", c.name, resp.StatusCode, body, c.status, c.want)
 		}
@@ -88,7 +93,7 @@ func TestManualUpload(t *testing.T) {
 		t.Fatalf("refused uploads changed the log (size %d)", l.Size())
 	}
 
-	resp, body := post(t, u, "alice", "alice-password", image)
+	resp, body := post(t, u, "alice", "alice-password", image, nil)
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("upload: %d %s", resp.StatusCode, body)
 	}
