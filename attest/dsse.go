@@ -10,8 +10,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	v1 "github.com/in-toto/attestation/go/v1"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	sigdsse "github.com/sigstore/sigstore/pkg/signature/dsse"
 )
 
@@ -23,8 +23,8 @@ const MaxEnvelopeSize = 1 << 20
 
 // Conditions a VerifyError refines; test with errors.Is.
 var (
-	ErrMalformed        = errors.New("malformed envelope")       // not a DSSE envelope of an in-toto statement
-	ErrWrongPayloadType = errors.New("wrong payload type")       // a DSSE envelope, but not of an in-toto statement
+	ErrMalformed        = errors.New("malformed envelope")        // not a DSSE envelope of an in-toto statement
+	ErrWrongPayloadType = errors.New("wrong payload type")        // a DSSE envelope, but not of an in-toto statement
 	ErrBadSignature     = errors.New("signature does not verify") // no signature verifies with the given key
 )
 

@@ -38,7 +38,11 @@ func TestStatementRoundTrip(t *testing.T) {
 	for _, mod := range []func(*Rebuild){
 		func(*Rebuild) {},
 		func(r *Rebuild) { r.Verdict = Differs },
-		func(r *Rebuild) { r.Inputs = nil; r.BuilderVersion = nil; r.StartedOn, r.FinishedOn = time.Time{}, time.Time{} },
+		func(r *Rebuild) {
+			r.Inputs = nil
+			r.BuilderVersion = nil
+			r.StartedOn, r.FinishedOn = time.Time{}, time.Time{}
+		},
 		func(r *Rebuild) { r.LogIndex = 0 },
 		func(r *Rebuild) { r.LogIndex = 1 << 53 },
 	} {
