@@ -593,9 +593,12 @@ type Subject struct {
 
 // AttestationRecorded logs a DSSE envelope whose bytes are in the CAS under
 // Envelope. The ledger core checks that the envelope is stored, that the
-// key was active at this point of the log and that the build exists; the
-// fields are the submitter's summary of the envelope, which the attestation
-// endpoint derives from the verified envelope before appending.
+// key was active at this point of the log, that the build exists and that
+// the subjects name its artifacts (with the recorded digests when the verdict
+// is "reproduced"; see checkSubjects). The fields are a summary of the
+// envelope, which the attestation endpoint (httpapi) derives from the
+// envelope after verifying its signature; the core does not verify
+// signatures, so only that endpoint should append these events.
 type AttestationRecorded struct {
 	Envelope      cas.Digest `json:"envelope"`
 	KeyID         cas.Digest `json:"key_id"`

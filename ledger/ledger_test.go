@@ -241,6 +241,53 @@ func TestKeysAndAttestations(t *testing.T) {
 	if err != nil || len(atts) != 1 || atts[0].Index != a1.Index || atts[0].Event.Envelope != e1 {
 		t.Fatalf("attestations: %+v %v", atts, err)
 	}
+
+	// Subjects must be what the log holds.
+	k3 := newKey(t)
+	mustAppend(t, l, &ledger.KeyAdded{Name: "rebuilder-c", PublicKey: k3})
+	for _, c := range []struct {
+		name string
+		edit func(a *ledger.AttestationRecorded)
+	}{
+		{"subject not an artifact of the build", func(a *ledger.AttestationRecorded) { a.Subjects[0].Name = "bin/other.hvt" }},
+		{"reproduced with another digest", func(a *ledger.AttestationRecorded) { a.Subjects[0].SHA256 = d("elsewhere") }},
+		{"unknown build", func(a *ledger.AttestationRecorded) { u := uuid.New(); a.Build = &u }},
+		{"no build, digest never built", func(a *ledger.AttestationRecorded) { a.Build = nil; a.Subjects[0].SHA256 = d("elsewhere") }},
+	} {
+		a := att(envelope("envelope "+c.name), k3)
+		c.edit(a)
+		if _, err := l.Append(ctx, a); !errors.Is(err, ledger.ErrRejected) {
+			t.Errorf("%s: %v, want ErrRejected", c.name, err)
+		}
+	}
+	noBuild := att(envelope("no build"), k3)
+	noBuild.Build = nil
+	mustAppend(t, l, noBuild)
+	differs := att(envelope("differs"), k3)
+	differs.Subjects[0].SHA256, differs.Verdict = d("what k3 got"), ledger.VerdictDiffers
+	dr := mustAppend(t, l, differs)
+	of, err := l.AttestationsOf(b.UUID)
+	if err != nil || len(of) != 2 || of[0].Index != a1.Index || of[1].Index != dr.Index {
+		t.Fatalf("attestations of the build: %+v %v", of, err)
+	}
+	if h, err := l.Hash(d("what k3 got")); err != nil || len(h.Builds) != 0 || len(h.Attestations) != 1 {
+		t.Fatalf("a disagreeing digest is findable by its hash: %+v %v", h, err)
+	}
+
+	keys, err := l.Keys()
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("keys: %+v %v", keys, err)
+	}
+	states := map[cas.Digest]ledger.KeyStatus{}
+	for _, k := range keys {
+		states[k.KeyID] = k.Status
+		if ledger.KeyID(k.PublicKey) != k.KeyID || k.Algorithm != "ecdsa-p256" {
+			t.Errorf("key %s: public key or algorithm wrong: %+v", k.KeyID, k)
+		}
+	}
+	if states[id1] != ledger.KeyStatusRevoked || states[ledger.KeyID(k2)] != ledger.KeyStatusActive || states[ledger.KeyID(k3)] != ledger.KeyStatusActive {
+		t.Errorf("key states: %v", states)
+	}
 }
 
 func TestReceiptsProve(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 
 // projectionVersion changes whenever the projection layout below changes;
 // Open then replays the log into the new layout.
-const projectionVersion = 6
+const projectionVersion = 7
 
 // Projection keys. Every projection is a set of badger keys under "p/",
 // written in the same transaction as the event they derive from:
@@ -34,6 +34,7 @@ const projectionVersion = 6
 //	                             bytes) and the build's summary (hitValue)
 //	p/i/<input id(32)><index(8)>           input id → builds (with at least one input file)
 //	p/e/<envelope(32)>           index(8) of attestation_recorded
+//	p/ab/<uuid(16)><index(8)>    build → attestations of it, in log order
 //	p/k/<key id(32)><index(8)>   state(1): 1 added, 2 revoked
 //	p/kn/<name>                  key id(32) most recently added under name
 //
@@ -51,6 +52,7 @@ var (
 	pHash   = []byte("p/h/")
 	pInput  = []byte("p/i/")
 	pEnv    = []byte("p/e/")
+	pAttB   = []byte("p/ab/")
 	pKey    = []byte("p/k/")
 	pKeyN   = []byte("p/kn/")
 	pAll    = []byte("p/")
@@ -162,12 +164,8 @@ func (l *Ledger) check(txn *badger.Txn, req *request, next uint64) (int64, error
 		case KeyStatusRevoked:
 			return -1, fmt.Errorf("%w: attestation signed by key %s (%q), revoked at log index %d", ErrRejected, e.KeyID, st.Name, st.RevokedAt)
 		}
-		if e.Build != nil {
-			if _, err := getIndex(txn, key(pBuild, e.Build[:])); errors.Is(err, ErrNotFound) {
-				return -1, fmt.Errorf("%w: attested build %s is not recorded", ErrRejected, e.Build)
-			} else if err != nil {
-				return -1, err
-			}
+		if err := l.checkSubjects(txn, e); err != nil {
+			return -1, err
 		}
 		if ok, err := l.store.Has(e.Envelope); err != nil {
 			return -1, err
@@ -177,6 +175,47 @@ func (l *Ledger) check(txn *badger.Txn, req *request, next uint64) (int64, error
 		return -1, nil
 	}
 	return -1, fmt.Errorf("ledger: unknown event type %T", req.ev)
+}
+
+// checkSubjects enforces that an attestation speaks of what the log holds.
+// With a build, every subject must name one of that build's artifacts, and
+// a "reproduced" verdict must carry the recorded digest of each (a rebuilder
+// claiming a reproduction of other bytes contradicts itself); a "differs"
+// verdict carries the digests the rebuilder got instead. Without a build,
+// every subject digest must be an artifact of some recorded build.
+func (l *Ledger) checkSubjects(txn *badger.Txn, e *AttestationRecorded) error {
+	if e.Build == nil {
+		for _, s := range e.Subjects {
+			h, err := l.hashTxn(txn, s.SHA256)
+			if err != nil {
+				return err
+			}
+			if len(h.Builds) == 0 {
+				return fmt.Errorf("%w: subject %q (sha256 %s) is not an artifact of any recorded build", ErrRejected, s.Name, s.SHA256)
+			}
+		}
+		return nil
+	}
+	idx, err := getIndex(txn, key(pBuild, e.Build[:]))
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w: attested build %s is not recorded", ErrRejected, e.Build)
+	} else if err != nil {
+		return err
+	}
+	b, err := eventAs[*BuildRecorded](l, txn, idx)
+	if err != nil {
+		return err
+	}
+	for _, s := range e.Subjects {
+		a, ok := b.Artifact(s.Name)
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: subject %q is not an artifact of build %s (job %s); the build has %d artifacts", ErrRejected, s.Name, b.UUID, b.Job, len(b.Artifacts))
+		case e.Verdict == VerdictReproduced && a.SHA256 != s.SHA256:
+			return fmt.Errorf("%w: verdict is %q but subject %q has sha256 %s, while build %s recorded %s", ErrRejected, e.Verdict, s.Name, s.SHA256, b.UUID, a.SHA256)
+		}
+	}
+	return nil
 }
 
 func equalJob(a, b *JobDefined) bool {
@@ -226,6 +265,11 @@ func project(txn *badger.Txn, index uint64, ev Event) error {
 	case *AttestationRecorded:
 		for _, s := range e.Subjects {
 			if err := appendHashEntry(txn, s.SHA256, hashSubject, index, nil); err != nil {
+				return err
+			}
+		}
+		if e.Build != nil {
+			if err := set(key(pAttB, e.Build[:], idx), nil); err != nil {
 				return err
 			}
 		}

@@ -233,6 +233,16 @@ type HashInfo struct {
 func (l *Ledger) Hash(d cas.Digest) (HashInfo, error) {
 	var out HashInfo
 	err := l.view(func(txn *badger.Txn) error {
+		var err error
+		out, err = l.hashTxn(txn, d)
+		return err
+	})
+	return out, err
+}
+
+func (l *Ledger) hashTxn(txn *badger.Txn, d cas.Digest) (HashInfo, error) {
+	var out HashInfo
+	err := func() error {
 		item, err := txn.Get(key(pHash, d[:]))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -272,7 +282,7 @@ func (l *Ledger) Hash(d cas.Digest) (HashInfo, error) {
 			}
 			return nil
 		})
-	})
+	}()
 	return out, err
 }
 
@@ -343,6 +353,61 @@ func outputs(b *BuildRecorded) []byte {
 		out = append(append(append(out, a.Path...), 0), a.SHA256[:]...)
 	}
 	return out
+}
+
+// AttestationsOf returns every attestation of the build with this UUID,
+// agreeing or not, oldest first.
+func (l *Ledger) AttestationsOf(build uuid.UUID) ([]Entry[*AttestationRecorded], error) {
+	var out []Entry[*AttestationRecorded]
+	prefix := key(pAttB, build[:])
+	err := l.view(func(txn *badger.Txn) error {
+		return scan(txn, prefix, func(k, _ []byte) (bool, error) {
+			idx := binary.BigEndian.Uint64(k[len(prefix):])
+			a, err := eventAs[*AttestationRecorded](l, txn, idx)
+			out = append(out, Entry[*AttestationRecorded]{idx, a})
+			return true, err
+		})
+	})
+	return out, err
+}
+
+// RegisteredKey is a rebuilder key as the log knows it now: its standing,
+// and the public key and algorithm its key_added event registered.
+type RegisteredKey struct {
+	KeyState
+	Algorithm string
+	PublicKey []byte // DER SubjectPublicKeyInfo
+}
+
+// Keys returns every key ever registered, active and revoked, sorted by id.
+func (l *Ledger) Keys() ([]RegisteredKey, error) {
+	var out []RegisteredKey
+	err := l.view(func(txn *badger.Txn) error {
+		size := l.tree.Size()
+		var last cas.Digest
+		return scan(txn, pKey, func(k, _ []byte) (bool, error) {
+			if len(k) != len(pKey)+40 {
+				return false, fmt.Errorf("%w: key record %x", ErrCorrupt, k)
+			}
+			var id cas.Digest
+			copy(id[:], k[len(pKey):])
+			if len(out) > 0 && id == last {
+				return true, nil
+			}
+			last = id
+			st, err := keyStateTxn(txn, id, size)
+			if err != nil || st.Status == KeyStatusUnknown {
+				return err == nil, err
+			}
+			add, err := eventAs[*KeyAdded](l, txn, st.AddedAt)
+			if err != nil {
+				return false, err
+			}
+			out = append(out, RegisteredKey{st, add.Algorithm, add.PublicKey})
+			return true, nil
+		})
+	})
+	return out, err
 }
 
 // AttestationsFor returns every attestation naming this subject digest,
