@@ -395,7 +395,7 @@ func (l *Ledger) write(txn *badger.Txn, tb *tree.Batch, req *request) (Receipt, 
 	if err := txn.Set(eventKey(index), digest[:]); err != nil {
 		return Receipt{}, err
 	}
-	if err := project(txn, index, req.ev); err != nil {
+	if err := l.project(txn, index, req.ev); err != nil {
 		return Receipt{}, err
 	}
 	return Receipt{Index: index, LeafHash: leaf, Digest: digest}, nil

@@ -273,6 +273,9 @@ func TestKeysAndAttestations(t *testing.T) {
 	if h, err := l.Hash(d("what k3 got")); err != nil || len(h.Builds) != 0 || len(h.Attestations) != 1 {
 		t.Fatalf("a disagreeing digest is findable by its hash: %+v %v", h, err)
 	}
+	if h, err := l.Hash(d("bin")); err != nil || len(h.Disputes) != 1 || h.Disputes[0].Index != dr.Index || len(h.Attestations) != 2 {
+		t.Fatalf("the recorded digest shows the dispute: %+v %v", h, err)
+	}
 
 	keys, err := l.Keys()
 	if err != nil || len(keys) != 3 {

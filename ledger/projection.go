@@ -31,7 +31,10 @@ const projectionVersion = 7
 //	                             with this digest, as entries appended in log
 //	                             order: kind(1) index(8) len(2) payload, where
 //	                             an artifact's payload is its path (len(2) +
-//	                             bytes) and the build's summary (hitValue)
+//	                             bytes) and the build's summary (hitValue);
+//	                             attestations are kind 's' (naming the digest)
+//	                             or 'x' (a "differs" verdict on a build that
+//	                             recorded the digest), without payload
 //	p/i/<input id(32)><index(8)>           input id → builds (with at least one input file)
 //	p/e/<envelope(32)>           index(8) of attestation_recorded
 //	p/ab/<uuid(16)><index(8)>    build → attestations of it, in log order
@@ -61,6 +64,7 @@ var (
 const (
 	hashArtifact    byte = 'a'
 	hashSubject     byte = 's'
+	hashDisputed    byte = 'x'
 	keyStateAdded   byte = 1
 	keyStateRevoked byte = 2
 )
@@ -225,7 +229,7 @@ func equalJob(a, b *JobDefined) bool {
 }
 
 // project writes the projection keys that event ev at index derives.
-func project(txn *badger.Txn, index uint64, ev Event) error {
+func (l *Ledger) project(txn *badger.Txn, index uint64, ev Event) error {
 	idx := u64(index)
 	set := func(k, v []byte) error { return txn.Set(k, v) }
 	switch e := ev.(type) {
@@ -272,10 +276,38 @@ func project(txn *badger.Txn, index uint64, ev Event) error {
 			if err := set(key(pAttB, e.Build[:], idx), nil); err != nil {
 				return err
 			}
+			if err := l.projectDisputes(txn, index, e); err != nil {
+				return err
+			}
 		}
 		return set(key(pEnv, e.Envelope[:]), idx)
 	}
 	return fmt.Errorf("ledger: unknown event type %T", ev)
+}
+
+// projectDisputes files a "differs" attestation under the recorded digest of
+// every artifact the rebuilder got other bytes for, so that a reverse lookup
+// of the recorded digest shows who could not reproduce it.
+func (l *Ledger) projectDisputes(txn *badger.Txn, index uint64, e *AttestationRecorded) error {
+	if e.Verdict != VerdictDiffers {
+		return nil
+	}
+	bi, err := getIndex(txn, key(pBuild, e.Build[:]))
+	if err != nil {
+		return fmt.Errorf("attestation %d: build %s: %w", index, e.Build, err)
+	}
+	b, err := eventAs[*BuildRecorded](l, txn, bi)
+	if err != nil {
+		return err
+	}
+	for _, s := range e.Subjects {
+		if a, ok := b.Artifact(s.Name); ok && a.SHA256 != s.SHA256 {
+			if err := appendHashEntry(txn, a.SHA256, hashDisputed, index, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // appendHashEntry adds one entry to a digest's hash index value. Unlike the
@@ -385,7 +417,7 @@ func (l *Ledger) replay(ctx context.Context) (err error) {
 		if err := rng.Append(leaf[:], nil); err != nil {
 			return err
 		}
-		err = project(txn, i, ev)
+		err = l.project(txn, i, ev)
 		if errors.Is(err, badger.ErrTxnTooBig) && i > first {
 			// Event i does not fit: redo events first…i-1 in a fresh
 			// transaction (they fitted before), commit it, and start the
@@ -397,7 +429,7 @@ func (l *Ledger) replay(ctx context.Context) (err error) {
 				if err != nil {
 					return err
 				}
-				if err := project(txn, j, prev); err != nil {
+				if err := l.project(txn, j, prev); err != nil {
 					return fmt.Errorf("projecting event %d: %w", j, err)
 				}
 			}
@@ -405,7 +437,7 @@ func (l *Ledger) replay(ctx context.Context) (err error) {
 				return err
 			}
 			txn, first = l.db.NewTransaction(true), i
-			err = project(txn, i, ev)
+			err = l.project(txn, i, ev)
 		}
 		if err != nil {
 			return fmt.Errorf("projecting event %d: %w", i, err)

@@ -226,6 +226,9 @@ type HashInfo struct {
 	Builds []ArtifactHit
 	// Attestations lists every attestation naming it as a subject.
 	Attestations []Entry[*AttestationRecorded]
+	// Disputes lists the attestations of builds that recorded this digest
+	// whose rebuilder got other bytes for that artifact ("differs").
+	Disputes []Entry[*AttestationRecorded]
 }
 
 // Hash is the reverse hash lookup: builds and attestations for a digest,
@@ -270,12 +273,16 @@ func (l *Ledger) hashTxn(txn *badger.Txn, d cas.Digest) (HashInfo, error) {
 						return err
 					}
 					out.Builds = append(out.Builds, h)
-				case hashSubject:
+				case hashSubject, hashDisputed:
 					a, err := eventAs[*AttestationRecorded](l, txn, idx)
 					if err != nil {
 						return err
 					}
-					out.Attestations = append(out.Attestations, Entry[*AttestationRecorded]{idx, a})
+					if kind == hashSubject {
+						out.Attestations = append(out.Attestations, Entry[*AttestationRecorded]{idx, a})
+					} else {
+						out.Disputes = append(out.Disputes, Entry[*AttestationRecorded]{idx, a})
+					}
 				default:
 					return fmt.Errorf("%w: hash index entry kind %q of %s", ErrCorrupt, kind, d)
 				}
