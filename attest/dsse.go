@@ -324,6 +324,13 @@ func (v *Verified) Attestation(logIndex int64) (Attestation, error) {
 // is an in-toto statement (v1 or v0.1) whose subjects carry sha256
 // digests. Every error is a *VerifyError.
 func Verify(envelope []byte, key *Verifier) (*Verified, error) {
+	return VerifyAny(envelope, []*Verifier{key})
+}
+
+// VerifyAny is Verify with several candidate keys, parsing the envelope
+// once: the result names the first key, in the order given, that verifies
+// a signature. With no key verifying, the error refines ErrBadSignature.
+func VerifyAny(envelope []byte, keys []*Verifier) (*Verified, error) {
 	env, err := ParseEnvelope(envelope)
 	if err != nil {
 		return nil, err
@@ -337,12 +344,23 @@ func Verify(envelope []byte, key *Verifier) (*Verified, error) {
 	for _, s := range env.Signatures {
 		de.Signatures = append(de.Signatures, dsse.Signature{Sig: base64.StdEncoding.EncodeToString(s.Sig)})
 	}
-	ev, err := dsse.NewEnvelopeVerifier(&sigdsse.VerifierAdapter{SignatureVerifier: key.v, Pub: key.pub, PubKeyID: key.id.String()})
-	if err != nil {
-		return nil, fmt.Errorf("attest: verify: %w", err)
+	var key *Verifier
+	for _, k := range keys {
+		ev, err := dsse.NewEnvelopeVerifier(&sigdsse.VerifierAdapter{SignatureVerifier: k.v, Pub: k.pub, PubKeyID: k.id.String()})
+		if err != nil {
+			return nil, fmt.Errorf("attest: verify: %w", err)
+		}
+		if _, err := ev.Verify(context.Background(), de); err == nil {
+			key = k
+			break
+		}
 	}
-	if _, err := ev.Verify(context.Background(), de); err != nil {
-		return nil, &VerifyError{Err: ErrBadSignature, Reason: fmt.Sprintf("none of %d signatures verifies with key %s", len(env.Signatures), key.id)}
+	if key == nil {
+		reason := fmt.Sprintf("none of %d signatures verifies with any of %d keys", len(env.Signatures), len(keys))
+		if len(keys) == 1 {
+			reason = fmt.Sprintf("none of %d signatures verifies with key %s", len(env.Signatures), keys[0].id)
+		}
+		return nil, &VerifyError{Err: ErrBadSignature, Reason: reason}
 	}
 	st, subjects, err := UnmarshalStatement(env.Payload)
 	if err != nil {

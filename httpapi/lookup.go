@@ -9,7 +9,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/buildledger/buildledger/cas"
-	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/tree"
 )
 
@@ -28,21 +27,14 @@ type HashHit struct {
 	MainBinary bool      `json:"main_binary"`
 }
 
-// AttestationInfo summarises one logged attestation.
-type AttestationInfo struct {
-	LogIndex      uint64         `json:"log_index"`
-	Envelope      cas.Digest     `json:"envelope"`
-	KeyID         cas.Digest     `json:"key_id"`
-	PredicateType string         `json:"predicate_type"`
-	Build         *uuid.UUID     `json:"build"`
-	Verdict       ledger.Verdict `json:"verdict"`
-}
-
 // HashLookup is the JSON answer of GET /hash.
 type HashLookup struct {
 	SHA256       cas.Digest        `json:"sha256"`
 	Builds       []HashHit         `json:"builds"`
 	Attestations []AttestationInfo `json:"attestations"`
+	// Disputes are "differs" attestations of builds that recorded this
+	// digest: rebuilders that got other bytes.
+	Disputes []AttestationInfo `json:"disputes"`
 	// Checkpoint is the signed checkpoint the log indices refer to.
 	Checkpoint string `json:"checkpoint"`
 }
@@ -92,14 +84,12 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 			LogIndex: h.Index, Path: h.Path, Size: h.Size, MainBinary: h.MainBinary,
 		})
 	}
-	for _, a := range info.Attestations {
-		if a.Index >= cp.Size {
-			continue
-		}
-		out.Attestations = append(out.Attestations, AttestationInfo{
-			LogIndex: a.Index, Envelope: a.Event.Envelope, KeyID: a.Event.KeyID,
-			PredicateType: a.Event.PredicateType, Build: a.Event.Build, Verdict: a.Event.Verdict,
-		})
+	if out.Attestations, err = s.attestationInfos(info.Attestations, cp.Size); err == nil {
+		out.Disputes, err = s.attestationInfos(info.Disputes, cp.Size)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, out)
 }

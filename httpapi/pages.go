@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,17 +42,48 @@ type BuildSummary struct {
 // BuildView is the build page.
 type BuildView struct {
 	BuildSummary
-	Script        cas.Digest        `json:"script"`
-	Console       cas.Digest        `json:"console"`
-	Inputs        ledger.Inputs     `json:"inputs"`
-	InputID       cas.Digest        `json:"input_id"`
-	Artifacts     []ArtifactView    `json:"artifacts"`
-	ReproducedBy  []BuildSummary    `json:"reproduced_by"`
-	Differs       []BuildSummary    `json:"same_input_different_output"`
-	Attestations  []AttestationInfo `json:"attestations"`
-	Checkpoint    string            `json:"checkpoint"`
-	EventSHA256   cas.Digest        `json:"event_sha256"`
-	EventLeafHash []byte            `json:"leaf_hash"`
+	Script       cas.Digest        `json:"script"`
+	Console      cas.Digest        `json:"console"`
+	Inputs       ledger.Inputs     `json:"inputs"`
+	InputID      cas.Digest        `json:"input_id"`
+	Artifacts    []ArtifactView    `json:"artifacts"`
+	ReproducedBy []BuildSummary    `json:"reproduced_by"`
+	Differs      []BuildSummary    `json:"same_input_different_output"`
+	Attestations []AttestationInfo `json:"attestations"`
+	// AttestedBy names the distinct keys that attested a reproduction of
+	// this build; DisputedBy those that got other bytes (a key in both
+	// contradicted itself).
+	AttestedBy    []string   `json:"attested_by"`
+	DisputedBy    []string   `json:"disputed_by"`
+	Checkpoint    string     `json:"checkpoint"`
+	EventSHA256   cas.Digest `json:"event_sha256"`
+	EventLeafHash []byte     `json:"leaf_hash"`
+}
+
+// attestedBy sorts the keys of a build's attestations into those that
+// reproduced it and those that did not, each key once, by name (or id).
+func attestedBy(atts []AttestationInfo) (agree, disagree []string) {
+	seen := map[string]bool{}
+	agree, disagree = []string{}, []string{}
+	for _, a := range atts {
+		name := a.KeyName
+		if name == "" {
+			name = a.KeyID.String()
+		}
+		k := string(a.Verdict) + "\x00" + name
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if a.Verdict == ledger.VerdictReproduced {
+			agree = append(agree, name)
+		} else {
+			disagree = append(disagree, name)
+		}
+	}
+	slices.Sort(agree)
+	slices.Sort(disagree)
+	return agree, disagree
 }
 
 func summary(e ledger.BuildEntry) BuildSummary {
@@ -209,17 +241,15 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.ReproducedBy, v.Differs = summaries(rp.Same), summaries(rp.Different)
-	if v.MainBinary != nil {
-		atts, err := s.cfg.Ledger.AttestationsFor(v.MainBinary.SHA256)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		for _, a := range atts {
-			v.Attestations = append(v.Attestations, AttestationInfo{LogIndex: a.Index, Envelope: a.Event.Envelope, KeyID: a.Event.KeyID,
-				PredicateType: a.Event.PredicateType, Build: a.Event.Build, Verdict: a.Event.Verdict})
-		}
+	atts, err := s.cfg.Ledger.AttestationsOf(b.Event.UUID)
+	if err == nil {
+		v.Attestations, err = s.attestationInfos(atts, s.cfg.Ledger.Checkpoint().Size)
 	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v.AttestedBy, v.DisputedBy = attestedBy(v.Attestations)
 	s.render(w, r, "build", v)
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/gorilla/mux"
 
@@ -31,8 +32,9 @@ type Config struct {
 
 // Server is the ledger's HTTP interface. It implements http.Handler.
 type Server struct {
-	cfg    Config
-	router *mux.Router
+	cfg       Config
+	router    *mux.Router
+	verifiers sync.Map // cas.Digest → keyEntry
 }
 
 // New returns a server for cfg.
@@ -67,6 +69,9 @@ func (s *Server) routes() {
 	r.HandleFunc("/proof/consistency", s.consistencyProof).Methods(http.MethodGet)
 	r.HandleFunc("/job/{job}/platform/{platform}/upload", s.manualUpload).Methods(http.MethodPost)
 	r.HandleFunc("/upload", s.upload).Methods(http.MethodPost)
+	r.HandleFunc("/attestations", s.submitAttestation).Methods(http.MethodPost)
+	r.HandleFunc("/keys/{name}", s.addKey).Methods(http.MethodPost)
+	r.HandleFunc("/keys/{name}/revoke", s.revokeKey).Methods(http.MethodPost)
 	get := func(p string, h http.HandlerFunc) { r.HandleFunc(p, h).Methods(http.MethodGet, http.MethodHead) }
 	get("/", s.index)
 	get("/failed-builds", s.failedBuilds)
@@ -81,6 +86,9 @@ func (s *Server) routes() {
 	get("/job/{job}/build/{uuid}/f/{path:.+}", s.artifact)
 	get("/job/{job}/build/{uuid}/exec", s.exportExec)
 	get("/compare/{left}/{right}", s.compare)
+	get("/attestations", s.listAttestations)
+	get("/attestations/{sha256}", s.envelope)
+	get("/keys", s.listKeys)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no such page: " + r.URL.Path})
 	})

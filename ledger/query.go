@@ -362,6 +362,21 @@ func outputs(b *BuildRecorded) []byte {
 	return out
 }
 
+// AttestationIndex returns the log index of the attestation that logged
+// the envelope with this digest.
+func (l *Ledger) AttestationIndex(envelope cas.Digest) (uint64, error) {
+	var idx uint64
+	err := l.view(func(txn *badger.Txn) error {
+		var err error
+		idx, err = getIndex(txn, key(pEnv, envelope[:]))
+		if err != nil {
+			return fmt.Errorf("attestation envelope %s: %w", envelope, err)
+		}
+		return nil
+	})
+	return idx, err
+}
+
 // AttestationsOf returns every attestation of the build with this UUID,
 // agreeing or not, oldest first.
 func (l *Ledger) AttestationsOf(build uuid.UUID) ([]Entry[*AttestationRecorded], error) {

@@ -50,6 +50,7 @@ const (
 type User struct {
 	Name         string `json:"name"`
 	Unrestricted bool   `json:"unrestricted"`
+	Admin        bool   `json:"admin,omitempty"` // may register and revoke rebuilder keys
 	Salt         []byte `json:"salt"`
 	Hash         []byte `json:"hash"`
 	N            int    `json:"n"`
@@ -78,13 +79,23 @@ func CheckName(name string) error {
 
 // Add creates a user with the given password.
 func (s *Store) Add(name, password string, unrestricted bool) error {
+	return s.add(name, password, unrestricted, false)
+}
+
+// AddAdmin creates an administrator: an unrestricted uploader who may also
+// register and revoke rebuilder keys.
+func (s *Store) AddAdmin(name, password string) error {
+	return s.add(name, password, true, true)
+}
+
+func (s *Store) add(name, password string, unrestricted, admin bool) error {
 	if err := CheckName(name); err != nil {
 		return err
 	}
 	if len(password) < minPassword || len(password) > maxPassword || !utf8.ValidString(password) {
 		return fmt.Errorf("password must be %d to %d bytes of UTF-8", minPassword, maxPassword)
 	}
-	u := User{Name: name, Unrestricted: unrestricted, Salt: make([]byte, saltLen), N: scryptN, R: scryptR, P: scryptP}
+	u := User{Name: name, Unrestricted: unrestricted, Admin: admin, Salt: make([]byte, saltLen), N: scryptN, R: scryptR, P: scryptP}
 	if _, err := rand.Read(u.Salt); err != nil {
 		return err
 	}
