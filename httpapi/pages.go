@@ -253,6 +253,23 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, "build", v)
 }
 
+// buildByUUID redirects /build/U to the build's page under its job, for
+// clients that know only the UUID.
+func (s *Server) buildByUUID(w http.ResponseWriter, r *http.Request) {
+	id, err := uuid.Parse(mux.Vars(r)["uuid"])
+	if err != nil {
+		s.fail(w, r, badRequest("%q is not a build UUID", mux.Vars(r)["uuid"]))
+		return
+	}
+	b, err := s.cfg.Ledger.Build(id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Vary", "Accept")
+	http.Redirect(w, r, buildURL(b.Event.Job, id), http.StatusTemporaryRedirect)
+}
+
 // latest redirects /job/J/build/latest[/REST] to the newest successful
 // build with a main binary (on ?platform= if given), keeping REST, with 307
 // as builder-web does.

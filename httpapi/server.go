@@ -89,6 +89,7 @@ func (s *Server) routes() {
 	get("/attestations", s.listAttestations)
 	get("/attestations/{sha256}", s.envelope)
 	get("/keys", s.listKeys)
+	get("/build/{uuid}", s.buildByUUID)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no such page: " + r.URL.Path})
 	})

@@ -45,6 +45,6 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.data, "data", "./ledger-data", "data directory (created if missing)")
 	root.PersistentFlags().StringVar(&g.origin, "origin", "buildledger.local/log", "checkpoint origin for a new data directory")
-	root.AddCommand(demoCmd(g), verifyCmd(g), checkpointCmd(g), serveCmd(g), userCmd(g), accessCmd(g), lookupCmd(), uploadCmd())
+	root.AddCommand(demoCmd(g), verifyCmd(g), checkpointCmd(g), serveCmd(g), userCmd(g), accessCmd(g), lookupCmd(), uploadCmd(), keyCmd(g))
 	return root
 }

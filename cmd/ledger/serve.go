@@ -68,7 +68,7 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, g *globals) err
 
 func userCmd(g *globals) *cobra.Command {
 	user := &cobra.Command{Use: "user", Short: "Manage uploader accounts (local; never logged)"}
-	var unrestricted bool
+	var unrestricted, admin bool
 	add := &cobra.Command{
 		Use:   "add NAME",
 		Short: "Add an uploader; the password is read from standard input",
@@ -78,14 +78,21 @@ func userCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := auth.New(n.db).Add(cmd.Flags().Arg(0), pw, unrestricted); err != nil {
+			users := auth.New(n.db)
+			if admin {
+				err = users.AddAdmin(cmd.Flags().Arg(0), pw)
+			} else {
+				err = users.Add(cmd.Flags().Arg(0), pw, unrestricted)
+			}
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "added user %s (unrestricted: %v)\n", cmd.Flags().Arg(0), unrestricted)
+			fmt.Fprintf(cmd.OutOrStdout(), "added user %s (unrestricted: %v, admin: %v)\n", cmd.Flags().Arg(0), unrestricted || admin, admin)
 			return nil
 		}),
 	}
 	add.Flags().BoolVar(&unrestricted, "unrestricted", false, "may upload to every job")
+	add.Flags().BoolVar(&admin, "admin", false, "administrator: unrestricted, and may register and revoke rebuilder keys")
 	remove := &cobra.Command{
 		Use:   "remove NAME",
 		Short: "Remove an uploader and its access list",

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,11 +11,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
-	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/buildledger/buildledger/httpapi"
-	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/builder"
 )
 
@@ -59,50 +52,13 @@ are verified against the pinned log key.`,
 			if err != nil {
 				return err
 			}
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(f.server, "/")+"/upload", bytes.NewReader(der))
+			rc, b, err := c.Upload(ctx, der, ex.UUID, httpapi.Credentials{User: user, Password: pw})
 			if err != nil {
 				return err
 			}
-			req.Header.Set("Content-Type", "application/octet-stream")
-			req.SetBasicAuth(user, pw)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-			if resp.StatusCode != http.StatusCreated {
-				var e struct {
-					Error string `json:"error"`
-				}
-				if json.Unmarshal(body, &e) == nil && e.Error != "" {
-					return fmt.Errorf("server refused the upload (%s): %s", resp.Status, e.Error)
-				}
-				return fmt.Errorf("server refused the upload (%s): %s", resp.Status, strings.TrimSpace(string(body)))
-			}
-			var rc httpapi.UploadReceipt
-			if err := json.Unmarshal(body, &rc); err != nil {
-				return fmt.Errorf("upload receipt is not JSON: %w", err)
-			}
-			// Verify the receipt: our bytes, in the log, under a signed checkpoint.
 			cp, err := c.Checkpoint(ctx)
 			if err != nil {
 				return err
-			}
-			ve, err := c.Event(ctx, rc.LogIndex, cp)
-			if err != nil {
-				return err
-			}
-			b, ok := ve.Event.(*ledger.BuildRecorded)
-			if !ok || b.UUID != ex.UUID {
-				return fmt.Errorf("SECURITY: log index %d does not hold build %s", rc.LogIndex, ex.UUID)
-			}
-			rcp, err := ledger.OpenCheckpoint([]byte(rc.Checkpoint), cp.Origin, c.LogKey())
-			if err == nil {
-				err = proof.VerifyInclusion(rfc6962.DefaultHasher, rc.LogIndex, rcp.Size, rfc6962.DefaultHasher.HashLeaf(ve.Bytes), rc.Inclusion, rcp.Hash[:])
-			}
-			if err != nil {
-				return fmt.Errorf("SECURITY: the receipt does not prove the build: %w", err)
 			}
 			if err := save(cp); err != nil {
 				return err
@@ -112,7 +68,7 @@ are verified against the pinned log key.`,
 				main = *b.MainBinary
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "recorded build %s of job %s at log index %d (main binary: %s)\ninclusion verified against checkpoint %d\n%s%s\n",
-				b.UUID, b.Job, rc.LogIndex, main, rcp.Size, strings.TrimSuffix(f.server, "/"), rc.URL)
+				b.UUID, b.Job, rc.LogIndex, main, cp.Size, strings.TrimSuffix(f.server, "/"), rc.URL)
 			return nil
 		},
 	}

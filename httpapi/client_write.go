@@ -1,0 +1,234 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/ledger"
+)
+
+// Credentials are an account's HTTP Basic credentials.
+type Credentials struct{ User, Password string }
+
+// send makes a request and returns the body of a response with one of the
+// wanted statuses, or an *Error carrying the server's message.
+func (c *Client) send(ctx context.Context, method, path, ctype string, body []byte, cred *Credentials, want ...int) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path), bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	req.Header.Set("Accept", "application/json")
+	if cred != nil {
+		req.SetBasicAuth(cred.User, cred.Password)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, resp.StatusCode, err
+	}
+	for _, w := range want {
+		if resp.StatusCode == w {
+			return b, resp.StatusCode, nil
+		}
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	msg := strings.TrimSpace(string(b))
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		msg = e.Error
+	}
+	return nil, resp.StatusCode, &Error{Status: resp.StatusCode, Msg: fmt.Sprintf("%s %s: %s (%s)", method, path, msg, resp.Status)}
+}
+
+// proveReceipt checks that a write's receipt is true: its checkpoint is
+// signed by the log key and consistent with the latest one, and the event
+// at its index is in the log (proven from tiles) and is what check expects.
+func (c *Client) proveReceipt(ctx context.Context, index uint64, checkpoint string, check func(ledger.Event) error) (*VerifiedEvent, *ledger.Checkpoint, error) {
+	rcp, err := ledger.OpenCheckpoint([]byte(checkpoint), c.origin, c.vkey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("SECURITY: the receipt's checkpoint: %w", err)
+	}
+	cp, err := c.Checkpoint(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.CheckConsistency(ctx, rcp, cp); err != nil {
+		return nil, nil, err
+	}
+	ve, err := c.Event(ctx, index, rcp)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := check(ve.Event); err != nil {
+		return nil, nil, fmt.Errorf("SECURITY: log index %d: %w", index, err)
+	}
+	return ve, cp, nil
+}
+
+// Upload sends a build in builder's DER exec format to /upload and proves
+// the receipt: the build event is in the log under a checkpoint signed by
+// the log key.
+func (c *Client) Upload(ctx context.Context, der []byte, id uuid.UUID, cred Credentials) (*UploadReceipt, *ledger.BuildRecorded, error) {
+	b, _, err := c.send(ctx, http.MethodPost, "upload", "application/octet-stream", der, &cred, http.StatusCreated)
+	if err != nil {
+		return nil, nil, err
+	}
+	var rc UploadReceipt
+	if err := json.Unmarshal(b, &rc); err != nil {
+		return nil, nil, fmt.Errorf("upload receipt is not JSON: %w", err)
+	}
+	var br *ledger.BuildRecorded
+	_, _, err = c.proveReceipt(ctx, rc.LogIndex, rc.Checkpoint, func(ev ledger.Event) error {
+		var ok bool
+		if br, ok = ev.(*ledger.BuildRecorded); !ok || br.UUID != id {
+			return fmt.Errorf("the event is not build %s", id)
+		}
+		return nil
+	})
+	return &rc, br, err
+}
+
+// SubmitAttestation sends a DSSE envelope to /attestations and proves the
+// receipt: an attestation event of exactly this envelope is in the log.
+func (c *Client) SubmitAttestation(ctx context.Context, envelope []byte) (*AttestationReceipt, error) {
+	b, _, err := c.send(ctx, http.MethodPost, "attestations", "application/json", envelope, nil, http.StatusCreated, http.StatusOK)
+	if err != nil {
+		return nil, err
+	}
+	var rc AttestationReceipt
+	if err := json.Unmarshal(b, &rc); err != nil {
+		return nil, fmt.Errorf("attestation receipt is not JSON: %w", err)
+	}
+	want := cas.Sum(envelope)
+	_, _, err = c.proveReceipt(ctx, rc.LogIndex, rc.Checkpoint, func(ev ledger.Event) error {
+		if a, ok := ev.(*ledger.AttestationRecorded); !ok || a.Envelope != want {
+			return fmt.Errorf("the event does not log envelope %s", want)
+		}
+		return nil
+	})
+	return &rc, err
+}
+
+// Build fetches the record of a build and proves it is in the log.
+func (c *Client) Build(ctx context.Context, id uuid.UUID) (*ledger.BuildRecorded, uint64, *ledger.Checkpoint, error) {
+	cp, err := c.Checkpoint(ctx)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	b, err := fetch(ctx, c.http, c.url("build/"+id.String()), "application/json")
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	var bv BuildView
+	if err := json.Unmarshal(b, &bv); err != nil {
+		return nil, 0, nil, fmt.Errorf("build %s: answer is not JSON: %w", id, err)
+	}
+	if bv.LogIndex >= cp.Size {
+		if cp, err = c.Checkpoint(ctx); err != nil {
+			return nil, 0, nil, err
+		}
+	}
+	ve, err := c.Event(ctx, bv.LogIndex, cp)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	br, ok := ve.Event.(*ledger.BuildRecorded)
+	if !ok || br.UUID != id {
+		return nil, 0, nil, fmt.Errorf("SECURITY: the server says build %s is at log index %d, which holds something else", id, bv.LogIndex)
+	}
+	return br, bv.LogIndex, cp, nil
+}
+
+// Blob fetches a file of a recorded build (an artifact path, or "script"
+// or "console") and checks it against the digest the build event records.
+func (c *Client) Blob(ctx context.Context, b *ledger.BuildRecorded, name string) ([]byte, error) {
+	base := "job/" + b.Job + "/build/" + b.UUID.String() + "/"
+	var want cas.Digest
+	switch name {
+	case "script":
+		want = b.Script
+	case "console":
+		want = b.Console
+	default:
+		a, ok := b.Artifact(name)
+		if !ok {
+			return nil, fmt.Errorf("build %s has no file %q", b.UUID, name)
+		}
+		want, name = a.SHA256, "f/"+name
+	}
+	data, err := fetch(ctx, c.http, c.url(base+name), "")
+	if err != nil {
+		return nil, err
+	}
+	if got := cas.Sum(data); got != want {
+		return nil, fmt.Errorf("SECURITY: %s of build %s has SHA-256 %s, the log records %s", name, b.UUID, got, want)
+	}
+	return data, nil
+}
+
+// KeyReceipt is the answer to a key registration or revocation.
+type KeyReceipt struct {
+	Key        KeyInfo  `json:"key"`
+	LogIndex   uint64   `json:"log_index"`
+	LeafHash   []byte   `json:"leaf_hash"`
+	Checkpoint string   `json:"checkpoint"`
+	Inclusion  [][]byte `json:"inclusion_proof"`
+}
+
+func (c *Client) keyChange(ctx context.Context, path string, req KeyRequest, cred Credentials, want ledger.Kind) (*KeyReceipt, error) {
+	body, _ := json.Marshal(req)
+	b, _, err := c.send(ctx, http.MethodPost, path, "application/json", body, &cred, http.StatusCreated)
+	if err != nil {
+		return nil, err
+	}
+	var rc KeyReceipt
+	if err := json.Unmarshal(b, &rc); err != nil {
+		return nil, fmt.Errorf("key receipt is not JSON: %w", err)
+	}
+	_, _, err = c.proveReceipt(ctx, rc.LogIndex, rc.Checkpoint, func(ev ledger.Event) error {
+		if ev.Kind() != want {
+			return fmt.Errorf("the event is a %s, not %s", ev.Kind(), want)
+		}
+		return nil
+	})
+	return &rc, err
+}
+
+// AddKey registers a rebuilder's PEM public key under name (administrators
+// only) and proves the logged event.
+func (c *Client) AddKey(ctx context.Context, name, publicKeyPEM string, cred Credentials) (*KeyReceipt, error) {
+	return c.keyChange(ctx, "keys/"+name, KeyRequest{PublicKey: publicKeyPEM}, cred, ledger.KindKeyAdded)
+}
+
+// RevokeKey revokes the key registered under name (administrators only).
+func (c *Client) RevokeKey(ctx context.Context, name, reason string, cred Credentials) (*KeyReceipt, error) {
+	return c.keyChange(ctx, "keys/"+name+"/revoke", KeyRequest{Reason: reason}, cred, ledger.KindKeyRevoked)
+}
+
+// Keys lists the registered keys as the server reports them.
+func (c *Client) Keys(ctx context.Context) ([]KeyInfo, error) {
+	b, err := fetch(ctx, c.http, c.url("keys"), "application/json")
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Keys []KeyInfo `json:"keys"`
+	}
+	return out.Keys, json.Unmarshal(b, &out)
+}
