@@ -6,7 +6,9 @@
 //   - CAS Put and Get MB/s on incompressible and compressible data, against
 //     bare crypto/sha256 over the same bytes;
 //   - inclusion and consistency proof latency at 1,000,000 leaves, against
-//     verifying such a proof.
+//     verifying such a proof;
+//   - DSSE attestation verification per key algorithm, against the bare
+//     signature check, and a 3-of-5 policy decision.
 //
 // The benchmark bodies live in internal/benchmarks and cas/castest, shared
 // with the `go test -bench` wrappers.
@@ -23,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/cas/castest"
 	"github.com/buildledger/buildledger/internal/benchmarks"
 )
@@ -30,7 +33,7 @@ import (
 func main() {
 	mib := flag.Int("cas-mib", 256, "size of the CAS benchmark blobs in MiB")
 	leaves := flag.Uint64("leaves", 1_000_000, "tree size for the proof benchmarks")
-	only := flag.String("only", "", "run one group: append, cas, proofs or lookup")
+	only := flag.String("only", "", "run one group: append, cas, proofs, attest or lookup")
 	builds := flag.Int("builds", 100_000, "builds recorded for the lookup benchmark")
 	conc := flag.Int("conc", 64, "concurrent HTTP clients for the lookup benchmark")
 	dur := flag.Duration("duration", 10*time.Second, "length of each HTTP load run")
@@ -88,6 +91,27 @@ func main() {
 			row("  CAS put, content already stored", again, "MB/s", fmt.Sprintf("%.2f× sha256", again/sha))
 			row("  CAS get (verified)", get, "MB/s", fmt.Sprintf("%.2f× sha256", get/sha))
 		}
+	}
+
+	if *only == "" || *only == "attest" {
+		f, err := benchmarks.NewAttestFixture()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		perSec := func(fn func(*testing.B)) float64 {
+			r := testing.Benchmark(fn)
+			return float64(r.N) / r.T.Seconds()
+		}
+		for _, alg := range benchmarks.Algorithms {
+			raw := perSec(func(b *testing.B) { benchmarks.VerifyRawSignature(b, f, alg) })
+			env := perSec(func(b *testing.B) { benchmarks.VerifyEnvelope(b, f, alg) })
+			row("bare "+string(alg)+" signature check", raw, "checks/s", "baseline")
+			row("DSSE envelope verify, "+string(alg), env, "envs/s", fmt.Sprintf("%.2f× bare signature", env/raw))
+		}
+		raw := perSec(func(b *testing.B) { benchmarks.VerifyRawSignature(b, f, attest.ECDSAP256) })
+		pol := perSec(func(b *testing.B) { benchmarks.Policy3of5(b, f) })
+		row("3-of-5 policy decision (7 attestations)", pol, "decisions/s", fmt.Sprintf("%.1f× a bare ECDSA check (%.1f µs each)", pol/raw, 1e6/pol))
 	}
 
 	if *only == "" || *only == "lookup" {
