@@ -64,8 +64,8 @@ func TestCosignVerifiesEnvelopes(t *testing.T) {
 	r := &attest.Rebuild{
 		Subjects: []attest.Subject{{Name: "bin/hello.hvt", SHA256: attest.Sum(content)}},
 		Job:      "hello", Build: uuid.New(), Platform: "debian-12", LogIndex: 7,
-		Inputs:    []attest.Input{{Name: attest.InputScript, SHA256: attest.Sum([]byte("make"))}},
-		Verdict:   attest.Reproduced, BuilderID: "https://rebuilder.example/a",
+		Inputs:  []attest.Input{{Name: attest.InputScript, SHA256: attest.Sum([]byte("make"))}},
+		Verdict: attest.Reproduced, BuilderID: "https://rebuilder.example/a",
 		StartedOn: time.Unix(1.7e9, 0), FinishedOn: time.Unix(1.7e9+60, 0),
 	}
 	st, err := r.Statement()

@@ -1,7 +1,95 @@
-// Package rebuilder will run build jobs in a normalised environment (the orb
-// part), capture their inputs and outputs, rebuild recorded builds and submit
-// signed attestations of the result.
+// Package rebuilder runs build jobs the way Robur's orb and builder do: a
+// shell script in a fresh directory with a normalised environment, with
+// everything needed to judge a rebuild captured as it runs. Run returns the
+// builder "exec" record (package ledger/builder) ready to upload, the
+// parsed input files and the digests of the outputs; Compare and
+// DiffInputs set a rebuild against the recorded build, and CheckHost says
+// whether this host is the recorded one.
 //
-// Nothing is implemented here yet; the formats it captures (build-environment,
-// system-packages, opam-switch) are parsed by package ledger/orb.
+// # What the job sees
+//
+//   - Its working directory is Root/build and its HOME Root/home, both
+//     wiped and created afresh by every run, under a build root that is the
+//     same path on every run (DefaultRoot, /tmp/buildledger-build), so paths
+//     compiled into outputs do not vary. The script is Root/script: run
+//     directly if it starts with "#!", else as `/bin/sh -e Root/script`.
+//     Standard input is /dev/null.
+//   - Exactly these variables, in this order, and nothing of the caller's
+//     environment: HOME; PATH, fixed to DefaultPath (orb's allow-list of
+//     /usr/local, /usr and / bin and sbin directories, preceded by
+//     /usr/local/go/bin); SOURCE_DATE_EPOCH, which the Spec must give; the
+//     host facts OS, OS_DISTRIBUTION, OS_VERSION, OS_FAMILY and ARCH, as
+//     opam's sys-poll reports them and orb records them (linux, debian, 12,
+//     debian, x86_64 on Debian 12 on amd64); then the job's declared
+//     variables sorted by name. A job may not redeclare the variables above.
+//     Locale variables are unset, so tools use the POSIX locale. Tools that
+//     need a writable cache find one in HOME; a job can declare GOCACHE,
+//     GOFLAGS=-trimpath, GOTOOLCHAIN=local and the like.
+//   - Its own process group, killed entirely when the script exits (nothing
+//     it started outlives it), when Options.Timeout expires (result message
+//     "timeout", as builder records it) or when the context ends (Run then
+//     returns the context's error).
+//
+// For a rebuild, Options.Env gives the recorded build-environment instead:
+// the script runs with exactly those variables, under the build root its
+// HOME names.
+//
+// # What is recorded
+//
+// The files orb writes (robur-coop/orb, src/orb.ml), in the formats of
+// package ledger/orb and written by its formatters:
+//
+//   - build-environment: the variables above, "NAME=VALUE" lines. orb's
+//     ORB_DATA and SWITCH_PATH are not written: no opam switch is built by
+//     this package.
+//   - system-packages: `dpkg-query --showformat='${Package}=${Version}\n' -W`
+//     on the Debian family, `pkg query %n-%v` on FreeBSD, sorted by name,
+//     listed after the script ran. Other hosts need Options.SkipSystem, or
+//     Run fails with ErrUnsupportedHost.
+//   - opam-switch: `opam switch export --full --freeze`, run like the job,
+//     per Spec.Opam: OpamAuto captures it if opam is on the job's PATH and
+//     the job created its opam root, OpamAlways requires it, OpamNever
+//     skips it. The export is parsed and written back in canonical form.
+//
+// The exec record (builder's lib/builder.ml) holds the job's name, script
+// and platform ("<OS_DISTRIBUTION>-<OS_VERSION>" unless given, like
+// builder-web's "debian-12"), a new random UUID, the console, the start and
+// finish times, the result and as output these files followed by every
+// regular file under bin/ of the working directory. Signals are recorded by
+// OCaml's numbers, as builder's worker reports them (OCamlSignal). Failed
+// builds are recorded like successful ones.
+//
+// The console is standard output and error through one pipe, so in the
+// order written, line by line, each line stamped with its time since the
+// start. It keeps at most Options.MaxConsoleLines lines and
+// MaxConsoleBytes bytes: the first and the last half, with a note of what
+// was left out between them; lines longer than MaxLineBytes are split.
+// Notes of the rebuilder itself start with "buildledger: ".
+//
+// Outputs are read into memory (the exec record holds them), up to
+// Options.MaxOutputSize bytes (DefaultMaxOutputSize, 256 MiB, ample for
+// unikernels) and MaxOutputFiles files, beyond which Run fails with
+// ErrOutputLimit. Symlinks under bin/ are never followed: they, devices,
+// pipes and sockets, and files whose names the ledger cannot record are
+// left out with a console note.
+//
+// Result.WriteDir writes the whole as orb's output directory.
+//
+// The package runs processes and uses process groups and flock: it is for
+// Linux and the BSDs.
+//
+// # Tests
+//
+// All tests run real processes in t.TempDir() roots. TestRunCTwice and
+// TestRunGoTwice build a C program with gcc and a Go program twice and get
+// identical inputs and artifact digests; TestRunTimestamp shows Compare
+// naming a file that embeds the time. TestRunEnvironment checks that
+// nothing of the caller's environment leaks in and what build-environment
+// holds; TestRebuild restores a recorded environment. TestRunResults covers
+// exit statuses, signals and the timeout, TestRunCancel the killing of the
+// process group, TestRunOutputs symlinks and other non-regular outputs,
+// TestRunOutputLimits the limits, TestRunConsole and TestConsoleBound the
+// console, TestRunRoot the safety of the build root, TestRunInvalid the
+// refused specs, TestRunOpam the opam modes, TestCheckHost and
+// TestParseOSRelease the host facts, and TestCompare the verdicts.
 package rebuilder
