@@ -13,6 +13,7 @@ import (
 
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/builder"
 )
 
 // Credentials are an account's HTTP Basic credentials.
@@ -231,4 +232,52 @@ func (c *Client) Keys(ctx context.Context) ([]KeyInfo, error) {
 		Keys []KeyInfo `json:"keys"`
 	}
 	return out.Keys, json.Unmarshal(b, &out)
+}
+
+// Exec fetches a recorded build re-exported in builder's exec format (its
+// script and every file, inputs included) and checks it against the build
+// event: the same UUID, job and platform, the script's digest, and exactly
+// the recorded files with their digests. A rebuild starts from this.
+func (c *Client) Exec(ctx context.Context, b *ledger.BuildRecorded) (*builder.Exec, error) {
+	data, err := fetch(ctx, c.http, c.url("job/"+b.Job+"/build/"+b.UUID.String()+"/exec"), "")
+	if err != nil {
+		return nil, err
+	}
+	ex, err := builder.Parse(data, builder.Limits{MaxTotal: int64(len(data))})
+	if err != nil {
+		return nil, fmt.Errorf("exec of build %s: %w", b.UUID, err)
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("SECURITY: the exec served for build %s does not match its logged record: %s", b.UUID, fmt.Sprintf(format, args...))
+	}
+	if ex.UUID != b.UUID || ex.Job.Name != b.Job || ex.Job.Platform != b.Platform {
+		return nil, bad("it is build %s of job %q on %q", ex.UUID, ex.Job.Name, ex.Job.Platform)
+	}
+	if cas.Sum([]byte(ex.Job.Script)) != b.Script {
+		return nil, bad("the script's digest differs")
+	}
+	if len(ex.Output) != len(b.Artifacts) {
+		return nil, bad("%d files, the record has %d", len(ex.Output), len(b.Artifacts))
+	}
+	for _, f := range ex.Output {
+		a, ok := b.Artifact(f.Path)
+		if !ok || a.SHA256 != cas.Sum(f.Data) {
+			return nil, bad("file %q is not recorded with these bytes", f.Path)
+		}
+	}
+	return ex, nil
+}
+
+// AttestationsOfBuild lists the attestations of a build as the server
+// reports them (not proven; use it to decide what to do, not what to trust).
+func (c *Client) AttestationsOfBuild(ctx context.Context, id uuid.UUID) ([]ProvenAttestation, error) {
+	b, err := fetch(ctx, c.http, c.url("attestations")+"?build="+id.String(), "application/json")
+	if err != nil {
+		return nil, err
+	}
+	var al AttestationList
+	if err := json.Unmarshal(b, &al); err != nil {
+		return nil, fmt.Errorf("attestations of %s: answer is not JSON: %w", id, err)
+	}
+	return al.Attestations, nil
 }
