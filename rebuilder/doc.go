@@ -85,11 +85,12 @@
 // identical inputs and artifact digests; TestRunTimestamp shows Compare
 // naming a file that embeds the time. TestRunEnvironment checks that
 // nothing of the caller's environment leaks in and what build-environment
-// holds; TestRebuild restores a recorded environment. TestRunResults covers
-// exit statuses, signals and the timeout, TestRunCancel the killing of the
-// process group, TestRunOutputs symlinks and other non-regular outputs,
+// holds; TestRebuild restores a recorded environment. TestRunShebang and
+// TestRunResults cover how the script is run, exit statuses, signals and
+// the timeout, TestRunCancel the killing of the process group, TestRunOutputs symlinks and other non-regular outputs,
 // TestRunOutputLimits the limits, TestRunConsole and TestConsoleBound the
 // console, TestRunRoot the safety of the build root, TestRunInvalid the
 // refused specs, TestRunOpam the opam modes, TestCheckHost and
-// TestParseOSRelease the host facts, and TestCompare the verdicts.
+// TestParseOSRelease the host facts, TestCompare the verdicts and
+// TestWriteDir the output directory.
 package rebuilder
