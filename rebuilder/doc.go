@@ -90,7 +90,9 @@
 // the timeout, TestRunCancel the killing of the process group, TestRunOutputs symlinks and other non-regular outputs,
 // TestRunOutputLimits the limits, TestRunConsole and TestConsoleBound the
 // console, TestRunRoot the safety of the build root, TestRunInvalid the
-// refused specs, TestRunOpam the opam modes, TestCheckHost and
+// refused specs, TestRunOpam the opam modes with stand-ins for opam,
+// TestRunOpamSwitch a real opam switch (an OCaml package built offline from
+// a local repository; skipped without opam and ocamlopt), TestCheckHost and
 // TestParseOSRelease the host facts, TestCompare the verdicts and
 // TestWriteDir the output directory.
 package rebuilder
