@@ -43,7 +43,8 @@ func (h Host) Vars() []orb.Var {
 }
 
 // ProbeHost determines the facts of this host. It fails if uname cannot be
-// run; a missing os-release leaves the Linux facts "unknown".
+// run. Without os-release, a Linux host's distribution and family are
+// "linux" and its version is unknown.
 //
 // Unlike opam, the Linux version is read from os-release only, without
 // asking lsb_release first; the two agree on Debian and Ubuntu releases.

@@ -232,7 +232,13 @@ func TestRunEnvironment(t *testing.T) {
 	root := testRoot(t)
 	spec := Spec{Job: "env", SourceDateEpoch: epoch, Script: []byte("mkdir bin\nenv > bin/env\nprintf '%s' \"$0\" > bin/argv0\n"),
 		Vars: map[string]string{"ZED": "last", "A_VAR": "a=b c", "GOFLAGS": ""}}
-	res := mustRun(t, spec, testOptions(t, root))
+	o := testOptions(t, root)
+	var phases []Phase
+	o.Progress = func(p Phase) { phases = append(phases, p) }
+	res := mustRun(t, spec, o)
+	if want := []Phase{PhasePreparing, PhaseRunning, PhaseCapturing, PhaseHashing}; !reflect.DeepEqual(phases, want) {
+		t.Errorf("phases %v, want %v", phases, want)
+	}
 	h, err := ProbeHost()
 	if err != nil {
 		t.Fatal(err)
@@ -291,7 +297,7 @@ func TestRunEnvironment(t *testing.T) {
 
 	// An explicit platform and PATH.
 	spec.Platform = "custom-1"
-	o := testOptions(t, root)
+	o = testOptions(t, root)
 	o.Path = "/bin:/usr/bin"
 	res = mustRun(t, spec, o)
 	if res.Exec.Job.Platform != "custom-1" || !strings.Contains(string(outputOf(res, "bin/env")), "\nPATH=/bin:/usr/bin\n") {
@@ -418,6 +424,22 @@ sleep 300
 	// The root is unlocked again.
 	if _, err := Run(context.Background(), Spec{Job: "after", SourceDateEpoch: epoch, Script: []byte("true")}, o); err != nil {
 		t.Errorf("Run after cancel: %v", err)
+	}
+}
+
+// A process that leaves the job's process group and keeps its output open
+// does not keep Run waiting.
+func TestRunEscapedWriter(t *testing.T) {
+	if _, err := exec.LookPath("setsid"); err != nil {
+		t.Skip("setsid not installed")
+	}
+	start := time.Now()
+	res := mustRun(t, Spec{Job: "escape", SourceDateEpoch: epoch, Script: []byte("setsid sleep 5 &\nsleep 0.3\necho done\n")}, testOptions(t, testRoot(t)))
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("Run took %v", d)
+	}
+	if !res.Exec.Result.Success() || !strings.Contains(consoleText(res), "done\nbuildledger: output still open 2s after the script ended") {
+		t.Errorf("result %v, console:\n%s", res.Exec.Result, consoleText(res))
 	}
 }
 
