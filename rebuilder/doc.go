@@ -88,7 +88,8 @@
 // holds; TestRebuild restores a recorded environment. TestRunShebang and
 // TestRunResults cover how the script is run, exit statuses, signals and
 // the timeout, TestRunCancel the killing of the process group,
-// TestRunEscapedWriter a process that leaves it holding the output open, TestRunOutputs symlinks and other non-regular outputs,
+// TestRunEscapedWriter a process that leaves it holding the output open,
+// TestRunOutputs symlinks and other non-regular outputs,
 // TestRunOutputLimits the limits, TestRunConsole and TestConsoleBound the
 // console, TestRunRoot the safety of the build root, TestRunInvalid the
 // refused specs, TestRunOpam the opam modes with stand-ins for opam,
