@@ -2,6 +2,7 @@ package rebuilder
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/ledger"
@@ -113,4 +114,56 @@ func DiffInputs(left, right Inputs) InputsDiff {
 	}
 	d.Switch = orb.DiffSwitches(l, r)
 	return d
+}
+
+// String lists the differences one per line, recorded side first:
+// "environment: FOO changed: 1 → 2", "system-packages: added gcc=12.2.0-14", ...
+func (d InputsDiff) String() string {
+	var b strings.Builder
+	line := func(file, format string, args ...any) {
+		fmt.Fprintf(&b, "  %s: %s\n", file, fmt.Sprintf(format, args...))
+	}
+	for _, f := range d.Removed {
+		line(f, "recorded, not captured by the rebuild")
+	}
+	for _, f := range d.Added {
+		line(f, "captured by the rebuild, not recorded")
+	}
+	env := d.Environment
+	for _, v := range env.Removed {
+		line(orb.EnvironmentFile, "removed %s=%s", v.Name, v.Value)
+	}
+	for _, v := range env.Added {
+		line(orb.EnvironmentFile, "added %s=%s", v.Name, v.Value)
+	}
+	for _, c := range env.Changed {
+		line(orb.EnvironmentFile, "%s changed: %s → %s", c.Name, c.Old, c.New)
+	}
+	p := d.Packages
+	for _, x := range p.Removed {
+		line(orb.PackagesFile, "removed %s %s", x.Name, x.Version)
+	}
+	for _, x := range p.Added {
+		line(orb.PackagesFile, "added %s %s", x.Name, x.Version)
+	}
+	for _, c := range p.Changed {
+		line(orb.PackagesFile, "%s changed: %s → %s", c.Name, c.Old, c.New)
+	}
+	s := d.Switch
+	for _, x := range s.Removed {
+		line(orb.SwitchFile, "removed %s.%s", x.Name, x.Version)
+	}
+	for _, x := range s.Added {
+		line(orb.SwitchFile, "added %s.%s", x.Name, x.Version)
+	}
+	for _, c := range s.VersionChanged {
+		line(orb.SwitchFile, "%s changed: %s → %s", c.Name, c.Old, c.New)
+	}
+	for _, x := range s.OpamFileChanged {
+		line(orb.SwitchFile, "opam file of %s.%s changed (%d fields)", x.Name, x.Version, len(x.Changes))
+	}
+	if !s.Duniverse.Empty() {
+		line(orb.SwitchFile, "opam-monorepo sources changed")
+	}
+	return b.String()
 }

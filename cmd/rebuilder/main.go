@@ -1,0 +1,464 @@
+// Command rebuilder builds jobs the way orb does and rebuilds builds
+// recorded in a buildledger, attesting whether they are reproducible.
+//
+//	rebuilder build   --job NAME --script FILE [--var K=V]... --source-date-epoch N [--server URL --user NAME] [--out DIR]
+//	rebuilder rebuild --server URL --build UUID --key KEY.pem [--ignore-env-differences]
+//	rebuilder follow  --server URL --key KEY.pem --state FILE [--concurrency N]
+//	rebuilder key generate --out PREFIX [--algorithm ecdsa-p256|ed25519|rsa-3072]
+//
+// Private keys are PEM files (PKCS #8, SEC 1, PKCS #1, or cosign's
+// encrypted keys, whose password is read from $COSIGN_PASSWORD).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/buildledger/buildledger/attest"
+	"github.com/buildledger/buildledger/httpapi"
+	"github.com/buildledger/buildledger/rebuilder"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRoot().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "rebuilder:", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "rebuilder",
+		Short:         "Build jobs reproducibly and attest rebuilds of recorded builds",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(buildCmd(), rebuildCmd(), followCmd(), keyCmd())
+	return root
+}
+
+// server are the flags that reach a ledger.
+type server struct {
+	url, logKey string
+}
+
+func (s *server) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&s.url, "server", "", "ledger server URL, e.g. http://127.0.0.1:3000")
+	cmd.Flags().StringVar(&s.logKey, "log-key", "", "the ledger's log key (name+hash+key); default: $BUILDLEDGER_LOG_KEY, else fetched from the server (trust on first use)")
+}
+
+func (s *server) client(cmd *cobra.Command) (*httpapi.Client, error) {
+	if s.url == "" {
+		return nil, errors.New("--server is required")
+	}
+	key := s.logKey
+	if key == "" {
+		key = os.Getenv("BUILDLEDGER_LOG_KEY")
+	}
+	if key == "" {
+		var err error
+		if key, err = httpapi.FetchLogKey(cmd.Context(), s.url, nil); err != nil {
+			return nil, fmt.Errorf("fetching the log key: %w", err)
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "trusting the log key the server sent (pin it with --log-key): %s\n", key)
+	}
+	return httpapi.NewClient(s.url, key, nil)
+}
+
+func loadSigner(path string) (*attest.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := attest.LoadSigner(b, func() ([]byte, error) {
+		pw, ok := os.LookupEnv("COSIGN_PASSWORD")
+		if !ok {
+			return nil, fmt.Errorf("%s is encrypted: set COSIGN_PASSWORD", path)
+		}
+		return []byte(pw), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// progress reports phases: on a terminal as one updating line with the
+// elapsed time, otherwise as plain log lines.
+type progress struct {
+	w     io.Writer
+	tty   bool
+	start time.Time
+	mu    sync.Mutex
+	phase string
+	stop  chan struct{}
+	done  sync.WaitGroup
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w, start: time.Now()}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.tty, p.stop = true, make(chan struct{})
+		p.done.Add(1)
+		go func() {
+			defer p.done.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-p.stop:
+					return
+				case <-t.C:
+					p.draw()
+				}
+			}
+		}()
+	}
+	return p
+}
+
+func (p *progress) draw() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.phase != "" {
+		fmt.Fprintf(p.w, "\r\033[K%s … %s", p.phase, time.Since(p.start).Round(time.Second))
+	}
+}
+
+func (p *progress) set(phase string) {
+	p.mu.Lock()
+	p.phase = phase
+	p.mu.Unlock()
+	if p.tty {
+		p.draw()
+		return
+	}
+	fmt.Fprintf(p.w, "%s %s (elapsed %s)\n", time.Now().UTC().Format(time.RFC3339), phase, time.Since(p.start).Round(time.Millisecond))
+}
+
+func (p *progress) close() {
+	if p.tty {
+		close(p.stop)
+		p.done.Wait()
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+func buildCmd() *cobra.Command {
+	var srv server
+	var job, script, user, out, root, platform, opam string
+	var vars []string
+	var epoch int64
+	var timeout time.Duration
+	var skipSystem bool
+	cmd := &cobra.Command{
+		Use:   "build --job NAME --script FILE --source-date-epoch N [--var K=V]... [--server URL --user NAME] [--out DIR]",
+		Short: "Run a job in a normalised environment, capture its inputs and outputs, and upload the build",
+		Long: `build runs the job script in ROOT/build (HOME=ROOT/home, both fresh) with only
+HOME, PATH, SOURCE_DATE_EPOCH, the host facts (OS, OS_DISTRIBUTION, OS_VERSION,
+OS_FAMILY, ARCH) and the declared --var variables; records build-environment,
+system-packages, opam-switch (when the job uses opam), the console with
+timestamps and every file the script leaves under bin/; and, with --server,
+uploads the build to the ledger (builder's exec format; the password comes from
+$BUILDLEDGER_PASSWORD or standard input) and proves the receipt. --out writes
+orb's output directory as well.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if job == "" || script == "" {
+				return errors.New("--job and --script are required")
+			}
+			body, err := os.ReadFile(script)
+			if err != nil {
+				return err
+			}
+			spec := rebuilder.Spec{Job: job, Script: body, SourceDateEpoch: epoch, Platform: platform, Vars: map[string]string{}}
+			for _, v := range vars {
+				k, val, ok := strings.Cut(v, "=")
+				if !ok {
+					return fmt.Errorf("--var %q: want NAME=VALUE", v)
+				}
+				spec.Vars[k] = val
+			}
+			if spec.Opam, err = parseOpam(opam); err != nil {
+				return err
+			}
+			var c *httpapi.Client
+			var cred httpapi.Credentials
+			if srv.url != "" {
+				if user == "" {
+					return errors.New("--user is required with --server")
+				}
+				if c, err = srv.client(cmd); err != nil {
+					return err
+				}
+				if cred, err = password(cmd, user); err != nil {
+					return err
+				}
+			}
+			p := newProgress(cmd.ErrOrStderr())
+			res, err := rebuilder.Run(cmd.Context(), spec, rebuilder.Options{Root: root, Timeout: timeout, SkipSystem: skipSystem,
+				Progress: func(ph rebuilder.Phase) { p.set(string(ph)) }})
+			p.close()
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "build %s of job %s on %s: %s\n", res.Exec.UUID, job, res.Exec.Job.Platform, res.Exec.Result)
+			for _, a := range res.Artifacts {
+				fmt.Fprintf(w, "  %s  %s  %d bytes\n", a.SHA256, a.Path, a.Size)
+			}
+			if out != "" {
+				if err := res.WriteDir(out); err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "orb output directory: %s\n", out)
+			}
+			if c == nil {
+				return nil
+			}
+			der, err := res.Exec.Marshal()
+			if err != nil {
+				return err
+			}
+			rc, _, err := c.Upload(cmd.Context(), der, res.Exec.UUID, cred)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "uploaded: log index %d, inclusion proven\n%s%s\n", rc.LogIndex, strings.TrimSuffix(srv.url, "/"), rc.URL)
+			return nil
+		},
+	}
+	srv.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&job, "job", "", "job name")
+	f.StringVar(&script, "script", "", "the job's shell script")
+	f.StringArrayVar(&vars, "var", nil, "a declared variable NAME=VALUE (repeatable)")
+	f.Int64Var(&epoch, "source-date-epoch", 0, "SOURCE_DATE_EPOCH for the build (seconds since 1970), e.g. the time of the job's last change")
+	f.StringVar(&root, "root", "", "build root (default "+rebuilder.DefaultRoot+"); a rebuild uses the same path")
+	f.StringVar(&platform, "platform", "", "platform name (default OS_DISTRIBUTION-OS_VERSION)")
+	f.StringVar(&opam, "opam", "auto", "capture opam-switch: auto, always or never")
+	f.DurationVar(&timeout, "timeout", 0, "kill the job after this long (default "+rebuilder.DefaultTimeout.String()+")")
+	f.BoolVar(&skipSystem, "skip-system", false, "do not record system-packages (hosts without dpkg or pkg)")
+	f.StringVar(&user, "user", "", "uploader account (with --server)")
+	f.StringVar(&out, "out", "", "also write orb's output directory here")
+	return cmd
+}
+
+func parseOpam(s string) (rebuilder.OpamMode, error) {
+	switch s {
+	case "auto":
+		return rebuilder.OpamAuto, nil
+	case "always":
+		return rebuilder.OpamAlways, nil
+	case "never":
+		return rebuilder.OpamNever, nil
+	}
+	return 0, fmt.Errorf("--opam %q: want auto, always or never", s)
+}
+
+func password(cmd *cobra.Command, user string) (httpapi.Credentials, error) {
+	if pw := os.Getenv("BUILDLEDGER_PASSWORD"); pw != "" {
+		return httpapi.Credentials{User: user, Password: pw}, nil
+	}
+	if f, ok := cmd.InOrStdin().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(cmd.ErrOrStderr(), "password: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(cmd.ErrOrStderr())
+		return httpapi.Credentials{User: user, Password: string(b)}, err
+	}
+	b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
+	if err != nil || len(b) == 0 {
+		return httpapi.Credentials{}, errors.New("no password: set BUILDLEDGER_PASSWORD or pass it on standard input")
+	}
+	return httpapi.Credentials{User: user, Password: strings.TrimRight(string(b), "\r\n")}, nil
+}
+
+// rebuilderFlags are shared by rebuild and follow.
+type rebuilderFlags struct {
+	srv        server
+	key        string
+	builderID  string
+	ignoreEnv  bool
+	noAttest   bool
+	timeout    time.Duration
+	skipSystem bool
+}
+
+func (r *rebuilderFlags) register(cmd *cobra.Command) {
+	r.srv.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&r.key, "key", "", "private key (PEM) that signs the attestations")
+	f.StringVar(&r.builderID, "builder-id", "", "this rebuilder's id in attestations (default buildledger-rebuilder@HOSTNAME)")
+	f.BoolVar(&r.ignoreEnv, "ignore-env-differences", false, "rebuild even if the host's OS, distribution, version or architecture differ from the recorded ones")
+	f.BoolVar(&r.noAttest, "no-attest", false, "compare only; do not sign or submit an attestation")
+	f.DurationVar(&r.timeout, "timeout", 0, "kill a rebuild's job after this long")
+	f.BoolVar(&r.skipSystem, "skip-system", false, "do not capture system-packages")
+}
+
+func (r *rebuilderFlags) rebuilder(cmd *cobra.Command, p *progress) (*rebuilder.Rebuilder, error) {
+	c, err := r.srv.client(cmd)
+	if err != nil {
+		return nil, err
+	}
+	rb := &rebuilder.Rebuilder{Client: c, BuilderID: r.builderID, IgnoreEnvDifferences: r.ignoreEnv,
+		Options: rebuilder.Options{Timeout: r.timeout, SkipSystem: r.skipSystem}}
+	if p != nil {
+		rb.Options.Progress = func(ph rebuilder.Phase) { p.set(string(ph)) }
+	}
+	if rb.BuilderID == "" {
+		h, _ := os.Hostname()
+		rb.BuilderID = "buildledger-rebuilder@" + h
+	}
+	if !r.noAttest {
+		if r.key == "" {
+			return nil, errors.New("--key is required to attest (or pass --no-attest)")
+		}
+		if rb.Signer, err = loadSigner(r.key); err != nil {
+			return nil, err
+		}
+	}
+	return rb, nil
+}
+
+func rebuildCmd() *cobra.Command {
+	var rf rebuilderFlags
+	var build string
+	cmd := &cobra.Command{
+		Use:   "rebuild --server URL --build UUID --key KEY.pem",
+		Short: "Rebuild a recorded build in its recorded environment, compare every file, attest the verdict",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			id, err := uuid.Parse(build)
+			if err != nil {
+				return fmt.Errorf("--build %q is not a UUID", build)
+			}
+			p := newProgress(cmd.ErrOrStderr())
+			rb, err := rf.rebuilder(cmd, p)
+			if err != nil {
+				p.close()
+				return err
+			}
+			p.set("fetching build " + id.String())
+			o, err := rb.Rebuild(cmd.Context(), id)
+			p.close()
+			if o != nil && o.Result != nil {
+				fmt.Fprint(cmd.OutOrStdout(), o)
+			}
+			if err != nil {
+				return err
+			}
+			if o.Verdict != attest.Reproduced {
+				return errors.New("the build is NOT reproducible")
+			}
+			return nil
+		},
+	}
+	rf.register(cmd)
+	cmd.Flags().StringVar(&build, "build", "", "UUID of the recorded build")
+	return cmd
+}
+
+func followCmd() *cobra.Command {
+	var rf rebuilderFlags
+	var state string
+	var conc int
+	var poll time.Duration
+	var once bool
+	var platforms []string
+	cmd := &cobra.Command{
+		Use:   "follow --server URL --key KEY.pem --state FILE",
+		Short: "Rebuild and attest every new build recorded for this platform, remembering progress",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if state == "" {
+				return errors.New("--state is required")
+			}
+			rb, err := rf.rebuilder(cmd, nil)
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			f := &rebuilder.Follower{Rebuilder: rb, State: state, Concurrency: conc, Poll: poll, Platforms: platforms, Log: log}
+			if once {
+				rep, err := f.Once(cmd.Context())
+				fmt.Fprintf(cmd.OutOrStdout(), "rebuilt %d (reproduced %d, differs %d), skipped %d, failed %d\n",
+					rep.Rebuilt, rep.Reproduced, rep.Differs, rep.Skipped, rep.Failed)
+				return err
+			}
+			return f.Run(cmd.Context())
+		},
+	}
+	rf.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&state, "state", "", "state file remembering progress and the last checkpoint")
+	f.IntVar(&conc, "concurrency", 1, "rebuilds at once (builds sharing a build root still run one at a time)")
+	f.DurationVar(&poll, "poll", 5*time.Second, "pause between looks at the log")
+	f.BoolVar(&once, "once", false, "handle what is in the log now, then exit")
+	f.StringSliceVar(&platforms, "platform", nil, "platforms to rebuild (default: this host's)")
+	return cmd
+}
+
+func keyCmd() *cobra.Command {
+	key := &cobra.Command{Use: "key", Short: "Make signing keys"}
+	var out, alg string
+	gen := &cobra.Command{
+		Use:   "generate --out PREFIX",
+		Short: "Write a new private key to PREFIX.key (mode 0600) and its public key to PREFIX.pub",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return errors.New("--out is required")
+			}
+			pemKey, err := attest.GenerateKey(attest.KeyAlgorithm(alg))
+			if err != nil {
+				return err
+			}
+			s, err := attest.LoadSigner(pemKey, nil)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+				return err
+			}
+			kf, err := os.OpenFile(out+".key", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return err
+			}
+			if _, err := kf.Write(pemKey); err != nil {
+				kf.Close()
+				return err
+			}
+			if err := kf.Close(); err != nil {
+				return err
+			}
+			if err := os.WriteFile(out+".pub", s.PublicKeyPEM(), 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s.key, %s.pub: %s key %s\n", out, out, alg, s.KeyID())
+			return nil
+		},
+	}
+	algs := []string{string(attest.ECDSAP256), string(attest.Ed25519), string(attest.RSA3072)}
+	sort.Strings(algs)
+	gen.Flags().StringVar(&out, "out", "", "path prefix of the key files")
+	gen.Flags().StringVar(&alg, "algorithm", string(attest.ECDSAP256), "key algorithm: "+strings.Join(algs, ", "))
+	key.AddCommand(gen)
+	return key
+}
