@@ -203,6 +203,16 @@ func TestAttestations(t *testing.T) {
 		t.Fatalf("/hash: %s", body)
 	}
 
+	// The verifying client proves each of them.
+	cl, err := httpapi.NewClient(srv.URL, l.VKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, err := cl.Lookup(ctx, main)
+	if err != nil || len(lr.Attestations) != 3 || len(lr.Disputes) != 1 || lr.KeyNames[lr.Disputes[0].KeyID] != "c" {
+		t.Fatalf("client lookup: %+v %v", lr, err)
+	}
+
 	// GET /attestations lists them with proofs; the envelopes are served.
 	_, body = get(t, srv.URL+"/attestations?sha256="+main.String(), "application/json")
 	var al httpapi.AttestationList

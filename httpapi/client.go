@@ -186,6 +186,13 @@ type LookupResult struct {
 	Builds       []VerifiedBuild
 	Attestations []*ledger.AttestationRecorded
 	AttIndices   []uint64
+	// Disputes are "differs" attestations of the builds found: rebuilders
+	// that got other bytes.
+	Disputes       []*ledger.AttestationRecorded
+	DisputeIndices []uint64
+	// KeyNames are the key names the server gave (the key ids are proven
+	// by the events, the names are not).
+	KeyNames map[cas.Digest]string
 }
 
 // VerifiedBuild is a build proven to be in the log that has an artifact
@@ -234,17 +241,27 @@ func (c *Client) Lookup(ctx context.Context, d cas.Digest) (*LookupResult, error
 		}
 		res.Builds = append(res.Builds, VerifiedBuild{Index: h.LogIndex, Path: h.Path, Build: br})
 	}
-	for _, a := range hl.Attestations {
-		ve, err := c.Event(ctx, a.LogIndex, cp)
-		if err != nil {
-			return nil, err
+	res.KeyNames = map[cas.Digest]string{}
+	for _, list := range []struct {
+		infos   []AttestationInfo
+		events  *[]*ledger.AttestationRecorded
+		indices *[]uint64
+	}{{hl.Attestations, &res.Attestations, &res.AttIndices}, {hl.Disputes, &res.Disputes, &res.DisputeIndices}} {
+		for _, a := range list.infos {
+			ve, err := c.Event(ctx, a.LogIndex, cp)
+			if err != nil {
+				return nil, err
+			}
+			ar, ok := ve.Event.(*ledger.AttestationRecorded)
+			if !ok {
+				return nil, fmt.Errorf("SECURITY: server named event %d as an attestation, but it is a %s", a.LogIndex, ve.Event.Kind())
+			}
+			*list.events = append(*list.events, ar)
+			*list.indices = append(*list.indices, a.LogIndex)
+			if ar.KeyID == a.KeyID && a.KeyName != "" {
+				res.KeyNames[ar.KeyID] = a.KeyName
+			}
 		}
-		ar, ok := ve.Event.(*ledger.AttestationRecorded)
-		if !ok {
-			return nil, fmt.Errorf("SECURITY: server named event %d as an attestation, but it is a %s", a.LogIndex, ve.Event.Kind())
-		}
-		res.Attestations = append(res.Attestations, ar)
-		res.AttIndices = append(res.AttIndices, a.LogIndex)
 	}
 	return res, nil
 }

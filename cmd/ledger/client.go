@@ -179,11 +179,20 @@ and attestation event it prints.`,
 					opt(e.Inputs.OpamSwitch), opt(e.Inputs.BuildEnvironment), opt(e.Inputs.SystemPackages), e.Script)
 				fmt.Fprintf(out, "  %s/job/%s/build/%s\n", strings.TrimSuffix(f.server, "/"), url.PathEscape(e.Job), e.UUID)
 			}
-			if len(res.Attestations) == 0 {
+			if len(res.Attestations)+len(res.Disputes) == 0 {
 				fmt.Fprintln(out, "\nno attestations")
 			}
+			name := func(id cas.Digest) string {
+				if n := res.KeyNames[id]; n != "" {
+					return n + " (" + id.String()[:16] + ")"
+				}
+				return id.String()
+			}
 			for i, a := range res.Attestations {
-				fmt.Fprintf(out, "\n  attestation at log index %d: key %s, verdict %s, predicate %s\n", res.AttIndices[i], a.KeyID, a.Verdict, a.PredicateType)
+				fmt.Fprintf(out, "\n  attestation at log index %d (inclusion verified): key %s, verdict %s, predicate %s\n", res.AttIndices[i], name(a.KeyID), a.Verdict, a.PredicateType)
+			}
+			for i, a := range res.Disputes {
+				fmt.Fprintf(out, "\n  NOT REPRODUCED: at log index %d (inclusion verified) key %s rebuilt build %s and got other bytes\n", res.DisputeIndices[i], name(a.KeyID), a.Build)
 			}
 			return nil
 		},

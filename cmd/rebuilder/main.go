@@ -339,7 +339,7 @@ func (r *rebuilderFlags) rebuilder(cmd *cobra.Command, p *progress) (*rebuilder.
 
 func rebuildCmd() *cobra.Command {
 	var rf rebuilderFlags
-	var build string
+	var build, envOut string
 	cmd := &cobra.Command{
 		Use:   "rebuild --server URL --build UUID --key KEY.pem",
 		Short: "Rebuild a recorded build in its recorded environment, compare every file, attest the verdict",
@@ -361,6 +361,12 @@ func rebuildCmd() *cobra.Command {
 			if o != nil && o.Result != nil {
 				fmt.Fprint(cmd.OutOrStdout(), o)
 			}
+			if envOut != "" && o != nil && o.Envelope != nil {
+				if werr := os.WriteFile(envOut, o.Envelope, 0o644); werr != nil {
+					return werr
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "DSSE envelope written to %s\n", envOut)
+			}
 			if err != nil {
 				return err
 			}
@@ -372,6 +378,7 @@ func rebuildCmd() *cobra.Command {
 	}
 	rf.register(cmd)
 	cmd.Flags().StringVar(&build, "build", "", "UUID of the recorded build")
+	cmd.Flags().StringVar(&envOut, "envelope-out", "", "also write the signed DSSE envelope to this file (for cosign verify-blob-attestation)")
 	return cmd
 }
 
