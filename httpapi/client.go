@@ -151,6 +151,9 @@ type VerifiedEvent struct {
 	Index uint64
 	Bytes []byte
 	Event ledger.Event
+	// Proof is the inclusion proof of Bytes at Index in the checkpoint
+	// the event was verified against.
+	Proof [][]byte
 }
 
 // Event fetches the event at index and proves its inclusion in cp.
@@ -177,7 +180,7 @@ func (c *Client) Event(ctx context.Context, index uint64, cp *ledger.Checkpoint)
 	if err != nil {
 		return nil, fmt.Errorf("event %d: %w", index, err)
 	}
-	return &VerifiedEvent{Index: index, Bytes: data, Event: ev}, nil
+	return &VerifiedEvent{Index: index, Bytes: data, Event: ev, Proof: p}, nil
 }
 
 // LookupResult is a verified reverse hash lookup.

@@ -3,7 +3,9 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -280,4 +282,75 @@ func (c *Client) AttestationsOfBuild(ctx context.Context, id uuid.UUID) ([]Prove
 		return nil, fmt.Errorf("attestations of %s: answer is not JSON: %w", id, err)
 	}
 	return al.Attestations, nil
+}
+
+// Envelope fetches a logged attestation envelope by its SHA-256 and checks
+// the bytes against it.
+func (c *Client) Envelope(ctx context.Context, d cas.Digest) ([]byte, error) {
+	b, err := fetch(ctx, c.http, c.url("attestations/"+d.String()), "")
+	if err != nil {
+		return nil, err
+	}
+	if cas.Sum(b) != d {
+		return nil, fmt.Errorf("SECURITY: envelope %s: the server sent other bytes", d)
+	}
+	return b, nil
+}
+
+// HashLookup returns the server's (unproven) answer to GET /hash; Lookup
+// proves it.
+func (c *Client) HashLookup(ctx context.Context, d cas.Digest) (*HashLookup, error) {
+	b, err := fetch(ctx, c.http, c.url("hash")+"?sha256="+d.String(), "application/json")
+	var he *Error
+	if errors.As(err, &he) && he.Status == http.StatusNotFound {
+		return nil, fmt.Errorf("%s: %w", d, ErrNotInLedger)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var hl HashLookup
+	if err := json.Unmarshal(b, &hl); err != nil {
+		return nil, fmt.Errorf("lookup answer is not JSON: %w", err)
+	}
+	return &hl, nil
+}
+
+// JobBuilds returns the server's (unproven) list of a job's builds, newest
+// first.
+func (c *Client) JobBuilds(ctx context.Context, job string) ([]BuildSummary, error) {
+	b, err := fetch(ctx, c.http, c.url("job/"+job), "application/json")
+	if err != nil {
+		return nil, err
+	}
+	var jv JobView
+	if err := json.Unmarshal(b, &jv); err != nil {
+		return nil, fmt.Errorf("job %s: answer is not JSON: %w", job, err)
+	}
+	return jv.Builds, nil
+}
+
+// MainBinary downloads a build's main binary into w and checks its digest
+// against want.
+func (c *Client) MainBinary(ctx context.Context, job string, id uuid.UUID, want cas.Digest, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("job/"+job+"/build/"+id.String()+"/main-binary"), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return &Error{Status: resp.StatusCode, Msg: fmt.Sprintf("main binary of build %s: %s (%s)", id, strings.TrimSpace(string(b)), resp.Status)}
+	}
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(w, h), resp.Body); err != nil {
+		return err
+	}
+	if got := cas.Digest(h.Sum(nil)); got != want {
+		return fmt.Errorf("SECURITY: the main binary of build %s has SHA-256 %s, the log records %s", id, got, want)
+	}
+	return nil
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-//go:embed *.json event/*.json
+//go:embed *.json event/*.json vmm/*.json
 var files embed.FS
 
 // FS returns the embedded schema files.

@@ -1,0 +1,235 @@
+package gate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/httpapi"
+	"github.com/buildledger/buildledger/ledger"
+)
+
+// Bundle is everything the gate needs to judge one image without the
+// network: a signed checkpoint and, proven against it, the build records
+// that produced the image, the attestations naming it (and the disputes of
+// those builds) with their envelopes, and the key events of the trusted
+// keys. Nothing in it is trusted: Admit verifies it all, every time.
+type Bundle struct {
+	Image        cas.Digest          `json:"image"`
+	Checkpoint   string              `json:"checkpoint"`
+	Builds       []ProvenEvent       `json:"builds"`
+	Attestations []ProvenAttestation `json:"attestations"`
+	KeyEvents    []ProvenEvent       `json:"key_events"`
+}
+
+// ProvenEvent is a log entry with its inclusion proof in the bundle's
+// checkpoint.
+type ProvenEvent struct {
+	Index uint64   `json:"index"`
+	Event []byte   `json:"event"`
+	Proof [][]byte `json:"proof"`
+}
+
+// ProvenAttestation is an attestation event with the envelope it logs.
+type ProvenAttestation struct {
+	ProvenEvent
+	Envelope []byte `json:"envelope"`
+}
+
+// state is what the gate remembers across restarts: the newest checkpoint
+// it accepted, which every later one must extend.
+type state struct {
+	Checkpoint string `json:"checkpoint"`
+}
+
+func (g *Gate) bundlePath(d cas.Digest) string {
+	return filepath.Join(g.cfg.CacheDir, "bundles", d.String()+".json")
+}
+
+// loadBundle reads the cached bundle of d; fs.ErrNotExist when there is none.
+func (g *Gate) loadBundle(d cas.Digest) (*Bundle, error) {
+	b, err := os.ReadFile(g.bundlePath(d))
+	if err != nil {
+		return nil, err
+	}
+	var bu Bundle
+	if err := json.Unmarshal(b, &bu); err != nil {
+		return nil, fmt.Errorf("cached bundle of %s is damaged (%v); fetch it again with 'vmm bundle'", d, err)
+	}
+	if bu.Image != d {
+		return nil, fmt.Errorf("cached bundle %s is for image %s", g.bundlePath(d), bu.Image)
+	}
+	return &bu, nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+func (g *Gate) saveBundle(b *Bundle) error {
+	data, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(g.bundlePath(b.Image), data)
+}
+
+func (g *Gate) statePath() string { return filepath.Join(g.cfg.CacheDir, "checkpoint.json") }
+
+// lastCheckpoint is the newest checkpoint accepted, nil before the first.
+func (g *Gate) lastCheckpoint() (*ledger.Checkpoint, error) {
+	b, err := os.ReadFile(g.statePath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st state
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("gate state %s is damaged: %w", g.statePath(), err)
+	}
+	cp, err := ledger.OpenCheckpoint([]byte(st.Checkpoint), g.cfg.Policy.Origin, g.cfg.Policy.LogKey)
+	if err != nil {
+		return nil, fmt.Errorf("gate state %s: %w", g.statePath(), err)
+	}
+	return cp, nil
+}
+
+// advance proves cp consistent with the newest checkpoint seen and, if it
+// is newer, remembers it. A log that rewrote its history fails here with
+// an *httpapi.InconsistencyError.
+func (g *Gate) advance(ctx context.Context, c *httpapi.Client, cp *ledger.Checkpoint) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	last, err := g.lastCheckpoint()
+	if err != nil {
+		return err
+	}
+	if last != nil {
+		older, newer := last, cp
+		if cp.Size < last.Size {
+			older, newer = cp, last
+		}
+		if err := c.CheckConsistency(ctx, older, newer); err != nil {
+			return err
+		}
+		if cp.Size <= last.Size {
+			return nil
+		}
+	}
+	data, err := json.Marshal(state{Checkpoint: string(cp.Note)})
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(g.statePath(), data)
+}
+
+// FetchBundle fetches the bundle of image d from the ledger, proving every
+// piece against a checkpoint that extends the last one this gate saw, and
+// caches it. An image no build produced is an error wrapping
+// httpapi.ErrNotInLedger.
+func (g *Gate) FetchBundle(ctx context.Context, d cas.Digest) (*Bundle, error) {
+	c := g.client
+	if c == nil {
+		return nil, errors.New("the gate policy names no ledger; bundles cannot be fetched")
+	}
+	cp, err := c.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.advance(ctx, c, cp); err != nil {
+		return nil, err
+	}
+	hl, err := c.HashLookup(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bundle{Image: d, Checkpoint: string(cp.Note)}
+	prove := func(index uint64) (ProvenEvent, ledger.Event, error) {
+		ve, err := c.Event(ctx, index, cp)
+		if err != nil {
+			return ProvenEvent{}, nil, err
+		}
+		return ProvenEvent{Index: index, Event: ve.Bytes, Proof: ve.Proof}, ve.Event, nil
+	}
+	for _, h := range hl.Builds {
+		if h.LogIndex >= cp.Size {
+			continue
+		}
+		pe, _, err := prove(h.LogIndex)
+		if err != nil {
+			return nil, err
+		}
+		b.Builds = append(b.Builds, pe)
+	}
+	for _, a := range append(append([]httpapi.AttestationInfo{}, hl.Attestations...), hl.Disputes...) {
+		if a.LogIndex >= cp.Size {
+			continue
+		}
+		pe, ev, err := prove(a.LogIndex)
+		if err != nil {
+			return nil, err
+		}
+		ar, ok := ev.(*ledger.AttestationRecorded)
+		if !ok {
+			return nil, fmt.Errorf("SECURITY: the ledger named event %d as an attestation; it is a %s", a.LogIndex, ev.Kind())
+		}
+		env, err := c.Envelope(ctx, ar.Envelope)
+		if err != nil {
+			return nil, err
+		}
+		b.Attestations = append(b.Attestations, ProvenAttestation{ProvenEvent: pe, Envelope: env})
+	}
+	keys, err := c.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if g.cfg.Policy.keys[k.KeyID] == nil {
+			continue // only the trusted keys' events matter
+		}
+		idx := []uint64{k.AddedAt}
+		if k.RevokedAt != nil {
+			idx = append(idx, *k.RevokedAt)
+		}
+		for _, i := range idx {
+			if i >= cp.Size {
+				continue
+			}
+			pe, _, err := prove(i)
+			if err != nil {
+				return nil, err
+			}
+			b.KeyEvents = append(b.KeyEvents, pe)
+		}
+	}
+	if err := g.saveBundle(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}

@@ -1,0 +1,38 @@
+// Package gate is the VMM's boot gate: it admits an image only when enough
+// distinct trusted rebuilders attested, in the ledger's transparency log,
+// that rebuilding it reproduced its exact SHA-256 (k of n).
+//
+// The policy (schemas/vmm/gate-policy.json, LoadPolicy) names the log's
+// verifier key, the trusted keys (PEM public keys, optionally marked
+// revoked), the threshold k, the accepted predicate types and whether
+// the uploader's own build counts as one party.
+//
+// Check works on a Bundle: a C2SP checkpoint signed by the log key and,
+// with RFC 6962 inclusion proofs in it, the build records carrying the
+// image's digest, the attestation records naming it or disputing it with
+// their DSSE envelopes, and the trusted keys' key_added and key_revoked
+// records. Online, the bundle is fetched fresh (every piece proven with
+// proofs the client builds from the ledger's C2SP tiles) after proving the
+// new checkpoint consistent with the newest one this gate accepted before
+// (kept in CacheDir); a log that rewrote its history is refused with both
+// checkpoints. The bundle is cached per image, so a restart or a boot
+// without network decides from it; without network and without a bundle
+// the gate refuses. Nothing in a bundle is trusted: every decision
+// re-verifies the checkpoint signature, every inclusion proof, every
+// envelope's digest against its logged record and its signature against
+// the policy key, and only then evaluates the policy with attest.Policy.
+// Each attestation gets a status (valid, untrusted key, revoked, bad
+// signature, different digest, not in log, ...) that the decision's Reason
+// lists, with the build found and k.
+//
+// A revoked key counts for nothing, whatever the index of its attestations:
+// keys are revoked when compromised, and when that happened is not known.
+// A revocation is seen when the policy says so or when the bundle holds the
+// ledger's key_revoked record (the ledger lists trusted keys' revocations
+// when the bundle is fetched); a revocation the ledger hides cannot be seen.
+//
+// Newer and Download implement albatross's update lookup against the
+// ledger (running digest → /hash → job → newest successful build on the
+// same platform), with both records proven; the downloaded image must then
+// pass Check like any other.
+package gate

@@ -1,0 +1,396 @@
+package gate
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/buildledger/buildledger/attest"
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/httpapi"
+	"github.com/buildledger/buildledger/ledger"
+)
+
+// Config configures a Gate.
+type Config struct {
+	Policy *Policy
+	// CacheDir keeps the bundles and the newest checkpoint seen.
+	CacheDir string
+	// HTTP is the client for the ledger; nil means http.DefaultClient.
+	HTTP *http.Client
+	// Offline never contacts the ledger, even if the policy names one.
+	Offline bool
+}
+
+// Gate decides whether an image may boot.
+type Gate struct {
+	cfg    Config
+	client *httpapi.Client
+	mu     sync.Mutex // state file
+}
+
+// New returns a gate for cfg.
+func New(cfg Config) (*Gate, error) {
+	if cfg.Policy == nil || cfg.CacheDir == "" {
+		return nil, errors.New("gate: Config needs Policy and CacheDir")
+	}
+	if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
+		return nil, err
+	}
+	g := &Gate{cfg: cfg}
+	if cfg.Policy.Ledger != "" && !cfg.Offline {
+		c, err := httpapi.NewClient(cfg.Policy.Ledger, cfg.Policy.LogKey, cfg.HTTP)
+		if err != nil {
+			return nil, err
+		}
+		g.client = c
+	}
+	return g, nil
+}
+
+// Decision is the gate's verdict on one image.
+type Decision struct {
+	Admitted bool
+	Image    cas.Digest
+	Build    *BuildRef // the newest build with this hash; nil when none
+	Verdicts []Verdict
+	K        int
+	Agreeing []string // the distinct agreeing parties, by name
+	Offline  bool     // decided from the cached bundle without the network
+	Reason   string   // for the operator: why refused, or a summary
+}
+
+// BuildRef names a recorded build.
+type BuildRef struct {
+	Job, Platform string
+	UUID          uuid.UUID
+	LogIndex      uint64
+}
+
+// Verdict is what the gate made of one attestation.
+type Verdict struct {
+	KeyName  string
+	KeyID    cas.Digest
+	LogIndex uint64
+	Status   string // see the Status constants
+	Detail   string
+}
+
+// Attestation statuses.
+const (
+	StatusValid           = "valid"
+	StatusUntrusted       = "untrusted key"
+	StatusRevoked         = "revoked"
+	StatusBadSignature    = "bad signature"
+	StatusDifferentDigest = "different digest"
+	StatusNotInLog        = "not in log"
+	StatusPredicateType   = "predicate type not accepted"
+	StatusBeforeKey       = "logged before the key was added"
+)
+
+// HashFile returns the SHA-256 of a file, streaming.
+func HashFile(path string) (cas.Digest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return cas.Digest{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return cas.Digest{}, err
+	}
+	return cas.Digest(h.Sum(nil)), nil
+}
+
+// Admit hashes the image file and decides (see Check).
+func (g *Gate) Admit(ctx context.Context, image string) (*Decision, error) {
+	d, err := HashFile(image)
+	if err != nil {
+		return &Decision{Reason: fmt.Sprintf("refused: cannot read image %s: %v", image, err)}, nil
+	}
+	return g.Check(ctx, d)
+}
+
+// Check decides whether the image with digest d may boot. It fetches a
+// fresh bundle when the ledger is reachable and otherwise uses the cached
+// one; without either it refuses. It fails closed: a decision is Admitted
+// only when at least K distinct trusted parties agree, every piece of
+// evidence verified. The error is non-nil only for failures of the gate
+// itself (an unreadable cache); callers must treat it as a refusal.
+func (g *Gate) Check(ctx context.Context, d cas.Digest) (*Decision, error) {
+	var b *Bundle
+	var fetchErr error
+	offline := true
+	if g.client != nil {
+		b, fetchErr = g.FetchBundle(ctx, d)
+		var ie *httpapi.InconsistencyError
+		switch {
+		case fetchErr == nil:
+			offline = false
+		case errors.As(fetchErr, &ie):
+			return g.refuse(d, true, "the ledger's log is NOT consistent with the checkpoint this VMM saw before; it rewrote its history:\n%v", fetchErr), nil
+		case errors.Is(fetchErr, httpapi.ErrNotInLedger):
+			return g.refuse(d, false, "no build in the ledger has SHA-256 %s", d), nil
+		}
+	}
+	if b == nil {
+		var err error
+		b, err = g.loadBundle(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			why := "the gate policy names no ledger"
+			if fetchErr != nil {
+				why = "the ledger could not be reached (" + fetchErr.Error() + ")"
+			}
+			return g.refuse(d, true, "%s and no bundle for %s is cached; fetch one with 'vmm bundle IMAGE' while online", why, d), nil
+		}
+		if err != nil {
+			return g.refuse(d, true, "%v", err), nil
+		}
+	}
+	dec := g.judge(b)
+	dec.Offline = offline
+	return dec, nil
+}
+
+func (g *Gate) refuse(d cas.Digest, offline bool, format string, args ...any) *Decision {
+	return &Decision{Image: d, K: g.cfg.Policy.Threshold, Offline: offline,
+		Reason: fmt.Sprintf("refused image %s: ", d) + fmt.Sprintf(format, args...)}
+}
+
+// judge verifies a bundle and applies the policy to it.
+func (g *Gate) judge(b *Bundle) *Decision {
+	p := g.cfg.Policy
+	d := b.Image
+	cp, err := ledger.OpenCheckpoint([]byte(b.Checkpoint), p.Origin, p.LogKey)
+	if err != nil {
+		return g.refuse(d, true, "the bundle's checkpoint is not signed by the policy's log key: %v", err)
+	}
+	last, err := g.lastCheckpoint()
+	if err != nil {
+		return g.refuse(d, true, "%v", err)
+	}
+	switch {
+	case last == nil:
+		return g.refuse(d, true, "this VMM has never verified a checkpoint of the log; fetch a bundle while online")
+	case cp.Size > last.Size:
+		return g.refuse(d, true, "the bundle's checkpoint (size %d) is newer than any this VMM proved consistent (size %d); fetch it again while online", cp.Size, last.Size)
+	case cp.Size == last.Size && cp.Hash != last.Hash:
+		return g.refuse(d, true, "the bundle's checkpoint contradicts the one this VMM saw for size %d: the log forked", cp.Size)
+	}
+	included := func(e ProvenEvent) bool {
+		return e.Index < cp.Size && proof.VerifyInclusion(rfc6962.DefaultHasher, e.Index, cp.Size, rfc6962.DefaultHasher.HashLeaf(e.Event), e.Proof, cp.Hash[:]) == nil
+	}
+	dec := &Decision{Image: d, K: p.Threshold}
+
+	// The builds that produced the image.
+	target := attest.Target{Digest: attest.Digest(d)}
+	var uploader *ledger.BuildRecorded
+	var problems []string
+	for _, pe := range b.Builds {
+		if !included(pe) {
+			problems = append(problems, fmt.Sprintf("build record at log index %d is not in the log (its proof fails)", pe.Index))
+			continue
+		}
+		ev, err := ledger.Decode(pe.Event)
+		br, ok := ev.(*ledger.BuildRecorded)
+		if err != nil || !ok {
+			problems = append(problems, fmt.Sprintf("log index %d is not a build record", pe.Index))
+			continue
+		}
+		for _, a := range br.Artifacts {
+			if a.SHA256 == d {
+				target.Builds = append(target.Builds, attest.BuildArtifact{Build: br.UUID, Name: a.Path})
+				if dec.Build == nil || pe.Index > dec.Build.LogIndex {
+					dec.Build = &BuildRef{Job: br.Job, Platform: br.Platform, UUID: br.UUID, LogIndex: pe.Index}
+				}
+				if br.Succeeded() {
+					uploader = br
+				}
+			}
+		}
+	}
+	if dec.Build == nil {
+		reason := fmt.Sprintf("refused image %s: no build in the ledger has this SHA-256", d)
+		if len(problems) > 0 {
+			reason += "\n  " + strings.Join(problems, "\n  ")
+		}
+		dec.Reason = reason
+		return dec
+	}
+
+	// The trusted keys as the log knows them.
+	added := map[cas.Digest]uint64{}
+	revoked := map[cas.Digest]uint64{}
+	for _, pe := range b.KeyEvents {
+		if !included(pe) {
+			continue
+		}
+		switch e := mustDecode(pe.Event).(type) {
+		case *ledger.KeyAdded:
+			added[e.KeyID] = pe.Index
+		case *ledger.KeyRevoked:
+			revoked[e.KeyID] = pe.Index
+		}
+	}
+	pol := attest.Policy{Threshold: 1, PredicateTypes: p.PredicateTypes}
+	// A revoked key counts for nothing, whenever its attestations were
+	// logged: keys are revoked when compromised, and when that happened is
+	// not known.
+	for id, k := range p.keys {
+		tk := attest.TrustedKey{ID: attest.KeyID(id), Name: k.name, AddedAt: int64(added[id])}
+		if _, ok := revoked[id]; ok || k.revoked {
+			tk.Revoked, tk.RevokedAt = true, tk.AddedAt+1 // the first index an attestation can have
+		}
+		pol.Keys = append(pol.Keys, tk)
+	}
+	slices.SortFunc(pol.Keys, func(a, b attest.TrustedKey) int { return strings.Compare(a.Name, b.Name) })
+
+	// Every attestation, verified.
+	var atts []attest.Attestation
+	for _, pa := range b.Attestations {
+		v := Verdict{LogIndex: pa.Index}
+		ev, err := ledger.Decode(pa.Event)
+		ar, ok := ev.(*ledger.AttestationRecorded)
+		if err != nil || !ok {
+			v.Status, v.Detail = StatusNotInLog, "the bundle's entry is not an attestation record"
+			dec.Verdicts = append(dec.Verdicts, v)
+			continue
+		}
+		v.KeyID = ar.KeyID
+		k := p.keys[ar.KeyID]
+		if k != nil {
+			v.KeyName = k.name
+		}
+		switch {
+		case !included(pa.ProvenEvent):
+			v.Status, v.Detail = StatusNotInLog, "its inclusion proof does not verify against the checkpoint"
+		case cas.Sum(pa.Envelope) != ar.Envelope:
+			v.Status, v.Detail = StatusNotInLog, "the envelope is not the one the log records"
+		case k == nil:
+			v.Status, v.Detail = StatusUntrusted, "key "+ar.KeyID.String()+" is not in the policy"
+		}
+		if v.Status != "" {
+			dec.Verdicts = append(dec.Verdicts, v)
+			continue
+		}
+		ver, err := attest.Verify(pa.Envelope, k.verifier)
+		if err != nil {
+			v.Status, v.Detail = StatusBadSignature, err.Error()
+			dec.Verdicts = append(dec.Verdicts, v)
+			continue
+		}
+		a, err := ver.Attestation(int64(pa.Index))
+		if err != nil {
+			v.Status, v.Detail = StatusBadSignature, "the signed statement is not a rebuild attestation: "+err.Error()
+			dec.Verdicts = append(dec.Verdicts, v)
+			continue
+		}
+		atts = append(atts, a)
+		tk := pol.Keys[slices.IndexFunc(pol.Keys, func(t attest.TrustedKey) bool { return t.ID == attest.KeyID(ar.KeyID) })]
+		names := slices.ContainsFunc(a.Subjects, func(s attest.Subject) bool { return s.SHA256 == attest.Digest(d) })
+		switch {
+		case tk.Revoked:
+			v.Status, v.Detail = StatusRevoked, revokedDetail(revoked, ar.KeyID)
+		case a.LogIndex < tk.AddedAt:
+			v.Status = StatusBeforeKey
+		case !slices.Contains(p.PredicateTypes, a.PredicateType):
+			v.Status, v.Detail = StatusPredicateType, a.PredicateType
+		case a.Verdict != attest.Reproduced || !names:
+			v.Status, v.Detail = StatusDifferentDigest, "the rebuilder got other bytes"
+			for _, s := range a.Subjects {
+				for _, t := range target.Builds {
+					if a.Build == t.Build && s.Name == t.Name && s.SHA256 != attest.Digest(d) {
+						v.Detail = fmt.Sprintf("the rebuilder got %s for %s", s.SHA256, s.Name)
+					}
+				}
+			}
+		default:
+			v.Status = StatusValid
+		}
+		dec.Verdicts = append(dec.Verdicts, v)
+	}
+
+	ev, err := pol.Evaluate(target, atts)
+	if err != nil {
+		return g.refuse(d, true, "the policy cannot be evaluated: %v", err)
+	}
+	for _, id := range ev.Agreeing {
+		dec.Agreeing = append(dec.Agreeing, p.keys[cas.Digest(id)].name)
+	}
+	slices.Sort(dec.Agreeing)
+	if p.UploaderCounts && uploader != nil {
+		dec.Agreeing = append(dec.Agreeing, "uploader (build "+uploader.UUID.String()+")")
+	}
+	dec.Admitted = len(dec.Agreeing) >= p.Threshold
+	dec.Reason = dec.describe(ev.Disagreeing, p, problems)
+	return dec
+}
+
+func revokedDetail(revoked map[cas.Digest]uint64, id cas.Digest) string {
+	if at, ok := revoked[id]; ok {
+		return fmt.Sprintf("the ledger logged the key's revocation at index %d; a revoked key counts for nothing", at)
+	}
+	return "the policy marks the key revoked"
+}
+
+func mustDecode(b []byte) ledger.Event {
+	ev, _ := ledger.Decode(b)
+	return ev
+}
+
+// describe writes the decision for the operator.
+func (d *Decision) describe(dis []attest.Disagreement, p *Policy, problems []string) string {
+	var b strings.Builder
+	word := "ADMITTED"
+	if !d.Admitted {
+		word = "REFUSED"
+	}
+	fmt.Fprintf(&b, "%s image %s: %d of %d required agreeing parties", word, d.Image, len(d.Agreeing), d.K)
+	if len(d.Agreeing) > 0 {
+		fmt.Fprintf(&b, " (%s)", strings.Join(d.Agreeing, ", "))
+	}
+	b.WriteString("\n")
+	if d.Build != nil {
+		fmt.Fprintf(&b, "  build: job %s, build %s, platform %s, log index %d\n", d.Build.Job, d.Build.UUID, d.Build.Platform, d.Build.LogIndex)
+	}
+	if len(dis) > 0 {
+		fmt.Fprintf(&b, "  WARNING: %d trusted key(s) rebuilt it and got OTHER BYTES: the build is not reproducible for them\n", len(dis))
+	}
+	if len(d.Verdicts) == 0 {
+		b.WriteString("  no attestations\n")
+	}
+	for _, v := range d.Verdicts {
+		name := v.KeyName
+		if name == "" {
+			name = "key " + v.KeyID.String()
+		}
+		fmt.Fprintf(&b, "  attestation at log index %d by %s: %s", v.LogIndex, name, v.Status)
+		if v.Detail != "" {
+			fmt.Fprintf(&b, " (%s)", v.Detail)
+		}
+		b.WriteString("\n")
+	}
+	for _, pr := range problems {
+		fmt.Fprintf(&b, "  %s\n", pr)
+	}
+	if !d.Admitted {
+		fmt.Fprintf(&b, "  policy: k=%d of %d trusted keys%s", p.Threshold, len(p.Keys), map[bool]string{true: " plus the uploader", false: ""}[p.UploaderCounts])
+		if d.Offline {
+			b.WriteString(" (decided offline from the cached bundle)")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,401 @@
+package gate_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/buildledger/buildledger/attest"
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/httpapi"
+	"github.com/buildledger/buildledger/httpapi/auth"
+	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/ledgertest"
+	"github.com/buildledger/buildledger/vmm/gate"
+)
+
+var ctx = context.Background()
+
+// world is a real ledger server with rebuilder keys and a switchable
+// handler, so a test can make the server lie.
+type world struct {
+	t       *testing.T
+	l       *ledgertest.Ledger
+	srv     *httptest.Server
+	handler atomic.Pointer[http.Handler]
+	client  *httpapi.Client
+	signers map[string]*attest.Signer
+}
+
+func newWorld(t *testing.T, keys ...string) *world {
+	t.Helper()
+	w := &world{t: t, l: ledgertest.Open(t), signers: map[string]*attest.Signer{}}
+	users := auth.New(w.l.DB)
+	if err := users.AddAdmin("root", "root-password"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := httpapi.New(httpapi.Config{Ledger: w.l.Ledger, VKey: w.l.VKey, Users: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h http.Handler = s
+	w.handler.Store(&h)
+	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { (*w.handler.Load()).ServeHTTP(rw, r) }))
+	t.Cleanup(w.srv.Close)
+	if w.client, err = httpapi.NewClient(w.srv.URL, w.l.VKey, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range keys {
+		w.signer(name, true)
+	}
+	return w
+}
+
+func (w *world) signer(name string, register bool) *attest.Signer {
+	p, err := attest.GenerateKey(attest.ECDSAP256)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	s, err := attest.LoadSigner(p, nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.signers[name] = s
+	if register {
+		if _, err := w.client.AddKey(ctx, name, string(s.PublicKeyPEM()), httpapi.Credentials{User: "root", Password: "root-password"}); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// build records a successful build of job whose main binary is image.
+func (w *world) build(job string, image []byte, start time.Time) (*ledger.BuildRecorded, uint64) {
+	w.t.Helper()
+	put := func(b []byte) cas.Digest {
+		info, err := w.l.Store.PutBytes(ctx, b)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		return info.Digest
+	}
+	main := "bin/" + job + ".hvt"
+	env := put([]byte("OS=linux\n"))
+	b := &ledger.BuildRecorded{Job: job, UUID: uuid.New(), Platform: "debian-12", Started: start, Finished: start.Add(time.Minute),
+		Result: ledger.Result{Kind: ledger.ResultExited}, Script: put([]byte("make")), Console: put(nil),
+		Inputs:     ledger.Inputs{BuildEnvironment: &env},
+		Artifacts:  []ledger.Artifact{{Path: main, SHA256: put(image), Size: int64(len(image))}, {Path: "build-environment", SHA256: env, Size: 9}},
+		MainBinary: &main}
+	if _, err := w.l.DefineJob(ctx, job); err != nil {
+		w.t.Fatal(err)
+	}
+	r, err := w.l.Append(ctx, b)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return b, r.Index
+}
+
+// attest has key name attest build b at index, with got as the main
+// binary's digest (the recorded one when nil).
+func (w *world) attest(name string, b *ledger.BuildRecorded, index uint64, got *cas.Digest) {
+	w.t.Helper()
+	a, _ := b.Artifact(*b.MainBinary)
+	r := &attest.Rebuild{Job: b.Job, Build: b.UUID, Platform: b.Platform, LogIndex: int64(index), Verdict: attest.Reproduced,
+		BuilderID: "https://rebuilder.example/" + name, Subjects: []attest.Subject{{Name: a.Path, SHA256: attest.Digest(a.SHA256)}}}
+	if got != nil {
+		r.Subjects[0].SHA256, r.Verdict = attest.Digest(*got), attest.Differs
+	}
+	st, err := r.Statement()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	env, err := attest.Sign(ctx, st, w.signers[name])
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := w.client.SubmitAttestation(ctx, env); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// policy writes a policy trusting the named keys with threshold k.
+func (w *world) policy(k int, trusted ...string) *gate.Policy {
+	w.t.Helper()
+	doc := map[string]any{"ledger": w.srv.URL, "log_key": w.l.VKey, "threshold": k}
+	var keys []map[string]any
+	for _, n := range trusted {
+		keys = append(keys, map[string]any{"name": n, "public_key": string(w.signers[n].PublicKeyPEM())})
+	}
+	doc["keys"] = keys
+	b, _ := json.Marshal(doc)
+	p, err := gate.ParsePolicy(b)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return p
+}
+
+func newGate(t *testing.T, p *gate.Policy, cache string, offline bool) *gate.Gate {
+	t.Helper()
+	g, err := gate.New(gate.Config{Policy: p, CacheDir: cache, Offline: offline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func writeImage(t *testing.T, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "image.hvt")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func statuses(d *gate.Decision) map[string]string {
+	out := map[string]string{}
+	for _, v := range d.Verdicts {
+		name := v.KeyName
+		if name == "" {
+			name = v.KeyID.String()[:8]
+		}
+		out[name] = v.Status
+	}
+	return out
+}
+
+func TestGate(t *testing.T) {
+	w := newWorld(t, "a", "b", "c", "x")
+	image := []byte("\x7fELF a unikernel image, version 1")
+	b, idx := w.build("web", image, time.Now().Add(-time.Hour))
+	w.attest("a", b, idx, nil)
+	w.attest("b", b, idx, nil)
+	w.attest("x", b, idx, nil) // registered in the ledger, not trusted by the VMM
+	imgPath := writeImage(t, image)
+	cache := t.TempDir()
+
+	// k=2 with two agreeing trusted rebuilders boots.
+	g := newGate(t, w.policy(2, "a", "b", "c"), cache, false)
+	d, err := g.Admit(ctx, imgPath)
+	if err != nil || !d.Admitted || d.Offline || strings.Join(d.Agreeing, ",") != "a,b" || d.Build == nil || d.Build.UUID != b.UUID {
+		t.Fatalf("k=2: %+v %v", d, err)
+	}
+	if st := statuses(d); st["a"] != gate.StatusValid || st["b"] != gate.StatusValid || len(st) != 3 {
+		t.Fatalf("verdicts: %v", st)
+	}
+	if !strings.Contains(d.Reason, "untrusted key") {
+		t.Fatalf("reason does not show the untrusted key:\n%s", d.Reason)
+	}
+
+	// k=3 refuses, saying why.
+	g3 := newGate(t, w.policy(3, "a", "b", "c"), cache, false)
+	d, err = g3.Admit(ctx, imgPath)
+	if err != nil || d.Admitted || !strings.Contains(d.Reason, "REFUSED image") || !strings.Contains(d.Reason, "2 of 3 required") ||
+		!strings.Contains(d.Reason, "job web, build "+b.UUID.String()) || !strings.Contains(d.Reason, "k=3 of 3") {
+		t.Fatalf("k=3: %v\n%s", err, d.Reason)
+	}
+
+	// One flipped byte: no build has that hash.
+	flipped := append([]byte(nil), image...)
+	flipped[len(flipped)-1] ^= 1
+	d, err = g.Admit(ctx, writeImage(t, flipped))
+	if err != nil || d.Admitted || d.Build != nil || !strings.Contains(d.Reason, "no build in the ledger has SHA-256") {
+		t.Fatalf("flipped byte: %+v %v", d, err)
+	}
+
+	// A disagreeing rebuilder is reported loudly (and does not count).
+	other := cas.Sum([]byte("what c got"))
+	w.attest("c", b, idx, &other)
+	d, _ = g3.Admit(ctx, imgPath)
+	if d.Admitted || statuses(d)["c"] != gate.StatusDifferentDigest || !strings.Contains(d.Reason, "OTHER BYTES") || !strings.Contains(d.Reason, other.String()) {
+		t.Fatalf("disagreement:\n%s", d.Reason)
+	}
+
+	// Offline with the cached bundle: the same decision, from the cache.
+	off := newGate(t, w.policy(2, "a", "b", "c"), cache, true)
+	if d, err := off.Admit(ctx, imgPath); err != nil || !d.Admitted || !d.Offline {
+		t.Fatalf("offline with bundle: %+v %v", d, err)
+	}
+	// Offline without a bundle: refused.
+	if d, err := newGate(t, w.policy(2, "a", "b", "c"), t.TempDir(), true).Admit(ctx, imgPath); err != nil || d.Admitted || !strings.Contains(d.Reason, "no bundle") {
+		t.Fatalf("offline without bundle: %+v %v", d, err)
+	}
+	// Unreachable ledger: falls back to the bundle.
+	unreachable := w.policy(2, "a", "b", "c")
+	unreachable.Ledger = "http://127.0.0.1:1"
+	if d, err := newGate(t, unreachable, cache, false).Admit(ctx, imgPath); err != nil || !d.Admitted || !d.Offline {
+		t.Fatalf("unreachable ledger with bundle: %+v %v", d, err)
+	}
+
+	// A revoked key no longer counts, even for attestations logged before.
+	if _, err := w.client.RevokeKey(ctx, "a", "compromised", httpapi.Credentials{User: "root", Password: "root-password"}); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = g.Admit(ctx, imgPath)
+	if d.Admitted || statuses(d)["a"] != gate.StatusRevoked || strings.Join(d.Agreeing, ",") != "b" {
+		t.Fatalf("revoked key:\n%s", d.Reason)
+	}
+	// A key revoked locally, in the policy, counts for nothing either.
+	doc, _ := json.Marshal(map[string]any{"ledger": w.srv.URL, "log_key": w.l.VKey, "threshold": 1,
+		"keys": []map[string]any{{"name": "b", "public_key": string(w.signers["b"].PublicKeyPEM()), "revoked": true}}})
+	local, err := gate.ParsePolicy(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := newGate(t, local, cache, false).Admit(ctx, imgPath); d.Admitted || statuses(d)["b"] != gate.StatusRevoked || !strings.Contains(d.Reason, "policy marks the key revoked") {
+		t.Fatalf("locally revoked key:\n%s", d.Reason)
+	}
+}
+
+// TestGateTamperedBundle damages a cached bundle: each damage is caught
+// offline, and the decision falls below k.
+func TestGateTamperedBundle(t *testing.T) {
+	w := newWorld(t, "a", "b")
+	image := []byte("image bytes")
+	b, idx := w.build("web", image, time.Now())
+	w.attest("a", b, idx, nil)
+	w.attest("b", b, idx, nil)
+	cache := t.TempDir()
+	g := newGate(t, w.policy(2, "a", "b"), cache, false)
+	d := cas.Sum(image)
+	if dec, err := g.Check(ctx, d); err != nil || !dec.Admitted {
+		t.Fatalf("honest: %+v %v", dec, err)
+	}
+	path := filepath.Join(cache, "bundles", d.String()+".json")
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		edit   func(b *gate.Bundle)
+		status string
+		reason string
+	}{
+		{"envelope swapped for a re-signed one", func(b *gate.Bundle) {
+			b.Attestations[0].Envelope = b.Attestations[1].Envelope
+		}, gate.StatusNotInLog, ""},
+		{"proof element flipped", func(b *gate.Bundle) { b.Attestations[0].Proof[0][0] ^= 1 }, gate.StatusNotInLog, ""},
+		{"build record proof flipped", func(b *gate.Bundle) { b.Builds[0].Proof[0][0] ^= 1 }, "", "no build in the ledger"},
+		{"checkpoint replaced", func(b *gate.Bundle) { b.Checkpoint = strings.Replace(b.Checkpoint, "\n", "\n1", 1) }, "", "not signed by the policy's log key"},
+	} {
+		var bu gate.Bundle
+		json.Unmarshal(orig, &bu)
+		c.edit(&bu)
+		data, _ := json.Marshal(bu)
+		os.WriteFile(path, data, 0o600)
+		dec, err := newGate(t, w.policy(2, "a", "b"), cache, true).Check(ctx, d)
+		if err != nil || dec.Admitted {
+			t.Errorf("%s: admitted (%v)\n%s", c.name, err, dec.Reason)
+			continue
+		}
+		if c.status != "" && dec.Verdicts[0].Status != c.status {
+			t.Errorf("%s: status %q, want %q\n%s", c.name, dec.Verdicts[0].Status, c.status, dec.Reason)
+		}
+		if c.reason != "" && !strings.Contains(dec.Reason, c.reason) {
+			t.Errorf("%s: reason\n%s\nwant %q", c.name, dec.Reason, c.reason)
+		}
+	}
+}
+
+// TestGateCatchesRewrittenLog: the ledger is replaced by one with the same
+// key and another history; the gate refuses with both checkpoints.
+func TestGateCatchesRewrittenLog(t *testing.T) {
+	w := newWorld(t, "a")
+	image := []byte("image")
+	b, idx := w.build("web", image, time.Now())
+	w.attest("a", b, idx, nil)
+	g := newGate(t, w.policy(1, "a"), t.TempDir(), false)
+	if d, err := g.Check(ctx, cas.Sum(image)); err != nil || !d.Admitted {
+		t.Fatalf("honest: %+v %v", d, err)
+	}
+
+	forked := ledgertest.Reopen(t, t.TempDir(), w.l.SKey, w.l.VKey)
+	defer forked.Close()
+	fw := &world{t: t, l: forked, signers: w.signers}
+	for range 3 {
+		fw.build("web", []byte("forged"), time.Now())
+	}
+	fb, fidx := fw.build("web", image, time.Now())
+	users := auth.New(forked.DB)
+	users.AddAdmin("root", "root-password")
+	fs, _ := httpapi.New(httpapi.Config{Ledger: forked.Ledger, VKey: forked.VKey, Users: users})
+	var h http.Handler = fs
+	w.handler.Store(&h)
+	fw.client = w.client
+	fw.client.AddKey(ctx, "a", string(w.signers["a"].PublicKeyPEM()), httpapi.Credentials{User: "root", Password: "root-password"})
+	fw.attest("a", fb, fidx, nil)
+
+	d, err := g.Check(ctx, cas.Sum(image))
+	if err != nil || d.Admitted || !strings.Contains(d.Reason, "rewrote its history") || !strings.Contains(d.Reason, "SECURITY") {
+		t.Fatalf("rewritten log: %+v %v", d, err)
+	}
+}
+
+// TestUpdateLookup finds a newer attested build, downloads it, and refuses
+// an unattested one.
+func TestUpdateLookup(t *testing.T) {
+	w := newWorld(t, "a", "b")
+	t0 := time.Now().Add(-2 * time.Hour)
+	v1 := []byte("version 1")
+	b1, i1 := w.build("web", v1, t0)
+	w.attest("a", b1, i1, nil)
+	w.attest("b", b1, i1, nil)
+	g := newGate(t, w.policy(2, "a", "b"), t.TempDir(), false)
+	if c, err := g.Newer(ctx, cas.Sum(v1)); err != nil || c != nil {
+		t.Fatalf("no newer build yet: %+v %v", c, err)
+	}
+	v2 := []byte("version 2")
+	b2, i2 := w.build("web", v2, t0.Add(time.Hour))
+	c, err := g.Newer(ctx, cas.Sum(v1))
+	if err != nil || c == nil || c.New.UUID != b2.UUID || c.Running.UUID != b1.UUID || c.SHA256 != cas.Sum(v2) ||
+		c.CompareURL != w.srv.URL+"/compare/"+b1.UUID.String()+"/"+b2.UUID.String() {
+		t.Fatalf("newer: %+v %v", c, err)
+	}
+	dst := filepath.Join(t.TempDir(), "new.hvt")
+	if err := g.Download(ctx, c, dst); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := g.Admit(ctx, dst); err != nil || d.Admitted {
+		t.Fatalf("unattested newer build admitted: %+v %v", d, err)
+	}
+	w.attest("a", b2, i2, nil)
+	w.attest("b", b2, i2, nil)
+	if d, err := g.Admit(ctx, dst); err != nil || !d.Admitted {
+		t.Fatalf("attested newer build: %+v %v", d, err)
+	}
+	if c, err := g.Newer(ctx, cas.Sum(v2)); err != nil || c != nil {
+		t.Fatalf("newest is running: %+v %v", c, err)
+	}
+}
+
+func TestParsePolicy(t *testing.T) {
+	w := newWorld(t, "a", "b")
+	pem := func(n string) string { return string(w.signers[n].PublicKeyPEM()) }
+	for _, c := range []struct{ name, doc, want string }{
+		{"not JSON", `{`, "invalid gate policy"},
+		{"unknown field", `{"log_key":"` + w.l.VKey + `","threshold":1,"keys":[{"name":"a","public_key":"x"}],"extra":1}`, "extra"},
+		{"threshold too high", `{"log_key":"` + w.l.VKey + `","threshold":3,"keys":[{"name":"a","public_key":` + q(pem("a")) + `},{"name":"b","public_key":` + q(pem("b")) + `}]}`, "can never be met"},
+		{"same key twice", `{"log_key":"` + w.l.VKey + `","threshold":1,"keys":[{"name":"a","public_key":` + q(pem("a")) + `},{"name":"b","public_key":` + q(pem("a")) + `}]}`, "same key"},
+		{"bad public key", `{"log_key":"` + w.l.VKey + `","threshold":1,"keys":[{"name":"a","public_key":"not pem"}]}`, `key 0 ("a")`},
+		{"origin mismatch", `{"log_key":"` + w.l.VKey + `","origin":"other","threshold":1,"keys":[{"name":"a","public_key":` + q(pem("a")) + `}]}`, "origin"},
+		{"bad log key", `{"log_key":"x+00000000+AAAA","threshold":1,"keys":[{"name":"a","public_key":` + q(pem("a")) + `}]}`, "log_key"},
+	} {
+		if _, err := gate.ParsePolicy([]byte(c.doc)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+func q(s string) string { b, _ := json.Marshal(s); return string(b) }

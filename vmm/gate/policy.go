@@ -1,0 +1,112 @@
+package gate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/buildledger/buildledger/attest"
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/schemas"
+)
+
+// PolicySchema is the JSON Schema of the policy file, in package schemas.
+const PolicySchema = "vmm/gate-policy.json"
+
+// ErrPolicy marks a policy file that cannot be used.
+var ErrPolicy = errors.New("invalid gate policy")
+
+// Policy is the boot gate's policy file (schemas/vmm/gate-policy.json).
+type Policy struct {
+	Ledger         string      `json:"ledger,omitempty"`
+	LogKey         string      `json:"log_key"`
+	Origin         string      `json:"origin,omitempty"`
+	Threshold      int         `json:"threshold"`
+	Keys           []PolicyKey `json:"keys"`
+	PredicateTypes []string    `json:"predicate_types,omitempty"`
+	UploaderCounts bool        `json:"uploader_counts,omitempty"`
+
+	keys map[cas.Digest]*trustedKey
+}
+
+// PolicyKey is one trusted rebuilder key.
+type PolicyKey struct {
+	Name      string `json:"name"`
+	PublicKey string `json:"public_key"`
+	Revoked   bool   `json:"revoked,omitempty"`
+}
+
+type trustedKey struct {
+	name     string
+	verifier *attest.Verifier
+	revoked  bool // locally
+}
+
+// LoadPolicy reads and checks a policy file.
+func LoadPolicy(path string) (*Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p, err := ParsePolicy(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// ParsePolicy validates a policy document against its schema, then checks
+// what the schema cannot: the log key and every public key parse, names
+// and keys are distinct, the origin matches the log key and the threshold
+// can be met.
+func ParsePolicy(doc []byte) (*Policy, error) {
+	if err := schemas.Validate(PolicySchema, doc); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPolicy, err)
+	}
+	var p Policy
+	if err := json.Unmarshal(doc, &p); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPolicy, err)
+	}
+	if _, err := note.NewVerifier(p.LogKey); err != nil {
+		return nil, fmt.Errorf("%w: log_key: %v", ErrPolicy, err)
+	}
+	name, _, _ := strings.Cut(p.LogKey, "+")
+	if p.Origin == "" {
+		p.Origin = name
+	} else if p.Origin != name {
+		return nil, fmt.Errorf("%w: origin %q is not the log key's name %q", ErrPolicy, p.Origin, name)
+	}
+	p.keys = map[cas.Digest]*trustedKey{}
+	names := map[string]bool{}
+	for i, k := range p.Keys {
+		v, err := attest.LoadVerifier([]byte(k.PublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("%w: key %d (%q): %v", ErrPolicy, i, k.Name, err)
+		}
+		id := cas.Digest(v.KeyID())
+		if p.keys[id] != nil {
+			return nil, fmt.Errorf("%w: key %q is the same key as %q", ErrPolicy, k.Name, p.keys[id].name)
+		}
+		if names[k.Name] {
+			return nil, fmt.Errorf("%w: two keys are named %q", ErrPolicy, k.Name)
+		}
+		names[k.Name] = true
+		p.keys[id] = &trustedKey{name: k.Name, verifier: v, revoked: k.Revoked}
+	}
+	max := len(p.Keys)
+	if p.UploaderCounts {
+		max++
+	}
+	if p.Threshold > max {
+		return nil, fmt.Errorf("%w: threshold %d can never be met with %d trusted keys%s", ErrPolicy, p.Threshold, len(p.Keys),
+			map[bool]string{true: " and the uploader", false: ""}[p.UploaderCounts])
+	}
+	if len(p.PredicateTypes) == 0 {
+		p.PredicateTypes = []string{attest.PredicateType}
+	}
+	return &p, nil
+}

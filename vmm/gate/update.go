@@ -1,0 +1,103 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/buildledger/buildledger/cas"
+)
+
+// Candidate is a newer build of the job a running image came from.
+type Candidate struct {
+	Job, Platform string
+	Running, New  BuildRef
+	SHA256        cas.Digest // of the new build's main binary
+	CompareURL    string
+}
+
+// Newer finds, for the running image's digest, the newest successful build
+// of the same job and platform, as albatross's update does with
+// builder-web: running hash → /hash → job → newest build. It returns nil
+// when the running build is the newest. Both build records are proven
+// against the log; the new image still has to pass Check before it boots.
+func (g *Gate) Newer(ctx context.Context, running cas.Digest) (*Candidate, error) {
+	c := g.client
+	if c == nil {
+		return nil, errors.New("the gate policy names no ledger (or the gate is offline); updates need one")
+	}
+	hl, err := c.HashLookup(ctx, running)
+	if err != nil {
+		return nil, fmt.Errorf("the running image %s: %w", running, err)
+	}
+	if len(hl.Builds) == 0 {
+		return nil, fmt.Errorf("no build in the ledger has the running image's SHA-256 %s", running)
+	}
+	cur := hl.Builds[0]
+	for _, h := range hl.Builds[1:] {
+		if h.Started.After(cur.Started) {
+			cur = h
+		}
+	}
+	builds, err := c.JobBuilds(ctx, cur.Job)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range builds { // newest first
+		if b.Platform != cur.Platform || !b.Succeeded || b.MainBinary == nil {
+			continue
+		}
+		if b.UUID == cur.UUID || b.MainBinary.SHA256 == running || !b.Started.After(cur.Started) {
+			return nil, nil // the running build (or one with the same image) is the newest
+		}
+		rec, index, _, err := c.Build(ctx, b.UUID)
+		if err != nil {
+			return nil, err
+		}
+		if rec.MainBinary == nil {
+			return nil, fmt.Errorf("build %s has no main binary in its record", b.UUID)
+		}
+		a, _ := rec.Artifact(*rec.MainBinary)
+		if a.SHA256 != b.MainBinary.SHA256 || rec.Job != cur.Job || rec.Platform != cur.Platform || !rec.Succeeded() {
+			return nil, fmt.Errorf("SECURITY: the ledger's listing of build %s does not match its record", b.UUID)
+		}
+		return &Candidate{
+			Job: cur.Job, Platform: cur.Platform,
+			Running:    BuildRef{Job: cur.Job, Platform: cur.Platform, UUID: cur.UUID, LogIndex: cur.LogIndex},
+			New:        BuildRef{Job: rec.Job, Platform: rec.Platform, UUID: rec.UUID, LogIndex: index},
+			SHA256:     a.SHA256,
+			CompareURL: strings.TrimSuffix(g.cfg.Policy.Ledger, "/") + "/compare/" + cur.UUID.String() + "/" + rec.UUID.String(),
+		}, nil
+	}
+	return nil, nil
+}
+
+// Download fetches the candidate's main binary to path (created with mode
+// 0644, replaced atomically) and checks its SHA-256.
+func (g *Gate) Download(ctx context.Context, cand *Candidate, path string) error {
+	if g.client == nil {
+		return errors.New("the gate has no ledger to download from")
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".download-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	err = g.client.MainBinary(ctx, cand.Job, cand.New.UUID, cand.SHA256, f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
