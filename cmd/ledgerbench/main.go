@@ -8,7 +8,9 @@
 //   - inclusion and consistency proof latency at 1,000,000 leaves, against
 //     verifying such a proof;
 //   - DSSE attestation verification per key algorithm, against the bare
-//     signature check, and a 3-of-5 policy decision.
+//     signature check, and a 3-of-5 policy decision;
+//   - the VMM boot gate's decision time with k=3 from a warm bundle, against
+//     one bare ECDSA check, and image hashing against sha256 in memory.
 //
 // The benchmark bodies live in internal/benchmarks and cas/castest, shared
 // with the `go test -bench` wrappers.
@@ -33,7 +35,7 @@ import (
 func main() {
 	mib := flag.Int("cas-mib", 256, "size of the CAS benchmark blobs in MiB")
 	leaves := flag.Uint64("leaves", 1_000_000, "tree size for the proof benchmarks")
-	only := flag.String("only", "", "run one group: append, cas, proofs, attest or lookup")
+	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup")
 	builds := flag.Int("builds", 100_000, "builds recorded for the lookup benchmark")
 	conc := flag.Int("conc", 64, "concurrent HTTP clients for the lookup benchmark")
 	dur := flag.Duration("duration", 10*time.Second, "length of each HTTP load run")
@@ -112,6 +114,37 @@ func main() {
 		raw := perSec(func(b *testing.B) { benchmarks.VerifyRawSignature(b, f, attest.ECDSAP256) })
 		pol := perSec(func(b *testing.B) { benchmarks.Policy3of5(b, f) })
 		row("3-of-5 policy decision (7 attestations)", pol, "decisions/s", fmt.Sprintf("%.1f× a bare ECDSA check (%.1f µs each)", pol/raw, 1e6/pol))
+	}
+
+	if *only == "" || *only == "gate" {
+		f, err := benchmarks.NewGateFixture()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		r := testing.Benchmark(func(b *testing.B) { benchmarks.GateDecision(b, f) })
+		f.Close()
+		per := r.T / time.Duration(r.N)
+		raw := testing.Benchmark(func(b *testing.B) { benchmarks.VerifyRawSignatureECDSA(b) })
+		rawPer := raw.T / time.Duration(raw.N)
+		row("gate decision, k=3, warm bundle (µs)", float64(per.Microseconds()), "µs", fmt.Sprintf("%.1f× one bare ECDSA check (target < 5 ms)", float64(per)/float64(rawPer)))
+		var closers []func()
+		path, data, err := benchmarks.ImageFile(*mib<<20, &closers)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		mbps := func(fn func(*testing.B)) float64 {
+			r := testing.Benchmark(fn)
+			return float64(r.Bytes) * float64(r.N) / r.T.Seconds() / 1e6
+		}
+		sha := mbps(func(b *testing.B) { benchmarks.SHA256Memory(b, data) })
+		img := mbps(func(b *testing.B) { benchmarks.HashImage(b, path, len(data)) })
+		for _, c := range closers {
+			c()
+		}
+		row("sha256 in memory", sha, "MB/s", "baseline")
+		row(fmt.Sprintf("image hashing, %d MiB file", *mib), img, "MB/s", fmt.Sprintf("%.2f× sha256 in memory", img/sha))
 	}
 
 	if *only == "" || *only == "lookup" {

@@ -149,3 +149,16 @@ func Policy3of5(b *testing.B, f *AttestFixture) {
 		}
 	}
 }
+
+// VerifyRawSignatureECDSA is one bare ECDSA P-256 check over a fixed
+// message, the unit the gate's decision time is compared with.
+func VerifyRawSignatureECDSA(b *testing.B) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	h := sha256.Sum256([]byte("message"))
+	sig, _ := ecdsa.SignASN1(rand.Reader, k, h[:])
+	for b.Loop() {
+		if !ecdsa.VerifyASN1(&k.PublicKey, h[:], sig) {
+			b.Fatal("signature does not verify")
+		}
+	}
+}

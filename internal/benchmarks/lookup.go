@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/buildledger/buildledger/cas"
@@ -40,30 +41,11 @@ func (f *LookupFixture) Close() {
 // both servers.
 func NewLookupFixture(n int) (*LookupFixture, error) {
 	f := &LookupFixture{}
-	dir, err := os.MkdirTemp("", "lookupbench")
+	tl, err := openTempLedger("lookupbench", &f.close)
 	if err != nil {
 		return nil, err
 	}
-	f.close = append(f.close, func() { os.RemoveAll(dir) })
-	db, err := kv.Open(dir, kv.Options{})
-	if err != nil {
-		return nil, err
-	}
-	f.close = append(f.close, func() { db.Close() })
-	store, err := cas.New(db, cas.Options{})
-	if err != nil {
-		return nil, err
-	}
-	skey, vkey, err := ledger.GenerateLogKey("bench/log")
-	if err != nil {
-		return nil, err
-	}
-	signer, _ := note.NewSigner(skey)
-	l, err := ledger.Open(db, store, ledger.Config{Origin: "bench/log", Signer: signer})
-	if err != nil {
-		return nil, err
-	}
-	f.close = append(f.close, func() { l.Close() })
+	l, vkey := tl.l, tl.vkey
 	ctx := context.Background()
 	if _, err := l.Append(ctx, &ledger.JobDefined{Job: "bench"}); err != nil {
 		return nil, err
@@ -102,20 +84,62 @@ func NewLookupFixture(n int) (*LookupFixture, error) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
 	})
-	for _, h := range []struct {
-		h   http.Handler
-		url *string
-	}{{s, &f.LedgerURL}, {bare, &f.BareURL}} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		srv := &http.Server{Handler: h.h}
-		go srv.Serve(ln)
-		f.close = append(f.close, func() { srv.Close() })
-		*h.url = "http://" + ln.Addr().String()
+	if f.LedgerURL, err = serve(s, &f.close); err != nil {
+		return nil, err
+	}
+	if f.BareURL, err = serve(bare, &f.close); err != nil {
+		return nil, err
 	}
 	return f, nil
+}
+
+// tempLedger is a ledger in a temporary directory.
+type tempLedger struct {
+	l     *ledger.Ledger
+	db    *badger.DB
+	vkey  string
+	store *cas.Store
+}
+
+// openTempLedger opens a fresh ledger; its closers are appended to closers.
+func openTempLedger(name string, closers *[]func()) (*tempLedger, error) {
+	dir, err := os.MkdirTemp("", name)
+	if err != nil {
+		return nil, err
+	}
+	*closers = append(*closers, func() { os.RemoveAll(dir) })
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		return nil, err
+	}
+	*closers = append(*closers, func() { db.Close() })
+	store, err := cas.New(db, cas.Options{})
+	if err != nil {
+		return nil, err
+	}
+	skey, vkey, err := ledger.GenerateLogKey("bench/log")
+	if err != nil {
+		return nil, err
+	}
+	signer, _ := note.NewSigner(skey)
+	l, err := ledger.Open(db, store, ledger.Config{Origin: "bench/log", Signer: signer})
+	if err != nil {
+		return nil, err
+	}
+	*closers = append(*closers, func() { l.Close() })
+	return &tempLedger{l: l, db: db, vkey: vkey, store: store}, nil
+}
+
+// serve serves h on a loopback port until the closers run.
+func serve(h http.Handler, closers *[]func()) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	*closers = append(*closers, func() { srv.Close() })
+	return "http://" + ln.Addr().String(), nil
 }
 
 // LoadResult is what a load run measured.
