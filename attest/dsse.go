@@ -21,6 +21,11 @@ const PayloadType = "application/vnd.in-toto+json"
 // MaxEnvelopeSize is the largest envelope ParseEnvelope and Verify accept.
 const MaxEnvelopeSize = 1 << 20
 
+// MaxSignatures is the most signatures an envelope may carry. Verification
+// tries every signature against every candidate key, so an unbounded list
+// would let anyone make a verifier spend seconds on one envelope.
+const MaxSignatures = 8
+
 // Conditions a VerifyError refines; test with errors.Is.
 var (
 	ErrMalformed        = errors.New("malformed envelope")        // not a DSSE envelope of an in-toto statement
@@ -148,6 +153,9 @@ func (p *envParser) envelope() (*Envelope, error) {
 				return fmt.Errorf("signatures: %v", err)
 			}
 			for p.dec.More() {
+				if len(env.Signatures) == MaxSignatures {
+					return fmt.Errorf("more than %d signatures", MaxSignatures)
+				}
 				s, err := p.signature(len(env.Signatures))
 				if err != nil {
 					return err
@@ -286,12 +294,43 @@ func Sign(ctx context.Context, st *v1.Statement, s *Signer) ([]byte, error) {
 // Verified is an envelope whose signature verified and whose payload is a
 // valid in-toto statement.
 type Verified struct {
+	Signature     Signature     // the signature that verified
 	KeyID         KeyID         // id of the key whose signature verified
 	StatementType string        // StatementType or StatementTypeV01
 	PredicateType string        // the statement's predicateType
 	Statement     *v1.Statement // the parsed statement
 	Subjects      []Subject     // its subjects, each with its sha256 digest
 	Payload       []byte        // the signed payload bytes
+
+	payloadType string
+}
+
+// Canonical returns the envelope in the one form the ledger stores: the
+// payload type, the payload and only the signature that verified, with an
+// empty keyid, encoded exactly as Sign writes it. Two envelopes carrying
+// the same signed statement and signature have the same canonical bytes
+// however they were re-encoded or what other signatures or hints they
+// had, so the ledger can recognise a resubmission.
+func (v *Verified) Canonical() []byte {
+	b, _ := json.Marshal(dsse.Envelope{PayloadType: v.payloadType, Payload: base64.StdEncoding.EncodeToString(v.Payload),
+		Signatures: []dsse.Signature{{Sig: base64.StdEncoding.EncodeToString(v.Signature.Sig)}}})
+	return b
+}
+
+// CanonicalForms returns the canonical form (see Verified.Canonical) the
+// envelope would have for each of its signatures, without verifying any:
+// a submitter uses it to recognise the envelope the ledger logged.
+func CanonicalForms(envelope []byte) ([][]byte, error) {
+	env, err := ParseEnvelope(envelope)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for _, s := range env.Signatures {
+		v := &Verified{Signature: s, Payload: env.Payload, payloadType: env.PayloadType}
+		out = append(out, v.Canonical())
+	}
+	return out, nil
 }
 
 // Rebuild parses the statement as a rebuild attestation (see
@@ -338,20 +377,26 @@ func VerifyAny(envelope []byte, keys []*Verifier) (*Verified, error) {
 	if env.PayloadType != PayloadType {
 		return nil, &VerifyError{Err: ErrWrongPayloadType, Reason: fmt.Sprintf("payloadType %.100q, want %q", env.PayloadType, PayloadType)}
 	}
-	// The envelope's keyids are hints that nobody signed; clear them so the
-	// key is tried against every signature whatever id scheme the signer used.
-	de := &dsse.Envelope{PayloadType: env.PayloadType, Payload: base64.StdEncoding.EncodeToString(env.Payload)}
-	for _, s := range env.Signatures {
-		de.Signatures = append(de.Signatures, dsse.Signature{Sig: base64.StdEncoding.EncodeToString(s.Sig)})
-	}
+	// The envelope's keyids are hints that nobody signed: every key is
+	// tried against every signature whatever id scheme the signer used,
+	// one signature at a time so that the one that verified is known.
+	payload := base64.StdEncoding.EncodeToString(env.Payload)
 	var key *Verifier
+	var sig Signature
 	for _, k := range keys {
 		ev, err := dsse.NewEnvelopeVerifier(&sigdsse.VerifierAdapter{SignatureVerifier: k.v, Pub: k.pub, PubKeyID: k.id.String()})
 		if err != nil {
 			return nil, fmt.Errorf("attest: verify: %w", err)
 		}
-		if _, err := ev.Verify(context.Background(), de); err == nil {
-			key = k
+		for _, s := range env.Signatures {
+			de := &dsse.Envelope{PayloadType: env.PayloadType, Payload: payload,
+				Signatures: []dsse.Signature{{Sig: base64.StdEncoding.EncodeToString(s.Sig)}}}
+			if _, err := ev.Verify(context.Background(), de); err == nil {
+				key, sig = k, s
+				break
+			}
+		}
+		if key != nil {
 			break
 		}
 	}
@@ -367,11 +412,13 @@ func VerifyAny(envelope []byte, keys []*Verifier) (*Verified, error) {
 		return nil, malformed("payload: %v", strings.TrimPrefix(err.Error(), "attest: "))
 	}
 	return &Verified{
+		Signature:     sig,
 		KeyID:         key.id,
 		StatementType: st.GetType(),
 		PredicateType: st.GetPredicateType(),
 		Statement:     st,
 		Subjects:      subjects,
 		Payload:       env.Payload,
+		payloadType:   env.PayloadType,
 	}, nil
 }

@@ -97,15 +97,16 @@ func (r *Rebuild) check() error {
 	if len(r.Subjects) == 0 {
 		return errors.New("no subjects")
 	}
-	seen := map[Subject]bool{}
+	// One digest per name: a rebuild got one file per path.
+	seen := map[string]bool{}
 	for _, s := range r.Subjects {
 		if s.Name == "" {
 			return fmt.Errorf("subject %s has no name", s.SHA256)
 		}
-		if seen[s] {
-			return fmt.Errorf("subject %q %s listed twice", s.Name, s.SHA256)
+		if seen[s.Name] {
+			return fmt.Errorf("subject %q listed twice", s.Name)
 		}
-		seen[s] = true
+		seen[s.Name] = true
 	}
 	switch {
 	case r.Job == "":

@@ -144,20 +144,32 @@ func (s *Server) submitAttestation(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("reading the envelope: %v", err))
 		return
 	}
-	ev, err := s.verifyAttestation(body)
+	ev, canonical, err := s.verifyAttestation(body)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	ctx := r.Context()
-	if _, err := s.cfg.Ledger.Store().PutBytes(ctx, body); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	rc, err := s.cfg.Ledger.Append(ctx, ev)
-	if err != nil {
-		s.fail(w, r, err)
-		return
+	var rc ledger.Receipt
+	if idx, err := s.cfg.Ledger.AttestationIndex(ev.Envelope); err == nil {
+		// Logged before (perhaps re-encoded, perhaps before its key was
+		// revoked): answer with the existing record.
+		rc = ledger.Receipt{Index: idx, Checkpoint: s.cfg.Ledger.Checkpoint(), Existing: true}
+		data, err := s.cfg.Ledger.EventBytes(idx)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		rc.LeafHash = leafHash(data)
+	} else {
+		if _, err := s.cfg.Ledger.Store().PutBytes(ctx, canonical); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if rc, err = s.cfg.Ledger.Append(ctx, ev); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 	}
 	p, err := s.cfg.Ledger.Tree().InclusionProof(rc.Index, rc.Checkpoint.Size)
 	if err != nil {
@@ -166,9 +178,17 @@ func (s *Server) submitAttestation(w http.ResponseWriter, r *http.Request) {
 	}
 	logged := ev
 	if rc.Existing {
-		if e, err := s.cfg.Ledger.Event(rc.Index); err == nil {
-			logged, _ = e.(*ledger.AttestationRecorded)
+		e, err := s.cfg.Ledger.Event(rc.Index)
+		if err != nil {
+			s.fail(w, r, err)
+			return
 		}
+		a, ok := e.(*ledger.AttestationRecorded)
+		if !ok {
+			s.fail(w, r, fmt.Errorf("%w: log index %d should hold an attestation, holds a %s", ledger.ErrCorrupt, rc.Index, e.Kind()))
+			return
+		}
+		logged = a
 	}
 	info, err := s.attestationInfo(ledger.Entry[*ledger.AttestationRecorded]{Index: rc.Index, Event: logged})
 	if err != nil {
@@ -183,23 +203,34 @@ func (s *Server) submitAttestation(w http.ResponseWriter, r *http.Request) {
 		Checkpoint: string(rc.Checkpoint.Note), Inclusion: p})
 }
 
-// verifyAttestation turns an envelope into the event that logs it, or says
-// why it cannot be logged.
-func (s *Server) verifyAttestation(body []byte) (*ledger.AttestationRecorded, error) {
+// verifyAttestation turns an envelope into the event that logs it and the
+// canonical envelope bytes to store (see attest.Verified.Canonical), or
+// says why it cannot be logged. A resubmission of a logged envelope (in any
+// encoding) yields the logged event's envelope digest, whatever its key's
+// standing now.
+func (s *Server) verifyAttestation(body []byte) (*ledger.AttestationRecorded, []byte, error) {
+	ev, v, err := s.verifyEnvelope(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ev, v.Canonical(), nil
+}
+
+func (s *Server) verifyEnvelope(body []byte) (*ledger.AttestationRecorded, *attest.Verified, error) {
 	env, err := attest.ParseEnvelope(body)
 	if err != nil {
-		return nil, badRequest("%v", err)
+		return nil, nil, badRequest("%v", err)
 	}
 	if env.PayloadType != attest.PayloadType {
-		return nil, &Error{Status: http.StatusUnsupportedMediaType,
+		return nil, nil, &Error{Status: http.StatusUnsupportedMediaType,
 			Msg: fmt.Sprintf("the envelope's payloadType is %.100q; only in-toto statements (%s) are accepted", env.PayloadType, attest.PayloadType)}
 	}
 	keys, err := s.keys()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(keys) == 0 {
-		return nil, &Error{Status: http.StatusForbidden, Msg: "no rebuilder keys are registered with this ledger; an administrator must add the signing key (ledger key add NAME KEY.pub)"}
+		return nil, nil, &Error{Status: http.StatusForbidden, Msg: "no rebuilder keys are registered with this ledger; an administrator must add the signing key (ledger key add NAME KEY.pub)"}
 	}
 	// Active keys first; a revoked key is tried only to say so.
 	vs := make([]*attest.Verifier, 0, len(keys))
@@ -217,47 +248,68 @@ func (s *Server) verifyAttestation(body []byte) (*ledger.AttestationRecorded, er
 		for _, sig := range env.Signatures {
 			for _, k := range keys {
 				if sig.KeyID != "" && (sig.KeyID == k.KeyID.String() || sig.KeyID == k.sshID) {
-					return nil, &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf(
+					return nil, nil, &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf(
 						"bad signature: the envelope names key %s (%q) but its signature does not verify with it; the envelope was altered after signing or signed with another key", k.KeyID, k.Name)}
 				}
 			}
 		}
-		return nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf(
+		return nil, nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf(
 			"unknown key: no registered rebuilder key (%d registered) verifies the envelope's signature; register the rebuilder's public key with 'ledger key add', or, if it is registered, the envelope was altered after signing", len(keys))}
 	}
 	if err != nil {
 		var ve *attest.VerifyError
 		if errors.As(err, &ve) {
-			return nil, badRequest("%s: %s", ve.Err, ve.Reason)
+			return nil, nil, badRequest("%s: %s", ve.Err, ve.Reason)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	id := cas.Digest(v.KeyID)
+	if _, err := s.cfg.Ledger.AttestationIndex(cas.Sum(v.Canonical())); err == nil {
+		ev, err := s.loggedAttestation(cas.Sum(v.Canonical()))
+		return ev, v, err
+	}
 	for _, k := range keys {
 		if k.KeyID == id && k.Status == ledger.KeyStatusRevoked {
-			return nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf(
+			return nil, nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf(
 				"key %s (%q) was revoked at log index %d; attestations signed with it are no longer accepted", id, k.Name, k.RevokedAt)}
 		}
 	}
 	rb, err := v.Rebuild()
 	if err != nil {
-		return nil, &Error{Status: http.StatusUnprocessableEntity, Msg: "the statement is not a rebuild attestation: " + strings.TrimPrefix(err.Error(), "attest: ")}
+		return nil, nil, &Error{Status: http.StatusUnprocessableEntity, Msg: "the statement is not a rebuild attestation: " + strings.TrimPrefix(err.Error(), "attest: ")}
 	}
 	b, err := s.cfg.Ledger.Build(rb.Build)
 	if errors.Is(err, ledger.ErrNotFound) {
-		return nil, &Error{Status: http.StatusUnprocessableEntity, Msg: fmt.Sprintf("the attested build %s is not recorded in this ledger", rb.Build)}
+		return nil, nil, &Error{Status: http.StatusUnprocessableEntity, Msg: fmt.Sprintf("the attested build %s is not recorded in this ledger", rb.Build)}
 	} else if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkRebuildMatches(rb, b); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	ev := &ledger.AttestationRecorded{Envelope: cas.Sum(body), KeyID: id, PredicateType: v.PredicateType,
+	ev := &ledger.AttestationRecorded{Envelope: cas.Sum(v.Canonical()), KeyID: id, PredicateType: v.PredicateType,
 		Build: &b.Event.UUID, Verdict: ledger.Verdict(rb.Verdict)}
 	for _, sub := range v.Subjects {
 		ev.Subjects = append(ev.Subjects, ledger.Subject{Name: sub.Name, SHA256: cas.Digest(sub.SHA256)})
 	}
-	return ev, nil
+	return ev, v, nil
+}
+
+// loggedAttestation returns the attestation event logging an envelope.
+func (s *Server) loggedAttestation(envelope cas.Digest) (*ledger.AttestationRecorded, error) {
+	idx, err := s.cfg.Ledger.AttestationIndex(envelope)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.cfg.Ledger.Event(idx)
+	if err != nil {
+		return nil, err
+	}
+	a, ok := e.(*ledger.AttestationRecorded)
+	if !ok {
+		return nil, fmt.Errorf("%w: log index %d should hold an attestation, holds a %s", ledger.ErrCorrupt, idx, e.Kind())
+	}
+	return a, nil
 }
 
 // checkRebuildMatches holds the predicate's account of the original build
@@ -459,6 +511,9 @@ type KeyRequest struct {
 
 // admin checks that the request carries an administrator's credentials.
 func (s *Server) admin(r *http.Request) error {
+	if s.cfg.Users == nil {
+		return &Error{Status: http.StatusForbidden, Msg: "key management is disabled on this server (it has no accounts)"}
+	}
 	u, err := s.login(r)
 	if err != nil {
 		return err
@@ -472,8 +527,12 @@ func (s *Server) admin(r *http.Request) error {
 func (s *Server) readKeyRequest(w http.ResponseWriter, r *http.Request) (KeyRequest, error) {
 	var req KeyRequest
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	if err != nil {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
 		return req, &Error{Status: http.StatusRequestEntityTooLarge, Msg: "key requests are at most 64 KiB"}
+	}
+	if err != nil {
+		return req, badRequest("reading the request: %v", err)
 	}
 	if err := decodeStrictJSON(b, &req); err != nil {
 		return req, badRequest("the body must be a JSON object {\"public_key\": PEM} or {\"reason\": TEXT}: %v", err)

@@ -168,6 +168,16 @@ func TestAttestations(t *testing.T) {
 	if again := checkReceipt(body, envA); resp.StatusCode != http.StatusOK || !again.Existing || again.LogIndex != rcA.LogIndex || l.Size() != size {
 		t.Fatalf("same envelope twice: %s %+v, log grew %d → %d", resp.Status, again, size, l.Size())
 	}
+	// Re-encoded, with a keyid hint and another (unregistered) signature:
+	// still the same attestation.
+	var m map[string]any
+	json.Unmarshal(envA, &m)
+	m["signatures"].([]any)[0].(map[string]any)["keyid"] = "a hint"
+	reencoded, _ := json.MarshalIndent(m, "", "    ")
+	resp, body = submit(reencoded)
+	if again := checkReceipt(body, envA); resp.StatusCode != http.StatusOK || !again.Existing || again.LogIndex != rcA.LogIndex || l.Size() != size {
+		t.Fatalf("re-encoded envelope: %s %s, log grew %d → %d", resp.Status, body, size, l.Size())
+	}
 	for _, s := range []*attest.Signer{kb, ka} { // a's second envelope counts once
 		r := rebuildOf(b, bi.Index, nil)
 		r.FinishedOn = r.FinishedOn.Add(time.Second)
@@ -288,6 +298,11 @@ func TestAttestations(t *testing.T) {
 		if l.Size() != size {
 			t.Errorf("%s: the log grew", c.name)
 		}
+	}
+
+	// Resubmitting c's logged envelope after the revocation is not an error.
+	if resp, body := submit(envC); resp.StatusCode != http.StatusOK || !strings.Contains(body, `"existing":true`) {
+		t.Fatalf("resubmission after revocation: %s %s", resp.Status, body)
 	}
 
 	_, body = get(t, srv.URL+"/keys", "application/json")

@@ -62,7 +62,15 @@ func FetchLogKey(ctx context.Context, base string, hc *http.Client) (string, err
 	return strings.TrimSpace(string(b)), err
 }
 
+// maxFetch bounds what the client reads from one answer; fetchLimit
+// raises it for build records with their files.
+const maxFetch = 64 << 20
+
 func fetch(ctx context.Context, hc *http.Client, u, accept string) ([]byte, error) {
+	return fetchLimit(ctx, hc, u, accept, maxFetch)
+}
+
+func fetchLimit(ctx context.Context, hc *http.Client, u, accept string, limit int64) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -75,9 +83,12 @@ func fetch(ctx context.Context, hc *http.Client, u, accept string) ([]byte, erro
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: the answer is larger than %d MiB, more than this client reads", u, limit>>20)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/builder"
@@ -118,12 +119,23 @@ func (c *Client) SubmitAttestation(ctx context.Context, envelope []byte) (*Attes
 	if err := json.Unmarshal(b, &rc); err != nil {
 		return nil, fmt.Errorf("attestation receipt is not JSON: %w", err)
 	}
-	want := cas.Sum(envelope)
+	// The ledger stores the envelope in its canonical form, with the one
+	// signature that verified.
+	forms, err := attest.CanonicalForms(envelope)
+	if err != nil {
+		return nil, err
+	}
 	_, _, err = c.proveReceipt(ctx, rc.LogIndex, rc.Checkpoint, func(ev ledger.Event) error {
-		if a, ok := ev.(*ledger.AttestationRecorded); !ok || a.Envelope != want {
-			return fmt.Errorf("the event does not log envelope %s", want)
+		a, ok := ev.(*ledger.AttestationRecorded)
+		if !ok {
+			return fmt.Errorf("the event is a %s, not an attestation", ev.Kind())
 		}
-		return nil
+		for _, f := range forms {
+			if a.Envelope == cas.Sum(f) {
+				return nil
+			}
+		}
+		return fmt.Errorf("the event logs envelope %s, not the one submitted", a.Envelope)
 	})
 	return &rc, err
 }
@@ -241,7 +253,11 @@ func (c *Client) Keys(ctx context.Context) ([]KeyInfo, error) {
 // event: the same UUID, job and platform, the script's digest, and exactly
 // the recorded files with their digests. A rebuild starts from this.
 func (c *Client) Exec(ctx context.Context, b *ledger.BuildRecorded) (*builder.Exec, error) {
-	data, err := fetch(ctx, c.http, c.url("job/"+b.Job+"/build/"+b.UUID.String()+"/exec"), "")
+	var size int64 = 1 << 20 // DER framing, script and console
+	for _, a := range b.Artifacts {
+		size += a.Size + 1<<10
+	}
+	data, err := fetchLimit(ctx, c.http, c.url("job/"+b.Job+"/build/"+b.UUID.String()+"/exec"), "", size+maxFetch)
 	if err != nil {
 		return nil, err
 	}

@@ -70,7 +70,10 @@ func attestedBy(atts []AttestationInfo) (agree, disagree []string) {
 		if name == "" {
 			name = a.KeyID.String()
 		}
-		k := string(a.Verdict) + "\x00" + name
+		if a.KeyName != "" && a.KeyStatus != ledger.KeyStatusActive {
+			name += " (" + string(a.KeyStatus) + ", " + a.KeyID.String()[:8] + ")"
+		}
+		k := string(a.Verdict) + "\x00" + a.KeyID.String()
 		if seen[k] {
 			continue
 		}
