@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -101,7 +102,8 @@ func TestAttestations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	main := b.Artifacts[0].SHA256 // bin/hello.hvt sorts first
+	mainArt, _ := bi.Event.Artifact("bin/hello.hvt")
+	main := mainArt.SHA256
 
 	ka, kb, kc, kx := newSigner(t, attest.ECDSAP256), newSigner(t, attest.Ed25519), newSigner(t, attest.RSA2048), newSigner(t, attest.ECDSAP256)
 
@@ -221,6 +223,33 @@ func TestAttestations(t *testing.T) {
 	lr, err := cl.Lookup(ctx, main)
 	if err != nil || len(lr.Attestations) != 3 || len(lr.Disputes) != 1 || lr.KeyNames[lr.Disputes[0].KeyID] != "c" {
 		t.Fatalf("client lookup: %+v %v", lr, err)
+	}
+
+	// A server that lists a dispute as an agreeing attestation is caught.
+	liar := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := http.NewRequest(r.Method, srv.URL+r.URL.RequestURI(), nil)
+		req.Header = r.Header
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if r.URL.Path == "/hash" {
+			var hl httpapi.HashLookup
+			json.Unmarshal(b, &hl)
+			hl.Attestations = append(hl.Attestations, hl.Disputes...)
+			b, _ = json.Marshal(hl)
+		}
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		w.WriteHeader(resp.StatusCode)
+		w.Write(b)
+	}))
+	defer liar.Close()
+	lc, _ := httpapi.NewClient(liar.URL, l.VKey, nil)
+	if _, err := lc.Lookup(ctx, main); err == nil || !strings.Contains(err.Error(), "does not name it") {
+		t.Fatalf("lying server: %v", err)
 	}
 
 	// GET /attestations lists them with proofs; the envelopes are served.

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,10 +11,12 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/client"
 
+	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/ledger"
 )
@@ -204,8 +207,8 @@ type LookupResult struct {
 	// that got other bytes.
 	Disputes       []*ledger.AttestationRecorded
 	DisputeIndices []uint64
-	// KeyNames are the key names the server gave (the key ids are proven
-	// by the events, the names are not).
+	// KeyNames are the names the keys were registered under, from their
+	// proven key_added events.
 	KeyNames map[cas.Digest]string
 }
 
@@ -256,11 +259,17 @@ func (c *Client) Lookup(ctx context.Context, d cas.Digest) (*LookupResult, error
 		res.Builds = append(res.Builds, VerifiedBuild{Index: h.LogIndex, Path: h.Path, Build: br})
 	}
 	res.KeyNames = map[cas.Digest]string{}
+	found := map[uuid.UUID]string{} // build → path of the artifact with digest d
+	for _, b := range res.Builds {
+		found[b.Build.UUID] = b.Path
+	}
+	var keys *proverKeys
 	for _, list := range []struct {
 		infos   []AttestationInfo
 		events  *[]*ledger.AttestationRecorded
 		indices *[]uint64
-	}{{hl.Attestations, &res.Attestations, &res.AttIndices}, {hl.Disputes, &res.Disputes, &res.DisputeIndices}} {
+		dispute bool
+	}{{hl.Attestations, &res.Attestations, &res.AttIndices, false}, {hl.Disputes, &res.Disputes, &res.DisputeIndices, true}} {
 		for _, a := range list.infos {
 			ve, err := c.Event(ctx, a.LogIndex, cp)
 			if err != nil {
@@ -270,12 +279,94 @@ func (c *Client) Lookup(ctx context.Context, d cas.Digest) (*LookupResult, error
 			if !ok {
 				return nil, fmt.Errorf("SECURITY: server named event %d as an attestation, but it is a %s", a.LogIndex, ve.Event.Kind())
 			}
+			if err := attestationConcerns(ar, d, found, list.dispute); err != nil {
+				return nil, fmt.Errorf("SECURITY: attestation at log index %d %v", a.LogIndex, err)
+			}
+			if keys == nil {
+				keys = &proverKeys{c: c, cp: cp}
+			}
+			name, err := keys.verify(ctx, ar)
+			if err != nil {
+				return nil, fmt.Errorf("attestation at log index %d: %w", a.LogIndex, err)
+			}
 			*list.events = append(*list.events, ar)
 			*list.indices = append(*list.indices, a.LogIndex)
-			if ar.KeyID == a.KeyID && a.KeyName != "" {
-				res.KeyNames[ar.KeyID] = a.KeyName
-			}
+			res.KeyNames[ar.KeyID] = name
 		}
 	}
 	return res, nil
+}
+
+// attestationConcerns checks that an attestation the server listed for
+// digest d does concern it: it names d, or (a dispute) it attests one of
+// the builds found with another digest for the artifact.
+func attestationConcerns(a *ledger.AttestationRecorded, d cas.Digest, found map[uuid.UUID]string, dispute bool) error {
+	for _, s := range a.Subjects {
+		switch {
+		case !dispute && s.SHA256 == d:
+			return nil
+		case dispute && a.Build != nil && a.Verdict == ledger.VerdictDiffers && found[*a.Build] == s.Name && s.SHA256 != d:
+			return nil
+		}
+	}
+	if dispute {
+		return fmt.Errorf("is listed as disputing %s but does not", d)
+	}
+	return fmt.Errorf("is listed for %s but does not name it", d)
+}
+
+// proverKeys verifies attestation envelopes against the keys the log
+// registered, proving each key's key_added event.
+type proverKeys struct {
+	c      *Client
+	cp     *ledger.Checkpoint
+	listed map[cas.Digest]KeyInfo
+	proven map[cas.Digest]*ledger.KeyAdded
+}
+
+// verify fetches the envelope an attestation event logs, checks its digest
+// and its signature with the key the event names, and returns the key's
+// registered name.
+func (p *proverKeys) verify(ctx context.Context, a *ledger.AttestationRecorded) (string, error) {
+	if p.listed == nil {
+		keys, err := p.c.Keys(ctx)
+		if err != nil {
+			return "", err
+		}
+		p.listed, p.proven = map[cas.Digest]KeyInfo{}, map[cas.Digest]*ledger.KeyAdded{}
+		for _, k := range keys {
+			p.listed[k.KeyID] = k
+		}
+	}
+	ka := p.proven[a.KeyID]
+	if ka == nil {
+		k, ok := p.listed[a.KeyID]
+		if !ok {
+			return "", fmt.Errorf("SECURITY: key %s is not among the server's registered keys", a.KeyID)
+		}
+		ve, err := p.c.Event(ctx, k.AddedAt, p.cp)
+		if err != nil {
+			return "", err
+		}
+		if ka, ok = ve.Event.(*ledger.KeyAdded); !ok || ka.KeyID != a.KeyID {
+			return "", fmt.Errorf("SECURITY: log index %d does not register key %s", k.AddedAt, a.KeyID)
+		}
+		p.proven[a.KeyID] = ka
+	}
+	env, err := p.c.Envelope(ctx, a.Envelope)
+	if err != nil {
+		return "", err
+	}
+	pub, err := x509.ParsePKIXPublicKey(ka.PublicKey)
+	if err != nil {
+		return "", err
+	}
+	v, err := attest.NewVerifier(pub)
+	if err != nil {
+		return "", err
+	}
+	if _, err := attest.Verify(env, v); err != nil {
+		return "", fmt.Errorf("SECURITY: the logged envelope %s does not verify with key %s (%s): %v", a.Envelope, a.KeyID, ka.Name, err)
+	}
+	return ka.Name, nil
 }
