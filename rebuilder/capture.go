@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/buildledger/buildledger/ledger/orb"
 )
@@ -38,9 +40,26 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 
 // output runs argv with env in dir and returns its standard output, or an
 // error quoting its standard error.
-func output(ctx context.Context, argv, env []string, dir string) ([]byte, error) {
+// captureTimeout bounds one capture command (dpkg-query, opam export).
+const captureTimeout = 5 * time.Minute
+
+// output runs a capture command as cred (nil: this user) in a process group
+// of its own, killed with everything in it when the command ends, times
+// out or ctx ends; a process that keeps the output open cannot hold it up
+// for more than WaitDelay.
+func output(ctx context.Context, argv, env []string, dir string, cred *syscall.Credential) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, captureTimeout)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env, cmd.Dir = env, dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = pipeGrace
+	defer func() {
+		if cmd.Process != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}()
 	stdout := &limitedBuffer{max: maxCapture}
 	stderr := &limitedBuffer{max: 4 << 10}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -74,7 +93,7 @@ func systemPackages(ctx context.Context, family orb.Family) (*orb.Packages, []by
 	if err != nil {
 		return nil, nil, fmt.Errorf("rebuilder: system-packages: %w", err)
 	}
-	out, err := output(ctx, append([]string{bin}, args...), []string{"PATH=" + DefaultPath}, "/")
+	out, err := output(ctx, append([]string{bin}, args...), []string{"PATH=" + DefaultPath}, "/", nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rebuilder: system-packages: %w", err)
 	}
@@ -97,7 +116,7 @@ func systemPackages(ctx context.Context, family orb.Family) (*orb.Packages, []by
 // not on the job's PATH or the job's opam root does not exist, and turns
 // failures into a console note; in OpamAlways mode they are errors
 // wrapping ErrOpam.
-func opamSwitch(ctx context.Context, mode OpamMode, env orb.Environment, environ []string, dir string, con *console) (*orb.Switch, []byte, error) {
+func opamSwitch(ctx context.Context, mode OpamMode, env orb.Environment, environ []string, dir string, cred *syscall.Credential, con *console) (*orb.Switch, []byte, error) {
 	fail := func(err error) (*orb.Switch, []byte, error) {
 		if mode == OpamAlways {
 			return nil, nil, fmt.Errorf("rebuilder: %w: %w", ErrOpam, err)
@@ -123,7 +142,7 @@ func opamSwitch(ctx context.Context, mode OpamMode, env orb.Environment, environ
 			return nil, nil, nil
 		}
 	}
-	out, err := output(ctx, []string{bin, "switch", "export", "--full", "--freeze", "-"}, environ, dir)
+	out, err := output(ctx, []string{bin, "switch", "export", "--full", "--freeze", "-"}, environ, dir, cred)
 	if err != nil {
 		return fail(err)
 	}

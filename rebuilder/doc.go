@@ -78,6 +78,29 @@
 // The package runs processes and uses process groups and flock: it is for
 // Linux and the BSDs.
 //
+// # Rebuilding from a ledger, and what a rebuild trusts
+//
+// Rebuilder.Rebuild fetches a recorded build (its record and its exec,
+// each proven against the log), checks this host against the recorded
+// host facts (CheckHost), reruns the job with exactly the recorded
+// environment, compares every output (Compare, DiffInputs) and signs and
+// submits an attestation of the verdict: "reproduced", or "differs" with
+// the digests it got. Follower runs that for every new build of its
+// platforms, with bounded concurrency, saving its progress after each
+// build, retrying failures (MaxAttempts) and locking its state file.
+//
+// A rebuild runs a script that came from the ledger, that is from whoever
+// could upload a build. The script can do whatever the user running it
+// can. So: rebuilds use one configured build root (Options.Root; a record
+// whose HOME lies elsewhere is refused, so a record cannot make the
+// rebuilder create or wipe directories of its choosing); capture commands
+// run in their own process group under a timeout; and Options.RunAs
+// (rebuilder --run-as) runs the job and the opam export as an unprivileged
+// user that cannot read the signing key or the rebuilder's environment.
+// A rebuilder that follows a ledger with untrusted uploaders should use
+// RunAs, or run in a VM or container of its own, with the signing key
+// outside it.
+//
 // # Tests
 //
 // All tests run real processes in t.TempDir() roots. TestRunCTwice and
@@ -96,5 +119,7 @@
 // TestRunOpamSwitch a real opam switch (an OCaml package built offline from
 // a local repository; skipped without opam and ocamlopt), TestCheckHost and
 // TestParseOSRelease the host facts, TestCompare the verdicts and
-// TestWriteDir the output directory.
+// TestWriteDir the output directory, TestRunAs a job run as another user
+// that cannot read the rebuilder's files. cmd/rebuilder's
+// TestRebuildEndToEnd rebuilds against a real ledger server.
 package rebuilder

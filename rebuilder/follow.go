@@ -9,7 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -44,12 +47,27 @@ type Follower struct {
 // FollowState is what a follower remembers across restarts.
 type FollowState struct {
 	// Next is the first log index not yet handled: every build before it
-	// was rebuilt (or skipped, or failed and logged).
+	// was rebuilt, skipped, or is in Retry. It is saved after every build.
 	Next uint64 `json:"next"`
 	// Checkpoint is the last checkpoint seen; the next must be consistent
 	// with it.
 	Checkpoint string `json:"checkpoint"`
+	// Retry lists the builds whose rebuild or attestation failed, to be
+	// tried again on the next passes (MaxAttempts in all).
+	Retry []RetryItem `json:"retry,omitempty"`
 }
+
+// RetryItem is a build to rebuild again.
+type RetryItem struct {
+	Index     uint64    `json:"index"`
+	Build     uuid.UUID `json:"build"`
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"last_error"`
+}
+
+// MaxAttempts is how often a follower tries one build before giving up
+// on it (and saying so in its log).
+const MaxAttempts = 3
 
 func (f *Follower) load() (FollowState, error) {
 	var st FollowState
@@ -136,10 +154,17 @@ type followItem struct {
 	build *ledger.BuildRecorded
 }
 
-// Once handles every log entry from the state's Next up to the current
-// checkpoint and saves the progress.
+// Once handles the builds to retry and every log entry from the state's
+// Next up to the current checkpoint, saving the progress after each build.
+// The state file is locked while it runs, so two followers cannot share
+// it.
 func (f *Follower) Once(ctx context.Context) (FollowReport, error) {
 	var rep FollowReport
+	unlock, err := lockFile(f.State + ".lock")
+	if err != nil {
+		return rep, err
+	}
+	defer unlock()
 	c := f.Rebuilder.Client
 	st, err := f.load()
 	if err != nil {
@@ -158,6 +183,7 @@ func (f *Follower) Once(ctx context.Context) (FollowReport, error) {
 			return rep, err
 		}
 	}
+	st.Checkpoint = string(cp.Note)
 	platforms := f.Platforms
 	if len(platforms) == 0 {
 		h, err := ProbeHost()
@@ -171,58 +197,106 @@ func (f *Follower) Once(ctx context.Context) (FollowReport, error) {
 		key = cas.Digest(f.Rebuilder.Signer.KeyID())
 	}
 
-	// Collect the work, in log order.
+	// Collect the work: the retries, then the new entries in log order.
+	attempts := map[uint64]int{}
 	var items []followItem
+	want := func(i uint64, b *ledger.BuildRecorded) (bool, error) {
+		switch {
+		case !b.Succeeded():
+			f.log().Info("follow: skipping failed build", "build", b.UUID, "job", b.Job, "index", i)
+			return false, nil
+		case !slices.Contains(platforms, b.Platform):
+			f.log().Info("follow: skipping build of another platform", "build", b.UUID, "platform", b.Platform, "index", i)
+			return false, nil
+		}
+		if key.IsZero() {
+			return true, nil
+		}
+		done, err := f.attested(ctx, b.UUID, key)
+		if done {
+			f.log().Info("follow: already attested by this key", "build", b.UUID, "index", i)
+		}
+		return !done, err
+	}
+	for _, r := range st.Retry {
+		ve, err := c.Event(ctx, r.Index, cp)
+		if err != nil {
+			return rep, err
+		}
+		b, ok := ve.Event.(*ledger.BuildRecorded)
+		if !ok || b.UUID != r.Build {
+			return rep, fmt.Errorf("SECURITY: log index %d no longer holds build %s", r.Index, r.Build)
+		}
+		ok, err = want(r.Index, b)
+		if err != nil {
+			return rep, err
+		}
+		if ok {
+			items = append(items, followItem{r.Index, b})
+			attempts[r.Index] = r.Attempts
+		} else {
+			rep.Skipped++
+		}
+	}
+	st.Retry = nil
+	pending := map[uint64]bool{} // new entries not yet handled
 	for i := st.Next; i < cp.Size; i++ {
 		ve, err := c.Event(ctx, i, cp)
 		if err != nil {
 			return rep, err
 		}
 		b, ok := ve.Event.(*ledger.BuildRecorded)
-		switch {
-		case !ok:
-			continue
-		case !b.Succeeded():
-			f.log().Info("follow: skipping failed build", "build", b.UUID, "job", b.Job, "index", i)
-			rep.Skipped++
-			continue
-		case !contains(platforms, b.Platform):
-			f.log().Info("follow: skipping build of another platform", "build", b.UUID, "platform", b.Platform, "index", i)
-			rep.Skipped++
+		if !ok {
 			continue
 		}
-		if !key.IsZero() {
-			done, err := f.attested(ctx, b.UUID, key)
-			if err != nil {
-				return rep, err
-			}
-			if done {
-				f.log().Info("follow: already attested by this key", "build", b.UUID, "index", i)
-				rep.Skipped++
-				continue
-			}
+		ok, err = want(i, b)
+		if err != nil {
+			return rep, err
+		}
+		if !ok {
+			rep.Skipped++
+			continue
 		}
 		items = append(items, followItem{i, b})
+		pending[i] = true
+	}
+	first := st.Next
+	// next is the new watermark: the lowest pending index, else the size.
+	next := func() uint64 {
+		for i := first; i < cp.Size; i++ {
+			if pending[i] {
+				return i
+			}
+		}
+		return cp.Size
 	}
 
-	// Rebuild with bounded concurrency; one build root at a time.
+	// Rebuild with bounded concurrency; the Rebuilder serialises builds
+	// that share a build root.
 	n := max(f.Concurrency, 1)
 	work := make(chan followItem)
 	var mu sync.Mutex
+	var saveErr error
 	var wg sync.WaitGroup
 	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for it := range work {
 				start := time.Now()
 				o, err := f.Rebuilder.Rebuild(ctx, it.build.UUID)
+				if ctx.Err() != nil {
+					return // not handled: the watermark stays below it
+				}
 				mu.Lock()
-				switch {
-				case err != nil:
+				if err != nil {
 					rep.Failed++
-					f.log().Error("follow: rebuild failed", "build", it.build.UUID, "job", it.build.Job, "index", it.index, "err", err)
-				default:
+					a := attempts[it.index] + 1
+					if a < MaxAttempts {
+						st.Retry = append(st.Retry, RetryItem{Index: it.index, Build: it.build.UUID, Attempts: a, LastError: err.Error()})
+						f.log().Error("follow: rebuild failed; will retry", "build", it.build.UUID, "job", it.build.Job, "index", it.index, "attempt", a, "err", err)
+					} else {
+						f.log().Error("follow: rebuild failed; giving up on this build", "build", it.build.UUID, "job", it.build.Job, "index", it.index, "attempts", a, "err", err)
+					}
+				} else {
 					rep.Rebuilt++
 					if o.Verdict == "reproduced" {
 						rep.Reproduced++
@@ -232,26 +306,50 @@ func (f *Follower) Once(ctx context.Context) (FollowReport, error) {
 					f.log().Info("follow: rebuilt", "build", it.build.UUID, "job", it.build.Job, "index", it.index, "verdict", o.Verdict,
 						"elapsed", time.Since(start).Round(time.Millisecond), "attestation_index", receiptIndex(o))
 				}
+				delete(pending, it.index)
+				st.Next = next()
+				if err := f.save(st); err != nil && saveErr == nil {
+					saveErr = err
+				}
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	for _, it := range items {
+		if ctx.Err() != nil {
+			break
+		}
 		select {
 		case work <- it:
 		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
 		}
 	}
 	close(work)
 	wg.Wait()
 	if ctx.Err() != nil {
-		return rep, ctx.Err() // progress is not saved: the pass is redone, and attested builds are skipped
+		return rep, ctx.Err()
 	}
-	st.Next, st.Checkpoint = cp.Size, string(cp.Note)
-	return rep, f.save(st)
+	st.Next = next()
+	if err := f.save(st); err != nil {
+		return rep, err
+	}
+	return rep, saveErr
+}
+
+// lockFile takes an exclusive lock on path (created if needed).
+func lockFile(path string) (func(), error) {
+	fd, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(fd.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		fd.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another follower is using %s", strings.TrimSuffix(path, ".lock"))
+		}
+		return nil, err
+	}
+	return func() { fd.Close() }, nil
 }
 
 func receiptIndex(o *Outcome) int64 {
@@ -273,13 +371,4 @@ func (f *Follower) attested(ctx context.Context, id uuid.UUID, key cas.Digest) (
 		}
 	}
 	return false, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

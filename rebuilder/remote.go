@@ -36,6 +36,10 @@ type Rebuilder struct {
 	// differences are reported in the outcome.
 	IgnoreEnvDifferences bool
 	// Options are passed to Run, with Env set to the recorded environment.
+	// Options.Root ("" means DefaultRoot) is the only build root rebuilds
+	// use: a record whose HOME lies elsewhere is refused, so a ledger
+	// cannot make the rebuilder create or wipe directories of its choosing.
+	// Set Options.RunAs to run recorded jobs as an unprivileged user.
 	Options Options
 
 	locks rootLocks
@@ -150,8 +154,15 @@ func (r *Rebuilder) Rebuild(ctx context.Context, id uuid.UUID) (*Outcome, error)
 	}
 	opts := r.Options
 	opts.Env = &recorded.Environment
+	if opts.Root == "" {
+		opts.Root = DefaultRoot
+	}
 	home, _ := recorded.Environment.Get("HOME")
-	unlock := r.locks.lock(filepath.Dir(home))
+	if filepath.Dir(home) != opts.Root {
+		return o, fmt.Errorf("rebuilder: build %s ran in the build root %s (HOME=%s); this rebuilder rebuilds only in %s: pass --root %s if that path is meant for rebuilds here",
+			b.UUID, filepath.Dir(home), home, opts.Root, filepath.Dir(home))
+	}
+	unlock := r.locks.lock(opts.Root)
 	res, err := Run(ctx, Spec{Job: b.Job, Script: []byte(ex.Job.Script), Platform: b.Platform, Opam: opam}, opts)
 	unlock()
 	if err != nil {

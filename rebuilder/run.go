@@ -122,6 +122,13 @@ type Options struct {
 	MaxOutputSize  int64
 	MaxOutputFiles int
 
+	// RunAs, if set, runs the job (and the opam export) as this user and
+	// group, which get the build and home directories; Run must then run as
+	// root. A rebuild runs a script that came from the ledger: run it as
+	// a user that cannot read the rebuilder's signing key, its environment
+	// or anything else it must not touch (see the package documentation).
+	RunAs *syscall.Credential
+
 	// Progress, if set, is called as Run enters each phase.
 	Progress func(Phase)
 
@@ -202,7 +209,7 @@ func Run(ctx context.Context, spec Spec, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("rebuilder: %w", err)
 	}
 
-	unlock, err := prepareRoot(root)
+	unlock, err := prepareRoot(root, opts.RunAs)
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +217,11 @@ func Run(ctx context.Context, spec Spec, opts Options) (*Result, error) {
 	scriptPath := filepath.Join(root, scriptFile)
 	if err := os.WriteFile(scriptPath, spec.Script, 0o500); err != nil {
 		return nil, fmt.Errorf("rebuilder: %w", err)
+	}
+	if opts.RunAs != nil {
+		if err := os.Chown(scriptPath, int(opts.RunAs.Uid), int(opts.RunAs.Gid)); err != nil {
+			return nil, fmt.Errorf("rebuilder: %w", err)
+		}
 	}
 	argv := []string{scriptPath}
 	if !strings.HasPrefix(string(spec.Script), "#!") {
@@ -226,7 +238,7 @@ func Run(ctx context.Context, spec Spec, opts Options) (*Result, error) {
 	con := newConsole(started, orDefault(opts.MaxConsoleLines, DefaultMaxConsoleLines),
 		orDefault(opts.MaxConsoleBytes, DefaultMaxConsoleBytes), opts.Console)
 	timeout := orDefault(opts.Timeout, DefaultTimeout)
-	result, err := runScript(ctx, argv, work, environ, timeout, con)
+	result, err := runScript(ctx, argv, work, environ, timeout, opts.RunAs, con)
 	if err != nil {
 		return nil, fmt.Errorf("rebuilder: job %s: %w", spec.Job, err)
 	}
@@ -248,7 +260,7 @@ func Run(ctx context.Context, spec Spec, opts Options) (*Result, error) {
 		files = append(files, builder.File{Path: orb.PackagesFile, Data: data})
 	}
 	if spec.Opam != OpamNever {
-		sw, data, err := opamSwitch(ctx, spec.Opam, env, environ, work, con)
+		sw, data, err := opamSwitch(ctx, spec.Opam, env, environ, work, opts.RunAs, con)
 		if err != nil {
 			return nil, err
 		}
@@ -329,7 +341,7 @@ func checkRoot(root string) error {
 
 // prepareRoot creates or reclaims root, locks it, and wipes and recreates
 // the build and home directories. The returned function unlocks it.
-func prepareRoot(root string) (unlock func(), err error) {
+func prepareRoot(root string, owner *syscall.Credential) (unlock func(), err error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("rebuilder: %w", err)
 	}
@@ -374,9 +386,16 @@ func prepareRoot(root string) (unlock func(), err error) {
 		}
 	}
 	for _, name := range []string{buildDir, homeDir} {
-		if err := os.Mkdir(filepath.Join(root, name), 0o755); err != nil {
+		p := filepath.Join(root, name)
+		if err := os.Mkdir(p, 0o755); err != nil {
 			unlock()
 			return nil, fmt.Errorf("rebuilder: %w", err)
+		}
+		if owner != nil {
+			if err := os.Chown(p, int(owner.Uid), int(owner.Gid)); err != nil {
+				unlock()
+				return nil, fmt.Errorf("rebuilder: giving %s to uid %d: %w (running a job as another user needs root)", p, owner.Uid, err)
+			}
 		}
 	}
 	return unlock, nil
@@ -401,7 +420,7 @@ func wipe(p string) error {
 // in a process group of its own that is killed when ctx ends, when the
 // timeout expires and when the script has exited. It returns the result
 // as builder records it; the error is ctx's when ctx ended.
-func runScript(ctx context.Context, argv []string, dir string, env []string, timeout time.Duration, con *console) (builder.Result, error) {
+func runScript(ctx context.Context, argv []string, dir string, env []string, timeout time.Duration, cred *syscall.Credential, con *console) (builder.Result, error) {
 	tctx := ctx
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -417,7 +436,7 @@ func runScript(ctx context.Context, argv []string, dir string, env []string, tim
 	cmd.Dir = dir
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = pw, pw
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	err = cmd.Start()
 	pw.Close()

@@ -834,3 +834,37 @@ func TestWriteDir(t *testing.T) {
 		t.Error("WriteDir into a non-empty directory succeeded")
 	}
 }
+
+// TestRunAs runs a job as another user: it cannot read a file only the
+// rebuilder's user can, and its outputs are still collected.
+func TestRunAs(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("SKIPPED: running a job as another user needs root")
+	}
+	root, err := os.MkdirTemp("", "runas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(t.TempDir(), "signing.key")
+	if err := os.WriteFile(secret, []byte("private"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := testOptions(t, filepath.Join(root, "r"))
+	opts.RunAs = &syscall.Credential{Uid: 65534, Gid: 65534}
+	script := "mkdir -p bin\nid -u > bin/uid\ncat " + secret + " > bin/leak 2>/dev/null || echo refused > bin/leak\n"
+	res, err := Run(context.Background(), Spec{Job: "runas", Script: []byte(script), SourceDateEpoch: epoch}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range res.Exec.Output {
+		got[f.Path] = strings.TrimSpace(string(f.Data))
+	}
+	if got["bin/uid"] != "65534" || got["bin/leak"] != "refused" {
+		t.Fatalf("outputs: %v\nconsole: %v", got, res.Exec.Console)
+	}
+}

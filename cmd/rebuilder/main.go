@@ -19,7 +19,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"os/user"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -293,6 +295,8 @@ func password(cmd *cobra.Command, user string) (httpapi.Credentials, error) {
 // rebuilderFlags are shared by rebuild and follow.
 type rebuilderFlags struct {
 	srv        server
+	root       string
+	runAs      string
 	key        string
 	builderID  string
 	ignoreEnv  bool
@@ -310,6 +314,30 @@ func (r *rebuilderFlags) register(cmd *cobra.Command) {
 	f.BoolVar(&r.noAttest, "no-attest", false, "compare only; do not sign or submit an attestation")
 	f.DurationVar(&r.timeout, "timeout", 0, "kill a rebuild's job after this long")
 	f.BoolVar(&r.skipSystem, "skip-system", false, "do not capture system-packages")
+	f.StringVar(&r.root, "root", rebuilder.DefaultRoot, "the build root rebuilds run in; builds recorded with another root are refused")
+	f.StringVar(&r.runAs, "run-as", "", "run recorded jobs as this user (name or uid:gid; needs root), so they cannot read the signing key")
+}
+
+// credential resolves --run-as.
+func credential(spec string) (*syscall.Credential, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	if u, g, ok := strings.Cut(spec, ":"); ok {
+		uid, err1 := strconv.ParseUint(u, 10, 32)
+		gid, err2 := strconv.ParseUint(g, 10, 32)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("--run-as %q: want a user name or uid:gid", spec)
+		}
+		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+	}
+	u, err := user.Lookup(spec)
+	if err != nil {
+		return nil, fmt.Errorf("--run-as: %w", err)
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
 func (r *rebuilderFlags) rebuilder(cmd *cobra.Command, p *progress) (*rebuilder.Rebuilder, error) {
@@ -317,8 +345,12 @@ func (r *rebuilderFlags) rebuilder(cmd *cobra.Command, p *progress) (*rebuilder.
 	if err != nil {
 		return nil, err
 	}
+	cred, err := credential(r.runAs)
+	if err != nil {
+		return nil, err
+	}
 	rb := &rebuilder.Rebuilder{Client: c, BuilderID: r.builderID, IgnoreEnvDifferences: r.ignoreEnv,
-		Options: rebuilder.Options{Timeout: r.timeout, SkipSystem: r.skipSystem}}
+		Options: rebuilder.Options{Root: r.root, Timeout: r.timeout, SkipSystem: r.skipSystem, RunAs: cred}}
 	if p != nil {
 		rb.Options.Progress = func(ph rebuilder.Phase) { p.set(string(ph)) }
 	}

@@ -44,6 +44,7 @@ func mustRun(t *testing.T, args ...string) string {
 
 type farm struct {
 	t      *testing.T
+	root   string // the build root of every build and rebuild
 	l      *ledgertest.Ledger
 	url    string
 	keyDir string
@@ -70,7 +71,7 @@ func newFarm(t *testing.T) *farm {
 		t.Fatal(err)
 	}
 	t.Setenv("BUILDLEDGER_LOG_KEY", l.VKey)
-	return &farm{t: t, l: l, url: srv.URL, keyDir: t.TempDir(), client: c}
+	return &farm{t: t, l: l, url: srv.URL, keyDir: t.TempDir(), client: c, root: filepath.Join(t.TempDir(), "root")}
 }
 
 // key makes a rebuilder key and registers it as name.
@@ -100,7 +101,7 @@ func (f *farm) build(job, script string, vars ...string) uuid.UUID {
 		f.t.Fatal(err)
 	}
 	args := []string{"build", "--job", job, "--script", sf, "--source-date-epoch", "1700000000",
-		"--root", filepath.Join(dir, "root"), "--server", f.url, "--user", "farm", "--out", filepath.Join(dir, "out")}
+		"--root", f.root, "--server", f.url, "--user", "farm", "--out", filepath.Join(dir, "out")}
 	for _, v := range vars {
 		args = append(args, "--var", v)
 	}
@@ -118,7 +119,7 @@ func (f *farm) build(job, script string, vars ...string) uuid.UUID {
 
 func (f *farm) rebuild(id uuid.UUID, key string) (string, error) {
 	f.t.Helper()
-	return rebuilderRun(f.t, "rebuild", "--server", f.url, "--build", id.String(), "--key", key)
+	return rebuilderRun(f.t, "rebuild", "--server", f.url, "--build", id.String(), "--key", key, "--root", f.root)
 }
 
 func (f *farm) buildView(id uuid.UUID) httpapi.BuildView {
@@ -198,6 +199,10 @@ func TestRebuildEndToEnd(t *testing.T) {
 	os.WriteFile(leak, []byte("version 1\n"), 0o644)
 	leakyBuild := f.build("leaky", leakyJob, "LEAK="+leak)
 
+	// A record whose build root is not this rebuilder's is refused.
+	if out, err := rebuilderRun(t, "rebuild", "--server", f.url, "--build", cBuild.String(), "--key", ka); err == nil || !strings.Contains(err.Error(), "pass --root") {
+		t.Fatalf("rebuild in another root: %v\n%s", err, out)
+	}
 	for _, id := range []uuid.UUID{cBuild, goBuild} {
 		for _, k := range []string{ka, kb} {
 			out, err := f.rebuild(id, k)
@@ -259,23 +264,41 @@ func TestRebuildEndToEnd(t *testing.T) {
 	os.WriteFile(leak, []byte("version 1\n"), 0o644)
 	kd := f.key("rebuilder-d")
 	state := filepath.Join(t.TempDir(), "follow.json")
-	out = mustRun(t, "follow", "--once", "--server", f.url, "--key", kd, "--state", state, "--concurrency", "2")
+	out = mustRun(t, "follow", "--once", "--server", f.url, "--key", kd, "--state", state, "--root", f.root, "--concurrency", "2")
 	if !strings.Contains(out, "rebuilt 4 (reproduced 3, differs 1), skipped 0, failed 0") {
 		t.Fatalf("follow, first pass:\n%s", out)
 	}
 	if b, err := os.ReadFile(state); err != nil || !strings.Contains(string(b), `"next"`) {
 		t.Fatalf("state file: %v %s", err, b)
 	}
-	out = mustRun(t, "follow", "--once", "--server", f.url, "--key", kd, "--state", state)
+	out = mustRun(t, "follow", "--once", "--server", f.url, "--key", kd, "--state", state, "--root", f.root)
 	if !strings.Contains(out, "rebuilt 0 (reproduced 0, differs 0), skipped 0, failed 0") {
 		t.Fatalf("follow, second pass:\n%s", out)
 	}
 	os.Remove(state) // progress lost: already attested builds are still skipped
-	out = mustRun(t, "follow", "--once", "--server", f.url, "--key", kd, "--state", state)
+	out = mustRun(t, "follow", "--once", "--server", f.url, "--key", kd, "--state", state, "--root", f.root)
 	if !strings.Contains(out, "rebuilt 0 (reproduced 0, differs 0), skipped 4, failed 0") {
 		t.Fatalf("follow without state:\n%s", out)
 	}
 	if v := f.buildView(cBuild); fmt.Sprint(v.AttestedBy) != "[rebuilder-a rebuilder-b rebuilder-d]" {
 		t.Fatalf("after follow: attested by %v", v.AttestedBy)
+	}
+
+	// A rebuild that fails is retried on the next pass, not lost.
+	leak2 := filepath.Join(t.TempDir(), "leak2")
+	os.WriteFile(leak2, []byte("v1\n"), 0o644)
+	f.build("leaky2", leakyJob, "LEAK="+leak2)
+	os.Remove(leak2) // the rebuild produces nothing to attest
+	out = mustRun(t, "follow", "--once", "--server", f.url, "--key", kd, "--state", state, "--root", f.root)
+	if !strings.Contains(out, "rebuilt 0 (reproduced 0, differs 0), skipped 0, failed 1") {
+		t.Fatalf("follow with a failing rebuild:\n%s", out)
+	}
+	if b, _ := os.ReadFile(state); !strings.Contains(string(b), `"attempts": 1`) {
+		t.Fatalf("state has no retry: %s", b)
+	}
+	os.WriteFile(leak2, []byte("v1\n"), 0o644)
+	out = mustRun(t, "follow", "--once", "--server", f.url, "--key", kd, "--state", state, "--root", f.root)
+	if !strings.Contains(out, "rebuilt 1 (reproduced 1, differs 0), skipped 0, failed 0") {
+		t.Fatalf("follow, retry:\n%s", out)
 	}
 }
