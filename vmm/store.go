@@ -1,0 +1,333 @@
+package vmm
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/vmm/gate"
+)
+
+// The state directory:
+//
+//	lock                  flock(2)ed by the one daemon using the directory
+//	policy.json           the resource policy (schemas/vmm/resource-policy.json)
+//	audit.log             every gate decision, JSON lines (AuditEntry), append-only
+//	unikernels/NAME.json  one record per unikernel
+//	images/SHA256         the images, by content
+//	run/NAME/             the working directory of a unikernel's tender
+//
+// Every file but audit.log is replaced atomically (write a temporary
+// file, fsync, rename, fsync the directory).
+const (
+	lockFile      = "lock"
+	policyFile    = "policy.json"
+	auditFile     = "audit.log"
+	unikernelsDir = "unikernels"
+	imagesDir     = "images"
+	runDir        = "run"
+)
+
+// record is what the state directory keeps of a unikernel.
+type record struct {
+	Spec      Spec       `json:"spec"`
+	Image     cas.Digest `json:"image"`
+	BlockMB   int        `json:"block_mb"`
+	Created   time.Time  `json:"created"`
+	Admission *Admission `json:"admission,omitempty"`
+	// Stopped: it exited and was not restarted; the daemon does not boot
+	// it at start (vmm restart does).
+	Stopped bool `json:"stopped,omitempty"`
+}
+
+// Admission is the gate decision that admitted a unikernel's image.
+type Admission struct {
+	Time     time.Time      `json:"time"`
+	Op       string         `json:"op"`
+	Build    *gate.BuildRef `json:"build,omitempty"`
+	K        int            `json:"k"`
+	Agreeing []string       `json:"agreeing"`
+	Verdicts []gate.Verdict `json:"verdicts,omitempty"`
+	Offline  bool           `json:"offline,omitempty"`
+	Reason   string         `json:"reason,omitempty"`
+}
+
+// Summary says in one line who vouched for the image.
+func (a *Admission) Summary() string {
+	counts := map[string]int{}
+	var order []string
+	for _, v := range a.Verdicts {
+		if counts[v.Status] == 0 {
+			order = append(order, v.Status)
+		}
+		counts[v.Status]++
+	}
+	s := fmt.Sprintf("%d agreeing of k=%d", len(a.Agreeing), a.K)
+	if len(a.Agreeing) > 0 {
+		s += " (" + strings.Join(a.Agreeing, ", ") + ")"
+	}
+	for _, st := range order {
+		s += fmt.Sprintf("; %d %s", counts[st], st)
+	}
+	if a.Offline {
+		s += "; decided offline from the cached bundle"
+	}
+	return s
+}
+
+func admission(d *gate.Decision, op string, now time.Time) *Admission {
+	return &Admission{Time: now, Op: op, Build: d.Build, K: d.K, Agreeing: d.Agreeing, Verdicts: d.Verdicts, Offline: d.Offline, Reason: d.Reason}
+}
+
+// writeFileAtomic replaces path with data.
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// store is the state directory.
+type store struct {
+	dir  string
+	lock *os.File
+}
+
+func openStore(dir string) (*store, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%w: no state directory given", ErrInvalid)
+	}
+	for _, d := range []string{dir, filepath.Join(dir, unikernelsDir), filepath.Join(dir, imagesDir), filepath.Join(dir, runDir)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("state directory %s is in use by another vmm daemon (%v); stop it or use another --state", dir, err)
+	}
+	// Leftovers of writes a crash interrupted.
+	for _, d := range []string{unikernelsDir, imagesDir} {
+		tmp, _ := filepath.Glob(filepath.Join(dir, d, ".tmp-*"))
+		for _, t := range tmp {
+			os.Remove(t)
+		}
+	}
+	return &store{dir: dir, lock: lock}, nil
+}
+
+func (s *store) close() error { return s.lock.Close() }
+
+func (s *store) imagePath(d cas.Digest) string { return filepath.Join(s.dir, imagesDir, d.String()) }
+
+func (s *store) runDir(name string) string { return filepath.Join(s.dir, runDir, name) }
+
+// importImage copies at most max bytes of r into the image store and
+// returns their digest. Images are executable by the owner only.
+func (s *store) importImage(r io.Reader, max int64) (cas.Digest, error) {
+	f, err := os.CreateTemp(filepath.Join(s.dir, imagesDir), ".tmp-")
+	if err != nil {
+		return cas.Digest{}, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, max+1))
+	if err != nil {
+		return cas.Digest{}, fmt.Errorf("receiving the image: %w", err)
+	}
+	if n > max {
+		return cas.Digest{}, fmt.Errorf("%w: the image is larger than the daemon's limit of %d bytes", ErrInvalid, max)
+	}
+	if n == 0 {
+		return cas.Digest{}, fmt.Errorf("%w: the image is empty", ErrInvalid)
+	}
+	if err := f.Chmod(0o700); err != nil {
+		return cas.Digest{}, err
+	}
+	if err := f.Sync(); err != nil {
+		return cas.Digest{}, err
+	}
+	d := cas.Digest(h.Sum(nil))
+	if err := os.Rename(f.Name(), s.imagePath(d)); err != nil {
+		return cas.Digest{}, err
+	}
+	return d, syncDir(filepath.Join(s.dir, imagesDir))
+}
+
+// importFile moves a file (a download) into the image store.
+func (s *store) importFile(path string) (cas.Digest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return cas.Digest{}, err
+	}
+	defer f.Close()
+	defer os.Remove(path)
+	return s.importImage(f, 1<<62)
+}
+
+func (s *store) recordPath(name string) string {
+	return filepath.Join(s.dir, unikernelsDir, name+".json")
+}
+
+func (s *store) saveRecord(r *record) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(s.recordPath(r.Spec.Name), append(b, '\n'), 0o600)
+}
+
+func (s *store) removeRecord(name string) error {
+	if err := os.Remove(s.recordPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return syncDir(filepath.Join(s.dir, unikernelsDir))
+}
+
+func (s *store) records() ([]*record, error) {
+	paths, err := filepath.Glob(filepath.Join(s.dir, unikernelsDir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var recs []*record
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		var r record
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("%s: %v; fix or remove the file", p, err)
+		}
+		if r.Spec.Name+".json" != filepath.Base(p) {
+			return nil, fmt.Errorf("%s holds unikernel %q; rename or remove the file", p, r.Spec.Name)
+		}
+		recs = append(recs, &r)
+	}
+	return recs, nil
+}
+
+func (s *store) loadPolicy() (*Policy, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, policyFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Policy{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p, err := ParsePolicy(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w; fix it or remove it (no limits)", filepath.Join(s.dir, policyFile), err)
+	}
+	return p, nil
+}
+
+func (s *store) savePolicy(p *Policy) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(s.dir, policyFile), append(b, '\n'), 0o600)
+}
+
+// AuditEntry is one gate decision in the audit log.
+type AuditEntry struct {
+	Time     time.Time  `json:"time"`
+	Name     string     `json:"name"`
+	Op       string     `json:"op"` // create, restart, restore, restart-on-fail, update, rollback
+	Image    cas.Digest `json:"image"`
+	Admitted bool       `json:"admitted"`
+	Reason   string     `json:"reason"`
+}
+
+// auditLog appends entries to audit.log, each fsynced before the boot
+// it allows or refuses goes on.
+type auditLog struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func openAudit(dir string) (*auditLog, error) {
+	f, err := os.OpenFile(filepath.Join(dir, auditFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &auditLog{f: f}, nil
+}
+
+func (a *auditLog) append(e AuditEntry) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, err := a.f.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	return a.f.Sync()
+}
+
+func (a *auditLog) close() error { return a.f.Close() }
+
+// ReadAudit parses an audit log. A torn last line (a crash while
+// appending) is an error like any other malformed line.
+func ReadAudit(r io.Reader) ([]AuditEntry, error) {
+	var out []AuditEntry
+	s := bufio.NewScanner(r)
+	s.Buffer(nil, 16<<20)
+	for n := 1; s.Scan(); n++ {
+		var e AuditEntry
+		if err := json.Unmarshal(s.Bytes(), &e); err != nil {
+			return out, fmt.Errorf("audit log line %d: %v", n, err)
+		}
+		out = append(out, e)
+	}
+	return out, s.Err()
+}

@@ -1,0 +1,152 @@
+package vmm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/vmm/gate"
+)
+
+// ErrRolledBack: an update's new image did not keep running, so the old
+// image was booted again.
+var ErrRolledBack = errors.New("update rolled back")
+
+// UpdateReport is what an update did.
+type UpdateReport struct {
+	Name    string          `json:"name"`
+	Running cas.Digest      `json:"running"`             // the image before the update
+	New     *gate.Candidate `json:"candidate,omitempty"` // nil: the running build is the newest
+	Updated bool            `json:"updated"`
+	// NewExit is how the new image ended within the grace period, which
+	// rolled the update back.
+	NewExit *ExitStatus `json:"new_exit,omitempty"`
+}
+
+// Update is albatross's update with the gate in the middle: the running
+// image's sha256 → Gate.Newer → "compare at URL"; unless dryRun, Download
+// the new image, check it against the spec's devices, have the gate admit
+// it, and swap it in with the same spec. A refusal, a failed download or
+// a device mismatch leaves the old image running. If the new image exits
+// within Config.UpdateGrace, the old one is booted again (through the
+// gate) and the error wraps ErrRolledBack. progress receives the lines
+// for the operator as they happen.
+func (d *Daemon) Update(ctx context.Context, name string, dryRun bool, progress func(string)) (*UpdateReport, error) {
+	if progress == nil {
+		progress = func(string) {}
+	}
+	u, err := d.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	defer u.op.Unlock()
+	u.mu.Lock()
+	old, spec := u.rec.Image, u.rec.Spec
+	u.mu.Unlock()
+	r := &UpdateReport{Name: name, Running: old}
+
+	gctx, cancel := context.WithTimeout(ctx, d.cfg.GateTimeout)
+	c, err := d.cfg.Gate.Newer(gctx, old)
+	cancel()
+	if err != nil {
+		return r, fmt.Errorf("looking up a newer build of %s (sha256 %s): %w; check the gate policy's ledger URL and the network", name, old, err)
+	}
+	if c == nil {
+		progress(fmt.Sprintf("%s runs the newest build (sha256 %s); nothing to update", name, old))
+		return r, nil
+	}
+	r.New = c
+	progress(fmt.Sprintf("%s: job %s on %s, running build %s, newest build %s (sha256 %s)", name, c.Job, c.Platform, c.Running.UUID, c.New.UUID, c.SHA256))
+	progress("compare at " + c.CompareURL)
+	if dryRun {
+		return r, nil
+	}
+	if c.SHA256 == old {
+		progress("the newest build produced the very image that runs; nothing to update")
+		return r, nil
+	}
+
+	tmp, err := os.CreateTemp(filepath.Join(d.store.dir, imagesDir), ".tmp-download-")
+	if err != nil {
+		return r, err
+	}
+	tmp.Close()
+	gctx, cancel = context.WithTimeout(ctx, d.cfg.GateTimeout)
+	err = d.cfg.Gate.Download(gctx, c, tmp.Name())
+	cancel()
+	if err != nil {
+		os.Remove(tmp.Name())
+		return r, fmt.Errorf("downloading the new image: %w; %s keeps running the old one, try again later", err, name)
+	}
+	img, err := d.store.importFile(tmp.Name())
+	if err != nil {
+		return r, err
+	}
+	if img != c.SHA256 {
+		d.removeImageIfUnused(img)
+		return r, fmt.Errorf("the downloaded image has sha256 %s, the ledger records %s; %s keeps running the old one", img, c.SHA256, name)
+	}
+	tender, err := d.tender(spec.Tender)
+	if err == nil {
+		err = tender.Check(d.store.imagePath(img), &spec)
+	}
+	if err != nil {
+		d.removeImageIfUnused(img)
+		return r, fmt.Errorf("the new image does not fit %s's configuration, which an update keeps: %w\n%s keeps running the old image; create a new unikernel for the new one", name, err, name)
+	}
+	dec, err := d.admit(ctx, name, img, "update")
+	if err != nil {
+		d.removeImageIfUnused(img)
+		progress(fmt.Sprintf("%s keeps running the old image (sha256 %s)", name, old))
+		return r, err
+	}
+	progress("the gate admits sha256 " + img.String())
+
+	d.halt(u)
+	s, p, err := d.startSession(u, img)
+	if err == nil {
+		t := time.NewTimer(d.cfg.UpdateGrace)
+		select {
+		case <-t.C:
+			u.mu.Lock()
+			u.rec.Image = img
+			u.rec.Admission = admission(dec, "update", d.cfg.Now().UTC())
+			u.rec.Stopped = false
+			rec := u.rec
+			u.mu.Unlock()
+			go d.supervise(s, u, p)
+			d.removeImageIfUnused(old)
+			r.Updated = true
+			if err := d.store.saveRecord(&rec); err != nil {
+				return r, fmt.Errorf("%s runs the new image, but its record could not be saved (the next daemon start boots the old one): %w", name, err)
+			}
+			progress(fmt.Sprintf("updated %s to sha256 %s", name, img))
+			return r, nil
+		case <-p.exited:
+			t.Stop()
+		}
+		// Ended within the grace period: no restart-on-fail for it.
+		s.cancel()
+		d.removeTaps(p.taps)
+		u.mu.Lock()
+		st := p.status
+		u.proc, u.sess, u.lastExit = nil, nil, &st
+		u.mu.Unlock()
+		close(s.done)
+		r.NewExit = &st
+		err = fmt.Errorf("it ended within %v: %s", d.cfg.UpdateGrace, st)
+	}
+	why := err
+	progress(fmt.Sprintf("the new image failed: %v; rolling back to sha256 %s", why, old))
+	err = d.boot(d.ctx, u, old, "rollback")
+	d.removeImageIfUnused(img)
+	if err != nil {
+		return r, fmt.Errorf("%w: the new image (sha256 %s) failed: %v; and the old one could not be booted again:\n%v", ErrRolledBack, img, why, err)
+	}
+	return r, fmt.Errorf("%w: the new image (sha256 %s) failed: %v; %s runs the old image (sha256 %s) again; vmm console %s shows the new one's output",
+		ErrRolledBack, img, why, name, old, name)
+}
