@@ -29,7 +29,7 @@ var _ vmm.Gate = (*gate.Gate)(nil)
 type testGate struct {
 	mu      sync.Mutex
 	allowed map[cas.Digest]bool
-	err     error                           // returned by Admit, if set
+	err     error                          // returned by Admit, if set
 	newer   map[cas.Digest]*gate.Candidate // running → candidate
 	files   map[cas.Digest]string          // what Download serves
 	admits  int
@@ -125,13 +125,13 @@ func image(t testing.TB, body string) (string, cas.Digest) {
 
 // env is a daemon on a socket, with a client.
 type env struct {
-	t      *testing.T
-	dir    string // state directory
-	sock   string
-	gate   *testGate
-	cfg    vmm.Config
-	d      *vmm.Daemon
-	c      *vmm.Client
+	t         *testing.T
+	dir       string // state directory
+	sock      string
+	gate      *testGate
+	cfg       vmm.Config
+	d         *vmm.Daemon
+	c         *vmm.Client
 	served    chan error
 	stopServe func()
 }
