@@ -139,6 +139,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusForbidden, err.Error()
 	case errors.Is(err, cas.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, err.Error()
+	case errors.Is(err, ledger.ErrBackend):
+		return http.StatusServiceUnavailable, "the transparency log backend did not take the entry; nothing was recorded, retry shortly"
 	case errors.Is(err, ledger.ErrClosed):
 		return http.StatusServiceUnavailable, "the ledger is shutting down; retry shortly"
 	case errors.Is(err, ledger.ErrUnavailable):

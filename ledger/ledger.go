@@ -67,13 +67,17 @@ type Config struct {
 	// EventCache is how many decoded events reads keep in memory
 	// (about 1 KB each). Default 131072.
 	EventCache int
+	// Backend, if set, is the log of record the ledger writes through
+	// (see Backend); nil keeps the log in the embedded tree only.
+	Backend Backend
 }
 
 // Ledger is an open ledger. It is safe for concurrent use.
 type Ledger struct {
-	db     *badger.DB
-	store  *cas.Store
-	tree   *tree.Tree
+	db      *badger.DB
+	store   *cas.Store
+	tree    *tree.Tree
+	backend Backend
 	origin string
 	signer note.Signer
 	max    int
@@ -153,7 +157,7 @@ func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 	l := &Ledger{
-		db: db, store: store, tree: tr, origin: cfg.Origin, signer: cfg.Signer, max: cfg.MaxBatch,
+		db: db, store: store, tree: tr, backend: cfg.Backend, origin: cfg.Origin, signer: cfg.Signer, max: cfg.MaxBatch,
 		reqs: make(chan *request, cfg.MaxBatch), quit: make(chan struct{}), done: make(chan struct{}),
 		events: events,
 	}
@@ -172,6 +176,14 @@ func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 	l.cp.Store(cp)
+	if l.backend != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+		err := l.syncBackend(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+	}
 	go l.commitLoop()
 	return l, nil
 }
@@ -346,6 +358,22 @@ func (l *Ledger) commitOnce(batch []*request) int {
 		err = l.setApplied(txn, size)
 		if err == nil {
 			err = txn.Set(keyCheckpoint, cp.Note)
+		}
+		if err == nil && l.backend != nil {
+			var leaves [][]byte
+			for _, d := range out {
+				if d.err == nil && !d.r.Existing {
+					leaves = append(leaves, d.req.data)
+				}
+			}
+			var retry bool
+			if retry, err = l.integrate(l.tree.Size(), leaves, root); retry {
+				txn.Discard()
+				return l.commitOnce(batch[:n])
+			}
+			if err != nil {
+				err = fmt.Errorf("%w: %v", ErrBackend, err)
+			}
 		}
 	}
 	if err == nil {

@@ -607,3 +607,9 @@ func TestFailedReplayStopsAppends(t *testing.T) {
 	}
 	mustAppend(t, l2, &ledger.JobDefined{Job: "more"})
 }
+
+// TestConformance runs the log backend conformance suite on the embedded
+// log (ledger/trillianlog runs it on Trillian).
+func TestConformance(t *testing.T) {
+	ledgertest.Conformance(t, func(testing.TB) ledger.Backend { return nil })
+}

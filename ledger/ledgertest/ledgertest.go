@@ -51,23 +51,36 @@ func Open(tb testing.TB) *Ledger {
 // closes it (Close).
 func Reopen(tb testing.TB, dir, skey, vkey string) *Ledger {
 	tb.Helper()
-	db, err := kv.Open(dir, kv.Options{})
+	l, err := ReopenWith(dir, skey, vkey, nil)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return l
+}
+
+// ReopenWith opens the ledger stored in dir with the given key and log
+// backend (nil: the embedded tree only).
+func ReopenWith(dir, skey, vkey string, backend ledger.Backend) (*Ledger, error) {
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		return nil, err
 	}
 	store, err := cas.New(db, cas.Options{})
 	if err != nil {
-		tb.Fatal(err)
+		db.Close()
+		return nil, err
 	}
 	signer, err := note.NewSigner(skey)
 	if err != nil {
-		tb.Fatal(err)
+		db.Close()
+		return nil, err
 	}
-	lg, err := ledger.Open(db, store, ledger.Config{Origin: Origin, Signer: signer})
+	lg, err := ledger.Open(db, store, ledger.Config{Origin: Origin, Signer: signer, Backend: backend})
 	if err != nil {
-		tb.Fatal(err)
+		db.Close()
+		return nil, err
 	}
-	return &Ledger{Ledger: lg, Dir: dir, DB: db, Store: store, VKey: vkey, SKey: skey}
+	return &Ledger{Ledger: lg, Dir: dir, DB: db, Store: store, VKey: vkey, SKey: skey}, nil
 }
 
 // Close closes the ledger and its database.

@@ -1,0 +1,222 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+)
+
+// Backend is a transparency log of record that the ledger writes through,
+// for when one machine's store is not enough (package ledger/trillianlog
+// puts it on a Trillian cluster). Without one (Config.Backend nil) the
+// embedded tree in badger is the log.
+//
+// With a backend the ledger still keeps the tree in badger, as a projection
+// of the backend's log that serves tiles and proofs; the backend holds the
+// leaves that count. An append batch is checked against the projections,
+// given indices after the log's current size, written to the backend
+// (Integrate) and only when the backend has integrated it, with the root
+// the ledger computed, committed locally and acknowledged. So projections
+// only ever reflect integrated leaves. A crash after Integrate and before
+// the local commit leaves the backend ahead; Open (and a later Integrate
+// that finds its indices taken, ErrBehind) then catches up by reading the
+// missing leaves back, checking and projecting them like new events, so
+// nothing is lost or counted twice. The appends of that batch were not
+// acknowledged: a client that retries gets the event's existing receipt
+// or a conflict, never a second copy.
+type Backend interface {
+	// Root returns the size and RFC 6962 root hash of the integrated log.
+	Root(ctx context.Context) (uint64, [32]byte, error)
+	// Integrate makes leaves the log's entries first, first+1, ... and
+	// returns once they are integrated, after checking that the log's root
+	// at size first+len(leaves) is root. If an index is already taken by
+	// other data it returns an error wrapping ErrBehind. Adding a leaf
+	// again at the index it already has is not an error.
+	Integrate(ctx context.Context, first uint64, leaves [][]byte, root [32]byte) error
+	// Leaves returns the integrated leaves from, ..., to-1.
+	Leaves(ctx context.Context, from, to uint64) ([][]byte, error)
+	// ConsistencyProof proves that the log at size a is a prefix of the
+	// log at size b (RFC 6962).
+	ConsistencyProof(ctx context.Context, a, b uint64) ([][]byte, error)
+	// InclusionProof proves leaf index in the log at size.
+	InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error)
+}
+
+// ErrBehind: the backend holds entries the ledger has not projected yet.
+var ErrBehind = errors.New("ledger: the log backend is ahead of this ledger")
+
+// ErrBackend: the log backend did not take an append (it is unreachable or
+// slow); nothing was acknowledged and the append may be retried.
+var ErrBackend = errors.New("ledger: log backend unavailable")
+
+// backendTimeout bounds one call to the backend from the committer.
+const backendTimeout = 2 * time.Minute
+
+// syncBackend brings the ledger and its backend to the same log: it
+// projects entries only the backend has, or writes entries only the ledger
+// has (a ledger moving onto a backend), and checks that the roots agree.
+func (l *Ledger) syncBackend(ctx context.Context) error {
+	bsize, broot, err := l.backend.Root(ctx)
+	if err != nil {
+		return fmt.Errorf("log backend: %w", err)
+	}
+	size, root := l.tree.Head()
+	switch {
+	case bsize > size:
+		return l.catchUp(ctx, bsize, broot)
+	case bsize < size:
+		leaves, err := l.localLeaves(bsize, size)
+		if err != nil {
+			return err
+		}
+		for from := bsize; from < size; from += 1000 {
+			to := min(from+1000, size)
+			r, err := l.tree.RootAt(to)
+			if err != nil {
+				return err
+			}
+			if err := l.backend.Integrate(ctx, from, leaves[from-bsize:to-bsize], r); err != nil {
+				return fmt.Errorf("log backend: writing the ledger's entries %d…%d: %w", from, to-1, err)
+			}
+		}
+		return nil
+	case broot != root:
+		return fmt.Errorf("%w: SECURITY: the log backend's root for size %d is %x, this ledger's is %x", ErrCorrupt, size, broot, root)
+	}
+	return nil
+}
+
+func (l *Ledger) localLeaves(from, to uint64) ([][]byte, error) {
+	var out [][]byte
+	err := l.view(func(txn *badger.Txn) error {
+		for i := from; i < to; i++ {
+			d, err := eventDigest(txn, i)
+			if err != nil {
+				return err
+			}
+			data, err := l.store.GetTxn(txn, d)
+			if err != nil {
+				return err
+			}
+			out = append(out, data)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// catchUp projects the backend's entries from the ledger's size up to
+// bsize, whose root is broot, in chunks, each checked like a new append and
+// each proven a prefix of the backend's log before it is committed.
+func (l *Ledger) catchUp(ctx context.Context, bsize uint64, broot [32]byte) error {
+	for l.tree.Size() < bsize {
+		from := l.tree.Size()
+		to := min(from+256, bsize)
+		leaves, err := l.backend.Leaves(ctx, from, to)
+		if err != nil {
+			return fmt.Errorf("log backend: reading entries %d…%d: %w", from, to-1, err)
+		}
+		if uint64(len(leaves)) != to-from {
+			return fmt.Errorf("log backend: asked for entries %d…%d, got %d", from, to-1, len(leaves))
+		}
+		if err := l.applyLeaves(ctx, from, leaves, bsize, broot); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyLeaves commits leaves as the entries from, ... after checking each
+// as an append and proving the resulting root consistent with broot.
+func (l *Ledger) applyLeaves(ctx context.Context, from uint64, leaves [][]byte, bsize uint64, broot [32]byte) error {
+	txn := l.db.NewTransaction(true)
+	defer txn.Discard()
+	tb := l.tree.Begin()
+	for i, data := range leaves {
+		index := from + uint64(i)
+		ev, err := Decode(data)
+		if err != nil {
+			return fmt.Errorf("%w: SECURITY: the log backend's entry %d is not a valid event: %v", ErrCorrupt, index, err)
+		}
+		req := &request{ev: ev, data: data}
+		existing, err := l.check(txn, req, tb.Size())
+		if err == nil && existing >= 0 {
+			err = fmt.Errorf("repeats entry %d", existing)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: SECURITY: the log backend's entry %d is an event this ledger refuses: %v", ErrCorrupt, index, err)
+		}
+		if _, err := l.write(txn, tb, req); err != nil {
+			return err
+		}
+	}
+	size := tb.Size()
+	root, err := tb.Root()
+	if err != nil {
+		return err
+	}
+	if size == bsize {
+		if root != broot {
+			return fmt.Errorf("%w: SECURITY: the log backend's entries up to %d give root %x, the backend says %x", ErrCorrupt, size, root, broot)
+		}
+	} else {
+		p, err := l.backend.ConsistencyProof(ctx, size, bsize)
+		if err != nil {
+			return fmt.Errorf("log backend: %w", err)
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size, bsize, p, root[:], broot[:]); err != nil {
+			return fmt.Errorf("%w: SECURITY: the log backend's entries up to %d are not a prefix of its log: %v", ErrCorrupt, size, err)
+		}
+	}
+	cp, err := signCheckpoint(l.signer, l.origin, size, root)
+	if err != nil {
+		return err
+	}
+	if err := l.setApplied(txn, size); err != nil {
+		return err
+	}
+	if err := txn.Set(keyCheckpoint, cp.Note); err != nil {
+		return err
+	}
+	if err := txn.Commit(); err != nil {
+		l.fail(fmt.Errorf("commit failed: %v", err))
+		return err
+	}
+	if err := l.tree.Install(tb); err != nil {
+		l.fail(err)
+		return err
+	}
+	l.cp.Store(cp)
+	return nil
+}
+
+// integrate writes a committed-to-be batch through the backend. With
+// ErrBehind it catches up first and reports that the batch must be checked
+// again.
+func (l *Ledger) integrate(first uint64, leaves [][]byte, root [32]byte) (retry bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+	defer cancel()
+	err = l.backend.Integrate(ctx, first, leaves, root)
+	if !errors.Is(err, ErrBehind) {
+		return false, err
+	}
+	bsize, broot, err := l.backend.Root(ctx)
+	if err != nil {
+		return false, err
+	}
+	if err := l.catchUp(ctx, bsize, broot); err != nil {
+		l.fail(err)
+		return false, err
+	}
+	if l.tree.Size() == first {
+		return false, fmt.Errorf("%w: index %d is taken but not integrated yet; retry shortly", ErrBackend, first)
+	}
+	return true, nil
+}
+
