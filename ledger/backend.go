@@ -9,7 +9,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-
 )
 
 // Backend is a transparency log of record that the ledger writes through,
@@ -219,4 +218,3 @@ func (l *Ledger) integrate(first uint64, leaves [][]byte, root [32]byte) (retry 
 	}
 	return true, nil
 }
-

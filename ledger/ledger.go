@@ -78,9 +78,9 @@ type Ledger struct {
 	store   *cas.Store
 	tree    *tree.Tree
 	backend Backend
-	origin string
-	signer note.Signer
-	max    int
+	origin  string
+	signer  note.Signer
+	max     int
 
 	reqs    chan *request
 	quit    chan struct{}
