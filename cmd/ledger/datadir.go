@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/spf13/cobra"
@@ -15,10 +17,12 @@ import (
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/internal/kv"
 	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/trillianlog"
 )
 
 // node is an opened data directory.
 type node struct {
+	closer func() error // the log backend's connection, if any
 	db     *badger.DB
 	store  *cas.Store
 	ledger *ledger.Ledger
@@ -28,6 +32,9 @@ type node struct {
 
 func (n *node) Close() error {
 	n.ledger.Close()
+	if n.closer != nil {
+		n.closer()
+	}
 	return n.db.Close()
 }
 
@@ -66,12 +73,36 @@ func openData(g *globals) (*node, error) {
 		db.Close()
 		return nil, err
 	}
-	l, err := ledger.Open(db, store, ledger.Config{Origin: signer.Name(), Signer: signer})
+	cfg := ledger.Config{Origin: signer.Name(), Signer: signer}
+	var closer func() error
+	switch g.backend {
+	case "embedded", "":
+	case "trillian":
+		if g.trillian == "" || g.treeID == 0 {
+			db.Close()
+			return nil, errors.New("--log trillian needs --trillian HOST:PORT and --tree-id ID")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		tl, err := trillianlog.Dial(ctx, g.trillian, g.treeID)
+		cancel()
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		cfg.Backend, closer = tl, tl.Close
+	default:
+		db.Close()
+		return nil, fmt.Errorf("--log %q: want embedded or trillian", g.backend)
+	}
+	l, err := ledger.Open(db, store, cfg)
 	if err != nil {
+		if closer != nil {
+			closer()
+		}
 		db.Close()
 		return nil, err
 	}
-	return &node{db: db, store: store, ledger: l, vkey: vkey, origin: signer.Name()}, nil
+	return &node{db: db, store: store, ledger: l, vkey: vkey, origin: signer.Name(), closer: closer}, nil
 }
 
 // loadOrCreateKey reads DIR/log.key, or generates a key named origin.

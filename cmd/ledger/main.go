@@ -30,9 +30,12 @@ func main() {
 }
 
 type globals struct {
-	data   string
-	origin string
-	log    *slog.Logger
+	data     string
+	origin   string
+	log      *slog.Logger
+	backend  string // "embedded" or "trillian"
+	trillian string // Trillian log server address
+	treeID   int64
 }
 
 func newRoot() *cobra.Command {
@@ -45,6 +48,9 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.data, "data", "./ledger-data", "data directory (created if missing)")
 	root.PersistentFlags().StringVar(&g.origin, "origin", "buildledger.local/log", "checkpoint origin for a new data directory")
-	root.AddCommand(demoCmd(g), verifyCmd(g), checkpointCmd(g), serveCmd(g), userCmd(g), accessCmd(g), lookupCmd(), uploadCmd(), keyCmd(g))
+	root.PersistentFlags().StringVar(&g.backend, "log", "embedded", "transparency log backend: embedded (in the data directory) or trillian")
+	root.PersistentFlags().StringVar(&g.trillian, "trillian", "", "Trillian log server gRPC address host:port (with --log trillian)")
+	root.PersistentFlags().Int64Var(&g.treeID, "tree-id", 0, "Trillian PREORDERED_LOG tree id (with --log trillian; make one with 'ledger trillian create-tree')")
+	root.AddCommand(demoCmd(g), verifyCmd(g), checkpointCmd(g), serveCmd(g), userCmd(g), accessCmd(g), lookupCmd(), uploadCmd(), keyCmd(g), trillianCmd(g))
 	return root
 }

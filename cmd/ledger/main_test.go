@@ -81,14 +81,14 @@ func TestServeUploadLookupVerify(t *testing.T) {
 
 // startServe runs `ledger serve` on a loopback port and returns its URL and
 // a function that stops it (and checks it shut down cleanly).
-func startServe(t *testing.T, data string) (string, func()) {
+func startServe(t *testing.T, data string, extra ...string) (string, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
 		srv := newRoot()
-		srv.SetArgs([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"})
+		srv.SetArgs(append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, extra...))
 		srv.SetOut(pw)
 		done <- srv.ExecuteContext(ctx)
 		pw.Close()
