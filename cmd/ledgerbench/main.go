@@ -17,25 +17,35 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"k8s.io/klog/v2"
+
 	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/cas/castest"
 	"github.com/buildledger/buildledger/internal/benchmarks"
+	"github.com/buildledger/buildledger/internal/trilliantest"
+	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/trillianlog"
 )
 
 func main() {
 	mib := flag.Int("cas-mib", 256, "size of the CAS benchmark blobs in MiB")
 	leaves := flag.Uint64("leaves", 1_000_000, "tree size for the proof benchmarks")
-	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup")
+	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or trillian (needs MariaDB and Trillian)")
 	builds := flag.Int("builds", 100_000, "builds recorded for the lookup benchmark")
 	conc := flag.Int("conc", 64, "concurrent HTTP clients for the lookup benchmark")
 	dur := flag.Duration("duration", 10*time.Second, "length of each HTTP load run")
@@ -145,6 +155,42 @@ func main() {
 		}
 		row("sha256 in memory", sha, "MB/s", "baseline")
 		row(fmt.Sprintf("image hashing, %d MiB file", *mib), img, "MB/s", fmt.Sprintf("%.2f× sha256 in memory", img/sha))
+	}
+
+	if *only == "trillian" {
+		// Not in the default set: it needs MariaDB and Trillian installed.
+		klog.LogToStderr(false)
+		klog.SetOutput(io.Discard)
+		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/google/trillian").Output()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		env, err := trilliantest.Start(filepath.Join(strings.TrimSpace(string(out)), "storage/mysql/schema/storage.sql"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		newTree := func() (ledger.Backend, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			id, err := trillianlog.CreateTree(ctx, env.Addr, "bench")
+			if err != nil {
+				return nil, err
+			}
+			return trillianlog.Dial(ctx, env.Addr, id)
+		}
+		rate := func(f func(*testing.B)) float64 {
+			r := testing.Benchmark(f)
+			return float64(r.N) / r.T.Seconds()
+		}
+		for _, n := range []int{1, 64} {
+			emb := rate(func(b *testing.B) { benchmarks.Append(b, n) })
+			tri := rate(func(b *testing.B) { benchmarks.AppendOn(b, n, newTree) })
+			row(fmt.Sprintf("ledger append, embedded, %d appender(s)", n), emb, "events/s", "baseline")
+			row(fmt.Sprintf("ledger append, Trillian+MariaDB, %d appender(s)", n), tri, "events/s", fmt.Sprintf("%.2f× embedded", tri/emb))
+		}
+		env.Stop()
 	}
 
 	if *only == "" || *only == "lookup" {

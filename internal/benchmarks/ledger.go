@@ -44,6 +44,11 @@ func BuildEvent(i int) *ledger.BuildRecorded {
 
 // openLedger opens a ledger in a fresh temporary directory.
 func openLedger(b *testing.B) (*ledger.Ledger, func()) {
+	return openLedgerWith(b, nil)
+}
+
+// openLedgerWith opens a ledger on a log backend (nil: embedded).
+func openLedgerWith(b *testing.B, backend ledger.Backend) (*ledger.Ledger, func()) {
 	dir, err := os.MkdirTemp("", "ledgerbench")
 	if err != nil {
 		b.Fatal(err)
@@ -64,7 +69,7 @@ func openLedger(b *testing.B) (*ledger.Ledger, func()) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	l, err := ledger.Open(db, store, ledger.Config{Origin: "bench/log", Signer: signer})
+	l, err := ledger.Open(db, store, ledger.Config{Origin: "bench/log", Signer: signer, Backend: backend})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -77,7 +82,20 @@ func openLedger(b *testing.B) (*ledger.Ledger, func()) {
 // Append measures durable appends of build events from the given number of
 // concurrent appenders; every append waits for its commit's sync.
 func Append(b *testing.B, appenders int) {
-	l, done := openLedger(b)
+	AppendOn(b, appenders, nil)
+}
+
+// AppendOn is Append on a log backend: newBackend makes a fresh one for
+// each run (nil: the embedded log).
+func AppendOn(b *testing.B, appenders int, newBackend func() (ledger.Backend, error)) {
+	var backend ledger.Backend
+	if newBackend != nil {
+		var err error
+		if backend, err = newBackend(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	l, done := openLedgerWith(b, backend)
 	defer done()
 	events := make([]*ledger.BuildRecorded, b.N)
 	for i := range events {
