@@ -25,17 +25,16 @@ func (c *Client) do(ctx context.Context, req *Request, body io.Reader, each func
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	if err := writeFrame(conn, req); err != nil {
-		return nil, c.lost(ctx, err)
+	err = writeFrame(conn, req)
+	if err == nil && body != nil {
+		_, err = io.Copy(conn, body)
 	}
-	if body != nil {
-		if _, err := io.Copy(conn, body); err != nil {
-			// The daemon may have answered already (a refusal before the image).
-			if resp, rerr := readFrame[Response](conn); rerr == nil && resp.Done && resp.Error != "" {
-				return nil, &RemoteError{Kind: resp.Kind, Message: resp.Error}
-			}
-			return nil, c.lost(ctx, err)
+	if err != nil {
+		// The daemon may have refused before reading everything.
+		if resp, rerr := readFrame[Response](conn); rerr == nil && resp.Done && resp.Error != "" {
+			return nil, &RemoteError{Kind: resp.Kind, Message: resp.Error}
 		}
+		return nil, c.lost(ctx, err)
 	}
 	for {
 		resp, err := readFrame[Response](conn)

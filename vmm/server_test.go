@@ -29,7 +29,7 @@ func TestListen(t *testing.T) {
 		}
 	}
 	// A live socket is not taken over.
-	go func() {
+	go func(ln net.Listener) {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -37,7 +37,7 @@ func TestListen(t *testing.T) {
 			}
 			c.Close()
 		}
-	}()
+	}(ln)
 	if _, err := vmm.Listen(sock); !errors.Is(err, vmm.ErrExists) || !strings.Contains(err.Error(), "already listening") {
 		t.Errorf("second Listen on a live socket: %v", err)
 	}
