@@ -12,6 +12,9 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/client"
 
 	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/cas"
@@ -367,6 +370,77 @@ func (c *Client) MainBinary(ctx context.Context, job string, id uuid.UUID, want 
 	}
 	if got := cas.Digest(h.Sum(nil)); got != want {
 		return fmt.Errorf("SECURITY: the main binary of build %s has SHA-256 %s, the log records %s", id, got, want)
+	}
+	return nil
+}
+
+// Entries fetches the log entries from, ..., to-1 (to ≤ cp.Size) from the
+// C2SP entry bundles. They are not proven here: a replica checks them by
+// recomputing the tree (see ProveConsistent).
+func (c *Client) Entries(ctx context.Context, from, to uint64, cp *ledger.Checkpoint) ([][]byte, error) {
+	if to > cp.Size {
+		return nil, fmt.Errorf("entries up to %d are beyond the checkpoint of size %d", to, cp.Size)
+	}
+	var out [][]byte
+	for i := from; i < to; {
+		n := i / 256
+		b, err := client.GetEntryBundle(ctx, c.tiles.ReadEntryBundle, n, cp.Size)
+		if err != nil {
+			return nil, fmt.Errorf("entry bundle %d: %w", n, err)
+		}
+		for ; i < to && i/256 == n; i++ {
+			k := int(i % 256)
+			if k >= len(b.Entries) {
+				return nil, fmt.Errorf("entry bundle %d has %d entries; entry %d is missing", n, len(b.Entries), i)
+			}
+			out = append(out, b.Entries[k])
+		}
+	}
+	return out, nil
+}
+
+// ProveConsistent checks that root is the log's root at size, a prefix of
+// the checkpoint cp, with a consistency proof built from the tiles.
+func (c *Client) ProveConsistent(ctx context.Context, size uint64, root [32]byte, cp *ledger.Checkpoint) error {
+	if size == 0 {
+		return nil
+	}
+	pb, err := client.NewProofBuilder(ctx, cp.Size, c.tiles.ReadTile)
+	if err != nil {
+		return fmt.Errorf("reading tiles: %w", err)
+	}
+	p, err := pb.ConsistencyProof(ctx, size, cp.Size)
+	if err != nil {
+		return fmt.Errorf("building a consistency proof from tiles: %w", err)
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size, cp.Size, p, root[:], cp.Hash[:]); err != nil {
+		return fmt.Errorf("SECURITY: the entries up to %d are not a prefix of the log at checkpoint %d: %w", size, cp.Size, err)
+	}
+	return nil
+}
+
+// StoredBlob streams a blob from the server's content-addressed store
+// (GET /blob/SHA256) into w and checks its digest.
+func (c *Client) StoredBlob(ctx context.Context, d cas.Digest, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("blob/"+d.String()), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return &Error{Status: resp.StatusCode, Msg: fmt.Sprintf("blob %s: %s (%s)", d, strings.TrimSpace(string(b)), resp.Status)}
+	}
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(w, h), resp.Body); err != nil {
+		return err
+	}
+	if got := cas.Digest(h.Sum(nil)); got != d {
+		return fmt.Errorf("SECURITY: blob %s: the server sent bytes with SHA-256 %s", d, got)
 	}
 	return nil
 }

@@ -9,12 +9,17 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/transparency-dev/tessera/api/layout"
 
+	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/ledger/tree"
 )
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
 
 func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ledger.Checkpoint().Note == nil {
+		s.fail(w, r, &Error{Status: http.StatusServiceUnavailable, Msg: "this read replica has no checkpoint of its primary yet; retry shortly"})
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(s.cfg.Ledger.Checkpoint().Note)
@@ -182,4 +187,24 @@ func proofError(err error) error {
 		return &Error{Status: http.StatusBadRequest, Msg: err.Error(), Err: err}
 	}
 	return err
+}
+
+// blob serves any blob of the content-addressed store by its SHA-256:
+// events, artifacts, scripts, consoles, attestation envelopes — everything
+// the log refers to, all of it public. Read replicas fetch what they lack
+// here.
+func (s *Server) blob(w http.ResponseWriter, r *http.Request) {
+	d, err := cas.ParseDigest(mux.Vars(r)["sha256"])
+	if err != nil {
+		s.fail(w, r, badRequest("%v", err))
+		return
+	}
+	if ok, err := s.cfg.Ledger.Store().Has(d); err != nil {
+		s.fail(w, r, err)
+		return
+	} else if !ok {
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no blob with SHA-256 " + d.String()})
+		return
+	}
+	s.serveBlob(w, r, d, "application/octet-stream")
 }

@@ -28,6 +28,9 @@ type Config struct {
 	// Logger receives one line per failed request (never request bodies
 	// or credentials). Default: slog.Default().
 	Logger *slog.Logger
+	// Primary, for a read replica, is its primary's URL: every write is
+	// refused with a message naming it.
+	Primary string
 }
 
 // Server is the ledger's HTTP interface. It implements http.Handler.
@@ -53,7 +56,13 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Primary != "" && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		s.fail(w, r, &Error{Status: http.StatusForbidden, Msg: "this server is a read replica of " + s.cfg.Primary + "; send uploads, attestations and key changes there"})
+		return
+	}
+	s.router.ServeHTTP(w, r)
+}
 
 func (s *Server) routes() {
 	r := s.router
@@ -67,6 +76,7 @@ func (s *Server) routes() {
 	r.HandleFunc("/event/{index:[0-9]+}", s.event).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/proof/inclusion", s.inclusionProof).Methods(http.MethodGet)
 	r.HandleFunc("/proof/consistency", s.consistencyProof).Methods(http.MethodGet)
+	r.HandleFunc("/blob/{sha256}", s.blob).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/job/{job}/platform/{platform}/upload", s.manualUpload).Methods(http.MethodPost)
 	r.HandleFunc("/upload", s.upload).Methods(http.MethodPost)
 	r.HandleFunc("/attestations", s.submitAttestation).Methods(http.MethodPost)
@@ -141,6 +151,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, err.Error()
 	case errors.Is(err, ledger.ErrBackend):
 		return http.StatusServiceUnavailable, "the transparency log backend did not take the entry; nothing was recorded, retry shortly"
+	case errors.Is(err, ledger.ErrReadOnly):
+		return http.StatusForbidden, "this server is a read replica; send writes to its primary"
 	case errors.Is(err, ledger.ErrClosed):
 		return http.StatusServiceUnavailable, "the ledger is shutting down; retry shortly"
 	case errors.Is(err, ledger.ErrUnavailable):

@@ -124,7 +124,26 @@ func (l *Ledger) catchUp(ctx context.Context, bsize uint64, broot [32]byte) erro
 		if uint64(len(leaves)) != to-from {
 			return fmt.Errorf("log backend: asked for entries %d…%d, got %d", from, to-1, len(leaves))
 		}
-		if err := l.applyLeaves(ctx, from, leaves, bsize, broot); err != nil {
+		verify := func(size uint64, root [32]byte) error {
+			if size == bsize {
+				if root != broot {
+					return fmt.Errorf("%w: SECURITY: the log backend's entries up to %d give root %x, the backend says %x", ErrCorrupt, size, root, broot)
+				}
+				return nil
+			}
+			p, err := l.backend.ConsistencyProof(ctx, size, bsize)
+			if err != nil {
+				return fmt.Errorf("log backend: %w", err)
+			}
+			if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size, bsize, p, root[:], broot[:]); err != nil {
+				return fmt.Errorf("%w: SECURITY: the log backend's entries up to %d are not a prefix of its log: %v", ErrCorrupt, size, err)
+			}
+			return nil
+		}
+		sign := func(size uint64, root [32]byte) (*Checkpoint, error) {
+			return signCheckpoint(l.signer, l.origin, size, root)
+		}
+		if err := l.applyLeaves(from, leaves, verify, sign); err != nil {
 			return err
 		}
 	}
@@ -132,8 +151,10 @@ func (l *Ledger) catchUp(ctx context.Context, bsize uint64, broot [32]byte) erro
 }
 
 // applyLeaves commits leaves as the entries from, ... after checking each
-// as an append and proving the resulting root consistent with broot.
-func (l *Ledger) applyLeaves(ctx context.Context, from uint64, leaves [][]byte, bsize uint64, broot [32]byte) error {
+// as an append and verifying the resulting root (verify). checkpoint gives
+// the checkpoint to install for the new size, or nil to keep the current
+// one (a replica between two of its primary's checkpoints).
+func (l *Ledger) applyLeaves(from uint64, leaves [][]byte, verify func(uint64, [32]byte) error, checkpoint func(uint64, [32]byte) (*Checkpoint, error)) error {
 	txn := l.db.NewTransaction(true)
 	defer txn.Discard()
 	tb := l.tree.Begin()
@@ -141,7 +162,7 @@ func (l *Ledger) applyLeaves(ctx context.Context, from uint64, leaves [][]byte, 
 		index := from + uint64(i)
 		ev, err := Decode(data)
 		if err != nil {
-			return fmt.Errorf("%w: SECURITY: the log backend's entry %d is not a valid event: %v", ErrCorrupt, index, err)
+			return fmt.Errorf("%w: SECURITY: entry %d is not a valid event: %v", ErrCorrupt, index, err)
 		}
 		req := &request{ev: ev, data: data}
 		existing, err := l.check(txn, req, tb.Size())
@@ -149,7 +170,7 @@ func (l *Ledger) applyLeaves(ctx context.Context, from uint64, leaves [][]byte, 
 			err = fmt.Errorf("repeats entry %d", existing)
 		}
 		if err != nil {
-			return fmt.Errorf("%w: SECURITY: the log backend's entry %d is an event this ledger refuses: %v", ErrCorrupt, index, err)
+			return fmt.Errorf("%w: SECURITY: entry %d is an event this ledger refuses: %v", ErrCorrupt, index, err)
 		}
 		if _, err := l.write(txn, tb, req); err != nil {
 			return err
@@ -160,27 +181,19 @@ func (l *Ledger) applyLeaves(ctx context.Context, from uint64, leaves [][]byte, 
 	if err != nil {
 		return err
 	}
-	if size == bsize {
-		if root != broot {
-			return fmt.Errorf("%w: SECURITY: the log backend's entries up to %d give root %x, the backend says %x", ErrCorrupt, size, root, broot)
-		}
-	} else {
-		p, err := l.backend.ConsistencyProof(ctx, size, bsize)
-		if err != nil {
-			return fmt.Errorf("log backend: %w", err)
-		}
-		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size, bsize, p, root[:], broot[:]); err != nil {
-			return fmt.Errorf("%w: SECURITY: the log backend's entries up to %d are not a prefix of its log: %v", ErrCorrupt, size, err)
-		}
+	if err := verify(size, root); err != nil {
+		return err
 	}
-	cp, err := signCheckpoint(l.signer, l.origin, size, root)
+	cp, err := checkpoint(size, root)
 	if err != nil {
 		return err
 	}
-	if err := l.setApplied(txn, size); err != nil {
-		return err
+	if cp != nil {
+		if err := txn.Set(keyCheckpoint, cp.Note); err != nil {
+			return err
+		}
 	}
-	if err := txn.Set(keyCheckpoint, cp.Note); err != nil {
+	if err := l.setApplied(txn, size); err != nil {
 		return err
 	}
 	if err := txn.Commit(); err != nil {
@@ -191,7 +204,9 @@ func (l *Ledger) applyLeaves(ctx context.Context, from uint64, leaves [][]byte, 
 		l.fail(err)
 		return err
 	}
-	l.cp.Store(cp)
+	if cp != nil {
+		l.cp.Store(cp)
+	}
 	return nil
 }
 

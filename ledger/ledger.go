@@ -70,17 +70,23 @@ type Config struct {
 	// Backend, if set, is the log of record the ledger writes through
 	// (see Backend); nil keeps the log in the embedded tree only.
 	Backend Backend
+	// ReplicaOf, if set, is the verifier key (signed-note form) of the
+	// primary ledger this one replicates (see Replicate): the ledger then
+	// takes no appends, serves the primary's checkpoints, and Origin and
+	// Signer are not used.
+	ReplicaOf string
 }
 
 // Ledger is an open ledger. It is safe for concurrent use.
 type Ledger struct {
-	db      *badger.DB
-	store   *cas.Store
-	tree    *tree.Tree
-	backend Backend
-	origin  string
-	signer  note.Signer
-	max     int
+	db        *badger.DB
+	store     *cas.Store
+	tree      *tree.Tree
+	backend   Backend
+	replicaOf string
+	origin    string
+	signer    note.Signer
+	max       int
 
 	reqs    chan *request
 	quit    chan struct{}
@@ -139,7 +145,12 @@ type result struct {
 // projections are up to date with the log and replays them if not (first
 // start after a projection format change).
 func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
-	if cfg.Origin == "" || cfg.Signer == nil {
+	if cfg.ReplicaOf != "" {
+		if cfg.Backend != nil {
+			return nil, errors.New("ledger: a replica has no log backend of its own")
+		}
+		cfg.Origin = originOf(cfg.ReplicaOf)
+	} else if cfg.Origin == "" || cfg.Signer == nil {
 		return nil, errors.New("ledger: Config needs Origin and Signer")
 	}
 	if cfg.MaxBatch <= 0 {
@@ -157,7 +168,7 @@ func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 	l := &Ledger{
-		db: db, store: store, tree: tr, backend: cfg.Backend, origin: cfg.Origin, signer: cfg.Signer, max: cfg.MaxBatch,
+		db: db, store: store, tree: tr, backend: cfg.Backend, replicaOf: cfg.ReplicaOf, origin: cfg.Origin, signer: cfg.Signer, max: cfg.MaxBatch,
 		reqs: make(chan *request, cfg.MaxBatch), quit: make(chan struct{}), done: make(chan struct{}),
 		events: events,
 	}
@@ -170,8 +181,13 @@ func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
 			return nil, fmt.Errorf("ledger: rebuilding projections: %w", err)
 		}
 	}
-	size, root := tr.Head()
-	cp, err := signCheckpoint(l.signer, l.origin, size, root)
+	var cp *Checkpoint
+	if l.replicaOf != "" {
+		cp, err = l.openReplicaCheckpoint()
+	} else {
+		size, root := tr.Head()
+		cp, err = signCheckpoint(l.signer, l.origin, size, root)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -226,6 +242,9 @@ func (l *Ledger) DefineJob(ctx context.Context, job string) (Receipt, error) {
 }
 
 func (l *Ledger) append(ctx context.Context, e Event, ifMissing bool) (Receipt, error) {
+	if l.replicaOf != "" {
+		return Receipt{}, ErrReadOnly
+	}
 	if err := l.Err(); err != nil {
 		return Receipt{}, err
 	}

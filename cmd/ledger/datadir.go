@@ -56,6 +56,9 @@ func openData(g *globals) (*node, error) {
 	if err := os.MkdirAll(g.data, 0o700); err != nil {
 		return nil, err
 	}
+	if g.replicaKey != "" {
+		return openReplica(g)
+	}
 	skey, vkey, err := loadOrCreateKey(g.data, g.origin)
 	if err != nil {
 		return nil, err
@@ -131,4 +134,39 @@ func loadOrCreateKey(dir, origin string) (skey, vkey string, err error) {
 		return "", "", fmt.Errorf("log key present but its public half is not: %w", err)
 	}
 	return skey, strings.TrimSpace(string(vb)), nil
+}
+
+// openReplica opens the data directory as a read replica of the primary
+// whose log key is g.replicaKey. The key is pinned in primary.pub: a data
+// directory replicates one log only.
+func openReplica(g *globals) (*node, error) {
+	pin := filepath.Join(g.data, "primary.pub")
+	switch b, err := os.ReadFile(pin); {
+	case errors.Is(err, fs.ErrNotExist):
+		if _, err := os.Stat(filepath.Join(g.data, "log.key")); err == nil {
+			return nil, fmt.Errorf("%s holds a primary ledger (log.key); a replica needs its own data directory", g.data)
+		}
+		if err := os.WriteFile(pin, []byte(g.replicaKey+"\n"), 0o644); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, err
+	case strings.TrimSpace(string(b)) != g.replicaKey:
+		return nil, fmt.Errorf("%s replicates the log with key %s, not %s", g.data, strings.TrimSpace(string(b)), g.replicaKey)
+	}
+	db, err := kv.Open(filepath.Join(g.data, "db"), kv.Options{})
+	if err != nil {
+		return nil, err
+	}
+	store, err := cas.New(db, cas.Options{})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	l, err := ledger.Open(db, store, ledger.Config{ReplicaOf: g.replicaKey})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &node{db: db, store: store, ledger: l, vkey: g.replicaKey, origin: l.Origin()}, nil
 }

@@ -36,6 +36,8 @@ type globals struct {
 	backend  string // "embedded" or "trillian"
 	trillian string // Trillian log server address
 	treeID   int64
+	// replicaKey is the primary's log key when serving as a read replica.
+	replicaKey string
 }
 
 func newRoot() *cobra.Command {

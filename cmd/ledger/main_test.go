@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func run(t *testing.T, args ...string) string {
@@ -157,5 +158,42 @@ func TestVerifyCatchesRewrittenHistory(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "earlier checkpoint:") || !strings.Contains(err.Error(), "new checkpoint:") {
 		t.Fatalf("error does not show both checkpoints: %v", err)
+	}
+}
+
+// TestServeReplica runs a primary and `serve --replica-of` on loopback: an
+// upload to the primary becomes findable on the replica, which refuses
+// uploads.
+func TestServeReplica(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "primary")
+	state := filepath.Join(t.TempDir(), "state.json")
+	add := newRoot()
+	add.SetArgs([]string{"user", "add", "farm", "--unrestricted", "--data", data})
+	add.SetIn(strings.NewReader("farm-password\n"))
+	add.SetOut(&bytes.Buffer{})
+	if err := add.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	primary, stopPrimary := startServe(t, data)
+	defer stopPrimary()
+	replicaURL, stopReplica := startServe(t, filepath.Join(t.TempDir(), "replica"), "--replica-of", primary, "--poll", "50ms")
+	defer stopReplica()
+
+	t.Setenv("BUILDLEDGER_PASSWORD", "farm-password")
+	run(t, "upload", "demo", "--job", "hello", "--server", primary, "--user", "farm", "--state", state)
+	rstate := filepath.Join(t.TempDir(), "rstate.json")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, err := runErr("lookup", "demo/bin/hello.hvt", "--server", replicaURL, "--state", rstate)
+		if err == nil && strings.Contains(out, "1 build(s)") && strings.Contains(out, "inclusion verified") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica never served the build: %v\n%s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := runErr("upload", "demo", "--job", "hello", "--server", replicaURL, "--user", "farm", "--state", rstate); err == nil || !strings.Contains(err.Error(), "read replica of "+primary) {
+		t.Fatalf("upload to the replica: %v", err)
 	}
 }

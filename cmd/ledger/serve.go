@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,17 +17,57 @@ import (
 
 	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/httpapi/auth"
+	"github.com/buildledger/buildledger/httpapi/replica"
 )
 
 func serveCmd(g *globals) *cobra.Command {
-	var listen string
+	var listen, replicaOf, primaryKey string
 	var maxBody int64
+	var poll time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the ledger over HTTP (uploads, builder-web pages, reverse lookup, tiles, proofs)",
-		Args:  cobra.NoArgs,
-		RunE: withNode(g, func(cmd *cobra.Command, n *node) error {
-			s, err := httpapi.New(httpapi.Config{Ledger: n.ledger, VKey: n.vkey, Users: auth.New(n.db), MaxBody: maxBody, Logger: g.log})
+		Long: `serve runs the ledger's HTTP server on the data directory. With --replica-of URL it
+serves a read replica of that primary instead: it follows the primary's signed
+checkpoints (verified with --log-key, or the key the primary serves on first contact,
+pinned in DATA/primary.pub), proves each consistent with the last, fetches the new
+entries and the blobs they name, replays them into its own projections, answers every
+read route as the primary does and refuses writes. A primary that rewrites its
+history stops the replica with a security error showing both checkpoints.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			var c *httpapi.Client
+			if replicaOf != "" {
+				key := primaryKey
+				if key == "" {
+					if b, err := os.ReadFile(filepath.Join(g.data, "primary.pub")); err == nil {
+						key = strings.TrimSpace(string(b))
+					}
+				}
+				if key == "" {
+					var err error
+					if key, err = httpapi.FetchLogKey(ctx, replicaOf, nil); err != nil {
+						return fmt.Errorf("fetching the primary's log key: %w", err)
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "trusting the primary's log key on first contact (pin it with --log-key): %s\n", key)
+				}
+				g.replicaKey = key
+				var err error
+				if c, err = httpapi.NewClient(replicaOf, key, nil); err != nil {
+					return err
+				}
+			}
+			n, err := openData(g)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			cfg := httpapi.Config{Ledger: n.ledger, VKey: n.vkey, Users: auth.New(n.db), MaxBody: maxBody, Logger: g.log, Primary: replicaOf}
+			if replicaOf != "" {
+				cfg.Users = nil
+			}
+			s, err := httpapi.New(cfg)
 			if err != nil {
 				return err
 			}
@@ -35,11 +76,29 @@ func serveCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "log key: %s\nlistening on http://%s\n", n.vkey, ln.Addr())
-			return serve(cmd.Context(), ln, s, g)
-		}),
+			if c == nil {
+				return serve(ctx, ln, s, g)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "read replica of %s\n", replicaOf)
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			rerr := make(chan error, 1)
+			go func() {
+				rerr <- (&replica.Replica{Client: c, Ledger: n.ledger, Poll: poll, Log: g.log}).Run(ctx)
+				cancel()
+			}()
+			serr := serve(ctx, ln, s, g)
+			if err := <-rerr; err != nil {
+				return fmt.Errorf("replica stopped: %w", err)
+			}
+			return serr
+		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:3000", "address to listen on (loopback unless told otherwise)")
 	cmd.Flags().Int64Var(&maxBody, "max-body", 512<<20, "largest accepted request body in bytes")
+	cmd.Flags().StringVar(&replicaOf, "replica-of", "", "serve a read replica of the ledger at this URL")
+	cmd.Flags().StringVar(&primaryKey, "log-key", "", "the primary's log key (name+hash+key), with --replica-of")
+	cmd.Flags().DurationVar(&poll, "poll", 2*time.Second, "how often a replica looks at its primary")
 	return cmd
 }
 

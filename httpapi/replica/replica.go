@@ -1,0 +1,172 @@
+// Package replica keeps a read replica of a ledger in step with its
+// primary over HTTP, the way event sourcing allows: read the primary's
+// signed checkpoint, verify it against the primary's log key and prove it
+// consistent with the last one the replica holds; fetch the new entries
+// from its C2SP entry bundles; fetch every blob those events name (by
+// digest, verified) that the replica lacks; then let the ledger check,
+// project and commit the entries, which it does only when the tree they
+// make has the checkpoint's root (or, for a prefix, is proven consistent
+// with it from the primary's tiles). A primary that rewrote its history is
+// a security error (an *httpapi.InconsistencyError showing both
+// checkpoints) that stops the replica.
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/httpapi"
+	"github.com/buildledger/buildledger/ledger"
+)
+
+// Replica follows a primary.
+type Replica struct {
+	Client *httpapi.Client // the primary, with its log key pinned
+	Ledger *ledger.Ledger  // opened with Config.ReplicaOf
+	// Poll is the pause between two looks at the primary. Default 2 s.
+	Poll time.Duration
+	// Chunk is how many entries one commit takes. Default 1024.
+	Chunk int
+	Log   *slog.Logger
+}
+
+// Sync brings the replica up to the primary's current checkpoint and
+// returns how many entries it applied.
+func (r *Replica) Sync(ctx context.Context) (int, error) {
+	c, l := r.Client, r.Ledger
+	cp, err := c.Checkpoint(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if last := l.Checkpoint(); last.Note != nil {
+		if err := c.CheckConsistency(ctx, last, cp); err != nil {
+			return 0, err
+		}
+	}
+	size, root := l.Tree().Head()
+	if size > cp.Size {
+		return 0, &httpapi.InconsistencyError{Old: l.Checkpoint(), New: cp, Reason: fmt.Sprintf("the primary's log (%d entries) is shorter than this replica's (%d)", cp.Size, size)}
+	}
+	prove := func(n uint64, root [32]byte) error { return c.ProveConsistent(ctx, n, root, cp) }
+	if err := prove(size, root); err != nil {
+		return 0, err
+	}
+	chunk := r.Chunk
+	if chunk <= 0 {
+		chunk = 1024
+	}
+	applied := 0
+	for from := size; ; {
+		to := min(from+uint64(chunk), cp.Size)
+		entries, err := c.Entries(ctx, from, to, cp)
+		if err != nil {
+			return applied, err
+		}
+		if err := r.fetchBlobs(ctx, from, entries); err != nil {
+			return applied, err
+		}
+		if err := l.Replicate(ctx, entries, cp.Note, prove); err != nil {
+			return applied, err
+		}
+		applied += len(entries)
+		if from = to; from >= cp.Size {
+			return applied, nil
+		}
+	}
+}
+
+// fetchBlobs stores every blob the entries' events name that the store
+// lacks: a build's artifacts, script and console, an attestation's
+// envelope. The event bytes themselves are stored by Replicate.
+func (r *Replica) fetchBlobs(ctx context.Context, from uint64, entries [][]byte) error {
+	store := r.Ledger.Store()
+	for i, data := range entries {
+		ev, err := ledger.Decode(data)
+		if err != nil {
+			return fmt.Errorf("SECURITY: the primary's entry %d is not a valid event: %w", from+uint64(i), err)
+		}
+		var need []cas.Digest
+		switch e := ev.(type) {
+		case *ledger.BuildRecorded:
+			need = append(need, e.Script, e.Console)
+			for _, a := range e.Artifacts {
+				need = append(need, a.SHA256)
+			}
+		case *ledger.AttestationRecorded:
+			need = append(need, e.Envelope)
+		}
+		for _, d := range need {
+			if ok, err := store.Has(d); err != nil {
+				return err
+			} else if ok {
+				continue
+			}
+			if err := r.fetch(ctx, d); err != nil {
+				return fmt.Errorf("entry %d: %w", from+uint64(i), err)
+			}
+		}
+	}
+	return nil
+}
+
+// fetch streams one blob from the primary into the store; the store's
+// digest must be the one asked for.
+func (r *Replica) fetch(ctx context.Context, d cas.Digest) error {
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		err := r.Client.StoredBlob(ctx, d, pw)
+		pw.CloseWithError(err)
+		errc <- err
+	}()
+	info, err := r.Ledger.Store().Put(ctx, pr)
+	pr.CloseWithError(err)
+	if ferr := <-errc; ferr != nil {
+		return ferr
+	}
+	if err != nil {
+		return err
+	}
+	if info.Digest != d {
+		return fmt.Errorf("SECURITY: blob %s arrived as %s", d, info.Digest)
+	}
+	return nil
+}
+
+// Run syncs until ctx ends (nil) or the primary proves inconsistent with
+// what the replica holds, which stops it with that security error. Other
+// errors (the primary unreachable) are logged and retried.
+func (r *Replica) Run(ctx context.Context) error {
+	poll := r.Poll
+	if poll <= 0 {
+		poll = 2 * time.Second
+	}
+	log := r.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	for {
+		n, err := r.Sync(ctx)
+		var ie *httpapi.InconsistencyError
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.As(err, &ie), errors.Is(err, ledger.ErrCorrupt):
+			return err
+		case err != nil:
+			log.Error("replica: sync failed; retrying", "err", err)
+		case n > 0:
+			log.Info("replica: synced", "entries", n, "size", r.Ledger.Size())
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(poll):
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/buildledger/buildledger/ledger/tree"
+)
+
+// ErrReadOnly: the ledger is a read replica; writes go to its primary.
+var ErrReadOnly = errors.New("ledger: read replica")
+
+// A replica (Config.ReplicaOf) holds a copy of another ledger's log: the
+// same entries, the same tree, every projection rebuilt from the entries
+// as they arrive (Replicate), and the primary's own signed checkpoints,
+// which it cannot sign itself but serves as they are. It takes no appends.
+
+// openReplicaCheckpoint loads the newest checkpoint of the primary this
+// replica stored, or an unsigned empty one before the first.
+func (l *Ledger) openReplicaCheckpoint() (*Checkpoint, error) {
+	var note []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyCheckpoint)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		note, err = item.ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if note == nil {
+		if l.tree.Size() != 0 {
+			return nil, fmt.Errorf("%w: replica holds %d entries but no checkpoint", ErrCorrupt, l.tree.Size())
+		}
+		return &Checkpoint{Origin: l.origin, Hash: tree.EmptyRoot()}, nil
+	}
+	cp, err := OpenCheckpoint(note, l.origin, l.replicaOf)
+	if err != nil {
+		return nil, fmt.Errorf("replica's stored checkpoint: %w (is this data directory a replica of another log?)", err)
+	}
+	root, err := l.tree.RootAt(cp.Size)
+	if err != nil || root != cp.Hash {
+		return nil, fmt.Errorf("%w: the replica's tree does not match its stored checkpoint of size %d", ErrCorrupt, cp.Size)
+	}
+	return cp, nil
+}
+
+// Replicate appends the primary's entries, which must follow this
+// replica's last one, towards the signed checkpoint cp (verified here with
+// the primary's key), and installs cp when they reach its size. Every entry is checked as an append
+// would be and projected; the blobs its event names (artifacts, scripts,
+// consoles, envelopes) must already be in the store. prove checks that the
+// root of a prefix of size < cp.Size is consistent with cp (from the
+// primary's tiles). Nothing is committed that does not verify.
+func (l *Ledger) Replicate(ctx context.Context, leaves [][]byte, signed []byte, prove func(size uint64, root [32]byte) error) error {
+	if l.replicaOf == "" {
+		return errors.New("ledger: Replicate on a ledger that is not a replica")
+	}
+	cp, err := OpenCheckpoint(signed, l.origin, l.replicaOf)
+	if err != nil {
+		return err
+	}
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	from := l.tree.Size()
+	if from+uint64(len(leaves)) > cp.Size {
+		return fmt.Errorf("ledger: %d entries after %d go beyond checkpoint size %d", len(leaves), from, cp.Size)
+	}
+	if from == cp.Size {
+		if _, root := l.tree.Head(); cp.Hash != root {
+			return fmt.Errorf("%w: SECURITY: the primary's checkpoint for size %d has another root than this replica", ErrCorrupt, cp.Size)
+		}
+		if cp.Size > 0 {
+			l.cp.Store(cp)
+		}
+		return nil
+	}
+	for start := 0; start < len(leaves); start += 256 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		end := min(start+256, len(leaves))
+		verify := func(size uint64, root [32]byte) error {
+			if size == cp.Size {
+				if root != cp.Hash {
+					return fmt.Errorf("%w: SECURITY: the primary's entries give root %x at size %d, its checkpoint says %x", ErrCorrupt, root, size, cp.Hash)
+				}
+				return nil
+			}
+			return prove(size, root)
+		}
+		checkpoint := func(size uint64, _ [32]byte) (*Checkpoint, error) {
+			if size == cp.Size {
+				return cp, nil
+			}
+			return nil, nil
+		}
+		if err := l.applyLeaves(from+uint64(start), leaves[start:end], verify, checkpoint); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// IsReplica reports whether the ledger is a read replica.
+func (l *Ledger) IsReplica() bool { return l.replicaOf != "" }
+
+func originOf(vkey string) string {
+	name, _, _ := strings.Cut(vkey, "+")
+	return name
+}
