@@ -13,8 +13,8 @@ import (
 // by typed errors whose Is matches them; the client rebuilds them from
 // the error kind on the wire, so errors.Is works on both sides.
 var (
-	// ErrNotFound: no unikernel has that name. It wraps fs.ErrNotExist.
-	ErrNotFound = fmt.Errorf("no such unikernel: %w", fs.ErrNotExist)
+	// ErrNotFound: no unikernel has that name. It is fs.ErrNotExist too.
+	ErrNotFound error = notFoundError{}
 	// ErrExists: a unikernel with that name exists already.
 	ErrExists = errors.New("a unikernel with that name exists")
 	// ErrInvalid: the request cannot be carried out as given.
@@ -26,6 +26,11 @@ var (
 	// ErrPermission: the peer is not allowed to talk to the daemon.
 	ErrPermission = errors.New("permission denied")
 )
+
+type notFoundError struct{}
+
+func (notFoundError) Error() string        { return "no such unikernel" }
+func (notFoundError) Is(target error) bool { return target == fs.ErrNotExist }
 
 // RefusedError is a boot the gate refused; nothing was started. Reason is
 // the gate's multi-line explanation.
