@@ -160,10 +160,11 @@ type Daemon struct {
 	ctx   context.Context // canceled by Close; sessions derive from it
 	stop  context.CancelFunc
 
-	mu     sync.Mutex
-	vms    map[string]*unikernel
-	policy *Policy
-	closed bool
+	mu      sync.Mutex
+	vms     map[string]*unikernel
+	pending map[cas.Digest]int // images imported by creates and updates under way
+	policy  *Policy
+	closed  bool
 }
 
 type unikernel struct {
@@ -195,7 +196,7 @@ func Open(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, store: st, vms: map[string]*unikernel{}}
+	d := &Daemon{cfg: cfg, store: st, vms: map[string]*unikernel{}, pending: map[cas.Digest]int{}}
 	fail := func(err error) (*Daemon, error) {
 		st.close()
 		return nil, err
@@ -374,10 +375,12 @@ func (d *Daemon) Create(ctx context.Context, s Spec, image io.Reader) (*Info, er
 	if err != nil {
 		return nil, err
 	}
-	img, err := d.store.importImage(image, d.cfg.MaxImageSize)
+	img, err := d.importImage(image, d.cfg.MaxImageSize)
 	if err != nil {
 		return nil, err
 	}
+	created := false
+	defer func() { d.release(img, !created) }()
 	u := d.newUnikernel(record{Spec: s, Image: img, BlockMB: blockMB, Created: d.cfg.Now().UTC()})
 	u.state = StateCreating
 	u.op.Lock()
@@ -397,13 +400,11 @@ func (d *Daemon) Create(ctx context.Context, s Spec, image io.Reader) (*Info, er
 	}
 	d.mu.Unlock()
 	if err != nil {
-		d.removeImageIfUnused(img)
 		return nil, err
 	}
 	undo := func(err error) (*Info, error) {
 		d.forget(u)
 		d.store.removeRecord(s.Name)
-		d.removeImageIfUnused(img)
 		return nil, err
 	}
 	if err := tender.Check(d.store.imagePath(img), &s); err != nil {
@@ -412,6 +413,7 @@ func (d *Daemon) Create(ctx context.Context, s Spec, image io.Reader) (*Info, er
 	if err := d.boot(ctx, u, img, "create"); err != nil {
 		return undo(err)
 	}
+	created = true
 	info := u.info(d.cfg.Now())
 	return &info, nil
 }
@@ -469,9 +471,45 @@ func (d *Daemon) forget(u *unikernel) {
 	u.console.close()
 }
 
+// importImage receives an image into the store and holds it there
+// until release.
+func (d *Daemon) importImage(r io.Reader, max int64) (cas.Digest, error) {
+	tmp, img, err := d.store.receive(r, max)
+	if err != nil {
+		return img, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.store.commit(tmp, img); err != nil {
+		return img, err
+	}
+	d.pending[img]++
+	return img, nil
+}
+
+// release ends the hold of importImage; with remove, the image goes
+// unless a unikernel or another import uses it.
+func (d *Daemon) release(img cas.Digest, remove bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending[img]--; d.pending[img] <= 0 {
+		delete(d.pending, img)
+	}
+	if remove {
+		d.removeImageIfUnusedLocked(img)
+	}
+}
+
 func (d *Daemon) removeImageIfUnused(img cas.Digest) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.removeImageIfUnusedLocked(img)
+}
+
+func (d *Daemon) removeImageIfUnusedLocked(img cas.Digest) {
+	if d.pending[img] > 0 {
+		return
+	}
 	for _, u := range d.vms {
 		u.mu.Lock()
 		used := u.rec.Image == img

@@ -206,3 +206,33 @@ exec sleep 60`)
 		t.Fatal("follow did not end with the unikernel")
 	}
 }
+
+// TestSharedImage: an image stays while any unikernel uses it.
+func TestSharedImage(t *testing.T) {
+	e := newEnv(t)
+	img, d := image(t, "exec sleep 60")
+	e.gate.allow(d)
+	stored := filepath.Join(e.dir, "images", d.String())
+	e.mustCreate(vmm.Spec{Name: "a"}, img)
+	e.mustCreate(vmm.Spec{Name: "b"}, img)
+	if _, err := e.create(vmm.Spec{Name: "c", MemMB: 32, Tender: "nope"}, img); !errors.Is(err, vmm.ErrInvalid) {
+		t.Fatal(err)
+	}
+	if _, err := e.c.SetPolicy(ctx, vmm.Policy{Unikernels: ptr(2)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.create(vmm.Spec{Name: "c", MemMB: 32}, img); !errors.Is(err, vmm.ErrLimit) {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b"} {
+		if _, err := os.Stat(stored); err != nil {
+			t.Fatalf("image gone before destroying %s: %v", name, err)
+		}
+		if err := e.c.Destroy(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(stored); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("image kept after the last destroy: %v", err)
+	}
+}

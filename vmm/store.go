@@ -167,48 +167,45 @@ func (s *store) imagePath(d cas.Digest) string { return filepath.Join(s.dir, ima
 
 func (s *store) runDir(name string) string { return filepath.Join(s.dir, runDir, name) }
 
-// importImage copies at most max bytes of r into the image store and
-// returns their digest. Images are executable by the owner only.
-func (s *store) importImage(r io.Reader, max int64) (cas.Digest, error) {
+// receive copies at most max bytes of r into a temporary file of the
+// image store and returns it with its digest; commit moves it in place.
+func (s *store) receive(r io.Reader, max int64) (string, cas.Digest, error) {
 	f, err := os.CreateTemp(filepath.Join(s.dir, imagesDir), ".tmp-")
 	if err != nil {
-		return cas.Digest{}, err
+		return "", cas.Digest{}, err
 	}
-	defer os.Remove(f.Name())
 	defer f.Close()
+	fail := func(err error) (string, cas.Digest, error) {
+		os.Remove(f.Name())
+		return "", cas.Digest{}, err
+	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, max+1))
 	if err != nil {
-		return cas.Digest{}, fmt.Errorf("receiving the image: %w", err)
+		return fail(fmt.Errorf("receiving the image: %w", err))
 	}
 	if n > max {
-		return cas.Digest{}, fmt.Errorf("%w: the image is larger than the daemon's limit of %d bytes", ErrInvalid, max)
+		return fail(fmt.Errorf("%w: the image is larger than the daemon's limit of %d bytes", ErrInvalid, max))
 	}
 	if n == 0 {
-		return cas.Digest{}, fmt.Errorf("%w: the image is empty", ErrInvalid)
+		return fail(fmt.Errorf("%w: the image is empty", ErrInvalid))
 	}
+	// Executable by the owner only, for the process tender.
 	if err := f.Chmod(0o700); err != nil {
-		return cas.Digest{}, err
+		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
-		return cas.Digest{}, err
+		return fail(err)
 	}
-	d := cas.Digest(h.Sum(nil))
-	if err := os.Rename(f.Name(), s.imagePath(d)); err != nil {
-		return cas.Digest{}, err
-	}
-	return d, syncDir(filepath.Join(s.dir, imagesDir))
+	return f.Name(), cas.Digest(h.Sum(nil)), nil
 }
 
-// importFile moves a file (a download) into the image store.
-func (s *store) importFile(path string) (cas.Digest, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return cas.Digest{}, err
+func (s *store) commit(tmp string, d cas.Digest) error {
+	if err := os.Rename(tmp, s.imagePath(d)); err != nil {
+		os.Remove(tmp)
+		return err
 	}
-	defer f.Close()
-	defer os.Remove(path)
-	return s.importImage(f, 1<<62)
+	return syncDir(filepath.Join(s.dir, imagesDir))
 }
 
 func (s *store) recordPath(name string) string {

@@ -82,12 +82,19 @@ func (d *Daemon) Update(ctx context.Context, name string, dryRun bool, progress 
 		os.Remove(tmp.Name())
 		return r, fmt.Errorf("downloading the new image: %w; %s keeps running the old one, try again later", err, name)
 	}
-	img, err := d.store.importFile(tmp.Name())
+	f, err := os.Open(tmp.Name())
 	if err != nil {
 		return r, err
 	}
+	img, err := d.importImage(f, 1<<62)
+	f.Close()
+	os.Remove(tmp.Name())
+	if err != nil {
+		return r, err
+	}
+	swapped := false
+	defer func() { d.release(img, !swapped) }()
 	if img != c.SHA256 {
-		d.removeImageIfUnused(img)
 		return r, fmt.Errorf("the downloaded image has sha256 %s, the ledger records %s; %s keeps running the old one", img, c.SHA256, name)
 	}
 	tender, err := d.tender(spec.Tender)
@@ -95,12 +102,10 @@ func (d *Daemon) Update(ctx context.Context, name string, dryRun bool, progress 
 		err = tender.Check(d.store.imagePath(img), &spec)
 	}
 	if err != nil {
-		d.removeImageIfUnused(img)
 		return r, fmt.Errorf("the new image does not fit %s's configuration, which an update keeps: %w\n%s keeps running the old image; create a new unikernel for the new one", name, err, name)
 	}
 	dec, err := d.admit(ctx, name, img, "update")
 	if err != nil {
-		d.removeImageIfUnused(img)
 		progress(fmt.Sprintf("%s keeps running the old image (sha256 %s)", name, old))
 		return r, err
 	}
@@ -120,7 +125,7 @@ func (d *Daemon) Update(ctx context.Context, name string, dryRun bool, progress 
 			u.mu.Unlock()
 			go d.supervise(s, u, p)
 			d.removeImageIfUnused(old)
-			r.Updated = true
+			swapped, r.Updated = true, true
 			if err := d.store.saveRecord(&rec); err != nil {
 				return r, fmt.Errorf("%s runs the new image, but its record could not be saved (the next daemon start boots the old one): %w", name, err)
 			}
@@ -143,7 +148,6 @@ func (d *Daemon) Update(ctx context.Context, name string, dryRun bool, progress 
 	why := err
 	progress(fmt.Sprintf("the new image failed: %v; rolling back to sha256 %s", why, old))
 	err = d.boot(d.ctx, u, old, "rollback")
-	d.removeImageIfUnused(img)
 	if err != nil {
 		return r, fmt.Errorf("%w: the new image (sha256 %s) failed: %v; and the old one could not be booted again:\n%v", ErrRolledBack, img, why, err)
 	}
