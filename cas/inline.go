@@ -147,3 +147,31 @@ func (s *Store) inlineContent(d Digest, rec record) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// PutSmall stores blobs of at most InlineMax bytes each in as few
+// transactions (and syncs) as fit them, for callers with many small blobs at
+// once (a replica catching up). Larger blobs are refused with ErrTooLarge:
+// store them with Put.
+func (s *Store) PutSmall(ctx context.Context, blobs [][]byte) error {
+	for len(blobs) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := 0
+		txn := s.db.NewTransaction(true)
+		for _, b := range blobs {
+			if _, err := s.PutTxn(txn, b); errors.Is(err, badger.ErrTxnTooBig) && n > 0 {
+				break
+			} else if err != nil {
+				txn.Discard()
+				return err
+			}
+			n++
+		}
+		if err := txn.Commit(); err != nil {
+			return fmt.Errorf("cas: store %d blobs: %w", n, err)
+		}
+		blobs = blobs[n:]
+	}
+	return nil
+}

@@ -142,3 +142,25 @@ func TestPutTxnTooBig(t *testing.T) {
 	}
 	t.Logf("%d chunks", info.Chunks)
 }
+
+// TestPutSmall stores many small blobs in few transactions, more than one
+// transaction holds, and refuses a large one.
+func TestPutSmall(t *testing.T) {
+	ctx := context.Background()
+	s, _ := castest.Open(t, cas.Options{})
+	var blobs [][]byte
+	for i := range 3000 {
+		blobs = append(blobs, castest.RandBytes(uint64(i), 8<<10))
+	}
+	if err := s.PutSmall(ctx, blobs); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blobs {
+		if got := readAll(t, s, cas.Sum(b)); !bytes.Equal(got, b) {
+			t.Fatal("read back different content")
+		}
+	}
+	if err := s.PutSmall(ctx, [][]byte{make([]byte, cas.DefaultInlineMax+1)}); !errors.Is(err, cas.ErrTooLarge) {
+		t.Fatalf("large blob: %v", err)
+	}
+}

@@ -45,10 +45,11 @@ import (
 func main() {
 	mib := flag.Int("cas-mib", 256, "size of the CAS benchmark blobs in MiB")
 	leaves := flag.Uint64("leaves", 1_000_000, "tree size for the proof benchmarks")
-	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or trillian (needs MariaDB and Trillian)")
+	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or scale (Trillian appends, which need MariaDB and Trillian, and replica catch-up), trillian or replica")
 	builds := flag.Int("builds", 100_000, "builds recorded for the lookup benchmark")
 	conc := flag.Int("conc", 64, "concurrent HTTP clients for the lookup benchmark")
 	dur := flag.Duration("duration", 10*time.Second, "length of each HTTP load run")
+	replicaEvents := flag.Int("replica-events", 20_000, "builds the replica catch-up benchmark replicates")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	testing.Init()
@@ -157,7 +158,18 @@ func main() {
 		row(fmt.Sprintf("image hashing, %d MiB file", *mib), img, "MB/s", fmt.Sprintf("%.2f× sha256 in memory", img/sha))
 	}
 
-	if *only == "trillian" {
+	if *only == "scale" || *only == "replica" {
+		r, err := benchmarks.ReplicaCatchUp(*replicaEvents)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		rate := float64(r.Events) / r.Elapsed.Seconds()
+		row("primary replaying its own log (Replay)", r.ReplayPerSecond, "events/s", "baseline")
+		row(fmt.Sprintf("replica catch-up over HTTP, %d builds", r.Events), rate, "events/s", fmt.Sprintf("%.2f× local replay", rate/r.ReplayPerSecond))
+	}
+
+	if *only == "scale" || *only == "trillian" {
 		// Not in the default set: it needs MariaDB and Trillian installed.
 		klog.LogToStderr(false)
 		klog.SetOutput(io.Discard)

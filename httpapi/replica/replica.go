@@ -12,11 +12,13 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/buildledger/buildledger/cas"
@@ -82,36 +84,122 @@ func (r *Replica) Sync(ctx context.Context) (int, error) {
 
 // fetchBlobs stores every blob the entries' events name that the store
 // lacks: a build's artifacts, script and console, an attestation's
-// envelope. The event bytes themselves are stored by Replicate.
+// envelope. The event bytes themselves are stored by Replicate. Blobs are
+// fetched by a few workers at once; small ones are stored together in few
+// transactions (one sync each), large ones streamed one by one.
 func (r *Replica) fetchBlobs(ctx context.Context, from uint64, entries [][]byte) error {
 	store := r.Ledger.Store()
+	type want struct {
+		d     cas.Digest
+		size  int64 // -1: not known from the event
+		entry uint64
+	}
+	seen := map[cas.Digest]bool{}
+	var todo []want
 	for i, data := range entries {
 		ev, err := ledger.Decode(data)
 		if err != nil {
 			return fmt.Errorf("SECURITY: the primary's entry %d is not a valid event: %w", from+uint64(i), err)
 		}
-		var need []cas.Digest
+		var need []want
 		switch e := ev.(type) {
 		case *ledger.BuildRecorded:
-			need = append(need, e.Script, e.Console)
+			need = append(need, want{e.Script, -1, 0}, want{e.Console, -1, 0})
 			for _, a := range e.Artifacts {
-				need = append(need, a.SHA256)
+				need = append(need, want{a.SHA256, a.Size, 0})
 			}
 		case *ledger.AttestationRecorded:
-			need = append(need, e.Envelope)
+			need = append(need, want{e.Envelope, -1, 0})
 		}
-		for _, d := range need {
-			if ok, err := store.Has(d); err != nil {
-				return err
-			} else if ok {
+		for _, w := range need {
+			if seen[w.d] {
 				continue
 			}
-			if err := r.fetch(ctx, d); err != nil {
-				return fmt.Errorf("entry %d: %w", from+uint64(i), err)
+			seen[w.d] = true
+			if ok, err := store.Has(w.d); err != nil {
+				return err
+			} else if !ok {
+				w.entry = from + uint64(i)
+				todo = append(todo, w)
 			}
 		}
 	}
-	return nil
+	inline := store.Options().InlineMax
+	var mu sync.Mutex
+	var small [][]byte
+	work := make(chan want)
+	errc := make(chan error, fetchWorkers)
+	var wg sync.WaitGroup
+	for range fetchWorkers {
+		wg.Go(func() {
+			for w := range work {
+				if w.size > int64(inline) {
+					if err := r.fetch(ctx, w.d); err != nil {
+						errc <- fmt.Errorf("entry %d: %w", w.entry, err)
+						return
+					}
+					continue
+				}
+				var buf bytes.Buffer
+				if err := r.Client.StoredBlob(ctx, w.d, &limitWriter{w: &buf, n: maxBuffered}); err != nil {
+					errc <- fmt.Errorf("entry %d: %w", w.entry, err)
+					return
+				}
+				if buf.Len() > inline {
+					if _, err := store.PutBytes(ctx, buf.Bytes()); err != nil {
+						errc <- err
+						return
+					}
+					continue
+				}
+				mu.Lock()
+				small = append(small, buf.Bytes())
+				mu.Unlock()
+			}
+		})
+	}
+	var err error
+feed:
+	for _, w := range todo {
+		select {
+		case work <- w:
+		case err = <-errc:
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err == nil {
+		select {
+		case err = <-errc:
+		default:
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return store.PutSmall(ctx, small)
+}
+
+const (
+	fetchWorkers = 8
+	// maxBuffered bounds a blob held in memory whose size the event does
+	// not state (script, console, envelope).
+	maxBuffered = 64 << 20
+)
+
+// limitWriter fails writes beyond n bytes.
+type limitWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.n {
+		return 0, fmt.Errorf("blob larger than %d bytes", maxBuffered)
+	}
+	l.n -= int64(len(p))
+	return l.w.Write(p)
 }
 
 // fetch streams one blob from the primary into the store; the store's
