@@ -55,6 +55,8 @@ type Config struct {
 	// Taskset, if set, is the path of taskset(1), with which every
 	// tender is pinned to its Spec.CPU as albatross does.
 	Taskset string
+	// Path is the PATH tenders run with; "" means DefaultPath.
+	Path string
 	// Backoff defaults to 1s, doubling up to 1m, reset after a 1m run.
 	Backoff Backoff
 	// UpdateGrace is how long a new image must run after an update
@@ -91,6 +93,9 @@ func (c *Config) setDefaults() error {
 	if c.Network == nil {
 		c.Network = &IPNetwork{}
 	}
+	if c.Path == "" {
+		c.Path = DefaultPath
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -122,6 +127,9 @@ func (c *Config) setDefaults() error {
 	}
 	return nil
 }
+
+// DefaultPath is the PATH tenders run with unless Config.Path says otherwise.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // State is where a unikernel is in its life.
 type State string

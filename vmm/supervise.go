@@ -100,7 +100,7 @@ func (d *Daemon) start(ctx context.Context, u *unikernel, img cas.Digest) (*proc
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "VMM_NAME=" + u.name}, env...)
+	cmd.Env = append([]string{"PATH=" + d.cfg.Path, "VMM_NAME=" + u.name}, env...)
 	// Its own process group, so a stop reaches whatever it spawned; and
 	// killed if the daemon dies, which boots it again at its next start.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

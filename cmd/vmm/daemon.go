@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 
@@ -52,6 +53,7 @@ in a directory only the daemon's user may enter).`,
 			}
 			sock, _ := cmd.Flags().GetString("socket")
 			cfg.StateDir, cfg.Gate, cfg.Taskset, cfg.DefaultTender, cfg.Logger = state, g, taskset, tender, log
+			cfg.Path = os.Getenv("PATH")
 			cfg.Tenders = map[string]vmm.Tender{
 				"solo5-hvt": &vmm.Solo5{Target: "hvt", Binary: hvt},
 				"solo5-spt": &vmm.Solo5{Target: "spt", Binary: spt},
