@@ -399,3 +399,23 @@ func TestParsePolicy(t *testing.T) {
 }
 
 func q(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// TestLoadPolicyKeyFiles reads trusted keys from files next to the policy.
+func TestLoadPolicyKeyFiles(t *testing.T) {
+	w := newWorld(t, "a")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.pub"), w.signers["a"].PublicKeyPEM(), 0o644)
+	doc := `{"log_key":"` + w.l.VKey + `","threshold":1,"keys":[{"name":"a","public_key_file":"a.pub"}]}`
+	os.WriteFile(filepath.Join(dir, "gate.json"), []byte(doc), 0o644)
+	if _, err := gate.LoadPolicy(filepath.Join(dir, "gate.json")); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "a.pub"))
+	if _, err := gate.LoadPolicy(filepath.Join(dir, "gate.json")); err == nil || !strings.Contains(err.Error(), "a.pub") {
+		t.Fatalf("missing key file: %v", err)
+	}
+	both := `{"log_key":"` + w.l.VKey + `","threshold":1,"keys":[{"name":"a","public_key":"x","public_key_file":"a.pub"}]}`
+	if _, err := gate.ParsePolicy([]byte(both)); err == nil {
+		t.Fatal("a key given twice was accepted")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
@@ -35,9 +36,10 @@ type Policy struct {
 
 // PolicyKey is one trusted rebuilder key.
 type PolicyKey struct {
-	Name      string `json:"name"`
-	PublicKey string `json:"public_key"`
-	Revoked   bool   `json:"revoked,omitempty"`
+	Name          string `json:"name"`
+	PublicKey     string `json:"public_key,omitempty"`
+	PublicKeyFile string `json:"public_key_file,omitempty"` // relative to the policy file
+	Revoked       bool   `json:"revoked,omitempty"`
 }
 
 type trustedKey struct {
@@ -52,7 +54,7 @@ func LoadPolicy(path string) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := ParsePolicy(b)
+	p, err := parsePolicy(b, filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -63,7 +65,9 @@ func LoadPolicy(path string) (*Policy, error) {
 // what the schema cannot: the log key and every public key parse, names
 // and keys are distinct, the origin matches the log key and the threshold
 // can be met.
-func ParsePolicy(doc []byte) (*Policy, error) {
+func ParsePolicy(doc []byte) (*Policy, error) { return parsePolicy(doc, ".") }
+
+func parsePolicy(doc []byte, dir string) (*Policy, error) {
 	if err := schemas.Validate(PolicySchema, doc); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPolicy, err)
 	}
@@ -83,6 +87,17 @@ func ParsePolicy(doc []byte) (*Policy, error) {
 	p.keys = map[cas.Digest]*trustedKey{}
 	names := map[string]bool{}
 	for i, k := range p.Keys {
+		if k.PublicKeyFile != "" {
+			f := k.PublicKeyFile
+			if !filepath.IsAbs(f) {
+				f = filepath.Join(dir, f)
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("%w: key %d (%q): %v", ErrPolicy, i, k.Name, err)
+			}
+			p.Keys[i].PublicKey, k.PublicKey = string(b), string(b)
+		}
 		v, err := attest.LoadVerifier([]byte(k.PublicKey))
 		if err != nil {
 			return nil, fmt.Errorf("%w: key %d (%q): %v", ErrPolicy, i, k.Name, err)
