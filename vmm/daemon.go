@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -83,6 +84,15 @@ type Config struct {
 func (c *Config) setDefaults() error {
 	if c.Gate == nil {
 		return fmt.Errorf("%w: no boot gate configured; the daemon boots nothing without one", ErrInvalid)
+	}
+	// Tenders run in other directories: every path the daemon hands
+	// them (images, block devices under the state) must be absolute.
+	if c.StateDir != "" {
+		abs, err := filepath.Abs(c.StateDir)
+		if err != nil {
+			return err
+		}
+		c.StateDir = abs
 	}
 	if c.Tenders == nil {
 		c.Tenders = DefaultTenders()

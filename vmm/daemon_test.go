@@ -236,3 +236,17 @@ func TestSharedImage(t *testing.T) {
 		t.Errorf("image kept after the last destroy: %v", err)
 	}
 }
+
+// TestRelativeStateDir: a state directory given relative to where the
+// daemon starts still boots images (tenders run elsewhere).
+func TestRelativeStateDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	e := newEnv(t, func(c *vmm.Config) { c.StateDir = "state" })
+	img, digest := image(t, `echo up; exec sleep 60`)
+	e.gate.allow(digest)
+	e.mustCreate(vmm.Spec{Name: "rel"}, img)
+	waitFor(t, "console output", func() bool { return len(e.console("rel", vmm.ConsoleQuery{})) > 0 })
+	if got := e.console("rel", vmm.ConsoleQuery{}); !slices.Equal(got, []string{"up"}) {
+		t.Fatalf("console = %q", got)
+	}
+}
