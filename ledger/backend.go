@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -57,10 +58,98 @@ var ErrBackend = errors.New("ledger: log backend unavailable")
 // backendTimeout bounds one call to the backend from the committer.
 const backendTimeout = 2 * time.Minute
 
+// keyPending holds the batch being written to the backend: first index
+// (8 bytes), then each leaf as a 4-byte length and its bytes. It is
+// written (and synced) before the batch goes to the backend and deleted
+// with the commit that projects it. While it exists no other batch may be
+// sent: the ledger first resends it (a backend may hold all, some or none
+// of it) and catches up, so the backend's log can only ever continue with
+// exactly that batch.
+var keyPending = []byte("l/pending")
+
+func (l *Ledger) savePending(first uint64, leaves [][]byte) error {
+	v := binary.BigEndian.AppendUint64(nil, first)
+	for _, lf := range leaves {
+		v = binary.BigEndian.AppendUint32(v, uint32(len(lf)))
+		v = append(v, lf...)
+	}
+	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(keyPending, v) }); err != nil {
+		return err
+	}
+	l.pending.Store(true)
+	return nil
+}
+
+func (l *Ledger) loadPending() (uint64, [][]byte, bool, error) {
+	var v []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyPending)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		v, err = item.ValueCopy(nil)
+		return err
+	})
+	if err != nil || v == nil {
+		return 0, nil, false, err
+	}
+	if len(v) < 8 {
+		return 0, nil, false, fmt.Errorf("%w: pending batch record", ErrCorrupt)
+	}
+	first := binary.BigEndian.Uint64(v)
+	var leaves [][]byte
+	for rest := v[8:]; len(rest) > 0; {
+		if len(rest) < 4 || uint64(len(rest)-4) < uint64(binary.BigEndian.Uint32(rest)) {
+			return 0, nil, false, fmt.Errorf("%w: pending batch record", ErrCorrupt)
+		}
+		n := binary.BigEndian.Uint32(rest)
+		leaves = append(leaves, rest[4:4+n])
+		rest = rest[4+n:]
+	}
+	return first, leaves, true, nil
+}
+
+// resolvePending finishes a batch an earlier attempt (or process) sent
+// without committing: it resends it at its indices, waits for the backend
+// to integrate it, projects what the backend holds and forgets it.
+func (l *Ledger) resolvePending(ctx context.Context) error {
+	first, leaves, ok, err := l.loadPending()
+	if err != nil || !ok {
+		l.pending.Store(false)
+		return err
+	}
+	if end := first + uint64(len(leaves)); end > l.tree.Size() {
+		if first != l.tree.Size() {
+			return fmt.Errorf("%w: the pending batch starts at %d, the log has %d entries", ErrCorrupt, first, l.tree.Size())
+		}
+		if err := l.backend.Integrate(ctx, first, leaves, [32]byte{}); err != nil {
+			return fmt.Errorf("log backend: resending entries %d…%d: %w", first, end-1, err)
+		}
+		bsize, broot, err := l.backend.Root(ctx)
+		if err != nil {
+			return fmt.Errorf("log backend: %w", err)
+		}
+		if err := l.catchUp(ctx, bsize, broot); err != nil {
+			return err
+		}
+	}
+	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Delete(keyPending) }); err != nil {
+		return err
+	}
+	l.pending.Store(false)
+	return nil
+}
+
 // syncBackend brings the ledger and its backend to the same log: it
 // projects entries only the backend has, or writes entries only the ledger
 // has (a ledger moving onto a backend), and checks that the roots agree.
 func (l *Ledger) syncBackend(ctx context.Context) error {
+	if err := l.resolvePending(ctx); err != nil {
+		return err
+	}
 	bsize, broot, err := l.backend.Root(ctx)
 	if err != nil {
 		return fmt.Errorf("log backend: %w", err)
@@ -216,10 +305,19 @@ func (l *Ledger) applyLeaves(from uint64, leaves [][]byte, verify func(uint64, [
 func (l *Ledger) integrate(first uint64, leaves [][]byte, root [32]byte) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
 	defer cancel()
+	if err := l.savePending(first, leaves); err != nil {
+		return false, err
+	}
 	err = l.backend.Integrate(ctx, first, leaves, root)
 	if !errors.Is(err, ErrBehind) {
 		return false, err
 	}
+	// Only the first leaf was sent and it collided: nothing of this batch
+	// is in the backend.
+	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Delete(keyPending) }); err != nil {
+		return false, err
+	}
+	l.pending.Store(false)
 	bsize, broot, err := l.backend.Root(ctx)
 	if err != nil {
 		return false, err

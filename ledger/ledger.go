@@ -84,6 +84,7 @@ type Ledger struct {
 	tree      *tree.Tree
 	backend   Backend
 	replicaOf string
+	pending   atomic.Bool // a batch sent to the backend is not committed yet
 	origin    string
 	signer    note.Signer
 	max       int
@@ -329,6 +330,17 @@ func (l *Ledger) commit(batch []*request) {
 // length (at least 1: a request that alone is too big is answered with an
 // error).
 func (l *Ledger) commitOnce(batch []*request) int {
+	if l.backend != nil && l.pending.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+		err := l.resolvePending(ctx)
+		cancel()
+		if err != nil {
+			for _, req := range batch {
+				req.reply <- result{err: fmt.Errorf("%w: an earlier batch is not settled: %v", ErrBackend, err)}
+			}
+			return len(batch)
+		}
+	}
 	txn := l.db.NewTransaction(true)
 	defer txn.Discard()
 	tb := l.tree.Begin()
@@ -392,6 +404,8 @@ func (l *Ledger) commitOnce(batch []*request) int {
 			}
 			if err != nil {
 				err = fmt.Errorf("%w: %v", ErrBackend, err)
+			} else {
+				err = txn.Delete(keyPending) // settled with this commit
 			}
 		}
 	}
@@ -407,6 +421,9 @@ func (l *Ledger) commitOnce(batch []*request) int {
 	if err == nil {
 		if err = l.tree.Install(tb); err != nil {
 			l.fail(err)
+		}
+		if l.backend != nil {
+			l.pending.Store(false)
 		}
 	}
 	if err != nil {

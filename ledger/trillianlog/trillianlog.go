@@ -149,8 +149,62 @@ func identity(index uint64, leaf []byte) []byte {
 }
 
 // Integrate adds leaves at first, first+1, ... and waits until they are
-// integrated under the given root.
+// integrated under the given root. A zero root means a resend of a batch
+// that may already be (partly) stored: indices already taken are skipped
+// and the root is not checked here (the ledger's catch-up checks it).
+//
+// Trillian's storage keeps the leaves of a request whose indices are free
+// even when others in it are taken, so a batch that might collide must not
+// be sent whole: the first leaf goes alone, and only if it lands are the
+// rest sent. With one ledger writing to a tree (the rule), the rest cannot
+// collide; the ledger resends its own unfinished batch before any new one
+// (see ledger.Backend).
 func (l *Log) Integrate(ctx context.Context, first uint64, leaves [][]byte, root [32]byte) error {
+	if len(leaves) == 0 {
+		return nil
+	}
+	resend := root == [32]byte{}
+	if !resend {
+		if err := l.add(ctx, first, leaves[:1], false); err != nil {
+			return err
+		}
+		if err := l.add(ctx, first+1, leaves[1:], false); err != nil {
+			return err
+		}
+	} else if err := l.add(ctx, first, leaves, true); err != nil {
+		return err
+	}
+	end := first + uint64(len(leaves))
+	if err := l.waitFor(ctx, end); err != nil {
+		return err
+	}
+	if resend {
+		return nil
+	}
+	r, err := l.root(ctx)
+	if err != nil {
+		return err
+	}
+	if r.TreeSize == end {
+		if [32]byte(r.RootHash) != root {
+			return fmt.Errorf("SECURITY: trillian tree %d has root %x at size %d, the ledger computed %x", l.treeID, r.RootHash, end, root)
+		}
+		return nil
+	}
+	p, err := l.ConsistencyProof(ctx, end, r.TreeSize)
+	if err != nil {
+		return err
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, end, r.TreeSize, p, root[:], r.RootHash); err != nil {
+		return fmt.Errorf("SECURITY: trillian tree %d at size %d is not an extension of the ledger's root at size %d: %v", l.treeID, r.TreeSize, end, err)
+	}
+	return nil
+}
+
+// add sends leaves at first, first+1, ... With resend, taken indices are
+// expected; otherwise a taken index is ledger.ErrBehind (once it is
+// integrated, so the ledger can read it back).
+func (l *Log) add(ctx context.Context, first uint64, leaves [][]byte, resend bool) error {
 	if len(leaves) == 0 {
 		return nil
 	}
@@ -171,11 +225,9 @@ func (l *Log) Integrate(ctx context.Context, first uint64, leaves [][]byte, root
 		switch codes.Code(r.GetStatus().GetCode()) {
 		case codes.OK:
 		case codes.AlreadyExists, codes.FailedPrecondition:
-			if r.GetLeaf() != nil && bytes.Equal(r.GetLeaf().GetLeafValue(), leaves[i]) {
-				continue // added before, by a retry of this very batch
+			if resend || (r.GetLeaf() != nil && bytes.Equal(r.GetLeaf().GetLeafValue(), leaves[i])) {
+				continue
 			}
-			// Another entry holds the index: wait until it is integrated
-			// so the ledger can read it back.
 			if err := l.waitFor(ctx, idx+1); err != nil {
 				return err
 			}
@@ -183,27 +235,6 @@ func (l *Log) Integrate(ctx context.Context, first uint64, leaves [][]byte, root
 		default:
 			return fmt.Errorf("trillian tree %d: entry %d: %s", l.treeID, idx, r.GetStatus().GetMessage())
 		}
-	}
-	end := first + uint64(len(leaves))
-	if err := l.waitFor(ctx, end); err != nil {
-		return err
-	}
-	r, err := l.root(ctx)
-	if err != nil {
-		return err
-	}
-	if r.TreeSize == end {
-		if [32]byte(r.RootHash) != root {
-			return fmt.Errorf("SECURITY: trillian tree %d has root %x at size %d, the ledger computed %x", l.treeID, r.RootHash, end, root)
-		}
-		return nil
-	}
-	p, err := l.ConsistencyProof(ctx, end, r.TreeSize)
-	if err != nil {
-		return err
-	}
-	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, end, r.TreeSize, p, root[:], r.RootHash); err != nil {
-		return fmt.Errorf("SECURITY: trillian tree %d at size %d is not an extension of the ledger's root at size %d: %v", l.treeID, r.TreeSize, end, err)
 	}
 	return nil
 }

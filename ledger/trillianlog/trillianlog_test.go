@@ -2,6 +2,7 @@ package trillianlog_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/buildledger/buildledger/internal/trilliantest"
 	"github.com/buildledger/buildledger/ledger"
@@ -72,4 +76,39 @@ func TestDialRefusesMissingTree(t *testing.T) {
 	if _, err := trillianlog.Dial(context.Background(), env.Addr, l.TreeID()+12345); err == nil {
 		t.Fatal("dialled a tree that does not exist")
 	}
+}
+
+// TestNoPartialInsert: a batch whose first index is taken stores nothing
+// (Trillian would keep the leaves at free indices of a request), and a
+// resend of a stored batch is harmless.
+func TestNoPartialInsert(t *testing.T) {
+	l := newLog(t)
+	ctx := context.Background()
+	a, b := []byte("entry a"), []byte("entry b")
+	root := rootOf(a, b)
+	if err := l.Integrate(ctx, 0, [][]byte{a, b}, root); err != nil {
+		t.Fatal(err)
+	}
+	err := l.Integrate(ctx, 0, [][]byte{[]byte("c"), []byte("d"), []byte("e")}, [32]byte{1})
+	if !errors.Is(err, ledger.ErrBehind) {
+		t.Fatalf("colliding batch: %v", err)
+	}
+	if err := l.Integrate(ctx, 0, [][]byte{a, b}, [32]byte{}); err != nil {
+		t.Fatalf("resend: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond) // a few sequencer runs
+	size, got, err := l.Root(ctx)
+	if err != nil || size != 2 || got != root {
+		t.Fatalf("after the collision and the resend: size %d root %x, want 2 %x (%v)", size, got, root, err)
+	}
+}
+
+func rootOf(leaves ...[]byte) [32]byte {
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	r := rf.NewEmptyRange(0)
+	for _, l := range leaves {
+		r.Append(rfc6962.DefaultHasher.HashLeaf(l), nil)
+	}
+	h, _ := r.GetRootHash(nil)
+	return [32]byte(h)
 }
