@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi"
@@ -21,6 +22,7 @@ import (
 // keys. Nothing in it is trusted: Admit verifies it all, every time.
 type Bundle struct {
 	Image        cas.Digest          `json:"image"`
+	Fetched      time.Time           `json:"fetched"` // when, by this gate's clock
 	Checkpoint   string              `json:"checkpoint"`
 	Builds       []ProvenEvent       `json:"builds"`
 	Attestations []ProvenAttestation `json:"attestations"`
@@ -169,7 +171,7 @@ func (g *Gate) FetchBundle(ctx context.Context, d cas.Digest) (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bundle{Image: d, Checkpoint: string(cp.Note)}
+	b := &Bundle{Image: d, Checkpoint: string(cp.Note), Fetched: time.Now().UTC()}
 	prove := func(index uint64) (ProvenEvent, ledger.Event, error) {
 		ve, err := c.Event(ctx, index, cp)
 		if err != nil {
@@ -232,4 +234,46 @@ func (g *Gate) FetchBundle(ctx context.Context, d cas.Digest) (*Bundle, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+func (g *Gate) revocationsPath() string { return filepath.Join(g.cfg.CacheDir, "revocations.json") }
+
+// knownRevocations returns the key revocations (key id → log index) this
+// gate has seen proven in any bundle.
+func (g *Gate) knownRevocations() (map[cas.Digest]uint64, error) {
+	out := map[cas.Digest]uint64{}
+	b, err := os.ReadFile(g.revocationsPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var list map[string]uint64
+	if err := json.Unmarshal(b, &list); err != nil {
+		return nil, fmt.Errorf("gate state %s is damaged: %w", g.revocationsPath(), err)
+	}
+	for k, v := range list {
+		d, err := cas.ParseDigest(k)
+		if err != nil {
+			return nil, fmt.Errorf("gate state %s: %w", g.revocationsPath(), err)
+		}
+		out[d] = v
+	}
+	return out, nil
+}
+
+// learnRevocations remembers proven revocations for good.
+func (g *Gate) learnRevocations(r map[cas.Digest]uint64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	list := map[string]uint64{}
+	for k, v := range r {
+		list[k.String()] = v
+	}
+	data, err := json.Marshal(list)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(g.revocationsPath(), data)
 }

@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/transparency-dev/merkle/proof"
@@ -130,6 +134,9 @@ func (g *Gate) Admit(ctx context.Context, image string) (*Decision, error) {
 // evidence verified. The error is non-nil only for failures of the gate
 // itself (an unreadable cache); callers must treat it as a refusal.
 func (g *Gate) Check(ctx context.Context, d cas.Digest) (*Decision, error) {
+	if why, err := os.ReadFile(g.inconsistentPath()); err == nil {
+		return g.refuse(d, true, "this VMM once saw the ledger rewrite its history and refuses every boot until an operator has looked into it and removed %s:\n%s", g.inconsistentPath(), why), nil
+	}
 	var b *Bundle
 	var fetchErr error
 	offline := true
@@ -140,9 +147,14 @@ func (g *Gate) Check(ctx context.Context, d cas.Digest) (*Decision, error) {
 		case fetchErr == nil:
 			offline = false
 		case errors.As(fetchErr, &ie):
+			_ = writeFileAtomic(g.inconsistentPath(), []byte(fetchErr.Error()+"\n"))
 			return g.refuse(d, true, "the ledger's log is NOT consistent with the checkpoint this VMM saw before; it rewrote its history:\n%v", fetchErr), nil
 		case errors.Is(fetchErr, httpapi.ErrNotInLedger):
 			return g.refuse(d, false, "no build in the ledger has SHA-256 %s", d), nil
+		case !unreachable(fetchErr):
+			// The ledger answered, and the answer did not verify: never
+			// fall back to older evidence then.
+			return g.refuse(d, false, "the ledger's answer did not verify (%v); not falling back to the cached bundle", fetchErr), nil
 		}
 	}
 	if b == nil {
@@ -158,11 +170,32 @@ func (g *Gate) Check(ctx context.Context, d cas.Digest) (*Decision, error) {
 		if err != nil {
 			return g.refuse(d, true, "%v", err), nil
 		}
+		if max := g.cfg.Policy.maxAge; max > 0 && time.Since(b.Fetched) > max {
+			return g.refuse(d, true, "the ledger could not be reached and the cached bundle was fetched %s ago, more than the policy's max_bundle_age %s", time.Since(b.Fetched).Round(time.Second), max), nil
+		}
 	}
 	dec := g.judge(b)
 	dec.Offline = offline
 	return dec, nil
 }
+
+// unreachable reports whether err means the ledger could not be asked
+// (no connection, a timeout, a server error), as opposed to an answer that
+// failed verification.
+func unreachable(err error) bool {
+	var ue *url.Error
+	var ne net.Error
+	var he *httpapi.Error
+	switch {
+	case errors.As(err, &he):
+		return he.Status >= 500
+	case errors.As(err, &ue), errors.As(err, &ne):
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded)
+}
+
+func (g *Gate) inconsistentPath() string { return filepath.Join(g.cfg.CacheDir, "INCONSISTENT") }
 
 func (g *Gate) refuse(d cas.Digest, offline bool, format string, args ...any) *Decision {
 	return &Decision{Image: d, K: g.cfg.Policy.Threshold, Offline: offline,
@@ -215,8 +248,8 @@ func (g *Gate) judge(b *Bundle) *Decision {
 				if dec.Build == nil || pe.Index > dec.Build.LogIndex {
 					dec.Build = &BuildRef{Job: br.Job, Platform: br.Platform, UUID: br.UUID, LogIndex: pe.Index}
 				}
-				if br.Succeeded() {
-					uploader = br
+				if br.Succeeded() && br.MainBinary != nil && *br.MainBinary == a.Path {
+					uploader = br // the uploader vouches for its main binary only
 				}
 			}
 		}
@@ -245,6 +278,22 @@ func (g *Gate) judge(b *Bundle) *Decision {
 		}
 	}
 	pol := attest.Policy{Threshold: 1, PredicateTypes: p.PredicateTypes}
+	// Revocations proven by any bundle this gate fetched count for every
+	// decision, so an older cached bundle cannot bring a key back.
+	known, err := g.knownRevocations()
+	if err != nil {
+		return g.refuse(d, true, "%v", err)
+	}
+	for id, at := range known {
+		if _, ok := revoked[id]; !ok {
+			revoked[id] = at
+		}
+	}
+	if len(revoked) > len(known) {
+		if err := g.learnRevocations(revoked); err != nil {
+			return g.refuse(d, true, "%v", err)
+		}
+	}
 	// A revoked key counts for nothing, whenever its attestations were
 	// logged: keys are revoked when compromised, and when that happened is
 	// not known.

@@ -419,3 +419,93 @@ func TestLoadPolicyKeyFiles(t *testing.T) {
 		t.Fatal("a key given twice was accepted")
 	}
 }
+
+// TestGateStaleEvidence: a revocation the gate once saw proven applies to
+// every later decision, a ledger whose answer does not verify is not a
+// reason to fall back to older evidence, a fork is remembered, and
+// max_bundle_age bounds offline decisions.
+func TestGateStaleEvidence(t *testing.T) {
+	w := newWorld(t, "a", "b")
+	img1, img2 := []byte("image one"), []byte("image two")
+	b1, i1 := w.build("one", img1, time.Now())
+	b2, i2 := w.build("two", img2, time.Now())
+	for _, k := range []string{"a", "b"} {
+		w.attest(k, b1, i1, nil)
+		w.attest(k, b2, i2, nil)
+	}
+	cache := t.TempDir()
+	g := newGate(t, w.policy(2, "a", "b"), cache, false)
+	if d, _ := g.Check(ctx, cas.Sum(img1)); !d.Admitted {
+		t.Fatalf("image one: %s", d.Reason)
+	}
+	if _, err := w.client.RevokeKey(ctx, "a", "lost", httpapi.Credentials{User: "root", Password: "root-password"}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := g.Check(ctx, cas.Sum(img2)); d.Admitted { // learns the revocation
+		t.Fatalf("image two admitted with a revoked key: %s", d.Reason)
+	}
+	// The ledger now answers garbage: no fallback to image one's old bundle.
+	var garbage http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) })
+	w.handler.Store(&garbage)
+	if d, _ := g.Check(ctx, cas.Sum(img1)); d.Admitted || !strings.Contains(d.Reason, "did not verify") {
+		t.Fatalf("garbage answer: %s", d.Reason)
+	}
+	// Unreachable: the old bundle is used, with the revocation learned since.
+	off := newGate(t, w.policy(2, "a", "b"), cache, true)
+	if d, _ := off.Check(ctx, cas.Sum(img1)); d.Admitted || statuses(d)["a"] != gate.StatusRevoked {
+		t.Fatalf("offline after the revocation: %s", d.Reason)
+	}
+	// max_bundle_age.
+	doc, _ := json.Marshal(map[string]any{"log_key": w.l.VKey, "threshold": 1, "max_bundle_age": "1h",
+		"keys": []map[string]any{{"name": "b", "public_key": string(w.signers["b"].PublicKeyPEM())}}})
+	aged, err := gate.ParsePolicy(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := newGate(t, aged, cache, true).Check(ctx, cas.Sum(img1)); !d.Admitted {
+		t.Fatalf("fresh bundle: %s", d.Reason)
+	}
+	path := filepath.Join(cache, "bundles", cas.Sum(img1).String()+".json")
+	var bu gate.Bundle
+	raw, _ := os.ReadFile(path)
+	json.Unmarshal(raw, &bu)
+	bu.Fetched = bu.Fetched.Add(-2 * time.Hour)
+	raw, _ = json.Marshal(bu)
+	os.WriteFile(path, raw, 0o600)
+	if d, _ := newGate(t, aged, cache, true).Check(ctx, cas.Sum(img1)); d.Admitted || !strings.Contains(d.Reason, "max_bundle_age") {
+		t.Fatalf("old bundle: %s", d.Reason)
+	}
+}
+
+// TestGateRemembersFork: once a rewritten history is seen, every decision
+// refuses until an operator removes the marker.
+func TestGateRemembersFork(t *testing.T) {
+	w := newWorld(t, "a")
+	image := []byte("image")
+	b, idx := w.build("web", image, time.Now())
+	w.attest("a", b, idx, nil)
+	cache := t.TempDir()
+	g := newGate(t, w.policy(1, "a"), cache, false)
+	if d, _ := g.Check(ctx, cas.Sum(image)); !d.Admitted {
+		t.Fatal(d.Reason)
+	}
+	forked := ledgertest.Reopen(t, t.TempDir(), w.l.SKey, w.l.VKey)
+	defer forked.Close()
+	fw := &world{t: t, l: forked}
+	for range 5 {
+		fw.build("web", []byte("forged"), time.Now())
+	}
+	fs, _ := httpapi.New(httpapi.Config{Ledger: forked.Ledger, VKey: forked.VKey})
+	var h http.Handler = fs
+	w.handler.Store(&h)
+	if d, _ := g.Check(ctx, cas.Sum(image)); d.Admitted || !strings.Contains(d.Reason, "rewrote its history") {
+		t.Fatalf("fork: %s", d.Reason)
+	}
+	if d, _ := newGate(t, w.policy(1, "a"), cache, true).Check(ctx, cas.Sum(image)); d.Admitted || !strings.Contains(d.Reason, "INCONSISTENT") {
+		t.Fatalf("after the fork, offline: %s", d.Reason)
+	}
+	os.Remove(filepath.Join(cache, "INCONSISTENT"))
+	if d, _ := newGate(t, w.policy(1, "a"), cache, true).Check(ctx, cas.Sum(image)); !d.Admitted {
+		t.Fatalf("after the operator's review: %s", d.Reason)
+	}
+}

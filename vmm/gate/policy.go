@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -30,8 +31,12 @@ type Policy struct {
 	Keys           []PolicyKey `json:"keys"`
 	PredicateTypes []string    `json:"predicate_types,omitempty"`
 	UploaderCounts bool        `json:"uploader_counts,omitempty"`
+	// MaxBundleAge bounds how old a cached bundle may be for an offline
+	// decision (a Go duration such as "168h"); empty: no bound.
+	MaxBundleAge string `json:"max_bundle_age,omitempty"`
 
-	keys map[cas.Digest]*trustedKey
+	keys   map[cas.Digest]*trustedKey
+	maxAge time.Duration
 }
 
 // PolicyKey is one trusted rebuilder key.
@@ -119,6 +124,16 @@ func parsePolicy(doc []byte, dir string) (*Policy, error) {
 	if p.Threshold > max {
 		return nil, fmt.Errorf("%w: threshold %d can never be met with %d trusted keys%s", ErrPolicy, p.Threshold, len(p.Keys),
 			map[bool]string{true: " and the uploader", false: ""}[p.UploaderCounts])
+	}
+	if p.MaxBundleAge != "" {
+		d, err := time.ParseDuration(p.MaxBundleAge)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%w: max_bundle_age %q is not a positive duration such as \"168h\"", ErrPolicy, p.MaxBundleAge)
+		}
+		p.maxAge = d
+	}
+	if p.UploaderCounts && p.Threshold < 2 {
+		return nil, fmt.Errorf("%w: with uploader_counts a threshold of %d would admit any uploaded build without one rebuilder; use 2 or more", ErrPolicy, p.Threshold)
 	}
 	if len(p.PredicateTypes) == 0 {
 		p.PredicateTypes = []string{attest.PredicateType}
