@@ -61,12 +61,30 @@ func (c *console) append(text string) {
 	c.wake = make(chan struct{})
 }
 
-// copy reads lines until r ends, splitting overlong lines.
+// maxLine is the longest console line kept; longer ones are split.
+const maxLine = 64 << 10
+
+// copy reads lines until r ends, splitting overlong lines, and keeps
+// reading (and dropping) after any error, so a unikernel never blocks on
+// or dies from (SIGPIPE) a console nobody reads.
 func (c *console) copy(r io.Reader) {
-	s := bufio.NewScanner(r)
-	s.Buffer(make([]byte, 4096), 64<<10)
-	for s.Scan() {
-		c.append(s.Text())
+	br := bufio.NewReaderSize(r, maxLine)
+	var line []byte
+	for {
+		chunk, isPrefix, err := br.ReadLine()
+		if err != nil {
+			if len(line) > 0 {
+				c.append(string(line))
+			}
+			io.Copy(io.Discard, br)
+			return
+		}
+		line = append(line, chunk...)
+		if isPrefix && len(line) < maxLine {
+			continue
+		}
+		c.append(string(line))
+		line = line[:0]
 	}
 }
 

@@ -250,3 +250,30 @@ func TestRelativeStateDir(t *testing.T) {
 		t.Fatalf("console = %q", got)
 	}
 }
+
+// TestConsoleLongLine: a line longer than the console keeps is split, and
+// the unikernel keeps running (it must never get SIGPIPE from its console).
+func TestConsoleLongLine(t *testing.T) {
+	e := newEnv(t)
+	img, digest := image(t, `head -c 200000 /dev/zero | tr '\0' x; echo; echo after; exec sleep 60`)
+	e.gate.allow(digest)
+	e.mustCreate(vmm.Spec{Name: "long"}, img)
+	waitFor(t, "the line after", func() bool {
+		got := e.console("long", vmm.ConsoleQuery{})
+		return len(got) > 0 && got[len(got)-1] == "after"
+	})
+	got := e.console("long", vmm.ConsoleQuery{})
+	total := 0
+	for _, l := range got[:len(got)-1] {
+		if len(l) > 64<<10 {
+			t.Fatalf("a console line of %d bytes", len(l))
+		}
+		total += len(l)
+	}
+	if total != 200000 {
+		t.Fatalf("kept %d of 200000 bytes of the long line", total)
+	}
+	if i := e.info("long"); i.State != vmm.StateRunning {
+		t.Fatalf("the unikernel died: %+v", i)
+	}
+}
