@@ -153,7 +153,7 @@ func (t *QEMU) Command(l *Launch) ([]string, []string, error) {
 	}
 	for _, b := range s.Blocks {
 		argv = append(argv,
-			"-drive", fmt.Sprintf("id=%s,file=%s,if=none,format=raw", b.Name, strings.ReplaceAll(b.File, ",", ",,")) // qemu escapes a comma by doubling it,
+			"-drive", fmt.Sprintf("id=%s,file=%s,if=none,format=raw", b.Name, strings.ReplaceAll(b.File, ",", ",,")), // qemu doubles a comma in a value
 			"-device", "virtio-blk-pci,drive="+b.Name)
 	}
 	return argv, nil, nil
