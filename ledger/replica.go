@@ -111,6 +111,42 @@ func (l *Ledger) Replicate(ctx context.Context, leaves [][]byte, signed []byte, 
 	return nil
 }
 
+// VerifyEntries checks, without storing anything, that leaves appended
+// after this replica's last entry make a tree consistent with the signed
+// checkpoint: its root when they reach its size, else proven by prove. A
+// replica calls it before fetching the blobs the entries name, so a
+// primary cannot make it download anything for entries that are not in
+// the log.
+func (l *Ledger) VerifyEntries(leaves [][]byte, signed []byte, prove func(size uint64, root [32]byte) error) error {
+	cp, err := OpenCheckpoint(signed, l.origin, l.replicaOf)
+	if err != nil {
+		return err
+	}
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	txn := l.db.NewTransaction(true)
+	defer txn.Discard()
+	tb := l.tree.Begin()
+	for _, data := range leaves {
+		if _, err := tb.Add(txn, tree.LeafHash(data)); err != nil {
+			return err
+		}
+	}
+	root, err := tb.Root()
+	if err != nil {
+		return err
+	}
+	switch size := tb.Size(); {
+	case size > cp.Size:
+		return fmt.Errorf("ledger: entries up to %d go beyond checkpoint size %d", size, cp.Size)
+	case size == cp.Size && root != cp.Hash:
+		return fmt.Errorf("%w: SECURITY: the primary's entries give root %x at size %d, its checkpoint says %x", ErrCorrupt, root, size, cp.Hash)
+	case size < cp.Size:
+		return prove(size, root)
+	}
+	return nil
+}
+
 // IsReplica reports whether the ledger is a read replica.
 func (l *Ledger) IsReplica() bool { return l.replicaOf != "" }
 

@@ -46,6 +46,11 @@ func (r *Replica) Sync(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	if last := l.Checkpoint(); last.Note != nil {
+		if cp.Size < last.Size {
+			// A stale answer (a cache in front of the primary): wait for a
+			// current one. A rewritten history shows once it is longer.
+			return 0, fmt.Errorf("the primary served an older checkpoint (size %d) than this replica holds (%d); retrying", cp.Size, last.Size)
+		}
 		if err := c.CheckConsistency(ctx, last, cp); err != nil {
 			return 0, err
 		}
@@ -67,6 +72,10 @@ func (r *Replica) Sync(ctx context.Context) (int, error) {
 		to := min(from+uint64(chunk), cp.Size)
 		entries, err := c.Entries(ctx, from, to, cp)
 		if err != nil {
+			return applied, err
+		}
+		// Nothing is fetched for entries that are not in the log.
+		if err := l.VerifyEntries(entries, cp.Note, prove); err != nil {
 			return applied, err
 		}
 		if err := r.fetchBlobs(ctx, from, entries); err != nil {
@@ -134,14 +143,18 @@ func (r *Replica) fetchBlobs(ctx context.Context, from uint64, entries [][]byte)
 		wg.Go(func() {
 			for w := range work {
 				if w.size > int64(inline) {
-					if err := r.fetch(ctx, w.d); err != nil {
+					if err := r.fetch(ctx, w.d, w.size); err != nil {
 						errc <- fmt.Errorf("entry %d: %w", w.entry, err)
 						return
 					}
 					continue
 				}
 				var buf bytes.Buffer
-				if err := r.Client.StoredBlob(ctx, w.d, &limitWriter{w: &buf, n: maxBuffered}); err != nil {
+				limit := int64(maxBuffered)
+				if w.size >= 0 {
+					limit = w.size // an artifact is exactly its recorded size
+				}
+				if err := r.Client.StoredBlob(ctx, w.d, &limitWriter{w: &buf, n: limit}); err != nil {
 					errc <- fmt.Errorf("entry %d: %w", w.entry, err)
 					return
 				}
@@ -181,6 +194,10 @@ feed:
 	return store.PutSmall(ctx, small)
 }
 
+// syncTimeout bounds one round of Run, so a stalled primary cannot hang
+// the replica.
+const syncTimeout = 30 * time.Minute
+
 const (
 	fetchWorkers = 8
 	// maxBuffered bounds a blob held in memory whose size the event does
@@ -196,7 +213,7 @@ type limitWriter struct {
 
 func (l *limitWriter) Write(p []byte) (int, error) {
 	if int64(len(p)) > l.n {
-		return 0, fmt.Errorf("blob larger than %d bytes", maxBuffered)
+		return 0, errors.New("the blob is larger than the event says (or than a replica holds in memory)")
 	}
 	l.n -= int64(len(p))
 	return l.w.Write(p)
@@ -204,11 +221,11 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 
 // fetch streams one blob from the primary into the store; the store's
 // digest must be the one asked for.
-func (r *Replica) fetch(ctx context.Context, d cas.Digest) error {
+func (r *Replica) fetch(ctx context.Context, d cas.Digest, size int64) error {
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		err := r.Client.StoredBlob(ctx, d, pw)
+		err := r.Client.StoredBlob(ctx, d, &limitWriter{w: pw, n: size})
 		pw.CloseWithError(err)
 		errc <- err
 	}()
@@ -239,7 +256,9 @@ func (r *Replica) Run(ctx context.Context) error {
 		log = slog.Default()
 	}
 	for {
-		n, err := r.Sync(ctx)
+		sctx, cancel := context.WithTimeout(ctx, syncTimeout)
+		n, err := r.Sync(sctx)
+		cancel()
 		var ie *httpapi.InconsistencyError
 		switch {
 		case ctx.Err() != nil:

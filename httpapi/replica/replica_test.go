@@ -262,3 +262,40 @@ func TestReplica(t *testing.T) {
 		t.Fatal("the replica took the forged checkpoint")
 	}
 }
+
+// TestReplicaVerifiesBeforeFetching: entries that do not rebuild the
+// primary's tree are refused before any blob they name is fetched.
+func TestReplicaVerifiesBeforeFetching(t *testing.T) {
+	p := newPrimary(t)
+	b := p.record(t, "web", map[string]string{"bin/web.hvt": "an image only the tampered entry names"})
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resp, err := http.Get(p.srv.URL + r.URL.RequestURI())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if strings.HasPrefix(r.URL.Path, "/tile/entries/") {
+			body = bytes.Replace(body, []byte(`"platform":"debian-12"`), []byte(`"platform":"debian-13"`), 1)
+		}
+		w.WriteHeader(resp.StatusCode)
+		w.Write(body)
+	}))
+	defer proxy.Close()
+	c, _ := httpapi.NewClient(proxy.URL, p.l.VKey, nil)
+	rep, closeRep := openReplica(t, t.TempDir(), p.l.VKey, proxy.URL)
+	defer closeRep()
+	_, err := (&replica.Replica{Client: c, Ledger: rep.l}).Sync(ctx)
+	if err == nil || !strings.Contains(err.Error(), "SECURITY") {
+		t.Fatalf("tampered entries: %v", err)
+	}
+	be, _ := p.l.Build(b.UUID)
+	main, _ := be.Event.Artifact("bin/web.hvt")
+	if ok, _ := rep.l.Store().Has(main.SHA256); ok {
+		t.Fatal("a blob named by unverified entries was fetched")
+	}
+	if rep.l.Size() != 0 {
+		t.Fatalf("the replica took %d entries", rep.l.Size())
+	}
+}
