@@ -348,9 +348,9 @@ func (c *Client) JobBuilds(ctx context.Context, job string) ([]BuildSummary, err
 	return jv.Builds, nil
 }
 
-// MainBinary downloads a build's main binary into w and checks its digest
-// against want.
-func (c *Client) MainBinary(ctx context.Context, job string, id uuid.UUID, want cas.Digest, w io.Writer) error {
+// MainBinary downloads a build's main binary into w and checks its size
+// (reading no more than size bytes) and its digest against the record.
+func (c *Client) MainBinary(ctx context.Context, job string, id uuid.UUID, want cas.Digest, size int64, w io.Writer) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("job/"+job+"/build/"+id.String()+"/main-binary"), nil)
 	if err != nil {
 		return err
@@ -365,8 +365,12 @@ func (c *Client) MainBinary(ctx context.Context, job string, id uuid.UUID, want 
 		return &Error{Status: resp.StatusCode, Msg: fmt.Sprintf("main binary of build %s: %s (%s)", id, strings.TrimSpace(string(b)), resp.Status)}
 	}
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(w, h), resp.Body); err != nil {
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(resp.Body, size+1))
+	if err != nil {
 		return err
+	}
+	if n != size {
+		return fmt.Errorf("SECURITY: the main binary of build %s is not of its recorded size %d", id, size)
 	}
 	if got := cas.Digest(h.Sum(nil)); got != want {
 		return fmt.Errorf("SECURITY: the main binary of build %s has SHA-256 %s, the log records %s", id, got, want)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/buildledger/buildledger/cas"
 )
@@ -16,6 +17,7 @@ type Candidate struct {
 	Job, Platform string
 	Running, New  BuildRef
 	SHA256        cas.Digest // of the new build's main binary
+	Size          int64      // its recorded size
 	CompareURL    string
 }
 
@@ -64,8 +66,22 @@ func (g *Gate) Newer(ctx context.Context, running cas.Digest) (*Candidate, error
 		if a.SHA256 != b.MainBinary.SHA256 || rec.Job != cur.Job || rec.Platform != cur.Platform || !rec.Succeeded() {
 			return nil, fmt.Errorf("SECURITY: the ledger's listing of build %s does not match its record", b.UUID)
 		}
+		// The listings are unproven: the proven records must agree that the
+		// candidate is newer, so a ledger cannot steer an update backwards.
+		old, oldIndex, _, err := c.Build(ctx, cur.UUID)
+		if err != nil {
+			return nil, err
+		}
+		if oa, ok := old.Artifact(cur.Path); !ok || oa.SHA256 != running {
+			return nil, fmt.Errorf("SECURITY: build %s does not record the running image at %s", cur.UUID, cur.Path)
+		}
+		if index <= oldIndex || !rec.Started.After(old.Started) {
+			return nil, fmt.Errorf("SECURITY: the ledger offers build %s (log index %d, started %s) as newer than the running build %s (log index %d, started %s)",
+				rec.UUID, index, rec.Started.Format(time.RFC3339), old.UUID, oldIndex, old.Started.Format(time.RFC3339))
+		}
 		return &Candidate{
-			Job: cur.Job, Platform: cur.Platform,
+			Size: a.Size,
+			Job:  cur.Job, Platform: cur.Platform,
 			Running:    BuildRef{Job: cur.Job, Platform: cur.Platform, UUID: cur.UUID, LogIndex: cur.LogIndex},
 			New:        BuildRef{Job: rec.Job, Platform: rec.Platform, UUID: rec.UUID, LogIndex: index},
 			SHA256:     a.SHA256,
@@ -86,7 +102,7 @@ func (g *Gate) Download(ctx context.Context, cand *Candidate, path string) error
 		return err
 	}
 	defer os.Remove(f.Name())
-	err = g.client.MainBinary(ctx, cand.Job, cand.New.UUID, cand.SHA256, f)
+	err = g.client.MainBinary(ctx, cand.Job, cand.New.UUID, cand.SHA256, cand.Size, f)
 	if err == nil {
 		err = f.Sync()
 	}
