@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/buildledger/buildledger/cas"
@@ -126,8 +127,11 @@ func (g *Gate) lastCheckpoint() (*ledger.Checkpoint, error) {
 // is newer, remembers it. A log that rewrote its history fails here with
 // an *httpapi.InconsistencyError.
 func (g *Gate) advance(ctx context.Context, c *httpapi.Client, cp *ledger.Checkpoint) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	unlock, err := g.lockState()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	last, err := g.lastCheckpoint()
 	if err != nil {
 		return err
@@ -265,8 +269,18 @@ func (g *Gate) knownRevocations() (map[cas.Digest]uint64, error) {
 
 // learnRevocations remembers proven revocations for good.
 func (g *Gate) learnRevocations(r map[cas.Digest]uint64) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	unlock, err := g.lockState()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if known, err := g.knownRevocations(); err == nil {
+		for k, v := range known {
+			if _, ok := r[k]; !ok {
+				r[k] = v
+			}
+		}
+	}
 	list := map[string]uint64{}
 	for k, v := range r {
 		list[k.String()] = v
@@ -276,4 +290,22 @@ func (g *Gate) learnRevocations(r map[cas.Digest]uint64) error {
 		return err
 	}
 	return writeFileAtomic(g.revocationsPath(), data)
+}
+
+// lockState serialises changes to the gate's state between goroutines and
+// between processes sharing the cache (the daemon and 'vmm bundle'), so a
+// checkpoint never goes backwards and no learned revocation is lost.
+func (g *Gate) lockState() (func(), error) {
+	g.mu.Lock()
+	f, err := os.OpenFile(filepath.Join(g.cfg.CacheDir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		g.mu.Unlock()
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		g.mu.Unlock()
+		return nil, err
+	}
+	return func() { f.Close(); g.mu.Unlock() }, nil
 }
