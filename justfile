@@ -17,6 +17,11 @@ check:
 bench:
     go run ./cmd/ledgerbench
 
+# Appends on Trillian+MariaDB vs embedded, and replica catch-up (needs
+# MariaDB and the Trillian binaries, as .ci/run installs them).
+bench-scale:
+    go run ./cmd/ledgerbench -only scale
+
 # All go test benchmarks (raw output, e.g. for benchstat).
 bench-raw:
     go test -run='^$' -bench=. -benchmem ./...

@@ -28,7 +28,7 @@ var ctx = context.Background()
 // world is a real ledger server with rebuilder keys and a switchable
 // handler, so a test can make the server lie.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	l       *ledgertest.Ledger
 	srv     *httptest.Server
 	handler atomic.Pointer[http.Handler]
@@ -36,7 +36,7 @@ type world struct {
 	signers map[string]*attest.Signer
 }
 
-func newWorld(t *testing.T, keys ...string) *world {
+func newWorld(t testing.TB, keys ...string) *world {
 	t.Helper()
 	w := &world{t: t, l: ledgertest.Open(t), signers: map[string]*attest.Signer{}}
 	users := auth.New(w.l.DB)
