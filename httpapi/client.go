@@ -227,17 +227,9 @@ var ErrNotInLedger = errors.New("no recorded build produced this digest")
 // checkpoint's signature, each build event's inclusion, and that the event
 // really lists the digest.
 func (c *Client) Lookup(ctx context.Context, d cas.Digest) (*LookupResult, error) {
-	b, err := fetch(ctx, c.http, c.url("hash")+"?sha256="+d.String(), "application/json")
-	var he *Error
-	if errors.As(err, &he) && he.Status == http.StatusNotFound {
-		return nil, fmt.Errorf("%s: %w", d, ErrNotInLedger)
-	}
+	hl, err := c.HashLookup(ctx, d)
 	if err != nil {
 		return nil, err
-	}
-	var hl HashLookup
-	if err := json.Unmarshal(b, &hl); err != nil {
-		return nil, fmt.Errorf("lookup answer is not JSON: %w", err)
 	}
 	cp, err := ledger.OpenCheckpoint([]byte(hl.Checkpoint), c.origin, c.vkey)
 	if err != nil {

@@ -173,33 +173,6 @@ func (c *Client) Build(ctx context.Context, id uuid.UUID) (*ledger.BuildRecorded
 	return br, bv.LogIndex, cp, nil
 }
 
-// Blob fetches a file of a recorded build (an artifact path, or "script"
-// or "console") and checks it against the digest the build event records.
-func (c *Client) Blob(ctx context.Context, b *ledger.BuildRecorded, name string) ([]byte, error) {
-	base := "job/" + b.Job + "/build/" + b.UUID.String() + "/"
-	var want cas.Digest
-	switch name {
-	case "script":
-		want = b.Script
-	case "console":
-		want = b.Console
-	default:
-		a, ok := b.Artifact(name)
-		if !ok {
-			return nil, fmt.Errorf("build %s has no file %q", b.UUID, name)
-		}
-		want, name = a.SHA256, "f/"+name
-	}
-	data, err := fetch(ctx, c.http, c.url(base+name), "")
-	if err != nil {
-		return nil, err
-	}
-	if got := cas.Sum(data); got != want {
-		return nil, fmt.Errorf("SECURITY: %s of build %s has SHA-256 %s, the log records %s", name, b.UUID, got, want)
-	}
-	return data, nil
-}
-
 // KeyReceipt is the answer to a key registration or revocation.
 type KeyReceipt struct {
 	Key        KeyInfo  `json:"key"`
@@ -351,7 +324,15 @@ func (c *Client) JobBuilds(ctx context.Context, job string) ([]BuildSummary, err
 // MainBinary downloads a build's main binary into w and checks its size
 // (reading no more than size bytes) and its digest against the record.
 func (c *Client) MainBinary(ctx context.Context, job string, id uuid.UUID, want cas.Digest, size int64, w io.Writer) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("job/"+job+"/build/"+id.String()+"/main-binary"), nil)
+	what := "the main binary of build " + id.String()
+	return c.streamVerified(ctx, "job/"+job+"/build/"+id.String()+"/main-binary", what, want, size, w)
+}
+
+// streamVerified copies the answer to GET path into w, reading at most
+// size bytes (size < 0: no bound) and failing unless exactly size bytes
+// (when bounded) with SHA-256 want arrived.
+func (c *Client) streamVerified(ctx context.Context, path, what string, want cas.Digest, size int64, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(path), nil)
 	if err != nil {
 		return err
 	}
@@ -362,18 +343,22 @@ func (c *Client) MainBinary(ctx context.Context, job string, id uuid.UUID, want 
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return &Error{Status: resp.StatusCode, Msg: fmt.Sprintf("main binary of build %s: %s (%s)", id, strings.TrimSpace(string(b)), resp.Status)}
+		return &Error{Status: resp.StatusCode, Msg: fmt.Sprintf("%s: %s (%s)", what, strings.TrimSpace(string(b)), resp.Status)}
+	}
+	var body io.Reader = resp.Body
+	if size >= 0 {
+		body = io.LimitReader(resp.Body, size+1)
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(resp.Body, size+1))
+	n, err := io.Copy(io.MultiWriter(w, h), body)
 	if err != nil {
 		return err
 	}
-	if n != size {
-		return fmt.Errorf("SECURITY: the main binary of build %s is not of its recorded size %d", id, size)
+	if size >= 0 && n != size {
+		return fmt.Errorf("SECURITY: %s is not of its recorded size %d", what, size)
 	}
 	if got := cas.Digest(h.Sum(nil)); got != want {
-		return fmt.Errorf("SECURITY: the main binary of build %s has SHA-256 %s, the log records %s", id, got, want)
+		return fmt.Errorf("SECURITY: %s has SHA-256 %s, the log records %s", what, got, want)
 	}
 	return nil
 }
@@ -426,25 +411,5 @@ func (c *Client) ProveConsistent(ctx context.Context, size uint64, root [32]byte
 // StoredBlob streams a blob from the server's content-addressed store
 // (GET /blob/SHA256) into w and checks its digest.
 func (c *Client) StoredBlob(ctx context.Context, d cas.Digest, w io.Writer) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("blob/"+d.String()), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return &Error{Status: resp.StatusCode, Msg: fmt.Sprintf("blob %s: %s (%s)", d, strings.TrimSpace(string(b)), resp.Status)}
-	}
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(w, h), resp.Body); err != nil {
-		return err
-	}
-	if got := cas.Digest(h.Sum(nil)); got != d {
-		return fmt.Errorf("SECURITY: blob %s: the server sent bytes with SHA-256 %s", d, got)
-	}
-	return nil
+	return c.streamVerified(ctx, "blob/"+d.String(), "blob "+d.String(), d, -1, w)
 }
