@@ -4,12 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,8 +14,7 @@ import (
 
 	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/cas"
-	"github.com/buildledger/buildledger/httpapi"
-	"github.com/buildledger/buildledger/httpapi/auth"
+	"github.com/buildledger/buildledger/httpapi/httpapitest"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/ledgertest"
 	"github.com/buildledger/buildledger/rebuilder"
@@ -26,45 +22,21 @@ import (
 	"github.com/buildledger/buildledger/vmm/gate"
 )
 
-// farm is a real ledger server, a build farm that builds with the
-// rebuilder package and uploads, and rebuilders with their own keys.
+// farm is a real ledger server (httpapitest), a build farm that builds
+// with the rebuilder package and uploads, and rebuilders with their own
+// keys.
 type farm struct {
-	t       *testing.T
-	l       *ledgertest.Ledger
-	srv     *httptest.Server
-	handler atomic.Pointer[http.Handler]
-	client  *httpapi.Client
-	root    string
-	keys    map[string]*attest.Signer
+	*httpapitest.Server
+	t    *testing.T
+	root string
 }
 
-var admin = httpapi.Credentials{User: "root", Password: "root-password"}
+var admin = httpapitest.Admin
 
 func newFarm(t *testing.T, keys ...string) *farm {
-	f := &farm{t: t, l: ledgertest.Open(t), root: filepath.Join(t.TempDir(), "root"), keys: map[string]*attest.Signer{}}
-	users := auth.New(f.l.DB)
-	users.AddAdmin("root", "root-password")
-	s, err := httpapi.New(httpapi.Config{Ledger: f.l.Ledger, VKey: f.l.VKey, Users: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h http.Handler = s
-	f.handler.Store(&h)
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*f.handler.Load()).ServeHTTP(w, r) }))
-	t.Cleanup(f.srv.Close)
-	if f.client, err = httpapi.NewClient(f.srv.URL, f.l.VKey, nil); err != nil {
-		t.Fatal(err)
-	}
+	f := &farm{Server: httpapitest.New(t), t: t, root: filepath.Join(t.TempDir(), "root")}
 	for _, k := range keys {
-		p, _ := attest.GenerateKey(attest.ECDSAP256)
-		s, err := attest.LoadSigner(p, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.client.AddKey(ctx, k, string(s.PublicKeyPEM()), admin); err != nil {
-			t.Fatal(err)
-		}
-		f.keys[k] = s
+		f.Key(k, true)
 	}
 	return f
 }
@@ -84,12 +56,7 @@ func (f *farm) build(version string) (*ledger.BuildRecorded, []byte) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if _, err := f.l.DefineJob(ctx, "web"); err != nil {
-		f.t.Fatal(err)
-	}
-	users := auth.New(f.l.DB)
-	users.Add("farm", "farm-password", true)
-	_, b, err := f.client.Upload(ctx, der, res.Exec.UUID, httpapi.Credentials{User: "farm", Password: "farm-password"})
+	_, b, err := f.Client.Upload(ctx, der, res.Exec.UUID, httpapitest.Farm)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -105,7 +72,7 @@ func (f *farm) build(version string) (*ledger.BuildRecorded, []byte) {
 // rebuild has key rebuild build b for real and attest the verdict.
 func (f *farm) rebuild(key string, b *ledger.BuildRecorded) {
 	f.t.Helper()
-	r := &rebuilder.Rebuilder{Client: f.client, Signer: f.keys[key], BuilderID: "https://rebuilders.example/" + key,
+	r := &rebuilder.Rebuilder{Client: f.Client, Signer: f.Keys[key], BuilderID: "https://rebuilders.example/" + key,
 		Options: rebuilder.Options{Root: f.root, SkipSystem: true}}
 	o, err := r.Rebuild(ctx, b.UUID)
 	if err != nil || o.Verdict != attest.Reproduced {
@@ -116,7 +83,7 @@ func (f *farm) rebuild(key string, b *ledger.BuildRecorded) {
 // disagree has key attest that it got other bytes for build b's image.
 func (f *farm) disagree(key string, b *ledger.BuildRecorded) {
 	f.t.Helper()
-	be, err := f.l.Build(b.UUID)
+	be, err := f.L.Build(b.UUID)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -127,11 +94,11 @@ func (f *farm) disagree(key string, b *ledger.BuildRecorded) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	env, err := attest.Sign(ctx, st, f.keys[key])
+	env, err := attest.Sign(ctx, st, f.Keys[key])
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if _, err := f.client.SubmitAttestation(ctx, env); err != nil {
+	if _, err := f.Client.SubmitAttestation(ctx, env); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -140,9 +107,9 @@ func (f *farm) gate(k int, cache string, offline bool, trusted ...string) *gate.
 	f.t.Helper()
 	var keys []map[string]any
 	for _, n := range trusted {
-		keys = append(keys, map[string]any{"name": n, "public_key": string(f.keys[n].PublicKeyPEM())})
+		keys = append(keys, map[string]any{"name": n, "public_key": string(f.Keys[n].PublicKeyPEM())})
 	}
-	doc, _ := json.Marshal(map[string]any{"ledger": f.srv.URL, "log_key": f.l.VKey, "threshold": k, "keys": keys})
+	doc, _ := json.Marshal(map[string]any{"ledger": f.URL, "log_key": f.L.VKey, "threshold": k, "keys": keys})
 	p, err := gate.ParsePolicy(doc)
 	if err != nil {
 		f.t.Fatal(err)
@@ -260,14 +227,14 @@ func TestGatedBootEndToEnd(t *testing.T) {
 	refused(t, err, "no bundle")
 
 	// A revoked key no longer counts.
-	if _, err := f.client.RevokeKey(ctx, "b", "key lost", admin); err != nil {
+	if _, err := f.Client.RevokeKey(ctx, "b", "key lost", admin); err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.create(vmm.Spec{Name: "web-again", Tender: "process", MemMB: 32}, path1)
 	refused(t, err, "1 of 2 required", "by b: revoked")
 
 	// A ledger that rewrites its log is caught.
-	forked := ledgertest.Reopen(t, t.TempDir(), f.l.SKey, f.l.VKey)
+	forked := ledgertest.Reopen(t, t.TempDir(), f.L.SKey, f.L.VKey)
 	defer forked.Close()
 	for i := range 30 {
 		t0 := time.Unix(1.7e9, 0)
@@ -279,9 +246,7 @@ func TestGatedBootEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fs, _ := httpapi.New(httpapi.Config{Ledger: forked.Ledger, VKey: forked.VKey})
-	var h http.Handler = fs
-	f.handler.Store(&h)
+	f.Serve(forked)
 	_, err = e.create(vmm.Spec{Name: "web-forked", Tender: "process", MemMB: 32}, path1)
 	refused(t, err, "rewrote its history")
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/buildledger/buildledger/httpapi"
-	"github.com/buildledger/buildledger/httpapi/auth"
+	"github.com/buildledger/buildledger/httpapi/httpapitest"
 	"github.com/buildledger/buildledger/ledger/ledgertest"
 )
 
@@ -52,26 +51,9 @@ type farm struct {
 }
 
 func newFarm(t *testing.T) *farm {
-	l := ledgertest.Open(t)
-	users := auth.New(l.DB)
-	if err := users.AddAdmin("root", "root-password"); err != nil {
-		t.Fatal(err)
-	}
-	if err := users.Add("farm", "farm-password", true); err != nil {
-		t.Fatal(err)
-	}
-	s, err := httpapi.New(httpapi.Config{Ledger: l.Ledger, VKey: l.VKey, Users: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	c, err := httpapi.NewClient(srv.URL, l.VKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("BUILDLEDGER_LOG_KEY", l.VKey)
-	return &farm{t: t, l: l, url: srv.URL, keyDir: t.TempDir(), client: c, root: filepath.Join(t.TempDir(), "root")}
+	s := httpapitest.New(t)
+	t.Setenv("BUILDLEDGER_LOG_KEY", s.L.VKey)
+	return &farm{t: t, l: s.L, url: s.URL, keyDir: t.TempDir(), client: s.Client, root: filepath.Join(t.TempDir(), "root")}
 }
 
 // key makes a rebuilder key and registers it as name.
@@ -83,7 +65,7 @@ func (f *farm) key(name string) string {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if _, err := f.client.AddKey(context.Background(), name, string(pub), httpapi.Credentials{User: "root", Password: "root-password"}); err != nil {
+	if _, err := f.client.AddKey(context.Background(), name, string(pub), httpapitest.Admin); err != nil {
 		f.t.Fatal(err)
 	}
 	return prefix + ".key"
@@ -105,7 +87,7 @@ func (f *farm) build(job, script string, vars ...string) uuid.UUID {
 	for _, v := range vars {
 		args = append(args, "--var", v)
 	}
-	f.t.Setenv("BUILDLEDGER_PASSWORD", "farm-password")
+	f.t.Setenv("BUILDLEDGER_PASSWORD", httpapitest.Farm.Password)
 	out := mustRun(f.t, args...)
 	m := buildLine.FindStringSubmatch(out)
 	if m == nil || !strings.Contains(out, "inclusion proven") {

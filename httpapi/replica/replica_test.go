@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +17,7 @@ import (
 	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi"
-	"github.com/buildledger/buildledger/httpapi/auth"
+	"github.com/buildledger/buildledger/httpapi/httpapitest"
 	"github.com/buildledger/buildledger/httpapi/replica"
 	"github.com/buildledger/buildledger/internal/kv"
 	"github.com/buildledger/buildledger/ledger"
@@ -56,37 +55,24 @@ func openReplica(t *testing.T, dir, vkey, primary string) (*node, func()) {
 	return &node{l, srv}, func() { srv.Close(); l.Close(); db.Close() }
 }
 
-// primaryWorld is a primary with builds, keys and attestations, served
-// through a switchable handler so a test can make it lie.
+// primaryWorld is a primary (httpapitest) with builds, keys and
+// attestations.
 type primaryWorld struct {
-	l       *ledgertest.Ledger
-	srv     *httptest.Server
-	handler atomic.Pointer[http.Handler]
-	client  *httpapi.Client
-	builds  []*ledger.BuildRecorded
+	*httpapitest.Server
+	led    *ledgertest.Ledger // where record records: the served ledger, or a fork of it
+	builds []*ledger.BuildRecorded
 }
 
 func newPrimary(t *testing.T) *primaryWorld {
-	p := &primaryWorld{l: ledgertest.Open(t)}
-	users := auth.New(p.l.DB)
-	users.AddAdmin("root", "root-password")
-	s, err := httpapi.New(httpapi.Config{Ledger: p.l.Ledger, VKey: p.l.VKey, Users: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h http.Handler = s
-	p.handler.Store(&h)
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*p.handler.Load()).ServeHTTP(w, r) }))
-	t.Cleanup(p.srv.Close)
-	p.client, _ = httpapi.NewClient(p.srv.URL, p.l.VKey, nil)
-	return p
+	s := httpapitest.New(t)
+	return &primaryWorld{Server: s, led: s.L}
 }
 
 // record stores a build's files and records it.
 func (p *primaryWorld) record(t *testing.T, job string, files map[string]string) *ledger.BuildRecorded {
 	t.Helper()
 	put := func(s string) cas.Digest {
-		info, err := p.l.Store.PutBytes(ctx, []byte(s))
+		info, err := p.led.Store.PutBytes(ctx, []byte(s))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,10 +95,10 @@ func (p *primaryWorld) record(t *testing.T, job string, files map[string]string)
 		}
 		return ps
 	}())
-	if _, err := p.l.DefineJob(ctx, job); err != nil {
+	if _, err := p.led.DefineJob(ctx, job); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.l.Append(ctx, b); err != nil {
+	if _, err := p.led.Append(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	p.builds = append(p.builds, b)
@@ -121,7 +107,7 @@ func (p *primaryWorld) record(t *testing.T, job string, files map[string]string)
 
 func (p *primaryWorld) attest(t *testing.T, s *attest.Signer, b *ledger.BuildRecorded) {
 	t.Helper()
-	be, err := p.l.Build(b.UUID)
+	be, err := p.L.Build(b.UUID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +123,7 @@ func (p *primaryWorld) attest(t *testing.T, s *attest.Signer, b *ledger.BuildRec
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.client.SubmitAttestation(ctx, env); err != nil {
+	if _, err := p.Client.SubmitAttestation(ctx, env); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -163,7 +149,7 @@ func TestReplica(t *testing.T) {
 	p := newPrimary(t)
 	ps, _ := attest.GenerateKey(attest.ECDSAP256)
 	signer, _ := attest.LoadSigner(ps, nil)
-	if _, err := p.client.AddKey(ctx, "rebuilder-a", string(signer.PublicKeyPEM()), httpapi.Credentials{User: "root", Password: "root-password"}); err != nil {
+	if _, err := p.Client.AddKey(ctx, "rebuilder-a", string(signer.PublicKeyPEM()), httpapitest.Admin); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
@@ -173,18 +159,18 @@ func TestReplica(t *testing.T) {
 	p.record(t, "dns", map[string]string{"bin/dns.hvt": "dns image", "build-environment": "A=2\n"})
 
 	dir := t.TempDir()
-	rep, closeRep := openReplica(t, dir, p.l.VKey, p.srv.URL)
+	rep, closeRep := openReplica(t, dir, p.L.VKey, p.URL)
 	if code, _ := get(t, rep.srv.URL+"/checkpoint"); code != http.StatusServiceUnavailable {
 		t.Fatalf("checkpoint before the first sync: %d", code)
 	}
-	r := &replica.Replica{Client: p.client, Ledger: rep.l, Chunk: 7}
+	r := &replica.Replica{Client: p.Client, Ledger: rep.l, Chunk: 7}
 	n, err := r.Sync(ctx)
-	if err != nil || uint64(n) != p.l.Size() {
-		t.Fatalf("sync: %d %v (primary has %d)", n, err, p.l.Size())
+	if err != nil || uint64(n) != p.L.Size() {
+		t.Fatalf("sync: %d %v (primary has %d)", n, err, p.L.Size())
 	}
 	same := func(path string) {
 		t.Helper()
-		c1, b1 := get(t, p.srv.URL+path)
+		c1, b1 := get(t, p.URL+path)
 		c2, b2 := get(t, rep.srv.URL+path)
 		if c1 != c2 || b1 != b2 {
 			t.Fatalf("%s differs:\nprimary %d %s\nreplica %d %s", path, c1, b1, c2, b2)
@@ -200,7 +186,7 @@ func TestReplica(t *testing.T) {
 			same(path)
 		}
 		for _, pb := range p.builds {
-			be, err := p.l.Build(pb.UUID)
+			be, err := p.L.Build(pb.UUID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +198,7 @@ func TestReplica(t *testing.T) {
 				same(path)
 			}
 		}
-		size := p.l.Size()
+		size := p.L.Size()
 		same(fmt.Sprintf("/proof/consistency?from=3&to=%d", size))
 		same("/tile/entries/000.p/" + fmt.Sprint(size))
 	}
@@ -225,7 +211,7 @@ func TestReplica(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), p.srv.URL) {
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), p.URL) {
 		t.Fatalf("write to the replica: %s %s", resp.Status, body)
 	}
 
@@ -233,7 +219,7 @@ func TestReplica(t *testing.T) {
 	closeRep()
 	more := p.record(t, "web", map[string]string{"bin/web.hvt": "image 9", "build-environment": "A=1\n"})
 	p.attest(t, signer, more)
-	rep, closeRep = openReplica(t, dir, p.l.VKey, p.srv.URL)
+	rep, closeRep = openReplica(t, dir, p.L.VKey, p.URL)
 	defer closeRep()
 	r.Ledger = rep.l
 	if n, err := r.Sync(ctx); err != nil || n != 2 {
@@ -243,15 +229,13 @@ func TestReplica(t *testing.T) {
 
 	// The primary rewrites its history: the replica stops, showing both
 	// checkpoints.
-	forked := ledgertest.Reopen(t, t.TempDir(), p.l.SKey, p.l.VKey)
+	forked := ledgertest.Reopen(t, t.TempDir(), p.L.SKey, p.L.VKey)
 	defer forked.Close()
-	fp := &primaryWorld{l: forked}
+	fp := &primaryWorld{Server: p.Server, led: forked}
 	for i := range 20 {
 		fp.record(t, "web", map[string]string{"bin/web.hvt": fmt.Sprint("forged ", i)})
 	}
-	fs, _ := httpapi.New(httpapi.Config{Ledger: forked.Ledger, VKey: forked.VKey})
-	var h http.Handler = fs
-	p.handler.Store(&h)
+	p.Serve(forked)
 	before := rep.l.Checkpoint()
 	err = r.Run(ctx)
 	var ie *httpapi.InconsistencyError
@@ -269,7 +253,7 @@ func TestReplicaVerifiesBeforeFetching(t *testing.T) {
 	p := newPrimary(t)
 	b := p.record(t, "web", map[string]string{"bin/web.hvt": "an image only the tampered entry names"})
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		resp, err := http.Get(p.srv.URL + r.URL.RequestURI())
+		resp, err := http.Get(p.URL + r.URL.RequestURI())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -283,14 +267,14 @@ func TestReplicaVerifiesBeforeFetching(t *testing.T) {
 		w.Write(body)
 	}))
 	defer proxy.Close()
-	c, _ := httpapi.NewClient(proxy.URL, p.l.VKey, nil)
-	rep, closeRep := openReplica(t, t.TempDir(), p.l.VKey, proxy.URL)
+	c, _ := httpapi.NewClient(proxy.URL, p.L.VKey, nil)
+	rep, closeRep := openReplica(t, t.TempDir(), p.L.VKey, proxy.URL)
 	defer closeRep()
 	_, err := (&replica.Replica{Client: c, Ledger: rep.l}).Sync(ctx)
 	if err == nil || !strings.Contains(err.Error(), "SECURITY") {
 		t.Fatalf("tampered entries: %v", err)
 	}
-	be, _ := p.l.Build(b.UUID)
+	be, _ := p.L.Build(b.UUID)
 	main, _ := be.Event.Artifact("bin/web.hvt")
 	if ok, _ := rep.l.Store().Has(main.SHA256); ok {
 		t.Fatal("a blob named by unverified entries was fetched")

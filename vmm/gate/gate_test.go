@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,8 +14,7 @@ import (
 
 	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/cas"
-	"github.com/buildledger/buildledger/httpapi"
-	"github.com/buildledger/buildledger/httpapi/auth"
+	"github.com/buildledger/buildledger/httpapi/httpapitest"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/ledgertest"
 	"github.com/buildledger/buildledger/vmm/gate"
@@ -25,66 +22,33 @@ import (
 
 var ctx = context.Background()
 
-// world is a real ledger server with rebuilder keys and a switchable
-// handler, so a test can make the server lie.
+// world is a real ledger server (httpapitest) with rebuilder keys.
 type world struct {
-	t       testing.TB
-	l       *ledgertest.Ledger
-	srv     *httptest.Server
-	handler atomic.Pointer[http.Handler]
-	client  *httpapi.Client
-	signers map[string]*attest.Signer
+	*httpapitest.Server
+	t testing.TB
 }
 
 func newWorld(t testing.TB, keys ...string) *world {
 	t.Helper()
-	w := &world{t: t, l: ledgertest.Open(t), signers: map[string]*attest.Signer{}}
-	users := auth.New(w.l.DB)
-	if err := users.AddAdmin("root", "root-password"); err != nil {
-		t.Fatal(err)
-	}
-	s, err := httpapi.New(httpapi.Config{Ledger: w.l.Ledger, VKey: w.l.VKey, Users: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h http.Handler = s
-	w.handler.Store(&h)
-	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { (*w.handler.Load()).ServeHTTP(rw, r) }))
-	t.Cleanup(w.srv.Close)
-	if w.client, err = httpapi.NewClient(w.srv.URL, w.l.VKey, nil); err != nil {
-		t.Fatal(err)
-	}
+	w := &world{Server: httpapitest.New(t), t: t}
 	for _, name := range keys {
-		w.signer(name, true)
+		w.Key(name, true)
 	}
 	return w
-}
-
-func (w *world) signer(name string, register bool) *attest.Signer {
-	p, err := attest.GenerateKey(attest.ECDSAP256)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	s, err := attest.LoadSigner(p, nil)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	w.signers[name] = s
-	if register {
-		if _, err := w.client.AddKey(ctx, name, string(s.PublicKeyPEM()), httpapi.Credentials{User: "root", Password: "root-password"}); err != nil {
-			w.t.Fatal(err)
-		}
-	}
-	return s
 }
 
 // build records a successful build of job whose main binary is image.
 func (w *world) build(job string, image []byte, start time.Time) (*ledger.BuildRecorded, uint64) {
 	w.t.Helper()
+	return recordBuild(w.t, w.L, job, image, start)
+}
+
+func recordBuild(tb testing.TB, l *ledgertest.Ledger, job string, image []byte, start time.Time) (*ledger.BuildRecorded, uint64) {
+	tb.Helper()
 	put := func(b []byte) cas.Digest {
-		info, err := w.l.Store.PutBytes(ctx, b)
+		info, err := l.Store.PutBytes(ctx, b)
 		if err != nil {
-			w.t.Fatal(err)
+			tb.Fatal(err)
 		}
 		return info.Digest
 	}
@@ -95,12 +59,12 @@ func (w *world) build(job string, image []byte, start time.Time) (*ledger.BuildR
 		Inputs:     ledger.Inputs{BuildEnvironment: &env},
 		Artifacts:  []ledger.Artifact{{Path: main, SHA256: put(image), Size: int64(len(image))}, {Path: "build-environment", SHA256: env, Size: 9}},
 		MainBinary: &main}
-	if _, err := w.l.DefineJob(ctx, job); err != nil {
-		w.t.Fatal(err)
+	if _, err := l.DefineJob(ctx, job); err != nil {
+		tb.Fatal(err)
 	}
-	r, err := w.l.Append(ctx, b)
+	r, err := l.Append(ctx, b)
 	if err != nil {
-		w.t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return b, r.Index
 }
@@ -119,11 +83,11 @@ func (w *world) attest(name string, b *ledger.BuildRecorded, index uint64, got *
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	env, err := attest.Sign(ctx, st, w.signers[name])
+	env, err := attest.Sign(ctx, st, w.Keys[name])
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	if _, err := w.client.SubmitAttestation(ctx, env); err != nil {
+	if _, err := w.Client.SubmitAttestation(ctx, env); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -131,10 +95,10 @@ func (w *world) attest(name string, b *ledger.BuildRecorded, index uint64, got *
 // policy writes a policy trusting the named keys with threshold k.
 func (w *world) policy(k int, trusted ...string) *gate.Policy {
 	w.t.Helper()
-	doc := map[string]any{"ledger": w.srv.URL, "log_key": w.l.VKey, "threshold": k}
+	doc := map[string]any{"ledger": w.URL, "log_key": w.L.VKey, "threshold": k}
 	var keys []map[string]any
 	for _, n := range trusted {
-		keys = append(keys, map[string]any{"name": n, "public_key": string(w.signers[n].PublicKeyPEM())})
+		keys = append(keys, map[string]any{"name": n, "public_key": string(w.Keys[n].PublicKeyPEM())})
 	}
 	doc["keys"] = keys
 	b, _ := json.Marshal(doc)
@@ -239,7 +203,7 @@ func TestGate(t *testing.T) {
 	}
 
 	// A revoked key no longer counts, even for attestations logged before.
-	if _, err := w.client.RevokeKey(ctx, "a", "compromised", httpapi.Credentials{User: "root", Password: "root-password"}); err != nil {
+	if _, err := w.Client.RevokeKey(ctx, "a", "compromised", httpapitest.Admin); err != nil {
 		t.Fatal(err)
 	}
 	d, _ = g.Admit(ctx, imgPath)
@@ -247,8 +211,8 @@ func TestGate(t *testing.T) {
 		t.Fatalf("revoked key:\n%s", d.Reason)
 	}
 	// A key revoked locally, in the policy, counts for nothing either.
-	doc, _ := json.Marshal(map[string]any{"ledger": w.srv.URL, "log_key": w.l.VKey, "threshold": 1,
-		"keys": []map[string]any{{"name": "b", "public_key": string(w.signers["b"].PublicKeyPEM()), "revoked": true}}})
+	doc, _ := json.Marshal(map[string]any{"ledger": w.URL, "log_key": w.L.VKey, "threshold": 1,
+		"keys": []map[string]any{{"name": "b", "public_key": string(w.Keys["b"].PublicKeyPEM()), "revoked": true}}})
 	local, err := gate.ParsePolicy(doc)
 	if err != nil {
 		t.Fatal(err)
@@ -321,21 +285,15 @@ func TestGateCatchesRewrittenLog(t *testing.T) {
 		t.Fatalf("honest: %+v %v", d, err)
 	}
 
-	forked := ledgertest.Reopen(t, t.TempDir(), w.l.SKey, w.l.VKey)
+	forked := ledgertest.Reopen(t, t.TempDir(), w.L.SKey, w.L.VKey)
 	defer forked.Close()
-	fw := &world{t: t, l: forked, signers: w.signers}
 	for range 3 {
-		fw.build("web", []byte("forged"), time.Now())
+		recordBuild(t, forked, "web", []byte("forged"), time.Now())
 	}
-	fb, fidx := fw.build("web", image, time.Now())
-	users := auth.New(forked.DB)
-	users.AddAdmin("root", "root-password")
-	fs, _ := httpapi.New(httpapi.Config{Ledger: forked.Ledger, VKey: forked.VKey, Users: users})
-	var h http.Handler = fs
-	w.handler.Store(&h)
-	fw.client = w.client
-	fw.client.AddKey(ctx, "a", string(w.signers["a"].PublicKeyPEM()), httpapi.Credentials{User: "root", Password: "root-password"})
-	fw.attest("a", fb, fidx, nil)
+	fb, fidx := recordBuild(t, forked, "web", image, time.Now())
+	w.Serve(forked)
+	w.Client.AddKey(ctx, "a", string(w.Keys["a"].PublicKeyPEM()), httpapitest.Admin)
+	w.attest("a", fb, fidx, nil)
 
 	d, err := g.Check(ctx, cas.Sum(image))
 	if err != nil || d.Admitted || !strings.Contains(d.Reason, "rewrote its history") || !strings.Contains(d.Reason, "SECURITY") {
@@ -360,7 +318,7 @@ func TestUpdateLookup(t *testing.T) {
 	b2, i2 := w.build("web", v2, t0.Add(time.Hour))
 	c, err := g.Newer(ctx, cas.Sum(v1))
 	if err != nil || c == nil || c.New.UUID != b2.UUID || c.Running.UUID != b1.UUID || c.SHA256 != cas.Sum(v2) ||
-		c.CompareURL != w.srv.URL+"/compare/"+b1.UUID.String()+"/"+b2.UUID.String() {
+		c.CompareURL != w.URL+"/compare/"+b1.UUID.String()+"/"+b2.UUID.String() {
 		t.Fatalf("newer: %+v %v", c, err)
 	}
 	dst := filepath.Join(t.TempDir(), "new.hvt")
@@ -382,14 +340,14 @@ func TestUpdateLookup(t *testing.T) {
 
 func TestParsePolicy(t *testing.T) {
 	w := newWorld(t, "a", "b")
-	pem := func(n string) string { return string(w.signers[n].PublicKeyPEM()) }
+	pem := func(n string) string { return string(w.Keys[n].PublicKeyPEM()) }
 	for _, c := range []struct{ name, doc, want string }{
 		{"not JSON", `{`, "invalid gate policy"},
-		{"unknown field", `{"log_key":"` + w.l.VKey + `","threshold":1,"keys":[{"name":"a","public_key":"x"}],"extra":1}`, "extra"},
-		{"threshold too high", `{"log_key":"` + w.l.VKey + `","threshold":3,"keys":[{"name":"a","public_key":` + q(pem("a")) + `},{"name":"b","public_key":` + q(pem("b")) + `}]}`, "can never be met"},
-		{"same key twice", `{"log_key":"` + w.l.VKey + `","threshold":1,"keys":[{"name":"a","public_key":` + q(pem("a")) + `},{"name":"b","public_key":` + q(pem("a")) + `}]}`, "same key"},
-		{"bad public key", `{"log_key":"` + w.l.VKey + `","threshold":1,"keys":[{"name":"a","public_key":"not pem"}]}`, `key 0 ("a")`},
-		{"origin mismatch", `{"log_key":"` + w.l.VKey + `","origin":"other","threshold":1,"keys":[{"name":"a","public_key":` + q(pem("a")) + `}]}`, "origin"},
+		{"unknown field", `{"log_key":"` + w.L.VKey + `","threshold":1,"keys":[{"name":"a","public_key":"x"}],"extra":1}`, "extra"},
+		{"threshold too high", `{"log_key":"` + w.L.VKey + `","threshold":3,"keys":[{"name":"a","public_key":` + q(pem("a")) + `},{"name":"b","public_key":` + q(pem("b")) + `}]}`, "can never be met"},
+		{"same key twice", `{"log_key":"` + w.L.VKey + `","threshold":1,"keys":[{"name":"a","public_key":` + q(pem("a")) + `},{"name":"b","public_key":` + q(pem("a")) + `}]}`, "same key"},
+		{"bad public key", `{"log_key":"` + w.L.VKey + `","threshold":1,"keys":[{"name":"a","public_key":"not pem"}]}`, `key 0 ("a")`},
+		{"origin mismatch", `{"log_key":"` + w.L.VKey + `","origin":"other","threshold":1,"keys":[{"name":"a","public_key":` + q(pem("a")) + `}]}`, "origin"},
 		{"bad log key", `{"log_key":"x+00000000+AAAA","threshold":1,"keys":[{"name":"a","public_key":` + q(pem("a")) + `}]}`, "log_key"},
 	} {
 		if _, err := gate.ParsePolicy([]byte(c.doc)); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -404,8 +362,8 @@ func q(s string) string { b, _ := json.Marshal(s); return string(b) }
 func TestLoadPolicyKeyFiles(t *testing.T) {
 	w := newWorld(t, "a")
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "a.pub"), w.signers["a"].PublicKeyPEM(), 0o644)
-	doc := `{"log_key":"` + w.l.VKey + `","threshold":1,"keys":[{"name":"a","public_key_file":"a.pub"}]}`
+	os.WriteFile(filepath.Join(dir, "a.pub"), w.Keys["a"].PublicKeyPEM(), 0o644)
+	doc := `{"log_key":"` + w.L.VKey + `","threshold":1,"keys":[{"name":"a","public_key_file":"a.pub"}]}`
 	os.WriteFile(filepath.Join(dir, "gate.json"), []byte(doc), 0o644)
 	if _, err := gate.LoadPolicy(filepath.Join(dir, "gate.json")); err != nil {
 		t.Fatal(err)
@@ -414,7 +372,7 @@ func TestLoadPolicyKeyFiles(t *testing.T) {
 	if _, err := gate.LoadPolicy(filepath.Join(dir, "gate.json")); err == nil || !strings.Contains(err.Error(), "a.pub") {
 		t.Fatalf("missing key file: %v", err)
 	}
-	both := `{"log_key":"` + w.l.VKey + `","threshold":1,"keys":[{"name":"a","public_key":"x","public_key_file":"a.pub"}]}`
+	both := `{"log_key":"` + w.L.VKey + `","threshold":1,"keys":[{"name":"a","public_key":"x","public_key_file":"a.pub"}]}`
 	if _, err := gate.ParsePolicy([]byte(both)); err == nil {
 		t.Fatal("a key given twice was accepted")
 	}
@@ -438,7 +396,7 @@ func TestGateStaleEvidence(t *testing.T) {
 	if d, _ := g.Check(ctx, cas.Sum(img1)); !d.Admitted {
 		t.Fatalf("image one: %s", d.Reason)
 	}
-	if _, err := w.client.RevokeKey(ctx, "a", "lost", httpapi.Credentials{User: "root", Password: "root-password"}); err != nil {
+	if _, err := w.Client.RevokeKey(ctx, "a", "lost", httpapitest.Admin); err != nil {
 		t.Fatal(err)
 	}
 	if d, _ := g.Check(ctx, cas.Sum(img2)); d.Admitted { // learns the revocation
@@ -446,7 +404,7 @@ func TestGateStaleEvidence(t *testing.T) {
 	}
 	// The ledger now answers garbage: no fallback to image one's old bundle.
 	var garbage http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) })
-	w.handler.Store(&garbage)
+	w.Swap(garbage)
 	if d, _ := g.Check(ctx, cas.Sum(img1)); d.Admitted || !strings.Contains(d.Reason, "did not verify") {
 		t.Fatalf("garbage answer: %s", d.Reason)
 	}
@@ -456,8 +414,8 @@ func TestGateStaleEvidence(t *testing.T) {
 		t.Fatalf("offline after the revocation: %s", d.Reason)
 	}
 	// max_bundle_age.
-	doc, _ := json.Marshal(map[string]any{"log_key": w.l.VKey, "threshold": 1, "max_bundle_age": "1h",
-		"keys": []map[string]any{{"name": "b", "public_key": string(w.signers["b"].PublicKeyPEM())}}})
+	doc, _ := json.Marshal(map[string]any{"log_key": w.L.VKey, "threshold": 1, "max_bundle_age": "1h",
+		"keys": []map[string]any{{"name": "b", "public_key": string(w.Keys["b"].PublicKeyPEM())}}})
 	aged, err := gate.ParsePolicy(doc)
 	if err != nil {
 		t.Fatal(err)
@@ -489,15 +447,12 @@ func TestGateRemembersFork(t *testing.T) {
 	if d, _ := g.Check(ctx, cas.Sum(image)); !d.Admitted {
 		t.Fatal(d.Reason)
 	}
-	forked := ledgertest.Reopen(t, t.TempDir(), w.l.SKey, w.l.VKey)
+	forked := ledgertest.Reopen(t, t.TempDir(), w.L.SKey, w.L.VKey)
 	defer forked.Close()
-	fw := &world{t: t, l: forked}
 	for range 5 {
-		fw.build("web", []byte("forged"), time.Now())
+		recordBuild(t, forked, "web", []byte("forged"), time.Now())
 	}
-	fs, _ := httpapi.New(httpapi.Config{Ledger: forked.Ledger, VKey: forked.VKey})
-	var h http.Handler = fs
-	w.handler.Store(&h)
+	w.Serve(forked)
 	if d, _ := g.Check(ctx, cas.Sum(image)); d.Admitted || !strings.Contains(d.Reason, "rewrote its history") {
 		t.Fatalf("fork: %s", d.Reason)
 	}
