@@ -540,16 +540,26 @@ func (s *Server) readKeyRequest(w http.ResponseWriter, r *http.Request) (KeyRequ
 	return req, nil
 }
 
+// adminKeyRequest authenticates an administrator and reads the key
+// request, answering the failure itself.
+func (s *Server) adminKeyRequest(w http.ResponseWriter, r *http.Request) (KeyRequest, bool) {
+	err := s.admin(r)
+	var req KeyRequest
+	if err == nil {
+		req, err = s.readKeyRequest(w, r)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return req, false
+	}
+	return req, true
+}
+
 // addKey answers POST /keys/{name}: an administrator registers a
 // rebuilder's public key under name.
 func (s *Server) addKey(w http.ResponseWriter, r *http.Request) {
-	if err := s.admin(r); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	req, err := s.readKeyRequest(w, r)
-	if err != nil {
-		s.fail(w, r, err)
+	req, ok := s.adminKeyRequest(w, r)
+	if !ok {
 		return
 	}
 	v, err := attest.LoadVerifier([]byte(req.PublicKey))
@@ -562,13 +572,8 @@ func (s *Server) addKey(w http.ResponseWriter, r *http.Request) {
 
 // revokeKey answers POST /keys/{name}/revoke.
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
-	if err := s.admin(r); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	req, err := s.readKeyRequest(w, r)
-	if err != nil {
-		s.fail(w, r, err)
+	req, ok := s.adminKeyRequest(w, r)
+	if !ok {
 		return
 	}
 	name := mux.Vars(r)["name"]

@@ -51,28 +51,11 @@ func NewLookupFixture(n int) (*LookupFixture, error) {
 		return nil, err
 	}
 	f.Digests = make([]cas.Digest, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for range 64 {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				b := BuildEvent(i)
-				f.Digests[i] = b.Artifacts[0].SHA256
-				if _, err := l.Append(ctx, b); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	if err := appendConcurrently(ctx, l, n, func(i int) (*ledger.BuildRecorded, error) {
+		b := BuildEvent(i)
+		f.Digests[i] = b.Artifacts[0].SHA256
+		return b, nil
+	}); err != nil {
 		return nil, err
 	}
 	s, err := httpapi.New(httpapi.Config{Ledger: l, VKey: vkey})
@@ -91,6 +74,35 @@ func NewLookupFixture(n int) (*LookupFixture, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// appendConcurrently appends the builds build(0), ..., build(n-1) from 64
+// goroutines (so they share group commits).
+func appendConcurrently(ctx context.Context, l *ledger.Ledger, n int, build func(int) (*ledger.BuildRecorded, error)) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 64 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				b, err := build(i)
+				if err == nil {
+					_, err = l.Append(ctx, b)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }
 
 // tempLedger is a ledger in a temporary directory.

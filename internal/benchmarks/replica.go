@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/buildledger/buildledger/cas"
@@ -67,30 +65,9 @@ func ReplicaCatchUp(n int) (ReplicaResult, error) {
 	if _, err := p.l.DefineJob(ctx, "bench"); err != nil {
 		return ReplicaResult{}, err
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for range 64 {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				b, err := StoredBuildEvent(ctx, p.store, i)
-				if err == nil {
-					_, err = p.l.Append(ctx, b)
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	if err := appendConcurrently(ctx, p.l, n, func(i int) (*ledger.BuildRecorded, error) {
+		return StoredBuildEvent(ctx, p.store, i)
+	}); err != nil {
 		return ReplicaResult{}, err
 	}
 	s, err := httpapi.New(httpapi.Config{Ledger: p.l, VKey: p.vkey})
