@@ -54,7 +54,7 @@ history stops the replica with a security error showing both checkpoints.`,
 				}
 				g.replicaKey = key
 				var err error
-				if c, err = httpapi.NewClient(replicaOf, key, nil); err != nil {
+				if c, err = httpapi.NewClient(replicaOf, key, replica.HTTPClient()); err != nil {
 					return err
 				}
 			}

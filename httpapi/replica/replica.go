@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -276,4 +278,53 @@ func (r *Replica) Run(ctx context.Context) error {
 		case <-time.After(poll):
 		}
 	}
+}
+
+// Bounds on one answer from the primary: tiles and entry bundles are small
+// by construction (an entry bundle holds 256 events of at most 64 KiB),
+// blobs are bounded by what a ledger accepts.
+const (
+	maxTileAnswer = 20 << 20
+	maxAnswer     = 2 << 30
+)
+
+// HTTPClient is the client a replica should talk to its primary with: a
+// connection and header timeout, and answers cut off (with an error) beyond
+// the bounds above, so a hostile primary cannot make the replica read
+// without end.
+func HTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = time.Minute
+	return &http.Client{Transport: limitTransport{t}}
+}
+
+type limitTransport struct{ next http.RoundTripper }
+
+func (l limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := l.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	max := int64(maxAnswer)
+	if strings.HasPrefix(r.URL.Path, "/tile/") || strings.Contains(r.URL.Path, "/tile/") {
+		max = maxTileAnswer
+	}
+	resp.Body = &limitedBody{Closer: resp.Body, r: io.LimitReader(resp.Body, max+1), max: max, url: r.URL.String()}
+	return resp, nil
+}
+
+// limitedBody fails a read that goes past the bound.
+type limitedBody struct {
+	io.Closer
+	r         io.Reader
+	read, max int64
+	url       string
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if b.read += int64(n); b.read > b.max {
+		return n, fmt.Errorf("the primary's answer to %s is larger than a replica reads (%d bytes)", b.url, b.max)
+	}
+	return n, err
 }

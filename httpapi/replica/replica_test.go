@@ -283,3 +283,37 @@ func TestReplicaVerifiesBeforeFetching(t *testing.T) {
 		t.Fatalf("the replica took %d entries", rep.l.Size())
 	}
 }
+
+// TestReplicaBoundsAnswers: a primary that answers a tile request without
+// end is cut off with an error, not read into memory.
+func TestReplicaBoundsAnswers(t *testing.T) {
+	p := newPrimary(t)
+	p.record(t, "web", map[string]string{"bin/web.hvt": "image"})
+	huge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/tile/") {
+			chunk := bytes.Repeat([]byte{0}, 1<<20)
+			for range 64 {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+			return
+		}
+		resp, err := http.Get(p.URL + r.URL.RequestURI())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	defer huge.Close()
+	c, _ := httpapi.NewClient(huge.URL, p.L.VKey, replica.HTTPClient())
+	rep, closeRep := openReplica(t, t.TempDir(), p.L.VKey, huge.URL)
+	defer closeRep()
+	_, err := (&replica.Replica{Client: c, Ledger: rep.l}).Sync(ctx)
+	if err == nil || !strings.Contains(err.Error(), "larger than a replica reads") {
+		t.Fatalf("endless tile: %v", err)
+	}
+}
