@@ -293,6 +293,13 @@ func (l *Ledger) applyLeaves(from uint64, leaves [][]byte, verify func(uint64, [
 		l.fail(err)
 		return err
 	}
+	var evs []Event
+	for _, data := range leaves {
+		if ev, err := decodeStored(data); err == nil {
+			evs = append(evs, ev)
+		}
+	}
+	l.invalidateHashes(evs)
 	if cp != nil {
 		l.cp.Store(cp)
 	}

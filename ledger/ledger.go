@@ -98,6 +98,11 @@ type Ledger struct {
 	cp       atomic.Pointer[Checkpoint]
 	failed   atomic.Pointer[error]
 	events   *lru.Cache[uint64, Event]
+	// hashes caches reverse lookups; hashGen counts the commits that
+	// invalidated some (see Hash).
+	hashes  *lru.Cache[cas.Digest, HashInfo]
+	hashMu  sync.Mutex
+	hashGen uint64
 }
 
 // fail puts the ledger in the failed state: appends are refused from now on.
@@ -164,6 +169,10 @@ func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
+	hashes, err := lru.New[cas.Digest, HashInfo](1 << 16)
+	if err != nil {
+		return nil, err
+	}
 	tr, err := tree.Open(db)
 	if err != nil {
 		return nil, err
@@ -171,7 +180,7 @@ func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
 	l := &Ledger{
 		db: db, store: store, tree: tr, backend: cfg.Backend, replicaOf: cfg.ReplicaOf, origin: cfg.Origin, signer: cfg.Signer, max: cfg.MaxBatch,
 		reqs: make(chan *request, cfg.MaxBatch), quit: make(chan struct{}), done: make(chan struct{}),
-		events: events,
+		events: events, hashes: hashes,
 	}
 	applied, version, err := l.projectionState()
 	if err != nil {
@@ -435,6 +444,13 @@ func (l *Ledger) commitOnce(batch []*request) int {
 		}
 		return n
 	}
+	var committed []Event
+	for _, d := range out {
+		if d.err == nil && !d.r.Existing {
+			committed = append(committed, d.req.ev)
+		}
+	}
+	l.invalidateHashes(committed)
 	l.cp.Store(cp)
 	for _, d := range out {
 		if d.err == nil && d.r.Checkpoint == nil {

@@ -613,3 +613,39 @@ func TestFailedReplayStopsAppends(t *testing.T) {
 func TestConformance(t *testing.T) {
 	ledgertest.Conformance(t, func(testing.TB) ledger.Backend { return nil })
 }
+
+// TestHashCacheInvalidation: a cached reverse lookup shows a new build of
+// the same artifact, and a new attestation, as soon as they are appended.
+func TestHashCacheInvalidation(t *testing.T) {
+	l := ledgertest.Open(t)
+	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
+	b1 := build("hello", "debian-12", "in1", "same binary", time.Now())
+	mustAppend(t, l, b1)
+	digest := d("same binary")
+	for range 2 { // the second read comes from the cache
+		if h, err := l.Hash(digest); err != nil || len(h.Builds) != 1 {
+			t.Fatalf("one build: %+v %v", h, err)
+		}
+	}
+	mustAppend(t, l, build("hello", "debian-12", "in2", "same binary", time.Now()))
+	if h, err := l.Hash(digest); err != nil || len(h.Builds) != 2 {
+		t.Fatalf("after a second build: %+v %v", h, err)
+	}
+	k := newKey(t)
+	mustAppend(t, l, &ledger.KeyAdded{Name: "r", PublicKey: k})
+	env, err := l.Store.PutBytes(ctx, []byte("envelope"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, l, &ledger.AttestationRecorded{Envelope: env.Digest, KeyID: ledger.KeyID(k), PredicateType: "https://slsa.dev/provenance/v1",
+		Build: &b1.UUID, Subjects: []ledger.Subject{{Name: *b1.MainBinary, SHA256: digest}}, Verdict: ledger.VerdictReproduced})
+	if h, err := l.Hash(digest); err != nil || len(h.Attestations) != 1 {
+		t.Fatalf("after an attestation: %+v %v", h, err)
+	}
+	if err := l.Replay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := l.Hash(digest); err != nil || len(h.Builds) != 2 || len(h.Attestations) != 1 {
+		t.Fatalf("after replay: %+v %v", h, err)
+	}
+}

@@ -395,6 +395,8 @@ func (l *Ledger) replay(ctx context.Context) (err error) {
 	}()
 	// Dropping p/ also drops p/meta: until the replay below completes and
 	// the root checks out, Open sees no valid metadata and replays again.
+	l.invalidateHashes([]Event{&AttestationRecorded{}}) // all of them
+	defer l.invalidateHashes([]Event{&AttestationRecorded{}})
 	if err := l.db.DropPrefix(pAll); err != nil {
 		return err
 	}

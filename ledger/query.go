@@ -233,14 +233,50 @@ type HashInfo struct {
 
 // Hash is the reverse hash lookup: builds and attestations for a digest,
 // read in one scan of one snapshot.
+// Answers are cached per digest (popular images are looked up again and
+// again) and dropped when an event touching the digest commits; the slices
+// of a cached answer are shared and must not be modified.
 func (l *Ledger) Hash(d cas.Digest) (HashInfo, error) {
+	if h, ok := l.hashes.Get(d); ok {
+		return h, nil
+	}
+	l.hashMu.Lock()
+	gen := l.hashGen
+	l.hashMu.Unlock()
 	var out HashInfo
 	err := l.view(func(txn *badger.Txn) error {
 		var err error
 		out, err = l.hashTxn(txn, d)
 		return err
 	})
+	if err == nil {
+		l.hashMu.Lock()
+		if l.hashGen == gen { // no commit since the read began
+			l.hashes.Add(d, out)
+		}
+		l.hashMu.Unlock()
+	}
 	return out, err
+}
+
+// invalidateHashes drops the cached lookups the committed events change:
+// the digests of a build's artifacts; for an attestation (rare, and a
+// dispute touches digests of another build) all of them.
+func (l *Ledger) invalidateHashes(evs []Event) {
+	l.hashMu.Lock()
+	defer l.hashMu.Unlock()
+	l.hashGen++
+	for _, ev := range evs {
+		switch e := ev.(type) {
+		case *BuildRecorded:
+			for _, a := range e.Artifacts {
+				l.hashes.Remove(a.SHA256)
+			}
+		case *AttestationRecorded:
+			l.hashes.Purge()
+			return
+		}
+	}
 }
 
 func (l *Ledger) hashTxn(txn *badger.Txn, d cas.Digest) (HashInfo, error) {
