@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/buildledger/buildledger/attest"
+	"github.com/buildledger/buildledger/internal/clitest"
 )
 
 func writeKey(t *testing.T, alg attest.KeyAlgorithm) string {
@@ -28,15 +29,7 @@ func writeKey(t *testing.T, alg attest.KeyAlgorithm) string {
 	return f
 }
 
-func runErr(args ...string) (string, error) {
-	cmd := newRoot()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), err
-}
+func runErr(args ...string) (string, error) { return clitest.Run(newRoot(), args...) }
 
 // TestKeyCommands registers and revokes keys locally and through a running
 // server, as an administrator; an uploader may not.

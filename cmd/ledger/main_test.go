@@ -10,19 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/buildledger/buildledger/internal/clitest"
 )
 
 func run(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := newRoot()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	if err := cmd.ExecuteContext(context.Background()); err != nil {
-		t.Fatalf("ledger %s: %v\n%s", strings.Join(args, " "), err, out.String())
-	}
-	return out.String()
+	return clitest.MustRun(t, newRoot(), args...)
 }
 
 // TestDemoTwice runs the README's main command twice on one data directory:

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,28 +16,19 @@ import (
 
 	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/httpapi/httpapitest"
+	"github.com/buildledger/buildledger/internal/clitest"
 	"github.com/buildledger/buildledger/ledger/ledgertest"
 )
 
 // rebuilderRun runs the command with args and returns its output and error.
 func rebuilderRun(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newRoot()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), err
+	return clitest.Run(newRoot(), args...)
 }
 
 func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := rebuilderRun(t, args...)
-	if err != nil {
-		t.Fatalf("rebuilder %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
+	return clitest.MustRun(t, newRoot(), args...)
 }
 
 type farm struct {

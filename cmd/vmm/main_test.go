@@ -17,27 +17,18 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/buildledger/buildledger/internal/clitest"
 	"github.com/buildledger/buildledger/vmm"
 )
 
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newRoot()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), err
+	return clitest.Run(newRoot(), args...)
 }
 
 func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := run(t, args...)
-	if err != nil {
-		t.Fatalf("vmm %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
+	return clitest.MustRun(t, newRoot(), args...)
 }
 
 // gatePolicy writes a valid gate policy: a log key and one trusted key,
