@@ -6,8 +6,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -113,6 +115,9 @@ type Error struct {
 	Status int
 	Msg    string
 	Err    error // the cause, logged, never sent
+	// RetryAfter, if positive, is sent as Retry-After (whole seconds): the
+	// answer to pushback (503 busy, 429 too many attempts, 507 disk full).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -122,17 +127,31 @@ func badRequest(format string, args ...any) error {
 	return &Error{Status: http.StatusBadRequest, Msg: sprintf(format, args...)}
 }
 
-// errorStatus is the one table from errors to HTTP statuses and the message
+// errorAnswer is the one table from errors to HTTP statuses and the message
 // shown. Messages of errors meant for submitters (not found, conflicts,
 // invalid events) are passed on; anything else is an internal error whose
 // text stays in the log.
-func errorStatus(err error) (int, string) {
+//
+// The third result is the Retry-After the answer carries (0 for none).
+func errorAnswer(err error) (int, string, time.Duration) {
 	var he *Error
+	switch {
+	case errors.As(err, &he):
+		return he.Status, he.Msg, he.RetryAfter
+	case errors.Is(err, ledger.ErrBackend):
+		return http.StatusServiceUnavailable, "the transparency log backend has not confirmed the entry; it may still be recorded, " +
+			"because the ledger sends it again before anything else. Retry in a few seconds: an identical retry answers with the recorded entry", 5 * time.Second
+	case errors.Is(err, ledger.ErrClosed):
+		return http.StatusServiceUnavailable, "the ledger is shutting down; retry shortly", 10 * time.Second
+	}
+	status, msg := plainErrorStatus(err)
+	return status, msg, 0
+}
+
+func plainErrorStatus(err error) (int, string) {
 	var inv *ledger.InvalidEventError
 	var integ *cas.IntegrityError
 	switch {
-	case errors.As(err, &he):
-		return he.Status, he.Msg
 	case errors.As(err, &inv):
 		return http.StatusBadRequest, err.Error()
 	case errors.As(err, &integ):
@@ -149,12 +168,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusForbidden, err.Error()
 	case errors.Is(err, cas.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, err.Error()
-	case errors.Is(err, ledger.ErrBackend):
-		return http.StatusServiceUnavailable, "the transparency log backend did not take the entry; nothing was recorded, retry shortly"
 	case errors.Is(err, ledger.ErrReadOnly):
 		return http.StatusForbidden, "this server is a read replica; send writes to its primary"
-	case errors.Is(err, ledger.ErrClosed):
-		return http.StatusServiceUnavailable, "the ledger is shutting down; retry shortly"
 	case errors.Is(err, ledger.ErrUnavailable):
 		return http.StatusServiceUnavailable, "the ledger is not accepting writes after a storage failure; the operator has been told"
 	}
@@ -162,7 +177,10 @@ func errorStatus(err error) (int, string) {
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status, msg := errorStatus(err)
+	status, msg, retry := errorAnswer(err)
+	if retry > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
+	}
 	if status >= 500 {
 		s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}

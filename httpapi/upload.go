@@ -119,10 +119,7 @@ func (s *Server) record(ctx context.Context, u Upload) (*UploadReceipt, error) {
 	} else {
 		b.MainBinary = MainBinary(u.Job, paths)
 	}
-	if _, err := s.cfg.Ledger.DefineJob(ctx, u.Job); err != nil {
-		return nil, err
-	}
-	r, err := s.cfg.Ledger.Append(ctx, b)
+	r, err := s.cfg.Ledger.RecordBuild(ctx, b)
 	if err != nil {
 		return nil, err
 	}

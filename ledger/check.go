@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/buildledger/buildledger/cas"
 )
 
 // check decides whether ev may be appended at index next given the state in
@@ -32,12 +34,19 @@ func (l *Ledger) check(txn *badger.Txn, req *request, next uint64) (int64, error
 		}
 		return -1, nil
 	case *BuildRecorded:
-		if _, err := getIndex(txn, key(pJob, []byte(e.Job))); errors.Is(err, ErrNotFound) {
+		if _, err := getIndex(txn, key(pJob, []byte(e.Job))); errors.Is(err, ErrNotFound) && req.job == nil {
 			return -1, fmt.Errorf("%w: job %q is not defined; define it before recording builds", ErrRejected, e.Job)
-		} else if err != nil {
+		} else if err != nil && !errors.Is(err, ErrNotFound) {
 			return -1, err
 		}
 		if idx, err := getIndex(txn, key(pBuild, e.UUID[:])); err == nil {
+			// The same build sent again (a client retrying after an
+			// answer it did not get) is answered with the recorded one.
+			if d, err := eventDigest(txn, idx); err != nil {
+				return -1, err
+			} else if d == cas.Sum(req.data) {
+				return int64(idx), nil
+			}
 			return -1, fmt.Errorf("%w: build %s is already recorded (log index %d)", ErrConflict, e.UUID, idx)
 		} else if !errors.Is(err, ErrNotFound) {
 			return -1, err

@@ -137,9 +137,12 @@ type Receipt struct {
 
 type request struct {
 	ev        Event
-	ifMissing bool // for job_defined: keep an existing definition
+	ifMissing bool // job_defined: keep an existing definition; build_recorded: define a missing job
 	data      []byte
-	reply     chan result
+	// job is the encoded job_defined event written just before a
+	// build_recorded one whose job is not defined yet (ifMissing).
+	job   []byte
+	reply chan result
 }
 
 type result struct {
@@ -251,6 +254,15 @@ func (l *Ledger) DefineJob(ctx context.Context, job string) (Receipt, error) {
 	return l.append(ctx, &JobDefined{Job: job}, true)
 }
 
+// RecordBuild appends build b, defining its job first when the job is not
+// defined yet. Both events are one operation: they land in the same
+// transaction, and if the build is refused (a duplicate UUID, an invalid
+// field) neither reaches the log. Uploads use it, so a build's first upload
+// creates its job and a refused upload leaves nothing behind.
+func (l *Ledger) RecordBuild(ctx context.Context, b *BuildRecorded) (Receipt, error) {
+	return l.append(ctx, b, true)
+}
+
 func (l *Ledger) append(ctx context.Context, e Event, ifMissing bool) (Receipt, error) {
 	if l.replicaOf != "" {
 		return Receipt{}, ErrReadOnly
@@ -268,6 +280,15 @@ func (l *Ledger) append(ctx context.Context, e Event, ifMissing bool) (Receipt, 
 		return Receipt{}, err
 	}
 	req := &request{ev: norm, data: data, ifMissing: ifMissing, reply: make(chan result, 1)}
+	if b, ok := norm.(*BuildRecorded); ok && ifMissing {
+		job := &JobDefined{Job: b.Job}
+		if err := job.validate(); err != nil {
+			return Receipt{}, err
+		}
+		if req.job, err = marshal(job); err != nil {
+			return Receipt{}, err
+		}
+	}
 	select {
 	case <-l.quit:
 		return Receipt{}, ErrClosed
@@ -357,6 +378,7 @@ func (l *Ledger) commitOnce(batch []*request) int {
 		req *request
 		r   Receipt
 		err error
+		job *request // the job_defined written just before req, if any
 	}
 	out := make([]done, 0, len(batch))
 	n := len(batch)
@@ -368,16 +390,24 @@ func (l *Ledger) commitOnce(batch []*request) int {
 		}
 		if existing >= 0 {
 			r, err := l.receiptFor(txn, uint64(existing))
-			out = append(out, done{req, r, err})
+			out = append(out, done{req: req, r: r, err: err})
 			continue
 		}
-		r, err := l.write(txn, tb, req)
+		job, err := l.missingJob(txn, req)
+		var r Receipt
+		if err == nil && job != nil {
+			_, err = l.write(txn, tb, job)
+		}
+		if err == nil {
+			r, err = l.write(txn, tb, req)
+		}
 		if err != nil {
-			// The transaction now holds part of this event: never commit
-			// it. Commit the requests before it and retry from here.
+			// The transaction now holds part of this request: never commit
+			// it. Commit the requests before it (answering all of them)
+			// and let the caller retry from here.
 			if i > 0 {
 				txn.Discard()
-				l.commitOnce(batch[:i])
+				l.commit(batch[:i])
 				return i
 			}
 			if errors.Is(err, badger.ErrTxnTooBig) {
@@ -386,7 +416,7 @@ func (l *Ledger) commitOnce(batch []*request) int {
 			req.reply <- result{err: fmt.Errorf("ledger: append failed: %w", err)}
 			return 1
 		}
-		out = append(out, done{req, r, nil})
+		out = append(out, done{req: req, r: r, job: job})
 	}
 	size := tb.Size()
 	root, err := tb.Root()
@@ -403,6 +433,9 @@ func (l *Ledger) commitOnce(batch []*request) int {
 			var leaves [][]byte
 			for _, d := range out {
 				if d.err == nil && !d.r.Existing {
+					if d.job != nil {
+						leaves = append(leaves, d.job.data)
+					}
 					leaves = append(leaves, d.req.data)
 				}
 			}
@@ -447,6 +480,9 @@ func (l *Ledger) commitOnce(batch []*request) int {
 	var committed []Event
 	for _, d := range out {
 		if d.err == nil && !d.r.Existing {
+			if d.job != nil {
+				committed = append(committed, d.job.ev)
+			}
 			committed = append(committed, d.req.ev)
 		}
 	}
@@ -459,6 +495,21 @@ func (l *Ledger) commitOnce(batch []*request) int {
 		d.req.reply <- result{r: d.r, err: d.err}
 	}
 	return n
+}
+
+// missingJob returns the job_defined request to write before req: for a
+// build recorded with RecordBuild whose job is not defined yet (also not by
+// an earlier request of this transaction), else nil.
+func (l *Ledger) missingJob(txn *badger.Txn, req *request) (*request, error) {
+	b, ok := req.ev.(*BuildRecorded)
+	if !ok || req.job == nil {
+		return nil, nil
+	}
+	_, err := getIndex(txn, key(pJob, []byte(b.Job)))
+	if errors.Is(err, ErrNotFound) {
+		return &request{ev: &JobDefined{Job: b.Job}, data: req.job}, nil
+	}
+	return nil, err
 }
 
 // write stores an accepted event, its leaf and its projections in txn.

@@ -86,7 +86,14 @@ func TestBuildsAndReverseLookup(t *testing.T) {
 	for _, b := range []*ledger.BuildRecorded{b1, b2, b3, b4, failed, other} {
 		rec[b.UUID] = mustAppend(t, l, b)
 	}
-	if _, err := l.Append(ctx, b2); !errors.Is(err, ledger.ErrConflict) {
+	// The identical build sent again (a retry) is answered with the
+	// recorded one; another build under the same UUID is a conflict.
+	if r, err := l.Append(ctx, b2); err != nil || !r.Existing || r.Index != rec[b2.UUID].Index {
+		t.Fatalf("identical build again: %+v %v", r, err)
+	}
+	dup := *b2
+	dup.Platform = "debian-13"
+	if _, err := l.Append(ctx, &dup); !errors.Is(err, ledger.ErrConflict) {
 		t.Fatalf("duplicate UUID: %v", err)
 	}
 
