@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -368,7 +369,7 @@ func (e *BuildRecorded) validate() error {
 		return bad("artifacts must be a list (empty for none)")
 	}
 	for i, a := range e.Artifacts {
-		if err := CheckArtifactPath(a.Path); err != nil {
+		if err := checkPath(a.Path); err != nil {
 			return bad("artifact %d: %v", i, err)
 		}
 		if a.Size < 0 {
@@ -658,10 +659,33 @@ func (e *AttestationRecorded) validate() error {
 	return nil
 }
 
-// CheckArtifactPath reports why p cannot name an artifact: it must be a
+// CheckArtifactPath reports why p cannot name a new artifact: it must be a
 // clean, relative, slash-separated path without "." or ".." elements,
-// control characters or backslashes, at most 1024 bytes of UTF-8.
+// control characters or backslashes, at most 1024 bytes of UTF-8, and
+// without invisible characters that make a name display as another (bidi
+// overrides such as U+202E, zero-width characters such as U+200B, line
+// separators; Unicode categories Cc, Cf, Zl and Zp). Append applies all of
+// it; events already in a log are checked by the earlier rule only (see
+// checkPath), so a log written before the stricter rule still replays.
 func CheckArtifactPath(p string) error {
+	if err := checkPath(p); err != nil {
+		return err
+	}
+	if i := strings.IndexFunc(p, invisible); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(p[i:])
+		return fmt.Errorf("path %+q contains the invisible or direction-changing character %U at byte %d; rename the file", p, r, i)
+	}
+	return nil
+}
+
+// invisible reports characters that change how a name is displayed
+// without being seen.
+func invisible(r rune) bool {
+	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp)
+}
+
+// checkPath is the path rule events in the log satisfy.
+func checkPath(p string) error {
 	switch {
 	case p == "":
 		return errors.New("empty path")

@@ -275,6 +275,9 @@ func (l *Ledger) append(ctx context.Context, e Event, ifMissing bool) (Receipt, 
 	if err := norm.validate(); err != nil {
 		return Receipt{}, err
 	}
+	if err := admit(norm); err != nil {
+		return Receipt{}, err
+	}
 	data, err := marshal(norm)
 	if err != nil {
 		return Receipt{}, err

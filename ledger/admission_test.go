@@ -1,0 +1,114 @@
+package ledger_test
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/ledgertest"
+)
+
+// TestRecordBuildIsOneOperation: a build whose job is not defined yet is
+// recorded together with its job definition, and a refused build leaves
+// neither behind.
+func TestRecordBuildIsOneOperation(t *testing.T) {
+	l := ledgertest.Open(t)
+	bad := build("newjob", "debian-12", "in", "out", time.Now().UTC())
+	bad.Result = ledger.Result{Kind: ledger.ResultMessage, Message: strings.Repeat("x", 5000)}
+	if _, err := l.RecordBuild(ctx, bad); err == nil {
+		t.Fatal("a build with a 5,000-byte result message was accepted")
+	}
+	if l.Size() != 0 {
+		t.Fatalf("a refused build left %d events in the log", l.Size())
+	}
+	if _, err := l.Job("newjob"); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("refused build defined its job: %v", err)
+	}
+
+	b := build("newjob", "debian-12", "in", "out", time.Now().UTC())
+	r, err := l.RecordBuild(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Index != 1 || l.Size() != 2 || r.Checkpoint.Size != 2 {
+		t.Fatalf("want job at 0 and build at 1 in one checkpoint: %+v, size %d", r, l.Size())
+	}
+	if j, err := l.Job("newjob"); err != nil || j.Index != 0 {
+		t.Fatalf("job: %+v %v", j, err)
+	}
+	// A second build of the job, and a refused duplicate, add nothing else.
+	r2, err := l.RecordBuild(ctx, build("newjob", "debian-12", "in2", "out2", time.Now().UTC()))
+	if err != nil || r2.Index != 2 {
+		t.Fatalf("second build: %+v %v", r2, err)
+	}
+	dup := *b
+	dup.Platform = "other"
+	if _, err := l.RecordBuild(ctx, &dup); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("duplicate UUID: %v", err)
+	}
+	if l.Size() != 3 {
+		t.Fatalf("size %d after a refused duplicate, want 3", l.Size())
+	}
+}
+
+// TestRecordBuildConcurrentFirstBuilds: many first builds of one new job
+// in one group commit define the job exactly once.
+func TestRecordBuildConcurrentFirstBuilds(t *testing.T) {
+	l := ledgertest.Open(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for i := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := l.RecordBuild(ctx, build("burst", "debian-12", "in", string(rune('a'+i)), time.Now().UTC()))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	jobs := 0
+	for i := range l.Size() {
+		ev, err := l.Event(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := ev.(*ledger.JobDefined); ok {
+			jobs++
+		}
+	}
+	if jobs != 1 || l.Size() != 33 {
+		t.Fatalf("%d job definitions in %d events, want 1 in 33", jobs, l.Size())
+	}
+}
+
+// TestInvisibleCharactersRefused: names that display as something else
+// (bidi overrides, zero-width characters) are refused on append.
+func TestInvisibleCharactersRefused(t *testing.T) {
+	l := ledgertest.Open(t)
+	mustAppend(t, l, &ledger.JobDefined{Job: "names"})
+	for _, name := range []string{"bin/evil\u202Eexe.txt", "bin/a\u200Bb", "bin/line\u2028sep", "bin/soft\u00ADhyphen", "bin/bom\uFEFF"} {
+		b := build("names", "debian-12", "in", name, time.Now().UTC())
+		b.Artifacts[0].Path = name
+		b.MainBinary = &b.Artifacts[0].Path
+		var inv *ledger.InvalidEventError
+		if _, err := l.Append(ctx, b); !errors.As(err, &inv) || !strings.Contains(err.Error(), "invisible") {
+			t.Errorf("%+q: %v", name, err)
+		}
+		if err := ledger.CheckArtifactPath(name); err == nil {
+			t.Errorf("CheckArtifactPath(%+q) accepted it", name)
+		}
+	}
+	ok := build("names", "debian-12", "in", "x", time.Now().UTC())
+	ok.Artifacts[0].Path = "bin/héllo-ünïcode.txt"
+	ok.MainBinary = &ok.Artifacts[0].Path
+	mustAppend(t, l, ok)
+}
