@@ -17,15 +17,20 @@ import (
 
 // projectionVersion changes whenever the projection layout below changes;
 // Open then replays the log into the new layout.
-const projectionVersion = 7
+const projectionVersion = 8
 
 // Projection keys. Every projection is a set of badger keys under "p/",
 // written in the same transaction as the event they derive from:
 //
 //	p/meta                       version(8) ‖ applied size(8)
 //	p/job/<job>                  index(8) of the job's latest job_defined
-//	p/jb/<job>\0<inv start(8)><index(8)>   job → builds, newest start first
-//	p/f/<inv start(8)><index(8)>           failed builds (not exited 0), newest first
+//	p/jb/<job>\0<order(16)>                job → builds, newest first
+//	p/jp/<job>\0<platform>\0<order(16)>    job and platform → builds, newest first
+//	p/f/<order(16)>                        failed builds (not exited 0), newest first
+//	p/fp/<platform>\0<order(16)>           failed builds of a platform, newest first
+//	p/lb/<job>\0<platform>  order(16) of the job's newest build on the platform
+//	p/ls/<job>\0<platform>  order(16) of its newest successful build (exited 0
+//	                        and names a main binary)
 //	p/b/<uuid(16)>               index(8) of build_recorded
 //	p/h/<sha256(32)>             every build artifact and attestation subject
 //	                             with this digest, as entries appended in log
@@ -44,13 +49,19 @@ const projectionVersion = 7
 // Everything known about a digest (builds that produced it, attestations
 // naming it) sits in one value, so a reverse lookup is one point read that
 // badger's bloom filters make cheap.
-// "inv start" is MaxUint64 minus the start time in Unix nanoseconds, so a
-// forward scan yields newest first.
+// A build's "order" is MaxUint64 minus its start time in Unix nanoseconds,
+// then MaxUint64 minus its log index (8 bytes each, big-endian), so a
+// forward scan yields the newest start first and, between equal starts,
+// the later log entry first; the smallest order is the latest build.
 var (
 	pMeta   = []byte("p/meta")
 	pJob    = []byte("p/job/")
 	pJobB   = []byte("p/jb/")
+	pJobP   = []byte("p/jp/")
 	pFailed = []byte("p/f/")
+	pFailP  = []byte("p/fp/")
+	pLatest = []byte("p/lb/")
+	pLatOK  = []byte("p/ls/")
 	pBuild  = []byte("p/b/")
 	pHash   = []byte("p/h/")
 	pInput  = []byte("p/i/")
@@ -83,9 +94,14 @@ func key(parts ...[]byte) []byte {
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
-func invStart(e *BuildRecorded) []byte {
-	return u64(math.MaxUint64 - uint64(e.Started.UnixNano()))
+// buildOrder is the sort key of build e at index (see the layout above).
+func buildOrder(e *BuildRecorded, index uint64) []byte {
+	return append(u64(math.MaxUint64-uint64(e.Started.UnixNano())), u64(math.MaxUint64-index)...)
 }
+
+// orderIndex returns the log index at the end of a key or value ending in
+// an order.
+func orderIndex(k []byte) uint64 { return math.MaxUint64 - binary.BigEndian.Uint64(k[len(k)-8:]) }
 
 // project writes the projection keys that event ev at index derives.
 func (l *Ledger) project(txn *badger.Txn, index uint64, ev Event) error {
@@ -95,14 +111,24 @@ func (l *Ledger) project(txn *badger.Txn, index uint64, ev Event) error {
 	case *JobDefined:
 		return set(key(pJob, []byte(e.Job)), idx)
 	case *BuildRecorded:
-		inv := invStart(e)
-		if err := set(key(pJobB, []byte(e.Job), []byte{0}, inv, idx), nil); err != nil {
+		order := buildOrder(e, index)
+		job, platform := []byte(e.Job), []byte(e.Platform)
+		if err := set(key(pJobB, job, []byte{0}, order), nil); err != nil {
+			return err
+		}
+		if err := set(key(pJobP, job, []byte{0}, platform, []byte{0}, order), nil); err != nil {
 			return err
 		}
 		if !e.Succeeded() {
-			if err := set(key(pFailed, inv, idx), nil); err != nil {
+			if err := set(key(pFailed, order), nil); err != nil {
 				return err
 			}
+			if err := set(key(pFailP, platform, []byte{0}, order), nil); err != nil {
+				return err
+			}
+		}
+		if err := projectLatest(txn, e, order); err != nil {
+			return err
 		}
 		if err := set(key(pBuild, e.UUID[:]), idx); err != nil {
 			return err

@@ -183,38 +183,55 @@ type BuildFilter struct {
 	Limit    int    // 0 for no limit
 }
 
-// JobBuilds returns the builds of a job, newest start time first.
+// JobBuilds returns the builds of a job, newest start time first (between
+// equal start times the later log entry first). A platform filter reads
+// the job's per-platform index, and skipped builds are not decoded, so a
+// page costs its Skip in key reads and its Limit in event reads.
 func (l *Ledger) JobBuilds(job string, f BuildFilter) ([]BuildEntry, error) {
-	prefix := key(pJobB, []byte(job), []byte{0})
-	return l.builds(prefix, f)
+	if f.Platform != "" {
+		return l.builds(key(pJobP, []byte(job), []byte{0}, []byte(f.Platform), []byte{0}), f)
+	}
+	return l.builds(key(pJobB, []byte(job), []byte{0}), f)
 }
 
 // FailedBuilds returns builds that did not exit 0, across all jobs, newest
-// start time first. (A build without a single main binary is not failed.)
+// start time first, paged like JobBuilds. (A build without a single main
+// binary is not failed.)
 func (l *Ledger) FailedBuilds(f BuildFilter) ([]BuildEntry, error) {
+	if f.Platform != "" {
+		return l.builds(key(pFailP, []byte(f.Platform), []byte{0}), f)
+	}
 	return l.builds(pFailed, f)
 }
 
+// builds lists the builds whose order keys sit under prefix, skipping
+// f.Skip keys without decoding them.
 func (l *Ledger) builds(prefix []byte, f BuildFilter) ([]BuildEntry, error) {
 	var out []BuildEntry
 	skip := f.Skip
 	err := l.view(func(txn *badger.Txn) error {
-		return scan(txn, prefix, func(k, _ []byte) (bool, error) {
-			idx := binary.BigEndian.Uint64(k[len(k)-8:])
-			b, err := eventAs[*BuildRecorded](l, txn, idx)
-			if err != nil {
-				return false, err
-			}
-			if f.Platform != "" && b.Platform != f.Platform {
-				return true, nil
-			}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
 			if skip > 0 {
 				skip--
-				return true, nil
+				continue
+			}
+			k := it.Item().Key()
+			if len(k) != len(prefix)+orderLen {
+				return fmt.Errorf("%w: build list key %q", ErrCorrupt, k)
+			}
+			idx := orderIndex(k)
+			b, err := eventAs[*BuildRecorded](l, txn, idx)
+			if err != nil {
+				return err
 			}
 			out = append(out, BuildEntry{idx, b})
-			return f.Limit == 0 || len(out) < f.Limit, nil
-		})
+			if f.Limit > 0 && len(out) >= f.Limit {
+				return nil
+			}
+		}
+		return nil
 	})
 	return out, err
 }
