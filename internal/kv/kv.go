@@ -38,6 +38,11 @@ func Open(dir string, o Options) (*badger.DB, error) {
 	if o.InMemory {
 		bo = bo.WithInMemory(true).WithDir("").WithValueDir("")
 	}
+	if !o.InMemory {
+		if _, err := removeEmptyMemtables(dir); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
+	}
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)

@@ -1,0 +1,55 @@
+package kv
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// removeEmptyMemtables deletes the zero-length memtable logs (*.mem) in
+// dir and returns their names.
+//
+// badger creates a memtable's write-ahead log by creating the file and
+// then growing it to its full size; a process killed between the two
+// leaves a file of zero bytes. badger v4 (up to v4.9.6, dgraph-io/badger
+// issue 2207; the fix, pull request 2331, is not released) then fails
+// every Open with "while opening fid: … Create a new file". A file of zero
+// bytes has never held a header, let alone an entry, so removing it loses
+// nothing; any other size is left to badger's own replay.
+func removeEmptyMemtables(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".mem") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return removed, err
+		}
+		if fi.Size() != 0 {
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			return removed, fmt.Errorf("removing the empty memtable log %s: %w", p, err)
+		}
+		removed = append(removed, e.Name())
+	}
+	if len(removed) > 0 {
+		if d, err := os.Open(dir); err == nil {
+			d.Sync()
+			d.Close()
+		}
+	}
+	return removed, nil
+}
