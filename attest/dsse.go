@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -377,27 +378,30 @@ func VerifyAny(envelope []byte, keys []*Verifier) (*Verified, error) {
 	if env.PayloadType != PayloadType {
 		return nil, &VerifyError{Err: ErrWrongPayloadType, Reason: fmt.Sprintf("payloadType %.100q, want %q", env.PayloadType, PayloadType)}
 	}
-	// The envelope's keyids are hints that nobody signed: every key is
-	// tried against every signature whatever id scheme the signer used,
-	// one signature at a time so that the one that verified is known.
-	payload := base64.StdEncoding.EncodeToString(env.Payload)
+	// The pre-authentication encoding is what every signature signs:
+	// compute it once. The envelope's keyids are hints that nobody signed:
+	// the keys a signature's hint names (by KeyID or by the SHA256:… id
+	// go-securesystemslib derives) are tried first, then every other key
+	// whatever id scheme the signer used, one signature at a time so that
+	// the one that verified is known. A hinted envelope, the usual case,
+	// costs one verification.
+	pae := dsse.PAE(env.PayloadType, env.Payload)
 	var key *Verifier
 	var sig Signature
-	for _, k := range keys {
-		ev, err := dsse.NewEnvelopeVerifier(&sigdsse.VerifierAdapter{SignatureVerifier: k.v, Pub: k.pub, PubKeyID: k.id.String()})
-		if err != nil {
-			return nil, fmt.Errorf("attest: verify: %w", err)
-		}
+	verify := func(k *Verifier, s Signature) bool {
+		return k.v.VerifySignature(bytes.NewReader(s.Sig), bytes.NewReader(pae)) == nil
+	}
+search:
+	for _, hinted := range []bool{true, false} {
 		for _, s := range env.Signatures {
-			de := &dsse.Envelope{PayloadType: env.PayloadType, Payload: payload,
-				Signatures: []dsse.Signature{{Sig: base64.StdEncoding.EncodeToString(s.Sig)}}}
-			if _, err := ev.Verify(context.Background(), de); err == nil {
-				key, sig = k, s
-				break
+			for _, k := range keys {
+				// Each (signature, key) pair is tried once: in the first
+				// pass if the signature's hint names the key.
+				if hinted == k.hintedBy(s.KeyID) && verify(k, s) {
+					key, sig = k, s
+					break search
+				}
 			}
-		}
-		if key != nil {
-			break
 		}
 	}
 	if key == nil {

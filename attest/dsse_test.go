@@ -2,6 +2,9 @@ package attest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -9,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 )
 
@@ -221,4 +225,66 @@ func TestVerifyNotAStatement(t *testing.T) {
 			t.Errorf("payload %s: err = %v, want ErrMalformed", payload, err)
 		}
 	}
+}
+
+// TestVerifyAnyUsesHints: among many keys, a hint naming the signing key
+// (in either id scheme) finds it; a hint naming another key, or none, still
+// verifies with the right one, and the result names it.
+func TestVerifyAnyUsesHints(t *testing.T) {
+	var keys []*Verifier
+	var signers []*Signer
+	for range 6 {
+		s := freshSigner(t)
+		signers = append(signers, s)
+		keys = append(keys, s.Verifier())
+	}
+	target := signers[4]
+	env := string(signed(t, target))
+	sshID, err := dsse.SHA256KeyID(target.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hint := range []string{target.KeyID().String(), sshID, signers[1].KeyID().String(), "SHA256:unknown", ""} {
+		e := strings.Replace(env, `"keyid":""`, `"keyid":"`+hint+`"`, 1)
+		v, err := VerifyAny([]byte(e), keys)
+		if err != nil || v.KeyID != target.KeyID() {
+			t.Errorf("hint %q: %v, key %v", hint, err, v)
+		}
+	}
+}
+
+// BenchmarkVerifyAny100Keys: one envelope among 100 registered keys, with
+// and without a hint naming its key; the hint makes it one verification.
+func BenchmarkVerifyAny100Keys(b *testing.B) {
+	var keys []*Verifier
+	var last *Signer
+	for range 100 {
+		last = freshSigner(b)
+		keys = append(keys, last.Verifier())
+	}
+	env := string(signed(b, last))
+	hinted := []byte(strings.Replace(env, `"keyid":""`, `"keyid":"`+last.KeyID().String()+`"`, 1))
+	for name, e := range map[string][]byte{"hinted": hinted, "unhinted": []byte(env)} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := VerifyAny(e, keys); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// freshSigner returns a signer of a newly generated ECDSA P-256 key.
+func freshSigner(t testing.TB) *Signer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

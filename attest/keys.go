@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 )
@@ -30,10 +31,17 @@ type Signer struct {
 
 // Verifier checks signatures of one public key through a sigstore verifier.
 type Verifier struct {
-	v   signature.Verifier
-	pub crypto.PublicKey
-	der []byte
-	id  KeyID
+	v     signature.Verifier
+	pub   crypto.PublicKey
+	der   []byte
+	id    KeyID
+	sshID string // the keyid go-securesystemslib derives ("SHA256:…"), a hint some signers write
+}
+
+// hintedBy reports whether an envelope signature's keyid hint names this
+// key: its KeyID in hex or go-securesystemslib's SHA256 key id.
+func (v *Verifier) hintedBy(hint string) bool {
+	return hint != "" && (hint == v.id.String() || hint == v.sshID)
 }
 
 // LoadSigner loads a PEM private key: PKCS #8 ("PRIVATE KEY"), SEC 1 ("EC
@@ -129,7 +137,8 @@ func newVerifier(pub crypto.PublicKey) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attest: public key: %w", err)
 	}
-	return &Verifier{v: v, pub: pub, der: der, id: KeyIDOf(der)}, nil
+	sshID, _ := dsse.SHA256KeyID(pub)
+	return &Verifier{v: v, pub: pub, der: der, id: KeyIDOf(der), sshID: sshID}, nil
 }
 
 // KeyID returns the id of the verifier's public key.
