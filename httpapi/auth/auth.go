@@ -9,9 +9,17 @@
 // p=1, 16-byte random salt) and compared in constant time; the hash
 // parameters are stored with each hash so they can be raised later.
 // TestUsers covers add, authenticate, grant and removal.
+//
+// A server meets logins through a Guard (guard.go), which keeps a flood of
+// wrong passwords from starving real uploaders: a failure budget per client
+// network answered before any hashing (TestGuardLimitsClient), a bounded,
+// context-aware wait for the process's four hashing slots
+// (TestGuardBusy), and a short-lived cache of successful verifications
+// (TestGuardCache).
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
@@ -19,6 +27,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/dgraph-io/badger/v4"
@@ -31,6 +40,8 @@ var (
 	ErrExists       = errors.New("auth: user exists")
 	ErrUnauthorized = errors.New("auth: wrong user name or password")
 	ErrForbidden    = errors.New("auth: not allowed")
+	// ErrBusy: every hashing slot stayed taken while the login waited.
+	ErrBusy = errors.New("auth: too many logins in progress")
 )
 
 // Scrypt parameters for new hashes.
@@ -59,7 +70,10 @@ type User struct {
 }
 
 // Store is the account database. It is safe for concurrent use.
-type Store struct{ db *badger.DB }
+type Store struct {
+	db     *badger.DB
+	hashes atomic.Uint64 // scrypt evaluations by Authenticate*
+}
 
 // New returns the account store kept in db.
 func New(db *badger.DB) *Store { return &Store{db: db} }
@@ -219,9 +233,26 @@ var hashing = make(chan struct{}, 4)
 
 // Authenticate checks a user's password. Both an unknown user and a wrong
 // password give ErrUnauthorized, after the same amount of work. At most four
-// passwords are hashed at a time; further logins wait their turn.
+// passwords are hashed at a time in the process; further logins wait their
+// turn. Servers use a Guard instead, whose logins never wait long.
 func (s *Store) Authenticate(name, password string) (User, error) {
-	hashing <- struct{}{}
+	return s.AuthenticateContext(context.Background(), name, password)
+}
+
+// AuthenticateContext is Authenticate that waits for a hashing slot only
+// until ctx ends; it then returns an error wrapping ErrBusy and ctx.Err()
+// without having hashed anything. Once a slot is taken, ctx is not
+// consulted again.
+func (s *Store) AuthenticateContext(ctx context.Context, name, password string) (User, error) {
+	select {
+	case hashing <- struct{}{}:
+	default:
+		select {
+		case hashing <- struct{}{}:
+		case <-ctx.Done():
+			return User{}, fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
+		}
+	}
 	defer func() { <-hashing }()
 	u, err := s.Get(name)
 	known := err == nil
@@ -233,6 +264,7 @@ func (s *Store) Authenticate(name, password string) (User, error) {
 	if len(password) > maxPassword {
 		return User{}, ErrUnauthorized
 	}
+	s.hashes.Add(1)
 	h, err := scrypt.Key([]byte(password), u.Salt, u.N, u.R, u.P, len(u.Hash))
 	if err != nil {
 		return User{}, err
@@ -242,6 +274,9 @@ func (s *Store) Authenticate(name, password string) (User, error) {
 	}
 	return u, nil
 }
+
+// Hashes returns how many passwords this store has hashed to check logins.
+func (s *Store) Hashes() uint64 { return s.hashes.Load() }
 
 // Authorize reports whether u may upload to job.
 func (s *Store) Authorize(u User, job string) error {

@@ -1,0 +1,246 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/time/rate"
+)
+
+// ErrTooManyFailures: the client's network used up its budget of logins
+// that need a password hash.
+var ErrTooManyFailures = errors.New("auth: too many failed logins from this address")
+
+// PushbackError refuses a login without hashing its password: Err is
+// ErrTooManyFailures (the client should wait) or wraps ErrBusy (the server
+// is busy). RetryAfter is when trying again makes sense.
+type PushbackError struct {
+	Err        error
+	RetryAfter time.Duration
+}
+
+func (e *PushbackError) Error() string {
+	return fmt.Sprintf("%v (retry in %v)", e.Err, e.RetryAfter.Round(time.Second))
+}
+
+func (e *PushbackError) Unwrap() error { return e.Err }
+
+// Limits configures a Guard. The zero value gives the defaults.
+type Limits struct {
+	// Wait bounds how long a login waits for one of the process's hashing
+	// slots before it is refused with ErrBusy. Default 2 s.
+	Wait time.Duration
+	// BusyRetry is the Retry-After of a busy refusal. Default 2 s.
+	BusyRetry time.Duration
+	// Rate and Burst are each client network's budget of logins that need
+	// a hash (a token bucket): every such login takes a token and a
+	// successful one gives it back, so only failures (and busy refusals)
+	// use the budget up. Default 1 every 6 s, burst 10.
+	Rate  rate.Limit
+	Burst int
+	// Clients bounds how many client networks are tracked; the least
+	// recently seen is forgotten first. Default 16384.
+	Clients int
+	// CacheTTL and CacheSize bound the cache of successful
+	// verifications. Default 5 minutes and 1024 entries; a negative
+	// CacheTTL turns the cache off.
+	CacheTTL  time.Duration
+	CacheSize int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (l *Limits) setDefaults() {
+	if l.Wait <= 0 {
+		l.Wait = 2 * time.Second
+	}
+	if l.BusyRetry <= 0 {
+		l.BusyRetry = 2 * time.Second
+	}
+	if l.Rate <= 0 {
+		l.Rate = rate.Every(6 * time.Second)
+	}
+	if l.Burst <= 0 {
+		l.Burst = 10
+	}
+	if l.Clients <= 0 {
+		l.Clients = 16384
+	}
+	if l.CacheTTL == 0 {
+		l.CacheTTL = 5 * time.Minute
+	}
+	if l.CacheSize <= 0 {
+		l.CacheSize = 1024
+	}
+	if l.Now == nil {
+		l.Now = time.Now
+	}
+}
+
+// Guard checks logins against a Store for a server facing the open
+// network. In order, a login
+//
+//  1. is refused with ErrTooManyFailures (a *PushbackError) when its client
+//     network — the IPv4 address, or the /64 of an IPv6 address — has no
+//     token left; nothing is hashed or read;
+//  2. succeeds at once when the same user name and password verified
+//     within CacheTTL and the account's stored hash is unchanged (the
+//     cache is keyed by an HMAC of name and password under a key made at
+//     start, and holds no password);
+//  3. waits at most Wait (or until its context ends) for a hashing slot,
+//     and is refused with ErrBusy (a *PushbackError) if none frees up;
+//  4. is checked by Store.AuthenticateContext.
+//
+// It is safe for concurrent use.
+type Guard struct {
+	users   *Store
+	lim     Limits
+	clients *lru.Cache[netip.Prefix, *rate.Limiter]
+	cache   *lru.Cache[[32]byte, cached]
+	key     [32]byte
+
+	failures, limited, busy, hits atomic.Uint64
+}
+
+type cached struct {
+	hash    []byte
+	expires time.Time
+}
+
+// NewGuard returns a guard for users.
+func NewGuard(users *Store, lim Limits) *Guard {
+	lim.setDefaults()
+	g := &Guard{users: users, lim: lim}
+	g.clients, _ = lru.New[netip.Prefix, *rate.Limiter](lim.Clients)
+	g.cache, _ = lru.New[[32]byte, cached](lim.CacheSize)
+	if _, err := rand.Read(g.key[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported systems
+	}
+	return g
+}
+
+// GuardStats counts a guard's decisions since it was made.
+type GuardStats struct {
+	Failures  uint64 // wrong name or password
+	Limited   uint64 // refused with ErrTooManyFailures
+	Busy      uint64 // refused with ErrBusy
+	CacheHits uint64 // verified from the cache
+	Hashes    uint64 // passwords hashed by the store (all its users)
+}
+
+// Stats returns the guard's counters.
+func (g *Guard) Stats() GuardStats {
+	return GuardStats{
+		Failures: g.failures.Load(), Limited: g.limited.Load(), Busy: g.busy.Load(),
+		CacheHits: g.hits.Load(), Hashes: g.users.Hashes(),
+	}
+}
+
+// ClientNetwork is the network a client address is accounted to: the
+// address itself for IPv4 (also IPv4-mapped IPv6), its /64 for IPv6 (one
+// subscriber usually holds a whole /64). An invalid address maps to the
+// zero Prefix, which all such clients share.
+func ClientNetwork(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	if !a.IsValid() {
+		return netip.Prefix{}
+	}
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32)
+	}
+	p, _ := a.Prefix(64)
+	return p
+}
+
+// Login checks name and password for a request from client.
+func (g *Guard) Login(ctx context.Context, client netip.Addr, name, password string) (User, error) {
+	now := g.lim.Now()
+	lim := g.limiter(ClientNetwork(client))
+	res := lim.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 || !res.OK() {
+		res.CancelAt(now)
+		g.limited.Add(1)
+		return User{}, &PushbackError{Err: ErrTooManyFailures, RetryAfter: max(d, time.Second)}
+	}
+	key := g.cacheKey(name, password)
+	if u, ok := g.fromCache(key, name, now); ok {
+		res.CancelAt(now)
+		g.hits.Add(1)
+		return u, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, g.lim.Wait)
+	u, err := g.users.AuthenticateContext(wctx, name, password)
+	cancel()
+	switch {
+	case err == nil:
+		res.CancelAt(now)
+		if g.lim.CacheTTL > 0 {
+			g.cache.Add(key, cached{hash: u.Hash, expires: now.Add(g.lim.CacheTTL)})
+		}
+		return u, nil
+	case errors.Is(err, ErrBusy):
+		g.busy.Add(1)
+		return User{}, &PushbackError{Err: err, RetryAfter: g.lim.BusyRetry}
+	case errors.Is(err, ErrUnauthorized):
+		g.failures.Add(1)
+		return User{}, err
+	default:
+		res.CancelAt(now) // a storage error is not the client's failure
+		return User{}, err
+	}
+}
+
+func (g *Guard) limiter(p netip.Prefix) *rate.Limiter {
+	if l, ok := g.clients.Get(p); ok {
+		return l
+	}
+	l := rate.NewLimiter(g.lim.Rate, g.lim.Burst)
+	if prev, ok, _ := g.clients.PeekOrAdd(p, l); ok {
+		return prev
+	}
+	return l
+}
+
+func (g *Guard) cacheKey(name, password string) [32]byte {
+	m := hmac.New(sha256.New, g.key[:])
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(name)))
+	m.Write(n[:])
+	m.Write([]byte(name))
+	m.Write([]byte(password))
+	var k [32]byte
+	m.Sum(k[:0])
+	return k
+}
+
+// fromCache returns the user when key verified recently and the account
+// still has the password hash it verified against.
+func (g *Guard) fromCache(key [32]byte, name string, now time.Time) (User, bool) {
+	if g.lim.CacheTTL <= 0 {
+		return User{}, false
+	}
+	c, ok := g.cache.Get(key)
+	if !ok {
+		return User{}, false
+	}
+	if !now.Before(c.expires) {
+		g.cache.Remove(key)
+		return User{}, false
+	}
+	u, err := g.users.Get(name)
+	if err != nil || !bytes.Equal(u.Hash, c.hash) {
+		g.cache.Remove(key)
+		return User{}, false
+	}
+	return u, true
+}

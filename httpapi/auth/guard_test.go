@@ -1,0 +1,211 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/buildledger/buildledger/internal/kv"
+)
+
+func openStore(t *testing.T) *Store {
+	t.Helper()
+	db, err := kv.Open(t.TempDir(), kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s := New(db)
+	if err := s.Add("farm", "farm-password", true); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func wantPushback(t *testing.T, err error, target error) *PushbackError {
+	t.Helper()
+	var pe *PushbackError
+	if !errors.As(err, &pe) || !errors.Is(err, target) || pe.RetryAfter <= 0 {
+		t.Fatalf("got %v, want a *PushbackError for %v with a Retry-After", err, target)
+	}
+	return pe
+}
+
+// TestGuardLimitsClient: a client network that used up its failures is
+// refused before any hashing, even with the right password; IPv6 clients
+// are grouped by /64; another network is unaffected; the budget refills
+// with time, and successes do not use it up.
+func TestGuardLimitsClient(t *testing.T) {
+	s := openStore(t)
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	g := NewGuard(s, Limits{Rate: rate.Every(time.Minute), Burst: 3, CacheTTL: -1, Now: c.Now})
+	ctx := context.Background()
+	a := netip.MustParseAddr("2001:db8::1")
+	for i := 0; i < 3; i++ {
+		if _, err := g.Login(ctx, a, "farm", "wrong-password"); !errors.Is(err, ErrUnauthorized) {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	hashed := s.Hashes()
+	if hashed != 3 {
+		t.Fatalf("%d hashes for 3 attempts", hashed)
+	}
+	pe := wantPushback(t, func() error { _, err := g.Login(ctx, a, "farm", "farm-password"); return err }(), ErrTooManyFailures)
+	if pe.RetryAfter > time.Minute {
+		t.Fatalf("Retry-After %v, the bucket refills one token a minute", pe.RetryAfter)
+	}
+	// The same /64.
+	_, err := g.Login(ctx, netip.MustParseAddr("2001:db8::ffff:2"), "farm", "farm-password")
+	wantPushback(t, err, ErrTooManyFailures)
+	if s.Hashes() != hashed {
+		t.Fatalf("refused logins hashed a password (%d → %d)", hashed, s.Hashes())
+	}
+	// Another /64, and an IPv4 client.
+	for _, other := range []string{"2001:db8:0:1::1", "192.0.2.7", "::ffff:192.0.2.8"} {
+		if _, err := g.Login(ctx, netip.MustParseAddr(other), "farm", "farm-password"); err != nil {
+			t.Fatalf("%s: %v", other, err)
+		}
+	}
+	// Successes give their token back.
+	b := netip.MustParseAddr("192.0.2.9")
+	for i := 0; i < 5; i++ {
+		if _, err := g.Login(ctx, b, "farm", "farm-password"); err != nil {
+			t.Fatalf("success %d from one client: %v", i, err)
+		}
+	}
+	c.Add(time.Minute)
+	if _, err := g.Login(ctx, a, "farm", "farm-password"); err != nil {
+		t.Fatalf("after the refill: %v", err)
+	}
+	st := g.Stats()
+	if st.Failures != 3 || st.Limited != 2 || st.CacheHits != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// hold takes every hashing slot of the process until the returned
+// function is called.
+func hold(t *testing.T) func() {
+	t.Helper()
+	for i := 0; i < cap(hashing); i++ {
+		hashing <- struct{}{}
+	}
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			for i := 0; i < cap(hashing); i++ {
+				<-hashing
+			}
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// TestGuardBusy: with every hashing slot taken, a login gives up after its
+// wait, or as soon as its context ends, with ErrBusy and a Retry-After,
+// having hashed nothing; once a slot frees up logins go through again.
+func TestGuardBusy(t *testing.T) {
+	s := openStore(t)
+	release := hold(t)
+	client := netip.MustParseAddr("192.0.2.1")
+	g := NewGuard(s, Limits{Wait: 20 * time.Millisecond})
+	_, err := g.Login(context.Background(), client, "farm", "farm-password")
+	wantPushback(t, err, ErrBusy)
+
+	// The context ends the wait, however long Wait is.
+	g = NewGuard(s, Limits{Wait: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = g.Login(ctx, client, "farm", "farm-password")
+	wantPushback(t, err, ErrBusy)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("busy error does not say the context ended: %v", err)
+	}
+	if s.Hashes() != 0 || g.Stats().Busy != 1 {
+		t.Fatalf("hashes %d, stats %+v", s.Hashes(), g.Stats())
+	}
+	release()
+	if _, err := g.Login(context.Background(), client, "farm", "farm-password"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGuardCache: a verified name and password are not hashed again within
+// the TTL; a wrong password, an expired entry or a changed account are.
+func TestGuardCache(t *testing.T) {
+	s := openStore(t)
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	g := NewGuard(s, Limits{CacheTTL: time.Minute, Now: c.Now})
+	ctx := context.Background()
+	client := netip.MustParseAddr("192.0.2.1")
+	login := func(pw string) error { _, err := g.Login(ctx, client, "farm", pw); return err }
+	if err := login("farm-password"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := login("farm-password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Hashes() != 1 || g.Stats().CacheHits != 3 {
+		t.Fatalf("hashes %d, stats %+v", s.Hashes(), g.Stats())
+	}
+	if err := login("farm-passwordX"); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if s.Hashes() != 2 {
+		t.Fatalf("a wrong password was not hashed (%d)", s.Hashes())
+	}
+	c.Add(time.Minute)
+	if err := login("farm-password"); err != nil || s.Hashes() != 3 {
+		t.Fatalf("after the TTL: %v, %d hashes", err, s.Hashes())
+	}
+	// The account changes: the cached verification no longer counts.
+	if err := s.Remove("farm"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add("farm", "new-password", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := login("farm-password"); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("old password after the change: %v", err)
+	}
+	if err := login("new-password"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClientNetwork(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1":           "192.0.2.1/32",
+		"::ffff:192.0.2.1":    "192.0.2.1/32",
+		"2001:db8:1:2:3::4":   "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::": "2001:db8:1:2::/64",
+	} {
+		if got := ClientNetwork(netip.MustParseAddr(in)); got.String() != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+	if got := ClientNetwork(netip.Addr{}); got.IsValid() {
+		t.Errorf("invalid address: %s", got)
+	}
+}
