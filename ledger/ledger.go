@@ -97,6 +97,7 @@ type Ledger struct {
 	commitMu sync.Mutex
 	cp       atomic.Pointer[Checkpoint]
 	failed   atomic.Pointer[error]
+	stats    stats // see Metrics
 	events   *lru.Cache[uint64, Event]
 	// hashes caches reverse lookups; hashGen counts the commits that
 	// invalidated some (see Hash).
@@ -264,6 +265,7 @@ func (l *Ledger) RecordBuild(ctx context.Context, b *BuildRecorded) (Receipt, er
 }
 
 func (l *Ledger) append(ctx context.Context, e Event, ifMissing bool) (Receipt, error) {
+	defer l.stats.appended(now())
 	if l.replicaOf != "" {
 		return Receipt{}, ErrReadOnly
 	}
@@ -346,6 +348,7 @@ func (l *Ledger) commitLoop() {
 		}
 		l.commitMu.Lock()
 		l.commit(batch)
+		l.stats.committed(len(batch))
 		l.commitMu.Unlock()
 	}
 }
