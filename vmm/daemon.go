@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -79,6 +80,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// WriteFile replaces a file of the state directory (a unikernel's
+	// record, the resource policy) atomically and durably; nil:
+	// atomicfile.WriteFile. Tests make it fail to show that a failed
+	// write leaves a state that boots (TestUpdateSaveFailsKeepsOld).
+	WriteFile func(path string, data []byte, perm fs.FileMode) error
 }
 
 func (c *Config) setDefaults() error {
@@ -210,7 +216,7 @@ func Open(cfg Config) (*Daemon, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	st, err := openStore(cfg.StateDir)
+	st, err := openStore(cfg.StateDir, cfg.WriteFile)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/internal/atomicfile"
 	"github.com/buildledger/buildledger/vmm/gate"
 )
 
@@ -28,8 +29,8 @@ import (
 //	images/SHA256         the images, by content
 //	run/NAME/             the working directory of a unikernel's tender
 //
-// Every file but audit.log is replaced atomically (write a temporary
-// file, fsync, rename, fsync the directory).
+// Every file but audit.log is replaced atomically (internal/atomicfile:
+// write a temporary file, fsync, rename, fsync the directory).
 const (
 	lockFile      = "lock"
 	policyFile    = "policy.json"
@@ -90,51 +91,15 @@ func admission(d *gate.Decision, op string, now time.Time) *Admission {
 	return &Admission{Time: now, Op: op, Build: d.Build, K: d.K, Agreeing: d.Agreeing, Verdicts: d.Verdicts, Offline: d.Offline, Reason: d.Reason}
 }
 
-// writeFileAtomic replaces path with data.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // store is the state directory.
 type store struct {
 	dir  string
 	lock *os.File
+	// writeFile replaces a record or the policy (Config.WriteFile).
+	writeFile func(path string, data []byte, perm fs.FileMode) error
 }
 
-func openStore(dir string) (*store, error) {
+func openStore(dir string, writeFile func(string, []byte, fs.FileMode) error) (*store, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("%w: no state directory given", ErrInvalid)
 	}
@@ -153,12 +118,12 @@ func openStore(dir string) (*store, error) {
 	}
 	// Leftovers of writes a crash interrupted.
 	for _, d := range []string{unikernelsDir, imagesDir} {
-		tmp, _ := filepath.Glob(filepath.Join(dir, d, ".tmp-*"))
-		for _, t := range tmp {
-			os.Remove(t)
-		}
+		atomicfile.RemoveTemps(filepath.Join(dir, d))
 	}
-	return &store{dir: dir, lock: lock}, nil
+	if writeFile == nil {
+		writeFile = atomicfile.WriteFile
+	}
+	return &store{dir: dir, lock: lock, writeFile: writeFile}, nil
 }
 
 func (s *store) close() error { return s.lock.Close() }
@@ -169,15 +134,15 @@ func (s *store) runDir(name string) string { return filepath.Join(s.dir, runDir,
 
 // receive copies at most max bytes of r into a temporary file of the
 // image store and returns it with its digest; commit moves it in place.
-func (s *store) receive(r io.Reader, max int64) (string, cas.Digest, error) {
-	f, err := os.CreateTemp(filepath.Join(s.dir, imagesDir), ".tmp-")
+func (s *store) receive(r io.Reader, max int64) (*atomicfile.File, cas.Digest, error) {
+	// Executable by the owner only, for the process tender.
+	f, err := atomicfile.CreateIn(filepath.Join(s.dir, imagesDir), 0o700)
 	if err != nil {
-		return "", cas.Digest{}, err
+		return nil, cas.Digest{}, err
 	}
-	defer f.Close()
-	fail := func(err error) (string, cas.Digest, error) {
-		os.Remove(f.Name())
-		return "", cas.Digest{}, err
+	fail := func(err error) (*atomicfile.File, cas.Digest, error) {
+		f.Abort()
+		return nil, cas.Digest{}, err
 	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, max+1))
@@ -190,22 +155,12 @@ func (s *store) receive(r io.Reader, max int64) (string, cas.Digest, error) {
 	if n == 0 {
 		return fail(fmt.Errorf("%w: the image is empty", ErrInvalid))
 	}
-	// Executable by the owner only, for the process tender.
-	if err := f.Chmod(0o700); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	return f.Name(), cas.Digest(h.Sum(nil)), nil
+	return f, cas.Digest(h.Sum(nil)), nil
 }
 
-func (s *store) commit(tmp string, d cas.Digest) error {
-	if err := os.Rename(tmp, s.imagePath(d)); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Join(s.dir, imagesDir))
+// commit makes the received image durable under its digest.
+func (s *store) commit(f *atomicfile.File, d cas.Digest) error {
+	return f.CommitAs(s.imagePath(d))
 }
 
 func (s *store) recordPath(name string) string {
@@ -217,14 +172,14 @@ func (s *store) saveRecord(r *record) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.recordPath(r.Spec.Name), append(b, '\n'), 0o600)
+	return s.writeFile(s.recordPath(r.Spec.Name), append(b, '\n'), 0o600)
 }
 
 func (s *store) removeRecord(name string) error {
 	if err := os.Remove(s.recordPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return syncDir(filepath.Join(s.dir, unikernelsDir))
+	return atomicfile.SyncDir(filepath.Join(s.dir, unikernelsDir))
 }
 
 func (s *store) records() ([]*record, error) {
@@ -270,7 +225,7 @@ func (s *store) savePolicy(p *Policy) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.dir, policyFile), append(b, '\n'), 0o600)
+	return s.writeFile(filepath.Join(s.dir, policyFile), append(b, '\n'), 0o600)
 }
 
 // AuditEntry is one gate decision in the audit log.

@@ -33,8 +33,11 @@ type UpdateReport struct {
 // it, and swap it in with the same spec. A refusal, a failed download or
 // a device mismatch leaves the old image running. If the new image exits
 // within Config.UpdateGrace, the old one is booted again (through the
-// gate) and the error wraps ErrRolledBack. progress receives the lines
-// for the operator as they happen.
+// gate) and the error wraps ErrRolledBack. The new record is saved
+// before the old image is removed; if it cannot be saved, the new image
+// is stopped and the old one booted again (ErrRolledBack too), so the
+// state directory always names an image it holds. progress receives the
+// lines for the operator as they happen.
 func (d *Daemon) Update(ctx context.Context, name string, dryRun bool, progress func(string)) (*UpdateReport, error) {
 	if progress == nil {
 		progress = func(string) {}
@@ -117,24 +120,34 @@ func (d *Daemon) Update(ctx context.Context, name string, dryRun bool, progress 
 		t := time.NewTimer(d.cfg.UpdateGrace)
 		select {
 		case <-t.C:
+			// The new image is durable in the store; its record must be
+			// too before the old image goes, so that whatever fails, the
+			// state directory names an image it holds.
 			u.mu.Lock()
-			u.rec.Image = img
-			u.rec.Admission = admission(dec, "update", d.cfg.Now().UTC())
-			u.rec.Stopped = false
 			rec := u.rec
 			u.mu.Unlock()
-			go d.supervise(s, u, p)
-			d.removeImageIfUnused(old)
-			swapped, r.Updated = true, true
-			if err := d.store.saveRecord(&rec); err != nil {
-				return r, fmt.Errorf("%s runs the new image, but its record could not be saved (the next daemon start boots the old one): %w", name, err)
+			rec.Image = img
+			rec.Admission = admission(dec, "update", d.cfg.Now().UTC())
+			rec.Stopped = false
+			if err = d.store.saveRecord(&rec); err == nil {
+				u.mu.Lock()
+				u.rec = rec
+				u.mu.Unlock()
+				go d.supervise(s, u, p)
+				swapped, r.Updated = true, true
+				d.removeImageIfUnused(old)
+				progress(fmt.Sprintf("updated %s to sha256 %s", name, img))
+				return r, nil
 			}
-			progress(fmt.Sprintf("updated %s to sha256 %s", name, img))
-			return r, nil
+			// The record still names the old image: stop the new one
+			// and boot the old one again, as the next daemon start would.
+			err = fmt.Errorf("its record could not be saved: %w", err)
+			d.kill(p)
 		case <-p.exited:
 			t.Stop()
 		}
-		// Ended within the grace period: no restart-on-fail for it.
+		// Ended within the grace period, or stopped: no restart-on-fail
+		// for it.
 		s.cancel()
 		d.removeTaps(p.taps)
 		u.mu.Lock()
@@ -142,8 +155,10 @@ func (d *Daemon) Update(ctx context.Context, name string, dryRun bool, progress 
 		u.proc, u.sess, u.lastExit = nil, nil, &st
 		u.mu.Unlock()
 		close(s.done)
-		r.NewExit = &st
-		err = fmt.Errorf("it ended within %v: %s", d.cfg.UpdateGrace, st)
+		if err == nil {
+			r.NewExit = &st
+			err = fmt.Errorf("it ended within %v: %s", d.cfg.UpdateGrace, st)
+		}
 	}
 	why := err
 	progress(fmt.Sprintf("the new image failed: %v; rolling back to sha256 %s", why, old))

@@ -1,6 +1,7 @@
 package vmm_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,8 +10,10 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/buildledger/buildledger/internal/atomicfile"
 	"github.com/buildledger/buildledger/vmm"
 )
 
@@ -138,6 +141,64 @@ func TestUpdateRollsBack(t *testing.T) {
 	}
 	e.restart()
 	if i := e.info("web"); i.Image != d1 {
+		t.Errorf("after a daemon restart: %+v", i)
+	}
+}
+
+// TestUpdateSaveFailsKeepsOld: when the new record cannot be saved, the
+// old image is still in the store and named by the record, the new one is
+// stopped and the old one runs again; a daemon start restores it.
+func TestUpdateSaveFailsKeepsOld(t *testing.T) {
+	var failNext atomic.Bool
+	e := newEnv(t, func(c *vmm.Config) {
+		c.WriteFile = func(path string, data []byte, perm fs.FileMode) error {
+			if filepath.Base(path) == "web.json" && failNext.CompareAndSwap(true, false) {
+				return errors.New("injected: no space left on device")
+			}
+			return atomicfile.WriteFile(path, data, perm)
+		}
+	})
+	v1, d1 := image(t, `echo "v1 up"; exec sleep 60`)
+	e.gate.allow(d1)
+	old := e.mustCreate(vmm.Spec{Name: "web", MemMB: 32}, v1)
+	v2, _ := image(t, `echo "v2 up"; exec sleep 60`)
+	d2 := e.gate.offer(d1, v2)
+	e.gate.allow(d2)
+	recPath := filepath.Join(e.dir, "unikernels", "web.json")
+	before, err := os.ReadFile(recPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	failNext.Store(true)
+	_, err = e.c.Update(ctx, "web", false, nil)
+	if !errors.Is(err, vmm.ErrRolledBack) || !strings.Contains(err.Error(), "its record could not be saved") || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("update whose record cannot be saved: %v", err)
+	}
+	if failNext.Load() {
+		t.Fatal("the update never saved the record")
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "images", d1.String())); err != nil {
+		t.Errorf("the old image is gone from the store: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "images", d2.String())); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the image that was not swapped in is kept: %v", err)
+	}
+	i := e.info("web")
+	if i.Image != d1 || i.State != vmm.StateRunning || i.PID == old.PID || !alive(i.PID) || i.Admission.Op != "rollback" {
+		t.Errorf("after the failed save: %+v", i)
+	}
+	waitFor(t, "v1 again", func() bool {
+		return slices.Equal(e.console("web", vmm.ConsoleQuery{}), []string{"v1 up", "v2 up", "v1 up"})
+	})
+	var rec struct{ Image string }
+	if b, err := os.ReadFile(recPath); err != nil || json.Unmarshal(b, &rec) != nil || rec.Image != d1.String() {
+		t.Errorf("record after the failed save: %s, %v (before: %s)", b, err, before)
+	}
+
+	// What the state directory holds boots.
+	e.restart()
+	if i := e.info("web"); i.Image != d1 || i.State != vmm.StateRunning || i.Admission.Op != "restore" {
 		t.Errorf("after a daemon restart: %+v", i)
 	}
 }
