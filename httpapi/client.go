@@ -135,29 +135,37 @@ func (e *InconsistencyError) Error() string {
 // CheckConsistency proves that newer extends older, building the proof
 // from the server's tiles.
 func (c *Client) CheckConsistency(ctx context.Context, older, newer *ledger.Checkpoint) error {
+	_, err := c.ConsistencyProof(ctx, older, newer)
+	return err
+}
+
+// ConsistencyProof is CheckConsistency returning the verified proof, for
+// callers that keep it to show the consistency again offline (empty when
+// the sizes are equal or older is empty).
+func (c *Client) ConsistencyProof(ctx context.Context, older, newer *ledger.Checkpoint) ([][]byte, error) {
 	switch {
 	case newer.Size < older.Size:
-		return &InconsistencyError{older, newer, fmt.Sprintf("the log shrank from %d to %d entries", older.Size, newer.Size)}
+		return nil, &InconsistencyError{older, newer, fmt.Sprintf("the log shrank from %d to %d entries", older.Size, newer.Size)}
 	case newer.Size == older.Size:
 		if newer.Hash != older.Hash {
-			return &InconsistencyError{older, newer, fmt.Sprintf("two different roots for size %d", newer.Size)}
+			return nil, &InconsistencyError{older, newer, fmt.Sprintf("two different roots for size %d", newer.Size)}
 		}
-		return nil
+		return nil, nil
 	case older.Size == 0:
-		return nil
+		return nil, nil
 	}
 	pb, err := client.NewProofBuilder(ctx, newer.Size, c.tiles.ReadTile)
 	if err != nil {
-		return fmt.Errorf("reading tiles: %w", err)
+		return nil, fmt.Errorf("reading tiles: %w", err)
 	}
 	p, err := pb.ConsistencyProof(ctx, older.Size, newer.Size)
 	if err != nil {
-		return fmt.Errorf("building consistency proof from tiles: %w", err)
+		return nil, fmt.Errorf("building consistency proof from tiles: %w", err)
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, older.Size, newer.Size, p, older.Hash[:], newer.Hash[:]); err != nil {
-		return &InconsistencyError{older, newer, err.Error()}
+		return nil, &InconsistencyError{older, newer, err.Error()}
 	}
-	return nil
+	return p, nil
 }
 
 // VerifiedEvent is an event proven to be in the log.

@@ -8,11 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi"
+	"github.com/buildledger/buildledger/internal/atomicfile"
 	"github.com/buildledger/buildledger/ledger"
 )
 
@@ -28,6 +30,19 @@ type Bundle struct {
 	Builds       []ProvenEvent       `json:"builds"`
 	Attestations []ProvenAttestation `json:"attestations"`
 	KeyEvents    []ProvenEvent       `json:"key_events"`
+	// Consistency proves Checkpoint a prefix of a newer checkpoint this
+	// gate accepted. The gate adds it when it accepts a newer checkpoint
+	// than the bundle's (or saves a bundle older than the newest one), and
+	// an offline decision from a bundle older than the newest checkpoint
+	// seen requires it (TestGateOlderBundleNeedsConsistency).
+	Consistency *Consistency `json:"consistency,omitempty"`
+}
+
+// Consistency is an RFC 6962 consistency proof from a bundle's checkpoint
+// to a newer one.
+type Consistency struct {
+	Checkpoint string   `json:"checkpoint"` // the newer checkpoint
+	Proof      [][]byte `json:"proof"`
 }
 
 // ProvenEvent is a log entry with its inclusion proof in the bundle's
@@ -70,27 +85,12 @@ func (g *Gate) loadBundle(d cas.Digest) (*Bundle, error) {
 	return &bu, nil
 }
 
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
+// writeFile replaces a file of the cache (Config.WriteFile).
+func (g *Gate) writeFile(path string, data []byte) error {
+	if g.cfg.WriteFile != nil {
+		return g.cfg.WriteFile(path, data, 0o600)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 func (g *Gate) saveBundle(b *Bundle) error {
@@ -98,7 +98,72 @@ func (g *Gate) saveBundle(b *Bundle) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(g.bundlePath(b.Image), data)
+	if err := os.MkdirAll(filepath.Dir(g.bundlePath(b.Image)), 0o700); err != nil {
+		return err
+	}
+	return g.writeFile(g.bundlePath(b.Image), data)
+}
+
+// saveFresh caches a bundle just fetched against cp. If the gate has
+// meanwhile accepted a newer checkpoint, the bundle gets the proof that
+// cp is a prefix of it, which an offline decision needs.
+func (g *Gate) saveFresh(ctx context.Context, c *httpapi.Client, b *Bundle, cp *ledger.Checkpoint) error {
+	unlock, err := g.lockState()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	last, err := g.lastCheckpoint()
+	if err != nil {
+		return err
+	}
+	if last != nil && last.Size > cp.Size {
+		p, err := c.ConsistencyProof(ctx, cp, last)
+		if err != nil {
+			return err
+		}
+		b.Consistency = &Consistency{Checkpoint: string(last.Note), Proof: p}
+	}
+	return g.saveBundle(b)
+}
+
+// refreshBundles gives every cached bundle older than cp the proof that
+// its checkpoint is a prefix of cp, the newest checkpoint the gate
+// accepted. The caller holds the state lock. A bundle whose proof cannot
+// be fetched keeps its old one and will be refused offline until fetched
+// again; a proof that shows the log rewrote its history is an error.
+func (g *Gate) refreshBundles(ctx context.Context, c *httpapi.Client, cp *ledger.Checkpoint) error {
+	paths, err := filepath.Glob(filepath.Join(g.cfg.CacheDir, "bundles", "*.json"))
+	if err != nil {
+		return err
+	}
+	for _, path := range paths {
+		d, err := cas.ParseDigest(strings.TrimSuffix(filepath.Base(path), ".json"))
+		if err != nil {
+			continue
+		}
+		b, err := g.loadBundle(d)
+		if err != nil {
+			continue
+		}
+		old, err := ledger.OpenCheckpoint([]byte(b.Checkpoint), g.cfg.Policy.Origin, g.cfg.Policy.LogKey)
+		if err != nil || old.Size >= cp.Size {
+			continue
+		}
+		p, err := c.ConsistencyProof(ctx, old, cp)
+		var ie *httpapi.InconsistencyError
+		if errors.As(err, &ie) {
+			return err
+		}
+		if err != nil {
+			continue
+		}
+		b.Consistency = &Consistency{Checkpoint: string(cp.Note), Proof: p}
+		if err := g.saveBundle(b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (g *Gate) statePath() string { return filepath.Join(g.cfg.CacheDir, "checkpoint.json") }
@@ -152,7 +217,10 @@ func (g *Gate) advance(ctx context.Context, c *httpapi.Client, cp *ledger.Checkp
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(g.statePath(), data)
+	if err := g.writeFile(g.statePath(), data); err != nil {
+		return err
+	}
+	return g.refreshBundles(ctx, c, cp)
 }
 
 // FetchBundle fetches the bundle of image d from the ledger, proving every
@@ -234,7 +302,7 @@ func (g *Gate) FetchBundle(ctx context.Context, d cas.Digest) (*Bundle, error) {
 			b.KeyEvents = append(b.KeyEvents, pe)
 		}
 	}
-	if err := g.saveBundle(b); err != nil {
+	if err := g.saveFresh(ctx, c, b, cp); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -289,7 +357,7 @@ func (g *Gate) learnRevocations(r map[cas.Digest]uint64) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(g.revocationsPath(), data)
+	return g.writeFile(g.revocationsPath(), data)
 }
 
 // lockState serialises changes to the gate's state between goroutines and

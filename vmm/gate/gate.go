@@ -36,6 +36,9 @@ type Config struct {
 	HTTP *http.Client
 	// Offline never contacts the ledger, even if the policy names one.
 	Offline bool
+	// WriteFile replaces a file of the cache atomically and durably; nil:
+	// atomicfile.WriteFile. Tests make it fail (TestGateMarkerWriteFails).
+	WriteFile func(path string, data []byte, perm fs.FileMode) error
 }
 
 // Gate decides whether an image may boot.
@@ -134,8 +137,12 @@ func (g *Gate) Admit(ctx context.Context, image string) (*Decision, error) {
 // evidence verified. The error is non-nil only for failures of the gate
 // itself (an unreadable cache); callers must treat it as a refusal.
 func (g *Gate) Check(ctx context.Context, d cas.Digest) (*Decision, error) {
-	if why, err := os.ReadFile(g.inconsistentPath()); err == nil {
+	why, err := os.ReadFile(g.inconsistentPath())
+	switch {
+	case err == nil:
 		return g.refuse(d, true, "this VMM once saw the ledger rewrite its history and refuses every boot until an operator has looked into it and removed %s:\n%s", g.inconsistentPath(), why), nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("cannot tell whether this VMM once saw the ledger rewrite its history (%w), so no boot is allowed; check %s", err, g.inconsistentPath())
 	}
 	var b *Bundle
 	var fetchErr error
@@ -147,7 +154,11 @@ func (g *Gate) Check(ctx context.Context, d cas.Digest) (*Decision, error) {
 		case fetchErr == nil:
 			offline = false
 		case errors.As(fetchErr, &ie):
-			_ = writeFileAtomic(g.inconsistentPath(), []byte(fetchErr.Error()+"\n"))
+			if err := g.writeFile(g.inconsistentPath(), []byte(fetchErr.Error()+"\n")); err != nil {
+				// Without the marker a later offline decision could
+				// trust the rewritten history's checkpoint: fail closed.
+				return nil, fmt.Errorf("the ledger rewrote its history, and the marker that stops every later boot could not be written (%v); no boot is allowed until %s exists or an operator has looked into it:\n%w", err, g.inconsistentPath(), fetchErr)
+			}
 			return g.refuse(d, true, "the ledger's log is NOT consistent with the checkpoint this VMM saw before; it rewrote its history:\n%v", fetchErr), nil
 		case errors.Is(fetchErr, httpapi.ErrNotInLedger):
 			return g.refuse(d, false, "no build in the ledger has SHA-256 %s", d), nil
@@ -221,6 +232,10 @@ func (g *Gate) judge(b *Bundle) *Decision {
 		return g.refuse(d, true, "the bundle's checkpoint (size %d) is newer than any this VMM proved consistent (size %d); fetch it again while online", cp.Size, last.Size)
 	case cp.Size == last.Size && cp.Hash != last.Hash:
 		return g.refuse(d, true, "the bundle's checkpoint contradicts the one this VMM saw for size %d: the log forked", cp.Size)
+	case cp.Size < last.Size:
+		if why := g.provenPrefix(b, cp, last); why != "" {
+			return g.refuse(d, true, "the bundle's checkpoint (size %d) is older than the newest this VMM accepted (size %d), and %s; fetch the bundle again while online", cp.Size, last.Size, why)
+		}
 	}
 	included := func(e ProvenEvent) bool {
 		return e.Index < cp.Size && proof.VerifyInclusion(rfc6962.DefaultHasher, e.Index, cp.Size, rfc6962.DefaultHasher.HashLeaf(e.Event), e.Proof, cp.Hash[:]) == nil
@@ -385,6 +400,25 @@ func (g *Gate) judge(b *Bundle) *Decision {
 	dec.Admitted = len(dec.Agreeing) >= p.Threshold
 	dec.Reason = dec.describe(ev.Disagreeing, p, problems)
 	return dec
+}
+
+// provenPrefix checks the bundle's consistency proof from cp to last,
+// returning "" when it proves cp a prefix of last, and otherwise why not.
+func (g *Gate) provenPrefix(b *Bundle, cp, last *ledger.Checkpoint) string {
+	if b.Consistency == nil {
+		return "the bundle holds no proof that the log grew from one to the other"
+	}
+	to, err := ledger.OpenCheckpoint([]byte(b.Consistency.Checkpoint), g.cfg.Policy.Origin, g.cfg.Policy.LogKey)
+	if err != nil {
+		return fmt.Sprintf("the checkpoint of its consistency proof does not verify (%v)", err)
+	}
+	if to.Size != last.Size || to.Hash != last.Hash {
+		return fmt.Sprintf("its consistency proof leads to size %d, not to the newest checkpoint", to.Size)
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, cp.Size, last.Size, b.Consistency.Proof, cp.Hash[:], last.Hash[:]); err != nil {
+		return fmt.Sprintf("its consistency proof does not verify (%v)", err)
+	}
+	return ""
 }
 
 func revokedDetail(revoked map[cas.Digest]uint64, id cas.Digest) string {

@@ -3,6 +3,8 @@ package gate_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi/httpapitest"
+	"github.com/buildledger/buildledger/internal/atomicfile"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/ledgertest"
 	"github.com/buildledger/buildledger/vmm/gate"
@@ -462,5 +465,157 @@ func TestGateRemembersFork(t *testing.T) {
 	os.Remove(filepath.Join(cache, "INCONSISTENT"))
 	if d, _ := newGate(t, w.policy(1, "a"), cache, true).Check(ctx, cas.Sum(image)); !d.Admitted {
 		t.Fatalf("after the operator's review: %s", d.Reason)
+	}
+}
+
+// TestGateOlderBundleNeedsConsistency: a cached bundle whose checkpoint
+// is older than the newest the gate accepted is admitted offline only
+// with a proof that its checkpoint is a prefix of the newest one; a
+// bundle from a forked history of the same key, smaller than the log the
+// gate saw, is refused although its own signatures and proofs verify.
+func TestGateOlderBundleNeedsConsistency(t *testing.T) {
+	w := newWorld(t, "a")
+	img1, img2 := []byte("image one"), []byte("image two")
+	b1, i1 := w.build("one", img1, time.Now())
+	w.attest("a", b1, i1, nil)
+	cache := t.TempDir()
+	g := newGate(t, w.policy(1, "a"), cache, false)
+	if d, err := g.Check(ctx, cas.Sum(img1)); err != nil || !d.Admitted {
+		t.Fatalf("image one: %+v %v", d, err)
+	}
+	path1 := filepath.Join(cache, "bundles", cas.Sum(img1).String()+".json")
+	raw, _ := os.ReadFile(path1)
+	var fresh gate.Bundle
+	json.Unmarshal(raw, &fresh)
+	if fresh.Consistency != nil {
+		t.Fatalf("a bundle of the newest checkpoint carries a consistency proof: %+v", fresh.Consistency)
+	}
+	// The log grows; checking image two moves the gate's checkpoint on.
+	b2, i2 := w.build("two", img2, time.Now())
+	w.attest("a", b2, i2, nil)
+	for range 3 {
+		w.build("pad", []byte("pad"), time.Now())
+	}
+	if d, err := g.Check(ctx, cas.Sum(img2)); err != nil || !d.Admitted {
+		t.Fatalf("image two: %+v %v", d, err)
+	}
+
+	off := newGate(t, w.policy(1, "a"), cache, true)
+	if d, err := off.Check(ctx, cas.Sum(img1)); err != nil || !d.Admitted || !d.Offline {
+		t.Fatalf("offline, image one's bundle refreshed with a proof: %+v %v", d, err)
+	}
+	raw, _ = os.ReadFile(path1)
+	var orig gate.Bundle
+	json.Unmarshal(raw, &orig)
+	if orig.Consistency == nil || orig.Checkpoint != fresh.Checkpoint {
+		t.Fatalf("image one's bundle after the gate moved on: %+v", orig.Consistency)
+	}
+	for _, c := range []struct {
+		name   string
+		edit   func(b *gate.Bundle)
+		reason string
+	}{
+		{"no proof", func(b *gate.Bundle) { b.Consistency = nil }, "holds no proof"},
+		{"proof element flipped", func(b *gate.Bundle) { b.Consistency.Proof[0][0] ^= 1 }, "does not verify"},
+		{"proof element dropped", func(b *gate.Bundle) { b.Consistency.Proof = b.Consistency.Proof[1:] }, "does not verify"},
+		{"proof to its own checkpoint", func(b *gate.Bundle) { b.Consistency.Checkpoint = b.Checkpoint }, "not to the newest"},
+		{"unsigned target", func(b *gate.Bundle) {
+			b.Consistency.Checkpoint = strings.Replace(b.Consistency.Checkpoint, "\n", "\n1", 1)
+		}, "does not verify"},
+	} {
+		var bu gate.Bundle
+		json.Unmarshal(raw, &bu)
+		c.edit(&bu)
+		data, _ := json.Marshal(bu)
+		os.WriteFile(path1, data, 0o600)
+		d, err := off.Check(ctx, cas.Sum(img1))
+		if err != nil || d.Admitted || !strings.Contains(d.Reason, "older than the newest") || !strings.Contains(d.Reason, c.reason) {
+			t.Errorf("%s: %v\n%s", c.name, err, d.Reason)
+		}
+	}
+	os.WriteFile(path1, raw, 0o600)
+
+	// A history forked with the same log key, shorter than the log this
+	// gate saw, attests image three. Its bundle verifies on its own.
+	img3 := []byte("image three")
+	forked := ledgertest.Reopen(t, t.TempDir(), w.L.SKey, w.L.VKey)
+	defer forked.Close()
+	fb, fidx := recordBuild(t, forked, "three", img3, time.Now())
+	w.Serve(forked)
+	w.Client.AddKey(ctx, "a", string(w.Keys["a"].PublicKeyPEM()), httpapitest.Admin)
+	w.attest("a", fb, fidx, nil)
+	elsewhere := t.TempDir()
+	if d, err := newGate(t, w.policy(1, "a"), elsewhere, false).Check(ctx, cas.Sum(img3)); err != nil || !d.Admitted {
+		t.Fatalf("the forked bundle does not verify on its own: %+v %v", d, err)
+	}
+	forgedPath := filepath.Join(elsewhere, "bundles", cas.Sum(img3).String()+".json")
+	forged, err := os.ReadFile(forgedPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Serve(w.L)
+	dst := filepath.Join(cache, "bundles", cas.Sum(img3).String()+".json")
+	if err := os.WriteFile(dst, forged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := off.Check(ctx, cas.Sum(img3))
+	if err != nil || d.Admitted || !strings.Contains(d.Reason, "holds no proof") {
+		t.Fatalf("a bundle of a shorter forked history: %+v %v", d, err)
+	}
+	// With a proof of the forked log's own making it is refused too.
+	var fbu gate.Bundle
+	json.Unmarshal(forged, &fbu)
+	fbu.Consistency = &gate.Consistency{Checkpoint: orig.Consistency.Checkpoint, Proof: orig.Consistency.Proof}
+	data, _ := json.Marshal(fbu)
+	os.WriteFile(dst, data, 0o600)
+	if d, err := off.Check(ctx, cas.Sum(img3)); err != nil || d.Admitted || !strings.Contains(d.Reason, "does not verify") {
+		t.Fatalf("a forked bundle with another bundle's proof: %+v %v", d, err)
+	}
+}
+
+// TestGateMarkerWriteFails: a rewritten history whose INCONSISTENT marker
+// cannot be written is a failure of the gate (callers refuse), not a
+// refusal that the next offline decision forgets; and a marker that
+// cannot be read refuses every boot.
+func TestGateMarkerWriteFails(t *testing.T) {
+	w := newWorld(t, "a")
+	image := []byte("image")
+	b, idx := w.build("web", image, time.Now())
+	w.attest("a", b, idx, nil)
+	cache := t.TempDir()
+	failMarker := func(path string, data []byte, perm fs.FileMode) error {
+		if filepath.Base(path) == "INCONSISTENT" {
+			return errors.New("injected: read-only file system")
+		}
+		return atomicfile.WriteFile(path, data, perm)
+	}
+	g, err := gate.New(gate.Config{Policy: w.policy(1, "a"), CacheDir: cache, WriteFile: failMarker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := g.Check(ctx, cas.Sum(image)); err != nil || !d.Admitted {
+		t.Fatalf("honest: %+v %v", d, err)
+	}
+	forked := ledgertest.Reopen(t, t.TempDir(), w.L.SKey, w.L.VKey)
+	defer forked.Close()
+	for range 5 {
+		recordBuild(t, forked, "web", []byte("forged"), time.Now())
+	}
+	w.Serve(forked)
+	d, err := g.Check(ctx, cas.Sum(image))
+	if err == nil || !strings.Contains(err.Error(), "read-only file system") || !strings.Contains(err.Error(), "rewrote its history") {
+		t.Fatalf("fork with an unwritable marker: decision %+v, error %v", d, err)
+	}
+	if d != nil && d.Admitted {
+		t.Fatalf("admitted: %+v", d)
+	}
+
+	// A marker that cannot be read (here: a directory) refuses.
+	if err := os.MkdirAll(filepath.Join(cache, "INCONSISTENT", "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	d, err = newGate(t, w.policy(1, "a"), cache, true).Check(ctx, cas.Sum(image))
+	if err == nil || (d != nil && d.Admitted) {
+		t.Fatalf("unreadable marker: %+v %v", d, err)
 	}
 }
