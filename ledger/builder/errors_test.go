@@ -209,6 +209,18 @@ func TestParseErrors(t *testing.T) {
 			if errors.Is(err, ErrLimit) != tc.limit {
 				t.Errorf("errors.Is(err, ErrLimit) = %v", !tc.limit)
 			}
+			// The streaming decoder refuses it too, for the same kind of
+			// reason; its messages may differ. A record claiming more than
+			// MaxTotal is over the limit for Decode, which cannot see that
+			// the input is shorter than it claims without reading it all.
+			parseMsg := fe.Msg
+			if _, err := Decode(bytes.NewReader(tc.der), tc.lim, nil); err == nil {
+				t.Error("Decode accepted it")
+			} else if !errors.As(err, &fe) {
+				t.Errorf("Decode error %T is not a *FormatError", err)
+			} else if errors.Is(err, ErrLimit) != tc.limit && !strings.HasPrefix(parseMsg, "truncated") {
+				t.Errorf("Decode: %v: errors.Is(err, ErrLimit) = %v", err, !tc.limit)
+			}
 		})
 	}
 }

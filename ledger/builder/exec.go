@@ -100,6 +100,10 @@ const (
 	DefaultMaxFiles        = 10_000  // output files, and separately job files
 	DefaultMaxFileSize     = 512 << 20
 	DefaultMaxConsoleLines = 1_000_000
+	// DefaultMaxText bounds the script, the console and the result
+	// message, which are kept in memory (file data need not be, see
+	// Decode). builder itself holds a job's whole console in memory.
+	DefaultMaxText = 16 << 20
 )
 
 // MaxPath is the longest file path accepted, in bytes (PATH_MAX on Linux).
@@ -118,6 +122,9 @@ type Limits struct {
 	MaxFiles        int   // number of output files; also of job files
 	MaxFileSize     int64 // size of one file's data
 	MaxConsoleLines int   // number of console lines
+	// MaxText bounds, each on its own, the job script, the console (the
+	// contents of its SEQUENCE OF) and the result message, in bytes.
+	MaxText int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -132,6 +139,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxConsoleLines <= 0 {
 		l.MaxConsoleLines = DefaultMaxConsoleLines
+	}
+	if l.MaxText <= 0 {
+		l.MaxText = DefaultMaxText
 	}
 	return l
 }

@@ -8,11 +8,10 @@ import (
 	"golang.org/x/crypto/cryptobyte/asn1"
 )
 
-// FuzzParse checks that Parse never panics, that whatever it accepts
-// Marshal writes, that what Marshal writes parses to an equal value and is
-// written again unchanged, and that an input Parse calls canonical is
-// exactly what Marshal writes.
-func FuzzParse(f *testing.F) {
+// addSeeds adds the seed corpus of FuzzParse and FuzzDecode: the golden
+// record, an old builder's, a message result with job files, the [1]
+// alternative and a huge claimed length.
+func addSeeds(f *testing.F) {
 	f.Add(mustHex(f, goldenHex))
 	old := goldenWire()
 	old.platform = nil
@@ -28,7 +27,14 @@ func FuzzParse(f *testing.F) {
 	f.Add(msg.der())
 	f.Add([]byte{0xa1, 0x02, 0x05, 0x00})
 	f.Add([]byte{0xa0, 0x84, 0xff, 0xff, 0xff, 0xff, 0x30, 0x00})
+}
 
+// FuzzParse checks that Parse never panics, that whatever it accepts
+// Marshal writes, that what Marshal writes parses to an equal value and is
+// written again unchanged, and that an input Parse calls canonical is
+// exactly what Marshal writes.
+func FuzzParse(f *testing.F) {
+	addSeeds(f)
 	lim := Limits{MaxFiles: 100, MaxFileSize: 1 << 20, MaxConsoleLines: 1000, MaxTotal: 1 << 22}
 	f.Fuzz(func(t *testing.T, der []byte) {
 		e, canonical, err := parse(der, lim)

@@ -113,6 +113,9 @@ func (p *parser) job(c *cursor) (Job, error) {
 	if err != nil {
 		return j, within(err, "script")
 	}
+	if int64(len(script.body)) > p.lim.MaxText {
+		return j, within(limitf(script.off, "%d bytes, more than the limit of %d", len(script.body), p.lim.MaxText), "script")
+	}
 	j.Script = string(script.body)
 	if j.Files, err = p.files(&jc, "files", "file"); err != nil {
 		return j, err
@@ -152,6 +155,9 @@ func (p *parser) console(c *cursor) ([]Line, error) {
 	seq, err := c.expect(tagSequence)
 	if err != nil {
 		return nil, within(err, "console")
+	}
+	if int64(len(seq.body)) > p.lim.MaxText {
+		return nil, within(limitf(seq.off, "%d bytes, more than the limit of %d", len(seq.body), p.lim.MaxText), "console")
 	}
 	cc := seq.contents()
 	// One copy of the whole console; each line's text is a substring of it.
@@ -260,6 +266,9 @@ func (p *parser) result(c *cursor) (Result, error) {
 		m, err := rc.expect(tagUTF8String)
 		if err != nil {
 			return r, within(err, "msg")
+		}
+		if int64(len(m.body)) > p.lim.MaxText {
+			return r, within(limitf(m.off, "%d bytes, more than the limit of %d", len(m.body), p.lim.MaxText), "msg")
 		}
 		r = Result{Kind: kind, Msg: string(m.body)}
 	} else {
