@@ -12,7 +12,23 @@ func (e *Exec) Marshal() ([]byte, error) {
 	if err := e.validate(); err != nil {
 		return nil, err
 	}
-	// Sizes first, so that the output is written into one buffer.
+	output := filesLen(e.Output)
+	b, total := e.head(output, output)
+	for _, f := range e.Output {
+		b = appendFileHeader(b, f.Path, len(f.Data))
+		b = append(b, f.Data...)
+	}
+	if len(b) != total {
+		return nil, &FormatError{Offset: -1, Msg: fmt.Sprintf("internal error: wrote %d bytes, computed %d", len(b), total)}
+	}
+	return b, nil
+}
+
+// head encodes e up to the header of the output files' SEQUENCE OF, whose
+// contents are output bytes long (e.Output is not read), into a buffer
+// with room for extra more bytes. total is the length of the whole record.
+// Sizes come first, so that the record is written into one buffer.
+func (e *Exec) head(output, extra int) (b []byte, total int) {
 	jobFiles := filesLen(e.Job.Files)
 	job := tlv(len(e.Job.Name)) + tlv(len(e.Job.Script)) + tlv(jobFiles)
 	if e.Job.Platform != "" {
@@ -30,11 +46,10 @@ func (e *Exec) Marshal() ([]byte, error) {
 	} else {
 		result = tlv(intLen(int64(e.Result.Code)))
 	}
-	output := filesLen(e.Output)
 	seq := tlv(job) + tlv(len(e.UUID)) + tlv(console) + tlv(times) + tlv(result) + tlv(output)
-	total := tlv(tlv(seq))
+	total = tlv(tlv(seq))
 
-	b := make([]byte, 0, total)
+	b = make([]byte, 0, total-output+extra)
 	b = appendHeader(b, tagExplicit0, tlv(seq))
 	b = appendHeader(b, tagSequence, seq)
 
@@ -66,13 +81,8 @@ func (e *Exec) Marshal() ([]byte, error) {
 	} else {
 		b = appendInt(b, int64(e.Result.Code))
 	}
-
-	b = appendFiles(b, e.Output, output)
-
-	if len(b) != total {
-		return nil, &FormatError{Offset: -1, Msg: fmt.Sprintf("internal error: wrote %d bytes, computed %d", len(b), total)}
-	}
-	return b, nil
+	b = appendHeader(b, tagSequence, output)
+	return b, total
 }
 
 func filesLen(files []File) int {
@@ -86,9 +96,16 @@ func filesLen(files []File) int {
 func appendFiles(b []byte, files []File, n int) []byte {
 	b = appendHeader(b, tagSequence, n)
 	for _, f := range files {
-		b = appendHeader(b, tagSequence, tlv(len(f.Path))+tlv(len(f.Data)))
-		b = appendString(b, f.Path)
-		b = appendBytes(b, f.Data)
+		b = appendFileHeader(b, f.Path, len(f.Data))
+		b = append(b, f.Data...)
 	}
 	return b
+}
+
+// appendFileHeader writes one file of data's SEQUENCE up to its contents,
+// which are size bytes long.
+func appendFileHeader(b []byte, path string, size int) []byte {
+	b = appendHeader(b, tagSequence, tlv(len(path))+tlv(size))
+	b = appendString(b, path)
+	return appendHeader(b, tagUTF8String, size)
 }
