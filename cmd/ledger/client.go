@@ -17,6 +17,7 @@ import (
 
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi"
+	"github.com/buildledger/buildledger/internal/atomicfile"
 	"github.com/buildledger/buildledger/ledger"
 )
 
@@ -111,11 +112,7 @@ func (f *clientFlags) open(ctx context.Context, cmd *cobra.Command) (*httpapi.Cl
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return err
 		}
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-			return err
-		}
-		return os.Rename(tmp, path)
+		return atomicfile.WriteFile(path, append(b, '\n'), 0o600)
 	}
 	return c, last, save, nil
 }

@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/internal/atomicfile"
 )
 
 // Candidate is a newer build of the job a running image came from.
@@ -97,23 +96,13 @@ func (g *Gate) Download(ctx context.Context, cand *Candidate, path string) error
 	if g.client == nil {
 		return errors.New("the gate has no ledger to download from")
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".download-*")
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
-	err = g.client.MainBinary(ctx, cand.Job, cand.New.UUID, cand.SHA256, cand.Size, f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	defer f.Close()
+	if err := g.client.MainBinary(ctx, cand.Job, cand.New.UUID, cand.SHA256, cand.Size, f); err != nil {
 		return err
 	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return f.Commit()
 }
