@@ -119,11 +119,11 @@ func (l *Ledger) check(txn *badger.Txn, req *request, next uint64) (int64, error
 func (l *Ledger) checkSubjects(txn *badger.Txn, e *AttestationRecorded) error {
 	if e.Build == nil {
 		for _, s := range e.Subjects {
-			h, err := l.hashTxn(txn, s.SHA256)
+			built, err := hasArtifact(txn, s.SHA256)
 			if err != nil {
 				return err
 			}
-			if len(h.Builds) == 0 {
+			if !built {
 				return fmt.Errorf("%w: subject %q (sha256 %s) is not an artifact of any recorded build", ErrRejected, s.Name, s.SHA256)
 			}
 		}

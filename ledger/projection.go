@@ -32,14 +32,14 @@ const projectionVersion = 8
 //	p/ls/<job>\0<platform>  order(16) of its newest successful build (exited 0
 //	                        and names a main binary)
 //	p/b/<uuid(16)>               index(8) of build_recorded
-//	p/h/<sha256(32)>             every build artifact and attestation subject
-//	                             with this digest, as entries appended in log
-//	                             order: kind(1) index(8) len(2) payload, where
-//	                             an artifact's payload is its path (len(2) +
-//	                             bytes) and the build's summary (hitValue);
-//	                             attestations are kind 's' (naming the digest)
-//	                             or 'x' (a "differs" verdict on a build that
-//	                             recorded the digest), without payload
+//	p/h/<sha256(32)><index(8)><kind(1)>[<path>]  every build artifact and
+//	                             attestation subject with this digest (see
+//	                             hashindex.go): kind 'a' is an artifact of
+//	                             the build at index, the key ends in its path
+//	                             and the value is the build's summary
+//	                             (hitValue); 's' an attestation naming the
+//	                             digest, 'x' a "differs" verdict on a build
+//	                             that recorded it (no value)
 //	p/i/<input id(32)><index(8)>           input id → builds (with at least one input file)
 //	p/e/<envelope(32)>           index(8) of attestation_recorded
 //	p/ab/<uuid(16)><index(8)>    build → attestations of it, in log order
@@ -47,8 +47,10 @@ const projectionVersion = 8
 //	p/kn/<name>                  key id(32) most recently added under name
 //
 // Everything known about a digest (builds that produced it, attestations
-// naming it) sits in one value, so a reverse lookup is one point read that
-// badger's bloom filters make cheap.
+// naming it) sits under one key prefix in log order, so a reverse lookup
+// is one seek and a short scan, pageable by log index, and recording one
+// more build of a digest writes one small key whatever the digest's
+// history (BenchmarkHashIndexAppend).
 // A build's "order" is MaxUint64 minus its start time in Unix nanoseconds,
 // then MaxUint64 minus its log index (8 bytes each, big-endian), so a
 // forward scan yields the newest start first and, between equal starts,
@@ -134,9 +136,7 @@ func (l *Ledger) project(txn *badger.Txn, index uint64, ev Event) error {
 			return err
 		}
 		for _, a := range e.Artifacts {
-			payload := binary.BigEndian.AppendUint16(nil, uint16(len(a.Path)))
-			payload = append(append(payload, a.Path...), hitValue(e, a)...)
-			if err := appendHashEntry(txn, a.SHA256, hashArtifact, index, payload); err != nil {
+			if err := setHashEntry(txn, a.SHA256, index, hashArtifact, a.Path, hitValue(e, a)); err != nil {
 				return err
 			}
 		}
@@ -153,7 +153,7 @@ func (l *Ledger) project(txn *badger.Txn, index uint64, ev Event) error {
 		return set(key(pKey, e.KeyID[:], idx), []byte{keyStateRevoked})
 	case *AttestationRecorded:
 		for _, s := range e.Subjects {
-			if err := appendHashEntry(txn, s.SHA256, hashSubject, index, nil); err != nil {
+			if err := setHashEntry(txn, s.SHA256, index, hashSubject, "", nil); err != nil {
 				return err
 			}
 		}
@@ -187,33 +187,12 @@ func (l *Ledger) projectDisputes(txn *badger.Txn, index uint64, e *AttestationRe
 	}
 	for _, s := range e.Subjects {
 		if a, ok := b.Artifact(s.Name); ok && a.SHA256 != s.SHA256 {
-			if err := appendHashEntry(txn, a.SHA256, hashDisputed, index, nil); err != nil {
+			if err := setHashEntry(txn, a.SHA256, index, hashDisputed, "", nil); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
-}
-
-// appendHashEntry adds one entry to a digest's hash index value. Unlike the
-// other projection writes it is not idempotent: an event must be projected
-// exactly once per transaction that commits (see replay).
-func appendHashEntry(txn *badger.Txn, d cas.Digest, kind byte, index uint64, payload []byte) error {
-	k := key(pHash, d[:])
-	var v []byte
-	item, err := txn.Get(k)
-	switch {
-	case err == nil:
-		if v, err = item.ValueCopy(nil); err != nil {
-			return err
-		}
-	case !errors.Is(err, badger.ErrKeyNotFound):
-		return err
-	}
-	v = append(v, kind)
-	v = binary.BigEndian.AppendUint64(v, index)
-	v = binary.BigEndian.AppendUint16(v, uint16(len(payload)))
-	return txn.Set(k, append(v, payload...))
 }
 
 func getIndex(txn *badger.Txn, k []byte) (uint64, error) {

@@ -1,0 +1,65 @@
+package ledger
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+)
+
+// TestHashInfoPage: cutting a cached answer with builds, attestations and
+// disputes into pages keeps log order across the three lists, never splits
+// one log entry's hits, and the pages add up to the whole.
+func TestHashInfoPage(t *testing.T) {
+	att := func(i uint64) Entry[*AttestationRecorded] { return Entry[*AttestationRecorded]{Index: i} }
+	full := HashInfo{
+		Builds:       []ArtifactHit{{Index: 2, Path: "a"}, {Index: 2, Path: "b"}, {Index: 5}, {Index: 9}},
+		Attestations: []Entry[*AttestationRecorded]{att(3), att(7), att(12)},
+		Disputes:     []Entry[*AttestationRecorded]{att(7), att(11)},
+	}
+	wantOrder := []uint64{2, 2, 3, 5, 7, 7, 9, 11, 12}
+	for limit := 1; limit <= 10; limit++ {
+		var all HashInfo
+		var order []uint64
+		from := uint64(0)
+		for {
+			p, next := full.page(from, limit)
+			var idx []uint64
+			for _, b := range p.Builds {
+				idx = append(idx, b.Index)
+			}
+			for _, a := range append(append([]Entry[*AttestationRecorded]{}, p.Attestations...), p.Disputes...) {
+				idx = append(idx, a.Index)
+			}
+			for _, i := range idx {
+				if i < from || next != 0 && i >= next {
+					t.Fatalf("limit %d: page from %d (next %d) holds index %d", limit, from, next, i)
+				}
+			}
+			// Past the limit only with the hits of the page's last entry.
+			last, before := slices.Max(idx), 0
+			for _, i := range idx {
+				if i < last {
+					before++
+				}
+			}
+			if p.Hits() == 0 || p.Hits() > limit && before >= limit {
+				t.Fatalf("limit %d: page from %d has %d hits", limit, from, p.Hits())
+			}
+			all.Builds = append(all.Builds, p.Builds...)
+			all.Attestations = append(all.Attestations, p.Attestations...)
+			all.Disputes = append(all.Disputes, p.Disputes...)
+			slices.Sort(idx)
+			order = append(order, idx...)
+			if next == 0 {
+				break
+			}
+			from = next
+		}
+		if !reflect.DeepEqual(all, full) || !reflect.DeepEqual(order, wantOrder) {
+			t.Fatalf("limit %d: pages give %+v in order %v", limit, all, order)
+		}
+	}
+	if p, next := full.page(13, 5); p.Hits() != 0 || next != 0 {
+		t.Fatalf("past the end: %+v %d", p, next)
+	}
+}

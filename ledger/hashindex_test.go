@@ -1,0 +1,133 @@
+package ledger_test
+
+import (
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/ledgertest"
+)
+
+// sharedBuild is a build whose main binary has content out, and which
+// also ships that binary under a second path when twice is set.
+func sharedBuild(job, in, out string, start time.Time, twice bool) *ledger.BuildRecorded {
+	b := build(job, "debian-12", in, out, start)
+	if twice {
+		b.Artifacts = append(b.Artifacts, ledger.Artifact{Path: "copy/" + job + ".hvt", SHA256: d(out), Size: int64(len(out))})
+	}
+	return b
+}
+
+// TestHashPage: the pages of a digest, each at most limit hits except
+// that one build's paths are never split, add up to Hash's answer, for a
+// digest with more hits than the cache keeps (read from the store) and for
+// one with few (served from the cache).
+func TestHashPage(t *testing.T) {
+	l := ledgertest.Open(t)
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
+	for i := range 90 {
+		mustAppend(t, l, sharedBuild("hello", fmt.Sprint("big", i), "popular", t0.Add(time.Duration(i)*time.Hour), i%7 == 0))
+		if i%15 == 0 {
+			mustAppend(t, l, sharedBuild("hello", fmt.Sprint("small", i), "rare", t0.Add(time.Duration(i)*time.Hour), i%2 == 0))
+		}
+	}
+	for _, c := range []struct {
+		digest string
+		hits   int
+	}{{"popular", 90 + 13}, {"rare", 6 + 3}} {
+		full, err := l.Hash(d(c.digest))
+		if err != nil || len(full.Builds) != c.hits {
+			t.Fatalf("%s: %d hits, %v; want %d", c.digest, len(full.Builds), err, c.hits)
+		}
+		for _, limit := range []int{1, 2, 5, 64, 1000} {
+			var got []ledger.ArtifactHit
+			from, pages := uint64(0), 0
+			for {
+				p, next, err := l.HashPage(d(c.digest), from, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pages++
+				n := len(p.Builds)
+				// Over the limit only by the second path of the last build.
+				if n == 0 || n > limit+1 || n == limit+1 && p.Builds[n-1].Index != p.Builds[n-2].Index {
+					t.Fatalf("%s limit %d: page from %d has %d hits", c.digest, limit, from, n)
+				}
+				got = append(got, p.Builds...)
+				if next == 0 {
+					break
+				}
+				if next <= p.Builds[n-1].Index {
+					t.Fatalf("%s limit %d: next %d does not advance past %d", c.digest, limit, next, p.Builds[n-1].Index)
+				}
+				from = next
+			}
+			if !reflect.DeepEqual(got, full.Builds) {
+				t.Fatalf("%s limit %d: %d pages add up to %d hits, want %d", c.digest, limit, pages, len(got), len(full.Builds))
+			}
+		}
+	}
+	if p, next, err := l.HashPage(d("popular"), l.Size(), 10); err != nil || p.Hits() != 0 || next != 0 {
+		t.Fatalf("page beyond the log: %+v %d %v", p, next, err)
+	}
+	if _, _, err := l.HashPage(d("popular"), 0, 0); err == nil {
+		t.Fatal("limit 0 accepted")
+	}
+}
+
+// BenchmarkHashIndexAppend appends builds that all ship the same file
+// (as identical system-packages files do) after a history of h such
+// builds: the time per append must not grow with h. When a digest's index
+// was one value rewritten on every append it grew linearly.
+func BenchmarkHashIndexAppend(b *testing.B) {
+	for _, history := range []int{0, 2000, 8000} {
+		b.Run(fmt.Sprintf("history=%d", history), func(b *testing.B) {
+			l := ledgertest.Open(b)
+			mustAppend(b, l, &ledger.JobDefined{Job: "daily"})
+			shared := cas.Sum([]byte("system-packages"))
+			mk := func() *ledger.BuildRecorded {
+				id := uuid.New()
+				bd := build("daily", "debian-12", id.String(), id.String(), time.Now())
+				bd.Artifacts = append(bd.Artifacts, ledger.Artifact{Path: "system-packages", SHA256: shared, Size: 4096})
+				return bd
+			}
+			appendN(b, l, history, mk)
+			b.ResetTimer()
+			appendN(b, l, b.N, mk)
+			b.StopTimer()
+			if h, _, err := l.HashPage(shared, 0, 1); err != nil || len(h.Builds) != 1 {
+				b.Fatalf("lookup: %+v %v", h, err)
+			}
+		})
+	}
+}
+
+// appendN appends n builds made by mk from 64 goroutines, so they share
+// group commits as a busy farm's uploads do.
+func appendN(tb testing.TB, l *ledgertest.Ledger, n int, mk func() *ledger.BuildRecorded) {
+	var wg sync.WaitGroup
+	work := make(chan struct{})
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				if _, err := l.Append(ctx, mk()); err != nil {
+					tb.Error(err)
+				}
+			}
+		}()
+	}
+	for range n {
+		work <- struct{}{}
+	}
+	close(work)
+	wg.Wait()
+}
