@@ -1,10 +1,7 @@
 package httpapi
 
 import (
-	"bytes"
 	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
-	"github.com/gorilla/mux"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/buildledger/buildledger/attest"
@@ -86,8 +82,13 @@ type keyEntry struct {
 }
 
 // keys returns every registered key with a verifier. Keys never change
-// once registered (a revocation is a new event), so verifiers are cached.
+// once registered (a revocation is a new event), so verifiers are cached;
+// the list itself is reused while the log has not grown.
 func (s *Server) keys() ([]keyEntry, error) {
+	size := s.cfg.Ledger.Size()
+	if c := s.keyList.Load(); c != nil && c.size == size {
+		return c.keys, nil
+	}
 	reg, err := s.cfg.Ledger.Keys()
 	if err != nil {
 		return nil, err
@@ -113,7 +114,16 @@ func (s *Server) keys() ([]keyEntry, error) {
 		s.verifiers.Store(k.KeyID, e)
 		out = append(out, e)
 	}
+	// Keys() read a snapshot at least as new as size: keyed by size, the
+	// list can only be fresher than its key says, never staler.
+	s.keyList.Store(&keyListCache{size: size, keys: out})
 	return out, nil
+}
+
+// keyListCache is the registered keys as of one log size.
+type keyListCache struct {
+	size uint64
+	keys []keyEntry
 }
 
 // keyName returns a key's registered name and current standing.
@@ -284,8 +294,8 @@ func (s *Server) verifyEnvelope(body []byte) (*ledger.AttestationRecorded, *atte
 	} else if err != nil {
 		return nil, nil, err
 	}
-	if err := checkRebuildMatches(rb, b); err != nil {
-		return nil, nil, err
+	if err := ledger.CheckRebuildMatches(rb, b.Event, b.Index); err != nil {
+		return nil, nil, err // the core checks it again when logging
 	}
 	ev := &ledger.AttestationRecorded{Envelope: cas.Sum(v.Canonical()), KeyID: id, PredicateType: v.PredicateType,
 		Build: &b.Event.UUID, Verdict: ledger.Verdict(rb.Verdict)}
@@ -310,338 +320,4 @@ func (s *Server) loggedAttestation(envelope cas.Digest) (*ledger.AttestationReco
 		return nil, fmt.Errorf("%w: log index %d should hold an attestation, holds a %s", ledger.ErrCorrupt, idx, e.Kind())
 	}
 	return a, nil
-}
-
-// checkRebuildMatches holds the predicate's account of the original build
-// to what the log recorded.
-func checkRebuildMatches(rb *attest.Rebuild, b ledger.BuildEntry) error {
-	e := b.Event
-	bad := func(format string, args ...any) error {
-		return &Error{Status: http.StatusUnprocessableEntity, Msg: fmt.Sprintf("the predicate does not describe build %s as recorded: ", e.UUID) + fmt.Sprintf(format, args...)}
-	}
-	switch {
-	case rb.Job != e.Job:
-		return bad("job %q, recorded %q", rb.Job, e.Job)
-	case rb.Platform != e.Platform:
-		return bad("platform %q, recorded %q", rb.Platform, e.Platform)
-	case rb.LogIndex != int64(b.Index):
-		return bad("log index %d, recorded at %d", rb.LogIndex, b.Index)
-	}
-	recorded := map[string]*cas.Digest{
-		attest.InputOpamSwitch: e.Inputs.OpamSwitch, attest.InputBuildEnvironment: e.Inputs.BuildEnvironment,
-		attest.InputSystemPackages: e.Inputs.SystemPackages, attest.InputScript: &e.Script,
-	}
-	for _, in := range rb.Inputs {
-		want, known := recorded[in.Name]
-		switch {
-		case !known:
-			continue // other inputs are the rebuilder's business
-		case want == nil:
-			return bad("input %s %s, but the build recorded none", in.Name, in.SHA256)
-		case cas.Digest(in.SHA256) != *want:
-			return bad("input %s %s, recorded %s", in.Name, in.SHA256, want)
-		}
-	}
-	return nil
-}
-
-// attestationInfo summarises an attestation, naming its key and, for an
-// attestation of a recorded build, the artifacts it disputes.
-func (s *Server) attestationInfo(a ledger.Entry[*ledger.AttestationRecorded]) (AttestationInfo, error) {
-	e := a.Event
-	info := AttestationInfo{LogIndex: a.Index, Envelope: e.Envelope, KeyID: e.KeyID, PredicateType: e.PredicateType,
-		Build: e.Build, Verdict: e.Verdict, Subjects: e.Subjects}
-	info.KeyName, info.KeyStatus = s.keyName(e.KeyID)
-	if e.Build == nil || e.Verdict != ledger.VerdictDiffers {
-		return info, nil
-	}
-	b, err := s.cfg.Ledger.Build(*e.Build)
-	if err != nil {
-		return info, err
-	}
-	for _, sub := range e.Subjects {
-		if art, ok := b.Event.Artifact(sub.Name); ok && art.SHA256 != sub.SHA256 {
-			info.Differs = append(info.Differs, SubjectDiff{Name: sub.Name, Recorded: art.SHA256, Got: sub.SHA256})
-		}
-	}
-	return info, nil
-}
-
-func (s *Server) attestationInfos(es []ledger.Entry[*ledger.AttestationRecorded], size uint64) ([]AttestationInfo, error) {
-	out := make([]AttestationInfo, 0, len(es))
-	for _, a := range es {
-		if a.Index >= size {
-			continue // newer than the checkpoint the answer refers to
-		}
-		info, err := s.attestationInfo(a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, info)
-	}
-	return out, nil
-}
-
-// listAttestations answers GET /attestations?sha256=HEX or ?build=UUID.
-func (s *Server) listAttestations(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	cp := s.cfg.Ledger.Checkpoint()
-	out := AttestationList{Checkpoint: string(cp.Note), Attestations: []ProvenAttestation{}, Disputes: []ProvenAttestation{}}
-	var atts, disputes []ledger.Entry[*ledger.AttestationRecorded]
-	switch {
-	case q.Get("sha256") != "" && q.Get("build") == "":
-		d, err := cas.ParseDigest(q.Get("sha256"))
-		if err != nil {
-			s.fail(w, r, badRequest("sha256=%q: %v", q.Get("sha256"), err))
-			return
-		}
-		h, err := s.cfg.Ledger.Hash(d)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		if len(h.Builds) == 0 && len(h.Attestations) == 0 {
-			s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no recorded build or attestation has SHA-256 " + d.String()})
-			return
-		}
-		out.SHA256, atts, disputes = &d, h.Attestations, h.Disputes
-	case q.Get("build") != "" && q.Get("sha256") == "":
-		id, err := uuid.Parse(q.Get("build"))
-		if err != nil {
-			s.fail(w, r, badRequest("build=%q is not a UUID", q.Get("build")))
-			return
-		}
-		if _, err := s.cfg.Ledger.Build(id); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		if atts, err = s.cfg.Ledger.AttestationsOf(id); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		out.Build = &id
-	default:
-		s.fail(w, r, badRequest("give exactly one of ?sha256=<64 hex digits> or ?build=<uuid>"))
-		return
-	}
-	for _, c := range []struct {
-		in  []ledger.Entry[*ledger.AttestationRecorded]
-		out *[]ProvenAttestation
-	}{{atts, &out.Attestations}, {disputes, &out.Disputes}} {
-		infos, err := s.attestationInfos(c.in, cp.Size)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		for _, info := range infos {
-			data, err := s.cfg.Ledger.EventBytes(info.LogIndex)
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			p, err := s.cfg.Ledger.Tree().InclusionProof(info.LogIndex, cp.Size)
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			leaf := leafHash(data)
-			*c.out = append(*c.out, ProvenAttestation{AttestationInfo: info, LeafHash: leaf[:], Inclusion: p, URL: envelopeURL(info.Envelope)})
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// envelope serves a logged envelope's exact bytes, for verifiers such as
-// cosign.
-func (s *Server) envelope(w http.ResponseWriter, r *http.Request) {
-	d, err := cas.ParseDigest(mux.Vars(r)["sha256"])
-	if err != nil {
-		s.fail(w, r, badRequest("%v", err))
-		return
-	}
-	if _, err := s.cfg.Ledger.AttestationIndex(d); err != nil {
-		s.fail(w, r, fmt.Errorf("no attestation envelope with SHA-256 %s is logged: %w", d, ledger.ErrNotFound))
-		return
-	}
-	s.serveBlob(w, r, d, "application/json")
-}
-
-// KeyInfo describes a registered rebuilder key (GET /keys).
-type KeyInfo struct {
-	Name      string           `json:"name"`
-	KeyID     cas.Digest       `json:"key_id"`
-	Algorithm string           `json:"algorithm"`
-	Status    ledger.KeyStatus `json:"status"`
-	AddedAt   uint64           `json:"added_at"`
-	RevokedAt *uint64          `json:"revoked_at,omitempty"`
-	PublicKey string           `json:"public_key"` // PEM
-}
-
-func keyInfo(k ledger.RegisteredKey) KeyInfo {
-	ki := KeyInfo{Name: k.Name, KeyID: k.KeyID, Algorithm: k.Algorithm, Status: k.Status, AddedAt: k.AddedAt, PublicKey: publicKeyPEM(k.PublicKey)}
-	if k.Status == ledger.KeyStatusRevoked {
-		at := k.RevokedAt
-		ki.RevokedAt = &at
-	}
-	return ki
-}
-
-// listKeys answers GET /keys: every key ever registered.
-func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
-	keys, err := s.cfg.Ledger.Keys()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	out := struct {
-		Checkpoint string    `json:"checkpoint"`
-		Keys       []KeyInfo `json:"keys"`
-	}{string(s.cfg.Ledger.Checkpoint().Note), []KeyInfo{}}
-	for _, k := range keys {
-		out.Keys = append(out.Keys, keyInfo(k))
-	}
-	s.render(w, r, "keys", out)
-}
-
-// KeyRequest is the body of POST /keys and POST /keys/{name}/revoke.
-type KeyRequest struct {
-	PublicKey string `json:"public_key,omitempty"` // PEM "PUBLIC KEY" (add)
-	Reason    string `json:"reason,omitempty"`     // (revoke)
-}
-
-// admin checks that the request carries an administrator's credentials.
-func (s *Server) admin(r *http.Request) error {
-	if s.cfg.Users == nil {
-		return &Error{Status: http.StatusForbidden, Msg: "key management is disabled on this server (it has no accounts)"}
-	}
-	u, err := s.login(r)
-	if err != nil {
-		return err
-	}
-	if !u.Admin {
-		return &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("user %q is not an administrator; keys are managed by accounts made with 'ledger user add NAME --admin'", u.Name)}
-	}
-	return nil
-}
-
-func (s *Server) readKeyRequest(w http.ResponseWriter, r *http.Request) (KeyRequest, error) {
-	var req KeyRequest
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return req, &Error{Status: http.StatusRequestEntityTooLarge, Msg: "key requests are at most 64 KiB"}
-	}
-	if err != nil {
-		return req, badRequest("reading the request: %v", err)
-	}
-	if err := decodeStrictJSON(b, &req); err != nil {
-		return req, badRequest("the body must be a JSON object {\"public_key\": PEM} or {\"reason\": TEXT}: %v", err)
-	}
-	return req, nil
-}
-
-// adminKeyRequest authenticates an administrator and reads the key
-// request, answering the failure itself.
-func (s *Server) adminKeyRequest(w http.ResponseWriter, r *http.Request) (KeyRequest, bool) {
-	err := s.admin(r)
-	var req KeyRequest
-	if err == nil {
-		req, err = s.readKeyRequest(w, r)
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return req, false
-	}
-	return req, true
-}
-
-// addKey answers POST /keys/{name}: an administrator registers a
-// rebuilder's public key under name.
-func (s *Server) addKey(w http.ResponseWriter, r *http.Request) {
-	req, ok := s.adminKeyRequest(w, r)
-	if !ok {
-		return
-	}
-	v, err := attest.LoadVerifier([]byte(req.PublicKey))
-	if err != nil {
-		s.fail(w, r, badRequest("public_key: %v", strings.TrimPrefix(err.Error(), "attest: ")))
-		return
-	}
-	s.appendKeyEvent(w, r, &ledger.KeyAdded{Name: mux.Vars(r)["name"], PublicKey: v.PublicKeyDER()})
-}
-
-// revokeKey answers POST /keys/{name}/revoke.
-func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
-	req, ok := s.adminKeyRequest(w, r)
-	if !ok {
-		return
-	}
-	name := mux.Vars(r)["name"]
-	st, err := s.cfg.Ledger.KeyByName(name)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.appendKeyEvent(w, r, &ledger.KeyRevoked{KeyID: st.KeyID, Reason: req.Reason})
-}
-
-func (s *Server) appendKeyEvent(w http.ResponseWriter, r *http.Request, ev ledger.Event) {
-	rc, err := s.cfg.Ledger.Append(r.Context(), ev)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	p, err := s.cfg.Ledger.Tree().InclusionProof(rc.Index, rc.Checkpoint.Size)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	logged, err := s.cfg.Ledger.Event(rc.Index) // as normalised by the ledger
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	var id cas.Digest
-	switch e := logged.(type) {
-	case *ledger.KeyAdded:
-		id = e.KeyID
-	case *ledger.KeyRevoked:
-		id = e.KeyID
-	}
-	keys, err := s.cfg.Ledger.Keys()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	out := struct {
-		Key        KeyInfo  `json:"key"`
-		LogIndex   uint64   `json:"log_index"`
-		LeafHash   []byte   `json:"leaf_hash"`
-		Checkpoint string   `json:"checkpoint"`
-		Inclusion  [][]byte `json:"inclusion_proof"`
-	}{LogIndex: rc.Index, LeafHash: rc.LeafHash[:], Checkpoint: string(rc.Checkpoint.Note), Inclusion: p}
-	for _, k := range keys {
-		if k.KeyID == id {
-			out.Key = keyInfo(k)
-		}
-	}
-	writeJSON(w, http.StatusCreated, out)
-}
-
-// decodeStrictJSON decodes one JSON value with no unknown fields and
-// nothing after it.
-func decodeStrictJSON(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("data after the JSON value")
-	}
-	return nil
-}
-
-func publicKeyPEM(der []byte) string {
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -40,6 +41,7 @@ type Server struct {
 	cfg       Config
 	router    *mux.Router
 	verifiers sync.Map // cas.Digest → keyEntry
+	keyList   atomic.Pointer[keyListCache]
 }
 
 // New returns a server for cfg.

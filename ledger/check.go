@@ -100,10 +100,8 @@ func (l *Ledger) check(txn *badger.Txn, req *request, next uint64) (int64, error
 		if err := l.checkSubjects(txn, e); err != nil {
 			return -1, err
 		}
-		if ok, err := l.store.Has(e.Envelope); err != nil {
+		if err := l.checkEnvelope(txn, e, st); err != nil {
 			return -1, err
-		} else if !ok {
-			return -1, fmt.Errorf("%w: envelope %s is not in the store; store it before logging it", ErrRejected, e.Envelope)
 		}
 		return -1, nil
 	}

@@ -593,13 +593,14 @@ type Subject struct {
 }
 
 // AttestationRecorded logs a DSSE envelope whose bytes are in the CAS under
-// Envelope. The ledger core checks that the envelope is stored, that the
-// key was active at this point of the log, that the build exists and that
-// the subjects name its artifacts (with the recorded digests when the verdict
-// is "reproduced"; see checkSubjects). The fields are a summary of the
-// envelope, which the attestation endpoint (httpapi) derives from the
-// envelope after verifying its signature; the core does not verify
-// signatures, so only that endpoint should append these events.
+// Envelope. The fields are a summary of the envelope. The ledger core
+// checks, for every append, backend catch-up and replicated entry, that the
+// key was active at this point of the log, that the envelope is stored in
+// canonical form and its signature verifies with that key, that the
+// summary is what the signed statement says, that the build exists as the
+// predicate describes it and that the subjects name its artifacts (with the
+// recorded digests when the verdict is "reproduced"); see checkSubjects and
+// checkEnvelope.
 type AttestationRecorded struct {
 	Envelope      cas.Digest `json:"envelope"`
 	KeyID         cas.Digest `json:"key_id"`

@@ -101,9 +101,11 @@ type Ledger struct {
 	events   *lru.Cache[uint64, Event]
 	// hashes caches reverse lookups; hashGen counts the commits that
 	// invalidated some (see Hash).
-	hashes  *lru.Cache[cas.Digest, HashInfo]
-	hashMu  sync.Mutex
-	hashGen uint64
+	hashes *lru.Cache[cas.Digest, HashInfo]
+	// verifiers caches the attest.Verifier of each registered key by id.
+	verifiers sync.Map
+	hashMu    sync.Mutex
+	hashGen   uint64
 }
 
 // fail puts the ledger in the failed state: appends are refused from now on.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
+	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/ledgertest"
@@ -177,25 +179,17 @@ func TestKeysAndAttestations(t *testing.T) {
 	l := ledgertest.Open(t)
 	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
 	b := build("hello", "debian-12", "in", "bin", time.Now())
-	mustAppend(t, l, b)
+	bIdx := mustAppend(t, l, b).Index
 
-	k1, k2 := newKey(t), newKey(t)
+	s1, s2 := ledgertest.NewSigner(t), ledgertest.NewSigner(t)
+	k1, k2 := s1.Verifier().PublicKeyDER(), s2.Verifier().PublicKeyDER()
 	id1 := ledger.KeyID(k1)
-	envelope := func(s string) cas.Digest {
-		info, err := l.Store.PutBytes(ctx, []byte(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.Digest
+	mainBin := ledger.Subject{Name: *b.MainBinary, SHA256: d("bin")}
+	att := func(s *attest.Signer) *ledger.AttestationRecorded {
+		return ledgertest.Attest(t, l, s, ledgertest.Rebuild(b, bIdx, ledger.VerdictReproduced, mainBin))
 	}
-	att := func(env cas.Digest, key []byte) *ledger.AttestationRecorded {
-		return &ledger.AttestationRecorded{
-			Envelope: env, KeyID: ledger.KeyID(key), PredicateType: "https://slsa.dev/provenance/v1",
-			Build: &b.UUID, Subjects: []ledger.Subject{{Name: *b.MainBinary, SHA256: d("bin")}}, Verdict: ledger.VerdictReproduced,
-		}
-	}
-	e1 := envelope("envelope one")
-	if _, err := l.Append(ctx, att(e1, k1)); !errors.Is(err, ledger.ErrRejected) {
+	e1 := att(s1)
+	if _, err := l.Append(ctx, e1); !errors.Is(err, ledger.ErrRejected) {
 		t.Fatalf("attestation by unregistered key: %v", err)
 	}
 	added := mustAppend(t, l, &ledger.KeyAdded{Name: "rebuilder-a", PublicKey: k1})
@@ -205,15 +199,17 @@ func TestKeysAndAttestations(t *testing.T) {
 	if _, err := l.Append(ctx, &ledger.KeyAdded{Name: "rebuilder-x", PublicKey: k1}); !errors.Is(err, ledger.ErrConflict) {
 		t.Fatalf("same key twice: %v", err)
 	}
-	if _, err := l.Append(ctx, att(d("not stored"), k1)); !errors.Is(err, ledger.ErrRejected) {
+	missing := *e1
+	missing.Envelope = d("not stored")
+	if _, err := l.Append(ctx, &missing); !errors.Is(err, ledger.ErrRejected) {
 		t.Fatalf("envelope missing from the store: %v", err)
 	}
-	a1 := mustAppend(t, l, att(e1, k1))
-	if again := mustAppend(t, l, att(e1, k1)); !again.Existing || again.Index != a1.Index {
+	a1 := mustAppend(t, l, e1)
+	if again := mustAppend(t, l, e1); !again.Existing || again.Index != a1.Index {
 		t.Fatalf("same envelope twice: %+v", again)
 	}
 	revoked := mustAppend(t, l, &ledger.KeyRevoked{KeyID: id1, Reason: "lost"})
-	if _, err := l.Append(ctx, att(envelope("envelope two"), k1)); !errors.Is(err, ledger.ErrRejected) {
+	if _, err := l.Append(ctx, att(s1)); !errors.Is(err, ledger.ErrRejected) {
 		t.Fatalf("attestation by revoked key: %v", err)
 	}
 	if _, err := l.Append(ctx, &ledger.KeyAdded{Name: "rebuilder-a", PublicKey: k1}); !errors.Is(err, ledger.ErrRejected) {
@@ -245,33 +241,67 @@ func TestKeysAndAttestations(t *testing.T) {
 		t.Errorf("key by name: %+v %v", byName, err)
 	}
 	atts, err := l.AttestationsFor(d("bin"))
-	if err != nil || len(atts) != 1 || atts[0].Index != a1.Index || atts[0].Event.Envelope != e1 {
+	if err != nil || len(atts) != 1 || atts[0].Index != a1.Index || atts[0].Event.Envelope != e1.Envelope {
 		t.Fatalf("attestations: %+v %v", atts, err)
 	}
 
-	// Subjects must be what the log holds.
-	k3 := newKey(t)
+	// Subjects must be what the log holds, and the event what the signed
+	// envelope says.
+	s3 := ledgertest.NewSigner(t)
+	k3 := s3.Verifier().PublicKeyDER()
 	mustAppend(t, l, &ledger.KeyAdded{Name: "rebuilder-c", PublicKey: k3})
 	for _, c := range []struct {
-		name string
-		edit func(a *ledger.AttestationRecorded)
+		name   string
+		edit   func(rb *attest.Rebuild)
+		editEv func(a *ledger.AttestationRecorded)
 	}{
-		{"subject not an artifact of the build", func(a *ledger.AttestationRecorded) { a.Subjects[0].Name = "bin/other.hvt" }},
-		{"reproduced with another digest", func(a *ledger.AttestationRecorded) { a.Subjects[0].SHA256 = d("elsewhere") }},
-		{"unknown build", func(a *ledger.AttestationRecorded) { u := uuid.New(); a.Build = &u }},
-		{"no build, digest never built", func(a *ledger.AttestationRecorded) { a.Build = nil; a.Subjects[0].SHA256 = d("elsewhere") }},
+		{name: "subject not an artifact of the build", edit: func(rb *attest.Rebuild) { rb.Subjects[0].Name = "bin/other.hvt" }},
+		{name: "reproduced with another digest", edit: func(rb *attest.Rebuild) { rb.Subjects[0].SHA256 = attest.Digest(d("elsewhere")) }},
+		{name: "unknown build", edit: func(rb *attest.Rebuild) { rb.Build = uuid.New() }},
+		{name: "no build, digest never built", edit: func(rb *attest.Rebuild) { rb.Subjects[0].SHA256 = attest.Digest(d("elsewhere")) },
+			editEv: func(a *ledger.AttestationRecorded) { a.Build = nil }},
+		{name: "no build named, though the statement attests one", editEv: func(a *ledger.AttestationRecorded) { a.Build = nil }},
+		{name: "verdict not the statement's", editEv: func(a *ledger.AttestationRecorded) { a.Verdict = ledger.VerdictDiffers }},
+		{name: "predicate type not the statement's", editEv: func(a *ledger.AttestationRecorded) { a.PredicateType = "https://example.com/other" }},
+		{name: "signed by another registered key", editEv: func(a *ledger.AttestationRecorded) { a.KeyID = ledger.KeyID(k2) }},
+		{name: "subject digest not the statement's", editEv: func(a *ledger.AttestationRecorded) {
+			a.Subjects = []ledger.Subject{{Name: *b.MainBinary, SHA256: d("bin")}, {Name: "opam-switch", SHA256: d("switch in")}}
+		}},
+		{name: "predicate names another log index", edit: func(rb *attest.Rebuild) { rb.LogIndex++ }},
+		{name: "predicate names another platform", edit: func(rb *attest.Rebuild) { rb.Platform = "arch" }},
+		{name: "predicate names another script", edit: func(rb *attest.Rebuild) { rb.Inputs[0].SHA256 = attest.Digest(d("other script")) }},
 	} {
-		a := att(envelope("envelope "+c.name), k3)
-		c.edit(a)
+		rb := ledgertest.Rebuild(b, bIdx, ledger.VerdictReproduced, mainBin)
+		if c.edit != nil {
+			c.edit(rb)
+		}
+		a := ledgertest.Attest(t, l, s3, rb)
+		if c.editEv != nil {
+			c.editEv(a)
+		}
 		if _, err := l.Append(ctx, a); !errors.Is(err, ledger.ErrRejected) {
 			t.Errorf("%s: %v, want ErrRejected", c.name, err)
+		} else {
+			t.Logf("%s: %v", c.name, err)
 		}
 	}
-	noBuild := att(envelope("no build"), k3)
-	noBuild.Build = nil
-	mustAppend(t, l, noBuild)
-	differs := att(envelope("differs"), k3)
-	differs.Subjects[0].SHA256, differs.Verdict = d("what k3 got"), ledger.VerdictDiffers
+	// An envelope stored as submitted (a keyid hint, not canonical) is
+	// refused: the log names one canonical form.
+	good := ledgertest.Attest(t, l, s3, ledgertest.Rebuild(b, bIdx, ledger.VerdictReproduced, mainBin))
+	canon, err := l.Store.Bytes(ctx, good.Envelope, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hinted, err := l.Store.PutBytes(ctx, []byte(strings.Replace(string(canon), `"keyid":""`, `"keyid":"hint"`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonCanon := *good
+	nonCanon.Envelope = hinted.Digest
+	if _, err := l.Append(ctx, &nonCanon); !errors.Is(err, ledger.ErrRejected) || !strings.Contains(err.Error(), "canonical") {
+		t.Errorf("non-canonical envelope: %v", err)
+	}
+	differs := ledgertest.Attest(t, l, s3, ledgertest.Rebuild(b, bIdx, ledger.VerdictDiffers, ledger.Subject{Name: *b.MainBinary, SHA256: d("what k3 got")}))
 	dr := mustAppend(t, l, differs)
 	of, err := l.AttestationsOf(b.UUID)
 	if err != nil || len(of) != 2 || of[0].Index != a1.Index || of[1].Index != dr.Index {
@@ -280,7 +310,7 @@ func TestKeysAndAttestations(t *testing.T) {
 	if h, err := l.Hash(d("what k3 got")); err != nil || len(h.Builds) != 0 || len(h.Attestations) != 1 {
 		t.Fatalf("a disagreeing digest is findable by its hash: %+v %v", h, err)
 	}
-	if h, err := l.Hash(d("bin")); err != nil || len(h.Disputes) != 1 || h.Disputes[0].Index != dr.Index || len(h.Attestations) != 2 {
+	if h, err := l.Hash(d("bin")); err != nil || len(h.Disputes) != 1 || h.Disputes[0].Index != dr.Index || len(h.Attestations) != 1 {
 		t.Fatalf("the recorded digest shows the dispute: %+v %v", h, err)
 	}
 
@@ -627,7 +657,7 @@ func TestHashCacheInvalidation(t *testing.T) {
 	l := ledgertest.Open(t)
 	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
 	b1 := build("hello", "debian-12", "in1", "same binary", time.Now())
-	mustAppend(t, l, b1)
+	b1Idx := mustAppend(t, l, b1).Index
 	digest := d("same binary")
 	for range 2 { // the second read comes from the cache
 		if h, err := l.Hash(digest); err != nil || len(h.Builds) != 1 {
@@ -638,14 +668,9 @@ func TestHashCacheInvalidation(t *testing.T) {
 	if h, err := l.Hash(digest); err != nil || len(h.Builds) != 2 {
 		t.Fatalf("after a second build: %+v %v", h, err)
 	}
-	k := newKey(t)
-	mustAppend(t, l, &ledger.KeyAdded{Name: "r", PublicKey: k})
-	env, err := l.Store.PutBytes(ctx, []byte("envelope"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustAppend(t, l, &ledger.AttestationRecorded{Envelope: env.Digest, KeyID: ledger.KeyID(k), PredicateType: "https://slsa.dev/provenance/v1",
-		Build: &b1.UUID, Subjects: []ledger.Subject{{Name: *b1.MainBinary, SHA256: digest}}, Verdict: ledger.VerdictReproduced})
+	s := ledgertest.NewSigner(t)
+	mustAppend(t, l, &ledger.KeyAdded{Name: "r", PublicKey: s.Verifier().PublicKeyDER()})
+	mustAppend(t, l, ledgertest.Attest(t, l, s, ledgertest.Rebuild(b1, b1Idx, ledger.VerdictReproduced, ledger.Subject{Name: *b1.MainBinary, SHA256: digest})))
 	if h, err := l.Hash(digest); err != nil || len(h.Attestations) != 1 {
 		t.Fatalf("after an attestation: %+v %v", h, err)
 	}

@@ -1,0 +1,132 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/ledger"
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+)
+
+// attestationInfo summarises an attestation, naming its key and, for an
+// attestation of a recorded build, the artifacts it disputes.
+func (s *Server) attestationInfo(a ledger.Entry[*ledger.AttestationRecorded]) (AttestationInfo, error) {
+	e := a.Event
+	info := AttestationInfo{LogIndex: a.Index, Envelope: e.Envelope, KeyID: e.KeyID, PredicateType: e.PredicateType,
+		Build: e.Build, Verdict: e.Verdict, Subjects: e.Subjects}
+	info.KeyName, info.KeyStatus = s.keyName(e.KeyID)
+	if e.Build == nil || e.Verdict != ledger.VerdictDiffers {
+		return info, nil
+	}
+	b, err := s.cfg.Ledger.Build(*e.Build)
+	if err != nil {
+		return info, err
+	}
+	for _, sub := range e.Subjects {
+		if art, ok := b.Event.Artifact(sub.Name); ok && art.SHA256 != sub.SHA256 {
+			info.Differs = append(info.Differs, SubjectDiff{Name: sub.Name, Recorded: art.SHA256, Got: sub.SHA256})
+		}
+	}
+	return info, nil
+}
+
+func (s *Server) attestationInfos(es []ledger.Entry[*ledger.AttestationRecorded], size uint64) ([]AttestationInfo, error) {
+	out := make([]AttestationInfo, 0, len(es))
+	for _, a := range es {
+		if a.Index >= size {
+			continue // newer than the checkpoint the answer refers to
+		}
+		info, err := s.attestationInfo(a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// listAttestations answers GET /attestations?sha256=HEX or ?build=UUID.
+func (s *Server) listAttestations(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	cp := s.cfg.Ledger.Checkpoint()
+	out := AttestationList{Checkpoint: string(cp.Note), Attestations: []ProvenAttestation{}, Disputes: []ProvenAttestation{}}
+	var atts, disputes []ledger.Entry[*ledger.AttestationRecorded]
+	switch {
+	case q.Get("sha256") != "" && q.Get("build") == "":
+		d, err := cas.ParseDigest(q.Get("sha256"))
+		if err != nil {
+			s.fail(w, r, badRequest("sha256=%q: %v", q.Get("sha256"), err))
+			return
+		}
+		h, err := s.cfg.Ledger.Hash(d)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if len(h.Builds) == 0 && len(h.Attestations) == 0 {
+			s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no recorded build or attestation has SHA-256 " + d.String()})
+			return
+		}
+		out.SHA256, atts, disputes = &d, h.Attestations, h.Disputes
+	case q.Get("build") != "" && q.Get("sha256") == "":
+		id, err := uuid.Parse(q.Get("build"))
+		if err != nil {
+			s.fail(w, r, badRequest("build=%q is not a UUID", q.Get("build")))
+			return
+		}
+		if _, err := s.cfg.Ledger.Build(id); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if atts, err = s.cfg.Ledger.AttestationsOf(id); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		out.Build = &id
+	default:
+		s.fail(w, r, badRequest("give exactly one of ?sha256=<64 hex digits> or ?build=<uuid>"))
+		return
+	}
+	for _, c := range []struct {
+		in  []ledger.Entry[*ledger.AttestationRecorded]
+		out *[]ProvenAttestation
+	}{{atts, &out.Attestations}, {disputes, &out.Disputes}} {
+		infos, err := s.attestationInfos(c.in, cp.Size)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		for _, info := range infos {
+			data, err := s.cfg.Ledger.EventBytes(info.LogIndex)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			p, err := s.cfg.Ledger.Tree().InclusionProof(info.LogIndex, cp.Size)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			leaf := leafHash(data)
+			*c.out = append(*c.out, ProvenAttestation{AttestationInfo: info, LeafHash: leaf[:], Inclusion: p, URL: envelopeURL(info.Envelope)})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// envelope serves a logged envelope's exact bytes, for verifiers such as
+// cosign.
+func (s *Server) envelope(w http.ResponseWriter, r *http.Request) {
+	d, err := cas.ParseDigest(mux.Vars(r)["sha256"])
+	if err != nil {
+		s.fail(w, r, badRequest("%v", err))
+		return
+	}
+	if _, err := s.cfg.Ledger.AttestationIndex(d); err != nil {
+		s.fail(w, r, fmt.Errorf("no attestation envelope with SHA-256 %s is logged: %w", d, ledger.ErrNotFound))
+		return
+	}
+	s.serveBlob(w, r, d, "application/json")
+}
