@@ -34,6 +34,22 @@ type Config struct {
 	// Primary, for a read replica, is its primary's URL: every write is
 	// refused with a message naming it.
 	Primary string
+	// Logins limits uploader logins (see auth.Guard); zero: its defaults.
+	Logins auth.Limits
+	// ClientIPHeader, if set, names a header (X-Forwarded-For, X-Real-IP)
+	// that the reverse proxy in front of the server sets: the client
+	// address for login limits and the access log is its last address.
+	// Unset, the connection's peer address is used; never set it without
+	// such a proxy, since clients can send the header themselves.
+	ClientIPHeader string
+	// AccessLog, if set, receives one line per request (see ServeHTTP).
+	AccessLog *slog.Logger
+	// Replica, for a read replica, reports its progress to /readyz and
+	// /metrics.
+	Replica Follower
+	// MaxReplicaLag is how many entries a replica may be behind its
+	// primary and still be ready (/readyz). Default 1024.
+	MaxReplicaLag uint64
 }
 
 // Server is the ledger's HTTP interface. It implements http.Handler.
@@ -42,6 +58,9 @@ type Server struct {
 	router    *mux.Router
 	verifiers sync.Map // cas.Digest → keyEntry
 	keyList   atomic.Pointer[keyListCache]
+
+	logins  *auth.Guard // nil without Users
+	metrics *metrics
 }
 
 // New returns a server for cfg.
@@ -55,12 +74,20 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxReplicaLag == 0 {
+		cfg.MaxReplicaLag = 1024
+	}
 	s := &Server{cfg: cfg, router: mux.NewRouter()}
+	if cfg.Users != nil {
+		s.logins = auth.NewGuard(cfg.Users, cfg.Logins)
+	}
+	s.metrics = newMetrics(s)
 	s.routes()
 	return s, nil
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// serve routes r (ServeHTTP, in middleware.go, accounts for it).
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Primary != "" && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		s.fail(w, r, &Error{Status: http.StatusForbidden, Msg: "this server is a read replica of " + s.cfg.Primary + "; send uploads, attestations and key changes there"})
 		return
@@ -104,6 +131,10 @@ func (s *Server) routes() {
 	get("/attestations/{sha256}", s.envelope)
 	get("/keys", s.listKeys)
 	get("/build/{uuid}", s.buildByUUID)
+	get("/metrics", s.serveMetrics)
+	get("/healthz", s.healthz)
+	get("/readyz", s.readyz)
+	r.Use(routeLabel)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no such page: " + r.URL.Path})
 	})
@@ -183,7 +214,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if retry > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
 	}
-	if status >= 500 {
+	if status >= 500 && !errors.Is(err, auth.ErrBusy) { // busy logins are counted on /metrics
 		s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	if status == http.StatusUnauthorized {

@@ -152,7 +152,7 @@ func (s *Server) login(r *http.Request) (auth.User, error) {
 	if !ok {
 		return auth.User{}, &Error{Status: http.StatusUnauthorized, Msg: "uploads need HTTP Basic credentials of an uploader account"}
 	}
-	return s.cfg.Users.Authenticate(name, pw)
+	return s.authenticate(r, name, pw)
 }
 
 // limitBody caps the request body; reading past it fails with an error

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,5 +191,44 @@ func TestServeReplica(t *testing.T) {
 	}
 	if _, err := runErr("upload", "demo", "--job", "hello", "--server", replicaURL, "--user", "farm", "--state", rstate); err == nil || !strings.Contains(err.Error(), "read replica of "+primary) {
 		t.Fatalf("upload to the replica: %v", err)
+	}
+}
+
+// TestReadOnlyCommandsCreateNothing: verify and checkpoint on a replica's
+// data directory open it as the replica it is (no log key appears), and on
+// a directory without a ledger they refuse and leave it as it was.
+func TestReadOnlyCommandsCreateNothing(t *testing.T) {
+	primaryDir := filepath.Join(t.TempDir(), "primary")
+	run(t, "demo", "--data", primaryDir) // a replica takes its first checkpoint once there is an entry
+	primary, stopPrimary := startServe(t, primaryDir)
+	replicaDir := filepath.Join(t.TempDir(), "replica")
+	replicaURL, stopReplica := startServe(t, replicaDir, "--replica-of", primary, "--poll", "50ms")
+	rstate := filepath.Join(t.TempDir(), "rstate.json")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := runErr("verify", "--server", replicaURL, "--state", rstate); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the replica never served a checkpoint")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stopReplica()
+	stopPrimary()
+	for _, args := range [][]string{{"verify"}, {"checkpoint"}} {
+		if _, err := runErr(append(args, "--data", replicaDir)...); err != nil {
+			t.Fatalf("%v on a replica's directory: %v", args, err)
+		}
+		if _, err := os.Stat(filepath.Join(replicaDir, "log.key")); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%v wrote a log key into the replica's directory (%v)", args, err)
+		}
+		empty := t.TempDir()
+		if _, err := runErr(append(args, "--data", empty)...); err == nil || !strings.Contains(err.Error(), "holds no ledger") {
+			t.Fatalf("%v on an empty directory: %v", args, err)
+		}
+		if ents, _ := os.ReadDir(empty); len(ents) != 0 {
+			t.Fatalf("%v created %d entries in an empty directory", args, len(ents))
+		}
 	}
 }

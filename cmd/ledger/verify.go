@@ -16,14 +16,15 @@ pinned log key, proves it consistent with the last checkpoint this client saw (k
 state file) and remembers it. A server that rewrote history is reported as a security
 error showing both checkpoints.
 
-Without --server, verify replays the local data directory: every event is re-hashed
-against the Merkle tree and every projection rebuilt.`,
+Without --server, verify replays the local data directory (a primary's or a
+replica's; nothing is created in it): every event is re-hashed against the Merkle tree
+and every projection rebuilt.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.server != "" {
 				return remoteVerifyCmd(cmd, &f)
 			}
-			return withNode(g, func(cmd *cobra.Command, n *node) error {
+			return withExisting(g, func(cmd *cobra.Command, n *node) error {
 				if err := n.ledger.Replay(cmd.Context()); err != nil {
 					return err
 				}
@@ -42,7 +43,7 @@ func checkpointCmd(g *globals) *cobra.Command {
 		Use:   "checkpoint",
 		Short: "Print the latest signed checkpoint (C2SP tlog-checkpoint signed note)",
 		Args:  cobra.NoArgs,
-		RunE: withNode(g, func(cmd *cobra.Command, n *node) error {
+		RunE: withExisting(g, func(cmd *cobra.Command, n *node) error {
 			_, err := cmd.OutOrStdout().Write(n.ledger.Checkpoint().Note)
 			return err
 		}),

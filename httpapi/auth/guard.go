@@ -43,9 +43,10 @@ type Limits struct {
 	// BusyRetry is the Retry-After of a busy refusal. Default 2 s.
 	BusyRetry time.Duration
 	// Rate and Burst are each client network's budget of logins that need
-	// a hash (a token bucket): every such login takes a token and a
-	// successful one gives it back, so only failures (and busy refusals)
-	// use the budget up. Default 1 every 6 s, burst 10.
+	// a hash (a token bucket): every such login takes a token while it is
+	// checked, and a success or a busy refusal gives it back, so only
+	// failures use the budget up, and a network has at most Burst logins
+	// waiting or hashing at once. Default 1 every 6 s, burst 10.
 	Rate  rate.Limit
 	Burst int
 	// Clients bounds how many client networks are tracked; the least
@@ -189,6 +190,9 @@ func (g *Guard) Login(ctx context.Context, client netip.Addr, name, password str
 		}
 		return u, nil
 	case errors.Is(err, ErrBusy):
+		// Waiting cost nothing but time, and a busy server is not the
+		// client's failure: it may try again without losing budget.
+		res.CancelAt(now)
 		g.busy.Add(1)
 		return User{}, &PushbackError{Err: err, RetryAfter: g.lim.BusyRetry}
 	case errors.Is(err, ErrUnauthorized):

@@ -37,6 +37,8 @@ type Replica struct {
 	// Chunk is how many entries one commit takes. Default 1024.
 	Chunk int
 	Log   *slog.Logger
+
+	status status
 }
 
 // Sync brings the replica up to the primary's current checkpoint and
@@ -65,6 +67,7 @@ func (r *Replica) Sync(ctx context.Context) (int, error) {
 	if err := prove(size, root); err != nil {
 		return 0, err
 	}
+	r.saw(cp.Size)
 	chunk := r.Chunk
 	if chunk <= 0 {
 		chunk = 1024
@@ -88,6 +91,7 @@ func (r *Replica) Sync(ctx context.Context) (int, error) {
 		}
 		applied += len(entries)
 		if from = to; from >= cp.Size {
+			r.synced()
 			return applied, nil
 		}
 	}
