@@ -24,6 +24,7 @@ func serveCmd(g *globals) *cobra.Command {
 	var listen, replicaOf, primaryKey string
 	var maxBody int64
 	var poll time.Duration
+	var ops opsFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the ledger over HTTP (uploads, builder-web pages, reverse lookup, tiles, proofs)",
@@ -36,6 +37,9 @@ read route as the primary does and refuses writes. A primary that rewrites its
 history stops the replica with a security error showing both checkpoints.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := ops.setLogger(cmd, g); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			var c *httpapi.Client
 			if replicaOf != "" {
@@ -67,6 +71,12 @@ history stops the replica with a security error showing both checkpoints.`,
 			if replicaOf != "" {
 				cfg.Users = nil
 			}
+			ops.configure(&cfg, g)
+			var rep *replica.Replica
+			if c != nil {
+				rep = &replica.Replica{Client: c, Ledger: n.ledger, Poll: poll, Log: g.log}
+				cfg.Replica = rep
+			}
 			s, err := httpapi.New(cfg)
 			if err != nil {
 				return err
@@ -84,7 +94,7 @@ history stops the replica with a security error showing both checkpoints.`,
 			defer cancel()
 			rerr := make(chan error, 1)
 			go func() {
-				rerr <- (&replica.Replica{Client: c, Ledger: n.ledger, Poll: poll, Log: g.log}).Run(ctx)
+				rerr <- rep.Run(ctx)
 				cancel()
 			}()
 			serr := serve(ctx, ln, s, g)
@@ -99,6 +109,7 @@ history stops the replica with a security error showing both checkpoints.`,
 	cmd.Flags().StringVar(&replicaOf, "replica-of", "", "serve a read replica of the ledger at this URL")
 	cmd.Flags().StringVar(&primaryKey, "log-key", "", "the primary's log key (name+hash+key), with --replica-of")
 	cmd.Flags().DurationVar(&poll, "poll", 2*time.Second, "how often a replica looks at its primary")
+	addOpsFlags(cmd, &ops)
 	return cmd
 }
 
