@@ -3,18 +3,19 @@ package httpapi
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/httpapi/auth"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/builder"
 )
@@ -107,52 +108,11 @@ func parseConsole(data []byte) []builder.Line {
 	return out
 }
 
-// readBody reads an upload body within the size limit, decoding a gzip or
-// zstd Content-Encoding with the same limit on the decoded bytes (so a
-// compression bomb is refused with 413 rather than filling memory).
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body := s.limitBody(w, r)
-	var rd io.Reader = body
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
-	case "", "identity":
-	case "gzip":
-		zr, err := gzip.NewReader(body)
-		if err != nil {
-			return nil, badRequest("body is not gzip: %v", err)
-		}
-		defer zr.Close()
-		rd = zr
-	case "zstd":
-		zr, err := zstd.NewReader(body, zstd.WithDecoderMaxMemory(uint64(s.cfg.MaxBody)), zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, err
-		}
-		defer zr.Close()
-		rd = zr
-	default:
-		return nil, &Error{Status: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("Content-Encoding %q is not supported (gzip, zstd or none)", enc)}
-	}
-	data, err := io.ReadAll(io.LimitReader(rd, s.cfg.MaxBody+1))
-	if err != nil {
-		var he *Error
-		if errors.As(err, &he) {
-			return nil, err
-		}
-		if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
-			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("zstd body needs more than the server's limit of %d bytes to decode", s.cfg.MaxBody)}
-		}
-		return nil, badRequest("reading the body: %v", err)
-	}
-	if int64(len(data)) > s.cfg.MaxBody {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("decoded body exceeds the server's limit of %d bytes", s.cfg.MaxBody)}
-	}
-	return data, nil
-}
-
 // upload serves POST /upload: builder's DER-encoded exec record, so an
 // unchanged builder-server can use this ledger as its --upload target.
-// Credentials are checked before the body is parsed, the job's access list
-// after.
+// Credentials, the Content-Length and an upload slot are checked before the
+// body is read, the job's access list as soon as the job name is (see
+// limits.go); the files go into the CAS as they arrive.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -162,30 +122,31 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	user, err := s.login(r)
+	if err == nil {
+		err = s.checkLength(r)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	data, err := s.readBody(w, r)
+	release, err := s.uploadSlot()
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	ex, err := builder.Parse(data, builder.Limits{MaxTotal: s.cfg.MaxBody})
+	defer release()
+	body, closeBody, err := s.uploadBody(w, r)
 	if err != nil {
-		if errors.Is(err, builder.ErrLimit) {
-			s.fail(w, r, &Error{Status: http.StatusRequestEntityTooLarge, Msg: err.Error()})
-			return
-		}
-		s.fail(w, r, badRequest("%v", err))
-		return
-	}
-	if err := s.cfg.Users.Authorize(user, ex.Job.Name); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if err := ledger.CheckName(ex.Job.Name); err != nil {
-		s.fail(w, r, badRequest("job: %v", err))
+	defer closeBody()
+	ctx := r.Context()
+	store := s.cfg.Ledger.Store()
+	sink := &uploadSink{s: s, user: user, ctx: ctx}
+	ex, err := builder.Decode(body, builder.Limits{MaxTotal: s.cfg.MaxBody}, sink)
+	if err != nil {
+		s.fail(w, r, execError(err))
 		return
 	}
 	platform := ex.Job.Platform
@@ -205,8 +166,6 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fmt.Errorf("%w: build %s is already recorded", ledger.ErrConflict, ex.UUID))
 		return
 	}
-	ctx := r.Context()
-	store := s.cfg.Ledger.Store()
 	script, err := store.PutBytes(ctx, []byte(ex.Job.Script))
 	if err != nil {
 		s.fail(w, r, err)
@@ -218,15 +177,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := Upload{Job: ex.Job.Name, Platform: platform, UUID: ex.UUID, Script: script.Digest, Console: console.Digest,
-		Started: ex.Started, Finished: ex.Finished, Result: res}
-	for _, f := range ex.Output {
-		info, err := store.PutBytes(ctx, f.Data)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		u.Files = append(u.Files, StoredFile{Path: f.Path, Digest: info.Digest, Size: info.Size})
-	}
+		Started: ex.Started, Finished: ex.Finished, Result: res, Files: sink.files}
 	rc, err := s.record(ctx, u)
 	if err != nil {
 		s.fail(w, r, err)
@@ -236,9 +187,79 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, rc)
 }
 
+// uploadSink receives an exec record as builder.Decode reads it: it checks
+// the job's access list as soon as the name is read and stores every output
+// file in the CAS as it arrives. Job files (builder sends none) are not
+// recorded.
+type uploadSink struct {
+	s     *Server
+	user  auth.User
+	ctx   context.Context
+	files []StoredFile
+}
+
+func (k *uploadSink) Job(name string) error {
+	if err := k.s.cfg.Users.Authorize(k.user, name); err != nil {
+		return err
+	}
+	if err := ledger.CheckName(name); err != nil {
+		return badRequest("job: %v", err)
+	}
+	return nil
+}
+
+func (k *uploadSink) File(f builder.FileInfo, data io.Reader) error {
+	if f.Job {
+		return nil
+	}
+	if err := ledger.CheckArtifactPath(f.Path); err != nil {
+		return badRequest("file %q: %v", f.Path, err)
+	}
+	info, err := k.s.cfg.Ledger.Store().Put(k.ctx, data)
+	if err != nil {
+		return err
+	}
+	k.files = append(k.files, StoredFile{Path: f.Path, Digest: info.Digest, Size: info.Size})
+	return nil
+}
+
+// execError answers a failed builder.Decode: the record's faults are 400,
+// or 413 when over a limit; a failed read of the body, the access check
+// and the store answer as they say.
+func execError(err error) error {
+	var fe *builder.FormatError
+	if errors.As(err, &fe) {
+		if errors.Is(err, builder.ErrLimit) {
+			return &Error{Status: http.StatusRequestEntityTooLarge, Msg: err.Error()}
+		}
+		return badRequest("%v", err)
+	}
+	var re *builder.ReadError
+	var he *Error
+	switch {
+	case errors.As(err, &he):
+		return he // a cap's 413, a decoder's verdict, the access check
+	case errors.As(err, &re):
+		return &Error{Status: http.StatusBadRequest, Err: err, Msg: fmt.Sprintf("reading the request body failed after %d bytes", re.Offset)}
+	}
+	return err
+}
+
+// exportTextMax bounds the script and the console a re-export holds in
+// memory (each): the console must be reversed, builder sending the newest
+// line first. Uploads store at most builder.DefaultMaxText bytes of wire
+// console, which formatConsole lengthens by well under half.
+const exportTextMax = 4 * builder.DefaultMaxText
+
 // exportExec serves /job/J/build/U/exec: the build re-exported as builder's
 // DER exec record (console at millisecond precision), which /upload of
-// another ledger or builder-web accepts.
+// another ledger or builder-web accepts. The record's length follows from
+// the sizes in the build's record, so it is sent with a Content-Length and
+// the artifacts are streamed from the CAS (builder.Encoder): memory is
+// O(script + console), not O(build) (TestExecExportMemoryBounded). Every
+// artifact is verified as it is read; one that fails stops the answer
+// short of its Content-Length, so the client sees a broken transfer, never
+// wrong bytes.
 func (s *Server) exportExec(w http.ResponseWriter, r *http.Request) {
 	b, err := s.lookupBuild(r)
 	if err != nil {
@@ -247,12 +268,12 @@ func (s *Server) exportExec(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	store := s.cfg.Ledger.Store()
-	script, err := store.Bytes(ctx, b.Event.Script, s.cfg.MaxBody)
+	script, err := store.Bytes(ctx, b.Event.Script, exportTextMax)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	console, err := store.Bytes(ctx, b.Event.Console, s.cfg.MaxBody)
+	console, err := store.Bytes(ctx, b.Event.Console, exportTextMax)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -262,20 +283,41 @@ func (s *Server) exportExec(w http.ResponseWriter, r *http.Request) {
 		UUID: b.Event.UUID, Console: parseConsole(console), Started: b.Event.Started, Finished: b.Event.Finished,
 		Result: resultToExec(b.Event.Result),
 	}
-	for _, a := range b.Event.Artifacts {
-		data, err := store.Bytes(ctx, a.SHA256, s.cfg.MaxBody)
-		if err != nil {
+	script, console = nil, nil
+	files := make([]builder.StreamFile, len(b.Event.Artifacts))
+	for i, a := range b.Event.Artifacts {
+		// Missing content is a 404 before anything is sent.
+		if ok, err := store.Has(a.SHA256); err != nil || !ok {
+			if err == nil {
+				err = fmt.Errorf("artifact %q (%s) of build %s is not in this server's store: %w", a.Path, a.SHA256, b.Event.UUID, fs.ErrNotExist)
+			}
 			s.fail(w, r, err)
 			return
 		}
-		ex.Output = append(ex.Output, builder.File{Path: a.Path, Data: data})
+		files[i] = builder.StreamFile{Path: a.Path, Size: a.Size, Open: func() (io.ReadCloser, error) {
+			rd, err := store.Open(ctx, a.SHA256)
+			if err != nil {
+				return nil, err
+			}
+			if rd.Size() != a.Size {
+				rd.Close()
+				return nil, &cas.IntegrityError{Digest: a.SHA256, Reason: fmt.Sprintf("stored blob has %d bytes, the build records %d", rd.Size(), a.Size)}
+			}
+			return rd, nil
+		}}
 	}
-	der, err := ex.Marshal()
+	enc, err := builder.NewEncoder(ex, files)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(enc.Size(), 10))
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", b.Event.UUID.String()+".exec"))
-	w.Write(der)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if _, err := enc.WriteTo(w); err != nil && ctx.Err() == nil {
+		s.cfg.Logger.Error("exec export stopped", "path", r.URL.Path, "err", err)
+	}
 }

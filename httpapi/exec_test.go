@@ -116,13 +116,22 @@ func TestExecUploadRefusals(t *testing.T) {
 	good, _ := sampleExec("hello").Marshal()
 	traversal := bytes.Replace(good, []byte("bin/hello.hvt"), []byte("../hello.hvtx"), 1)
 	other, _ := sampleExec("other").Marshal()
-	var gz bytes.Buffer
+	// Bombs: a record with a 10 MiB file of zeros in a few KiB, which is
+	// refused at the record's length, over the limit; and 10 MiB of zeros,
+	// which is not a record from its first byte.
+	bomb := sampleExec("hello")
+	bomb.Output[0].Data = make([]byte, 10<<20)
+	bombDER, _ := bomb.Marshal()
+	var gz, gzZeros bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write(make([]byte, 10<<20)) // 10 MiB of zeros in a few KiB
+	zw.Write(bombDER)
+	zw.Close()
+	zw = gzip.NewWriter(&gzZeros)
+	zw.Write(make([]byte, 10<<20))
 	zw.Close()
 	zenc, _ := zstd.NewWriter(nil)
 	zgood := zenc.EncodeAll(good, nil)
-	zbomb := zenc.EncodeAll(make([]byte, 10<<20), nil)
+	zbomb := zenc.EncodeAll(bombDER, nil)
 
 	for _, c := range []struct {
 		name     string
@@ -140,8 +149,10 @@ func TestExecUploadRefusals(t *testing.T) {
 		{"path traversal", "farm", "farm-password", traversal, nil, 400, ".."},
 		{"json content type", "farm", "farm-password", good, map[string]string{"Content-Type": "application/json"}, 415, "application/octet-stream"},
 		{"unknown encoding", "farm", "farm-password", good, map[string]string{"Content-Encoding": "br"}, 415, "not supported"},
-		{"gzip bomb", "farm", "farm-password", gz.Bytes(), map[string]string{"Content-Encoding": "gzip"}, 413, "limit"},
+		{"gzip bomb", "farm", "farm-password", gz.Bytes(), map[string]string{"Content-Encoding": "gzip"}, 413, "larger than the limit of 65536"},
 		{"zstd bomb", "farm", "farm-password", zbomb, map[string]string{"Content-Encoding": "zstd"}, 413, "limit"},
+		{"gzip zeros", "farm", "farm-password", gzZeros.Bytes(), map[string]string{"Content-Encoding": "gzip"}, 400, "expected [0] (an exec record)"},
+		{"not gzip", "farm", "farm-password", good, map[string]string{"Content-Encoding": "gzip"}, 400, "not valid gzip"},
 		{"too large", "farm", "farm-password", make([]byte, 100<<10), nil, 413, "limit"},
 	} {
 		resp, body := postDER(t, srv.URL+"/upload", c.user, c.pw, c.body, c.hdr)

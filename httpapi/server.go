@@ -34,6 +34,10 @@ type Config struct {
 	// Primary, for a read replica, is its primary's URL: every write is
 	// refused with a message naming it.
 	Primary string
+	// MaxUploads bounds the uploads (POST /upload and the manual upload)
+	// receiving their bodies at once; more are answered 503 with
+	// Retry-After. Default 4.
+	MaxUploads int
 	// Logins limits uploader logins (see auth.Guard); zero: its defaults.
 	Logins auth.Limits
 	// ClientIPHeader, if set, names a header (X-Forwarded-For, X-Real-IP)
@@ -57,6 +61,7 @@ type Server struct {
 	cfg       Config
 	router    *mux.Router
 	verifiers sync.Map // cas.Digest → keyEntry
+	uploads   uploadSlots
 	keyList   atomic.Pointer[keyListCache]
 
 	logins  *auth.Guard // nil without Users

@@ -178,7 +178,9 @@ func (m *maxBytesReader) Read(p []byte) (int, error) {
 // manualUpload serves POST /job/{job}/platform/{platform}/upload?binary_name=N
 // (builder-web's manual upload): the body is one binary, recorded as a
 // build with a new UUID, the script "# This artifact was manually built",
-// exit 0 and the single artifact bin/N (default N: <job>.bin).
+// exit 0 and the single artifact bin/N (default N: <job>.bin). The job's
+// access list is checked before the body is read, which goes into the CAS
+// as it arrives, decoded if it has a Content-Encoding (see limits.go).
 func (s *Server) manualUpload(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
 	job, platform := v["job"], v["platform"]
@@ -206,11 +208,28 @@ func (s *Server) manualUpload(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("binary_name %q must be a plain file name", name))
 		return
 	}
-	ctx := r.Context()
-	now := time.Now().UTC()
-	bin, err := s.cfg.Ledger.Store().Put(ctx, s.limitBody(w, r))
+	if err := s.checkLength(r); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	release, err := s.uploadSlot()
 	if err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	defer release()
+	body, closeBody, err := s.uploadBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer closeBody()
+	ctx := r.Context()
+	now := time.Now().UTC()
+	// Into the CAS as it arrives (limits.go).
+	bin, err := s.cfg.Ledger.Store().Put(ctx, body)
+	if err != nil {
+		s.fail(w, r, execError(err))
 		return
 	}
 	script, err := s.cfg.Ledger.Store().PutBytes(ctx, []byte("# This artifact was manually built\n"))

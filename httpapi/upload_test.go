@@ -21,6 +21,14 @@ import (
 
 func uploadServer(t *testing.T, maxBody int64) (*ledgertest.Ledger, *httptest.Server) {
 	t.Helper()
+	return uploadServerWith(t, httpapi.Config{MaxBody: maxBody}, nil)
+}
+
+// uploadServerWith is uploadServer with a configuration (Ledger, VKey and
+// Users are filled in) and a middleware wrapped around the server (nil for
+// none).
+func uploadServerWith(t *testing.T, cfg httpapi.Config, wrap func(http.Handler) http.Handler) (*ledgertest.Ledger, *httptest.Server) {
+	t.Helper()
 	l := ledgertest.Open(t)
 	users := auth.New(l.DB)
 	if err := users.Add("farm", "farm-password", true); err != nil {
@@ -32,11 +40,16 @@ func uploadServer(t *testing.T, maxBody int64) (*ledgertest.Ledger, *httptest.Se
 	if err := users.Grant("alice", "hello"); err != nil {
 		t.Fatal(err)
 	}
-	s, err := httpapi.New(httpapi.Config{Ledger: l.Ledger, VKey: l.VKey, Users: users, MaxBody: maxBody})
+	cfg.Ledger, cfg.VKey, cfg.Users = l.Ledger, l.VKey, users
+	s, err := httpapi.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(s)
+	var h http.Handler = s
+	if wrap != nil {
+		h = wrap(s)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return l, srv
 }

@@ -48,7 +48,7 @@ const readBuffer = 32 << 10
 //
 // Errors about the input are *FormatError (wrapping ErrLimit when about
 // lim), though their text may differ from Parse's for the same input; a
-// failed Read of r is returned wrapped (errors.Is and errors.As see it);
+// failed Read of r is a *ReadError wrapping the reader's error;
 // errors of s are returned as they are.
 //
 // Elements whose size Limits bound (UUID, console, timestamps, result) are
@@ -84,8 +84,20 @@ func (in *input) failed(err error) error {
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		return errorf(int(in.off), "truncated: the input ends inside the exec record")
 	}
-	return fmt.Errorf("exec: reading the input at byte %d: %w", in.off, err)
+	return &ReadError{Offset: in.off, Err: err}
 }
+
+// ReadError is Decode's error when its reader fails (other than by ending).
+type ReadError struct {
+	Offset int64 // bytes read before the failure
+	Err    error
+}
+
+func (e *ReadError) Error() string {
+	return fmt.Sprintf("exec: reading the input at byte %d: %v", e.Offset, e.Err)
+}
+
+func (e *ReadError) Unwrap() error { return e.Err }
 
 func (in *input) byte() (byte, error) {
 	c, err := in.r.ReadByte()
