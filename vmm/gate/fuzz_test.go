@@ -81,7 +81,9 @@ func FuzzCheckBundle(f *testing.F) {
 	f.Add(seed)
 	for _, edit := range []func(b *gate.Bundle){
 		func(b *gate.Bundle) { b.Attestations[0], b.Attestations[1] = b.Attestations[1], b.Attestations[0] },
-		func(b *gate.Bundle) { b.Attestations[0].Envelope, b.Attestations[1].Envelope = b.Attestations[1].Envelope, b.Attestations[0].Envelope },
+		func(b *gate.Bundle) {
+			b.Attestations[0].Envelope, b.Attestations[1].Envelope = b.Attestations[1].Envelope, b.Attestations[0].Envelope
+		},
 		func(b *gate.Bundle) { b.Attestations = append(b.Attestations, b.Attestations...) },
 		func(b *gate.Bundle) { b.KeyEvents = nil },
 		func(b *gate.Bundle) { b.Builds[0].Index++ },
