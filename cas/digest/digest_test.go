@@ -1,15 +1,15 @@
-package cas_test
+package digest_test
 
 import (
 	"encoding/json"
 	"strings"
 	"testing"
 
-	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/cas/digest"
 )
 
 func TestDigestText(t *testing.T) {
-	abc := cas.Sum([]byte("abc"))
+	abc := digest.Sum([]byte("abc"))
 	const abcHex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 	if abc.String() != abcHex {
 		t.Fatalf("Sum(abc) = %s", abc)
@@ -32,7 +32,7 @@ func TestDigestText(t *testing.T) {
 		{" " + abcHex[:63], false, "non-hex"},
 		{abcHex[:62] + "é", false, "non-hex"},
 	} {
-		d, err := cas.ParseDigest(tc.in)
+		d, err := digest.ParseDigest(tc.in)
 		switch {
 		case tc.ok && (err != nil || d.String() != tc.in):
 			t.Errorf("ParseDigest(%q) = %s, %v", tc.in, d, err)
@@ -42,14 +42,14 @@ func TestDigestText(t *testing.T) {
 			t.Errorf("ParseDigest(%q): error %q does not mention %q", tc.in, err, tc.errPart)
 		}
 	}
-	if !(cas.Digest{}).IsZero() || abc.IsZero() {
+	if !(digest.Digest{}).IsZero() || abc.IsZero() {
 		t.Error("IsZero is wrong")
 	}
 }
 
 func TestDigestJSON(t *testing.T) {
-	type doc struct{ D cas.Digest }
-	in := doc{cas.Sum([]byte("x"))}
+	type doc struct{ D digest.Digest }
+	in := doc{digest.Sum([]byte("x"))}
 	b, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func TestDigestJSON(t *testing.T) {
 		t.Fatalf("Unmarshal = %v, %v", out, err)
 	}
 	// A failed decode leaves the value alone.
-	keep := cas.Sum([]byte("keep"))
+	keep := digest.Sum([]byte("keep"))
 	d := keep
 	if err := d.UnmarshalText([]byte("SHA256:" + keep.String())); err == nil {
 		t.Fatal("UnmarshalText accepted a prefixed digest")
@@ -76,17 +76,17 @@ func TestDigestJSON(t *testing.T) {
 }
 
 func FuzzParseDigest(f *testing.F) {
-	f.Add(cas.Sum(nil).String())
-	f.Add("sha256:" + cas.Sum(nil).String())
+	f.Add(digest.Sum(nil).String())
+	f.Add("sha256:" + digest.Sum(nil).String())
 	f.Add(strings.Repeat("A", 64))
 	f.Add("")
 	f.Fuzz(func(t *testing.T, s string) {
-		d, err := cas.ParseDigest(s)
+		d, err := digest.ParseDigest(s)
 		if err != nil {
 			if !d.IsZero() {
 				t.Fatal("error with a non-zero digest")
 			}
-			var u cas.Digest
+			var u digest.Digest
 			if u.UnmarshalText([]byte(s)) == nil {
 				t.Fatal("UnmarshalText accepts what ParseDigest refuses")
 			}
@@ -96,7 +96,7 @@ func FuzzParseDigest(f *testing.F) {
 			t.Fatalf("ParseDigest(%q).String() = %q", s, d)
 		}
 		b, _ := d.MarshalText()
-		var u cas.Digest
+		var u digest.Digest
 		if err := u.UnmarshalText(b); err != nil || u != d {
 			t.Fatalf("text round trip: %v", err)
 		}
