@@ -32,7 +32,7 @@ func TestCreateInfoDestroy(t *testing.T) {
 	if got := e.console("hello", vmm.ConsoleQuery{}); !slices.Equal(got, []string{"hello world from hello"}) {
 		t.Errorf("console = %q", got)
 	}
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, "uptime", func() bool { return e.info("hello").Uptime > 0 })
 	if i := e.info("hello"); i.Uptime <= 0 || i.Started.IsZero() || i.Spec.MemMB != 32 || i.Spec.Tender != "process" {
 		t.Errorf("info = %+v", i)
 	}
@@ -81,12 +81,15 @@ func TestCreateRefusedStartsNothing(t *testing.T) {
 			t.Errorf("refusal lacks %q:\n%s", want, err)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
-	if _, err := os.Stat(marker); err == nil {
-		t.Error("the refused image ran")
-	}
 	if _, err := e.c.Info(ctx, "evil"); !errors.Is(err, vmm.ErrNotFound) {
 		t.Errorf("info after refusal: %v", err)
+	}
+	// Every start follows an admission, and the one decision was a
+	// refusal (audit log below); closing the daemon waits for all it
+	// runs, so the image cannot start later either.
+	e.restart()
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the refused image ran")
 	}
 	if _, err := os.Stat(filepath.Join(e.dir, "images", digest.String())); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("refused image kept: %v", err)
@@ -157,8 +160,12 @@ exec sleep 60`)
 	if got := e.console("talk", vmm.ConsoleQuery{Count: 2}); !slices.Equal(got, []string{"a7", "a8"}) {
 		t.Errorf("--count 2 = %q", got)
 	}
-	time.Sleep(20 * time.Millisecond)
-	since := time.Now()
+	// --since: the lines printed after a8.
+	var a8 vmm.Line
+	if err := e.c.Console(ctx, "talk", vmm.ConsoleQuery{Count: 1}, func(l vmm.Line) error { a8 = l; return nil }); err != nil || a8.Text != "a8" {
+		t.Fatalf("last line %+v, %v", a8, err)
+	}
+	since := a8.Time.Add(time.Nanosecond)
 
 	// Follow from the last two lines on, then release the second phase.
 	got := make(chan string, 10)

@@ -49,14 +49,22 @@ func TestConsoleRing(t *testing.T) {
 		}
 	}
 	// A follower from line 1 learns it missed two.
+	// Once it has the buffered lines, a new line and the close reach it.
 	var seen []string
 	ctx, cancel := context.WithCancel(context.Background())
+	caughtUp := make(chan struct{})
 	go func() {
-		time.Sleep(20 * time.Millisecond)
+		<-caughtUp
 		c.append("6")
 		c.close()
 	}()
-	err := c.follow(ctx, 1, func(l Line) error { seen = append(seen, l.Text); return nil })
+	err := c.follow(ctx, 1, func(l Line) error {
+		seen = append(seen, l.Text)
+		if l.Text == "5" {
+			close(caughtUp)
+		}
+		return nil
+	})
 	cancel()
 	if err != nil || len(seen) != 5 || !strings.Contains(seen[0], "2 console lines dropped") || seen[4] != "6" {
 		t.Errorf("follow: %q, %v", seen, err)

@@ -3,6 +3,7 @@ package vmm_test
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -90,10 +91,16 @@ func TestRestartOnFail(t *testing.T) {
 				}
 				return
 			}
+			// The supervisor sets StateExited only when it decides not to
+			// restart, and returns: once seen, no restart can follow.
 			waitFor(t, "the exit", func() bool { return e.info("u").State == vmm.StateExited })
-			time.Sleep(150 * time.Millisecond) // more than the backoff
 			if n := len(lines(boots)); n != 1 {
 				t.Errorf("%d boots, want 1", n)
+			}
+			for _, a := range e.audit() {
+				if a.Op == "restart-on-fail" {
+					t.Errorf("audited a restart: %+v", a)
+				}
 			}
 			if i := e.info("u"); !strings.Contains(i.Reason, tc.reason) {
 				t.Errorf("reason %q lacks %q", i.Reason, tc.reason)
@@ -150,8 +157,10 @@ func TestDestroyDuringBootLoop(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("destroy took %v", d)
 	}
+	// Destroy returned after the session's goroutine did; closing the
+	// daemon waits for everything else it runs. No boot can come later.
 	n := len(lines(boots))
-	time.Sleep(200 * time.Millisecond)
+	e.close()
 	if m := len(lines(boots)); m != n {
 		t.Errorf("%d boots after destroy", m-n)
 	}
@@ -171,9 +180,9 @@ func TestDestroyDuringBootLoop(t *testing.T) {
 
 	// Nor does a tender that ignores SIGTERM: it gets SIGKILL.
 	e3 := newEnv(t, func(c *vmm.Config) { c.StopTimeout = 100 * time.Millisecond })
-	img, _ = bootCounter(t, e3, "trap '' TERM; while :; do sleep 0.01; done")
+	img, _ = bootCounter(t, e3, "trap '' TERM; echo trapped; while :; do sleep 0.01; done")
 	info := e3.mustCreate(vmm.Spec{Name: "stubborn", RestartOnFail: true}, img)
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, "the trap", func() bool { return slices.Contains(e3.console("stubborn", vmm.ConsoleQuery{}), "trapped") })
 	if err := e3.c.Destroy(ctx, "stubborn"); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/buildledger/buildledger/internal/atomicfile"
 	"github.com/buildledger/buildledger/vmm"
@@ -109,7 +110,9 @@ func TestUpdateRefusedKeepsOld(t *testing.T) {
 }
 
 func TestUpdateRollsBack(t *testing.T) {
-	e := newEnv(t)
+	// A grace period the failing image cannot outlast however slow the
+	// machine: it exits at once, so the test does not wait for it.
+	e := newEnv(t, func(c *vmm.Config) { c.UpdateGrace = time.Minute })
 	v1, d1 := image(t, `echo "v1 up"; exec sleep 60`)
 	e.gate.allow(d1)
 	old := e.mustCreate(vmm.Spec{Name: "web", MemMB: 32, RestartOnFail: true}, v1)
@@ -120,7 +123,7 @@ func TestUpdateRollsBack(t *testing.T) {
 	if !errors.Is(err, vmm.ErrRolledBack) || r != nil {
 		t.Fatalf("update to a failing image: %+v, %v", r, err)
 	}
-	for _, want := range []string{fmt.Sprintf("the new image (sha256 %s) failed: it ended within 300ms: exit code 3", d2), "web runs the old image (sha256 " + d1.String() + ") again", "vmm console web"} {
+	for _, want := range []string{fmt.Sprintf("the new image (sha256 %s) failed: it ended within 1m0s: exit code 3", d2), "web runs the old image (sha256 " + d1.String() + ") again", "vmm console web"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
