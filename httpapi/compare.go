@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/google/uuid"
@@ -11,23 +14,82 @@ import (
 	"github.com/buildledger/buildledger/ledger/orb"
 )
 
-// maxInputFile bounds the orb input files parsed for a comparison.
-const maxInputFile = 64 << 20
+// The comparison's work is bounded per request, whatever was uploaded:
+// each input file is parsed only if it has at most maxDiffInput bytes (a
+// real build-environment or system-packages file has a few KiB, the
+// opam-switch of a MirageOS unikernel a few hundred), each section's diff
+// keeps at most maxDiffOutput bytes of text with each value cut at
+// maxDiffValue bytes, and the result is cached by the input files' digests.
+// Parsing an opam-switch holds about five times its size, so a comparison
+// holds some tens of MiB at most, and Config.MaxHeavyReads of them run at
+// once. TestCompareBounded proves the bound and the cache.
+const (
+	maxDiffInput  = 4 << 20
+	maxDiffOutput = 256 << 10
+	maxDiffValue  = 4 << 10
+	// compareCacheSize is the number of cached comparisons: with cut
+	// diffs, at most 3 × maxDiffOutput (plus bookkeeping) each.
+	compareCacheSize = 64
+)
 
 // Comparison is the answer of /compare/{left}/{right}: what changed between
 // two builds' inputs (builder-web's compare page). A section whose files are
-// missing or do not parse carries an error message instead of a diff.
+// missing, do not parse or are too large to parse here carries an error
+// message instead of a diff (a nil diff never means "the same").
 type Comparison struct {
-	Left         BuildSummary         `json:"left"`
-	Right        BuildSummary         `json:"right"`
-	SameInputs   bool                 `json:"same_inputs"`
-	SameOutput   bool                 `json:"same_main_binary"`
+	Left       BuildSummary `json:"left"`
+	Right      BuildSummary `json:"right"`
+	SameInputs bool         `json:"same_inputs"`
+	SameOutput bool         `json:"same_main_binary"`
+	InputDiff
+}
+
+// InputDiff is the part of a comparison that depends only on the two
+// builds' input files (build-environment, system-packages, opam-switch),
+// so it is computed once per pair of files and cached by their digests.
+type InputDiff struct {
 	Env          *orb.EnvironmentDiff `json:"env_diff"`
 	EnvError     string               `json:"env_error,omitempty"`
 	Packages     *orb.PackagesDiff    `json:"package_diff"`
 	PackageError string               `json:"package_error,omitempty"`
 	Opam         *orb.SwitchDiff      `json:"opam_diff"`
 	OpamError    string               `json:"opam_error,omitempty"`
+	// TooLarge lists the files that were not compared because one side is
+	// larger than the server parses for a comparison, with both sides'
+	// digests and sizes: equal digests would have been reported as the
+	// same, so these differ.
+	TooLarge []TooLargeInput `json:"too_large,omitempty"`
+	// EnvOmitted, PackagesOmitted and OpamOmitted count the differences
+	// left out of a long diff (see Truncated).
+	EnvOmitted      int `json:"env_omitted,omitempty"`
+	PackagesOmitted int `json:"packages_omitted,omitempty"`
+	OpamOmitted     int `json:"opam_omitted,omitempty"`
+	// Truncated says a diff was cut: each section shows about the first
+	// DiffLimit bytes of differences, and values longer than ValueLimit
+	// bytes are shortened.
+	Truncated  bool `json:"truncated,omitempty"`
+	DiffLimit  int  `json:"diff_limit,omitempty"`
+	ValueLimit int  `json:"value_limit,omitempty"`
+
+	// transient marks a result that depends on more than the files (a
+	// read error, a cancelled request): it is answered but not cached.
+	transient bool
+}
+
+// InputFile is one side's copy of an input file; nil where the build has
+// none.
+type InputFile struct {
+	SHA256 cas.Digest `json:"sha256"`
+	Size   int64      `json:"size"`
+}
+
+// TooLargeInput is an input file a comparison did not parse.
+type TooLargeInput struct {
+	File  string     `json:"file"`
+	Left  *InputFile `json:"left"`
+	Right *InputFile `json:"right"`
+	// Limit is the largest file, in bytes, a comparison parses.
+	Limit int64 `json:"limit"`
 }
 
 func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
@@ -47,71 +109,316 @@ func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
 	c := Comparison{Left: summary(builds[0]), Right: summary(builds[1]), SameInputs: l.Inputs.ID() == rt.Inputs.ID()}
 	c.SameOutput = c.Left.MainBinary != nil && c.Right.MainBinary != nil && c.Left.MainBinary.SHA256 == c.Right.MainBinary.SHA256
 
-	var envs [2]orb.Environment
-	var envErr error
-	for i, b := range []*ledger.BuildRecorded{l, rt} {
-		envs[i], envErr = parseInput(s, r, b.Inputs.BuildEnvironment, "build-environment", orb.ParseEnvironment, orb.Environment{})
-		if envErr != nil {
-			break
-		}
+	key := compareKeyOf(l.Inputs, rt.Inputs)
+	if d, ok := s.limits.compares.Get(key); ok {
+		s.limits.compareHits.Add(1)
+		c.InputDiff = *d
+		s.render(w, r, "compare", c)
+		return
 	}
-	if envErr != nil {
-		c.EnvError = envErr.Error()
-	} else {
-		d := orb.DiffEnvironments(envs[0], envs[1])
-		c.Env = &d
+	release, err := s.heavyRead()
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
-
-	var pkgs [2]orb.Packages
-	var pkgErr error
-	for i, b := range []*ledger.BuildRecorded{l, rt} {
-		parse := func(data []byte) (orb.Packages, error) {
-			return orb.ParseSystemPackages(data, envs[i].Family())
-		}
-		pkgs[i], pkgErr = parseInput(s, r, b.Inputs.SystemPackages, "system-packages", parse, orb.Packages{})
-		if pkgErr != nil {
-			break
-		}
+	d := s.diffInputs(r.Context(), l.Inputs, rt.Inputs)
+	release()
+	if !d.transient {
+		s.limits.compares.Add(key, d)
 	}
-	if pkgErr != nil {
-		c.PackageError = pkgErr.Error()
-	} else {
-		d := orb.DiffPackages(pkgs[0], pkgs[1])
-		c.Packages = &d
-	}
-
-	var sws [2]*orb.Switch
-	var swErr error
-	for i, b := range []*ledger.BuildRecorded{l, rt} {
-		sws[i], swErr = parseInput(s, r, b.Inputs.OpamSwitch, "opam-switch", orb.ParseSwitch, &orb.Switch{})
-		if swErr != nil {
-			break
-		}
-	}
-	if swErr != nil {
-		c.OpamError = swErr.Error()
-	} else {
-		d := orb.DiffSwitches(sws[0], sws[1])
-		c.Opam = &d
-	}
+	c.InputDiff = *d
 	s.render(w, r, "compare", c)
 }
 
-// parseInput loads one of a build's input files from the CAS and parses it.
-// A build without that file compares as empty.
-func parseInput[T any](s *Server, r *http.Request, d *cas.Digest, name string, parse func([]byte) (T, error), empty T) (T, error) {
-	if d == nil {
-		return empty, nil
+// compareKey names a comparison by its input files: left then right
+// build-environment, system-packages and opam-switch (zero for none).
+type compareKey [6]cas.Digest
+
+func compareKeyOf(l, r ledger.Inputs) compareKey {
+	var k compareKey
+	for i, d := range []*cas.Digest{l.BuildEnvironment, l.SystemPackages, l.OpamSwitch, r.BuildEnvironment, r.SystemPackages, r.OpamSwitch} {
+		if d != nil {
+			k[i] = *d
+		}
 	}
-	data, err := s.cfg.Ledger.Store().Bytes(r.Context(), *d, maxInputFile)
-	if err != nil {
-		var zero T
-		return zero, &Error{Status: http.StatusInternalServerError, Msg: name + " could not be read", Err: err}
+	return k
+}
+
+// diffInputs compares the input files section by section; each section's
+// parsed files are dropped before the next is read.
+func (s *Server) diffInputs(ctx context.Context, l, r ledger.Inputs) *InputDiff {
+	d := &InputDiff{}
+	// system-packages lines are read by the family the build-environment
+	// names, so the environments are parsed when the package lists differ.
+	pkgsDiffer := !sameFile(l.SystemPackages, r.SystemPackages)
+	var envs [2]orb.Environment
+	envs, d.Env, d.EnvError, d.EnvOmitted = diffSection(s, ctx, d, orb.EnvironmentFile, l.BuildEnvironment, r.BuildEnvironment, pkgsDiffer,
+		func(_ int, data []byte) (orb.Environment, error) { return orb.ParseEnvironment(data) }, orb.DiffEnvironments, cutEnvironmentDiff)
+	_, d.Packages, d.PackageError, d.PackagesOmitted = diffSection(s, ctx, d, orb.PackagesFile, l.SystemPackages, r.SystemPackages, false,
+		func(side int, data []byte) (orb.Packages, error) {
+			return orb.ParseSystemPackages(data, envs[side].Family())
+		},
+		orb.DiffPackages, cutPackagesDiff)
+	_, d.Opam, d.OpamError, d.OpamOmitted = diffSection(s, ctx, d, orb.SwitchFile, l.OpamSwitch, r.OpamSwitch, false,
+		func(_ int, data []byte) (*orb.Switch, error) {
+			if data == nil {
+				return &orb.Switch{}, nil
+			}
+			return orb.ParseSwitch(data)
+		}, orb.DiffSwitches, cutSwitchDiff)
+	if d.EnvOmitted+d.PackagesOmitted+d.OpamOmitted > 0 || d.Truncated {
+		d.Truncated, d.DiffLimit, d.ValueLimit = true, maxDiffOutput, maxDiffValue
 	}
-	v, err := parse(data)
-	if err != nil {
-		var zero T
-		return zero, &Error{Status: http.StatusUnprocessableEntity, Msg: name + ": " + err.Error()}
+	return d
+}
+
+// sameFile reports whether two builds have the same copy of an input file
+// (or neither has one).
+func sameFile(a, b *cas.Digest) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+// diffSection compares one input file of the two builds. The same file on
+// both sides is the same without reading it (it is read once if the caller
+// needs the parsed values); a build without the file compares as an empty
+// one. It returns the parsed files (zero unless both parsed or needed),
+// the diff cut to maxDiffOutput or the reason there is none, and how many
+// differences were left out.
+func diffSection[T, D any](s *Server, ctx context.Context, out *InputDiff, name string, left, right *cas.Digest, needVals bool,
+	parse func(side int, data []byte) (T, error), diff func(a, b T) D, cut func(*D, *budget)) (vals [2]T, _ *D, errMsg string, omitted int) {
+	files := [2]*cas.Digest{left, right}
+	same := sameFile(left, right)
+	if same && !needVals {
+		files = [2]*cas.Digest{}
+	} else if same {
+		files[1] = nil // read once, below
 	}
-	return v, nil
+	var readers [2]*cas.Reader
+	var sizes [2]int64
+	defer func() {
+		for _, rd := range readers {
+			if rd != nil {
+				rd.Close()
+			}
+		}
+	}()
+	for i, f := range files {
+		if f == nil {
+			continue
+		}
+		rd, err := s.cfg.Ledger.Store().Open(ctx, *f)
+		if err != nil {
+			out.transient = true
+			s.cfg.Logger.Error("compare: opening an input file", "file", name, "sha256", f.String(), "err", err)
+			return vals, nil, name + " could not be read; the operator has been told", 0
+		}
+		readers[i], sizes[i] = rd, rd.Size()
+	}
+	if sizes[0] > maxDiffInput || sizes[1] > maxDiffInput {
+		if same {
+			// Too large to parse, but the same file: the diff is empty and
+			// only the parsed values are missing.
+			var zero [2]T
+			for i := range 2 {
+				zero[i], _ = parse(i, nil)
+			}
+			d := diff(zero[0], zero[1])
+			return vals, &d, "", 0
+		}
+		tl := TooLargeInput{File: name, Limit: maxDiffInput}
+		for i, f := range files {
+			if f != nil {
+				p := &InputFile{SHA256: *f, Size: sizes[i]}
+				if i == 0 {
+					tl.Left = p
+				} else {
+					tl.Right = p
+				}
+			}
+		}
+		out.TooLarge = append(out.TooLarge, tl)
+		return vals, nil, fmt.Sprintf("%s is too large to compare here (this server parses up to %d MiB per file): left %s, right %s. "+
+			"The two files differ; both are stored in full and can be downloaded from the builds' pages",
+			name, maxDiffInput>>20, describeInput(tl.Left), describeInput(tl.Right)), 0
+	}
+	for i := range 2 {
+		if same && i == 1 {
+			vals[1] = vals[0]
+			break
+		}
+		var data []byte
+		if readers[i] != nil {
+			var err error
+			data, err = readAllSized(readers[i], sizes[i])
+			readers[i].Close()
+			readers[i] = nil
+			if err != nil {
+				out.transient = true
+				s.cfg.Logger.Error("compare: reading an input file", "file", name, "sha256", files[i].String(), "err", err)
+				return vals, nil, name + " could not be read; the operator has been told", 0
+			}
+		}
+		v, err := parse(i, data)
+		if err != nil {
+			var zero [2]T
+			side := "left"
+			if i == 1 {
+				side = "right"
+			}
+			return zero, nil, fmt.Sprintf("%s of the %s build: %v", name, side, err), 0
+		}
+		vals[i] = v
+	}
+	d := diff(vals[0], vals[1])
+	b := &budget{left: maxDiffOutput}
+	cut(&d, b)
+	if b.cutValues {
+		out.Truncated = true
+	}
+	return vals, &d, "", b.omitted
+}
+
+// readAllSized reads a blob of known size; the final read checks the whole
+// blob's digest.
+func readAllSized(rd *cas.Reader, size int64) ([]byte, error) {
+	data := make([]byte, size)
+	if _, err := io.ReadFull(rd, data); err != nil {
+		return nil, err
+	}
+	if n, err := rd.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		if err == nil || err == io.EOF {
+			err = fmt.Errorf("blob %s is longer than its record says", rd.Digest())
+		}
+		return nil, err
+	}
+	return data, nil
+}
+
+func describeInput(f *InputFile) string {
+	if f == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%d bytes (SHA-256 %s)", f.Size, f.SHA256)
+}
+
+// budget keeps a diff to about maxDiffOutput bytes of text: entries are
+// kept in order while they fit; the callers count the rest as omitted (a
+// difference is one entry, or one change of an opam file).
+type budget struct {
+	left      int
+	omitted   int
+	cutValues bool
+}
+
+// take reports whether an entry of n bytes fits. Once one does not, none
+// after it does, so a cut diff is a prefix of each list.
+func (b *budget) take(n int) bool {
+	if n > b.left {
+		b.left = -1
+		return false
+	}
+	b.left -= n
+	return true
+}
+
+// value cuts one shown value to maxDiffValue bytes.
+func (b *budget) value(s string) string {
+	if len(s) <= maxDiffValue {
+		return s
+	}
+	b.cutValues = true
+	cut := maxDiffValue
+	for cut > 0 && s[cut]&0xc0 == 0x80 { // not inside a UTF-8 sequence
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("… (%d more bytes)", len(s)-cut)
+}
+
+// entryOverhead is what an entry costs beyond its text (JSON punctuation,
+// an HTML table row).
+const entryOverhead = 32
+
+// cutList keeps the entries of list that fit in b, after shortening them.
+func cutList[T any](b *budget, list []T, shorten func(T) (T, int)) []T {
+	out := list[:0]
+	for i, x := range list {
+		x, n := shorten(x)
+		if !b.take(n + entryOverhead) {
+			b.omitted += len(list) - i
+			return out
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+func cutChange(b *budget) func(orb.Change) (orb.Change, int) {
+	return func(c orb.Change) (orb.Change, int) {
+		c.Name, c.Old, c.New = b.value(c.Name), b.value(c.Old), b.value(c.New)
+		return c, len(c.Name) + len(c.Old) + len(c.New)
+	}
+}
+
+func cutEnvironmentDiff(d *orb.EnvironmentDiff, b *budget) {
+	v := func(x orb.Var) (orb.Var, int) {
+		x.Name, x.Value = b.value(x.Name), b.value(x.Value)
+		return x, len(x.Name) + len(x.Value)
+	}
+	d.Removed = cutList(b, d.Removed, v)
+	d.Added = cutList(b, d.Added, v)
+	d.Changed = cutList(b, d.Changed, cutChange(b))
+}
+
+func cutPackagesDiff(d *orb.PackagesDiff, b *budget) {
+	p := func(x orb.Package) (orb.Package, int) {
+		x.Name, x.Version = b.value(x.Name), b.value(x.Version)
+		return x, len(x.Name) + len(x.Version)
+	}
+	d.Removed = cutList(b, d.Removed, p)
+	d.Added = cutList(b, d.Added, p)
+	d.Changed = cutList(b, d.Changed, cutChange(b))
+}
+
+func cutSwitchDiff(d *orb.SwitchDiff, b *budget) {
+	pv := func(x orb.PackageVersion) (orb.PackageVersion, int) {
+		x.Name, x.Version = b.value(x.Name), b.value(x.Version)
+		return x, len(x.Name) + len(x.Version)
+	}
+	d.Removed = cutList(b, d.Removed, pv)
+	d.Added = cutList(b, d.Added, pv)
+	d.VersionChanged = cutList(b, d.VersionChanged, cutChange(b))
+	// The changes of one opam file share the budget: a file whose changes
+	// do not all fit shows those that do.
+	files := d.OpamFileChanged[:0]
+	for _, f := range d.OpamFileChanged {
+		f.Name, f.Version = b.value(f.Name), b.value(f.Version)
+		if !b.take(len(f.Name) + len(f.Version) + entryOverhead) {
+			b.omitted += len(f.Changes)
+			continue
+		}
+		if f.Changes = cutList(b, f.Changes, cutChange(b)); len(f.Changes) > 0 {
+			files = append(files, f)
+		}
+	}
+	d.OpamFileChanged = files
+	dir := func(x orb.DuniverseDir) (orb.DuniverseDir, int) {
+		x.Dir, x.URL = b.value(x.Dir), b.value(x.URL)
+		n := len(x.Dir) + len(x.URL)
+		hs := make([]string, 0, len(x.Hashes))
+		for _, h := range x.Hashes {
+			h = b.value(h)
+			hs = append(hs, h)
+			n += len(h)
+		}
+		x.Hashes = hs
+		return x, n
+	}
+	d.Duniverse.Removed = cutList(b, d.Duniverse.Removed, dir)
+	d.Duniverse.Added = cutList(b, d.Duniverse.Added, dir)
+	d.Duniverse.Changed = cutList(b, d.Duniverse.Changed, func(c orb.DuniverseChange) (orb.DuniverseChange, int) {
+		old, n1 := dir(c.Old)
+		nw, n2 := dir(c.New)
+		c.Dir, c.Old, c.New = b.value(c.Dir), old, nw
+		return c, len(c.Dir) + n1 + n2
+	})
 }

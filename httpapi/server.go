@@ -34,6 +34,15 @@ type Config struct {
 	// Primary, for a read replica, is its primary's URL: every write is
 	// refused with a message naming it.
 	Primary string
+	// MaxHeavyReads bounds the requests doing work that grows with stored
+	// data (comparisons) running at once; more are answered 503 with
+	// Retry-After. Default 4.
+	MaxHeavyReads int
+	// ReadIdle and WriteIdle drop a connection whose request body stops
+	// arriving, or whose client stops reading the response, for that long;
+	// every read and write moves the deadline, so transfers of any size
+	// complete while they keep moving. Default one minute each.
+	ReadIdle, WriteIdle time.Duration
 	// MaxUploads bounds the uploads (POST /upload and the manual upload)
 	// receiving their bodies at once; more are answered 503 with
 	// Retry-After. Default 4.
@@ -61,6 +70,7 @@ type Server struct {
 	cfg       Config
 	router    *mux.Router
 	verifiers sync.Map // cas.Digest → keyEntry
+	limits    limits
 	uploads   uploadSlots
 	keyList   atomic.Pointer[keyListCache]
 
@@ -83,6 +93,9 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxReplicaLag = 1024
 	}
 	s := &Server{cfg: cfg, router: mux.NewRouter()}
+	if err := s.initLimits(); err != nil {
+		return nil, err
+	}
 	if cfg.Users != nil {
 		s.logins = auth.NewGuard(cfg.Users, cfg.Logins)
 	}
@@ -93,6 +106,7 @@ func New(cfg Config) (*Server, error) {
 
 // serve routes r (ServeHTTP, in middleware.go, accounts for it).
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	w = s.idleDeadlines(w, r)
 	if s.cfg.Primary != "" && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		s.fail(w, r, &Error{Status: http.StatusForbidden, Msg: "this server is a read replica of " + s.cfg.Primary + "; send uploads, attestations and key changes there"})
 		return
