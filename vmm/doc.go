@@ -34,7 +34,12 @@
 // Update is albatross's update with the gate in the middle: running
 // sha256 → Gate.Newer → "compare at URL" → Gate.Download → Admit → swap
 // with the same Spec; a new image that exits within Config.UpdateGrace is
-// replaced by the old one again (TestUpdate, TestUpdateRollsBack).
+// replaced by the old one again (TestUpdate, TestUpdateRollsBack). The
+// new image and its record are durable before the old image is removed,
+// and a record that cannot be saved stops the new image and boots the old
+// one again, so a failure at any step leaves a state directory that boots
+// (TestUpdateSaveFailsKeepsOld). Files are replaced through
+// internal/atomicfile.
 //
 // Resource policies (Policy, schemas/vmm/resource-policy.json) limit
 // unikernels, memory, CPU ids, bridges and block storage at create

@@ -15,12 +15,22 @@
 // proofs the client builds from the ledger's C2SP tiles) after proving the
 // new checkpoint consistent with the newest one this gate accepted before
 // (kept in CacheDir); a log that rewrote its history is refused with both
-// checkpoints. The bundle is cached per image, so a restart or a boot
-// without network decides from it; without network and without a bundle
-// the gate refuses. Nothing in a bundle is trusted: every decision
+// checkpoints, and an INCONSISTENT marker makes every later decision
+// refuse until an operator removes it; a marker that cannot be written or
+// read is an error, which callers treat as a refusal
+// (TestGateRemembersFork, TestGateMarkerWriteFails). The bundle is cached
+// per image, so a restart or a boot without network decides from it;
+// without network and without a bundle the gate refuses. A cached bundle
+// whose checkpoint is older than the newest one the gate accepted counts
+// only with an RFC 6962 consistency proof from its checkpoint to that one,
+// which the gate adds to every cached bundle whenever it accepts a newer
+// checkpoint (TestGateOlderBundleNeedsConsistency). Nothing in a bundle is trusted: every decision
 // re-verifies the checkpoint signature, every inclusion proof, every
 // envelope's digest against its logged record and its signature against
 // the policy key, and only then evaluates the policy with attest.Policy.
+// FuzzCheckBundle mutates a cached bundle and checks that a decision
+// admits only while the valid bundle's build record and trusted
+// attestation are present byte for byte.
 // Each attestation gets a status (valid, untrusted key, revoked, bad
 // signature, different digest, not in log, ...) that the decision's Reason
 // lists, with the build found and k.
