@@ -29,8 +29,9 @@ func FuzzParsePolicy(f *testing.F) {
 
 // FuzzCheckBundle: a cached bundle mutated in any way never panics the
 // gate, and is admitted only while the evidence of the valid bundle is
-// intact: its build record and its attestation byte for byte, under the
-// same checkpoint, with the same build and agreeing party decided.
+// intact: its build record, its attestation and the proof that its
+// checkpoint is a prefix of the newest one seen, byte for byte, with the
+// same build and agreeing party decided.
 func FuzzCheckBundle(f *testing.F) {
 	w := newWorld(f, "a", "b")
 	image := []byte("fuzzed image")
@@ -51,6 +52,13 @@ func FuzzCheckBundle(f *testing.F) {
 	want, err := g.Check(ctx, d)
 	if err != nil || !want.Admitted || want.Build == nil || want.Build.UUID != b.UUID {
 		f.Fatalf("seed not admitted: %v %v", err, want)
+	}
+	// The log grows and the gate accepts a newer checkpoint: the cached
+	// bundle is older and carries a consistency proof to it.
+	pad := []byte("a later build")
+	w.build("pad", pad, time.Now())
+	if _, err := g.Check(ctx, cas.Sum(pad)); err != nil {
+		f.Fatal(err)
 	}
 	path := filepath.Join(cache, "bundles", d.String()+".json")
 	seed, err := os.ReadFile(path)
@@ -75,8 +83,8 @@ func FuzzCheckBundle(f *testing.F) {
 			valid = append(valid, pa)
 		}
 	}
-	if build.Event == nil || len(valid) != 1 || len(orig.Attestations) != 2 {
-		f.Fatalf("seed bundle: build %v, %d valid of %d attestations", build.Index, len(valid), len(orig.Attestations))
+	if build.Event == nil || len(valid) != 1 || len(orig.Attestations) != 2 || orig.Consistency == nil {
+		f.Fatalf("seed bundle: build %v, %d valid of %d attestations, consistency %v", build.Index, len(valid), len(orig.Attestations), orig.Consistency)
 	}
 	f.Add(seed)
 	for _, edit := range []func(b *gate.Bundle){
@@ -87,6 +95,8 @@ func FuzzCheckBundle(f *testing.F) {
 		func(b *gate.Bundle) { b.Attestations = append(b.Attestations, b.Attestations...) },
 		func(b *gate.Bundle) { b.KeyEvents = nil },
 		func(b *gate.Bundle) { b.Builds[0].Index++ },
+		func(b *gate.Bundle) { b.Consistency.Proof = b.Consistency.Proof[1:] },
+		func(b *gate.Bundle) { b.Consistency.Checkpoint = b.Checkpoint },
 	} {
 		var bu gate.Bundle
 		json.Unmarshal(seed, &bu)
@@ -116,6 +126,10 @@ func FuzzCheckBundle(f *testing.F) {
 		}
 		if m.Checkpoint != orig.Checkpoint {
 			t.Fatalf("admitted under another checkpoint:\n%s", m.Checkpoint)
+		}
+		if m.Consistency == nil || m.Consistency.Checkpoint != orig.Consistency.Checkpoint ||
+			!slices.EqualFunc(m.Consistency.Proof, orig.Consistency.Proof, bytes.Equal) {
+			t.Fatalf("admitted with another consistency proof: %+v", m.Consistency)
 		}
 		if !slices.ContainsFunc(m.Builds, func(pe gate.ProvenEvent) bool {
 			return pe.Index == build.Index && bytes.Equal(pe.Event, build.Event)
