@@ -38,9 +38,11 @@ func (l *Ledger) openReplicaCheckpoint() (*Checkpoint, error) {
 		return nil, err
 	}
 	if note == nil {
-		if l.tree.Size() != 0 {
-			return nil, fmt.Errorf("%w: replica holds %d entries but no checkpoint", ErrCorrupt, l.tree.Size())
-		}
+		// Before the first checkpoint it reached (a first catch-up cut
+		// short): entries may be there, each chunk verified against the
+		// primary's checkpoint before it was committed. Nothing signed is
+		// served until the next sync proves them a prefix of the primary's
+		// log again and reaches a checkpoint.
 		return &Checkpoint{Origin: l.origin, Hash: tree.EmptyRoot()}, nil
 	}
 	cp, err := OpenCheckpoint(note, l.origin, l.replicaOf)
@@ -61,6 +63,12 @@ func (l *Ledger) openReplicaCheckpoint() (*Checkpoint, error) {
 // consoles, envelopes) must already be in the store. prove checks that the
 // root of a prefix of size < cp.Size is consistent with cp (from the
 // primary's tiles). Nothing is committed that does not verify.
+//
+// Entries are committed in chunks, and every committed chunk is a state the
+// replica opens and resumes from, also before its first checkpoint (it then
+// serves no checkpoint until the next sync has proven its entries a prefix
+// of the primary's log and reached one): see
+// TestReplicaKilledDuringFirstCatchUp in httpapi/replica.
 func (l *Ledger) Replicate(ctx context.Context, leaves [][]byte, signed []byte, prove func(size uint64, root [32]byte) error) error {
 	if l.replicaOf == "" {
 		return errors.New("ledger: Replicate on a ledger that is not a replica")
