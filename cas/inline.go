@@ -56,6 +56,9 @@ func (s *Store) putInline(ctx context.Context, b []byte) (Info, error) {
 	if int64(len(b)) > s.o.MaxBlobSize {
 		return Info{}, fmt.Errorf("cas: Put: content of %d bytes exceeds %d: %w: raise Options.MaxBlobSize to store it", len(b), s.o.MaxBlobSize, ErrTooLarge)
 	}
+	if err := s.checkSpace(); err != nil {
+		return Info{}, err
+	}
 	d := Sum(b)
 	info := Info{Digest: d, Size: int64(len(b))}
 	err := s.db.Update(func(txn *badger.Txn) error {
@@ -155,6 +158,9 @@ func (s *Store) inlineContent(d Digest, rec record) ([]byte, error) {
 func (s *Store) PutSmall(ctx context.Context, blobs [][]byte) error {
 	for len(blobs) > 0 {
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := s.checkSpace(); err != nil {
 			return err
 		}
 		n := 0

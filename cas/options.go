@@ -48,6 +48,9 @@ type Options struct {
 	InlineMax int
 	// MaxBlobSize is the largest blob Put accepts; default 64 GiB.
 	MaxBlobSize int64
+	// CheckSpace, if set, is asked before each transaction Put, PutBytes
+	// and PutSmall commit; its error stops the Put (see space.go).
+	CheckSpace func() error
 }
 
 // chunkSizes are FastCDC's bounds.

@@ -188,6 +188,10 @@ func (w *writer) commit() error {
 		<-w.inflight
 		return err
 	}
+	if err := w.j.s.checkSpace(); err != nil {
+		<-w.inflight
+		return err
+	}
 	segs := w.held
 	w.held = nil
 	if w.cur != nil && w.curQueued {

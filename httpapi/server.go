@@ -16,6 +16,7 @@ import (
 
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi/auth"
+	"github.com/buildledger/buildledger/internal/diskspace"
 	"github.com/buildledger/buildledger/ledger"
 )
 
@@ -34,6 +35,11 @@ type Config struct {
 	// Primary, for a read replica, is its primary's URL: every write is
 	// refused with a message naming it.
 	Primary string
+	// CheckSpace, if set, is asked before every write request (any method
+	// but GET and HEAD): an error wrapping diskspace.ErrFull answers 507
+	// Insufficient Storage with Retry-After before the body is read; reads
+	// are served as ever.
+	CheckSpace func() error
 	// MaxHeavyReads bounds the requests doing work that grows with stored
 	// data (comparisons) running at once; more are answered 503 with
 	// Retry-After. Default 4.
@@ -110,6 +116,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Primary != "" && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		s.fail(w, r, &Error{Status: http.StatusForbidden, Msg: "this server is a read replica of " + s.cfg.Primary + "; send uploads, attestations and key changes there"})
 		return
+	}
+	if s.cfg.CheckSpace != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if err := s.cfg.CheckSpace(); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 	}
 	s.router.ServeHTTP(w, r)
 }
@@ -195,6 +207,8 @@ func errorAnswer(err error) (int, string, time.Duration) {
 			"because the ledger sends it again before anything else. Retry in a few seconds: an identical retry answers with the recorded entry", 5 * time.Second
 	case errors.Is(err, ledger.ErrClosed):
 		return http.StatusServiceUnavailable, "the ledger is shutting down; retry shortly", 10 * time.Second
+	case errors.Is(err, diskspace.ErrFull):
+		return http.StatusInsufficientStorage, "the ledger's disk is full: nothing was recorded; reads still work. Retry later", time.Minute
 	}
 	status, msg := plainErrorStatus(err)
 	return status, msg, 0

@@ -244,6 +244,9 @@ func (l *Ledger) catchUp(ctx context.Context, bsize uint64, broot [32]byte) erro
 // the checkpoint to install for the new size, or nil to keep the current
 // one (a replica between two of its primary's checkpoints).
 func (l *Ledger) applyLeaves(from uint64, leaves [][]byte, verify func(uint64, [32]byte) error, checkpoint func(uint64, [32]byte) (*Checkpoint, error)) error {
+	if err := l.checkSpace(); err != nil {
+		return err
+	}
 	txn := l.db.NewTransaction(true)
 	defer txn.Discard()
 	tb := l.tree.Begin()
@@ -304,6 +307,14 @@ func (l *Ledger) applyLeaves(from uint64, leaves [][]byte, verify func(uint64, [
 		l.cp.Store(cp)
 	}
 	return nil
+}
+
+// checkSpace asks Config.CheckSpace whether a write may go ahead.
+func (l *Ledger) checkSpace() error {
+	if l.space == nil {
+		return nil
+	}
+	return l.space()
 }
 
 // integrate writes a committed-to-be batch through the backend. With

@@ -75,6 +75,11 @@ type Config struct {
 	// takes no appends, serves the primary's checkpoints, and Origin and
 	// Signer are not used.
 	ReplicaOf string
+	// CheckSpace, if set, is asked before every write (append, catch-up,
+	// replication); its error refuses the write unchanged, before anything
+	// is written. cmd/ledger passes a free-space check (internal/diskspace):
+	// badger dies of SIGBUS, not an error, when the disk fills under it.
+	CheckSpace func() error
 }
 
 // Ledger is an open ledger. It is safe for concurrent use.
@@ -88,6 +93,9 @@ type Ledger struct {
 	origin    string
 	signer    note.Signer
 	max       int
+
+	// space is Config.CheckSpace, or nil.
+	space func() error
 
 	reqs    chan *request
 	quit    chan struct{}
@@ -184,7 +192,7 @@ func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 	l := &Ledger{
-		db: db, store: store, tree: tr, backend: cfg.Backend, replicaOf: cfg.ReplicaOf, origin: cfg.Origin, signer: cfg.Signer, max: cfg.MaxBatch,
+		db: db, store: store, tree: tr, backend: cfg.Backend, replicaOf: cfg.ReplicaOf, space: cfg.CheckSpace, origin: cfg.Origin, signer: cfg.Signer, max: cfg.MaxBatch,
 		reqs: make(chan *request, cfg.MaxBatch), quit: make(chan struct{}), done: make(chan struct{}),
 		events: events, hashes: hashes,
 	}
@@ -270,6 +278,9 @@ func (l *Ledger) append(ctx context.Context, e Event, ifMissing bool) (Receipt, 
 	defer l.stats.appended(now())
 	if l.replicaOf != "" {
 		return Receipt{}, ErrReadOnly
+	}
+	if err := l.checkSpace(); err != nil {
+		return Receipt{}, err
 	}
 	if err := l.Err(); err != nil {
 		return Receipt{}, err

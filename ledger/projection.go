@@ -252,6 +252,9 @@ func (l *Ledger) Replay(ctx context.Context) error {
 var ErrCorrupt = errors.New("ledger: store corrupt")
 
 func (l *Ledger) replay(ctx context.Context) (err error) {
+	if err := l.checkSpace(); err != nil {
+		return err // nothing dropped: the store takes no writes now (a full disk)
+	}
 	defer func() {
 		if err != nil {
 			l.fail(fmt.Errorf("projections are incomplete after a failed replay (%v); reopen the ledger to rebuild them", err))

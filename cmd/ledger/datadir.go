@@ -15,7 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/buildledger/buildledger/cas"
-	"github.com/buildledger/buildledger/internal/kv"
+	"github.com/buildledger/buildledger/internal/diskspace"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/trillianlog"
 )
@@ -23,6 +23,7 @@ import (
 // node is an opened data directory.
 type node struct {
 	closer func() error // the log backend's connection, if any
+	space  *diskspace.Guard
 	db     *badger.DB
 	store  *cas.Store
 	ledger *ledger.Ledger
@@ -34,6 +35,11 @@ func (n *node) Close() error {
 	n.ledger.Close()
 	if n.closer != nil {
 		n.closer()
+	}
+	if !n.space.BeforeClose() {
+		// Too full to flush the memtable: leave the synced logs for the
+		// next open to replay rather than die of SIGBUS closing.
+		return diskspace.ErrFull
 	}
 	return n.db.Close()
 }
@@ -67,16 +73,16 @@ func openData(g *globals) (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log key %s: %w", filepath.Join(g.data, "log.key"), err)
 	}
-	db, err := kv.Open(filepath.Join(g.data, "db"), kv.Options{})
+	db, space, err := openDB(g)
 	if err != nil {
 		return nil, err
 	}
-	store, err := cas.New(db, cas.Options{})
+	store, err := cas.New(db, cas.Options{CheckSpace: space.Check})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	cfg := ledger.Config{Origin: signer.Name(), Signer: signer}
+	cfg := ledger.Config{Origin: signer.Name(), Signer: signer, CheckSpace: space.Check}
 	var closer func() error
 	switch g.backend {
 	case "embedded", "":
@@ -85,8 +91,13 @@ func openData(g *globals) (*node, error) {
 			db.Close()
 			return nil, errors.New("--log trillian needs --trillian HOST:PORT and --tree-id ID")
 		}
+		creds, err := g.trillianTLS.Credentials(g.trillian)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		tl, err := trillianlog.Dial(ctx, g.trillian, g.treeID)
+		tl, err := trillianlog.Dial(ctx, g.trillian, g.treeID, creds)
 		cancel()
 		if err != nil {
 			db.Close()
@@ -105,7 +116,7 @@ func openData(g *globals) (*node, error) {
 		db.Close()
 		return nil, err
 	}
-	return &node{db: db, store: store, ledger: l, vkey: vkey, origin: signer.Name(), closer: closer}, nil
+	return &node{db: db, space: space, store: store, ledger: l, vkey: vkey, origin: signer.Name(), closer: closer}, nil
 }
 
 // loadOrCreateKey reads DIR/log.key, or generates a key named origin.
@@ -154,19 +165,19 @@ func openReplica(g *globals) (*node, error) {
 	case strings.TrimSpace(string(b)) != g.replicaKey:
 		return nil, fmt.Errorf("%s replicates the log with key %s, not %s", g.data, strings.TrimSpace(string(b)), g.replicaKey)
 	}
-	db, err := kv.Open(filepath.Join(g.data, "db"), kv.Options{})
+	db, space, err := openDB(g)
 	if err != nil {
 		return nil, err
 	}
-	store, err := cas.New(db, cas.Options{})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	l, err := ledger.Open(db, store, ledger.Config{ReplicaOf: g.replicaKey})
+	store, err := cas.New(db, cas.Options{CheckSpace: space.Check})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &node{db: db, store: store, ledger: l, vkey: g.replicaKey, origin: l.Origin()}, nil
+	l, err := ledger.Open(db, store, ledger.Config{ReplicaOf: g.replicaKey, CheckSpace: space.Check})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &node{db: db, space: space, store: store, ledger: l, vkey: g.replicaKey, origin: l.Origin()}, nil
 }

@@ -18,6 +18,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/buildledger/buildledger/ledger/trillianlog"
 )
 
 func main() {
@@ -38,6 +40,9 @@ type globals struct {
 	treeID   int64
 	// replicaKey is the primary's log key when serving as a read replica.
 	replicaKey string
+	space      spaceFlags
+	// trillianTLS secures the connection to Trillian (--trillian-ca ...).
+	trillianTLS trillianlog.TLS
 }
 
 func newRoot() *cobra.Command {
@@ -53,6 +58,8 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.backend, "log", "embedded", "transparency log backend: embedded (in the data directory) or trillian")
 	root.PersistentFlags().StringVar(&g.trillian, "trillian", "", "Trillian log server gRPC address host:port (with --log trillian)")
 	root.PersistentFlags().Int64Var(&g.treeID, "tree-id", 0, "Trillian PREORDERED_LOG tree id (with --log trillian; make one with 'ledger trillian create-tree')")
+	addSpaceFlags(root, g)
+	addTrillianFlags(root, g)
 	root.AddCommand(demoCmd(g), verifyCmd(g), checkpointCmd(g), serveCmd(g), userCmd(g), accessCmd(g), lookupCmd(), uploadCmd(), keyCmd(g), trillianCmd(g))
 	return root
 }

@@ -62,12 +62,13 @@ history stops the replica with a security error showing both checkpoints.`,
 					return err
 				}
 			}
+			g.space.ballast = true
 			n, err := openData(g)
 			if err != nil {
 				return err
 			}
 			defer n.Close()
-			cfg := httpapi.Config{Ledger: n.ledger, VKey: n.vkey, Users: auth.New(n.db), MaxBody: maxBody, Logger: g.log, Primary: replicaOf}
+			cfg := httpapi.Config{Ledger: n.ledger, VKey: n.vkey, Users: auth.New(n.db), MaxBody: maxBody, Logger: g.log, Primary: replicaOf, CheckSpace: n.space.Check}
 			if replicaOf != "" {
 				cfg.Users = nil
 			}

@@ -29,7 +29,11 @@ func trillianCmd(g *globals) *cobra.Command {
 			klog.SetOutput(io.Discard)
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
-			id, err := trillianlog.CreateTree(ctx, g.trillian, name)
+			creds, err := g.trillianTLS.Credentials(g.trillian)
+			if err != nil {
+				return err
+			}
+			id, err := trillianlog.CreateTree(ctx, g.trillian, name, creds)
 			if err != nil {
 				return err
 			}
@@ -40,4 +44,14 @@ func trillianCmd(g *globals) *cobra.Command {
 	create.Flags().StringVar(&name, "name", "buildledger", "display name of the tree (at most 20 characters)")
 	t.AddCommand(create)
 	return t
+}
+
+// addTrillianFlags adds the flags that secure the connection to Trillian.
+func addTrillianFlags(root *cobra.Command, g *globals) {
+	f := root.PersistentFlags()
+	f.StringVar(&g.trillianTLS.CA, "trillian-ca", "", "PEM file of the CA that signs the Trillian server's certificate: TLS, the server verified against it")
+	f.StringVar(&g.trillianTLS.Cert, "trillian-cert", "", "PEM client certificate for a Trillian server that requires mutual TLS (with --trillian-key)")
+	f.StringVar(&g.trillianTLS.Key, "trillian-key", "", "PEM key of --trillian-cert")
+	f.StringVar(&g.trillianTLS.ServerName, "trillian-server-name", "", "name the Trillian server's certificate must carry (default: the host of --trillian)")
+	f.BoolVar(&g.trillianTLS.Insecure, "trillian-insecure", false, "allow plaintext gRPC to a Trillian server that is not on loopback (a private network you trust)")
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/buildledger/buildledger/internal/clitest"
 	"github.com/buildledger/buildledger/internal/trilliantest"
 )
 
@@ -53,5 +54,22 @@ func TestServeOnTrillian(t *testing.T) {
 	other := strings.TrimSpace(run(t, "trillian", "create-tree", "--trillian", env.Addr))
 	if out := run(t, "demo", "--data", data, "--log", "trillian", "--trillian", env.Addr, "--tree-id", other); !strings.Contains(out, "at log index 3") {
 		t.Fatalf("demo on a fresh tree:\n%s", out)
+	}
+}
+
+// TestTrillianRefusesPlaintextOffLoopback: --log trillian to an address
+// that is not loopback, without --trillian-ca or --trillian-insecure, is
+// refused before anything is dialled (192.0.2.1 is a documentation
+// address), with a message naming the flags.
+func TestTrillianRefusesPlaintextOffLoopback(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	for _, args := range [][]string{
+		{"serve", "--data", data, "--log", "trillian", "--trillian", "192.0.2.1:8090", "--tree-id", "1", "--listen", "127.0.0.1:0"},
+		{"trillian", "create-tree", "--trillian", "192.0.2.1:8090"},
+	} {
+		_, err := clitest.Run(newRoot(), args...)
+		if err == nil || !strings.Contains(err.Error(), "--trillian-ca") || !strings.Contains(err.Error(), "--trillian-insecure") {
+			t.Errorf("%s: %v, want a refusal naming --trillian-ca and --trillian-insecure", strings.Join(args, " "), err)
+		}
 	}
 }

@@ -20,6 +20,10 @@ type Options struct {
 	InMemory bool
 	// Logger receives badger's own log lines; nil discards them.
 	Logger badger.Logger
+	// ReadOnly opens the database without writing anything to it (for a
+	// full disk). It fails (badger.ErrTruncateNeeded) when the database
+	// was not closed cleanly: replaying its logs needs a writable open.
+	ReadOnly bool
 }
 
 // ValueThreshold is the size above which badger keeps a value in its value
@@ -37,6 +41,9 @@ func Open(dir string, o Options) (*badger.DB, error) {
 		WithMetricsEnabled(false)
 	if o.InMemory {
 		bo = bo.WithInMemory(true).WithDir("").WithValueDir("")
+	}
+	if o.ReadOnly {
+		bo = bo.WithReadOnly(true)
 	}
 	if !o.InMemory {
 		if _, err := removeEmptyMemtables(dir); err != nil {

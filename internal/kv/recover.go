@@ -53,3 +53,25 @@ func removeEmptyMemtables(dir string) ([]string, error) {
 	}
 	return removed, nil
 }
+
+// NeedsReplay reports whether the database in dir holds memtable logs with
+// data, which badger replays (and truncates) at open: it was not closed
+// cleanly. Such a database cannot be opened read-only.
+func NeedsReplay(dir string) (bool, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".mem") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.Size() > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}

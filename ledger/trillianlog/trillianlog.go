@@ -20,6 +20,12 @@
 // structure), so the ledger signs its own C2SP checkpoints over them. Roots
 // and proofs are checked with the Trillian client's verifier and
 // transparency-dev/merkle.
+//
+// The gRPC connection is plaintext only to a loopback address; anything
+// else takes TLS, the server verified against a given CA, optionally with
+// a client certificate (mutual TLS), or an explicit Insecure (see TLS and
+// TestTLSCredentials, which dials real gRPC servers with certificates of a
+// CA made for the test and proves a wrong CA fails).
 package trillianlog
 
 import (
@@ -56,11 +62,12 @@ type Log struct {
 
 var _ ledger.Backend = (*Log)(nil)
 
-// Dial connects to a Trillian log server (host:port, plaintext gRPC, for a
-// server on loopback or a private network) and checks that tree treeID
-// exists and is a PREORDERED_LOG with RFC 6962 hashing.
-func Dial(ctx context.Context, addr string, treeID int64) (*Log, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// Dial connects to a Trillian log server (host:port) and checks that tree
+// treeID exists and is a PREORDERED_LOG with RFC 6962 hashing. The
+// connection is plaintext gRPC unless opts hold transport credentials
+// (see TLS.Credentials).
+func Dial(ctx context.Context, addr string, treeID int64, opts ...grpc.DialOption) (*Log, error) {
+	conn, err := newClient(addr, opts)
 	if err != nil {
 		return nil, fmt.Errorf("trillian %s: %w", addr, err)
 	}
@@ -87,11 +94,11 @@ func Dial(ctx context.Context, addr string, treeID int64) (*Log, error) {
 
 // CreateTree creates and initialises a PREORDERED_LOG tree for a ledger on
 // the Trillian server at addr and returns its id.
-func CreateTree(ctx context.Context, addr, name string) (int64, error) {
+func CreateTree(ctx context.Context, addr, name string, opts ...grpc.DialOption) (int64, error) {
 	if len(name) > 20 {
 		name = name[:20] // Trillian's DisplayName column
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := newClient(addr, opts)
 	if err != nil {
 		return 0, fmt.Errorf("trillian %s: %w", addr, err)
 	}
@@ -107,6 +114,12 @@ func CreateTree(ctx context.Context, addr, name string) (int64, error) {
 		return 0, fmt.Errorf("trillian %s: creating a tree: %w", addr, err)
 	}
 	return tree.TreeId, nil
+}
+
+// newClient connects to addr: plaintext unless opts say otherwise (a later
+// WithTransportCredentials replaces an earlier one).
+func newClient(addr string, opts []grpc.DialOption) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
 }
 
 // TreeID returns the tree's id.
