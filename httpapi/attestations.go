@@ -273,7 +273,7 @@ func (s *Server) verifyEnvelope(body []byte) (*ledger.AttestationRecorded, *atte
 		}
 		return nil, nil, err
 	}
-	id := cas.Digest(v.KeyID)
+	id := v.KeyID
 	if _, err := s.cfg.Ledger.AttestationIndex(cas.Sum(v.Canonical())); err == nil {
 		ev, err := s.loggedAttestation(cas.Sum(v.Canonical()))
 		return ev, v, err
@@ -300,7 +300,7 @@ func (s *Server) verifyEnvelope(body []byte) (*ledger.AttestationRecorded, *atte
 	ev := &ledger.AttestationRecorded{Envelope: cas.Sum(v.Canonical()), KeyID: id, PredicateType: v.PredicateType,
 		Build: &b.Event.UUID, Verdict: ledger.Verdict(rb.Verdict)}
 	for _, sub := range v.Subjects {
-		ev.Subjects = append(ev.Subjects, ledger.Subject{Name: sub.Name, SHA256: cas.Digest(sub.SHA256)})
+		ev.Subjects = append(ev.Subjects, ledger.Subject{Name: sub.Name, SHA256: sub.SHA256})
 	}
 	return ev, v, nil
 }

@@ -70,12 +70,12 @@ func rebuildOf(b *ledger.BuildRecorded, index uint64, got map[string]cas.Digest)
 		if g, ok := got[a.Path]; ok {
 			d, r.Verdict = g, attest.Differs
 		}
-		r.Subjects = append(r.Subjects, attest.Subject{Name: a.Path, SHA256: attest.Digest(d)})
+		r.Subjects = append(r.Subjects, attest.Subject{Name: a.Path, SHA256: d})
 	}
 	if b.Inputs.BuildEnvironment != nil {
-		r.Inputs = append(r.Inputs, attest.Input{Name: attest.InputBuildEnvironment, SHA256: attest.Digest(*b.Inputs.BuildEnvironment)})
+		r.Inputs = append(r.Inputs, attest.Input{Name: attest.InputBuildEnvironment, SHA256: *b.Inputs.BuildEnvironment})
 	}
-	r.Inputs = append(r.Inputs, attest.Input{Name: attest.InputScript, SHA256: attest.Digest(b.Script)})
+	r.Inputs = append(r.Inputs, attest.Input{Name: attest.InputScript, SHA256: b.Script})
 	return r
 }
 

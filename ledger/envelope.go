@@ -60,7 +60,7 @@ func (l *Ledger) checkEnvelope(txn *badger.Txn, e *AttestationRecorded, signer K
 	}
 	subjects := make([]Subject, len(ver.Subjects))
 	for i, s := range ver.Subjects {
-		subjects[i] = Subject{Name: s.Name, SHA256: cas.Digest(s.SHA256)}
+		subjects[i] = Subject{Name: s.Name, SHA256: s.SHA256}
 	}
 	slices.SortFunc(subjects, compareSubjects)
 	if !slices.Equal(subjects, e.Subjects) {
@@ -115,7 +115,7 @@ func CheckRebuildMatches(rb *attest.Rebuild, b *BuildRecorded, index uint64) err
 		case !known:
 		case want == nil:
 			return bad("input %s %s, but the build recorded none", in.Name, in.SHA256)
-		case cas.Digest(in.SHA256) != *want:
+		case in.SHA256 != *want:
 			return bad("input %s %s, recorded %s", in.Name, in.SHA256, want)
 		}
 	}
@@ -141,7 +141,7 @@ func (l *Ledger) verifier(txn *badger.Txn, st KeyState) (*attest.Verifier, error
 	if err != nil {
 		return nil, fmt.Errorf("%w: key %s logged at %d: %v", ErrCorrupt, st.KeyID, st.AddedAt, err)
 	}
-	if cas.Digest(v.KeyID()) != st.KeyID {
+	if v.KeyID() != st.KeyID {
 		return nil, fmt.Errorf("%w: key %s logged at %d has id %s", ErrCorrupt, st.KeyID, st.AddedAt, v.KeyID())
 	}
 	l.verifiers.Store(st.KeyID, v)

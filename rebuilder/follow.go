@@ -178,7 +178,7 @@ func (f *Follower) Once(ctx context.Context) (FollowReport, error) {
 	}
 	key := cas.Digest{}
 	if f.Rebuilder.Signer != nil {
-		key = cas.Digest(f.Rebuilder.Signer.KeyID())
+		key = f.Rebuilder.Signer.KeyID()
 	}
 
 	// Collect the work: the retries, then the new entries in log order.

@@ -201,10 +201,10 @@ func (r *Rebuilder) statement(o *Outcome, ex *builder.Exec) (*v1.Statement, erro
 		StartedOn: o.Result.Exec.Started, FinishedOn: o.Result.Exec.Finished,
 	}
 	for _, a := range o.Comparison.Identical {
-		rb.Subjects = append(rb.Subjects, attest.Subject{Name: a.Path, SHA256: attest.Digest(a.SHA256)})
+		rb.Subjects = append(rb.Subjects, attest.Subject{Name: a.Path, SHA256: a.SHA256})
 	}
 	for _, m := range o.Comparison.Differing {
-		rb.Subjects = append(rb.Subjects, attest.Subject{Name: m.Path, SHA256: attest.Digest(m.Actual)})
+		rb.Subjects = append(rb.Subjects, attest.Subject{Name: m.Path, SHA256: m.Actual})
 	}
 	if len(rb.Subjects) == 0 {
 		return nil, fmt.Errorf("rebuilder: cannot attest build %s: %w", o.Build.UUID, ErrNothingToAttest)
@@ -215,7 +215,7 @@ func (r *Rebuilder) statement(o *Outcome, ex *builder.Exec) (*v1.Statement, erro
 		d    *cas.Digest
 	}{{attest.InputOpamSwitch, in.OpamSwitch}, {attest.InputBuildEnvironment, in.BuildEnvironment}, {attest.InputSystemPackages, in.SystemPackages}, {attest.InputScript, &o.Build.Script}} {
 		if x.d != nil {
-			rb.Inputs = append(rb.Inputs, attest.Input{Name: x.name, SHA256: attest.Digest(*x.d)})
+			rb.Inputs = append(rb.Inputs, attest.Input{Name: x.name, SHA256: *x.d})
 		}
 	}
 	return rb.Statement()

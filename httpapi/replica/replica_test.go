@@ -113,7 +113,7 @@ func (p *primaryWorld) attest(t *testing.T, s *attest.Signer, b *ledger.BuildRec
 	}
 	r := &attest.Rebuild{Job: b.Job, Build: b.UUID, Platform: b.Platform, LogIndex: int64(be.Index), Verdict: attest.Reproduced, BuilderID: "https://r.example"}
 	for _, a := range be.Event.Artifacts {
-		r.Subjects = append(r.Subjects, attest.Subject{Name: a.Path, SHA256: attest.Digest(a.SHA256)})
+		r.Subjects = append(r.Subjects, attest.Subject{Name: a.Path, SHA256: a.SHA256})
 	}
 	st, err := r.Statement()
 	if err != nil {

@@ -93,7 +93,7 @@ func NewGateFixture() (*GateFixture, error) {
 		}
 		keys = append(keys, map[string]any{"name": name, "public_key": string(sg.PublicKeyPEM())})
 		st, err := (&attest.Rebuild{Job: "web", Build: b.UUID, Platform: "debian-12", LogIndex: int64(rc.Index), Verdict: attest.Reproduced,
-			BuilderID: "https://rebuilder.example/" + name, Subjects: []attest.Subject{{Name: main, SHA256: attest.Digest(f.Image)}}}).Statement()
+			BuilderID: "https://rebuilder.example/" + name, Subjects: []attest.Subject{{Name: main, SHA256: f.Image}}}).Statement()
 		if err != nil {
 			return nil, err
 		}

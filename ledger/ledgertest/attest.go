@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/buildledger/buildledger/attest"
-	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/ledger"
 )
 
@@ -37,9 +36,9 @@ func Rebuild(b *ledger.BuildRecorded, index uint64, verdict ledger.Verdict, subj
 		}
 	}
 	for _, s := range subjects {
-		rb.Subjects = append(rb.Subjects, attest.Subject{Name: s.Name, SHA256: attest.Digest(s.SHA256)})
+		rb.Subjects = append(rb.Subjects, attest.Subject{Name: s.Name, SHA256: s.SHA256})
 	}
-	rb.Inputs = append(rb.Inputs, attest.Input{Name: attest.InputScript, SHA256: attest.Digest(b.Script)})
+	rb.Inputs = append(rb.Inputs, attest.Input{Name: attest.InputScript, SHA256: b.Script})
 	return rb
 }
 
@@ -64,10 +63,10 @@ func Attest(tb testing.TB, l *Ledger, s *attest.Signer, rb *attest.Rebuild) *led
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ev := &ledger.AttestationRecorded{Envelope: info.Digest, KeyID: cas.Digest(s.KeyID()), PredicateType: v.PredicateType,
+	ev := &ledger.AttestationRecorded{Envelope: info.Digest, KeyID: s.KeyID(), PredicateType: v.PredicateType,
 		Build: &rb.Build, Verdict: ledger.Verdict(rb.Verdict)}
 	for _, sub := range v.Subjects {
-		ev.Subjects = append(ev.Subjects, ledger.Subject{Name: sub.Name, SHA256: cas.Digest(sub.SHA256)})
+		ev.Subjects = append(ev.Subjects, ledger.Subject{Name: sub.Name, SHA256: sub.SHA256})
 	}
 	return ev
 }

@@ -79,7 +79,7 @@ func FuzzCheckBundle(f *testing.F) {
 	var valid []gate.ProvenAttestation
 	for _, pa := range orig.Attestations {
 		ev, err := ledger.Decode(pa.Event)
-		if ar, ok := ev.(*ledger.AttestationRecorded); err == nil && ok && ar.KeyID == cas.Digest(w.Keys["a"].KeyID()) {
+		if ar, ok := ev.(*ledger.AttestationRecorded); err == nil && ok && ar.KeyID == w.Keys["a"].KeyID() {
 			valid = append(valid, pa)
 		}
 	}

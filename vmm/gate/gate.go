@@ -243,7 +243,7 @@ func (g *Gate) judge(b *Bundle) *Decision {
 	dec := &Decision{Image: d, K: p.Threshold}
 
 	// The builds that produced the image.
-	target := attest.Target{Digest: attest.Digest(d)}
+	target := attest.Target{Digest: d}
 	var uploader *ledger.BuildRecorded
 	var problems []string
 	for _, pe := range b.Builds {
@@ -313,7 +313,7 @@ func (g *Gate) judge(b *Bundle) *Decision {
 	// logged: keys are revoked when compromised, and when that happened is
 	// not known.
 	for id, k := range p.keys {
-		tk := attest.TrustedKey{ID: attest.KeyID(id), Name: k.name, AddedAt: int64(added[id])}
+		tk := attest.TrustedKey{ID: id, Name: k.name, AddedAt: int64(added[id])}
 		if _, ok := revoked[id]; ok || k.revoked {
 			tk.Revoked, tk.RevokedAt = true, tk.AddedAt+1 // the first index an attestation can have
 		}
@@ -362,8 +362,8 @@ func (g *Gate) judge(b *Bundle) *Decision {
 			continue
 		}
 		atts = append(atts, a)
-		tk := pol.Keys[slices.IndexFunc(pol.Keys, func(t attest.TrustedKey) bool { return t.ID == attest.KeyID(ar.KeyID) })]
-		names := slices.ContainsFunc(a.Subjects, func(s attest.Subject) bool { return s.SHA256 == attest.Digest(d) })
+		tk := pol.Keys[slices.IndexFunc(pol.Keys, func(t attest.TrustedKey) bool { return t.ID == ar.KeyID })]
+		names := slices.ContainsFunc(a.Subjects, func(s attest.Subject) bool { return s.SHA256 == d })
 		switch {
 		case tk.Revoked:
 			v.Status, v.Detail = StatusRevoked, revokedDetail(revoked, ar.KeyID)
@@ -375,7 +375,7 @@ func (g *Gate) judge(b *Bundle) *Decision {
 			v.Status, v.Detail = StatusDifferentDigest, "the rebuilder got other bytes"
 			for _, s := range a.Subjects {
 				for _, t := range target.Builds {
-					if a.Build == t.Build && s.Name == t.Name && s.SHA256 != attest.Digest(d) {
+					if a.Build == t.Build && s.Name == t.Name && s.SHA256 != d {
 						v.Detail = fmt.Sprintf("the rebuilder got %s for %s", s.SHA256, s.Name)
 					}
 				}
@@ -391,7 +391,7 @@ func (g *Gate) judge(b *Bundle) *Decision {
 		return g.refuse(d, true, "the policy cannot be evaluated: %v", err)
 	}
 	for _, id := range ev.Agreeing {
-		dec.Agreeing = append(dec.Agreeing, p.keys[cas.Digest(id)].name)
+		dec.Agreeing = append(dec.Agreeing, p.keys[id].name)
 	}
 	slices.Sort(dec.Agreeing)
 	if p.UploaderCounts && uploader != nil {

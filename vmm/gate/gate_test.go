@@ -78,9 +78,9 @@ func (w *world) attest(name string, b *ledger.BuildRecorded, index uint64, got *
 	w.t.Helper()
 	a, _ := b.Artifact(*b.MainBinary)
 	r := &attest.Rebuild{Job: b.Job, Build: b.UUID, Platform: b.Platform, LogIndex: int64(index), Verdict: attest.Reproduced,
-		BuilderID: "https://rebuilder.example/" + name, Subjects: []attest.Subject{{Name: a.Path, SHA256: attest.Digest(a.SHA256)}}}
+		BuilderID: "https://rebuilder.example/" + name, Subjects: []attest.Subject{{Name: a.Path, SHA256: a.SHA256}}}
 	if got != nil {
-		r.Subjects[0].SHA256, r.Verdict = attest.Digest(*got), attest.Differs
+		r.Subjects[0].SHA256, r.Verdict = *got, attest.Differs
 	}
 	st, err := r.Statement()
 	if err != nil {

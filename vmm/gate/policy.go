@@ -107,7 +107,7 @@ func parsePolicy(doc []byte, dir string) (*Policy, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: key %d (%q): %v", ErrPolicy, i, k.Name, err)
 		}
-		id := cas.Digest(v.KeyID())
+		id := v.KeyID()
 		if p.keys[id] != nil {
 			return nil, fmt.Errorf("%w: key %q is the same key as %q", ErrPolicy, k.Name, p.keys[id].name)
 		}
