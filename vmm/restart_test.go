@@ -154,7 +154,10 @@ func TestDestroyDuringBootLoop(t *testing.T) {
 	if err := e.c.Destroy(ctx, "loop"); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	// Bounds far above the work and far below what a lost race costs
+	// (a boot loop that never lets go, an hour of backoff), so a loaded
+	// machine does not fail them.
+	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("destroy took %v", d)
 	}
 	// Destroy returned after the session's goroutine did; closing the
@@ -174,7 +177,7 @@ func TestDestroyDuringBootLoop(t *testing.T) {
 	if err := e2.c.Destroy(ctx, "slow"); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > time.Second {
+	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("destroy of a waiting unikernel took %v", d)
 	}
 
