@@ -67,6 +67,9 @@ type Config struct {
 	// EventCache is how many decoded events reads keep in memory
 	// (about 1 KB each). Default 131072.
 	EventCache int
+	// GC configures the periodic value-log garbage collection (see
+	// GCConfig); the zero value collects every 10 minutes.
+	GC GCConfig
 	// Backend, if set, is the log of record the ledger writes through
 	// (see Backend); nil keeps the log in the embedded tree only.
 	Backend Backend
@@ -101,6 +104,7 @@ type Ledger struct {
 	quit    chan struct{}
 	done    chan struct{}
 	closing sync.Once
+	gc      gcLoop
 	// commitMu is held by the committer for each commit and by Replay.
 	commitMu sync.Mutex
 	cp       atomic.Pointer[Checkpoint]
@@ -225,6 +229,7 @@ func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
 		}
 	}
 	go l.commitLoop()
+	l.startGC(cfg.GC)
 	return l, nil
 }
 
@@ -233,6 +238,7 @@ func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
 func (l *Ledger) Close() error {
 	l.closing.Do(func() { close(l.quit) })
 	<-l.done
+	l.stopGC()
 	return nil
 }
 
