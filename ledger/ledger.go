@@ -33,6 +33,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/ledger/event"
 	"github.com/buildledger/buildledger/ledger/tree"
 )
 
@@ -291,25 +292,16 @@ func (l *Ledger) append(ctx context.Context, e Event, ifMissing bool) (Receipt, 
 	if err := l.Err(); err != nil {
 		return Receipt{}, err
 	}
-	norm := clone(e)
-	norm.normalize()
-	if err := norm.validate(); err != nil {
+	norm, data, err := event.Canonical(e)
+	if err != nil {
 		return Receipt{}, err
 	}
 	if err := admit(norm); err != nil {
 		return Receipt{}, err
 	}
-	data, err := marshal(norm)
-	if err != nil {
-		return Receipt{}, err
-	}
 	req := &request{ev: norm, data: data, ifMissing: ifMissing, reply: make(chan result, 1)}
 	if b, ok := norm.(*BuildRecorded); ok && ifMissing {
-		job := &JobDefined{Job: b.Job}
-		if err := job.validate(); err != nil {
-			return Receipt{}, err
-		}
-		if req.job, err = marshal(job); err != nil {
+		if _, req.job, err = event.Canonical(&JobDefined{Job: b.Job}); err != nil {
 			return Receipt{}, err
 		}
 	}

@@ -4,7 +4,7 @@
 // event.json and event/*.json describe every ledger event kind; each
 // schema's description states the canonical byte encoding that package
 // ledger enforces on top of the schema. The golden events in
-// ledger/testdata/events are checked against them (TestGoldenEvents).
+// ledger/event/testdata/events are checked against them (TestGoldenEvents).
 package schemas
 
 import (

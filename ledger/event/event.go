@@ -1,4 +1,4 @@
-package ledger
+package event
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/cas/digest"
 )
 
 // Kind names an event kind. It is the value of the "kind" member that opens
@@ -90,6 +90,21 @@ func Encode(e Event) ([]byte, error) {
 	return marshal(e)
 }
 
+// Canonical returns e in canonical form — a normalized copy, checked
+// valid — and its canonical bytes (Encode's).
+func Canonical(e Event) (Event, []byte, error) {
+	e = clone(e)
+	e.normalize()
+	if err := e.validate(); err != nil {
+		return nil, nil, err
+	}
+	b, err := marshal(e)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, b, nil
+}
+
 func marshal(e Event) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -147,11 +162,11 @@ func Decode(b []byte) (Event, error) {
 	return e, nil
 }
 
-// decodeStored decodes an event read back from this ledger's own store.
+// DecodeStored decodes an event read back from this ledger's own store.
 // Those bytes were checked by Decode when appended and the CAS verifies
 // their digest on every read, so only the JSON is parsed here: no canonical
 // re-encoding, no validation. Replay uses Decode, re-checking everything.
-func decodeStored(b []byte) (Event, error) {
+func DecodeStored(b []byte) (Event, error) {
 	const prefix = `{"kind":"`
 	if !bytes.HasPrefix(b, []byte(prefix)) {
 		return Decode(b)
@@ -213,7 +228,7 @@ func wrap(e Event) any {
 			*AttestationRecorded
 		}{header{KindAttestationRecorded, EncodingVersion}, e}
 	}
-	panic(fmt.Sprintf("ledger: unknown event type %T", e))
+	panic(fmt.Sprintf("event: unknown event type %T", e))
 }
 
 type header struct {
@@ -243,7 +258,7 @@ func clone(e Event) Event {
 		c.Subjects = slices.Clone(e.Subjects)
 		return &c
 	}
-	panic(fmt.Sprintf("ledger: unknown event type %T", e))
+	panic(fmt.Sprintf("event: unknown event type %T", e))
 }
 
 // JobDefined names a job and carries its descriptive metadata. A job must be
@@ -253,7 +268,7 @@ type JobDefined struct {
 	Job      string      `json:"job"`
 	Synopsis string      `json:"synopsis"`
 	Section  string      `json:"section"`
-	Readme   *cas.Digest `json:"readme"`
+	Readme   *digest.Digest `json:"readme"`
 }
 
 func (*JobDefined) Kind() Kind { return KindJobDefined }
@@ -280,10 +295,10 @@ type BuildRecorded struct {
 	Started    time.Time  `json:"started"`
 	Finished   time.Time  `json:"finished"`
 	Result     Result     `json:"result"`
-	Script     cas.Digest `json:"script"`
-	Console    cas.Digest `json:"console"`
+	Script     digest.Digest `json:"script"`
+	Console    digest.Digest `json:"console"`
 	Inputs     Inputs     `json:"inputs"`
-	InputID    cas.Digest `json:"input_id"`
+	InputID    digest.Digest `json:"input_id"`
 	Artifacts  []Artifact `json:"artifacts"`
 	MainBinary *string    `json:"main_binary"`
 }
@@ -291,9 +306,9 @@ type BuildRecorded struct {
 // Inputs are the digests of the files orb records about a build's
 // environment; nil when the build did not produce that file.
 type Inputs struct {
-	OpamSwitch       *cas.Digest `json:"opam_switch"`
-	BuildEnvironment *cas.Digest `json:"build_environment"`
-	SystemPackages   *cas.Digest `json:"system_packages"`
+	OpamSwitch       *digest.Digest `json:"opam_switch"`
+	BuildEnvironment *digest.Digest `json:"build_environment"`
+	SystemPackages   *digest.Digest `json:"system_packages"`
 }
 
 // Known reports whether at least one input file is recorded.
@@ -306,16 +321,16 @@ func (in Inputs) Known() bool {
 // missing file contributing 32 zero bytes. When all three exist this equals
 // builder-web's input_id; unlike builder-web, a build missing one of them
 // still gets an id, so its reproductions can be found.
-func (in Inputs) ID() cas.Digest {
+func (in Inputs) ID() digest.Digest {
 	h := sha256.New()
-	for _, d := range []*cas.Digest{in.OpamSwitch, in.BuildEnvironment, in.SystemPackages} {
-		var z cas.Digest
+	for _, d := range []*digest.Digest{in.OpamSwitch, in.BuildEnvironment, in.SystemPackages} {
+		var z digest.Digest
 		if d != nil {
 			z = *d
 		}
 		h.Write(z[:])
 	}
-	var id cas.Digest
+	var id digest.Digest
 	h.Sum(id[:0])
 	return id
 }
@@ -323,7 +338,7 @@ func (in Inputs) ID() cas.Digest {
 // Artifact is one output file of a build.
 type Artifact struct {
 	Path   string     `json:"path"`
-	SHA256 cas.Digest `json:"sha256"`
+	SHA256 digest.Digest `json:"sha256"`
 	Size   int64      `json:"size"`
 }
 
@@ -511,13 +526,13 @@ func (r Result) String() string {
 // count from this event's log index on.
 type KeyAdded struct {
 	Name      string     `json:"name"`
-	KeyID     cas.Digest `json:"key_id"`
+	KeyID     digest.Digest `json:"key_id"`
 	Algorithm string     `json:"algorithm"`
 	PublicKey []byte     `json:"public_key"`
 }
 
 // KeyID returns the id of a DER-encoded SubjectPublicKeyInfo: its SHA-256.
-func KeyID(spkiDER []byte) cas.Digest { return cas.Sum(spkiDER) }
+func KeyID(spkiDER []byte) digest.Digest { return digest.Sum(spkiDER) }
 
 func (*KeyAdded) Kind() Kind { return KindKeyAdded }
 func (e *KeyAdded) normalize() {
@@ -561,7 +576,7 @@ func KeyAlgorithm(spkiDER []byte) (string, error) {
 // KeyRevoked withdraws a key. Attestations logged after this event's index
 // no longer count; a revoked key cannot be added again.
 type KeyRevoked struct {
-	KeyID  cas.Digest `json:"key_id"`
+	KeyID  digest.Digest `json:"key_id"`
 	Reason string     `json:"reason"`
 }
 
@@ -589,7 +604,7 @@ const (
 // Subject is one attested artifact: a name and the digest the rebuilder got.
 type Subject struct {
 	Name   string     `json:"name"`
-	SHA256 cas.Digest `json:"sha256"`
+	SHA256 digest.Digest `json:"sha256"`
 }
 
 // AttestationRecorded logs a DSSE envelope whose bytes are in the CAS under
@@ -602,8 +617,8 @@ type Subject struct {
 // recorded digests when the verdict is "reproduced"); see checkSubjects and
 // checkEnvelope.
 type AttestationRecorded struct {
-	Envelope      cas.Digest `json:"envelope"`
-	KeyID         cas.Digest `json:"key_id"`
+	Envelope      digest.Digest `json:"envelope"`
+	KeyID         digest.Digest `json:"key_id"`
 	PredicateType string     `json:"predicate_type"`
 	Build         *uuid.UUID `json:"build"`
 	Subjects      []Subject  `json:"subjects"`
@@ -612,10 +627,11 @@ type AttestationRecorded struct {
 
 func (*AttestationRecorded) Kind() Kind { return KindAttestationRecorded }
 func (e *AttestationRecorded) normalize() {
-	slices.SortFunc(e.Subjects, compareSubjects)
+	slices.SortFunc(e.Subjects, CompareSubjects)
 }
 
-func compareSubjects(a, b Subject) int {
+// CompareSubjects orders subjects as events list them: by digest, then name.
+func CompareSubjects(a, b Subject) int {
 	if c := bytes.Compare(a.SHA256[:], b.SHA256[:]); c != 0 {
 		return c
 	}
@@ -644,7 +660,7 @@ func (e *AttestationRecorded) validate() error {
 			return bad("subject %d: name %q is empty or not printable text", i, s.Name)
 		}
 		if i > 0 {
-			switch c := compareSubjects(e.Subjects[i-1], s); {
+			switch c := CompareSubjects(e.Subjects[i-1], s); {
 			case c == 0:
 				return bad("subject %q %s listed twice", s.Name, s.SHA256)
 			case c > 0:

@@ -1,4 +1,4 @@
-package ledger
+package event
 
 import (
 	"bytes"
@@ -17,14 +17,14 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/cas/digest"
 	"github.com/buildledger/buildledger/schemas"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
-func dig(s string) cas.Digest { return cas.Sum([]byte(s)) }
-func pdig(s string) *cas.Digest {
+func dig(s string) digest.Digest { return digest.Sum([]byte(s)) }
+func pdig(s string) *digest.Digest {
 	d := dig(s)
 	return &d
 }
@@ -260,7 +260,7 @@ func TestDecodeStored(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeStored(b)
+		got, err := DecodeStored(b)
 		if err != nil {
 			t.Fatal(err)
 		}
