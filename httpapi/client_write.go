@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -289,22 +290,73 @@ func (c *Client) Envelope(ctx context.Context, d cas.Digest) ([]byte, error) {
 	return b, nil
 }
 
+// clientHashPage is the page size HashLookup asks for (a variable for
+// tests).
+var clientHashPage = maxHashPage
+
 // HashLookup returns the server's (unproven) answer to GET /hash; Lookup
-// proves it.
+// proves it. It follows the pages (the next cursor) to the end, keeping
+// the first page's checkpoint and the entries below its size: a later
+// page may answer with a newer checkpoint.
 func (c *Client) HashLookup(ctx context.Context, d cas.Digest) (*HashLookup, error) {
-	b, err := fetch(ctx, c.http, c.url("hash")+"?sha256="+d.String(), "application/json")
-	var he *Error
-	if errors.As(err, &he) && he.Status == http.StatusNotFound {
-		return nil, fmt.Errorf("%s: %w", d, ErrNotInLedger)
+	var all *HashLookup
+	var size uint64
+	for after := uint64(0); ; {
+		u := c.url("hash") + "?sha256=" + d.String() + "&limit=" + strconv.Itoa(clientHashPage)
+		if all != nil {
+			u += "&after=" + strconv.FormatUint(after, 10)
+		}
+		b, err := fetch(ctx, c.http, u, "application/json")
+		var he *Error
+		if all == nil && errors.As(err, &he) && he.Status == http.StatusNotFound {
+			return nil, fmt.Errorf("%s: %w", d, ErrNotInLedger)
+		}
+		if err != nil {
+			return nil, err
+		}
+		var hl HashLookup
+		if err := json.Unmarshal(b, &hl); err != nil {
+			return nil, fmt.Errorf("lookup answer is not JSON: %w", err)
+		}
+		if all == nil {
+			all = &hl
+			if hl.Next == nil {
+				return all, nil
+			}
+			cp, err := ledger.OpenCheckpoint([]byte(hl.Checkpoint), c.origin, c.vkey)
+			if err != nil {
+				return nil, err
+			}
+			size = cp.Size
+		} else {
+			for _, h := range hl.Builds {
+				if h.LogIndex <= after {
+					return nil, fmt.Errorf("the server's lookup page after log index %d lists a build at %d", after, h.LogIndex)
+				}
+				if h.LogIndex < size {
+					all.Builds = append(all.Builds, h)
+				}
+			}
+			for _, list := range []struct{ from, to *[]AttestationInfo }{{&hl.Attestations, &all.Attestations}, {&hl.Disputes, &all.Disputes}} {
+				for _, a := range *list.from {
+					if a.LogIndex <= after {
+						return nil, fmt.Errorf("the server's lookup page after log index %d lists an attestation at %d", after, a.LogIndex)
+					}
+					if a.LogIndex < size {
+						*list.to = append(*list.to, a)
+					}
+				}
+			}
+		}
+		if hl.Next == nil || *hl.Next+1 >= size {
+			all.Next = nil
+			return all, nil
+		}
+		if all != &hl && *hl.Next <= after {
+			return nil, fmt.Errorf("the server's lookup pages do not advance (after %d, then %d)", after, *hl.Next)
+		}
+		after = *hl.Next
 	}
-	if err != nil {
-		return nil, err
-	}
-	var hl HashLookup
-	if err := json.Unmarshal(b, &hl); err != nil {
-		return nil, fmt.Errorf("lookup answer is not JSON: %w", err)
-	}
-	return &hl, nil
 }
 
 // JobBuilds returns the server's (unproven) list of a job's builds, newest

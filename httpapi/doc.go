@@ -10,6 +10,32 @@
 // the log through transparency-dev/tessera's client, an independent
 // implementation, and verifies its proofs.
 //
+// Reads are bounded per request, also for anonymous clients: lists page
+// (/hash by log index with after= and limit=, job pages and
+// /failed-builds with start= and count=; TestHashPaging,
+// TestBuildListPaging), the front page and latest links read the ledger's
+// latest-build projection, /compare caps the input it parses and the diff
+// it shows and caches its results (TestCompareBounded), work that grows
+// with stored data runs in a few slots with 503 and Retry-After past them
+// (TestHeavyReadLimit), and a client that stops sending its body or
+// reading the response loses the connection after an idle timeout while
+// transfers that keep moving run to the end (TestStalledReaderIsDropped,
+// TestSlowDownloadCompletes, TestStalledBodyIsDropped).
+//
+// Uploader logins go through auth.Guard: a client network that keeps
+// failing is answered 429, and a login that finds the hashing slots busy
+// 503, both with Retry-After and before any password is hashed; recent
+// successful logins are not hashed again (TestLoginFlood,
+// BenchmarkLoginFlood). GET /metrics serves Prometheus metrics from a
+// registry per Server: requests by route template, method and status,
+// their durations, append latency, commit batch size and queue depth, the
+// store's size, login failures and refusals, a replica's lag
+// (TestMetrics). /healthz says the process serves; /readyz answers 503
+// while the ledger refuses appends after a failure, or while a replica
+// has no checkpoint or lags more than Config.MaxReplicaLag (TestReadyz,
+// TestReplicaState). Config.AccessLog gets one line per request, without
+// credentials or query strings (TestAccessLog).
+//
 // Every error goes through one table (errorStatus) that maps the ledger's
 // sentinel errors to HTTP statuses; internal error text never reaches a
 // client.

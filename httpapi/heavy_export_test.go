@@ -15,3 +15,11 @@ func HoldHeavyReads(s *Server) (release func()) {
 		}
 	}
 }
+
+// SetClientHashPage makes the client ask for reverse lookup pages of n
+// hits until restore is called.
+func SetClientHashPage(n int) (restore func()) {
+	old := clientHashPage
+	clientHashPage = n
+	return func() { clientHashPage = old }
+}

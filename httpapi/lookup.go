@@ -2,13 +2,15 @@ package httpapi
 
 import (
 	"errors"
+	"math"
 	"net/http"
-	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/tree"
 )
 
@@ -27,7 +29,8 @@ type HashHit struct {
 	MainBinary bool      `json:"main_binary"`
 }
 
-// HashLookup is the JSON answer of GET /hash.
+// HashLookup is the JSON answer of GET /hash: one page of the entries
+// for a digest, in log order.
 type HashLookup struct {
 	SHA256       cas.Digest        `json:"sha256"`
 	Builds       []HashHit         `json:"builds"`
@@ -37,11 +40,50 @@ type HashLookup struct {
 	Disputes []AttestationInfo `json:"disputes"`
 	// Checkpoint is the signed checkpoint the log indices refer to.
 	Checkpoint string `json:"checkpoint"`
+	// Next, when more entries follow (up to the checkpoint), is the after=
+	// of the next page.
+	Next *uint64 `json:"next,omitempty"`
+}
+
+// Reverse lookups are paged by log index: GET /hash?sha256=D&after=I&limit=N
+// answers the entries after log index I (from the start without after=),
+// at most N hits (builds, attestations and disputes together; default
+// hashPage, at most maxHashPage), never splitting the hits of one log
+// entry. The work and the answer are bounded by the page, not by how often
+// the digest was built (a digest in 16,500 builds answered 3.7 MB at
+// once). TestHashPaging.
+const (
+	hashPage    = 1000
+	maxHashPage = 10000
+)
+
+// hashParams reads after= and limit=; paged reports whether either was
+// given.
+func hashParams(r *http.Request) (from uint64, limit int, paged bool, err error) {
+	q := r.URL.Query()
+	if a := q.Get("after"); a != "" {
+		after, err := strconv.ParseUint(a, 10, 64)
+		if err != nil || after == math.MaxUint64 {
+			return 0, 0, false, badRequest("after=%q: give the log index of the last entry seen (the next member of the previous page)", a)
+		}
+		from, paged = after+1, true
+	}
+	limit = hashPage
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.ParseInt(l, 10, 64)
+		if err != nil || n < 1 || n > maxHashPage {
+			return 0, 0, false, badRequest("limit=%q: give a page size from 1 to %d, and after= to page", l, maxHashPage)
+		}
+		limit, paged = int(n), true
+	}
+	return from, limit, paged, nil
 }
 
 // hash is the reverse hash lookup. HTML clients (albatross, browsers) get a
-// redirect to the newest build containing the digest, as from builder-web;
-// JSON clients get every build and path carrying it, with attestations.
+// redirect to the newest build containing the digest, as from builder-web,
+// unless they ask for a page (after= or limit=), which lists the builds;
+// JSON clients get a page of the builds and paths carrying it, with
+// attestations.
 func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query().Get("sha256")
 	if q == "" {
@@ -53,29 +95,33 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("sha256=%q: %v", q, err))
 		return
 	}
-	cp := s.cfg.Ledger.Checkpoint()
-	info, err := s.cfg.Ledger.Hash(d)
+	from, limit, paged, err := hashParams(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	hits := info.Builds
-	if len(hits) == 0 {
-		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no recorded build produced an artifact with SHA-256 " + d.String()})
+	notFound := &Error{Status: http.StatusNotFound, Msg: "no recorded build produced an artifact with SHA-256 " + d.String()}
+	if !wantsJSON(r) && !paged {
+		newest, ok, err := s.newestBuildWith(d)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if !ok {
+			s.fail(w, r, notFound)
+			return
+		}
+		http.Redirect(w, r, buildURL(newest.Job, newest.UUID), http.StatusFound)
 		return
 	}
-	if !wantsJSON(r) {
-		newest := hits[0]
-		for _, h := range hits[1:] {
-			if h.Started.After(newest.Started) {
-				newest = h
-			}
-		}
-		http.Redirect(w, r, "/job/"+url.PathEscape(newest.Job)+"/build/"+newest.UUID.String(), http.StatusFound)
+	cp := s.cfg.Ledger.Checkpoint()
+	info, next, err := s.cfg.Ledger.HashPage(d, from, limit)
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	out := HashLookup{SHA256: d, Builds: []HashHit{}, Attestations: []AttestationInfo{}, Checkpoint: string(cp.Note)}
-	for _, h := range hits {
+	for _, h := range info.Builds {
 		if h.Index >= cp.Size {
 			continue // newer than the checkpoint we answer with
 		}
@@ -84,6 +130,12 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 			LogIndex: h.Index, Path: h.Path, Size: h.Size, MainBinary: h.MainBinary,
 		})
 	}
+	if from == 0 && len(out.Builds) == 0 {
+		// A digest's first entry is a build (an attestation names a
+		// recorded artifact), so an empty first page means none.
+		s.fail(w, r, notFound)
+		return
+	}
 	if out.Attestations, err = s.attestationInfos(info.Attestations, cp.Size); err == nil {
 		out.Disputes, err = s.attestationInfos(info.Disputes, cp.Size)
 	}
@@ -91,5 +143,30 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	if next != 0 && next < cp.Size {
+		after := next - 1
+		out.Next = &after
+	}
+	s.render(w, r, "hash", out)
+}
+
+// newestBuildWith finds the build with the latest start time among those
+// with an artifact of digest d, a page at a time so that memory stays
+// bounded however many builds share the digest.
+func (s *Server) newestBuildWith(d cas.Digest) (newest ledger.ArtifactHit, found bool, err error) {
+	for from := uint64(0); ; {
+		info, next, err := s.cfg.Ledger.HashPage(d, from, maxHashPage)
+		if err != nil {
+			return newest, false, err
+		}
+		for _, h := range info.Builds {
+			if !found || h.Started.After(newest.Started) {
+				newest, found = h, true
+			}
+		}
+		if next == 0 {
+			return newest, found, nil
+		}
+		from = next
+	}
 }

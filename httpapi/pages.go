@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -108,12 +111,23 @@ func summaries(es []ledger.BuildEntry) []BuildSummary {
 	return out
 }
 
-// JobView is a job with its builds.
+// JobView is a job with one page of its builds (see pageParams).
 type JobView struct {
 	Job      string         `json:"job"`
 	Synopsis string         `json:"synopsis"`
 	Section  string         `json:"section"`
 	Builds   []BuildSummary `json:"builds"`
+	Page
+}
+
+// Page places a page in a list of builds: Start and Count are the page's
+// start= and count=; Next and Prev are the URLs of the neighbouring pages,
+// empty where there is none.
+type Page struct {
+	Start int    `json:"start"`
+	Count int    `json:"count"`
+	Next  string `json:"next,omitempty"`
+	Prev  string `json:"prev,omitempty"`
 }
 
 // JobListing is the front page.
@@ -129,6 +143,9 @@ type JobLatest struct {
 	Latest   []BuildSummary `json:"latest"`
 }
 
+// index lists every job with its latest successful build per platform,
+// read from the ledger's latest-build projection: one key per platform,
+// whatever the number of builds.
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	jobs, err := s.cfg.Ledger.Jobs()
 	if err != nil {
@@ -137,39 +154,94 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	}
 	out := JobListing{Jobs: []JobLatest{}}
 	for _, j := range jobs {
-		builds, err := s.cfg.Ledger.JobBuilds(j.Event.Job, ledger.BuildFilter{})
+		latest, err := s.cfg.Ledger.LatestBuilds(j.Event.Job, true)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		jl := JobLatest{Job: j.Event.Job, Synopsis: j.Event.Synopsis, Section: j.Event.Section, Latest: []BuildSummary{}}
-		seen := map[string]bool{}
-		for _, b := range builds {
-			if b.Event.Succeeded() && b.Event.MainBinary != nil && !seen[b.Event.Platform] {
-				seen[b.Event.Platform] = true
-				jl.Latest = append(jl.Latest, summary(b))
-			}
-		}
-		out.Jobs = append(out.Jobs, jl)
+		// Newest first, as the page listed them before.
+		slices.SortStableFunc(latest, func(a, b ledger.BuildEntry) int { return b.Event.Started.Compare(a.Event.Started) })
+		out.Jobs = append(out.Jobs, JobLatest{Job: j.Event.Job, Synopsis: j.Event.Synopsis, Section: j.Event.Section, Latest: summaries(latest)})
 	}
 	s.render(w, r, "index", out)
 }
 
+// Pages of build lists: /job/J and /job/J/failed list jobPage builds by
+// default, /failed-builds failedPage (builder-web's 20); count= may ask
+// for 1 to maxPage. count=0, a negative count or one above maxPage is a
+// 400 that says so (builder-web read count=0 as "all", which on a large
+// ledger is a request that decodes every build).
+const (
+	jobPage    = 100
+	failedPage = 20
+	maxPage    = 1000
+)
+
+// pageParams reads start= and count= for a list of builds.
+func pageParams(r *http.Request, def int) (start, count int, err error) {
+	st, err := uintParam(r, "start", 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	q := r.URL.Query().Get("count")
+	n, perr := strconv.ParseInt(q, 10, 64)
+	switch {
+	case q == "":
+		n = int64(def)
+	case perr != nil || n < 1 || n > maxPage:
+		return 0, 0, badRequest("count=%q: give a page size from 1 to %d, and start= to page through the list", q, maxPage)
+	}
+	if st > math.MaxInt32 {
+		return 0, 0, badRequest("start=%d is beyond any list of builds", st)
+	}
+	return int(st), int(n), nil
+}
+
+// page returns the Page of a list read with Skip start and Limit count+1
+// (the extra build tells whether there is a next page), with links that
+// keep the request's other parameters.
+func page(r *http.Request, start, count int, more bool) Page {
+	p := Page{Start: start, Count: count}
+	link := func(st int) string {
+		q := r.URL.Query()
+		q.Set("start", strconv.Itoa(st))
+		q.Set("count", strconv.Itoa(count))
+		return r.URL.EscapedPath() + "?" + q.Encode()
+	}
+	if more {
+		p.Next = link(start + count)
+	}
+	if start > 0 {
+		p.Prev = link(max(start-count, 0))
+	}
+	return p
+}
+
+// job lists a page of a job's builds, newest first. A page covers count
+// builds of the job's list (on ?platform= if given); /job/J shows the
+// successful ones among them, /job/J/failed all, so both page the same
+// list with the same start=.
 func (s *Server) job(failed bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := mux.Vars(r)["job"]
+		start, count, err := pageParams(r, jobPage)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		j, err := s.cfg.Ledger.Job(name)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		builds, err := s.cfg.Ledger.JobBuilds(name, ledger.BuildFilter{Platform: r.URL.Query().Get("platform")})
+		builds, err := s.cfg.Ledger.JobBuilds(name, ledger.BuildFilter{Platform: r.URL.Query().Get("platform"), Skip: start, Limit: count + 1})
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		v := JobView{Job: name, Synopsis: j.Event.Synopsis, Section: j.Event.Section, Builds: []BuildSummary{}}
-		for _, b := range builds {
+		more := len(builds) > count
+		v := JobView{Job: name, Synopsis: j.Event.Synopsis, Section: j.Event.Section, Builds: []BuildSummary{}, Page: page(r, start, count, more)}
+		for _, b := range builds[:min(len(builds), count)] {
 			if failed || b.Event.Succeeded() {
 				v.Builds = append(v.Builds, summary(b))
 			}
@@ -178,25 +250,25 @@ func (s *Server) job(failed bool) http.HandlerFunc {
 	}
 }
 
+// FailedBuildList is the answer of /failed-builds.
+type FailedBuildList struct {
+	Builds []BuildSummary `json:"builds"`
+	Page
+}
+
 func (s *Server) failedBuilds(w http.ResponseWriter, r *http.Request) {
-	start, err := uintParam(r, "start", 0)
+	start, count, err := pageParams(r, failedPage)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	count, err := uintParam(r, "count", 20)
-	if err != nil || count > 1000 {
-		s.fail(w, r, badRequest("count must be 0 to 1000"))
-		return
-	}
-	builds, err := s.cfg.Ledger.FailedBuilds(ledger.BuildFilter{Platform: r.URL.Query().Get("platform"), Skip: int(start), Limit: int(count)})
+	builds, err := s.cfg.Ledger.FailedBuilds(ledger.BuildFilter{Platform: r.URL.Query().Get("platform"), Skip: start, Limit: count + 1})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.render(w, r, "failed", struct {
-		Builds []BuildSummary `json:"builds"`
-	}{summaries(builds)})
+	more := len(builds) > count
+	s.render(w, r, "failed", FailedBuildList{Builds: summaries(builds[:min(len(builds), count)]), Page: page(r, start, count, more)})
 }
 
 // lookupBuild resolves {job}/{uuid} (or "latest") from the route.
@@ -275,7 +347,8 @@ func (s *Server) buildByUUID(w http.ResponseWriter, r *http.Request) {
 
 // latest redirects /job/J/build/latest[/REST] to the newest successful
 // build with a main binary (on ?platform= if given), keeping REST, with 307
-// as builder-web does.
+// as builder-web does. The ledger's latest-build projection answers it
+// with one key per platform.
 func (s *Server) latest(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
 	if _, err := s.cfg.Ledger.Job(v["job"]); err != nil {
@@ -283,26 +356,24 @@ func (s *Server) latest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	platform := r.URL.Query().Get("platform")
-	builds, err := s.cfg.Ledger.JobBuilds(v["job"], ledger.BuildFilter{Platform: platform})
+	b, err := s.cfg.Ledger.LatestBuild(v["job"], platform, true)
+	if errors.Is(err, fs.ErrNotExist) {
+		msg := fmt.Sprintf("job %q has no successful build", v["job"])
+		if platform != "" {
+			msg += " on platform " + platform
+		}
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: msg, Err: err})
+		return
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	for _, b := range builds {
-		if b.Event.Succeeded() && b.Event.MainBinary != nil {
-			target := buildURL(b.Event.Job, b.Event.UUID)
-			if rest := v["rest"]; rest != "" {
-				target += "/" + rest
-			}
-			http.Redirect(w, r, target, http.StatusTemporaryRedirect)
-			return
-		}
+	target := buildURL(b.Event.Job, b.Event.UUID)
+	if rest := v["rest"]; rest != "" {
+		target += "/" + rest
 	}
-	msg := fmt.Sprintf("job %q has no successful build", v["job"])
-	if platform != "" {
-		msg += " on platform " + platform
-	}
-	s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: msg})
+	http.Redirect(w, r, target, http.StatusTemporaryRedirect)
 }
 
 func (s *Server) mainBinary(w http.ResponseWriter, r *http.Request) {
