@@ -46,7 +46,10 @@ type Limits struct {
 	// a hash (a token bucket): every such login takes a token while it is
 	// checked, and a success or a busy refusal gives it back, so only
 	// failures use the budget up, and a network has at most Burst logins
-	// waiting or hashing at once. Default 1 every 6 s, burst 10.
+	// waiting or hashing at once. Default 1 a minute, burst 5: the budgets
+	// of many networks together must stay well below what the hashing
+	// slots can do (tens of hashes a second), or a flood from many
+	// addresses keeps them busy.
 	Rate  rate.Limit
 	Burst int
 	// Clients bounds how many client networks are tracked; the least
@@ -69,10 +72,10 @@ func (l *Limits) setDefaults() {
 		l.BusyRetry = 2 * time.Second
 	}
 	if l.Rate <= 0 {
-		l.Rate = rate.Every(6 * time.Second)
+		l.Rate = rate.Every(time.Minute)
 	}
 	if l.Burst <= 0 {
-		l.Burst = 10
+		l.Burst = 5
 	}
 	if l.Clients <= 0 {
 		l.Clients = 16384
@@ -100,6 +103,9 @@ func (l *Limits) setDefaults() {
 //     start, and holds no password);
 //  3. waits at most Wait (or until its context ends) for a hashing slot,
 //     and is refused with ErrBusy (a *PushbackError) if none frees up;
+//     waiting logins are served in order of their network's budget left,
+//     so clients that keep failing do not delay one that has not
+//     (TestSlotsPriority);
 //  4. is checked by Store.AuthenticateContext.
 //
 // It is safe for concurrent use.
@@ -180,7 +186,7 @@ func (g *Guard) Login(ctx context.Context, client netip.Addr, name, password str
 		return u, nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, g.lim.Wait)
-	u, err := g.users.AuthenticateContext(wctx, name, password)
+	u, err := g.verify(wctx, lim.TokensAt(now), name, password)
 	cancel()
 	switch {
 	case err == nil:
@@ -202,6 +208,18 @@ func (g *Guard) Login(ctx context.Context, client netip.Addr, name, password str
 		res.CancelAt(now) // a storage error is not the client's failure
 		return User{}, err
 	}
+}
+
+// guardSlots admits the guards' logins to the store's hashing slots, the
+// clients with the most budget left first.
+var guardSlots = newSlots(cap(hashing))
+
+func (g *Guard) verify(ctx context.Context, prio float64, name, password string) (User, error) {
+	if err := guardSlots.acquire(ctx, prio); err != nil {
+		return User{}, fmt.Errorf("%w: %w", ErrBusy, err)
+	}
+	defer guardSlots.release()
+	return g.users.AuthenticateContext(ctx, name, password)
 }
 
 func (g *Guard) limiter(p netip.Prefix) *rate.Limiter {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -207,5 +208,60 @@ func TestClientNetwork(t *testing.T) {
 	}
 	if got := ClientNetwork(netip.Addr{}); got.IsValid() {
 		t.Errorf("invalid address: %s", got)
+	}
+}
+
+// TestSlotsPriority: a freed slot goes to the waiter with the highest
+// priority, whatever the arrival order; a waiter whose context ends leaves
+// the queue.
+func TestSlotsPriority(t *testing.T) {
+	s := newSlots(1)
+	if err := s.acquire(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	queued := func(n int) {
+		t.Helper()
+		for {
+			s.mu.Lock()
+			l := len(s.waiters)
+			s.mu.Unlock()
+			if l == n {
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	got := make(chan string, 3)
+	wait := func(name string, ctx context.Context, prio float64) {
+		go func() {
+			if err := s.acquire(ctx, prio); err != nil {
+				got <- name + " gave up"
+				return
+			}
+			got <- name
+		}()
+	}
+	wait("failing", context.Background(), 0.5)
+	queued(1)
+	gone, cancel := context.WithCancel(context.Background())
+	wait("impatient", gone, 9)
+	queued(2)
+	wait("fresh", context.Background(), 10)
+	queued(3)
+	cancel()
+	if g := <-got; g != "impatient gave up" {
+		t.Fatalf("first answer %q", g)
+	}
+	s.release()
+	if g := <-got; g != "fresh" {
+		t.Fatalf("the freed slot went to %q", g)
+	}
+	s.release()
+	if g := <-got; g != "failing" {
+		t.Fatalf("then to %q", g)
+	}
+	s.release()
+	if s.free != 1 || len(s.waiters) != 0 {
+		t.Fatalf("free %d, waiters %d", s.free, len(s.waiters))
 	}
 }
