@@ -5,27 +5,27 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/buildledger/buildledger/cas"
-	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/ledger/event"
 )
 
 // Mismatch is a file both builds produced with different contents.
 type Mismatch struct {
-	Path         string     `json:"path"`
-	Expected     cas.Digest `json:"expected"`
-	ExpectedSize int64      `json:"expected_size"`
-	Actual       cas.Digest `json:"actual"`
-	ActualSize   int64      `json:"actual_size"`
+	Path         string        `json:"path"`
+	Expected     digest.Digest `json:"expected"`
+	ExpectedSize int64         `json:"expected_size"`
+	Actual       digest.Digest `json:"actual"`
+	ActualSize   int64         `json:"actual_size"`
 }
 
 // Comparison sorts the files of two builds of a job: identical, differing,
 // missing from the actual build and extra in it. Each list is sorted by
 // path.
 type Comparison struct {
-	Identical []ledger.Artifact `json:"identical"`
-	Differing []Mismatch        `json:"differing"`
-	Missing   []ledger.Artifact `json:"missing"` // expected, not produced
-	Extra     []ledger.Artifact `json:"extra"`   // produced, not expected
+	Identical []event.Artifact `json:"identical"`
+	Differing []Mismatch       `json:"differing"`
+	Missing   []event.Artifact `json:"missing"` // expected, not produced
+	Extra     []event.Artifact `json:"extra"`   // produced, not expected
 }
 
 // Compare compares the files of an expected build (a recorded one, e.g.
@@ -35,8 +35,8 @@ type Comparison struct {
 // sides: they describe the build rather than being its product, and
 // DiffInputs compares them. Paths should be unique, as the ledger keeps
 // them; a repeated path counts once, by its last entry.
-func Compare(expected, actual []ledger.Artifact) Comparison {
-	c := Comparison{Identical: []ledger.Artifact{}, Differing: []Mismatch{}, Missing: []ledger.Artifact{}, Extra: []ledger.Artifact{}}
+func Compare(expected, actual []event.Artifact) Comparison {
+	c := Comparison{Identical: []event.Artifact{}, Differing: []Mismatch{}, Missing: []event.Artifact{}, Extra: []event.Artifact{}}
 	exp, act := byPath(expected), byPath(actual)
 	for p, e := range exp {
 		a, ok := act[p]
@@ -54,7 +54,7 @@ func Compare(expected, actual []ledger.Artifact) Comparison {
 			c.Extra = append(c.Extra, a)
 		}
 	}
-	cmp := func(a, b ledger.Artifact) int { return strings.Compare(a.Path, b.Path) }
+	cmp := func(a, b event.Artifact) int { return strings.Compare(a.Path, b.Path) }
 	slices.SortFunc(c.Identical, cmp)
 	slices.SortFunc(c.Missing, cmp)
 	slices.SortFunc(c.Extra, cmp)
@@ -62,8 +62,8 @@ func Compare(expected, actual []ledger.Artifact) Comparison {
 	return c
 }
 
-func byPath(arts []ledger.Artifact) map[string]ledger.Artifact {
-	m := make(map[string]ledger.Artifact, len(arts))
+func byPath(arts []event.Artifact) map[string]event.Artifact {
+	m := make(map[string]event.Artifact, len(arts))
 	for _, a := range arts {
 		if !isInput(a.Path) {
 			m[a.Path] = a

@@ -5,12 +5,12 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/buildledger/buildledger/cas"
-	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/ledger/event"
 )
 
-func art(p, content string) ledger.Artifact {
-	return ledger.Artifact{Path: p, SHA256: cas.Sum([]byte(content)), Size: int64(len(content))}
+func art(p, content string) event.Artifact {
+	return event.Artifact{Path: p, SHA256: digest.Sum([]byte(content)), Size: int64(len(content))}
 }
 
 func TestCompare(t *testing.T) {
@@ -20,30 +20,30 @@ func TestCompare(t *testing.T) {
 	env1, env2 := art("build-environment", "X=1\n"), art("build-environment", "X=2\n")
 	tests := []struct {
 		name             string
-		expected, actual []ledger.Artifact
+		expected, actual []event.Artifact
 		want             Comparison
 		reproducible     bool
 		text             string
 	}{
 		{
 			name: "identical, order and input files ignored", reproducible: true,
-			expected: []ledger.Artifact{b, env1, a}, actual: []ledger.Artifact{a, b, env2, art("system-packages", "x=1\n")},
-			want: Comparison{Identical: []ledger.Artifact{a, b}, Differing: []Mismatch{}, Missing: []ledger.Artifact{}, Extra: []ledger.Artifact{}},
+			expected: []event.Artifact{b, env1, a}, actual: []event.Artifact{a, b, env2, art("system-packages", "x=1\n")},
+			want: Comparison{Identical: []event.Artifact{a, b}, Differing: []Mismatch{}, Missing: []event.Artifact{}, Extra: []event.Artifact{}},
 			text: "reproducible: 2 files identical",
 		},
 		{
 			name: "one file", reproducible: true,
-			expected: []ledger.Artifact{a}, actual: []ledger.Artifact{a},
-			want: Comparison{Identical: []ledger.Artifact{a}, Differing: []Mismatch{}, Missing: []ledger.Artifact{}, Extra: []ledger.Artifact{}},
+			expected: []event.Artifact{a}, actual: []event.Artifact{a},
+			want: Comparison{Identical: []event.Artifact{a}, Differing: []Mismatch{}, Missing: []event.Artifact{}, Extra: []event.Artifact{}},
 			text: "reproducible: 1 file identical",
 		},
 		{
 			name:     "differing, missing and extra",
-			expected: []ledger.Artifact{a, b, c}, actual: []ledger.Artifact{b2, a, art("bin/d", "d")},
+			expected: []event.Artifact{a, b, c}, actual: []event.Artifact{b2, a, art("bin/d", "d")},
 			want: Comparison{
-				Identical: []ledger.Artifact{a},
+				Identical: []event.Artifact{a},
 				Differing: []Mismatch{{Path: "bin/b", Expected: b.SHA256, ExpectedSize: 1, Actual: b2.SHA256, ActualSize: 2}},
-				Missing:   []ledger.Artifact{c}, Extra: []ledger.Artifact{art("bin/d", "d")},
+				Missing:   []event.Artifact{c}, Extra: []event.Artifact{art("bin/d", "d")},
 			},
 			text: "not reproducible: 1 file identical, 1 differing, 1 missing, 1 extra\n" +
 				"differs: bin/b\n  expected sha256 " + b.SHA256.String() + " (1 bytes)\n  actual   sha256 " + b2.SHA256.String() + " (2 bytes)\n" +
@@ -52,14 +52,14 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name:     "nothing to compare",
-			expected: []ledger.Artifact{env1}, actual: nil,
-			want: Comparison{Identical: []ledger.Artifact{}, Differing: []Mismatch{}, Missing: []ledger.Artifact{}, Extra: []ledger.Artifact{}},
+			expected: []event.Artifact{env1}, actual: nil,
+			want: Comparison{Identical: []event.Artifact{}, Differing: []Mismatch{}, Missing: []event.Artifact{}, Extra: []event.Artifact{}},
 			text: "not reproducible: no files to compare",
 		},
 		{
 			name:     "all missing",
-			expected: []ledger.Artifact{a}, actual: []ledger.Artifact{},
-			want: Comparison{Identical: []ledger.Artifact{}, Differing: []Mismatch{}, Missing: []ledger.Artifact{a}, Extra: []ledger.Artifact{}},
+			expected: []event.Artifact{a}, actual: []event.Artifact{},
+			want: Comparison{Identical: []event.Artifact{}, Differing: []Mismatch{}, Missing: []event.Artifact{a}, Extra: []event.Artifact{}},
 			text: "not reproducible: 0 files identical, 0 differing, 1 missing, 0 extra\nmissing: bin/a (expected sha256 " + a.SHA256.String() + ", 1 bytes)",
 		},
 	}

@@ -14,12 +14,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/ledger/checkpoint"
+	"github.com/buildledger/buildledger/ledger/event"
+
 	"github.com/google/uuid"
 
-	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/internal/atomicfile"
-	"github.com/buildledger/buildledger/ledger"
 )
 
 // Follower is the rebuild daemon: it reads a ledger's log as it grows,
@@ -135,7 +137,7 @@ func (f *Follower) log() *slog.Logger {
 
 type followItem struct {
 	index uint64
-	build *ledger.BuildRecorded
+	build *event.BuildRecorded
 }
 
 // Once handles the builds to retry and every log entry from the state's
@@ -159,7 +161,7 @@ func (f *Follower) Once(ctx context.Context) (FollowReport, error) {
 		return rep, err
 	}
 	if st.Checkpoint != "" {
-		old, err := ledger.OpenCheckpoint([]byte(st.Checkpoint), cp.Origin, c.LogKey())
+		old, err := checkpoint.Open([]byte(st.Checkpoint), cp.Origin, c.LogKey())
 		if err != nil {
 			return rep, fmt.Errorf("state file %s: %w", f.State, err)
 		}
@@ -176,7 +178,7 @@ func (f *Follower) Once(ctx context.Context) (FollowReport, error) {
 		}
 		platforms = []string{h.Distribution + "-" + h.Version}
 	}
-	key := cas.Digest{}
+	key := digest.Digest{}
 	if f.Rebuilder.Signer != nil {
 		key = f.Rebuilder.Signer.KeyID()
 	}
@@ -184,7 +186,7 @@ func (f *Follower) Once(ctx context.Context) (FollowReport, error) {
 	// Collect the work: the retries, then the new entries in log order.
 	attempts := map[uint64]int{}
 	var items []followItem
-	want := func(i uint64, b *ledger.BuildRecorded) (bool, error) {
+	want := func(i uint64, b *event.BuildRecorded) (bool, error) {
 		switch {
 		case !b.Succeeded():
 			f.log().Info("follow: skipping failed build", "build", b.UUID, "job", b.Job, "index", i)
@@ -207,7 +209,7 @@ func (f *Follower) Once(ctx context.Context) (FollowReport, error) {
 		if err != nil {
 			return rep, err
 		}
-		b, ok := ve.Event.(*ledger.BuildRecorded)
+		b, ok := ve.Event.(*event.BuildRecorded)
 		if !ok || b.UUID != r.Build {
 			return rep, fmt.Errorf("SECURITY: log index %d no longer holds build %s", r.Index, r.Build)
 		}
@@ -229,7 +231,7 @@ func (f *Follower) Once(ctx context.Context) (FollowReport, error) {
 		if err != nil {
 			return rep, err
 		}
-		b, ok := ve.Event.(*ledger.BuildRecorded)
+		b, ok := ve.Event.(*event.BuildRecorded)
 		if !ok {
 			continue
 		}
@@ -344,7 +346,7 @@ func receiptIndex(o *Outcome) int64 {
 }
 
 // attested reports whether key already attested build id.
-func (f *Follower) attested(ctx context.Context, id uuid.UUID, key cas.Digest) (bool, error) {
+func (f *Follower) attested(ctx context.Context, id uuid.UUID, key digest.Digest) (bool, error) {
 	atts, err := f.Rebuilder.Client.AttestationsOfBuild(ctx, id)
 	if err != nil {
 		return false, err

@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/buildledger/buildledger/cas"
-	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/ledger/event"
+
 	"github.com/buildledger/buildledger/ledger/builder"
 	"github.com/buildledger/buildledger/ledger/orb"
 )
@@ -59,11 +60,11 @@ func InputsOf(e *builder.Exec) (Inputs, error) {
 
 // ArtifactsOf returns the outputs of a recorded build other than its input
 // files, with their digests and sizes, as Compare expects them.
-func ArtifactsOf(e *builder.Exec) []ledger.Artifact {
-	arts := []ledger.Artifact{}
+func ArtifactsOf(e *builder.Exec) []event.Artifact {
+	arts := []event.Artifact{}
 	for _, f := range e.Output {
 		if !isInput(f.Path) {
-			arts = append(arts, ledger.Artifact{Path: f.Path, SHA256: cas.Sum(f.Data), Size: int64(len(f.Data))})
+			arts = append(arts, event.Artifact{Path: f.Path, SHA256: digest.Sum(f.Data), Size: int64(len(f.Data))})
 		}
 	}
 	return arts

@@ -8,8 +8,9 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/buildledger/buildledger/cas"
-	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/ledger/event"
+
 	"github.com/buildledger/buildledger/ledger/builder"
 )
 
@@ -22,7 +23,7 @@ const outputDir = "bin"
 // they, and devices, pipes and sockets, are left out with a console note,
 // as are files whose names the ledger cannot record. More than maxFiles
 // files or maxSize bytes fail with ErrOutputLimit.
-func collect(work string, maxSize int64, maxFiles int, con *console) ([]builder.File, []ledger.Artifact, error) {
+func collect(work string, maxSize int64, maxFiles int, con *console) ([]builder.File, []event.Artifact, error) {
 	root, err := os.OpenRoot(work)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rebuilder: %w", err)
@@ -31,15 +32,15 @@ func collect(work string, maxSize int64, maxFiles int, con *console) ([]builder.
 	fi, err := root.Lstat(outputDir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, []ledger.Artifact{}, nil
+		return nil, []event.Artifact{}, nil
 	case err != nil:
 		return nil, nil, fmt.Errorf("rebuilder: %w", err)
 	case !fi.IsDir():
 		con.note("%s is %s, not a directory: no outputs collected", outputDir, describe(root, outputDir, fi.Mode()))
-		return nil, []ledger.Artifact{}, nil
+		return nil, []event.Artifact{}, nil
 	}
 	var files []builder.File
-	arts := []ledger.Artifact{}
+	arts := []event.Artifact{}
 	var total int64
 	err = fs.WalkDir(root.FS(), outputDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -69,7 +70,7 @@ func collect(work string, maxSize int64, maxFiles int, con *console) ([]builder.
 		}
 		total += int64(len(data))
 		files = append(files, builder.File{Path: p, Data: data})
-		arts = append(arts, ledger.Artifact{Path: p, SHA256: cas.Sum(data), Size: int64(len(data))})
+		arts = append(arts, event.Artifact{Path: p, SHA256: digest.Sum(data), Size: int64(len(data))})
 		return nil
 	})
 	if err != nil {
@@ -126,7 +127,7 @@ func describe(root *os.Root, p string, mode fs.FileMode) string {
 // checkOutputPath reports why p cannot be recorded: the ledger's artifact
 // path rules, and builder's refusal of C1 control characters.
 func checkOutputPath(p string) error {
-	if err := ledger.CheckArtifactPath(p); err != nil {
+	if err := event.CheckArtifactPath(p); err != nil {
 		return err
 	}
 	for _, r := range p {

@@ -10,13 +10,14 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/ledger/event"
+
 	"github.com/google/uuid"
 	v1 "github.com/in-toto/attestation/go/v1"
 
 	"github.com/buildledger/buildledger/attest"
-	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi"
-	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/builder"
 )
 
@@ -77,7 +78,7 @@ var ErrNothingToAttest = errors.New("the rebuild produced none of the recorded f
 
 // Outcome is one rebuild of a recorded build.
 type Outcome struct {
-	Build    *ledger.BuildRecorded
+	Build    *event.BuildRecorded
 	LogIndex uint64 // of the build's record
 	// HostDifferences are the recorded host facts this host does not share
 	// (only with IgnoreEnvDifferences).
@@ -212,7 +213,7 @@ func (r *Rebuilder) statement(o *Outcome, ex *builder.Exec) (*v1.Statement, erro
 	in := o.Build.Inputs
 	for _, x := range []struct {
 		name string
-		d    *cas.Digest
+		d    *digest.Digest
 	}{{attest.InputOpamSwitch, in.OpamSwitch}, {attest.InputBuildEnvironment, in.BuildEnvironment}, {attest.InputSystemPackages, in.SystemPackages}, {attest.InputScript, &o.Build.Script}} {
 		if x.d != nil {
 			rb.Inputs = append(rb.Inputs, attest.Input{Name: x.name, SHA256: *x.d})

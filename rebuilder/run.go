@@ -12,9 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/buildledger/buildledger/ledger/event"
+
 	"github.com/google/uuid"
 
-	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/builder"
 	"github.com/buildledger/buildledger/ledger/orb"
 )
@@ -153,7 +154,7 @@ type Result struct {
 
 	// Artifacts are the files under bin/: path, SHA-256 and size, sorted by
 	// path. They are what Compare compares.
-	Artifacts []ledger.Artifact
+	Artifacts []event.Artifact
 
 	// Root is the build root used. Root/build keeps the job's files until
 	// the next run there.
@@ -178,7 +179,7 @@ func Run(ctx context.Context, spec Spec, opts Options) (*Result, error) {
 		}
 	}
 	progress(PhasePreparing)
-	if err := ledger.CheckName(spec.Job); err != nil {
+	if err := event.CheckName(spec.Job); err != nil {
 		return nil, invalidSpec("job: %v", err)
 	}
 	if len(spec.Script) == 0 {

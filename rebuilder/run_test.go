@@ -17,7 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/event"
+
 	"github.com/buildledger/buildledger/ledger/builder"
 	"github.com/buildledger/buildledger/ledger/orb"
 )
@@ -469,7 +470,7 @@ mkfifo bin/fifo
 printf x > "$(printf 'bin/new\nline')"
 `
 	res := mustRun(t, Spec{Job: "outputs", SourceDateEpoch: epoch, Script: []byte(script)}, o)
-	want := []ledger.Artifact{art("bin/real", "real\n"), art("bin/sub/deeper/file", "deep\n")}
+	want := []event.Artifact{art("bin/real", "real\n"), art("bin/sub/deeper/file", "deep\n")}
 	if !reflect.DeepEqual(res.Artifacts, want) {
 		t.Errorf("artifacts %+v, want %+v", res.Artifacts, want)
 	}

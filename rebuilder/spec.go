@@ -7,7 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/event"
+
 	"github.com/buildledger/buildledger/ledger/orb"
 )
 
@@ -19,7 +20,7 @@ var ErrInvalidSpec = errors.New("invalid job specification")
 
 // Spec is one job to run: a named shell script with its declared variables.
 type Spec struct {
-	// Job is the job's name (ledger.CheckName: letters, digits and ._+-).
+	// Job is the job's name (event.CheckName: letters, digits and ._+-).
 	Job string
 
 	// Script is the job's shell script, recorded verbatim as the exec's
@@ -205,7 +206,7 @@ func (s Spec) platform(env orb.Environment) (string, error) {
 		}
 		p = dist + "-" + version
 	}
-	if err := ledger.CheckName(p); err != nil {
+	if err := event.CheckName(p); err != nil {
 		return "", invalidSpec("platform: %v", err)
 	}
 	return p, nil

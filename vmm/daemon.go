@@ -13,7 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/cas/digest"
+
 	"github.com/buildledger/buildledger/vmm/gate"
 )
 
@@ -28,7 +29,7 @@ type Gate interface {
 	// Newer finds, for the running image's sha256, the newest successful
 	// build of the same job and platform; nil, nil when the running one
 	// is the newest.
-	Newer(ctx context.Context, running cas.Digest) (*gate.Candidate, error)
+	Newer(ctx context.Context, running digest.Digest) (*gate.Candidate, error)
 	// Download fetches the candidate's main binary to path and checks
 	// its sha256.
 	Download(ctx context.Context, c *gate.Candidate, path string) error
@@ -163,7 +164,7 @@ type Info struct {
 	State       State         `json:"state"`
 	Reason      string        `json:"reason,omitempty"` // why it is not running
 	Spec        Spec          `json:"spec"`
-	Image       cas.Digest    `json:"image"`
+	Image       digest.Digest `json:"image"`
 	Admission   *Admission    `json:"admission,omitempty"`
 	PID         int           `json:"pid,omitempty"`
 	Started     time.Time     `json:"started,omitzero"`
@@ -184,7 +185,7 @@ type Daemon struct {
 
 	mu      sync.Mutex
 	vms     map[string]*unikernel
-	pending map[cas.Digest]int // images imported by creates and updates under way
+	pending map[digest.Digest]int // images imported by creates and updates under way
 	policy  *Policy
 	closed  bool
 }
@@ -218,7 +219,7 @@ func Open(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, store: st, vms: map[string]*unikernel{}, pending: map[cas.Digest]int{}}
+	d := &Daemon{cfg: cfg, store: st, vms: map[string]*unikernel{}, pending: map[digest.Digest]int{}}
 	fail := func(err error) (*Daemon, error) {
 		st.close()
 		return nil, err
@@ -311,7 +312,7 @@ func notFound(name string) error {
 
 // admit asks the gate about the image and records the decision in the
 // audit log; any doubt is a refusal (*RefusedError).
-func (d *Daemon) admit(ctx context.Context, name string, img cas.Digest, op string) (*gate.Decision, error) {
+func (d *Daemon) admit(ctx context.Context, name string, img digest.Digest, op string) (*gate.Decision, error) {
 	gctx, cancel := context.WithTimeout(ctx, d.cfg.GateTimeout)
 	dec, err := d.cfg.Gate.Admit(gctx, d.store.imagePath(img))
 	cancel()
@@ -340,7 +341,7 @@ func (d *Daemon) admit(ctx context.Context, name string, img cas.Digest, op stri
 
 // boot admits img and starts it in a new supervised session. The caller
 // holds u.op, or is Open. On failure u's state says why.
-func (d *Daemon) boot(ctx context.Context, u *unikernel, img cas.Digest, op string) error {
+func (d *Daemon) boot(ctx context.Context, u *unikernel, img digest.Digest, op string) error {
 	dec, err := d.admit(ctx, u.name, img, op)
 	if err != nil {
 		u.setDown(StateRefused, err)
@@ -351,7 +352,7 @@ func (d *Daemon) boot(ctx context.Context, u *unikernel, img cas.Digest, op stri
 
 // launch records an admitted image as u's and starts it in a new
 // supervised session.
-func (d *Daemon) launch(u *unikernel, img cas.Digest, dec *gate.Decision, op string) error {
+func (d *Daemon) launch(u *unikernel, img digest.Digest, dec *gate.Decision, op string) error {
 	u.mu.Lock()
 	u.rec.Image = img
 	u.rec.Admission = admission(dec, op, d.cfg.Now().UTC())

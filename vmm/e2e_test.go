@@ -10,12 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/ledger/event"
+
 	"github.com/google/uuid"
 
 	"github.com/buildledger/buildledger/attest"
-	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi/httpapitest"
-	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/ledgertest"
 	"github.com/buildledger/buildledger/rebuilder"
 	"github.com/buildledger/buildledger/vmm"
@@ -44,7 +45,7 @@ func newFarm(t *testing.T, keys ...string) *farm {
 // build runs a job whose output is a "unikernel" for the process tender
 // (a shell script that announces its version and stays up), uploads it
 // and returns the build and the image bytes.
-func (f *farm) build(version string) (*ledger.BuildRecorded, []byte) {
+func (f *farm) build(version string) (*event.BuildRecorded, []byte) {
 	f.t.Helper()
 	script := fmt.Sprintf("mkdir -p bin\nprintf '#!/bin/sh\\necho web %s up\\nexec sleep 600\\n' > bin/web.hvt\nchmod 755 bin/web.hvt\n", version)
 	res, err := rebuilder.Run(ctx, rebuilder.Spec{Job: "web", Script: []byte(script), SourceDateEpoch: 1700000000},
@@ -70,7 +71,7 @@ func (f *farm) build(version string) (*ledger.BuildRecorded, []byte) {
 }
 
 // rebuild has key rebuild build b for real and attest the verdict.
-func (f *farm) rebuild(key string, b *ledger.BuildRecorded) {
+func (f *farm) rebuild(key string, b *event.BuildRecorded) {
 	f.t.Helper()
 	r := &rebuilder.Rebuilder{Client: f.Client, Signer: f.Keys[key], BuilderID: "https://rebuilders.example/" + key,
 		Options: rebuilder.Options{Root: f.root, SkipSystem: true}}
@@ -81,7 +82,7 @@ func (f *farm) rebuild(key string, b *ledger.BuildRecorded) {
 }
 
 // disagree has key attest that it got other bytes for build b's image.
-func (f *farm) disagree(key string, b *ledger.BuildRecorded) {
+func (f *farm) disagree(key string, b *event.BuildRecorded) {
 	f.t.Helper()
 	be, err := f.L.Build(b.UUID)
 	if err != nil {
@@ -173,7 +174,7 @@ func TestGatedBootEndToEnd(t *testing.T) {
 
 	// k=2 with two agreeing rebuilders boots.
 	info := e.mustCreate(vmm.Spec{Name: "web", Tender: "process"}, path1)
-	if info.State != vmm.StateRunning || info.Image != cas.Sum(img1) || info.Admission == nil ||
+	if info.State != vmm.StateRunning || info.Image != digest.Sum(img1) || info.Admission == nil ||
 		strings.Join(info.Admission.Agreeing, ",") != "a,b" || info.Admission.Build == nil || info.Admission.Build.UUID != v1.UUID {
 		t.Fatalf("k=2: %+v", info)
 	}
@@ -206,14 +207,14 @@ func TestGatedBootEndToEnd(t *testing.T) {
 	if rep, err = e.c.Update(ctx, "web", false, nil); err != nil || !rep.Updated {
 		t.Fatalf("update to v2: %+v %v", rep, err)
 	}
-	if got := e.info("web"); got.Image != cas.Sum(img2) || got.State != vmm.StateRunning {
+	if got := e.info("web"); got.Image != digest.Sum(img2) || got.State != vmm.StateRunning {
 		t.Fatalf("after the update: %+v", got)
 	}
 	waitConsole(t, e, "web", "web v2 up")
 	v3, _ := f.build("v3")
 	_, err = e.c.Update(ctx, "web", false, nil)
 	refused(t, err, "0 of 2 required", v3.UUID.String())
-	if got := e.info("web"); got.Image != cas.Sum(img2) || got.State != vmm.StateRunning {
+	if got := e.info("web"); got.Image != digest.Sum(img2) || got.State != vmm.StateRunning {
 		t.Fatalf("a refused update changed the running image: %+v", got)
 	}
 
@@ -238,9 +239,9 @@ func TestGatedBootEndToEnd(t *testing.T) {
 	defer forked.Close()
 	for i := range 30 {
 		t0 := time.Unix(1.7e9, 0)
-		forged := &ledger.BuildRecorded{Job: "web", UUID: uuid.New(), Platform: "debian-12", Started: t0, Finished: t0,
-			Result: ledger.Result{Kind: ledger.ResultExited}, Script: cas.Sum(nil), Console: cas.Sum(nil),
-			Artifacts: []ledger.Artifact{{Path: "bin/web.hvt", SHA256: cas.Sum([]byte(fmt.Sprint("forged", i))), Size: 1}}}
+		forged := &event.BuildRecorded{Job: "web", UUID: uuid.New(), Platform: "debian-12", Started: t0, Finished: t0,
+			Result: event.Result{Kind: event.ResultExited}, Script: digest.Sum(nil), Console: digest.Sum(nil),
+			Artifacts: []event.Artifact{{Path: "bin/web.hvt", SHA256: digest.Sum([]byte(fmt.Sprint("forged", i))), Size: 1}}}
 		forked.DefineJob(ctx, "web")
 		if _, err := forked.Append(ctx, forged); err != nil {
 			t.Fatal(err)

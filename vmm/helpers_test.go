@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildledger/buildledger/cas/digest"
+
 	"github.com/google/uuid"
 
-	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/vmm"
 	"github.com/buildledger/buildledger/vmm/gate"
 )
@@ -28,24 +29,24 @@ var _ vmm.Gate = (*gate.Gate)(nil)
 // it was given.
 type testGate struct {
 	mu      sync.Mutex
-	allowed map[cas.Digest]bool
-	err     error                          // returned by Admit, if set
-	newer   map[cas.Digest]*gate.Candidate // running → candidate
-	files   map[cas.Digest]string          // what Download serves
+	allowed map[digest.Digest]bool
+	err     error                             // returned by Admit, if set
+	newer   map[digest.Digest]*gate.Candidate // running → candidate
+	files   map[digest.Digest]string          // what Download serves
 	admits  int
 }
 
 func newTestGate() *testGate {
-	return &testGate{allowed: map[cas.Digest]bool{}, newer: map[cas.Digest]*gate.Candidate{}, files: map[cas.Digest]string{}}
+	return &testGate{allowed: map[digest.Digest]bool{}, newer: map[digest.Digest]*gate.Candidate{}, files: map[digest.Digest]string{}}
 }
 
-func (g *testGate) allow(d cas.Digest) {
+func (g *testGate) allow(d digest.Digest) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.allowed[d] = true
 }
 
-func (g *testGate) deny(d cas.Digest) {
+func (g *testGate) deny(d digest.Digest) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.allowed, d)
@@ -73,7 +74,7 @@ func (g *testGate) Admit(ctx context.Context, image string) (*gate.Decision, err
 	}, nil
 }
 
-func (g *testGate) Newer(ctx context.Context, running cas.Digest) (*gate.Candidate, error) {
+func (g *testGate) Newer(ctx context.Context, running digest.Digest) (*gate.Candidate, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.newer[running], nil
@@ -90,16 +91,16 @@ func (g *testGate) Download(ctx context.Context, c *gate.Candidate, path string)
 	if err != nil {
 		return err
 	}
-	if cas.Sum(b) != c.SHA256 {
+	if digest.Sum(b) != c.SHA256 {
 		return errors.New("digest mismatch")
 	}
 	return os.WriteFile(path, b, 0o600)
 }
 
 // offer makes the gate offer an update from running to the image at path.
-func (g *testGate) offer(running cas.Digest, path string) cas.Digest {
+func (g *testGate) offer(running digest.Digest, path string) digest.Digest {
 	b, _ := os.ReadFile(path)
-	d := cas.Sum(b)
+	d := digest.Sum(b)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.files[d] = path
@@ -113,14 +114,14 @@ func (g *testGate) offer(running cas.Digest, path string) cas.Digest {
 }
 
 // image writes a shell script to use as a process-tender image.
-func image(t testing.TB, body string) (string, cas.Digest) {
+func image(t testing.TB, body string) (string, digest.Digest) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "image")
 	b := []byte("#!/bin/sh\n" + body + "\n")
 	if err := os.WriteFile(p, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return p, cas.Sum(b)
+	return p, digest.Sum(b)
 }
 
 // env is a daemon on a socket, with a client.

@@ -10,7 +10,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/cas/digest"
 )
 
 // The operations a client asks the daemon for (server.go dispatches
@@ -133,7 +133,7 @@ func (d *Daemon) forget(u *unikernel) {
 
 // importImage receives an image into the store and holds it there
 // until release.
-func (d *Daemon) importImage(r io.Reader, max int64) (cas.Digest, error) {
+func (d *Daemon) importImage(r io.Reader, max int64) (digest.Digest, error) {
 	tmp, img, err := d.store.receive(r, max)
 	if err != nil {
 		return img, err
@@ -149,7 +149,7 @@ func (d *Daemon) importImage(r io.Reader, max int64) (cas.Digest, error) {
 
 // release ends the hold of importImage; with remove, the image goes
 // unless a unikernel or another import uses it.
-func (d *Daemon) release(img cas.Digest, remove bool) {
+func (d *Daemon) release(img digest.Digest, remove bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.pending[img]--; d.pending[img] <= 0 {
@@ -160,13 +160,13 @@ func (d *Daemon) release(img cas.Digest, remove bool) {
 	}
 }
 
-func (d *Daemon) removeImageIfUnused(img cas.Digest) {
+func (d *Daemon) removeImageIfUnused(img digest.Digest) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.removeImageIfUnusedLocked(img)
 }
 
-func (d *Daemon) removeImageIfUnusedLocked(img cas.Digest) {
+func (d *Daemon) removeImageIfUnusedLocked(img digest.Digest) {
 	if d.pending[img] > 0 {
 		return
 	}

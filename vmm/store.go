@@ -15,7 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/cas/digest"
+
 	"github.com/buildledger/buildledger/internal/atomicfile"
 	"github.com/buildledger/buildledger/vmm/gate"
 )
@@ -42,11 +43,11 @@ const (
 
 // record is what the state directory keeps of a unikernel.
 type record struct {
-	Spec      Spec       `json:"spec"`
-	Image     cas.Digest `json:"image"`
-	BlockMB   int        `json:"block_mb"`
-	Created   time.Time  `json:"created"`
-	Admission *Admission `json:"admission,omitempty"`
+	Spec      Spec          `json:"spec"`
+	Image     digest.Digest `json:"image"`
+	BlockMB   int           `json:"block_mb"`
+	Created   time.Time     `json:"created"`
+	Admission *Admission    `json:"admission,omitempty"`
 	// Stopped: it exited and was not restarted; the daemon does not boot
 	// it at start (vmm restart does).
 	Stopped bool `json:"stopped,omitempty"`
@@ -128,21 +129,21 @@ func openStore(dir string, writeFile func(string, []byte, fs.FileMode) error) (*
 
 func (s *store) close() error { return s.lock.Close() }
 
-func (s *store) imagePath(d cas.Digest) string { return filepath.Join(s.dir, imagesDir, d.String()) }
+func (s *store) imagePath(d digest.Digest) string { return filepath.Join(s.dir, imagesDir, d.String()) }
 
 func (s *store) runDir(name string) string { return filepath.Join(s.dir, runDir, name) }
 
 // receive copies at most max bytes of r into a temporary file of the
 // image store and returns it with its digest; commit moves it in place.
-func (s *store) receive(r io.Reader, max int64) (*atomicfile.File, cas.Digest, error) {
+func (s *store) receive(r io.Reader, max int64) (*atomicfile.File, digest.Digest, error) {
 	// Executable by the owner only, for the process tender.
 	f, err := atomicfile.CreateIn(filepath.Join(s.dir, imagesDir), 0o700)
 	if err != nil {
-		return nil, cas.Digest{}, err
+		return nil, digest.Digest{}, err
 	}
-	fail := func(err error) (*atomicfile.File, cas.Digest, error) {
+	fail := func(err error) (*atomicfile.File, digest.Digest, error) {
 		f.Abort()
-		return nil, cas.Digest{}, err
+		return nil, digest.Digest{}, err
 	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, max+1))
@@ -155,11 +156,11 @@ func (s *store) receive(r io.Reader, max int64) (*atomicfile.File, cas.Digest, e
 	if n == 0 {
 		return fail(fmt.Errorf("%w: the image is empty", ErrInvalid))
 	}
-	return f, cas.Digest(h.Sum(nil)), nil
+	return f, digest.Digest(h.Sum(nil)), nil
 }
 
 // commit makes the received image durable under its digest.
-func (s *store) commit(f *atomicfile.File, d cas.Digest) error {
+func (s *store) commit(f *atomicfile.File, d digest.Digest) error {
 	return f.CommitAs(s.imagePath(d))
 }
 
@@ -230,12 +231,12 @@ func (s *store) savePolicy(p *Policy) error {
 
 // AuditEntry is one gate decision in the audit log.
 type AuditEntry struct {
-	Time     time.Time  `json:"time"`
-	Name     string     `json:"name"`
-	Op       string     `json:"op"` // create, restart, restore, restart-on-fail, update, rollback
-	Image    cas.Digest `json:"image"`
-	Admitted bool       `json:"admitted"`
-	Reason   string     `json:"reason"`
+	Time     time.Time     `json:"time"`
+	Name     string        `json:"name"`
+	Op       string        `json:"op"` // create, restart, restore, restart-on-fail, update, rollback
+	Image    digest.Digest `json:"image"`
+	Admitted bool          `json:"admitted"`
+	Reason   string        `json:"reason"`
 }
 
 // auditLog appends entries to audit.log, each fsynced before the boot

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/cas/digest"
 )
 
 // A session is one stretch of a unikernel's life under supervision: a
@@ -43,7 +43,7 @@ var errStopped = errors.New("the unikernel was stopped")
 
 // startSession starts img in a new session that u now owns. The caller
 // either hands the session to supervise or ends it.
-func (d *Daemon) startSession(u *unikernel, img cas.Digest) (*session, *process, error) {
+func (d *Daemon) startSession(u *unikernel, img digest.Digest) (*session, *process, error) {
 	s := d.newSession()
 	u.mu.Lock()
 	u.sess = s
@@ -61,7 +61,7 @@ func (d *Daemon) startSession(u *unikernel, img cas.Digest) (*session, *process,
 // start runs the tender for img. The process starts only if ctx is not
 // canceled, checked under u.mu, which halt holds while it cancels: a
 // canceled session never starts anything.
-func (d *Daemon) start(ctx context.Context, u *unikernel, img cas.Digest) (*process, error) {
+func (d *Daemon) start(ctx context.Context, u *unikernel, img digest.Digest) (*process, error) {
 	u.mu.Lock()
 	spec := u.rec.Spec
 	u.mu.Unlock()

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/cas/digest"
+
 	"github.com/buildledger/buildledger/vmm"
 )
 
@@ -122,7 +123,7 @@ func TestSolo5ThroughDaemon(t *testing.T) {
 	})
 	img := solo5ELF(t, 1, vmm.Device{Name: "storage", Type: vmm.BlockBasic})
 	b, _ := os.ReadFile(img)
-	d := cas.Sum(b)
+	d := digest.Sum(b)
 	e.gate.allow(d)
 	disk := filepath.Join(t.TempDir(), "disk.img")
 	os.WriteFile(disk, make([]byte, 4096), 0o600)

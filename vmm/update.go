@@ -8,7 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/cas/digest"
+
 	"github.com/buildledger/buildledger/vmm/gate"
 )
 
@@ -19,7 +20,7 @@ var ErrRolledBack = errors.New("update rolled back")
 // UpdateReport is what an update did.
 type UpdateReport struct {
 	Name    string          `json:"name"`
-	Running cas.Digest      `json:"running"`             // the image before the update
+	Running digest.Digest   `json:"running"`             // the image before the update
 	New     *gate.Candidate `json:"candidate,omitempty"` // nil: the running build is the newest
 	Updated bool            `json:"updated"`
 	// NewExit is how the new image ended within the grace period, which

@@ -12,10 +12,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/ledger/checkpoint"
+	"github.com/buildledger/buildledger/ledger/event"
+
 	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/internal/atomicfile"
-	"github.com/buildledger/buildledger/ledger"
 )
 
 // Bundle is everything the gate needs to judge one image without the
@@ -24,7 +26,7 @@ import (
 // those builds) with their envelopes, and the key events of the trusted
 // keys. Nothing in it is trusted: Admit verifies it all, every time.
 type Bundle struct {
-	Image        cas.Digest          `json:"image"`
+	Image        digest.Digest       `json:"image"`
 	Fetched      time.Time           `json:"fetched"` // when, by this gate's clock
 	Checkpoint   string              `json:"checkpoint"`
 	Builds       []ProvenEvent       `json:"builds"`
@@ -65,12 +67,12 @@ type state struct {
 	Checkpoint string `json:"checkpoint"`
 }
 
-func (g *Gate) bundlePath(d cas.Digest) string {
+func (g *Gate) bundlePath(d digest.Digest) string {
 	return filepath.Join(g.cfg.CacheDir, "bundles", d.String()+".json")
 }
 
 // loadBundle reads the cached bundle of d; fs.ErrNotExist when there is none.
-func (g *Gate) loadBundle(d cas.Digest) (*Bundle, error) {
+func (g *Gate) loadBundle(d digest.Digest) (*Bundle, error) {
 	b, err := os.ReadFile(g.bundlePath(d))
 	if err != nil {
 		return nil, err
@@ -107,7 +109,7 @@ func (g *Gate) saveBundle(b *Bundle) error {
 // saveFresh caches a bundle just fetched against cp. If the gate has
 // meanwhile accepted a newer checkpoint, the bundle gets the proof that
 // cp is a prefix of it, which an offline decision needs.
-func (g *Gate) saveFresh(ctx context.Context, c *httpapi.Client, b *Bundle, cp *ledger.Checkpoint) error {
+func (g *Gate) saveFresh(ctx context.Context, c *httpapi.Client, b *Bundle, cp *checkpoint.Checkpoint) error {
 	unlock, err := g.lockState()
 	if err != nil {
 		return err
@@ -132,13 +134,13 @@ func (g *Gate) saveFresh(ctx context.Context, c *httpapi.Client, b *Bundle, cp *
 // accepted. The caller holds the state lock. A bundle whose proof cannot
 // be fetched keeps its old one and will be refused offline until fetched
 // again; a proof that shows the log rewrote its history is an error.
-func (g *Gate) refreshBundles(ctx context.Context, c *httpapi.Client, cp *ledger.Checkpoint) error {
+func (g *Gate) refreshBundles(ctx context.Context, c *httpapi.Client, cp *checkpoint.Checkpoint) error {
 	paths, err := filepath.Glob(filepath.Join(g.cfg.CacheDir, "bundles", "*.json"))
 	if err != nil {
 		return err
 	}
 	for _, path := range paths {
-		d, err := cas.ParseDigest(strings.TrimSuffix(filepath.Base(path), ".json"))
+		d, err := digest.ParseDigest(strings.TrimSuffix(filepath.Base(path), ".json"))
 		if err != nil {
 			continue
 		}
@@ -146,7 +148,7 @@ func (g *Gate) refreshBundles(ctx context.Context, c *httpapi.Client, cp *ledger
 		if err != nil {
 			continue
 		}
-		old, err := ledger.OpenCheckpoint([]byte(b.Checkpoint), g.cfg.Policy.Origin, g.cfg.Policy.LogKey)
+		old, err := checkpoint.Open([]byte(b.Checkpoint), g.cfg.Policy.Origin, g.cfg.Policy.LogKey)
 		if err != nil || old.Size >= cp.Size {
 			continue
 		}
@@ -169,7 +171,7 @@ func (g *Gate) refreshBundles(ctx context.Context, c *httpapi.Client, cp *ledger
 func (g *Gate) statePath() string { return filepath.Join(g.cfg.CacheDir, "checkpoint.json") }
 
 // lastCheckpoint is the newest checkpoint accepted, nil before the first.
-func (g *Gate) lastCheckpoint() (*ledger.Checkpoint, error) {
+func (g *Gate) lastCheckpoint() (*checkpoint.Checkpoint, error) {
 	b, err := os.ReadFile(g.statePath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -181,7 +183,7 @@ func (g *Gate) lastCheckpoint() (*ledger.Checkpoint, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("gate state %s is damaged: %w", g.statePath(), err)
 	}
-	cp, err := ledger.OpenCheckpoint([]byte(st.Checkpoint), g.cfg.Policy.Origin, g.cfg.Policy.LogKey)
+	cp, err := checkpoint.Open([]byte(st.Checkpoint), g.cfg.Policy.Origin, g.cfg.Policy.LogKey)
 	if err != nil {
 		return nil, fmt.Errorf("gate state %s: %w", g.statePath(), err)
 	}
@@ -191,7 +193,7 @@ func (g *Gate) lastCheckpoint() (*ledger.Checkpoint, error) {
 // advance proves cp consistent with the newest checkpoint seen and, if it
 // is newer, remembers it. A log that rewrote its history fails here with
 // an *httpapi.InconsistencyError.
-func (g *Gate) advance(ctx context.Context, c *httpapi.Client, cp *ledger.Checkpoint) error {
+func (g *Gate) advance(ctx context.Context, c *httpapi.Client, cp *checkpoint.Checkpoint) error {
 	unlock, err := g.lockState()
 	if err != nil {
 		return err
@@ -227,7 +229,7 @@ func (g *Gate) advance(ctx context.Context, c *httpapi.Client, cp *ledger.Checkp
 // piece against a checkpoint that extends the last one this gate saw, and
 // caches it. An image no build produced is an error wrapping
 // httpapi.ErrNotInLedger.
-func (g *Gate) FetchBundle(ctx context.Context, d cas.Digest) (*Bundle, error) {
+func (g *Gate) FetchBundle(ctx context.Context, d digest.Digest) (*Bundle, error) {
 	c := g.client
 	if c == nil {
 		return nil, errors.New("the gate policy names no ledger; bundles cannot be fetched")
@@ -244,7 +246,7 @@ func (g *Gate) FetchBundle(ctx context.Context, d cas.Digest) (*Bundle, error) {
 		return nil, err
 	}
 	b := &Bundle{Image: d, Checkpoint: string(cp.Note), Fetched: time.Now().UTC()}
-	prove := func(index uint64) (ProvenEvent, ledger.Event, error) {
+	prove := func(index uint64) (ProvenEvent, event.Event, error) {
 		ve, err := c.Event(ctx, index, cp)
 		if err != nil {
 			return ProvenEvent{}, nil, err
@@ -269,7 +271,7 @@ func (g *Gate) FetchBundle(ctx context.Context, d cas.Digest) (*Bundle, error) {
 		if err != nil {
 			return nil, err
 		}
-		ar, ok := ev.(*ledger.AttestationRecorded)
+		ar, ok := ev.(*event.AttestationRecorded)
 		if !ok {
 			return nil, fmt.Errorf("SECURITY: the ledger named event %d as an attestation; it is a %s", a.LogIndex, ev.Kind())
 		}
@@ -312,8 +314,8 @@ func (g *Gate) revocationsPath() string { return filepath.Join(g.cfg.CacheDir, "
 
 // knownRevocations returns the key revocations (key id → log index) this
 // gate has seen proven in any bundle.
-func (g *Gate) knownRevocations() (map[cas.Digest]uint64, error) {
-	out := map[cas.Digest]uint64{}
+func (g *Gate) knownRevocations() (map[digest.Digest]uint64, error) {
+	out := map[digest.Digest]uint64{}
 	b, err := os.ReadFile(g.revocationsPath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return out, nil
@@ -326,7 +328,7 @@ func (g *Gate) knownRevocations() (map[cas.Digest]uint64, error) {
 		return nil, fmt.Errorf("gate state %s is damaged: %w", g.revocationsPath(), err)
 	}
 	for k, v := range list {
-		d, err := cas.ParseDigest(k)
+		d, err := digest.ParseDigest(k)
 		if err != nil {
 			return nil, fmt.Errorf("gate state %s: %w", g.revocationsPath(), err)
 		}
@@ -336,7 +338,7 @@ func (g *Gate) knownRevocations() (map[cas.Digest]uint64, error) {
 }
 
 // learnRevocations remembers proven revocations for good.
-func (g *Gate) learnRevocations(r map[cas.Digest]uint64) error {
+func (g *Gate) learnRevocations(r map[digest.Digest]uint64) error {
 	unlock, err := g.lockState()
 	if err != nil {
 		return err

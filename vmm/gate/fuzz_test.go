@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildledger/buildledger/cas"
-	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/ledger/event"
+
 	"github.com/buildledger/buildledger/vmm/gate"
 )
 
@@ -48,7 +49,7 @@ func FuzzCheckBundle(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	d := cas.Sum(image)
+	d := digest.Sum(image)
 	want, err := g.Check(ctx, d)
 	if err != nil || !want.Admitted || want.Build == nil || want.Build.UUID != b.UUID {
 		f.Fatalf("seed not admitted: %v %v", err, want)
@@ -57,7 +58,7 @@ func FuzzCheckBundle(f *testing.F) {
 	// bundle is older and carries a consistency proof to it.
 	pad := []byte("a later build")
 	w.build("pad", pad, time.Now())
-	if _, err := g.Check(ctx, cas.Sum(pad)); err != nil {
+	if _, err := g.Check(ctx, digest.Sum(pad)); err != nil {
 		f.Fatal(err)
 	}
 	path := filepath.Join(cache, "bundles", d.String()+".json")
@@ -78,8 +79,8 @@ func FuzzCheckBundle(f *testing.F) {
 	}
 	var valid []gate.ProvenAttestation
 	for _, pa := range orig.Attestations {
-		ev, err := ledger.Decode(pa.Event)
-		if ar, ok := ev.(*ledger.AttestationRecorded); err == nil && ok && ar.KeyID == w.Keys["a"].KeyID() {
+		ev, err := event.Decode(pa.Event)
+		if ar, ok := ev.(*event.AttestationRecorded); err == nil && ok && ar.KeyID == w.Keys["a"].KeyID() {
 			valid = append(valid, pa)
 		}
 	}

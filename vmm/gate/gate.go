@@ -17,14 +17,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/ledger/checkpoint"
+	"github.com/buildledger/buildledger/ledger/event"
+
 	"github.com/google/uuid"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/buildledger/buildledger/attest"
-	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi"
-	"github.com/buildledger/buildledger/ledger"
 )
 
 // Config configures a Gate.
@@ -70,7 +72,7 @@ func New(cfg Config) (*Gate, error) {
 // Decision is the gate's verdict on one image.
 type Decision struct {
 	Admitted bool
-	Image    cas.Digest
+	Image    digest.Digest
 	Build    *BuildRef // the newest build with this hash; nil when none
 	Verdicts []Verdict
 	K        int
@@ -89,7 +91,7 @@ type BuildRef struct {
 // Verdict is what the gate made of one attestation.
 type Verdict struct {
 	KeyName  string
-	KeyID    cas.Digest
+	KeyID    digest.Digest
 	LogIndex uint64
 	Status   string // see the Status constants
 	Detail   string
@@ -108,17 +110,17 @@ const (
 )
 
 // HashFile returns the SHA-256 of a file, streaming.
-func HashFile(path string) (cas.Digest, error) {
+func HashFile(path string) (digest.Digest, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return cas.Digest{}, err
+		return digest.Digest{}, err
 	}
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return cas.Digest{}, err
+		return digest.Digest{}, err
 	}
-	return cas.Digest(h.Sum(nil)), nil
+	return digest.Digest(h.Sum(nil)), nil
 }
 
 // Admit hashes the image file and decides (see Check).
@@ -136,7 +138,7 @@ func (g *Gate) Admit(ctx context.Context, image string) (*Decision, error) {
 // only when at least K distinct trusted parties agree, every piece of
 // evidence verified. The error is non-nil only for failures of the gate
 // itself (an unreadable cache); callers must treat it as a refusal.
-func (g *Gate) Check(ctx context.Context, d cas.Digest) (*Decision, error) {
+func (g *Gate) Check(ctx context.Context, d digest.Digest) (*Decision, error) {
 	why, err := os.ReadFile(g.inconsistentPath())
 	switch {
 	case err == nil:
@@ -208,7 +210,7 @@ func unreachable(err error) bool {
 
 func (g *Gate) inconsistentPath() string { return filepath.Join(g.cfg.CacheDir, "INCONSISTENT") }
 
-func (g *Gate) refuse(d cas.Digest, offline bool, format string, args ...any) *Decision {
+func (g *Gate) refuse(d digest.Digest, offline bool, format string, args ...any) *Decision {
 	return &Decision{Image: d, K: g.cfg.Policy.Threshold, Offline: offline,
 		Reason: fmt.Sprintf("refused image %s: ", d) + fmt.Sprintf(format, args...)}
 }
@@ -217,7 +219,7 @@ func (g *Gate) refuse(d cas.Digest, offline bool, format string, args ...any) *D
 func (g *Gate) judge(b *Bundle) *Decision {
 	p := g.cfg.Policy
 	d := b.Image
-	cp, err := ledger.OpenCheckpoint([]byte(b.Checkpoint), p.Origin, p.LogKey)
+	cp, err := checkpoint.Open([]byte(b.Checkpoint), p.Origin, p.LogKey)
 	if err != nil {
 		return g.refuse(d, true, "the bundle's checkpoint is not signed by the policy's log key: %v", err)
 	}
@@ -244,15 +246,15 @@ func (g *Gate) judge(b *Bundle) *Decision {
 
 	// The builds that produced the image.
 	target := attest.Target{Digest: d}
-	var uploader *ledger.BuildRecorded
+	var uploader *event.BuildRecorded
 	var problems []string
 	for _, pe := range b.Builds {
 		if !included(pe) {
 			problems = append(problems, fmt.Sprintf("build record at log index %d is not in the log (its proof fails)", pe.Index))
 			continue
 		}
-		ev, err := ledger.Decode(pe.Event)
-		br, ok := ev.(*ledger.BuildRecorded)
+		ev, err := event.Decode(pe.Event)
+		br, ok := ev.(*event.BuildRecorded)
 		if err != nil || !ok {
 			problems = append(problems, fmt.Sprintf("log index %d is not a build record", pe.Index))
 			continue
@@ -279,16 +281,16 @@ func (g *Gate) judge(b *Bundle) *Decision {
 	}
 
 	// The trusted keys as the log knows them.
-	added := map[cas.Digest]uint64{}
-	revoked := map[cas.Digest]uint64{}
+	added := map[digest.Digest]uint64{}
+	revoked := map[digest.Digest]uint64{}
 	for _, pe := range b.KeyEvents {
 		if !included(pe) {
 			continue
 		}
 		switch e := mustDecode(pe.Event).(type) {
-		case *ledger.KeyAdded:
+		case *event.KeyAdded:
 			added[e.KeyID] = pe.Index
-		case *ledger.KeyRevoked:
+		case *event.KeyRevoked:
 			revoked[e.KeyID] = pe.Index
 		}
 	}
@@ -325,8 +327,8 @@ func (g *Gate) judge(b *Bundle) *Decision {
 	var atts []attest.Attestation
 	for _, pa := range b.Attestations {
 		v := Verdict{LogIndex: pa.Index}
-		ev, err := ledger.Decode(pa.Event)
-		ar, ok := ev.(*ledger.AttestationRecorded)
+		ev, err := event.Decode(pa.Event)
+		ar, ok := ev.(*event.AttestationRecorded)
 		if err != nil || !ok {
 			v.Status, v.Detail = StatusNotInLog, "the bundle's entry is not an attestation record"
 			dec.Verdicts = append(dec.Verdicts, v)
@@ -340,7 +342,7 @@ func (g *Gate) judge(b *Bundle) *Decision {
 		switch {
 		case !included(pa.ProvenEvent):
 			v.Status, v.Detail = StatusNotInLog, "its inclusion proof does not verify against the checkpoint"
-		case cas.Sum(pa.Envelope) != ar.Envelope:
+		case digest.Sum(pa.Envelope) != ar.Envelope:
 			v.Status, v.Detail = StatusNotInLog, "the envelope is not the one the log records"
 		case k == nil:
 			v.Status, v.Detail = StatusUntrusted, "key "+ar.KeyID.String()+" is not in the policy"
@@ -404,11 +406,11 @@ func (g *Gate) judge(b *Bundle) *Decision {
 
 // provenPrefix checks the bundle's consistency proof from cp to last,
 // returning "" when it proves cp a prefix of last, and otherwise why not.
-func (g *Gate) provenPrefix(b *Bundle, cp, last *ledger.Checkpoint) string {
+func (g *Gate) provenPrefix(b *Bundle, cp, last *checkpoint.Checkpoint) string {
 	if b.Consistency == nil {
 		return "the bundle holds no proof that the log grew from one to the other"
 	}
-	to, err := ledger.OpenCheckpoint([]byte(b.Consistency.Checkpoint), g.cfg.Policy.Origin, g.cfg.Policy.LogKey)
+	to, err := checkpoint.Open([]byte(b.Consistency.Checkpoint), g.cfg.Policy.Origin, g.cfg.Policy.LogKey)
 	if err != nil {
 		return fmt.Sprintf("the checkpoint of its consistency proof does not verify (%v)", err)
 	}
@@ -421,15 +423,15 @@ func (g *Gate) provenPrefix(b *Bundle, cp, last *ledger.Checkpoint) string {
 	return ""
 }
 
-func revokedDetail(revoked map[cas.Digest]uint64, id cas.Digest) string {
+func revokedDetail(revoked map[digest.Digest]uint64, id digest.Digest) string {
 	if at, ok := revoked[id]; ok {
 		return fmt.Sprintf("the ledger logged the key's revocation at index %d; a revoked key counts for nothing", at)
 	}
 	return "the policy marks the key revoked"
 }
 
-func mustDecode(b []byte) ledger.Event {
-	ev, _ := ledger.Decode(b)
+func mustDecode(b []byte) event.Event {
+	ev, _ := event.Decode(b)
 	return ev
 }
 

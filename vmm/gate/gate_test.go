@@ -12,13 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/ledger/event"
+
 	"github.com/google/uuid"
 
 	"github.com/buildledger/buildledger/attest"
-	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi/httpapitest"
 	"github.com/buildledger/buildledger/internal/atomicfile"
-	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/ledgertest"
 	"github.com/buildledger/buildledger/vmm/gate"
 )
@@ -41,14 +42,14 @@ func newWorld(t testing.TB, keys ...string) *world {
 }
 
 // build records a successful build of job whose main binary is image.
-func (w *world) build(job string, image []byte, start time.Time) (*ledger.BuildRecorded, uint64) {
+func (w *world) build(job string, image []byte, start time.Time) (*event.BuildRecorded, uint64) {
 	w.t.Helper()
 	return recordBuild(w.t, w.L, job, image, start)
 }
 
-func recordBuild(tb testing.TB, l *ledgertest.Ledger, job string, image []byte, start time.Time) (*ledger.BuildRecorded, uint64) {
+func recordBuild(tb testing.TB, l *ledgertest.Ledger, job string, image []byte, start time.Time) (*event.BuildRecorded, uint64) {
 	tb.Helper()
-	put := func(b []byte) cas.Digest {
+	put := func(b []byte) digest.Digest {
 		info, err := l.Store.PutBytes(ctx, b)
 		if err != nil {
 			tb.Fatal(err)
@@ -57,10 +58,10 @@ func recordBuild(tb testing.TB, l *ledgertest.Ledger, job string, image []byte, 
 	}
 	main := "bin/" + job + ".hvt"
 	env := put([]byte("OS=linux\n"))
-	b := &ledger.BuildRecorded{Job: job, UUID: uuid.New(), Platform: "debian-12", Started: start, Finished: start.Add(time.Minute),
-		Result: ledger.Result{Kind: ledger.ResultExited}, Script: put([]byte("make")), Console: put(nil),
-		Inputs:     ledger.Inputs{BuildEnvironment: &env},
-		Artifacts:  []ledger.Artifact{{Path: main, SHA256: put(image), Size: int64(len(image))}, {Path: "build-environment", SHA256: env, Size: 9}},
+	b := &event.BuildRecorded{Job: job, UUID: uuid.New(), Platform: "debian-12", Started: start, Finished: start.Add(time.Minute),
+		Result: event.Result{Kind: event.ResultExited}, Script: put([]byte("make")), Console: put(nil),
+		Inputs:     event.Inputs{BuildEnvironment: &env},
+		Artifacts:  []event.Artifact{{Path: main, SHA256: put(image), Size: int64(len(image))}, {Path: "build-environment", SHA256: env, Size: 9}},
 		MainBinary: &main}
 	if _, err := l.DefineJob(ctx, job); err != nil {
 		tb.Fatal(err)
@@ -74,7 +75,7 @@ func recordBuild(tb testing.TB, l *ledgertest.Ledger, job string, image []byte, 
 
 // attest has key name attest build b at index, with got as the main
 // binary's digest (the recorded one when nil).
-func (w *world) attest(name string, b *ledger.BuildRecorded, index uint64, got *cas.Digest) {
+func (w *world) attest(name string, b *event.BuildRecorded, index uint64, got *digest.Digest) {
 	w.t.Helper()
 	a, _ := b.Artifact(*b.MainBinary)
 	r := &attest.Rebuild{Job: b.Job, Build: b.UUID, Platform: b.Platform, LogIndex: int64(index), Verdict: attest.Reproduced,
@@ -182,7 +183,7 @@ func TestGate(t *testing.T) {
 	}
 
 	// A disagreeing rebuilder is reported loudly (and does not count).
-	other := cas.Sum([]byte("what c got"))
+	other := digest.Sum([]byte("what c got"))
 	w.attest("c", b, idx, &other)
 	d, _ = g3.Admit(ctx, imgPath)
 	if d.Admitted || statuses(d)["c"] != gate.StatusDifferentDigest || !strings.Contains(d.Reason, "OTHER BYTES") || !strings.Contains(d.Reason, other.String()) {
@@ -235,7 +236,7 @@ func TestGateTamperedBundle(t *testing.T) {
 	w.attest("b", b, idx, nil)
 	cache := t.TempDir()
 	g := newGate(t, w.policy(2, "a", "b"), cache, false)
-	d := cas.Sum(image)
+	d := digest.Sum(image)
 	if dec, err := g.Check(ctx, d); err != nil || !dec.Admitted {
 		t.Fatalf("honest: %+v %v", dec, err)
 	}
@@ -284,7 +285,7 @@ func TestGateCatchesRewrittenLog(t *testing.T) {
 	b, idx := w.build("web", image, time.Now())
 	w.attest("a", b, idx, nil)
 	g := newGate(t, w.policy(1, "a"), t.TempDir(), false)
-	if d, err := g.Check(ctx, cas.Sum(image)); err != nil || !d.Admitted {
+	if d, err := g.Check(ctx, digest.Sum(image)); err != nil || !d.Admitted {
 		t.Fatalf("honest: %+v %v", d, err)
 	}
 
@@ -298,7 +299,7 @@ func TestGateCatchesRewrittenLog(t *testing.T) {
 	w.Client.AddKey(ctx, "a", string(w.Keys["a"].PublicKeyPEM()), httpapitest.Admin)
 	w.attest("a", fb, fidx, nil)
 
-	d, err := g.Check(ctx, cas.Sum(image))
+	d, err := g.Check(ctx, digest.Sum(image))
 	if err != nil || d.Admitted || !strings.Contains(d.Reason, "rewrote its history") || !strings.Contains(d.Reason, "SECURITY") {
 		t.Fatalf("rewritten log: %+v %v", d, err)
 	}
@@ -314,13 +315,13 @@ func TestUpdateLookup(t *testing.T) {
 	w.attest("a", b1, i1, nil)
 	w.attest("b", b1, i1, nil)
 	g := newGate(t, w.policy(2, "a", "b"), t.TempDir(), false)
-	if c, err := g.Newer(ctx, cas.Sum(v1)); err != nil || c != nil {
+	if c, err := g.Newer(ctx, digest.Sum(v1)); err != nil || c != nil {
 		t.Fatalf("no newer build yet: %+v %v", c, err)
 	}
 	v2 := []byte("version 2")
 	b2, i2 := w.build("web", v2, t0.Add(time.Hour))
-	c, err := g.Newer(ctx, cas.Sum(v1))
-	if err != nil || c == nil || c.New.UUID != b2.UUID || c.Running.UUID != b1.UUID || c.SHA256 != cas.Sum(v2) ||
+	c, err := g.Newer(ctx, digest.Sum(v1))
+	if err != nil || c == nil || c.New.UUID != b2.UUID || c.Running.UUID != b1.UUID || c.SHA256 != digest.Sum(v2) ||
 		c.CompareURL != w.URL+"/compare/"+b1.UUID.String()+"/"+b2.UUID.String() {
 		t.Fatalf("newer: %+v %v", c, err)
 	}
@@ -336,7 +337,7 @@ func TestUpdateLookup(t *testing.T) {
 	if d, err := g.Admit(ctx, dst); err != nil || !d.Admitted {
 		t.Fatalf("attested newer build: %+v %v", d, err)
 	}
-	if c, err := g.Newer(ctx, cas.Sum(v2)); err != nil || c != nil {
+	if c, err := g.Newer(ctx, digest.Sum(v2)); err != nil || c != nil {
 		t.Fatalf("newest is running: %+v %v", c, err)
 	}
 }
@@ -396,24 +397,24 @@ func TestGateStaleEvidence(t *testing.T) {
 	}
 	cache := t.TempDir()
 	g := newGate(t, w.policy(2, "a", "b"), cache, false)
-	if d, _ := g.Check(ctx, cas.Sum(img1)); !d.Admitted {
+	if d, _ := g.Check(ctx, digest.Sum(img1)); !d.Admitted {
 		t.Fatalf("image one: %s", d.Reason)
 	}
 	if _, err := w.Client.RevokeKey(ctx, "a", "lost", httpapitest.Admin); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := g.Check(ctx, cas.Sum(img2)); d.Admitted { // learns the revocation
+	if d, _ := g.Check(ctx, digest.Sum(img2)); d.Admitted { // learns the revocation
 		t.Fatalf("image two admitted with a revoked key: %s", d.Reason)
 	}
 	// The ledger now answers garbage: no fallback to image one's old bundle.
 	var garbage http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) })
 	w.Swap(garbage)
-	if d, _ := g.Check(ctx, cas.Sum(img1)); d.Admitted || !strings.Contains(d.Reason, "did not verify") {
+	if d, _ := g.Check(ctx, digest.Sum(img1)); d.Admitted || !strings.Contains(d.Reason, "did not verify") {
 		t.Fatalf("garbage answer: %s", d.Reason)
 	}
 	// Unreachable: the old bundle is used, with the revocation learned since.
 	off := newGate(t, w.policy(2, "a", "b"), cache, true)
-	if d, _ := off.Check(ctx, cas.Sum(img1)); d.Admitted || statuses(d)["a"] != gate.StatusRevoked {
+	if d, _ := off.Check(ctx, digest.Sum(img1)); d.Admitted || statuses(d)["a"] != gate.StatusRevoked {
 		t.Fatalf("offline after the revocation: %s", d.Reason)
 	}
 	// max_bundle_age.
@@ -423,17 +424,17 @@ func TestGateStaleEvidence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := newGate(t, aged, cache, true).Check(ctx, cas.Sum(img1)); !d.Admitted {
+	if d, _ := newGate(t, aged, cache, true).Check(ctx, digest.Sum(img1)); !d.Admitted {
 		t.Fatalf("fresh bundle: %s", d.Reason)
 	}
-	path := filepath.Join(cache, "bundles", cas.Sum(img1).String()+".json")
+	path := filepath.Join(cache, "bundles", digest.Sum(img1).String()+".json")
 	var bu gate.Bundle
 	raw, _ := os.ReadFile(path)
 	json.Unmarshal(raw, &bu)
 	bu.Fetched = bu.Fetched.Add(-2 * time.Hour)
 	raw, _ = json.Marshal(bu)
 	os.WriteFile(path, raw, 0o600)
-	if d, _ := newGate(t, aged, cache, true).Check(ctx, cas.Sum(img1)); d.Admitted || !strings.Contains(d.Reason, "max_bundle_age") {
+	if d, _ := newGate(t, aged, cache, true).Check(ctx, digest.Sum(img1)); d.Admitted || !strings.Contains(d.Reason, "max_bundle_age") {
 		t.Fatalf("old bundle: %s", d.Reason)
 	}
 }
@@ -447,7 +448,7 @@ func TestGateRemembersFork(t *testing.T) {
 	w.attest("a", b, idx, nil)
 	cache := t.TempDir()
 	g := newGate(t, w.policy(1, "a"), cache, false)
-	if d, _ := g.Check(ctx, cas.Sum(image)); !d.Admitted {
+	if d, _ := g.Check(ctx, digest.Sum(image)); !d.Admitted {
 		t.Fatal(d.Reason)
 	}
 	forked := ledgertest.Reopen(t, t.TempDir(), w.L.SKey, w.L.VKey)
@@ -456,14 +457,14 @@ func TestGateRemembersFork(t *testing.T) {
 		recordBuild(t, forked, "web", []byte("forged"), time.Now())
 	}
 	w.Serve(forked)
-	if d, _ := g.Check(ctx, cas.Sum(image)); d.Admitted || !strings.Contains(d.Reason, "rewrote its history") {
+	if d, _ := g.Check(ctx, digest.Sum(image)); d.Admitted || !strings.Contains(d.Reason, "rewrote its history") {
 		t.Fatalf("fork: %s", d.Reason)
 	}
-	if d, _ := newGate(t, w.policy(1, "a"), cache, true).Check(ctx, cas.Sum(image)); d.Admitted || !strings.Contains(d.Reason, "INCONSISTENT") {
+	if d, _ := newGate(t, w.policy(1, "a"), cache, true).Check(ctx, digest.Sum(image)); d.Admitted || !strings.Contains(d.Reason, "INCONSISTENT") {
 		t.Fatalf("after the fork, offline: %s", d.Reason)
 	}
 	os.Remove(filepath.Join(cache, "INCONSISTENT"))
-	if d, _ := newGate(t, w.policy(1, "a"), cache, true).Check(ctx, cas.Sum(image)); !d.Admitted {
+	if d, _ := newGate(t, w.policy(1, "a"), cache, true).Check(ctx, digest.Sum(image)); !d.Admitted {
 		t.Fatalf("after the operator's review: %s", d.Reason)
 	}
 }
@@ -480,10 +481,10 @@ func TestGateOlderBundleNeedsConsistency(t *testing.T) {
 	w.attest("a", b1, i1, nil)
 	cache := t.TempDir()
 	g := newGate(t, w.policy(1, "a"), cache, false)
-	if d, err := g.Check(ctx, cas.Sum(img1)); err != nil || !d.Admitted {
+	if d, err := g.Check(ctx, digest.Sum(img1)); err != nil || !d.Admitted {
 		t.Fatalf("image one: %+v %v", d, err)
 	}
-	path1 := filepath.Join(cache, "bundles", cas.Sum(img1).String()+".json")
+	path1 := filepath.Join(cache, "bundles", digest.Sum(img1).String()+".json")
 	raw, _ := os.ReadFile(path1)
 	var fresh gate.Bundle
 	json.Unmarshal(raw, &fresh)
@@ -496,12 +497,12 @@ func TestGateOlderBundleNeedsConsistency(t *testing.T) {
 	for range 3 {
 		w.build("pad", []byte("pad"), time.Now())
 	}
-	if d, err := g.Check(ctx, cas.Sum(img2)); err != nil || !d.Admitted {
+	if d, err := g.Check(ctx, digest.Sum(img2)); err != nil || !d.Admitted {
 		t.Fatalf("image two: %+v %v", d, err)
 	}
 
 	off := newGate(t, w.policy(1, "a"), cache, true)
-	if d, err := off.Check(ctx, cas.Sum(img1)); err != nil || !d.Admitted || !d.Offline {
+	if d, err := off.Check(ctx, digest.Sum(img1)); err != nil || !d.Admitted || !d.Offline {
 		t.Fatalf("offline, image one's bundle refreshed with a proof: %+v %v", d, err)
 	}
 	raw, _ = os.ReadFile(path1)
@@ -528,7 +529,7 @@ func TestGateOlderBundleNeedsConsistency(t *testing.T) {
 		c.edit(&bu)
 		data, _ := json.Marshal(bu)
 		os.WriteFile(path1, data, 0o600)
-		d, err := off.Check(ctx, cas.Sum(img1))
+		d, err := off.Check(ctx, digest.Sum(img1))
 		if err != nil || d.Admitted || !strings.Contains(d.Reason, "older than the newest") || !strings.Contains(d.Reason, c.reason) {
 			t.Errorf("%s: %v\n%s", c.name, err, d.Reason)
 		}
@@ -545,20 +546,20 @@ func TestGateOlderBundleNeedsConsistency(t *testing.T) {
 	w.Client.AddKey(ctx, "a", string(w.Keys["a"].PublicKeyPEM()), httpapitest.Admin)
 	w.attest("a", fb, fidx, nil)
 	elsewhere := t.TempDir()
-	if d, err := newGate(t, w.policy(1, "a"), elsewhere, false).Check(ctx, cas.Sum(img3)); err != nil || !d.Admitted {
+	if d, err := newGate(t, w.policy(1, "a"), elsewhere, false).Check(ctx, digest.Sum(img3)); err != nil || !d.Admitted {
 		t.Fatalf("the forked bundle does not verify on its own: %+v %v", d, err)
 	}
-	forgedPath := filepath.Join(elsewhere, "bundles", cas.Sum(img3).String()+".json")
+	forgedPath := filepath.Join(elsewhere, "bundles", digest.Sum(img3).String()+".json")
 	forged, err := os.ReadFile(forgedPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.Serve(w.L)
-	dst := filepath.Join(cache, "bundles", cas.Sum(img3).String()+".json")
+	dst := filepath.Join(cache, "bundles", digest.Sum(img3).String()+".json")
 	if err := os.WriteFile(dst, forged, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d, err := off.Check(ctx, cas.Sum(img3))
+	d, err := off.Check(ctx, digest.Sum(img3))
 	if err != nil || d.Admitted || !strings.Contains(d.Reason, "holds no proof") {
 		t.Fatalf("a bundle of a shorter forked history: %+v %v", d, err)
 	}
@@ -568,7 +569,7 @@ func TestGateOlderBundleNeedsConsistency(t *testing.T) {
 	fbu.Consistency = &gate.Consistency{Checkpoint: orig.Consistency.Checkpoint, Proof: orig.Consistency.Proof}
 	data, _ := json.Marshal(fbu)
 	os.WriteFile(dst, data, 0o600)
-	if d, err := off.Check(ctx, cas.Sum(img3)); err != nil || d.Admitted || !strings.Contains(d.Reason, "does not verify") {
+	if d, err := off.Check(ctx, digest.Sum(img3)); err != nil || d.Admitted || !strings.Contains(d.Reason, "does not verify") {
 		t.Fatalf("a forked bundle with another bundle's proof: %+v %v", d, err)
 	}
 }
@@ -593,7 +594,7 @@ func TestGateMarkerWriteFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, err := g.Check(ctx, cas.Sum(image)); err != nil || !d.Admitted {
+	if d, err := g.Check(ctx, digest.Sum(image)); err != nil || !d.Admitted {
 		t.Fatalf("honest: %+v %v", d, err)
 	}
 	forked := ledgertest.Reopen(t, t.TempDir(), w.L.SKey, w.L.VKey)
@@ -602,7 +603,7 @@ func TestGateMarkerWriteFails(t *testing.T) {
 		recordBuild(t, forked, "web", []byte("forged"), time.Now())
 	}
 	w.Serve(forked)
-	d, err := g.Check(ctx, cas.Sum(image))
+	d, err := g.Check(ctx, digest.Sum(image))
 	if err == nil || !strings.Contains(err.Error(), "read-only file system") || !strings.Contains(err.Error(), "rewrote its history") {
 		t.Fatalf("fork with an unwritable marker: decision %+v, error %v", d, err)
 	}
@@ -614,7 +615,7 @@ func TestGateMarkerWriteFails(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(cache, "INCONSISTENT", "x"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	d, err = newGate(t, w.policy(1, "a"), cache, true).Check(ctx, cas.Sum(image))
+	d, err = newGate(t, w.policy(1, "a"), cache, true).Check(ctx, digest.Sum(image))
 	if err == nil || (d != nil && d.Admitted) {
 		t.Fatalf("unreadable marker: %+v %v", d, err)
 	}

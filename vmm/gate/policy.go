@@ -9,10 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/buildledger/buildledger/cas/digest"
+
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/buildledger/buildledger/attest"
-	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/schemas"
 )
 
@@ -35,7 +36,7 @@ type Policy struct {
 	// decision (a Go duration such as "168h"); empty: no bound.
 	MaxBundleAge string `json:"max_bundle_age,omitempty"`
 
-	keys   map[cas.Digest]*trustedKey
+	keys   map[digest.Digest]*trustedKey
 	maxAge time.Duration
 }
 
@@ -89,7 +90,7 @@ func parsePolicy(doc []byte, dir string) (*Policy, error) {
 	} else if p.Origin != name {
 		return nil, fmt.Errorf("%w: origin %q is not the log key's name %q", ErrPolicy, p.Origin, name)
 	}
-	p.keys = map[cas.Digest]*trustedKey{}
+	p.keys = map[digest.Digest]*trustedKey{}
 	names := map[string]bool{}
 	for i, k := range p.Keys {
 		if k.PublicKeyFile != "" {

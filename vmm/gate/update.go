@@ -7,7 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/cas/digest"
+
 	"github.com/buildledger/buildledger/internal/atomicfile"
 )
 
@@ -15,8 +16,8 @@ import (
 type Candidate struct {
 	Job, Platform string
 	Running, New  BuildRef
-	SHA256        cas.Digest // of the new build's main binary
-	Size          int64      // its recorded size
+	SHA256        digest.Digest // of the new build's main binary
+	Size          int64         // its recorded size
 	CompareURL    string
 }
 
@@ -25,7 +26,7 @@ type Candidate struct {
 // builder-web: running hash → /hash → job → newest build. It returns nil
 // when the running build is the newest. Both build records are proven
 // against the log; the new image still has to pass Check before it boots.
-func (g *Gate) Newer(ctx context.Context, running cas.Digest) (*Candidate, error) {
+func (g *Gate) Newer(ctx context.Context, running digest.Digest) (*Candidate, error) {
 	c := g.client
 	if c == nil {
 		return nil, errors.New("the gate policy names no ledger (or the gate is offline); updates need one")
