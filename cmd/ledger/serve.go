@@ -23,7 +23,7 @@ import (
 func serveCmd(g *globals) *cobra.Command {
 	var listen, replicaOf, primaryKey string
 	var maxBody int64
-	var poll time.Duration
+	var poll, stall time.Duration
 	var ops opsFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -69,6 +69,7 @@ history stops the replica with a security error showing both checkpoints.`,
 			}
 			defer n.Close()
 			cfg := httpapi.Config{Ledger: n.ledger, VKey: n.vkey, Users: auth.New(n.db), MaxBody: maxBody, Logger: g.log, Primary: replicaOf, CheckSpace: n.space.Check}
+			cfg.ReadIdle, cfg.WriteIdle = stall, stall
 			if replicaOf != "" {
 				cfg.Users = nil
 			}
@@ -110,6 +111,7 @@ history stops the replica with a security error showing both checkpoints.`,
 	cmd.Flags().StringVar(&replicaOf, "replica-of", "", "serve a read replica of the ledger at this URL")
 	cmd.Flags().StringVar(&primaryKey, "log-key", "", "the primary's log key (name+hash+key), with --replica-of")
 	cmd.Flags().DurationVar(&poll, "poll", 2*time.Second, "how often a replica looks at its primary")
+	cmd.Flags().DurationVar(&stall, "stall-timeout", time.Minute, "drop a client whose request body stops arriving, or who stops reading the response, for this long (transfers that keep moving are never cut off)")
 	addOpsFlags(cmd, &ops)
 	return cmd
 }
@@ -117,6 +119,11 @@ history stops the replica with a security error showing both checkpoints.`,
 // serve runs the HTTP server until ctx ends (SIGINT/SIGTERM), then drains
 // requests for up to 10 s.
 func serve(ctx context.Context, ln net.Listener, h http.Handler, g *globals) error {
+	// No ReadTimeout or WriteTimeout: they bound a whole request, and none
+	// is both short enough to drop a stalled client and long enough for a
+	// 2 GB upload or download. The handler moves the connection's
+	// deadlines before every read of a body and every write instead
+	// (--stall-timeout, httpapi.Config.ReadIdle and WriteIdle).
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
