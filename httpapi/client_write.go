@@ -290,9 +290,11 @@ func (c *Client) Envelope(ctx context.Context, d cas.Digest) ([]byte, error) {
 	return b, nil
 }
 
-// clientHashPage is the page size HashLookup asks for (a variable for
-// tests).
-var clientHashPage = maxHashPage
+// The page sizes HashLookup and JobBuilds ask for (variables for tests).
+var (
+	clientHashPage = maxHashPage
+	clientJobPage  = maxPage
+)
 
 // HashLookup returns the server's (unproven) answer to GET /hash; Lookup
 // proves it. It follows the pages (the next cursor) to the end, keeping
@@ -359,18 +361,31 @@ func (c *Client) HashLookup(ctx context.Context, d cas.Digest) (*HashLookup, err
 	}
 }
 
-// JobBuilds returns the server's (unproven) list of a job's builds, newest
-// first.
+// JobBuilds returns the server's (unproven) list of a job's successful
+// builds, newest first. It reads the job's pages (start=, count=) to the
+// end of the list.
 func (c *Client) JobBuilds(ctx context.Context, job string) ([]BuildSummary, error) {
-	b, err := fetch(ctx, c.http, c.url("job/"+job), "application/json")
-	if err != nil {
-		return nil, err
+	var out []BuildSummary
+	for start := 0; ; {
+		u := c.url("job/"+job) + "?count=" + strconv.Itoa(clientJobPage) + "&start=" + strconv.Itoa(start)
+		b, err := fetch(ctx, c.http, u, "application/json")
+		if err != nil {
+			return nil, err
+		}
+		var jv JobView
+		if err := json.Unmarshal(b, &jv); err != nil {
+			return nil, fmt.Errorf("job %s: answer is not JSON: %w", job, err)
+		}
+		out = append(out, jv.Builds...)
+		// A server without pages answers the whole list with no next.
+		if jv.Next == "" {
+			return out, nil
+		}
+		if jv.Start != start || jv.Count < 1 {
+			return nil, fmt.Errorf("job %s: the server answered the page at %d with start %d, count %d", job, start, jv.Start, jv.Count)
+		}
+		start += jv.Count
 	}
-	var jv JobView
-	if err := json.Unmarshal(b, &jv); err != nil {
-		return nil, fmt.Errorf("job %s: answer is not JSON: %w", job, err)
-	}
-	return jv.Builds, nil
 }
 
 // MainBinary downloads a build's main binary into w and checks its size

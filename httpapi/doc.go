@@ -10,6 +10,18 @@
 // the log through transparency-dev/tessera's client, an independent
 // implementation, and verifies its proofs.
 //
+// Reads are bounded per request, also for anonymous clients: lists page
+// (/hash by log index with after= and limit=, job pages and
+// /failed-builds with start= and count=; TestHashPaging,
+// TestBuildListPaging), the front page and latest links read the ledger's
+// latest-build projection, /compare caps the input it parses and the diff
+// it shows and caches its results (TestCompareBounded), work that grows
+// with stored data runs in a few slots with 503 and Retry-After past them
+// (TestHeavyReadLimit), and a client that stops sending its body or
+// reading the response loses the connection after an idle timeout while
+// transfers that keep moving run to the end (TestStalledReaderIsDropped,
+// TestSlowDownloadCompletes, TestStalledBodyIsDropped).
+//
 // Uploader logins go through auth.Guard: a client network that keeps
 // failing is answered 429, and a login that finds the hashing slots busy
 // 503, both with Retry-After and before any password is hashed; recent

@@ -16,10 +16,10 @@ func HoldHeavyReads(s *Server) (release func()) {
 	}
 }
 
-// SetClientHashPage makes the client ask for reverse lookup pages of n
-// hits until restore is called.
-func SetClientHashPage(n int) (restore func()) {
-	old := clientHashPage
-	clientHashPage = n
-	return func() { clientHashPage = old }
+// SetClientPages makes the client ask for pages of n hits or builds until
+// restore is called.
+func SetClientPages(n int) (restore func()) {
+	oldHash, oldJob := clientHashPage, clientJobPage
+	clientHashPage, clientJobPage = n, n
+	return func() { clientHashPage, clientJobPage = oldHash, oldJob }
 }

@@ -74,7 +74,7 @@ func TestHashPaging(t *testing.T) {
 		t.Fatalf("a page past the end: %d %s", resp.StatusCode, body)
 	}
 
-	defer httpapi.SetClientHashPage(7)()
+	defer httpapi.SetClientPages(7)()
 	c, err := httpapi.NewClient(srv.URL, l.VKey, srv.Client())
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestHashPaging(t *testing.T) {
 
 // TestBuildListPaging pages job pages and the failed builds with start=
 // and count=, with next and previous links, and refuses count=0, negative
-// and huge counts with 400.
+// and huge counts with 400; the Go client's JobBuilds reads every page.
 func TestBuildListPaging(t *testing.T) {
 	l, srv := newServer(t)
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
@@ -166,6 +166,21 @@ func TestBuildListPaging(t *testing.T) {
 	fl = httpapi.FailedBuildList{}
 	if json.Unmarshal([]byte(body), &fl) != nil || len(fl.Builds) != 1 || fl.Builds[0].UUID != failed[2].UUID || fl.Next != "" {
 		t.Fatalf("failed builds, second page: %d %s", resp.StatusCode, body)
+	}
+
+	restore := httpapi.SetClientPages(2)
+	c, err := httpapi.NewClient(srv.URL, l.VKey, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed, err := c.JobBuilds(ctx, "hello")
+	restore()
+	var succeeded []uuid.UUID
+	for _, b := range listed {
+		succeeded = append(succeeded, b.UUID)
+	}
+	if err != nil || fmt.Sprint(succeeded) != fmt.Sprint([]uuid.UUID{builds[0].UUID, builds[2].UUID, builds[4].UUID, builds[6].UUID}) {
+		t.Fatalf("client JobBuilds over pages of 2: %v %v", succeeded, err)
 	}
 
 	for _, p := range []string{"/failed-builds", "/job/hello", "/job/hello/failed"} {
