@@ -106,7 +106,7 @@ func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	l, rt := builds[0].Event, builds[1].Event
-	c := Comparison{Left: summary(builds[0]), Right: summary(builds[1]), SameInputs: l.Inputs.ID() == rt.Inputs.ID()}
+	c := Comparison{Left: summary(builds[0]), Right: summary(builds[1]), SameInputs: ledger.SameInputs(l, rt)}
 	c.SameOutput = c.Left.MainBinary != nil && c.Right.MainBinary != nil && c.Left.MainBinary.SHA256 == c.Right.MainBinary.SHA256
 
 	key := compareKeyOf(l.Inputs, rt.Inputs)

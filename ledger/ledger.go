@@ -10,13 +10,24 @@
 // takes every request waiting at the time into one transaction and one
 // sync (group commit), and an Append returns only after that sync.
 //
-// The projections (job → builds, build UUID → build, artifact digest →
-// builds, input id → builds, subject digest → attestations, key id → key
-// state by log index) are derived from the log alone: Replay drops and
-// rebuilds them, re-verifying every event against the Merkle tree, and must
-// produce identical keys and values (TestReplayIdentical). TestCrashRecovery
-// kills an appending child process with SIGKILL and checks that every
-// acknowledged event and every checkpoint handed out survive.
+// The projections (job → builds, latest build per job and platform, build
+// UUID → build, artifact digest → builds, reproducibility key → builds,
+// subject digest → attestations, key id → key state by log index) are
+// derived from the log alone: Replay drops and rebuilds them, re-verifying
+// every event against the Merkle tree, and must produce identical keys and
+// values (TestReplayIdentical). TestCrashRecovery kills an appending child
+// process with SIGKILL and checks that every acknowledged event and every
+// checkpoint handed out survive.
+//
+// Reproducibility is judged on ReproKey: two builds had the same inputs
+// when their opam-switch, build-environment and system-packages files
+// (each either missing or present with the same digest) and their job
+// script are the same; the job name and platform are labels and do not
+// count. Only builds that exited 0 are compared (ReproductionsOf).
+// builder-web's input_id (Inputs.ID, over the three digests alone, a
+// missing file counting as zeros) stays in every build event but is not
+// used to compare. TestReproductionsDifferentScripts: builds of two jobs
+// on one host are not "same inputs, different output".
 package ledger
 
 import (

@@ -17,7 +17,7 @@ import (
 
 // projectionVersion changes whenever the projection layout below changes;
 // Open then replays the log into the new layout.
-const projectionVersion = 8
+const projectionVersion = 9
 
 // Projection keys. Every projection is a set of badger keys under "p/",
 // written in the same transaction as the event they derive from:
@@ -40,7 +40,7 @@ const projectionVersion = 8
 //	                             (hitValue); 's' an attestation naming the
 //	                             digest, 'x' a "differs" verdict on a build
 //	                             that recorded it (no value)
-//	p/i/<input id(32)><index(8)>           input id → builds (with at least one input file)
+//	p/i/<repro key(32)><index(8)>          reproducibility key (ReproKey) → builds
 //	p/e/<envelope(32)>           index(8) of attestation_recorded
 //	p/ab/<uuid(16)><index(8)>    build → attestations of it, in log order
 //	p/k/<key id(32)><index(8)>   state(1): 1 added, 2 revoked
@@ -140,10 +140,11 @@ func (l *Ledger) project(txn *badger.Txn, index uint64, ev Event) error {
 				return err
 			}
 		}
-		if !e.Inputs.Known() {
+		rk, ok := ReproKey(e)
+		if !ok {
 			return nil // nothing to compare reproductions on
 		}
-		return set(key(pInput, e.InputID[:], idx), nil)
+		return set(key(pInput, rk[:], idx), nil)
 	case *KeyAdded:
 		if err := set(key(pKey, e.KeyID[:], idx), append([]byte{keyStateAdded}, e.Name...)); err != nil {
 			return err

@@ -243,10 +243,11 @@ func (l *Ledger) BuildsByArtifact(d cas.Digest) ([]ArtifactHit, error) {
 	return h.Builds, err
 }
 
-// BuildsByInput returns every build with this input id, oldest first.
-func (l *Ledger) BuildsByInput(id cas.Digest) ([]BuildEntry, error) {
+// BuildsWithReproKey returns every build whose reproducibility key
+// (ReproKey) is k, oldest first.
+func (l *Ledger) BuildsWithReproKey(k cas.Digest) ([]BuildEntry, error) {
 	var out []BuildEntry
-	prefix := key(pInput, id[:])
+	prefix := key(pInput, k[:])
 	err := l.view(func(txn *badger.Txn) error {
 		return scan(txn, prefix, func(k, _ []byte) (bool, error) {
 			idx := binary.BigEndian.Uint64(k[len(prefix):])
@@ -258,7 +259,7 @@ func (l *Ledger) BuildsByInput(id cas.Digest) ([]BuildEntry, error) {
 	return out, err
 }
 
-// Reproductions sorts the other builds with the same input id as build b
+// Reproductions sorts the other builds with the same inputs as build b
 // into those with the same main binary digest (reproduced it) and those with
 // a different one (the build is not reproducible). Builds without a main
 // binary are compared on their full artifact lists.
@@ -267,19 +268,26 @@ type Reproductions struct {
 	Different []BuildEntry
 }
 
-// ReproductionsOf classifies the builds sharing b's input id.
+// ReproductionsOf classifies the builds with the same inputs as b: the
+// same reproducibility key (ReproKey: opam-switch, build-environment and
+// system-packages, each present or missing, and the job script; not the
+// job name or platform). Only builds that exited 0 are compared: a failed
+// build has no output to differ in, so b failing, or another build
+// failing, is no claim about reproducibility. A build that recorded no
+// input file is compared with nothing.
 func (l *Ledger) ReproductionsOf(b BuildEntry) (Reproductions, error) {
-	if !b.Event.Inputs.Known() {
-		return Reproductions{}, nil // no inputs recorded: nothing to compare on
+	rk, ok := ReproKey(b.Event)
+	if !ok || !b.Event.Succeeded() {
+		return Reproductions{}, nil
 	}
-	all, err := l.BuildsByInput(b.Event.Inputs.ID())
+	all, err := l.BuildsWithReproKey(rk)
 	if err != nil {
 		return Reproductions{}, err
 	}
 	var r Reproductions
 	want := outputs(b.Event)
 	for _, o := range all {
-		if o.Index == b.Index {
+		if o.Index == b.Index || !o.Event.Succeeded() {
 			continue
 		}
 		if bytes.Equal(outputs(o.Event), want) {
