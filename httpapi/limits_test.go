@@ -168,6 +168,8 @@ func TestUploadSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	open := make(chan struct{})
+	release := sync.OnceFunc(func() { close(open) })
+	t.Cleanup(release) // before the server's Close, which waits for the upload
 	first := make(chan int, 1)
 	go func() {
 		body := io.MultiReader(bytes.NewReader(der[:20]), gated{open, bytes.NewReader(der[20:])})
@@ -188,7 +190,7 @@ func TestUploadSlots(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(msg, "retry") {
 		t.Fatalf("second upload: %d, Retry-After %q, %s", resp.StatusCode, resp.Header.Get("Retry-After"), msg)
 	}
-	close(open)
+	release()
 	if status := <-first; status != http.StatusCreated {
 		t.Fatalf("first upload: %d", status)
 	}

@@ -10,7 +10,10 @@
 //   - DSSE attestation verification per key algorithm, against the bare
 //     signature check, and a 3-of-5 policy decision;
 //   - the VMM boot gate's decision time with k=3 from a warm bundle, against
-//     one bare ECDSA check, and image hashing against sha256 in memory.
+//     one bare ECDSA check, and image hashing against sha256 in memory;
+//   - with -only memory, a server's peak anonymous memory (RssAnon) while
+//     10 clients upload 200 MB builds, 10 export them through /exec and 4
+//     compare builds with large inputs, next to the bytes moved.
 //
 // The benchmark bodies live in internal/benchmarks and cas/castest, shared
 // with the `go test -bench` wrappers.
@@ -45,7 +48,11 @@ import (
 func main() {
 	mib := flag.Int("cas-mib", 256, "size of the CAS benchmark blobs in MiB")
 	leaves := flag.Uint64("leaves", 1_000_000, "tree size for the proof benchmarks")
-	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or scale (Trillian appends, which need MariaDB and Trillian, and replica catch-up), trillian or replica")
+	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or scale (Trillian appends, which need MariaDB and Trillian, and replica catch-up), trillian, replica or memory (the server's peak memory under large uploads, exports and comparisons)")
+	memUploads := flag.Int("memory-uploads", 10, "concurrent uploads and exports for the memory benchmark")
+	memMB := flag.Int64("memory-mb", 200, "size in MB of each upload of the memory benchmark")
+	memCompares := flag.Int("memory-compares", 4, "concurrent comparisons for the memory benchmark")
+	memServer := flag.Bool("memory-server", false, "internal: serve the memory benchmark's ledger (the child process of -only memory)")
 	builds := flag.Int("builds", 100_000, "builds recorded for the lookup benchmark")
 	conc := flag.Int("conc", 64, "concurrent HTTP clients for the lookup benchmark")
 	dur := flag.Duration("duration", 10*time.Second, "length of each HTTP load run")
@@ -53,6 +60,16 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	testing.Init()
+	if *memServer {
+		// The child of -only memory: serve until the parent closes stdin.
+		stop := make(chan struct{})
+		go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+		if err := benchmarks.ServeMemoryFixture(os.Stdout, stop); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -242,6 +259,29 @@ func main() {
 		row(fmt.Sprintf("bare net/http handler, %d clients", *conc), bare.RPS, "req/s", fmt.Sprintf("baseline; p99 %s", bare.P99.Round(10*time.Microsecond)))
 		row(fmt.Sprintf("GET /hash JSON, %d builds", *builds), hash.RPS, "req/s",
 			fmt.Sprintf("%.2f× bare (target ≥ 0.70); p99 %s (target < 5 ms)", hash.RPS/bare.RPS, hash.P99.Round(10*time.Microsecond)))
+	}
+
+	if *only == "memory" {
+		// Not in the default set: it moves several GB through a server in
+		// a child process, whose memory is measured alone.
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		res, err := benchmarks.MemoryLoad(self, []string{"-memory-server"}, benchmarks.MemoryOptions{
+			Uploads: *memUploads, UploadSize: *memMB * 1e6, Compares: *memCompares, InputSize: 50e6})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		const mib = 1 << 20
+		row("server idle, before the load", float64(res.IdleAnon)/mib, "MiB anon", "baseline")
+		for _, p := range res.Phases {
+			row(p.Name, float64(p.PeakAnon)/mib, "MiB anon", fmt.Sprintf("peak RssAnon; %d requests moved %.0f MB in %s (%.0f MB/s), %d answered 503 or 429 and retried",
+				p.Requests, float64(p.Bytes)/1e6, p.Elapsed.Round(100*time.Millisecond), float64(p.Bytes)/1e6/p.Elapsed.Seconds(), p.Busy))
+		}
+		row("server peak anonymous memory, whole run", float64(res.PeakAnon)/mib, "MiB anon", fmt.Sprintf("target < 512 MiB; VmHWM %.0f MiB (with badger's mapped files)", float64(res.VmHWM)/mib))
 	}
 
 	if *only == "" || *only == "proofs" {
