@@ -135,8 +135,8 @@ func (s *Server) clientAddr(r *http.Request) netip.Addr {
 }
 
 // authenticate checks an uploader's credentials through the login guard
-// (see auth.Guard): 429 with Retry-After when the client's network has
-// failed too often, 503 with Retry-After when every hashing slot stayed
+// (see auth.Guard): 429 with Retry-After when the client's network (or
+// the user name) has failed too often, 503 with Retry-After when every hashing slot stayed
 // busy. TestLoginFlood.
 func (s *Server) authenticate(r *http.Request, name, password string) (auth.User, error) {
 	u, err := s.logins.Login(r.Context(), s.clientAddr(r), name, password)
@@ -144,7 +144,7 @@ func (s *Server) authenticate(r *http.Request, name, password string) (auth.User
 	if errors.As(err, &pe) {
 		if errors.Is(err, auth.ErrTooManyFailures) {
 			return u, &Error{Status: http.StatusTooManyRequests, Err: err, RetryAfter: pe.RetryAfter,
-				Msg: "too many failed logins from your address; wait before trying again"}
+				Msg: "too many failed logins; wait before trying again"}
 		}
 		return u, &Error{Status: http.StatusServiceUnavailable, Err: err, RetryAfter: pe.RetryAfter,
 			Msg: "the server is busy checking other logins; retry shortly"}

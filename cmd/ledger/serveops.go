@@ -15,12 +15,14 @@ type opsFlags struct {
 	accessLog      bool
 	clientIPHeader string
 	maxReplicaLag  uint64
+	userFailures   int
 }
 
 func addOpsFlags(cmd *cobra.Command, f *opsFlags) {
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log line format on standard error: text or json")
 	cmd.Flags().BoolVar(&f.accessLog, "access-log", true, "log one line per request (method, route, path, status, bytes, duration, client address; never credentials or query strings)")
 	cmd.Flags().StringVar(&f.clientIPHeader, "client-ip-header", "", "header naming the client address, set by a reverse proxy in front of the server (X-Forwarded-For, X-Real-IP); only with such a proxy, since clients can send it themselves")
+	cmd.Flags().IntVar(&f.userFailures, "user-login-failures", 0, "failed logins one user name may have over all addresses before its logins are refused (429), then one a minute; 0: no limit per name (each address is limited regardless). Logins remembered from a recent success are never refused")
 	cmd.Flags().Uint64Var(&f.maxReplicaLag, "max-replica-lag", 1024, "a replica more entries behind its primary than this answers /readyz with 503")
 }
 
@@ -46,4 +48,5 @@ func (f *opsFlags) configure(cfg *httpapi.Config, g *globals) {
 	}
 	cfg.ClientIPHeader = f.clientIPHeader
 	cfg.MaxReplicaLag = f.maxReplicaLag
+	cfg.Logins.UserBurst = f.userFailures
 }

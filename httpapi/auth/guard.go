@@ -17,9 +17,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// ErrTooManyFailures: the client's network used up its budget of logins
-// that need a password hash.
-var ErrTooManyFailures = errors.New("auth: too many failed logins from this address")
+// ErrTooManyFailures: the client's network (or, with Limits.UserBurst, the
+// user name) used up its budget of logins that need a password hash.
+var ErrTooManyFailures = errors.New("auth: too many failed logins")
 
 // PushbackError refuses a login without hashing its password: Err is
 // ErrTooManyFailures (the client should wait) or wraps ErrBusy (the server
@@ -52,8 +52,16 @@ type Limits struct {
 	// addresses keeps them busy.
 	Rate  rate.Limit
 	Burst int
-	// Clients bounds how many client networks are tracked; the least
-	// recently seen is forgotten first. Default 16384.
+	// UserRate and UserBurst, if UserBurst is positive, are also each user
+	// name's budget, over all networks, the same way: they bound password
+	// guessing against one account from many addresses. A login verified
+	// from the cache does not need it, so an uploader that keeps logging
+	// in is not locked out by an attack on its name. Default off; UserRate
+	// defaults to 1 a minute when UserBurst is set.
+	UserRate  rate.Limit
+	UserBurst int
+	// Clients bounds how many client networks (and user names) are
+	// tracked; the least recently seen is forgotten first. Default 16384.
 	Clients int
 	// CacheTTL and CacheSize bound the cache of successful
 	// verifications. Default 5 minutes and 1024 entries; a negative
@@ -76,6 +84,9 @@ func (l *Limits) setDefaults() {
 	}
 	if l.Burst <= 0 {
 		l.Burst = 5
+	}
+	if l.UserBurst > 0 && l.UserRate <= 0 {
+		l.UserRate = rate.Every(time.Minute)
 	}
 	if l.Clients <= 0 {
 		l.Clients = 16384
@@ -101,18 +112,21 @@ func (l *Limits) setDefaults() {
 //     within CacheTTL and the account's stored hash is unchanged (the
 //     cache is keyed by an HMAC of name and password under a key made at
 //     start, and holds no password);
-//  3. waits at most Wait (or until its context ends) for a hashing slot,
+//  3. with Limits.UserBurst, is refused with ErrTooManyFailures when its
+//     user name has no token left (TestGuardLimitsUser);
+//  4. waits at most Wait (or until its context ends) for a hashing slot,
 //     and is refused with ErrBusy (a *PushbackError) if none frees up;
 //     waiting logins are served in order of their network's budget left,
 //     so clients that keep failing do not delay one that has not
 //     (TestSlotsPriority);
-//  4. is checked by Store.AuthenticateContext.
+//  5. is checked by Store.AuthenticateContext.
 //
 // It is safe for concurrent use.
 type Guard struct {
 	users   *Store
 	lim     Limits
 	clients *lru.Cache[netip.Prefix, *rate.Limiter]
+	names   *lru.Cache[string, *rate.Limiter]
 	cache   *lru.Cache[[32]byte, cached]
 	key     [32]byte
 
@@ -129,6 +143,7 @@ func NewGuard(users *Store, lim Limits) *Guard {
 	lim.setDefaults()
 	g := &Guard{users: users, lim: lim}
 	g.clients, _ = lru.New[netip.Prefix, *rate.Limiter](lim.Clients)
+	g.names, _ = lru.New[string, *rate.Limiter](lim.Clients)
 	g.cache, _ = lru.New[[32]byte, cached](lim.CacheSize)
 	if _, err := rand.Read(g.key[:]); err != nil {
 		panic(err) // crypto/rand does not fail on supported systems
@@ -172,6 +187,7 @@ func ClientNetwork(a netip.Addr) netip.Prefix {
 // Login checks name and password for a request from client.
 func (g *Guard) Login(ctx context.Context, client netip.Addr, name, password string) (User, error) {
 	now := g.lim.Now()
+	refund := false // the user name's token, if taken
 	lim := g.limiter(ClientNetwork(client))
 	res := lim.ReserveN(now, 1)
 	if d := res.DelayFrom(now); d > 0 || !res.OK() {
@@ -185,9 +201,25 @@ func (g *Guard) Login(ctx context.Context, client netip.Addr, name, password str
 		g.hits.Add(1)
 		return u, nil
 	}
+	if g.lim.UserBurst > 0 && CheckName(name) == nil { // other names cannot log in
+		ures := g.nameLimiter(name).ReserveN(now, 1)
+		if d := ures.DelayFrom(now); d > 0 || !ures.OK() {
+			ures.CancelAt(now)
+			res.CancelAt(now) // nothing was hashed
+			g.limited.Add(1)
+			return User{}, &PushbackError{Err: ErrTooManyFailures, RetryAfter: max(d, time.Second)}
+		}
+		// Given back with the network's token (below).
+		defer func(r *rate.Reservation) {
+			if refund {
+				r.CancelAt(now)
+			}
+		}(ures)
+	}
 	wctx, cancel := context.WithTimeout(ctx, g.lim.Wait)
 	u, err := g.verify(wctx, lim.TokensAt(now), name, password)
 	cancel()
+	refund = !errors.Is(err, ErrUnauthorized)
 	switch {
 	case err == nil:
 		res.CancelAt(now)
@@ -228,6 +260,17 @@ func (g *Guard) limiter(p netip.Prefix) *rate.Limiter {
 	}
 	l := rate.NewLimiter(g.lim.Rate, g.lim.Burst)
 	if prev, ok, _ := g.clients.PeekOrAdd(p, l); ok {
+		return prev
+	}
+	return l
+}
+
+func (g *Guard) nameLimiter(name string) *rate.Limiter {
+	if l, ok := g.names.Get(name); ok {
+		return l
+	}
+	l := rate.NewLimiter(g.lim.UserRate, g.lim.UserBurst)
+	if prev, ok, _ := g.names.PeekOrAdd(name, l); ok {
 		return prev
 	}
 	return l

@@ -265,3 +265,45 @@ func TestSlotsPriority(t *testing.T) {
 		t.Fatalf("free %d, waiters %d", s.free, len(s.waiters))
 	}
 }
+
+// TestGuardLimitsUser: with a per-user budget, failures from many networks
+// against one name use it up and further logins for that name are refused
+// before any hashing, except the right password verified from the cache;
+// other names are unaffected.
+func TestGuardLimitsUser(t *testing.T) {
+	s := openStore(t)
+	if err := s.Add("alice", "alice-password", true); err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	g := NewGuard(s, Limits{UserBurst: 2, UserRate: rate.Every(time.Hour), Now: c.Now})
+	ctx := context.Background()
+	net := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}) }
+	if _, err := g.Login(ctx, net(1), "farm", "farm-password"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i < 4; i++ {
+		if _, err := g.Login(ctx, net(i), "farm", "guess"); !errors.Is(err, ErrUnauthorized) {
+			t.Fatalf("guess from network %d: %v", i, err)
+		}
+	}
+	hashed := s.Hashes()
+	_, err := g.Login(ctx, net(4), "farm", "another-guess")
+	wantPushback(t, err, ErrTooManyFailures)
+	if s.Hashes() != hashed {
+		t.Fatal("a refused login was hashed")
+	}
+	// The uploader's cached login still works.
+	if _, err := g.Login(ctx, net(1), "farm", "farm-password"); err != nil {
+		t.Fatalf("cached login of an attacked name: %v", err)
+	}
+	if _, err := g.Login(ctx, net(4), "alice", "alice-password"); err != nil {
+		t.Fatalf("another name: %v", err)
+	}
+	// Network 4's token came back with the refusal: it failed nothing.
+	for i := 0; i < 4; i++ {
+		if _, err := g.Login(ctx, net(4), "alice", "alice-password"); err != nil {
+			t.Fatalf("network 4, login %d: %v", i, err)
+		}
+	}
+}
