@@ -188,7 +188,7 @@ func ClientNetwork(a netip.Addr) netip.Prefix {
 func (g *Guard) Login(ctx context.Context, client netip.Addr, name, password string) (User, error) {
 	now := g.lim.Now()
 	refund := false // the user name's token, if taken
-	lim := g.limiter(ClientNetwork(client))
+	lim := limiter(g.clients, ClientNetwork(client), g.lim.Rate, g.lim.Burst)
 	res := lim.ReserveN(now, 1)
 	if d := res.DelayFrom(now); d > 0 || !res.OK() {
 		res.CancelAt(now)
@@ -202,7 +202,7 @@ func (g *Guard) Login(ctx context.Context, client netip.Addr, name, password str
 		return u, nil
 	}
 	if g.lim.UserBurst > 0 && CheckName(name) == nil { // other names cannot log in
-		ures := g.nameLimiter(name).ReserveN(now, 1)
+		ures := limiter(g.names, name, g.lim.UserRate, g.lim.UserBurst).ReserveN(now, 1)
 		if d := ures.DelayFrom(now); d > 0 || !ures.OK() {
 			ures.CancelAt(now)
 			res.CancelAt(now) // nothing was hashed
@@ -254,23 +254,13 @@ func (g *Guard) verify(ctx context.Context, prio float64, name, password string)
 	return g.users.AuthenticateContext(ctx, name, password)
 }
 
-func (g *Guard) limiter(p netip.Prefix) *rate.Limiter {
-	if l, ok := g.clients.Get(p); ok {
+// limiter returns k's token bucket in c, making it if need be.
+func limiter[K comparable](c *lru.Cache[K, *rate.Limiter], k K, r rate.Limit, burst int) *rate.Limiter {
+	if l, ok := c.Get(k); ok {
 		return l
 	}
-	l := rate.NewLimiter(g.lim.Rate, g.lim.Burst)
-	if prev, ok, _ := g.clients.PeekOrAdd(p, l); ok {
-		return prev
-	}
-	return l
-}
-
-func (g *Guard) nameLimiter(name string) *rate.Limiter {
-	if l, ok := g.names.Get(name); ok {
-		return l
-	}
-	l := rate.NewLimiter(g.lim.UserRate, g.lim.UserBurst)
-	if prev, ok, _ := g.names.PeekOrAdd(name, l); ok {
+	l := rate.NewLimiter(r, burst)
+	if prev, ok, _ := c.PeekOrAdd(k, l); ok {
 		return prev
 	}
 	return l
