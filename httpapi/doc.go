@@ -22,6 +22,22 @@
 // transfers that keep moving run to the end (TestStalledReaderIsDropped,
 // TestSlowDownloadCompletes, TestStalledBodyIsDropped).
 //
+// Uploads and the /exec re-export hold buffers, not builds (limits.go):
+// POST /upload decodes builder's record as a stream with every file copied
+// into the CAS as it arrives, the manual upload puts its body into the CAS
+// as it arrives, and /exec streams the artifacts from the CAS under a
+// Content-Length computed from the recorded sizes (TestUploadBombsBounded,
+// TestLargeUploadAndExportMemoryBounded, TestExecExportMatchesMarshal).
+// Before a body is read, a Content-Length over Config.MaxBody is 413
+// (TestUploadEarly413) and an upload takes one of Config.MaxUploads slots
+// or is answered 503 with Retry-After (TestUploadSlots); the job's access
+// list is checked once the record's first field, the job name, has been
+// read (TestUploadReadsOnlyAPrefixWhenForbidden). gzip and zstd bodies are
+// decoded as streams, zstd with a window of at most 8 MiB, and the decoded
+// bytes are capped at MaxBody, so a compression bomb is 413 after bounded
+// work. ledgerbench -only memory measures a server's peak memory under
+// concurrent 200 MB uploads, exports and comparisons.
+//
 // Uploader logins go through auth.Guard: a client network that keeps
 // failing is answered 429, and a login that finds the hashing slots busy
 // 503, both with Retry-After and before any password is hashed; recent

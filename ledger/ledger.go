@@ -122,7 +122,9 @@ type Ledger struct {
 	cp       atomic.Pointer[Checkpoint]
 	failed   atomic.Pointer[error]
 	stats    stats // see Metrics
-	events   *lru.Cache[uint64, Event]
+	// events caches decoded events by the digest of their bytes (see
+	// eventTxn).
+	events *lru.Cache[cas.Digest, Event]
 	// hashes caches reverse lookups; hashGen counts the commits that
 	// invalidated some (see Hash).
 	hashes *lru.Cache[cas.Digest, HashInfo]
@@ -195,7 +197,7 @@ func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
 	if cfg.EventCache <= 0 {
 		cfg.EventCache = 1 << 17
 	}
-	events, err := lru.New[uint64, Event](cfg.EventCache)
+	events, err := lru.New[cas.Digest, Event](cfg.EventCache)
 	if err != nil {
 		return nil, err
 	}

@@ -103,17 +103,31 @@ func (l *Ledger) Event(index uint64) (Event, error) {
 }
 
 // eventTxn returns the decoded event at index, from the cache of recently
-// read events if possible. Events never change once logged, so cached
-// values never go stale; they are shared and must not be modified.
+// decoded events if possible. The cache is keyed by the digest of the
+// event's bytes, which the index record e/<index> in txn names, not by the
+// index: a read-write transaction sees events it has written but may never
+// commit (a batch retried after the backend's ErrBehind, a failed one), and
+// another event may be committed at that index later. Keyed by content, an
+// entry is right whichever transaction put it there. Cached values are
+// shared and must not be modified. TestEventCacheDiscardedTxn.
 func (l *Ledger) eventTxn(txn *badger.Txn, index uint64) (Event, error) {
-	if ev, ok := l.events.Get(index); ok {
+	d, err := eventDigest(txn, index)
+	if err != nil {
+		return nil, err
+	}
+	if ev, ok := l.events.Get(d); ok {
 		return ev, nil
 	}
-	ev, _, err := l.readEventWith(txn, index, decodeStored)
-	if err == nil {
-		l.events.Add(index, ev)
+	data, err := l.store.GetTxn(txn, d)
+	if err != nil {
+		return nil, fmt.Errorf("event %d: %w", index, err)
 	}
-	return ev, err
+	ev, err := decodeStored(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: event %d: %v", ErrCorrupt, index, err)
+	}
+	l.events.Add(d, ev)
+	return ev, nil
 }
 
 func eventAs[E Event](l *Ledger, txn *badger.Txn, index uint64) (E, error) {

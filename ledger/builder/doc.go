@@ -90,7 +90,8 @@
 //     second 60, and a finish before the start;
 //   - INTEGERs outside OCaml's 63-bit int;
 //   - input beyond Limits (wrapping ErrLimit): its total size, the number of
-//     files, the size of one file, the number of console lines. Every length
+//     files, the size of one file, the number of console lines, the size of
+//     the script, the console or the result message. Every length
 //     is compared with the bytes actually present before anything is
 //     sliced or copied, and every count is checked before the element is
 //     kept, so a length field claiming 4 GiB costs nothing.
@@ -123,6 +124,31 @@
 // drops it the same way, as it keeps the decoded time) and a present empty
 // platform (left out).
 //
+// # Decode: the same record from a stream
+//
+// Decode reads a record from an io.Reader with memory bounded by Limits,
+// not by the input: it hands each file's contents to a Sink as they arrive
+// (an upload's files go straight into the CAS) and the job's name, the
+// record's first field, as soon as it is read, so that a caller can refuse
+// a job it may not write having read only a few bytes. It reads nothing
+// past the element at fault, refuses at its header a record that claims
+// more than MaxTotal or a file larger than MaxFileSize, and accepts exactly
+// what Parse accepts, with the same value but for the file data (FuzzDecode
+// checks both with Parse as the oracle, reading odd-length inputs one byte
+// at a time; TestParseErrors runs its table through Decode too). The
+// elements Limits bound (UUID, console, timestamps, result) are read into
+// memory and checked by Parse's own code; the framing, the job and the
+// files are read from the stream. What is kept in memory is bounded by
+// MaxText (script, console and message, each; default 16 MiB), which Parse
+// enforces as well.
+//
+// # Encoder: Marshal with streamed files
+//
+// An Encoder writes the bytes Marshal writes, with each output file copied
+// from a reader of known size while it is written: every DER length
+// follows from the sizes, so a recorded build can be re-exported without
+// holding its files (TestEncoderMatchesMarshal compares with Marshal).
+//
 // # Assumptions
 //
 //   - The format is that of builder at the commits read (lib/builder.ml with
@@ -154,4 +180,8 @@
 // every prefix and every single-bit flip of a record. TestMarshalErrors
 // covers Marshal's refusals. FuzzParse checks the round trips above on
 // arbitrary input; BenchmarkParse and BenchmarkMarshal use a 10 MiB record.
+// TestDecodeAgrees, TestDecodeStopsEarly (a refused job and an oversized
+// record stop Decode within its first 32 KiB read of a 10 MiB record) and
+// TestDecodeErrorsFromReaderAndSink cover Decode; TestEncoderErrors the
+// Encoder's refusals and that it reads no more than a file's size.
 package builder
