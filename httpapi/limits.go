@@ -99,7 +99,7 @@ func (s *Server) uploadBody(w http.ResponseWriter, r *http.Request) (body io.Rea
 	close = func() {}
 	switch enc {
 	case "", "identity":
-		return raw, close, nil
+		return &readFailure{r: raw}, close, nil
 	case "gzip":
 		zr, err := gzip.NewReader(raw)
 		if err != nil {
@@ -116,7 +116,26 @@ func (s *Server) uploadBody(w http.ResponseWriter, r *http.Request) (body io.Rea
 	default:
 		return nil, nil, &Error{Status: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("Content-Encoding %q is not supported (gzip, zstd or none)", enc)}
 	}
-	return &decodedBody{r: dec, left: s.cfg.MaxBody, s: s, enc: enc}, close, nil
+	return &readFailure{r: &decodedBody{r: dec, left: s.cfg.MaxBody, s: s, enc: enc}}, close, nil
+}
+
+// readFailure makes every failure to read a body an answer: the caps' and
+// decoders' as they are, anything else (the client went away, or sent less
+// than its Content-Length) 400, rather than the internal error that a
+// failed Put would otherwise be.
+type readFailure struct {
+	r io.Reader
+	n int64
+}
+
+func (f *readFailure) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	f.n += int64(n)
+	var he *Error
+	if err != nil && err != io.EOF && !errors.As(err, &he) {
+		err = &Error{Status: http.StatusBadRequest, Err: err, Msg: fmt.Sprintf("reading the request body failed after %d bytes", f.n)}
+	}
+	return n, err
 }
 
 // decodedBody caps the decoded bytes of a compressed body and turns the

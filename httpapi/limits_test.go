@@ -1,10 +1,14 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"runtime/debug"
@@ -410,5 +414,35 @@ func TestExecExportMatchesMarshal(t *testing.T) {
 			}
 		}
 		t.Fatalf("export differs from Marshal's record (%d bytes, want %d): %v", len(body), len(want), err)
+	}
+}
+
+// TestUploadTruncatedBody sends less than its Content-Length and closes its
+// side of the connection: both routes answer 400 saying so (the manual
+// upload's failed Put was an internal error before), and nothing is logged.
+func TestUploadTruncatedBody(t *testing.T) {
+	l, srv := uploadServer(t, 0)
+	der, _ := sampleExec("hello").Marshal()
+	for _, u := range []string{"/upload", "/job/hello/platform/debian-12/upload"} {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n",
+			u, base64.StdEncoding.EncodeToString([]byte("farm:farm-password")), len(der))
+		conn.Write(der[:len(der)/2])
+		conn.(*net.TCPConn).CloseWrite()
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "reading the request body failed after") {
+			t.Errorf("%s: %d %s", u, resp.StatusCode, body)
+		}
+	}
+	if l.Size() != 0 {
+		t.Fatalf("truncated uploads changed the log (size %d)", l.Size())
 	}
 }
