@@ -30,6 +30,15 @@ import (
 // nothing is lost or counted twice. The appends of that batch were not
 // acknowledged: a client that retries gets the event's existing receipt
 // or a conflict, never a second copy.
+//
+// A catch-up commits chunk by chunk, every call to the backend bounded on
+// its own (backendTimeout), so one of any length makes progress. When the
+// backend fails part-way (unreachable, a read cut off), what was caught up
+// stays committed, Open still opens (serving reads) and the append that
+// found the backend ahead is answered ErrBackend; the next append resumes
+// the catch-up before anything else. Only a security error (ErrCorrupt)
+// stops the ledger. TestCatchUpResumes in ledger/trillianlog injects the
+// failure into a real Trillian's reads, during an append and at Open.
 type Backend interface {
 	// Root returns the size and RFC 6962 root hash of the integrated log.
 	Root(ctx context.Context) (uint64, [32]byte, error)
@@ -112,47 +121,89 @@ func (l *Ledger) loadPending() (uint64, [][]byte, bool, error) {
 	return first, leaves, true, nil
 }
 
-// resolvePending finishes a batch an earlier attempt (or process) sent
-// without committing: it resends it at its indices, waits for the backend
-// to integrate it, projects what the backend holds and forgets it.
+// resolvePending settles what an earlier attempt (or process) left
+// unfinished before any new batch is sent: a batch sent without being
+// committed, or a catch-up that failed half-way (a transient error of the
+// backend). It is called while l.pending is set, and clears it once the
+// ledger and the backend hold the same log again; on an error it stays
+// set, and the next append tries again from the progress committed so far.
 func (l *Ledger) resolvePending(ctx context.Context) error {
-	first, leaves, ok, err := l.loadPending()
-	if err != nil || !ok {
-		l.pending.Store(false)
-		return err
-	}
-	if end := first + uint64(len(leaves)); end > l.tree.Size() {
-		if first != l.tree.Size() {
-			return fmt.Errorf("%w: the pending batch starts at %d, the log has %d entries", ErrCorrupt, first, l.tree.Size())
-		}
-		if err := l.backend.Integrate(ctx, first, leaves, [32]byte{}); err != nil {
-			return fmt.Errorf("log backend: resending entries %d…%d: %w", first, end-1, err)
-		}
-		bsize, broot, err := l.backend.Root(ctx)
-		if err != nil {
-			return fmt.Errorf("log backend: %w", err)
-		}
-		if err := l.catchUp(ctx, bsize, broot); err != nil {
-			return err
-		}
-	}
-	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Delete(keyPending) }); err != nil {
+	if err := l.syncBackend(ctx); err != nil {
 		return err
 	}
 	l.pending.Store(false)
 	return nil
 }
 
-// syncBackend brings the ledger and its backend to the same log: it
-// projects entries only the backend has, or writes entries only the ledger
-// has (a ledger moving onto a backend), and checks that the roots agree.
-func (l *Ledger) syncBackend(ctx context.Context) error {
-	if err := l.resolvePending(ctx); err != nil {
+// resendPending finishes a batch sent without being committed: it resends
+// it at its indices, waits for the backend to integrate it, projects what
+// the backend holds and forgets it.
+func (l *Ledger) resendPending(ctx context.Context) error {
+	first, leaves, ok, err := l.loadPending()
+	if err != nil || !ok {
 		return err
 	}
-	bsize, broot, err := l.backend.Root(ctx)
+	if end := first + uint64(len(leaves)); end > l.tree.Size() {
+		if first != l.tree.Size() {
+			return fmt.Errorf("%w: the pending batch starts at %d, the log has %d entries", ErrCorrupt, first, l.tree.Size())
+		}
+		cctx, cancel := context.WithTimeout(ctx, backendTimeout)
+		err := l.backend.Integrate(cctx, first, leaves, [32]byte{})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("log backend: resending entries %d…%d: %w", first, end-1, err)
+		}
+		bsize, broot, err := l.backendRoot(ctx)
+		if err != nil {
+			return err
+		}
+		if err := l.catchUp(ctx, bsize, broot); err != nil {
+			return err
+		}
+	}
+	return l.db.Update(func(txn *badger.Txn) error { return txn.Delete(keyPending) })
+}
+
+// backendRoot asks the backend for its root, bounded by backendTimeout.
+func (l *Ledger) backendRoot(ctx context.Context) (uint64, [32]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	defer cancel()
+	size, root, err := l.backend.Root(ctx)
 	if err != nil {
-		return fmt.Errorf("log backend: %w", err)
+		return 0, [32]byte{}, fmt.Errorf("log backend: %w", err)
+	}
+	return size, root, nil
+}
+
+// openBackend brings the ledger level with its backend at Open. Only a
+// security error (ErrCorrupt: the backend's log is not this ledger's)
+// stops Open. Any other failure (the backend unreachable, a read that
+// failed half-way through a catch-up) leaves the ledger open at the
+// progress it committed, serving reads, with l.pending set: the next
+// append resumes the catch-up before anything else (resolvePending).
+func (l *Ledger) openBackend() error {
+	if err := l.syncBackend(context.Background()); err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return err
+		}
+		l.pending.Store(true)
+	}
+	return nil
+}
+
+// syncBackend brings the ledger and its backend to the same log: it
+// finishes a pending batch, projects entries only the backend has, or
+// writes entries only the ledger has (a ledger moving onto a backend), and
+// checks that the roots agree. Every chunk is committed as it is done and
+// every call to the backend is bounded by backendTimeout, so a catch-up of
+// any length makes progress, and one cut short resumes where it stopped.
+func (l *Ledger) syncBackend(ctx context.Context) error {
+	if err := l.resendPending(ctx); err != nil {
+		return err
+	}
+	bsize, broot, err := l.backendRoot(ctx)
+	if err != nil {
+		return err
 	}
 	size, root := l.tree.Head()
 	switch {
@@ -169,7 +220,10 @@ func (l *Ledger) syncBackend(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if err := l.backend.Integrate(ctx, from, leaves[from-bsize:to-bsize], r); err != nil {
+			cctx, cancel := context.WithTimeout(ctx, backendTimeout)
+			err = l.backend.Integrate(cctx, from, leaves[from-bsize:to-bsize], r)
+			cancel()
+			if err != nil {
 				return fmt.Errorf("log backend: writing the ledger's entries %d…%d: %w", from, to-1, err)
 			}
 		}
@@ -201,42 +255,49 @@ func (l *Ledger) localLeaves(from, to uint64) ([][]byte, error) {
 
 // catchUp projects the backend's entries from the ledger's size up to
 // bsize, whose root is broot, in chunks, each checked like a new append and
-// each proven a prefix of the backend's log before it is committed.
+// each proven a prefix of the backend's log before it is committed. The
+// backend's calls for one chunk are bounded by backendTimeout.
 func (l *Ledger) catchUp(ctx context.Context, bsize uint64, broot [32]byte) error {
 	for l.tree.Size() < bsize {
-		from := l.tree.Size()
-		to := min(from+256, bsize)
-		leaves, err := l.backend.Leaves(ctx, from, to)
-		if err != nil {
-			return fmt.Errorf("log backend: reading entries %d…%d: %w", from, to-1, err)
-		}
-		if uint64(len(leaves)) != to-from {
-			return fmt.Errorf("log backend: asked for entries %d…%d, got %d", from, to-1, len(leaves))
-		}
-		verify := func(size uint64, root [32]byte) error {
-			if size == bsize {
-				if root != broot {
-					return fmt.Errorf("%w: SECURITY: the log backend's entries up to %d give root %x, the backend says %x", ErrCorrupt, size, root, broot)
-				}
-				return nil
-			}
-			p, err := l.backend.ConsistencyProof(ctx, size, bsize)
-			if err != nil {
-				return fmt.Errorf("log backend: %w", err)
-			}
-			if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size, bsize, p, root[:], broot[:]); err != nil {
-				return fmt.Errorf("%w: SECURITY: the log backend's entries up to %d are not a prefix of its log: %v", ErrCorrupt, size, err)
-			}
-			return nil
-		}
-		sign := func(size uint64, root [32]byte) (*Checkpoint, error) {
-			return signCheckpoint(l.signer, l.origin, size, root)
-		}
-		if err := l.applyLeaves(from, leaves, verify, sign); err != nil {
+		if err := l.catchUpChunk(ctx, bsize, broot); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (l *Ledger) catchUpChunk(ctx context.Context, bsize uint64, broot [32]byte) error {
+	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	defer cancel()
+	from := l.tree.Size()
+	to := min(from+256, bsize)
+	leaves, err := l.backend.Leaves(ctx, from, to)
+	if err != nil {
+		return fmt.Errorf("log backend: reading entries %d…%d: %w", from, to-1, err)
+	}
+	if uint64(len(leaves)) != to-from {
+		return fmt.Errorf("log backend: asked for entries %d…%d, got %d", from, to-1, len(leaves))
+	}
+	verify := func(size uint64, root [32]byte) error {
+		if size == bsize {
+			if root != broot {
+				return fmt.Errorf("%w: SECURITY: the log backend's entries up to %d give root %x, the backend says %x", ErrCorrupt, size, root, broot)
+			}
+			return nil
+		}
+		p, err := l.backend.ConsistencyProof(ctx, size, bsize)
+		if err != nil {
+			return fmt.Errorf("log backend: %w", err)
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size, bsize, p, root[:], broot[:]); err != nil {
+			return fmt.Errorf("%w: SECURITY: the log backend's entries up to %d are not a prefix of its log: %v", ErrCorrupt, size, err)
+		}
+		return nil
+	}
+	sign := func(size uint64, root [32]byte) (*Checkpoint, error) {
+		return signCheckpoint(l.signer, l.origin, size, root)
+	}
+	return l.applyLeaves(from, leaves, verify, sign)
 }
 
 // applyLeaves commits leaves as the entries from, ... after checking each
@@ -336,12 +397,21 @@ func (l *Ledger) integrate(first uint64, leaves [][]byte, root [32]byte) (retry 
 		return false, err
 	}
 	l.pending.Store(false)
-	bsize, broot, err := l.backend.Root(ctx)
+	// Catch up, each chunk committed and bounded on its own. A transient
+	// failure (the backend unreachable half-way) leaves the progress made
+	// and l.pending set, so the next append resumes the catch-up first;
+	// only a security error stops the ledger.
+	bsize, broot, err := l.backendRoot(context.Background())
 	if err != nil {
+		l.pending.Store(true)
 		return false, err
 	}
-	if err := l.catchUp(ctx, bsize, broot); err != nil {
-		l.fail(err)
+	if err := l.catchUp(context.Background(), bsize, broot); err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			l.fail(err)
+		} else {
+			l.pending.Store(true)
+		}
 		return false, err
 	}
 	if l.tree.Size() == first {

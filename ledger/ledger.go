@@ -235,10 +235,7 @@ func Open(db *badger.DB, store *cas.Store, cfg Config) (*Ledger, error) {
 	}
 	l.cp.Store(cp)
 	if l.backend != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
-		err := l.syncBackend(ctx)
-		cancel()
-		if err != nil {
+		if err := l.openBackend(); err != nil {
 			return nil, fmt.Errorf("ledger: %w", err)
 		}
 	}

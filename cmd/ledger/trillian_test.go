@@ -73,3 +73,50 @@ func TestTrillianRefusesPlaintextOffLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestTrillianTLS runs a second real Trillian log server with a TLS
+// certificate from a CA made for the test: create-tree and a ledger on the
+// tree work with --trillian-ca; another CA, or plaintext, fail.
+func TestTrillianTLS(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/google/trillian").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := trilliantest.Start(filepath.Join(strings.TrimSpace(string(out)), "storage/mysql/schema/storage.sql"))
+	if err != nil {
+		trilliantest.Skip(t, err)
+	}
+	defer env.Stop()
+	dir := t.TempDir()
+	ca, err := trilliantest.NewCA(dir, "trillian-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := trilliantest.NewCA(dir, "another-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := ca.Issue("trillian", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := env.StartLogServer("--tls_cert_file="+cert, "--tls_key_file="+key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clitest.Run(newRoot(), "trillian", "create-tree", "--trillian", addr, "--trillian-ca", other.File); err == nil {
+		t.Fatal("create-tree verified the server against another CA")
+	}
+	if _, err := clitest.Run(newRoot(), "trillian", "create-tree", "--trillian", addr); err == nil {
+		t.Fatal("create-tree spoke plaintext to a TLS server")
+	}
+	id := strings.TrimSpace(run(t, "trillian", "create-tree", "--trillian", addr, "--trillian-ca", ca.File))
+	data := filepath.Join(t.TempDir(), "data")
+	backend := []string{"--log", "trillian", "--trillian", addr, "--tree-id", id, "--trillian-ca", ca.File}
+	if out := run(t, append([]string{"demo", "--data", data}, backend...)...); !strings.Contains(out, "at log index 1") {
+		t.Fatalf("demo over TLS:\n%s", out)
+	}
+	if out := run(t, append([]string{"verify", "--data", data}, backend...)...); !strings.Contains(out, "ok: 2 events") {
+		t.Fatalf("verify over TLS:\n%s", out)
+	}
+}

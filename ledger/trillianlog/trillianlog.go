@@ -45,6 +45,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/buildledger/buildledger/ledger"
@@ -103,6 +104,14 @@ func CreateTree(ctx context.Context, addr, name string, opts ...grpc.DialOption)
 		return 0, fmt.Errorf("trillian %s: %w", addr, err)
 	}
 	defer conn.Close()
+	// One plain call first: the Trillian client retries an unavailable
+	// server until ctx ends, which would hide a refused TLS handshake (a
+	// wrong CA, plaintext to a TLS server) behind a minute of retries.
+	// Any answer but Unavailable (tree 0 does not exist) says the
+	// connection works.
+	if _, err := trillian.NewTrillianAdminClient(conn).GetTree(ctx, &trillian.GetTreeRequest{TreeId: 0}); status.Code(err) == codes.Unavailable {
+		return 0, fmt.Errorf("trillian %s: %w", addr, err)
+	}
 	tree, err := tclient.CreateAndInitTree(ctx, &trillian.CreateTreeRequest{Tree: &trillian.Tree{
 		TreeState:       trillian.TreeState_ACTIVE,
 		TreeType:        trillian.TreeType_PREORDERED_LOG,
