@@ -45,10 +45,16 @@ type gcLoop struct {
 // badger.ErrNoRewrite, which is not an error here) or ctx ends. It returns
 // the number of files rewritten. Reads and appends continue meanwhile; a
 // collection already running elsewhere makes it return
-// badger.ErrRejected.
+// badger.ErrRejected. Like every write it first asks Config.CheckSpace and
+// stops with its error when the disk is too full.
 func (l *Ledger) CollectGarbage(ctx context.Context) (rewritten int, err error) {
 	for {
 		if err := ctx.Err(); err != nil {
+			return rewritten, err
+		}
+		// A rewrite copies a file's live values before it deletes the
+		// file: on a full disk that write would kill the process.
+		if err := l.checkSpace(); err != nil {
 			return rewritten, err
 		}
 		err := l.db.RunValueLogGC(gcDiscardRatio)

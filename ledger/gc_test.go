@@ -3,9 +3,11 @@ package ledger_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,7 +24,7 @@ import (
 // files and memtables, so a few megabytes of overwritten values spread
 // over several value-log files and reach the LSM tree's compactions
 // (which is where badger learns what is garbage).
-func openSmallVlog(t *testing.T, gc ledger.GCConfig) *ledgertest.Ledger {
+func openSmallVlog(t *testing.T, cfg ledger.Config) *ledgertest.Ledger {
 	t.Helper()
 	skey, vkey, err := ledger.GenerateLogKey(ledgertest.Origin)
 	if err != nil {
@@ -43,7 +45,8 @@ func openSmallVlog(t *testing.T, gc ledger.GCConfig) *ledgertest.Ledger {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg, err := ledger.Open(db, store, ledger.Config{Origin: ledgertest.Origin, Signer: signer, GC: gc})
+	cfg.Origin, cfg.Signer = ledgertest.Origin, signer
+	lg, err := ledger.Open(db, store, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +57,8 @@ func openSmallVlog(t *testing.T, gc ledger.GCConfig) *ledgertest.Ledger {
 	})
 	return l
 }
+
+var errDiskFull = errors.New("disk full")
 
 func vlogBytes(t *testing.T, dir string) int64 {
 	t.Helper()
@@ -107,11 +112,22 @@ func churn(t *testing.T, db *badger.DB) {
 // event is still there (the cleanup replays the log and compares
 // projections).
 func TestCollectGarbage(t *testing.T) {
-	l := openSmallVlog(t, ledger.GCConfig{Interval: -1})
+	var full atomic.Bool
+	l := openSmallVlog(t, ledger.Config{GC: ledger.GCConfig{Interval: -1}, CheckSpace: func() error {
+		if full.Load() {
+			return errDiskFull
+		}
+		return nil
+	}})
 	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
 	before := vlogBytes(t, l.Dir)
 	churn(t, l.DB)
 	grown := vlogBytes(t, l.Dir)
+	full.Store(true) // nothing is rewritten on a full disk
+	if n, err := l.CollectGarbage(ctx); !errors.Is(err, errDiskFull) || n != 0 || vlogBytes(t, l.Dir) != grown {
+		t.Fatalf("collection on a full disk: %d files rewritten, %v", n, err)
+	}
+	full.Store(false)
 	n, err := l.CollectGarbage(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +165,7 @@ func TestCollectGarbage(t *testing.T) {
 // stops it.
 func TestGCLoop(t *testing.T) {
 	rewrote := make(chan int, 100)
-	l := openSmallVlog(t, ledger.GCConfig{Interval: 20 * time.Millisecond, Done: func(n int, err error) {
+	l := openSmallVlog(t, ledger.Config{GC: ledger.GCConfig{Interval: 20 * time.Millisecond, Done: func(n int, err error) {
 		if err != nil {
 			t.Error(err)
 		}
@@ -159,7 +175,7 @@ func TestGCLoop(t *testing.T) {
 			default:
 			}
 		}
-	}})
+	}}})
 	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
 	churn(t, l.DB)
 	<-rewrote // a run of the loop rewrote value-log files
