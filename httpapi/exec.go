@@ -251,12 +251,18 @@ func execError(err error) error {
 // console, which formatConsole lengthens by well under half.
 const exportTextMax = 4 * builder.DefaultMaxText
 
+// exportHeavyText is the size of script and console above which an export
+// takes a heavy-read slot (Config.MaxHeavyReads) while it runs.
+const exportHeavyText = 1 << 20
+
 // exportExec serves /job/J/build/U/exec: the build re-exported as builder's
 // DER exec record (console at millisecond precision), which /upload of
 // another ledger or builder-web accepts. The record's length follows from
 // the sizes in the build's record, so it is sent with a Content-Length and
 // the artifacts are streamed from the CAS (builder.Encoder): memory is
-// O(script + console), not O(build) (TestExecExportMemoryBounded). Every
+// O(script + console), not O(build) (TestLargeUploadAndExportMemoryBounded),
+// and an export holding more than exportHeavyText of them takes a
+// heavy-read slot (TestExecExportLargeConsoleTakesSlot). Every
 // artifact is verified as it is read; one that fails stops the answer
 // short of its Content-Length, so the client sees a broken transfer, never
 // wrong bytes.
@@ -268,6 +274,34 @@ func (s *Server) exportExec(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	store := s.cfg.Ledger.Store()
+	// A large script or console is held while the export runs: such
+	// exports take a heavy-read slot, so that many clients asking for one
+	// cannot make the server hold it many times over.
+	var text int64
+	for _, d := range []cas.Digest{b.Event.Script, b.Event.Console} {
+		rd, err := store.Open(ctx, d) // reads the blob's record only
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		text += rd.Size()
+		rd.Close()
+	}
+	if text > exportHeavyText {
+		release, err := s.heavyRead()
+		if err != nil {
+			var he *Error
+			if errors.As(err, &he) {
+				busy := *he
+				busy.Msg = fmt.Sprintf("this build's script and console (%d bytes) are held in memory while it is exported, "+
+					"and the server runs as many such exports and comparisons as it takes at once; retry in a few seconds", text)
+				err = &busy
+			}
+			s.fail(w, r, err)
+			return
+		}
+		defer release()
+	}
 	script, err := store.Bytes(ctx, b.Event.Script, exportTextMax)
 	if err != nil {
 		s.fail(w, r, err)

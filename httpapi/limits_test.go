@@ -446,3 +446,47 @@ func TestUploadTruncatedBody(t *testing.T) {
 		t.Fatalf("truncated uploads changed the log (size %d)", l.Size())
 	}
 }
+
+// TestExecExportLargeConsoleTakesSlot checks that an export holding a large
+// console takes a heavy-read slot: with every slot taken it is answered 503
+// with Retry-After, while an export of a build with a small console is
+// served; once a slot is free the large one is served too.
+func TestExecExportLargeConsoleTakesSlot(t *testing.T) {
+	var s *httpapi.Server
+	_, srv := uploadServerWith(t, httpapi.Config{MaxHeavyReads: 1}, func(h http.Handler) http.Handler {
+		s = h.(*httpapi.Server)
+		return h
+	})
+	small := sampleExec("hello")
+	large := sampleExec("hello")
+	large.Console = nil
+	for i := range 30000 {
+		large.Console = append(large.Console, builder.Line{Delta: time.Duration(i) * time.Millisecond, Data: fmt.Sprintf("[%05d] building a package with a long name", i)})
+	}
+	for _, ex := range []*builder.Exec{small, large} {
+		der, err := ex.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp, body := postDER(t, srv.URL+"/upload", "farm", "farm-password", der, nil); resp.StatusCode != http.StatusCreated {
+			t.Fatalf("upload: %d %s", resp.StatusCode, body)
+		}
+	}
+	release := httpapi.HoldHeavyReads(s)
+	resp, body := get(t, srv.URL+"/job/hello/build/"+large.UUID.String()+"/exec", "")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "console") {
+		t.Fatalf("large console, no slot: %d, Retry-After %q, %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if resp, _ := get(t, srv.URL+"/job/hello/build/"+small.UUID.String()+"/exec", ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("small console, no slot: %d", resp.StatusCode)
+	}
+	release()
+	resp, body = get(t, srv.URL+"/job/hello/build/"+large.UUID.String()+"/exec", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("large console with a slot: %d", resp.StatusCode)
+	}
+	back, err := builder.Parse([]byte(body), builder.Limits{})
+	if err != nil || len(back.Console) != len(large.Console) || back.Console[29999] != large.Console[29999] {
+		t.Fatalf("exported console: %v", err)
+	}
+}
