@@ -35,7 +35,9 @@ import (
 // read, which a parser reading as the bytes arrive gives for free.
 //
 // Tests: TestUploadReadsOnlyAPrefixWhenForbidden, TestUploadEarly413,
-// TestUploadSlots, TestUploadBombsBounded, TestUploadMemoryBounded.
+// TestUploadSlots, TestUploadBombsBounded, TestUploadTruncatedBody and
+// TestLargeUploadAndExportMemoryBounded (a 64 MiB build in and out with
+// the heap in use bounded; ledgerbench -only memory for ten at once).
 
 const (
 	defaultMaxUploads = 4
