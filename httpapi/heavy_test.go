@@ -146,7 +146,7 @@ func TestSlowDownloadCompletes(t *testing.T) {
 	l := ledgertest.Open(t)
 	big := pattern(4 << 20)
 	b := storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": string(big)}, time.Now(), ledger.Result{Kind: ledger.ResultExited})
-	const idle = 500 * time.Millisecond
+	const idle = time.Second
 	srv, _ := idleServer(t, l, httpapi.Config{WriteIdle: idle})
 	c := dialSmall(t, srv)
 	fmt.Fprintf(c, "GET /job/hello/build/%s/f/bin/hello.hvt HTTP/1.1\r\nHost: ledger\r\nConnection: close\r\n\r\n", b.UUID)
@@ -159,17 +159,18 @@ func TestSlowDownloadCompletes(t *testing.T) {
 	if err != nil || !bytes.Equal(got, big) {
 		t.Fatalf("slow download: %d of %d bytes, %v", len(got), len(big), err)
 	}
-	if d := time.Since(start); d < 2*idle {
+	if d := time.Since(start); d < idle {
 		t.Fatalf("the download took %v, not longer than the idle timeout %v: the test proves nothing", d, idle)
 	}
 }
 
-// slowReader reads at most 32 KiB at a time, pausing 10 ms before each
-// read: 4 MiB take more than a second.
+// slowReader reads at most 32 KiB at a time, pausing 15 ms before each
+// read: 4 MiB take about two seconds, during which the server writes
+// for longer than its idle timeout.
 type slowReader struct{ r io.Reader }
 
 func (s slowReader) Read(p []byte) (int, error) {
-	time.Sleep(10 * time.Millisecond)
+	time.Sleep(15 * time.Millisecond)
 	return s.r.Read(p[:min(len(p), 32<<10)])
 }
 
