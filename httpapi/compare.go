@@ -121,8 +121,10 @@ func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	d := s.diffInputs(r.Context(), l.Inputs, rt.Inputs)
-	release()
+	d := func() *InputDiff {
+		defer release() // also if a parser panics
+		return s.diffInputs(r.Context(), l.Inputs, rt.Inputs)
+	}()
 	if !d.transient {
 		s.limits.compares.Add(key, d)
 	}
