@@ -14,15 +14,24 @@ import (
 
 // Fair service for anonymous readers: requests whose work grows with the
 // stored data (a comparison parses input files) take a slot of a small
-// limiter and are refused at once with 503 and Retry-After when none is
-// free, instead of queueing until the machine runs out of memory; and every
-// connection is dropped when its client stops sending the request body or
-// stops reading the response for a while, however long a transfer that
-// keeps moving takes. TestHeavyReadLimit, TestStalledReaderIsDropped,
-// TestSlowDownloadCompletes and TestStalledBodyIsDropped prove them.
+// limiter, and downloads of large files (each holds the CAS reader's
+// read-ahead, about 1.4 MiB) one of a larger one; both are refused at once
+// with 503 and Retry-After when no slot is free, instead of queueing until
+// the machine runs out of memory. Every connection is dropped when its
+// client stops sending the request body or stops reading the response for
+// a while, however long a transfer that keeps moving takes, so stalled
+// readers give their slots back. TestHeavyReadLimit, TestStreamLimit,
+// TestStalledReaderIsDropped, TestSlowDownloadCompletes and
+// TestStalledBodyIsDropped prove them.
 
 const (
 	defaultMaxHeavyReads = 4
+	defaultMaxStreams    = 256
+	// streamMin is the size from which a download takes a stream slot:
+	// smaller blobs are one chunk or stored inline and hold little.
+	streamMin = 1 << 20
+	// streamRetryAfter is the Retry-After of a refused download.
+	streamRetryAfter = 10 * time.Second
 	defaultIdle          = time.Minute
 	// heavyRetryAfter is the Retry-After of a refused heavy read: about
 	// the time a comparison takes.
@@ -35,6 +44,7 @@ const (
 // limits is the Server's state for fair service.
 type limits struct {
 	heavy       chan struct{}
+	streams     chan struct{}
 	compares    *lru.Cache[compareKey, *InputDiff]
 	compareHits atomic.Uint64 // for tests: comparisons answered from the cache
 }
@@ -42,6 +52,9 @@ type limits struct {
 func (s *Server) initLimits() error {
 	if s.cfg.MaxHeavyReads <= 0 {
 		s.cfg.MaxHeavyReads = defaultMaxHeavyReads
+	}
+	if s.cfg.MaxStreams <= 0 {
+		s.cfg.MaxStreams = defaultMaxStreams
 	}
 	if s.cfg.ReadIdle <= 0 {
 		s.cfg.ReadIdle = defaultIdle
@@ -54,6 +67,7 @@ func (s *Server) initLimits() error {
 		return err
 	}
 	s.limits.heavy = make(chan struct{}, s.cfg.MaxHeavyReads)
+	s.limits.streams = make(chan struct{}, s.cfg.MaxStreams)
 	s.limits.compares = c
 	return nil
 }
@@ -67,6 +81,18 @@ func (s *Server) heavyRead() (release func(), err error) {
 	default:
 		return nil, &Error{Status: http.StatusServiceUnavailable, RetryAfter: heavyRetryAfter,
 			Msg: fmt.Sprintf("the server is computing %d comparisons already, as many as it runs at once; retry in a few seconds", cap(s.limits.heavy))}
+	}
+}
+
+// streamSlot takes a slot for sending a large file, or answers that the
+// server is busy. Call release when the response is done.
+func (s *Server) streamSlot() (release func(), err error) {
+	select {
+	case s.limits.streams <- struct{}{}:
+		return func() { <-s.limits.streams }, nil
+	default:
+		return nil, &Error{Status: http.StatusServiceUnavailable, RetryAfter: streamRetryAfter,
+			Msg: fmt.Sprintf("the server is sending %d large files already, as many as it sends at once; retry in a few seconds", cap(s.limits.streams))}
 	}
 }
 

@@ -23,3 +23,15 @@ func SetClientPages(n int) (restore func()) {
 	clientHashPage, clientJobPage = n, n
 	return func() { clientHashPage, clientJobPage = oldHash, oldJob }
 }
+
+// HoldStreams takes every download slot of s until release is called.
+func HoldStreams(s *Server) (release func()) {
+	for range cap(s.limits.streams) {
+		s.limits.streams <- struct{}{}
+	}
+	return func() {
+		for range cap(s.limits.streams) {
+			<-s.limits.streams
+		}
+	}
+}

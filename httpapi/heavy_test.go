@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/ledgertest"
@@ -41,6 +42,38 @@ func TestHeavyReadLimit(t *testing.T) {
 	release()
 	if cmp := compareJSON(t, srv.URL, a, c); cmp.Env == nil || len(cmp.Env.Changed) != 1 {
 		t.Fatalf("comparison after release: %+v", cmp)
+	}
+}
+
+// TestStreamLimit takes every download slot: a large artifact is refused
+// at once with 503 and Retry-After, while small files, HEAD and a
+// revalidation (304) are still answered; once a slot is free the download
+// runs.
+func TestStreamLimit(t *testing.T) {
+	l, s, srv := readServer(t, httpapi.Config{MaxStreams: 1})
+	big := pattern(2 << 20)
+	b := storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": string(big), "README": "small"}, time.Now(), ledger.Result{Kind: ledger.ResultExited})
+	u := srv.URL + "/job/hello/build/" + b.UUID.String() + "/f/"
+	release := httpapi.HoldStreams(s)
+	resp, body := get(t, u+"bin/hello.hvt", "")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "retry") {
+		t.Fatalf("download with every slot taken: %d, Retry-After %q, %.200s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if resp, body := get(t, u+"README", ""); resp.StatusCode != 200 || body != "small" {
+		t.Fatalf("small file: %d %q", resp.StatusCode, body)
+	}
+	req, _ := http.NewRequest(http.MethodHead, u+"bin/hello.hvt", nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 || resp.ContentLength != int64(len(big)) {
+		t.Fatalf("HEAD: %v %v", resp, err)
+	}
+	req, _ = http.NewRequest(http.MethodGet, u+"bin/hello.hvt", nil)
+	req.Header.Set("If-None-Match", `"`+cas.Sum(big).String()+`"`)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotModified {
+		t.Fatalf("revalidation: %v %v", resp, err)
+	}
+	release()
+	if resp, body := get(t, u+"bin/hello.hvt", ""); resp.StatusCode != 200 || !bytes.Equal([]byte(body), big) {
+		t.Fatalf("download after release: %d, %d bytes", resp.StatusCode, len(body))
 	}
 }
 

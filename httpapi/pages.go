@@ -455,6 +455,15 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, d cas.Digest,
 		return
 	}
 	defer blob.Close()
+	etag := `"` + d.String() + `"`
+	if blob.Size() >= streamMin && r.Method == http.MethodGet && !strings.Contains(r.Header.Get("If-None-Match"), etag) {
+		release, err := s.streamSlot()
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		defer release()
+	}
 	rd := &erringReader{ReadSeeker: blob}
 	defer func() {
 		// Headers are gone by now: abort the response so the client sees
@@ -466,7 +475,7 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, d cas.Digest,
 		}
 	}()
 	w.Header().Set("Content-Type", ctype)
-	w.Header().Set("ETag", `"`+d.String()+`"`)
+	w.Header().Set("ETag", etag)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	// Uploaded files are untrusted: never let one run script on this origin.
 	w.Header().Set("Content-Security-Policy", "sandbox")

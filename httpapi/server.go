@@ -49,6 +49,10 @@ type Config struct {
 	// every read and write moves the deadline, so transfers of any size
 	// complete while they keep moving. Default one minute each.
 	ReadIdle, WriteIdle time.Duration
+	// MaxStreams bounds the downloads of files of 1 MiB or more being sent
+	// at once (each holds about 1.4 MiB while it is sent); more are
+	// answered 503 with Retry-After. Default 256.
+	MaxStreams int
 	// MaxUploads bounds the uploads (POST /upload and the manual upload)
 	// receiving their bodies at once; more are answered 503 with
 	// Retry-After. Default 4.
