@@ -270,6 +270,9 @@ func (w *writer) finish(d Digest) (Info, error) {
 	default:
 		return Info{}, fmt.Errorf("cas: Put: look up blob %s: %w", d, err)
 	}
+	if err := w.j.s.checkSpace(); err != nil {
+		return Info{}, err
+	}
 	if err := w.txn.Commit(); err != nil {
 		return Info{}, fmt.Errorf("cas: Put: commit blob %s: %w", d, err)
 	}
