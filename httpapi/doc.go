@@ -16,8 +16,9 @@
 // TestBuildListPaging), the front page and latest links read the ledger's
 // latest-build projection, /compare caps the input it parses and the diff
 // it shows and caches its results (TestCompareBounded), work that grows
-// with stored data runs in a few slots with 503 and Retry-After past them
-// (TestHeavyReadLimit), and a client that stops sending its body or
+// with stored data runs in a few slots and downloads of large files in a
+// larger pool, with 503 and Retry-After past them (TestHeavyReadLimit,
+// TestStreamLimit), and a client that stops sending its body or
 // reading the response loses the connection after an idle timeout while
 // transfers that keep moving run to the end (TestStalledReaderIsDropped,
 // TestSlowDownloadCompletes, TestStalledBodyIsDropped).
