@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -257,29 +259,51 @@ func (l *Ledger) BuildsByArtifact(d cas.Digest) ([]ArtifactHit, error) {
 	return h.Builds, err
 }
 
-// BuildsWithReproKey returns every build whose reproducibility key
-// (ReproKey) is k, oldest first.
-func (l *Ledger) BuildsWithReproKey(k cas.Digest) ([]BuildEntry, error) {
-	var out []BuildEntry
+// BuildsWithReproKey returns the newest limit builds (by log index; 0 for
+// all of them) whose reproducibility key (ReproKey) is k, oldest first, and
+// whether older ones exist.
+func (l *Ledger) BuildsWithReproKey(k cas.Digest, limit int) (builds []BuildEntry, more bool, err error) {
 	prefix := key(pInput, k[:])
-	err := l.view(func(txn *badger.Txn) error {
-		return scan(txn, prefix, func(k, _ []byte) (bool, error) {
+	err = l.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
+		defer it.Close()
+		for it.Seek(key(prefix, u64(math.MaxUint64))); it.Valid(); it.Next() {
+			if limit > 0 && len(builds) == limit {
+				more = true
+				return nil
+			}
+			k := it.Item().Key()
+			if len(k) != len(prefix)+8 {
+				return fmt.Errorf("%w: input key %x", ErrCorrupt, k)
+			}
 			idx := binary.BigEndian.Uint64(k[len(prefix):])
 			b, err := eventAs[*BuildRecorded](l, txn, idx)
-			out = append(out, BuildEntry{idx, b})
-			return true, err
-		})
+			if err != nil {
+				return err
+			}
+			builds = append(builds, BuildEntry{idx, b})
+		}
+		return nil
 	})
-	return out, err
+	slices.Reverse(builds)
+	return builds, more, err
 }
+
+// maxReproductions bounds how many builds with the same inputs a build is
+// compared with (the newest), so a build page costs the same whatever the
+// history of its inputs.
+const maxReproductions = 256
 
 // Reproductions sorts the other builds with the same inputs as build b
 // into those with the same main binary digest (reproduced it) and those with
-// a different one (the build is not reproducible). Builds without a main
-// binary are compared on their full artifact lists.
+// a different one (the build is not reproducible), oldest first. Builds
+// without a main binary are compared on their full artifact lists.
 type Reproductions struct {
 	Same      []BuildEntry
 	Different []BuildEntry
+	// More is set when older builds with the same inputs exist than were
+	// compared (only the newest 256 are).
+	More bool
 }
 
 // ReproductionsOf classifies the builds with the same inputs as b: the
@@ -288,17 +312,18 @@ type Reproductions struct {
 // job name or platform). Only builds that exited 0 are compared: a failed
 // build has no output to differ in, so b failing, or another build
 // failing, is no claim about reproducibility. A build that recorded no
-// input file is compared with nothing.
+// input file is compared with nothing. At most the newest 256 builds with
+// the key are read (TestReproductionsBounded).
 func (l *Ledger) ReproductionsOf(b BuildEntry) (Reproductions, error) {
 	rk, ok := ReproKey(b.Event)
 	if !ok || !b.Event.Succeeded() {
 		return Reproductions{}, nil
 	}
-	all, err := l.BuildsWithReproKey(rk)
+	all, more, err := l.BuildsWithReproKey(rk, maxReproductions)
 	if err != nil {
 		return Reproductions{}, err
 	}
-	var r Reproductions
+	r := Reproductions{More: more}
 	want := outputs(b.Event)
 	for _, o := range all {
 		if o.Index == b.Index || !o.Event.Succeeded() {

@@ -2,6 +2,8 @@ package ledger_test
 
 import (
 	"encoding/binary"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,4 +161,48 @@ func TestReproKeyOldLogReplays(t *testing.T) {
 		t.Fatalf("after replay: different %v %v", uuids(rp.Different), err)
 	}
 	ledgertest.Check(t, l2)
+}
+
+// TestReproductionsBounded: a build whose inputs 300 builds share is
+// compared with the newest 256 of them, and More says there are older ones.
+func TestReproductionsBounded(t *testing.T) {
+	l := ledgertest.Open(t)
+	mustAppend(t, l, &ledger.JobDefined{Job: "web"})
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var n atomic.Int64
+	appendN(t, l, 300, func() *ledger.BuildRecorded {
+		i := n.Add(1)
+		return hostBuild("web", fmt.Sprint("binary ", i%2), t0.Add(time.Duration(i)*time.Minute))
+	})
+	all, err := l.JobBuilds("web", ledger.BuildFilter{})
+	if err != nil || len(all) != 300 {
+		t.Fatalf("%d builds, %v", len(all), err)
+	}
+	newest := all[0] // the highest log index (builds are at 1…300)
+	for _, b := range all {
+		if b.Index > newest.Index {
+			newest = b
+		}
+	}
+	rp, err := l.ReproductionsOf(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := append(append([]ledger.BuildEntry{}, rp.Same...), rp.Different...)
+	if len(got) != 255 || !rp.More {
+		t.Fatalf("compared with %d builds (more: %v), want the newest 255 others", len(got), rp.More)
+	}
+	oldestCompared := newest.Index - 255
+	for _, b := range got {
+		if b.Index < oldestCompared {
+			t.Fatalf("build at %d compared, older than the newest 256 (from %d)", b.Index, oldestCompared)
+		}
+	}
+	for _, list := range [][]ledger.BuildEntry{rp.Same, rp.Different} {
+		for i := 1; i < len(list); i++ {
+			if list[i-1].Index >= list[i].Index {
+				t.Fatal("not oldest first")
+			}
+		}
+	}
 }
