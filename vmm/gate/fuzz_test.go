@@ -3,6 +3,7 @@ package gate_test
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,40 +29,140 @@ func FuzzParsePolicy(f *testing.F) {
 	})
 }
 
+// The fixture FuzzCheckBundle mutates, made from a real ledger by
+// 'go test ./vmm/gate -run TestFuzzFixture -update': the gate's state
+// (its newest checkpoint), the cached bundle of an image attested by the
+// trusted key a and the untrusted key b, older than that checkpoint and
+// carrying the consistency proof to it, the policy (k=1 of a) and the log
+// indexes of the evidence that admits. Fuzzing needs no ledger then: no
+// server or database runs in the fuzzing process.
+const fixtureDir = "testdata/fuzzbundle"
+
+var update = flag.Bool("update", false, "rewrite "+fixtureDir+" from a real ledger")
+
+type evidence struct {
+	Image       digest.Digest `json:"image"`
+	Build       uint64        `json:"build_index"`
+	Attestation uint64        `json:"attestation_index"`
+}
+
+// TestFuzzFixture checks (and with -update first rewrites) the fixture:
+// offline, the gate admits its bundle, which is older than the gate's
+// checkpoint and proven consistent with it.
+func TestFuzzFixture(t *testing.T) {
+	if *update {
+		writeFuzzFixture(t)
+	}
+	g, ev, bundlePath := openFuzzFixture(t)
+	dec, err := g.Check(ctx, ev.Image)
+	if err != nil || !dec.Admitted || !dec.Offline || dec.Build == nil || dec.Build.LogIndex != ev.Build || !slices.Equal(dec.Agreeing, []string{"a"}) {
+		t.Fatalf("fixture not admitted: %+v %v", dec, err)
+	}
+	var b gate.Bundle
+	raw, _ := os.ReadFile(bundlePath)
+	if err := json.Unmarshal(raw, &b); err != nil || b.Consistency == nil || len(b.Attestations) != 2 {
+		t.Fatalf("fixture bundle: %v, consistency %v, %d attestations", err, b.Consistency, len(b.Attestations))
+	}
+}
+
+func writeFuzzFixture(t *testing.T) {
+	w := newWorld(t, "a", "b")
+	image := []byte("fuzzed image")
+	b, idx := w.build("web", image, time.Now())
+	w.attest("a", b, idx, nil)
+	w.attest("b", b, idx, nil) // registered in the ledger, not trusted by the policy
+	cache := t.TempDir()
+	g := newGate(t, w.policy(1, "a"), cache, false)
+	d := digest.Sum(image)
+	if dec, err := g.Check(ctx, d); err != nil || !dec.Admitted {
+		t.Fatalf("not admitted: %+v %v", dec, err)
+	}
+	// The log grows and the gate accepts a newer checkpoint: the cached
+	// bundle is older and gets a consistency proof to it.
+	pad := []byte("a later build")
+	w.build("pad", pad, time.Now())
+	if _, err := g.Check(ctx, digest.Sum(pad)); err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := os.ReadFile(filepath.Join(cache, "bundles", d.String()+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bu gate.Bundle
+	json.Unmarshal(bundle, &bu)
+	ev := evidence{Image: d, Build: idx}
+	for _, pa := range bu.Attestations {
+		e, err := event.Decode(pa.Event)
+		if ar, ok := e.(*event.AttestationRecorded); err == nil && ok && ar.KeyID == w.Keys["a"].KeyID() {
+			ev.Attestation = pa.Index
+		}
+	}
+	state, err := os.ReadFile(filepath.Join(cache, "checkpoint.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, _ := json.MarshalIndent(map[string]any{"log_key": w.L.VKey, "threshold": 1,
+		"keys": []map[string]any{{"name": "a", "public_key": string(w.Keys["a"].PublicKeyPEM())}}}, "", "  ")
+	evj, _ := json.MarshalIndent(ev, "", "  ")
+	if err := os.MkdirAll(fixtureDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"bundle.json": bundle, "checkpoint.json": state, "policy.json": policy, "evidence.json": evj} {
+		if err := os.WriteFile(filepath.Join(fixtureDir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// openFuzzFixture copies the fixture into a new cache directory and
+// returns an offline gate on it.
+func openFuzzFixture(tb testing.TB) (*gate.Gate, evidence, string) {
+	tb.Helper()
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(fixtureDir, name))
+		if err != nil {
+			tb.Fatalf("%v; make the fixture with 'go test ./vmm/gate -run TestFuzzFixture -update'", err)
+		}
+		return b
+	}
+	var ev evidence
+	if err := json.Unmarshal(read("evidence.json"), &ev); err != nil {
+		tb.Fatal(err)
+	}
+	pol, err := gate.ParsePolicy(read("policy.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cache := tb.TempDir()
+	bundlePath := filepath.Join(cache, "bundles", ev.Image.String()+".json")
+	if err := os.MkdirAll(filepath.Dir(bundlePath), 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cache, "checkpoint.json"), read("checkpoint.json"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(bundlePath, read("bundle.json"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	g, err := gate.New(gate.Config{Policy: pol, CacheDir: cache, Offline: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return g, ev, bundlePath
+}
+
 // FuzzCheckBundle: a cached bundle mutated in any way never panics the
 // gate, and is admitted only while the evidence of the valid bundle is
 // intact: its build record, its attestation and the proof that its
 // checkpoint is a prefix of the newest one seen, byte for byte, with the
 // same build and agreeing party decided.
 func FuzzCheckBundle(f *testing.F) {
-	w := newWorld(f, "a", "b")
-	image := []byte("fuzzed image")
-	b, idx := w.build("web", image, time.Now())
-	w.attest("a", b, idx, nil)
-	w.attest("b", b, idx, nil) // registered in the ledger, not trusted by the policy
-	cache, err := os.MkdirTemp("", "gatefuzz")
-	if err != nil {
-		f.Fatal(err)
+	off, ev, path := openFuzzFixture(f)
+	d := ev.Image
+	want, err := off.Check(ctx, d)
+	if err != nil || !want.Admitted || want.Build == nil || want.Build.LogIndex != ev.Build {
+		f.Fatalf("fixture not admitted: %v %v", err, want)
 	}
-	f.Cleanup(func() { os.RemoveAll(cache) })
-	pol := w.policy(1, "a")
-	g, err := gate.New(gate.Config{Policy: pol, CacheDir: cache})
-	if err != nil {
-		f.Fatal(err)
-	}
-	d := digest.Sum(image)
-	want, err := g.Check(ctx, d)
-	if err != nil || !want.Admitted || want.Build == nil || want.Build.UUID != b.UUID {
-		f.Fatalf("seed not admitted: %v %v", err, want)
-	}
-	// The log grows and the gate accepts a newer checkpoint: the cached
-	// bundle is older and carries a consistency proof to it.
-	pad := []byte("a later build")
-	w.build("pad", pad, time.Now())
-	if _, err := g.Check(ctx, digest.Sum(pad)); err != nil {
-		f.Fatal(err)
-	}
-	path := filepath.Join(cache, "bundles", d.String()+".json")
 	seed, err := os.ReadFile(path)
 	if err != nil {
 		f.Fatal(err)
@@ -73,14 +174,13 @@ func FuzzCheckBundle(f *testing.F) {
 	// The evidence that admits: the build record and a's attestation.
 	var build gate.ProvenEvent
 	for _, pe := range orig.Builds {
-		if pe.Index == idx {
+		if pe.Index == ev.Build {
 			build = pe
 		}
 	}
 	var valid []gate.ProvenAttestation
 	for _, pa := range orig.Attestations {
-		ev, err := event.Decode(pa.Event)
-		if ar, ok := ev.(*event.AttestationRecorded); err == nil && ok && ar.KeyID == w.Keys["a"].KeyID() {
+		if pa.Index == ev.Attestation {
 			valid = append(valid, pa)
 		}
 	}
@@ -104,10 +204,6 @@ func FuzzCheckBundle(f *testing.F) {
 		edit(&bu)
 		data, _ := json.Marshal(bu)
 		f.Add(data)
-	}
-	off, err := gate.New(gate.Config{Policy: pol, CacheDir: cache, Offline: true})
-	if err != nil {
-		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, bundle []byte) {
 		if err := os.WriteFile(path, bundle, 0o600); err != nil {
