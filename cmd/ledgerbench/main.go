@@ -278,8 +278,8 @@ func main() {
 		const mib = 1 << 20
 		row("server idle, before the load", float64(res.IdleAnon)/mib, "MiB anon", "baseline")
 		for _, p := range res.Phases {
-			row(p.Name, float64(p.PeakAnon)/mib, "MiB anon", fmt.Sprintf("peak RssAnon; %d requests moved %.0f MB in %s (%.0f MB/s), %d answered 503 or 429 and retried",
-				p.Requests, float64(p.Bytes)/1e6, p.Elapsed.Round(100*time.Millisecond), float64(p.Bytes)/1e6/p.Elapsed.Seconds(), p.Busy))
+			row(p.Name, float64(p.PeakAnon)/mib, "MiB anon", fmt.Sprintf("peak RssAnon; %d requests moved %.0f MB in %s (%.0f MB/s); retried after %d 503s and %d 429s (%s of Retry-After in all)",
+				p.Requests, float64(p.Bytes)/1e6, p.Elapsed.Round(100*time.Millisecond), float64(p.Bytes)/1e6/p.Elapsed.Seconds(), p.Busy, p.Limited, p.Waited))
 		}
 		row("server peak anonymous memory, whole run", float64(res.PeakAnon)/mib, "MiB anon", fmt.Sprintf("target < 512 MiB; VmHWM %.0f MiB (with badger's mapped files)", float64(res.VmHWM)/mib))
 	}

@@ -82,9 +82,11 @@ type MemoryOptions struct {
 // PhaseResult is one phase of the memory benchmark.
 type PhaseResult struct {
 	Name     string
-	Bytes    int64 // bytes moved (request and response bodies)
-	Requests int   // requests answered with success
-	Busy     int   // requests answered 503 or 429 and retried after Retry-After
+	Bytes    int64         // bytes moved (request and response bodies)
+	Requests int           // requests answered with success
+	Busy     int           // requests answered 503 and retried after Retry-After
+	Limited  int           // requests answered 429 and retried after Retry-After
+	Waited   time.Duration // the Retry-After waits, summed over the clients
 	Elapsed  time.Duration
 	PeakAnon int64 // the server's peak RssAnon during the phase, bytes
 }
@@ -150,6 +152,8 @@ func MemoryLoad(cmd string, args []string, o MemoryOptions) (MemoryResult, error
 				p.Bytes += mine.Bytes
 				p.Requests += mine.Requests
 				p.Busy += mine.Busy
+				p.Limited += mine.Limited
+				p.Waited += mine.Waited
 				mu.Unlock()
 			})
 		}
@@ -269,8 +273,13 @@ func upload(hc *http.Client, url string, ex *builder.Exec, files []builder.Strea
 		case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 			// The upload slots, or the login guard's budget of logins in
 			// flight per client network: pushback, retried as told.
-			p.Busy++
+			if resp.StatusCode == http.StatusTooManyRequests {
+				p.Limited++
+			} else {
+				p.Busy++
+			}
 			wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			p.Waited += time.Duration(max(wait, 1)) * time.Second
 			time.Sleep(time.Duration(max(wait, 1)) * time.Second)
 		default:
 			return fmt.Errorf("upload %s: %s: %s", ex.Job.Name, resp.Status, body)
@@ -289,6 +298,7 @@ func getBody(hc *http.Client, url string, p *PhaseResult) (int64, error) {
 			resp.Body.Close()
 			p.Busy++
 			wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			p.Waited += time.Duration(max(wait, 1)) * time.Second
 			time.Sleep(time.Duration(max(wait, 1)) * time.Second)
 			continue
 		}
