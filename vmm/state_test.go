@@ -3,6 +3,7 @@ package vmm_test
 import (
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -115,6 +116,24 @@ func TestStateFiles(t *testing.T) {
 	cfg := e.cfg
 	if _, err := vmm.Open(cfg); err == nil || !strings.Contains(err.Error(), "in use by another vmm daemon") {
 		t.Errorf("second daemon on the same state: %v", err)
+	}
+	// The temporary files of writes a crash cut short go at the next start.
+	var leftovers []string
+	for _, d := range []string{".", "unikernels", "images"} {
+		p := filepath.Join(e.dir, d, ".tmp-123")
+		if err := os.WriteFile(p, []byte("half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		leftovers = append(leftovers, p)
+	}
+	e.restart()
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s after a restart: %v", p, err)
+		}
+	}
+	if i := e.info("u"); i.Image != d || i.State != vmm.StateRunning {
+		t.Errorf("after the restart: %+v", i)
 	}
 }
 

@@ -117,8 +117,9 @@ func openStore(dir string, writeFile func(string, []byte, fs.FileMode) error) (*
 		lock.Close()
 		return nil, fmt.Errorf("state directory %s is in use by another vmm daemon (%v); stop it or use another --state", dir, err)
 	}
-	// Leftovers of writes a crash interrupted.
-	for _, d := range []string{unikernelsDir, imagesDir} {
+	// Leftovers of writes a crash interrupted (the lock is ours: no
+	// write is under way).
+	for _, d := range []string{".", unikernelsDir, imagesDir} {
 		atomicfile.RemoveTemps(filepath.Join(dir, d))
 	}
 	if writeFile == nil {
