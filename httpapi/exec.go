@@ -121,10 +121,13 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	user, err := s.login(r)
-	if err == nil {
-		err = s.checkLength(r)
+	// The cheap refusal first: no password is hashed for a body refused
+	// anyway.
+	if err := s.checkLength(r); err != nil {
+		s.fail(w, r, err)
+		return
 	}
+	user, err := s.login(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return

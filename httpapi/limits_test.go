@@ -135,12 +135,13 @@ func TestUploadReadsOnlyAPrefixWhenForbidden(t *testing.T) {
 }
 
 // TestUploadEarly413 checks that a Content-Length over MaxBody is refused
-// before any of the body is read, on both upload routes.
+// before any of the body is read, on both upload routes, and before the
+// credentials are checked (no password is hashed for it).
 func TestUploadEarly413(t *testing.T) {
 	c := newBodyCounter()
 	_, srv := uploadServerWith(t, httpapi.Config{MaxBody: 1 << 20}, c.wrap)
 	for _, u := range []string{srv.URL + "/upload", srv.URL + "/job/hello/platform/debian-12/upload"} {
-		resp, msg := postStream(t, u, "farm", "farm-password", castest.RandReader(2, 8<<20), 8<<20, nil)
+		resp, msg := postStream(t, u, "farm", "not-the-password", castest.RandReader(2, 8<<20), 8<<20, nil)
 		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(msg, "request body of 8388608 bytes exceeds the server's limit of 1048576 bytes") {
 			t.Errorf("%s: %d %s", u, resp.StatusCode, msg)
 		}

@@ -192,6 +192,12 @@ func (s *Server) manualUpload(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("platform: %v", err))
 		return
 	}
+	// The cheap refusal first: no password is hashed for a body refused
+	// anyway.
+	if err := s.checkLength(r); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	user, err := s.login(r)
 	if err == nil {
 		err = s.cfg.Users.Authorize(user, job)
@@ -206,10 +212,6 @@ func (s *Server) manualUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	if strings.ContainsAny(name, "/\\") || ledger.CheckArtifactPath(name) != nil {
 		s.fail(w, r, badRequest("binary_name %q must be a plain file name", name))
-		return
-	}
-	if err := s.checkLength(r); err != nil {
-		s.fail(w, r, err)
 		return
 	}
 	release, err := s.uploadSlot()
