@@ -96,6 +96,19 @@ func (w *world) attest(name string, b *event.BuildRecorded, index uint64, got *d
 	}
 }
 
+// serveFork makes the server answer for another history under the same
+// log key: n forged builds, closed when the test ends.
+func (w *world) serveFork(t *testing.T, n int) *ledgertest.Ledger {
+	t.Helper()
+	forked := ledgertest.Reopen(t, t.TempDir(), w.L.SKey, w.L.VKey)
+	t.Cleanup(forked.Close)
+	for range n {
+		recordBuild(t, forked, "web", []byte("forged"), time.Now())
+	}
+	w.Serve(forked)
+	return forked
+}
+
 // policy writes a policy trusting the named keys with threshold k.
 func (w *world) policy(k int, trusted ...string) *gate.Policy {
 	w.t.Helper()
@@ -451,12 +464,7 @@ func TestGateRemembersFork(t *testing.T) {
 	if d, _ := g.Check(ctx, digest.Sum(image)); !d.Admitted {
 		t.Fatal(d.Reason)
 	}
-	forked := ledgertest.Reopen(t, t.TempDir(), w.L.SKey, w.L.VKey)
-	defer forked.Close()
-	for range 5 {
-		recordBuild(t, forked, "web", []byte("forged"), time.Now())
-	}
-	w.Serve(forked)
+	w.serveFork(t, 5)
 	if d, _ := g.Check(ctx, digest.Sum(image)); d.Admitted || !strings.Contains(d.Reason, "rewrote its history") {
 		t.Fatalf("fork: %s", d.Reason)
 	}
@@ -597,12 +605,7 @@ func TestGateMarkerWriteFails(t *testing.T) {
 	if d, err := g.Check(ctx, digest.Sum(image)); err != nil || !d.Admitted {
 		t.Fatalf("honest: %+v %v", d, err)
 	}
-	forked := ledgertest.Reopen(t, t.TempDir(), w.L.SKey, w.L.VKey)
-	defer forked.Close()
-	for range 5 {
-		recordBuild(t, forked, "web", []byte("forged"), time.Now())
-	}
-	w.Serve(forked)
+	w.serveFork(t, 5)
 	d, err := g.Check(ctx, digest.Sum(image))
 	if err == nil || !strings.Contains(err.Error(), "read-only file system") || !strings.Contains(err.Error(), "rewrote its history") {
 		t.Fatalf("fork with an unwritable marker: decision %+v, error %v", d, err)
