@@ -251,7 +251,7 @@ const mib = 1 << 20
 // the size: cas.TestLargeBlobMemory), a decoder's window and the read
 // buffers; exportHeapBound what an export may add: the CAS read-ahead (2
 // MiB) and the buffers of the connection. Both are independent of the
-// size of the transfer, here 64 MiB or 256 MiB, which the code before
+// size of the transfer, here 64 MiB, which the code before
 // streaming held in memory two or three times over.
 const (
 	uploadHeapBound = 56 * mib
@@ -259,14 +259,14 @@ const (
 )
 
 // TestUploadBombsBounded sends compression bombs to both routes with
-// MaxBody 16 MiB: 256 MiB of zeros in a few hundred KiB of zstd or gzip to
+// MaxBody 16 MiB: 64 MiB of zeros in a few tens of KiB of zstd or gzip to
 // the manual upload, which decodes them as a stream and stops after 16 MiB;
-// a record claiming a 256 MiB file to /upload, which stops at the claim;
+// a record claiming a 64 MiB file to /upload, which stops at the claim;
 // and a zstd frame whose window is 64 MiB, which stops at the frame header.
 // Each gets 413, and the heap never grows by more than uploadHeapBound.
 func TestUploadBombsBounded(t *testing.T) {
 	l, srv := uploadServer(t, 16*mib)
-	zeros := func() io.Reader { return io.LimitReader(zeroReader{}, 256*mib) }
+	zeros := func() io.Reader { return io.LimitReader(zeroReader{}, 64*mib) }
 	var zbomb, gzbomb, execBomb bytes.Buffer
 	zw, _ := zstd.NewWriter(&zbomb, zstd.WithWindowSize(1<<20))
 	io.Copy(zw, zeros())
@@ -275,7 +275,7 @@ func TestUploadBombsBounded(t *testing.T) {
 	io.Copy(gw, zeros())
 	gw.Close()
 	ex := sampleExec("hello")
-	enc, err := builder.NewEncoder(ex, []builder.StreamFile{{Path: "bin/hello.hvt", Size: 256 * mib, Open: func() (io.ReadCloser, error) {
+	enc, err := builder.NewEncoder(ex, []builder.StreamFile{{Path: "bin/hello.hvt", Size: 64 * mib, Open: func() (io.ReadCloser, error) {
 		return io.NopCloser(zeros()), nil
 	}}})
 	if err != nil {
