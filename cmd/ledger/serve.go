@@ -23,6 +23,7 @@ import (
 func serveCmd(g *globals) *cobra.Command {
 	var listen, replicaOf, primaryKey string
 	var maxBody int64
+	var maxUploads int
 	var poll, stall time.Duration
 	var ops opsFlags
 	cmd := &cobra.Command{
@@ -70,6 +71,7 @@ history stops the replica with a security error showing both checkpoints.`,
 			defer n.Close()
 			cfg := httpapi.Config{Ledger: n.ledger, VKey: n.vkey, Users: auth.New(n.db), MaxBody: maxBody, Logger: g.log, Primary: replicaOf, CheckSpace: n.space.Check}
 			cfg.ReadIdle, cfg.WriteIdle = stall, stall
+			cfg.MaxUploads = maxUploads
 			if replicaOf != "" {
 				cfg.Users = nil
 			}
@@ -108,6 +110,7 @@ history stops the replica with a security error showing both checkpoints.`,
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:3000", "address to listen on (loopback unless told otherwise)")
 	cmd.Flags().Int64Var(&maxBody, "max-body", 512<<20, "largest accepted request body in bytes")
+	cmd.Flags().IntVar(&maxUploads, "max-uploads", 4, "uploads received at once; more are answered 503 with Retry-After")
 	cmd.Flags().StringVar(&replicaOf, "replica-of", "", "serve a read replica of the ledger at this URL")
 	cmd.Flags().StringVar(&primaryKey, "log-key", "", "the primary's log key (name+hash+key), with --replica-of")
 	cmd.Flags().DurationVar(&poll, "poll", 2*time.Second, "how often a replica looks at its primary")
