@@ -46,7 +46,7 @@ func Open(dir string, o Options) (*badger.DB, error) {
 		bo = bo.WithReadOnly(true)
 	}
 	if !o.InMemory {
-		if _, err := removeEmptyMemtables(dir); err != nil {
+		if _, err := removeEmptyLogs(dir); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
 	}

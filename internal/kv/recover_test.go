@@ -45,6 +45,57 @@ func TestOpenAfterEmptyMemtable(t *testing.T) {
 	mustGet(t, db, "k", "v")
 }
 
+// TestOpenAfterEmptyValueLog: the same for a value-log file of zero bytes
+// (a kill between badger's creating the next value-log file and growing
+// it).
+func TestOpenAfterEmptyValueLog(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 2*ValueThreshold) // kept in the value log
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("k"), big) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "000002.vlog"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("open with an empty value-log file: %v", err)
+	}
+	defer db.Close()
+	mustGet(t, db, "k", string(big))
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("k2"), big) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOpenLeavesLockedStore: while another process (here: another open)
+// holds the database, nothing is removed.
+func TestOpenLeavesLockedStore(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p := filepath.Join(dir, "00099.mem")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := removeEmptyLogs(dir); err != nil || len(removed) != 0 {
+		t.Fatalf("removed %v from a store in use (%v)", removed, err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestOpenKeepsNonEmptyMemtable: a memtable log with any bytes in it is
 // badger's to replay, never removed.
 func TestOpenKeepsNonEmptyMemtable(t *testing.T) {
@@ -53,7 +104,7 @@ func TestOpenKeepsNonEmptyMemtable(t *testing.T) {
 	if err := os.WriteFile(p, []byte{0}, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	removed, err := removeEmptyMemtables(dir)
+	removed, err := removeEmptyLogs(dir)
 	if err != nil || len(removed) != 0 {
 		t.Fatalf("removed %v, %v", removed, err)
 	}
