@@ -14,6 +14,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 )
 
@@ -105,13 +106,15 @@ func (l *Limits) setDefaults() {
 // Guard checks logins against a Store for a server facing the open
 // network. In order, a login
 //
-//  1. is refused with ErrTooManyFailures (a *PushbackError) when its client
-//     network — the IPv4 address, or the /64 of an IPv6 address — has no
-//     token left; nothing is hashed or read;
-//  2. succeeds at once when the same user name and password verified
+//  1. succeeds at once when the same user name and password verified
 //     within CacheTTL and the account's stored hash is unchanged (the
 //     cache is keyed by an HMAC of name and password under a key made at
-//     start, and holds no password);
+//     start, and holds no password); concurrent logins with the same name
+//     and password then share one pass through the steps below
+//     (TestGuardConcurrentSameLogin);
+//  2. is refused with ErrTooManyFailures (a *PushbackError) when its client
+//     network — the IPv4 address, or the /64 of an IPv6 address — has no
+//     token left; nothing is hashed;
 //  3. with Limits.UserBurst, is refused with ErrTooManyFailures when its
 //     user name has no token left (TestGuardLimitsUser);
 //  4. waits at most Wait (or until its context ends) for a hashing slot,
@@ -129,6 +132,7 @@ type Guard struct {
 	names   *lru.Cache[string, *rate.Limiter]
 	cache   *lru.Cache[[32]byte, cached]
 	key     [32]byte
+	flight  singleflight.Group
 
 	failures, limited, busy, hits atomic.Uint64
 }
@@ -187,6 +191,33 @@ func ClientNetwork(a netip.Addr) netip.Prefix {
 // Login checks name and password for a request from client.
 func (g *Guard) Login(ctx context.Context, client netip.Addr, name, password string) (User, error) {
 	now := g.lim.Now()
+	key := g.cacheKey(name, password)
+	// A login that verified recently costs nothing and needs no budget: an
+	// uploader behind an address whose budget someone else spent is not
+	// locked out, and guesses, which are misses, still pay below.
+	if u, ok := g.fromCache(key, name, now); ok {
+		g.hits.Add(1)
+		return u, nil
+	}
+	// Concurrent logins with the same name and password (a build farm
+	// starting several uploads at once) share one check and one token of
+	// the budget: without it a burst of uploads would spend the network's
+	// whole budget and be refused for a minute.
+	// The check is bounded (a hashing slot is waited for at most Wait), so
+	// a login that joins another waits no longer than that one does; if
+	// the request that made the check went away, the others are told to
+	// retry (ErrBusy).
+	v, err, _ := g.flight.Do(string(key[:]), func() (any, error) {
+		return g.login(ctx, client, name, password, key, now)
+	})
+	if err != nil {
+		return User{}, err
+	}
+	return v.(User), nil
+}
+
+// login is Login past the cache, once per concurrent name and password.
+func (g *Guard) login(ctx context.Context, client netip.Addr, name, password string, key [32]byte, now time.Time) (User, error) {
 	refund := false // the user name's token, if taken
 	lim := limiter(g.clients, ClientNetwork(client), g.lim.Rate, g.lim.Burst)
 	res := lim.ReserveN(now, 1)
@@ -194,12 +225,6 @@ func (g *Guard) Login(ctx context.Context, client netip.Addr, name, password str
 		res.CancelAt(now)
 		g.limited.Add(1)
 		return User{}, &PushbackError{Err: ErrTooManyFailures, RetryAfter: max(d, time.Second)}
-	}
-	key := g.cacheKey(name, password)
-	if u, ok := g.fromCache(key, name, now); ok {
-		res.CancelAt(now)
-		g.hits.Add(1)
-		return u, nil
 	}
 	if g.lim.UserBurst > 0 && CheckName(name) == nil { // other names cannot log in
 		ures := limiter(g.names, name, g.lim.UserRate, g.lim.UserBurst).ReserveN(now, 1)

@@ -307,3 +307,51 @@ func TestGuardLimitsUser(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardConcurrentSameLogin: a farm starting many uploads at once with
+// a cold cache — more than its network's burst — is served: the logins
+// share one check and one password hash. An uploader whose login is
+// cached gets in even when its network's budget is spent.
+func TestGuardConcurrentSameLogin(t *testing.T) {
+	s := openStore(t)
+	g := NewGuard(s, Limits{Rate: rate.Every(time.Minute), Burst: 2})
+	ctx := context.Background()
+	a := netip.MustParseAddr("192.0.2.10")
+	before := s.Hashes()
+	var wg sync.WaitGroup
+	errs := make(chan error, 12)
+	start := make(chan struct{})
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, err := g.Login(ctx, a, "farm", "farm-password")
+			errs <- err
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a concurrent login of the same account: %v", err)
+		}
+	}
+	// The goroutines may not all have overlapped; each check hashes once,
+	// and at most Burst run at once.
+	if n := s.Hashes() - before; n > 12 || n < 1 {
+		t.Fatalf("%d hashes", n)
+	}
+	for range 2 {
+		if _, err := g.Login(ctx, a, "farm", "wrong"); !errors.Is(err, ErrUnauthorized) {
+			t.Fatal(err)
+		}
+	}
+	if _, err := g.Login(ctx, a, "farm", "wrong-again"); !errors.Is(err, ErrTooManyFailures) {
+		t.Fatalf("guess past the budget: %v", err)
+	}
+	if _, err := g.Login(ctx, a, "farm", "farm-password"); err != nil {
+		t.Fatalf("cached login from a network whose budget is spent: %v", err)
+	}
+}
