@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -109,27 +110,89 @@ func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
 	c := Comparison{Left: summary(builds[0]), Right: summary(builds[1]), SameInputs: ledger.SameInputs(l, rt)}
 	c.SameOutput = c.Left.MainBinary != nil && c.Right.MainBinary != nil && c.Left.MainBinary.SHA256 == c.Right.MainBinary.SHA256
 
-	key := compareKeyOf(l.Inputs, rt.Inputs)
-	if d, ok := s.limits.compares.Get(key); ok {
-		s.limits.compareHits.Add(1)
-		c.InputDiff = *d
-		s.render(w, r, "compare", c)
-		return
-	}
-	release, err := s.heavyRead()
+	d, err := s.inputDiff(r.Context(), l.Inputs, rt.Inputs)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	d := func() *InputDiff {
-		defer release() // also if a parser panics
-		return s.diffInputs(r.Context(), l.Inputs, rt.Inputs)
+	c.InputDiff = *d
+	s.render(w, r, "compare", c)
+}
+
+// flight is a comparison being computed; requests for the same one wait
+// for it instead of computing it again.
+type flight struct {
+	done chan struct{}
+	d    *InputDiff
+	err  error
+}
+
+// inputDiff returns the comparison of two builds' input files: from the
+// cache, from a request computing the same comparison right now, or
+// computed in a heavy-read slot (503 when none is free) and cached.
+func (s *Server) inputDiff(ctx context.Context, l, r ledger.Inputs) (*InputDiff, error) {
+	key := compareKeyOf(l, r)
+	for {
+		if d, ok := s.limits.compares.Get(key); ok {
+			s.limits.compareHits.Add(1)
+			return d, nil
+		}
+		s.limits.flightMu.Lock()
+		f, ok := s.limits.flights[key]
+		if !ok {
+			f = &flight{done: make(chan struct{}), err: errors.New("httpapi: the comparison failed")}
+			s.limits.flights[key] = f
+		}
+		s.limits.flightMu.Unlock()
+		if !ok {
+			return s.computeDiff(ctx, key, f, l, r)
+		}
+		if s.limits.onWait != nil {
+			s.limits.onWait()
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if f.err == nil && !f.d.transient {
+			s.limits.compareHits.Add(1)
+			return f.d, nil
+		}
+		var busy *Error
+		if errors.As(f.err, &busy) {
+			return nil, f.err
+		}
+		// The other request failed (or was cancelled while reading):
+		// compute it here.
+	}
+}
+
+// computeDiff computes the comparison f stands for and hands it to the
+// requests waiting for f.
+func (s *Server) computeDiff(ctx context.Context, key compareKey, f *flight, l, r ledger.Inputs) (*InputDiff, error) {
+	defer func() {
+		s.limits.flightMu.Lock()
+		delete(s.limits.flights, key)
+		s.limits.flightMu.Unlock()
+		close(f.done)
 	}()
+	release, err := s.heavyRead()
+	if err != nil {
+		f.err = err
+		return nil, err
+	}
+	defer release() // also if a parser panics
+	if s.limits.onCompute != nil {
+		s.limits.onCompute()
+	}
+	s.limits.diffsRun.Add(1)
+	d := s.diffInputs(ctx, l, r)
 	if !d.transient {
 		s.limits.compares.Add(key, d)
 	}
-	c.InputDiff = *d
-	s.render(w, r, "compare", c)
+	f.d, f.err = d, nil
+	return d, nil
 }
 
 // compareKey names a comparison by its input files: left then right

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
@@ -167,5 +168,53 @@ func TestCompareCutsLongDiffs(t *testing.T) {
 	if resp, body := get(t, srv.URL+"/compare/"+a.UUID.String()+"/"+b.UUID.String(), ""); resp.StatusCode != 200 ||
 		!strings.Contains(body, fmt.Sprintf("%d more differences not shown", c.EnvOmitted)) {
 		t.Fatalf("compare html does not say the diff was cut: %d", resp.StatusCode)
+	}
+}
+
+// TestCompareShared sends the same comparison while another request is
+// computing it: the second waits for the first's result instead of
+// computing it again.
+func TestCompareShared(t *testing.T) {
+	l, s, srv := readServer(t, httpapi.Config{})
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	ok := ledger.Result{Kind: ledger.ResultExited}
+	a := storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": "A", "build-environment": "A=1\n"}, t0, ok)
+	b := storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": "B", "build-environment": "A=2\n"}, t0.Add(time.Hour), ok)
+	started, waiting, proceed := make(chan struct{}, 2), make(chan struct{}, 2), make(chan struct{})
+	httpapi.SetCompareHooks(s, func() { started <- struct{}{}; <-proceed }, func() { waiting <- struct{}{} })
+	type answer struct {
+		status int
+		c      httpapi.Comparison
+	}
+	answers := make(chan answer, 2)
+	send := func() {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/compare/"+a.UUID.String()+"/"+b.UUID.String(), nil)
+		req.Header.Set("Accept", "application/json")
+		var ans answer
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			ans.status = resp.StatusCode
+			json.NewDecoder(resp.Body).Decode(&ans.c)
+			resp.Body.Close()
+		}
+		answers <- ans
+	}
+	go send()
+	<-started // the first request computes ...
+	go send()
+	select { // ... and the second waits for it
+	case <-waiting:
+	case <-started:
+		close(proceed)
+		t.Fatal("a second identical comparison is computed again while the first one runs")
+	}
+	close(proceed)
+	for range 2 {
+		ans := <-answers
+		if ans.status != 200 || ans.c.Env == nil || len(ans.c.Env.Changed) != 1 {
+			t.Fatalf("answer: %d %+v", ans.status, ans.c.InputDiff)
+		}
+	}
+	if n := httpapi.ComparisonsComputed(s); n != 1 {
+		t.Fatalf("the comparison was computed %d times", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,7 +33,7 @@ const (
 	streamMin = 1 << 20
 	// streamRetryAfter is the Retry-After of a refused download.
 	streamRetryAfter = 10 * time.Second
-	defaultIdle          = time.Minute
+	defaultIdle      = time.Minute
 	// heavyRetryAfter is the Retry-After of a refused heavy read: about
 	// the time a comparison takes.
 	heavyRetryAfter = 5 * time.Second
@@ -47,6 +48,13 @@ type limits struct {
 	streams     chan struct{}
 	compares    *lru.Cache[compareKey, *InputDiff]
 	compareHits atomic.Uint64 // for tests: comparisons answered from the cache
+	diffsRun    atomic.Uint64 // for tests: comparisons computed
+
+	flightMu sync.Mutex
+	flights  map[compareKey]*flight // comparisons being computed
+	// onCompute and onWait, if set (tests), are called when a request
+	// starts computing a comparison and when one waits for another's.
+	onCompute, onWait func()
 }
 
 func (s *Server) initLimits() error {
@@ -69,6 +77,7 @@ func (s *Server) initLimits() error {
 	s.limits.heavy = make(chan struct{}, s.cfg.MaxHeavyReads)
 	s.limits.streams = make(chan struct{}, s.cfg.MaxStreams)
 	s.limits.compares = c
+	s.limits.flights = map[compareKey]*flight{}
 	return nil
 }
 

@@ -35,3 +35,13 @@ func HoldStreams(s *Server) (release func()) {
 		}
 	}
 }
+
+// ComparisonsComputed reports how many comparisons s computed (rather
+// than answered from its cache or from another request's computation).
+func ComparisonsComputed(s *Server) uint64 { return s.limits.diffsRun.Load() }
+
+// SetCompareHooks makes s call onCompute when a request starts computing
+// a comparison and onWait when one waits for another's.
+func SetCompareHooks(s *Server, onCompute, onWait func()) {
+	s.limits.onCompute, s.limits.onWait = onCompute, onWait
+}
