@@ -351,16 +351,6 @@ func (l *Ledger) readEventWith(txn *badger.Txn, i uint64, decode func([]byte) (E
 	return ev, data, nil
 }
 
-// KeyStatus is a key's standing at one point of the log.
-type KeyStatus string
-
-// Key statuses.
-const (
-	KeyStatusUnknown KeyStatus = "unknown"
-	KeyStatusActive  KeyStatus = "active"
-	KeyStatusRevoked KeyStatus = "revoked"
-)
-
 // KeyState is a key's standing at a given log index.
 type KeyState struct {
 	KeyID     cas.Digest

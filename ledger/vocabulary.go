@@ -26,6 +26,7 @@ type (
 	Verdict             = event.Verdict
 	Subject             = event.Subject
 	AttestationRecorded = event.AttestationRecorded
+	KeyStatus           = event.KeyStatus
 	Checkpoint          = checkpoint.Checkpoint
 )
 
@@ -44,6 +45,9 @@ const (
 	ResultMessage           = event.ResultMessage
 	VerdictReproduced       = event.VerdictReproduced
 	VerdictDiffers          = event.VerdictDiffers
+	KeyStatusUnknown        = event.KeyStatusUnknown
+	KeyStatusActive         = event.KeyStatusActive
+	KeyStatusRevoked        = event.KeyStatusRevoked
 )
 
 var (

@@ -592,6 +592,17 @@ func (e *KeyRevoked) validate() error {
 	return nil
 }
 
+// KeyStatus is a key's standing at one point of the log: unknown before
+// its key_added event, active after it, revoked after its key_revoked.
+type KeyStatus string
+
+// Key statuses.
+const (
+	KeyStatusUnknown KeyStatus = "unknown"
+	KeyStatusActive  KeyStatus = "active"
+	KeyStatusRevoked KeyStatus = "revoked"
+)
+
 // Verdict is what a rebuilder concluded.
 type Verdict string
 
