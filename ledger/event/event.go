@@ -265,9 +265,9 @@ func clone(e Event) Event {
 // defined before builds are recorded for it; defining it again replaces the
 // metadata.
 type JobDefined struct {
-	Job      string      `json:"job"`
-	Synopsis string      `json:"synopsis"`
-	Section  string      `json:"section"`
+	Job      string         `json:"job"`
+	Synopsis string         `json:"synopsis"`
+	Section  string         `json:"section"`
 	Readme   *digest.Digest `json:"readme"`
 }
 
@@ -289,18 +289,18 @@ func (e *JobDefined) validate() error {
 // BuildRecorded is one build of a job on a platform: what went in, what
 // came out, and how it ended.
 type BuildRecorded struct {
-	Job        string     `json:"job"`
-	UUID       uuid.UUID  `json:"uuid"`
-	Platform   string     `json:"platform"`
-	Started    time.Time  `json:"started"`
-	Finished   time.Time  `json:"finished"`
-	Result     Result     `json:"result"`
+	Job        string        `json:"job"`
+	UUID       uuid.UUID     `json:"uuid"`
+	Platform   string        `json:"platform"`
+	Started    time.Time     `json:"started"`
+	Finished   time.Time     `json:"finished"`
+	Result     Result        `json:"result"`
 	Script     digest.Digest `json:"script"`
 	Console    digest.Digest `json:"console"`
-	Inputs     Inputs     `json:"inputs"`
+	Inputs     Inputs        `json:"inputs"`
 	InputID    digest.Digest `json:"input_id"`
-	Artifacts  []Artifact `json:"artifacts"`
-	MainBinary *string    `json:"main_binary"`
+	Artifacts  []Artifact    `json:"artifacts"`
+	MainBinary *string       `json:"main_binary"`
 }
 
 // Inputs are the digests of the files orb records about a build's
@@ -337,9 +337,9 @@ func (in Inputs) ID() digest.Digest {
 
 // Artifact is one output file of a build.
 type Artifact struct {
-	Path   string     `json:"path"`
+	Path   string        `json:"path"`
 	SHA256 digest.Digest `json:"sha256"`
-	Size   int64      `json:"size"`
+	Size   int64         `json:"size"`
 }
 
 func (*BuildRecorded) Kind() Kind { return KindBuildRecorded }
@@ -525,10 +525,10 @@ func (r Result) String() string {
 // KeyAdded registers a rebuilder's public key. Attestations signed with it
 // count from this event's log index on.
 type KeyAdded struct {
-	Name      string     `json:"name"`
+	Name      string        `json:"name"`
 	KeyID     digest.Digest `json:"key_id"`
-	Algorithm string     `json:"algorithm"`
-	PublicKey []byte     `json:"public_key"`
+	Algorithm string        `json:"algorithm"`
+	PublicKey []byte        `json:"public_key"`
 }
 
 // KeyID returns the id of a DER-encoded SubjectPublicKeyInfo: its SHA-256.
@@ -577,7 +577,7 @@ func KeyAlgorithm(spkiDER []byte) (string, error) {
 // no longer count; a revoked key cannot be added again.
 type KeyRevoked struct {
 	KeyID  digest.Digest `json:"key_id"`
-	Reason string     `json:"reason"`
+	Reason string        `json:"reason"`
 }
 
 func (*KeyRevoked) Kind() Kind { return KindKeyRevoked }
@@ -614,7 +614,7 @@ const (
 
 // Subject is one attested artifact: a name and the digest the rebuilder got.
 type Subject struct {
-	Name   string     `json:"name"`
+	Name   string        `json:"name"`
 	SHA256 digest.Digest `json:"sha256"`
 }
 
@@ -630,10 +630,10 @@ type Subject struct {
 type AttestationRecorded struct {
 	Envelope      digest.Digest `json:"envelope"`
 	KeyID         digest.Digest `json:"key_id"`
-	PredicateType string     `json:"predicate_type"`
-	Build         *uuid.UUID `json:"build"`
-	Subjects      []Subject  `json:"subjects"`
-	Verdict       Verdict    `json:"verdict"`
+	PredicateType string        `json:"predicate_type"`
+	Build         *uuid.UUID    `json:"build"`
+	Subjects      []Subject     `json:"subjects"`
+	Verdict       Verdict       `json:"verdict"`
 }
 
 func (*AttestationRecorded) Kind() Kind { return KindAttestationRecorded }
