@@ -14,7 +14,8 @@ import (
 )
 
 // Fair service for anonymous readers: requests whose work grows with the
-// stored data (a comparison parses input files) take a slot of a small
+// stored data (a comparison parses input files, an /exec export holds its
+// console) take a slot of a small
 // limiter, and downloads of large files (each holds the CAS reader's
 // read-ahead, about 1.4 MiB) one of a larger one; both are refused at once
 // with 503 and Retry-After when no slot is free, instead of queueing until
@@ -89,7 +90,7 @@ func (s *Server) heavyRead() (release func(), err error) {
 		return func() { <-s.limits.heavy }, nil
 	default:
 		return nil, &Error{Status: http.StatusServiceUnavailable, RetryAfter: heavyRetryAfter,
-			Msg: fmt.Sprintf("the server is computing %d comparisons already, as many as it runs at once; retry in a few seconds", cap(s.limits.heavy))}
+			Msg: fmt.Sprintf("the server is busy with %d expensive reads (comparisons, exports with large consoles), as many as it runs at once; retry in a few seconds", cap(s.limits.heavy))}
 	}
 }
 
