@@ -15,16 +15,15 @@ import (
 
 // Fair service for anonymous readers: requests whose work grows with the
 // stored data (a comparison parses input files, an /exec export holds its
-// console) take a slot of a small
-// limiter, and downloads of large files (each holds the CAS reader's
-// read-ahead, about 1.4 MiB) one of a larger one; both are refused at once
-// with 503 and Retry-After when no slot is free, instead of queueing until
-// the machine runs out of memory. Every connection is dropped when its
-// client stops sending the request body or stops reading the response for
-// a while, however long a transfer that keeps moving takes, so stalled
-// readers give their slots back. TestHeavyReadLimit, TestStreamLimit,
-// TestStalledReaderIsDropped, TestSlowDownloadCompletes and
-// TestStalledBodyIsDropped prove them.
+// console) take a slot of a small limiter, and downloads of large files
+// (each holds the CAS reader's read-ahead, about 1.4 MiB) one of a larger
+// one; both are refused at once with 503 and Retry-After when no slot is
+// free, instead of queueing until the machine runs out of memory. Every
+// connection is dropped when its client stops sending the request body or
+// stops reading the response for a while, however long a transfer that
+// keeps moving takes, so stalled readers give their slots back.
+// TestHeavyReadLimit, TestStreamLimit, TestStalledReaderIsDropped,
+// TestSlowDownloadCompletes and TestStalledBodyIsDropped prove them.
 
 const (
 	defaultMaxHeavyReads = 4
