@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"sync"
 	"testing"
@@ -130,4 +131,31 @@ func appendN(tb testing.TB, l *ledgertest.Ledger, n int, mk func() *ledger.Build
 	}
 	close(work)
 	wg.Wait()
+}
+
+// BenchmarkHashLookup looks up the main binary digests of 100,000 recorded
+// builds in random order, more than the lookup cache holds, so part of the
+// lookups read the hash index from the store (a seek and a short scan).
+func BenchmarkHashLookup(b *testing.B) {
+	l := ledgertest.Open(b)
+	mustAppend(b, l, &ledger.JobDefined{Job: "bench"})
+	const n = 100_000
+	var digests []cas.Digest
+	var mu sync.Mutex
+	appendN(b, l, n, func() *ledger.BuildRecorded {
+		id := uuid.New()
+		bd := build("bench", "debian-12", id.String(), id.String(), time.Now())
+		mu.Lock()
+		digests = append(digests, bd.Artifacts[0].SHA256)
+		mu.Unlock()
+		return bd
+	})
+	rnd := rand.New(rand.NewPCG(1, 1))
+	b.ResetTimer()
+	for range b.N {
+		h, err := l.Hash(digests[rnd.IntN(n)])
+		if err != nil || len(h.Builds) != 1 {
+			b.Fatalf("%+v %v", h, err)
+		}
+	}
 }
