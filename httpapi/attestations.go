@@ -9,68 +9,12 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/ledger"
 )
-
-// AttestationInfo summarises one logged attestation.
-type AttestationInfo struct {
-	LogIndex      uint64           `json:"log_index"`
-	Envelope      cas.Digest       `json:"envelope"`
-	KeyID         cas.Digest       `json:"key_id"`
-	KeyName       string           `json:"key_name"`
-	KeyStatus     ledger.KeyStatus `json:"key_status"` // now, not when it was logged
-	PredicateType string           `json:"predicate_type"`
-	Build         *uuid.UUID       `json:"build"`
-	Verdict       ledger.Verdict   `json:"verdict"`
-	Subjects      []ledger.Subject `json:"subjects"`
-	// Differs lists the artifacts of the attested build for which the
-	// rebuilder got other bytes than recorded (a "differs" verdict).
-	Differs []SubjectDiff `json:"differs,omitempty"`
-}
-
-// SubjectDiff is one artifact a rebuilder could not reproduce.
-type SubjectDiff struct {
-	Name     string     `json:"name"`
-	Recorded cas.Digest `json:"recorded"`
-	Got      cas.Digest `json:"got"`
-}
-
-// AttestationReceipt is the answer to POST /attestations: where the
-// attestation is in the log and the proof that it is there.
-type AttestationReceipt struct {
-	AttestationInfo
-	Existing   bool     `json:"existing"` // the same envelope was logged before
-	LeafHash   []byte   `json:"leaf_hash"`
-	Checkpoint string   `json:"checkpoint"`
-	Inclusion  [][]byte `json:"inclusion_proof"`
-}
-
-// AttestationList is the answer to GET /attestations: every attestation of
-// a digest (or of a build), each with its inclusion proof in Checkpoint.
-type AttestationList struct {
-	SHA256     *cas.Digest `json:"sha256,omitempty"`
-	Build      *uuid.UUID  `json:"build,omitempty"`
-	Checkpoint string      `json:"checkpoint"`
-	// Attestations name the digest as a subject (or attest the build).
-	Attestations []ProvenAttestation `json:"attestations"`
-	// Disputes are "differs" attestations of builds that recorded the
-	// digest: the rebuilder got other bytes.
-	Disputes []ProvenAttestation `json:"disputes"`
-}
-
-// ProvenAttestation is an attestation with its inclusion proof.
-type ProvenAttestation struct {
-	AttestationInfo
-	LeafHash  []byte   `json:"leaf_hash"`
-	Inclusion [][]byte `json:"inclusion_proof"`
-	// URL serves the envelope's exact bytes.
-	URL string `json:"envelope_url"`
-}
 
 func envelopeURL(d cas.Digest) string { return "/attestations/" + d.String() }
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildledger/buildledger/httpapi/client"
+
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/ledger"
@@ -25,7 +27,7 @@ func TestClientLookupVerifies(t *testing.T) {
 	for i := range 20 {
 		storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": fmt.Sprint("image ", i%3)}, t0.Add(time.Duration(i)*time.Minute), ledger.Result{Kind: ledger.ResultExited})
 	}
-	c, err := httpapi.NewClient(srv.URL, l.VKey, srv.Client())
+	c, err := client.New(srv.URL, l.VKey, srv.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func TestClientLookupVerifies(t *testing.T) {
 	if len(res.Builds) != 7 {
 		t.Fatalf("%d builds", len(res.Builds))
 	}
-	if _, err := c.Lookup(ctx, cas.Sum([]byte("never"))); !errors.Is(err, httpapi.ErrNotInLedger) {
+	if _, err := c.Lookup(ctx, cas.Sum([]byte("never"))); !errors.Is(err, client.ErrNotInLedger) {
 		t.Fatalf("unknown digest: %v", err)
 	}
 
@@ -59,13 +61,13 @@ func TestClientLookupVerifies(t *testing.T) {
 	}
 	tamper := httptest.NewServer(proxy)
 	defer tamper.Close()
-	tc, _ := httpapi.NewClient(tamper.URL, l.VKey, tamper.Client())
+	tc, _ := client.New(tamper.URL, l.VKey, tamper.Client())
 	if _, err := tc.Lookup(ctx, cas.Sum([]byte("image 1"))); err == nil || !strings.Contains(err.Error(), "SECURITY") {
 		t.Fatalf("tampered event accepted: %v", err)
 	}
 	// A checkpoint signed by another key is refused.
 	_, otherV, _ := ledger.GenerateLogKey(ledgertest.Origin)
-	oc, _ := httpapi.NewClient(srv.URL, otherV, srv.Client())
+	oc, _ := client.New(srv.URL, otherV, srv.Client())
 	if _, err := oc.Checkpoint(ctx); !errors.Is(err, ledger.ErrBadCheckpoint) {
 		t.Fatalf("foreign key: %v", err)
 	}
@@ -79,7 +81,7 @@ func TestClientCatchesRewrittenHistory(t *testing.T) {
 	for i := range 10 {
 		storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/x": fmt.Sprint(i)}, t0, ledger.Result{Kind: ledger.ResultExited})
 	}
-	c, _ := httpapi.NewClient(srv.URL, l.VKey, srv.Client())
+	c, _ := client.New(srv.URL, l.VKey, srv.Client())
 	old, err := c.Checkpoint(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -101,12 +103,12 @@ func TestClientCatchesRewrittenHistory(t *testing.T) {
 	fs, _ := httpapi.New(httpapi.Config{Ledger: forked.Ledger, VKey: forked.VKey})
 	fsrv := httptest.NewServer(fs)
 	defer fsrv.Close()
-	fc, _ := httpapi.NewClient(fsrv.URL, l.VKey, fsrv.Client())
+	fc, _ := client.New(fsrv.URL, l.VKey, fsrv.Client())
 	forkedCP, err := fc.Checkpoint(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ie *httpapi.InconsistencyError
+	var ie *client.InconsistencyError
 	err = fc.CheckConsistency(ctx, old, forkedCP)
 	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "SECURITY") {
 		t.Fatalf("forked log accepted: %v", err)

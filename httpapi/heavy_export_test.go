@@ -16,14 +16,6 @@ func HoldHeavyReads(s *Server) (release func()) {
 	}
 }
 
-// SetClientPages makes the client ask for pages of n hits or builds until
-// restore is called.
-func SetClientPages(n int) (restore func()) {
-	oldHash, oldJob := clientHashPage, clientJobPage
-	clientHashPage, clientJobPage = n, n
-	return func() { clientHashPage, clientJobPage = oldHash, oldJob }
-}
-
 // HoldStreams takes every download slot of s until release is called.
 func HoldStreams(s *Server) (release func()) {
 	for range cap(s.limits.streams) {

@@ -16,17 +16,6 @@ import (
 	"github.com/gorilla/mux"
 )
 
-// KeyInfo describes a registered rebuilder key (GET /keys).
-type KeyInfo struct {
-	Name      string           `json:"name"`
-	KeyID     cas.Digest       `json:"key_id"`
-	Algorithm string           `json:"algorithm"`
-	Status    ledger.KeyStatus `json:"status"`
-	AddedAt   uint64           `json:"added_at"`
-	RevokedAt *uint64          `json:"revoked_at,omitempty"`
-	PublicKey string           `json:"public_key"` // PEM
-}
-
 func keyInfo(k ledger.RegisteredKey) KeyInfo {
 	ki := KeyInfo{Name: k.Name, KeyID: k.KeyID, Algorithm: k.Algorithm, Status: k.Status, AddedAt: k.AddedAt, PublicKey: publicKeyPEM(k.PublicKey)}
 	if k.Status == ledger.KeyStatusRevoked {
@@ -51,12 +40,6 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 		out.Keys = append(out.Keys, keyInfo(k))
 	}
 	s.render(w, r, "keys", out)
-}
-
-// KeyRequest is the body of POST /keys and POST /keys/{name}/revoke.
-type KeyRequest struct {
-	PublicKey string `json:"public_key,omitempty"` // PEM "PUBLIC KEY" (add)
-	Reason    string `json:"reason,omitempty"`     // (revoke)
 }
 
 // admin checks that the request carries an administrator's credentials.

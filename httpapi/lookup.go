@@ -5,45 +5,14 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/httpapi/api"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/tree"
 )
 
 func errorsIsRange(err error) bool { return errors.Is(err, tree.ErrRange) }
-
-// HashHit is one build artifact carrying a looked-up digest.
-type HashHit struct {
-	Job        string    `json:"job"`
-	UUID       uuid.UUID `json:"uuid"`
-	Platform   string    `json:"platform"`
-	Started    time.Time `json:"started"`
-	Finished   time.Time `json:"finished"`
-	LogIndex   uint64    `json:"log_index"`
-	Path       string    `json:"path"`
-	Size       int64     `json:"size"`
-	MainBinary bool      `json:"main_binary"`
-}
-
-// HashLookup is the JSON answer of GET /hash: one page of the entries
-// for a digest, in log order.
-type HashLookup struct {
-	SHA256       cas.Digest        `json:"sha256"`
-	Builds       []HashHit         `json:"builds"`
-	Attestations []AttestationInfo `json:"attestations"`
-	// Disputes are "differs" attestations of builds that recorded this
-	// digest: rebuilders that got other bytes.
-	Disputes []AttestationInfo `json:"disputes"`
-	// Checkpoint is the signed checkpoint the log indices refer to.
-	Checkpoint string `json:"checkpoint"`
-	// Next, when more entries follow (up to the checkpoint), is the after=
-	// of the next page.
-	Next *uint64 `json:"next,omitempty"`
-}
 
 // Reverse lookups are paged by log index: GET /hash?sha256=D&after=I&limit=N
 // answers the entries after log index I (from the start without after=),
@@ -54,7 +23,7 @@ type HashLookup struct {
 // once). TestHashPaging.
 const (
 	hashPage    = 1000
-	maxHashPage = 10000
+	maxHashPage = api.MaxHashPage
 )
 
 // hashParams reads after= and limit=; paged reports whether either was

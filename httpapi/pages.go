@@ -19,49 +19,9 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/httpapi/api"
 	"github.com/buildledger/buildledger/ledger"
 )
-
-// ArtifactView is one output file of a build.
-type ArtifactView struct {
-	Path   string     `json:"path"`
-	SHA256 cas.Digest `json:"sha256"`
-	Size   int64      `json:"size"`
-}
-
-// BuildSummary is a build as listed on job pages.
-type BuildSummary struct {
-	Job        string        `json:"job"`
-	UUID       uuid.UUID     `json:"uuid"`
-	Platform   string        `json:"platform"`
-	Started    time.Time     `json:"start_time"`
-	Finished   time.Time     `json:"finish_time"`
-	Result     string        `json:"result"`
-	Succeeded  bool          `json:"succeeded"`
-	MainBinary *ArtifactView `json:"main_binary"`
-	LogIndex   uint64        `json:"log_index"`
-}
-
-// BuildView is the build page.
-type BuildView struct {
-	BuildSummary
-	Script       cas.Digest        `json:"script"`
-	Console      cas.Digest        `json:"console"`
-	Inputs       ledger.Inputs     `json:"inputs"`
-	InputID      cas.Digest        `json:"input_id"`
-	Artifacts    []ArtifactView    `json:"artifacts"`
-	ReproducedBy []BuildSummary    `json:"reproduced_by"`
-	Differs      []BuildSummary    `json:"same_input_different_output"`
-	Attestations []AttestationInfo `json:"attestations"`
-	// AttestedBy names the distinct keys that attested a reproduction of
-	// this build; DisputedBy those that got other bytes (a key in both
-	// contradicted itself).
-	AttestedBy    []string   `json:"attested_by"`
-	DisputedBy    []string   `json:"disputed_by"`
-	Checkpoint    string     `json:"checkpoint"`
-	EventSHA256   cas.Digest `json:"event_sha256"`
-	EventLeafHash []byte     `json:"leaf_hash"`
-}
 
 // attestedBy sorts the keys of a build's attestations into those that
 // reproduced it and those that did not, each key once, by name (or id).
@@ -98,7 +58,7 @@ func summary(e ledger.BuildEntry) BuildSummary {
 		Result: b.Result.String(), Succeeded: b.Succeeded(), LogIndex: e.Index}
 	if b.MainBinary != nil {
 		a, _ := b.Artifact(*b.MainBinary)
-		s.MainBinary = &ArtifactView{a.Path, a.SHA256, a.Size}
+		s.MainBinary = &ArtifactView{Path: a.Path, SHA256: a.SHA256, Size: a.Size}
 	}
 	return s
 }
@@ -109,25 +69,6 @@ func summaries(es []ledger.BuildEntry) []BuildSummary {
 		out = append(out, summary(e))
 	}
 	return out
-}
-
-// JobView is a job with one page of its builds (see pageParams).
-type JobView struct {
-	Job      string         `json:"job"`
-	Synopsis string         `json:"synopsis"`
-	Section  string         `json:"section"`
-	Builds   []BuildSummary `json:"builds"`
-	Page
-}
-
-// Page places a page in a list of builds: Start and Count are the page's
-// start= and count=; Next and Prev are the URLs of the neighbouring pages,
-// empty where there is none.
-type Page struct {
-	Start int    `json:"start"`
-	Count int    `json:"count"`
-	Next  string `json:"next,omitempty"`
-	Prev  string `json:"prev,omitempty"`
 }
 
 // JobListing is the front page.
@@ -174,7 +115,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 const (
 	jobPage    = 100
 	failedPage = 20
-	maxPage    = 1000
+	maxPage    = api.MaxPage
 )
 
 // pageParams reads start= and count= for a list of builds.
@@ -308,7 +249,7 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 	leaf := leafHash(data)
 	v.EventLeafHash = leaf[:]
 	for _, a := range b.Event.Artifacts {
-		v.Artifacts = append(v.Artifacts, ArtifactView{a.Path, a.SHA256, a.Size})
+		v.Artifacts = append(v.Artifacts, ArtifactView{Path: a.Path, SHA256: a.SHA256, Size: a.Size})
 	}
 	rp, err := s.cfg.Ledger.ReproductionsOf(b)
 	if err != nil {

@@ -74,11 +74,11 @@ func TestHashPaging(t *testing.T) {
 		t.Fatalf("a page past the end: %d %s", resp.StatusCode, body)
 	}
 
-	defer httpapi.SetClientPages(7)()
 	c, err := httpapi.NewClient(srv.URL, l.VKey, srv.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.PageSize = 7
 	res, err := c.Lookup(ctx, cas.Sum([]byte("image")))
 	if err != nil {
 		t.Fatal(err)
@@ -168,13 +168,12 @@ func TestBuildListPaging(t *testing.T) {
 		t.Fatalf("failed builds, second page: %d %s", resp.StatusCode, body)
 	}
 
-	restore := httpapi.SetClientPages(2)
 	c, err := httpapi.NewClient(srv.URL, l.VKey, srv.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.PageSize = 2
 	listed, err := c.JobBuilds(ctx, "hello")
-	restore()
 	var succeeded []uuid.UUID
 	for _, b := range listed {
 		succeeded = append(succeeded, b.UUID)

@@ -35,11 +35,6 @@ type Config struct {
 	// Primary, for a read replica, is its primary's URL: every write is
 	// refused with a message naming it.
 	Primary string
-	// CheckSpace, if set, is asked before every write request (any method
-	// but GET and HEAD): an error wrapping diskspace.ErrFull answers 507
-	// Insufficient Storage with Retry-After before the body is read; reads
-	// are served as ever.
-	CheckSpace func() error
 	// MaxHeavyReads bounds the requests doing work that grows with stored
 	// data (comparisons) running at once; more are answered 503 with
 	// Retry-After. Default 4.
@@ -73,6 +68,11 @@ type Config struct {
 	// MaxReplicaLag is how many entries a replica may be behind its
 	// primary and still be ready (/readyz). Default 1024.
 	MaxReplicaLag uint64
+	// CheckSpace, if set, is asked before every write request (any method
+	// but GET and HEAD): an error wrapping diskspace.ErrFull answers 507
+	// Insufficient Storage with Retry-After before the body is read; reads
+	// are served as ever.
+	CheckSpace func() error
 }
 
 // Server is the ledger's HTTP interface. It implements http.Handler.

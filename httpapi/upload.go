@@ -41,20 +41,6 @@ type Upload struct {
 	MainBinary string
 }
 
-// UploadReceipt is the JSON answer to an upload: where the build is in the
-// log and the proof that it is there.
-type UploadReceipt struct {
-	Job        string    `json:"job"`
-	UUID       uuid.UUID `json:"uuid"`
-	LogIndex   uint64    `json:"log_index"`
-	Event      string    `json:"event_sha256"`
-	LeafHash   []byte    `json:"leaf_hash"`
-	Checkpoint string    `json:"checkpoint"`
-	Inclusion  [][]byte  `json:"inclusion_proof"`
-	MainBinary *string   `json:"main_binary"`
-	URL        string    `json:"url"`
-}
-
 // MainBinary picks a build's main binary from its artifact paths: the only
 // file under bin/; among several, the one whose name without extension is
 // the job's name, if exactly one is; otherwise none. Unlike builder-web, a

@@ -14,13 +14,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/buildledger/buildledger/httpapi/client"
+
 	"github.com/buildledger/buildledger/cas/digest"
 	"github.com/buildledger/buildledger/ledger/checkpoint"
 	"github.com/buildledger/buildledger/ledger/event"
 
 	"github.com/google/uuid"
 
-	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/internal/atomicfile"
 )
 
@@ -100,7 +101,7 @@ type FollowReport struct {
 }
 
 // Run follows the log until ctx ends (returning nil) or the log proves
-// inconsistent with a checkpoint seen before (an *httpapi.InconsistencyError).
+// inconsistent with a checkpoint seen before (an *client.InconsistencyError).
 func (f *Follower) Run(ctx context.Context) error {
 	for {
 		rep, err := f.Once(ctx)
@@ -108,7 +109,7 @@ func (f *Follower) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			var ie *httpapi.InconsistencyError
+			var ie *client.InconsistencyError
 			if errors.As(err, &ie) {
 				return err
 			}

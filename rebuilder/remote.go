@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/buildledger/buildledger/httpapi/api"
+	"github.com/buildledger/buildledger/httpapi/client"
+
 	"github.com/buildledger/buildledger/cas/digest"
 	"github.com/buildledger/buildledger/ledger/event"
 
@@ -17,7 +20,6 @@ import (
 	v1 "github.com/in-toto/attestation/go/v1"
 
 	"github.com/buildledger/buildledger/attest"
-	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/ledger/builder"
 )
 
@@ -25,7 +27,7 @@ import (
 type Rebuilder struct {
 	// Client reads the ledger, proving every record it is given, and
 	// submits attestations.
-	Client *httpapi.Client
+	Client *client.Client
 	// Signer signs the attestations; nil rebuilds and compares without
 	// attesting.
 	Signer *attest.Signer
@@ -87,8 +89,8 @@ type Outcome struct {
 	Comparison      Comparison // recorded (expected) against rebuilt (actual) files
 	InputsDiff      InputsDiff // recorded against rebuilt inputs
 	Verdict         attest.Verdict
-	Envelope        []byte                      // the signed attestation (nil without Signer)
-	Receipt         *httpapi.AttestationReceipt // the ledger's proven receipt (nil if not submitted)
+	Envelope        []byte                  // the signed attestation (nil without Signer)
+	Receipt         *api.AttestationReceipt // the ledger's proven receipt (nil if not submitted)
 }
 
 // String is the verdict for a person: "reproducible", or which files

@@ -27,12 +27,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/buildledger/buildledger/httpapi/client"
+
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/buildledger/buildledger/attest"
-	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/rebuilder"
 )
 
@@ -66,7 +67,7 @@ func (s *server) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&s.logKey, "log-key", "", "the ledger's log key (name+hash+key); default: $BUILDLEDGER_LOG_KEY, else fetched from the server (trust on first use)")
 }
 
-func (s *server) client(cmd *cobra.Command) (*httpapi.Client, error) {
+func (s *server) client(cmd *cobra.Command) (*client.Client, error) {
 	if s.url == "" {
 		return nil, errors.New("--server is required")
 	}
@@ -76,12 +77,12 @@ func (s *server) client(cmd *cobra.Command) (*httpapi.Client, error) {
 	}
 	if key == "" {
 		var err error
-		if key, err = httpapi.FetchLogKey(cmd.Context(), s.url, nil); err != nil {
+		if key, err = client.FetchLogKey(cmd.Context(), s.url, nil); err != nil {
 			return nil, fmt.Errorf("fetching the log key: %w", err)
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "trusting the log key the server sent (pin it with --log-key): %s\n", key)
 	}
-	return httpapi.NewClient(s.url, key, nil)
+	return client.New(s.url, key, nil)
 }
 
 func loadSigner(path string) (*attest.Signer, error) {
@@ -201,8 +202,8 @@ orb's output directory as well.`,
 			if spec.Opam, err = parseOpam(opam); err != nil {
 				return err
 			}
-			var c *httpapi.Client
-			var cred httpapi.Credentials
+			var c *client.Client
+			var cred client.Credentials
 			if srv.url != "" {
 				if user == "" {
 					return errors.New("--user is required with --server")
@@ -275,21 +276,21 @@ func parseOpam(s string) (rebuilder.OpamMode, error) {
 	return 0, fmt.Errorf("--opam %q: want auto, always or never", s)
 }
 
-func password(cmd *cobra.Command, user string) (httpapi.Credentials, error) {
+func password(cmd *cobra.Command, user string) (client.Credentials, error) {
 	if pw := os.Getenv("BUILDLEDGER_PASSWORD"); pw != "" {
-		return httpapi.Credentials{User: user, Password: pw}, nil
+		return client.Credentials{User: user, Password: pw}, nil
 	}
 	if f, ok := cmd.InOrStdin().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		fmt.Fprint(cmd.ErrOrStderr(), "password: ")
 		b, err := term.ReadPassword(int(f.Fd()))
 		fmt.Fprintln(cmd.ErrOrStderr())
-		return httpapi.Credentials{User: user, Password: string(b)}, err
+		return client.Credentials{User: user, Password: string(b)}, err
 	}
 	b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
 	if err != nil || len(b) == 0 {
-		return httpapi.Credentials{}, errors.New("no password: set BUILDLEDGER_PASSWORD or pass it on standard input")
+		return client.Credentials{}, errors.New("no password: set BUILDLEDGER_PASSWORD or pass it on standard input")
 	}
-	return httpapi.Credentials{User: user, Password: strings.TrimRight(string(b), "\r\n")}, nil
+	return client.Credentials{User: user, Password: strings.TrimRight(string(b), "\r\n")}, nil
 }
 
 // rebuilderFlags are shared by rebuild and follow.

@@ -12,11 +12,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/buildledger/buildledger/httpapi/api"
+	"github.com/buildledger/buildledger/httpapi/client"
+
 	"github.com/buildledger/buildledger/cas/digest"
 	"github.com/buildledger/buildledger/ledger/checkpoint"
 	"github.com/buildledger/buildledger/ledger/event"
 
-	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/internal/atomicfile"
 )
 
@@ -109,7 +111,7 @@ func (g *Gate) saveBundle(b *Bundle) error {
 // saveFresh caches a bundle just fetched against cp. If the gate has
 // meanwhile accepted a newer checkpoint, the bundle gets the proof that
 // cp is a prefix of it, which an offline decision needs.
-func (g *Gate) saveFresh(ctx context.Context, c *httpapi.Client, b *Bundle, cp *checkpoint.Checkpoint) error {
+func (g *Gate) saveFresh(ctx context.Context, c *client.Client, b *Bundle, cp *checkpoint.Checkpoint) error {
 	unlock, err := g.lockState()
 	if err != nil {
 		return err
@@ -134,7 +136,7 @@ func (g *Gate) saveFresh(ctx context.Context, c *httpapi.Client, b *Bundle, cp *
 // accepted. The caller holds the state lock. A bundle whose proof cannot
 // be fetched keeps its old one and will be refused offline until fetched
 // again; a proof that shows the log rewrote its history is an error.
-func (g *Gate) refreshBundles(ctx context.Context, c *httpapi.Client, cp *checkpoint.Checkpoint) error {
+func (g *Gate) refreshBundles(ctx context.Context, c *client.Client, cp *checkpoint.Checkpoint) error {
 	paths, err := filepath.Glob(filepath.Join(g.cfg.CacheDir, "bundles", "*.json"))
 	if err != nil {
 		return err
@@ -153,7 +155,7 @@ func (g *Gate) refreshBundles(ctx context.Context, c *httpapi.Client, cp *checkp
 			continue
 		}
 		p, err := c.ConsistencyProof(ctx, old, cp)
-		var ie *httpapi.InconsistencyError
+		var ie *client.InconsistencyError
 		if errors.As(err, &ie) {
 			return err
 		}
@@ -192,8 +194,8 @@ func (g *Gate) lastCheckpoint() (*checkpoint.Checkpoint, error) {
 
 // advance proves cp consistent with the newest checkpoint seen and, if it
 // is newer, remembers it. A log that rewrote its history fails here with
-// an *httpapi.InconsistencyError.
-func (g *Gate) advance(ctx context.Context, c *httpapi.Client, cp *checkpoint.Checkpoint) error {
+// an *client.InconsistencyError.
+func (g *Gate) advance(ctx context.Context, c *client.Client, cp *checkpoint.Checkpoint) error {
 	unlock, err := g.lockState()
 	if err != nil {
 		return err
@@ -228,7 +230,7 @@ func (g *Gate) advance(ctx context.Context, c *httpapi.Client, cp *checkpoint.Ch
 // FetchBundle fetches the bundle of image d from the ledger, proving every
 // piece against a checkpoint that extends the last one this gate saw, and
 // caches it. An image no build produced is an error wrapping
-// httpapi.ErrNotInLedger.
+// client.ErrNotInLedger.
 func (g *Gate) FetchBundle(ctx context.Context, d digest.Digest) (*Bundle, error) {
 	c := g.client
 	if c == nil {
@@ -263,7 +265,7 @@ func (g *Gate) FetchBundle(ctx context.Context, d digest.Digest) (*Bundle, error
 		}
 		b.Builds = append(b.Builds, pe)
 	}
-	for _, a := range append(append([]httpapi.AttestationInfo{}, hl.Attestations...), hl.Disputes...) {
+	for _, a := range append(append([]api.AttestationInfo{}, hl.Attestations...), hl.Disputes...) {
 		if a.LogIndex >= cp.Size {
 			continue
 		}

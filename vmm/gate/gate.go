@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/buildledger/buildledger/httpapi/client"
+
 	"github.com/buildledger/buildledger/cas/digest"
 	"github.com/buildledger/buildledger/ledger/checkpoint"
 	"github.com/buildledger/buildledger/ledger/event"
@@ -26,7 +28,6 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/buildledger/buildledger/attest"
-	"github.com/buildledger/buildledger/httpapi"
 )
 
 // Config configures a Gate.
@@ -46,7 +47,7 @@ type Config struct {
 // Gate decides whether an image may boot.
 type Gate struct {
 	cfg    Config
-	client *httpapi.Client
+	client *client.Client
 	mu     sync.Mutex // state file
 }
 
@@ -60,7 +61,7 @@ func New(cfg Config) (*Gate, error) {
 	}
 	g := &Gate{cfg: cfg}
 	if cfg.Policy.Ledger != "" && !cfg.Offline {
-		c, err := httpapi.NewClient(cfg.Policy.Ledger, cfg.Policy.LogKey, cfg.HTTP)
+		c, err := client.New(cfg.Policy.Ledger, cfg.Policy.LogKey, cfg.HTTP)
 		if err != nil {
 			return nil, err
 		}
@@ -151,7 +152,7 @@ func (g *Gate) Check(ctx context.Context, d digest.Digest) (*Decision, error) {
 	offline := true
 	if g.client != nil {
 		b, fetchErr = g.FetchBundle(ctx, d)
-		var ie *httpapi.InconsistencyError
+		var ie *client.InconsistencyError
 		switch {
 		case fetchErr == nil:
 			offline = false
@@ -162,7 +163,7 @@ func (g *Gate) Check(ctx context.Context, d digest.Digest) (*Decision, error) {
 				return nil, fmt.Errorf("the ledger rewrote its history, and the marker that stops every later boot could not be written (%v); no boot is allowed until %s exists or an operator has looked into it:\n%w", err, g.inconsistentPath(), fetchErr)
 			}
 			return g.refuse(d, true, "the ledger's log is NOT consistent with the checkpoint this VMM saw before; it rewrote its history:\n%v", fetchErr), nil
-		case errors.Is(fetchErr, httpapi.ErrNotInLedger):
+		case errors.Is(fetchErr, client.ErrNotInLedger):
 			return g.refuse(d, false, "no build in the ledger has SHA-256 %s", d), nil
 		case !unreachable(fetchErr):
 			// The ledger answered, and the answer did not verify: never
@@ -198,7 +199,7 @@ func (g *Gate) Check(ctx context.Context, d digest.Digest) (*Decision, error) {
 func unreachable(err error) bool {
 	var ue *url.Error
 	var ne net.Error
-	var he *httpapi.Error
+	var he *client.Error
 	switch {
 	case errors.As(err, &he):
 		return he.Status >= 500

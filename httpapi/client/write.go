@@ -1,4 +1,4 @@
-package httpapi
+package client
 
 import (
 	"bytes"
@@ -12,14 +12,17 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/httpapi/api"
+	"github.com/buildledger/buildledger/ledger/checkpoint"
+	"github.com/buildledger/buildledger/ledger/event"
+
 	"github.com/google/uuid"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/client"
 
 	"github.com/buildledger/buildledger/attest"
-	"github.com/buildledger/buildledger/cas"
-	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/builder"
 )
 
@@ -67,8 +70,8 @@ func (c *Client) send(ctx context.Context, method, path, ctype string, body []by
 // proveReceipt checks that a write's receipt is true: its checkpoint is
 // signed by the log key and consistent with the latest one, and the event
 // at its index is in the log (proven from tiles) and is what check expects.
-func (c *Client) proveReceipt(ctx context.Context, index uint64, checkpoint string, check func(ledger.Event) error) (*VerifiedEvent, *ledger.Checkpoint, error) {
-	rcp, err := ledger.OpenCheckpoint([]byte(checkpoint), c.origin, c.vkey)
+func (c *Client) proveReceipt(ctx context.Context, index uint64, signed string, check func(event.Event) error) (*VerifiedEvent, *checkpoint.Checkpoint, error) {
+	rcp, err := checkpoint.Open([]byte(signed), c.origin, c.vkey)
 	if err != nil {
 		return nil, nil, fmt.Errorf("SECURITY: the receipt's checkpoint: %w", err)
 	}
@@ -92,19 +95,19 @@ func (c *Client) proveReceipt(ctx context.Context, index uint64, checkpoint stri
 // Upload sends a build in builder's DER exec format to /upload and proves
 // the receipt: the build event is in the log under a checkpoint signed by
 // the log key.
-func (c *Client) Upload(ctx context.Context, der []byte, id uuid.UUID, cred Credentials) (*UploadReceipt, *ledger.BuildRecorded, error) {
+func (c *Client) Upload(ctx context.Context, der []byte, id uuid.UUID, cred Credentials) (*api.UploadReceipt, *event.BuildRecorded, error) {
 	b, _, err := c.send(ctx, http.MethodPost, "upload", "application/octet-stream", der, &cred, http.StatusCreated)
 	if err != nil {
 		return nil, nil, err
 	}
-	var rc UploadReceipt
+	var rc api.UploadReceipt
 	if err := json.Unmarshal(b, &rc); err != nil {
 		return nil, nil, fmt.Errorf("upload receipt is not JSON: %w", err)
 	}
-	var br *ledger.BuildRecorded
-	_, _, err = c.proveReceipt(ctx, rc.LogIndex, rc.Checkpoint, func(ev ledger.Event) error {
+	var br *event.BuildRecorded
+	_, _, err = c.proveReceipt(ctx, rc.LogIndex, rc.Checkpoint, func(ev event.Event) error {
 		var ok bool
-		if br, ok = ev.(*ledger.BuildRecorded); !ok || br.UUID != id {
+		if br, ok = ev.(*event.BuildRecorded); !ok || br.UUID != id {
 			return fmt.Errorf("the event is not build %s", id)
 		}
 		return nil
@@ -114,12 +117,12 @@ func (c *Client) Upload(ctx context.Context, der []byte, id uuid.UUID, cred Cred
 
 // SubmitAttestation sends a DSSE envelope to /attestations and proves the
 // receipt: an attestation event of exactly this envelope is in the log.
-func (c *Client) SubmitAttestation(ctx context.Context, envelope []byte) (*AttestationReceipt, error) {
+func (c *Client) SubmitAttestation(ctx context.Context, envelope []byte) (*api.AttestationReceipt, error) {
 	b, _, err := c.send(ctx, http.MethodPost, "attestations", "application/json", envelope, nil, http.StatusCreated, http.StatusOK)
 	if err != nil {
 		return nil, err
 	}
-	var rc AttestationReceipt
+	var rc api.AttestationReceipt
 	if err := json.Unmarshal(b, &rc); err != nil {
 		return nil, fmt.Errorf("attestation receipt is not JSON: %w", err)
 	}
@@ -129,13 +132,13 @@ func (c *Client) SubmitAttestation(ctx context.Context, envelope []byte) (*Attes
 	if err != nil {
 		return nil, err
 	}
-	_, _, err = c.proveReceipt(ctx, rc.LogIndex, rc.Checkpoint, func(ev ledger.Event) error {
-		a, ok := ev.(*ledger.AttestationRecorded)
+	_, _, err = c.proveReceipt(ctx, rc.LogIndex, rc.Checkpoint, func(ev event.Event) error {
+		a, ok := ev.(*event.AttestationRecorded)
 		if !ok {
 			return fmt.Errorf("the event is a %s, not an attestation", ev.Kind())
 		}
 		for _, f := range forms {
-			if a.Envelope == cas.Sum(f) {
+			if a.Envelope == digest.Sum(f) {
 				return nil
 			}
 		}
@@ -145,7 +148,7 @@ func (c *Client) SubmitAttestation(ctx context.Context, envelope []byte) (*Attes
 }
 
 // Build fetches the record of a build and proves it is in the log.
-func (c *Client) Build(ctx context.Context, id uuid.UUID) (*ledger.BuildRecorded, uint64, *ledger.Checkpoint, error) {
+func (c *Client) Build(ctx context.Context, id uuid.UUID) (*event.BuildRecorded, uint64, *checkpoint.Checkpoint, error) {
 	cp, err := c.Checkpoint(ctx)
 	if err != nil {
 		return nil, 0, nil, err
@@ -154,7 +157,7 @@ func (c *Client) Build(ctx context.Context, id uuid.UUID) (*ledger.BuildRecorded
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	var bv BuildView
+	var bv api.BuildView
 	if err := json.Unmarshal(b, &bv); err != nil {
 		return nil, 0, nil, fmt.Errorf("build %s: answer is not JSON: %w", id, err)
 	}
@@ -167,7 +170,7 @@ func (c *Client) Build(ctx context.Context, id uuid.UUID) (*ledger.BuildRecorded
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	br, ok := ve.Event.(*ledger.BuildRecorded)
+	br, ok := ve.Event.(*event.BuildRecorded)
 	if !ok || br.UUID != id {
 		return nil, 0, nil, fmt.Errorf("SECURITY: the server says build %s is at log index %d, which holds something else", id, bv.LogIndex)
 	}
@@ -176,14 +179,14 @@ func (c *Client) Build(ctx context.Context, id uuid.UUID) (*ledger.BuildRecorded
 
 // KeyReceipt is the answer to a key registration or revocation.
 type KeyReceipt struct {
-	Key        KeyInfo  `json:"key"`
-	LogIndex   uint64   `json:"log_index"`
-	LeafHash   []byte   `json:"leaf_hash"`
-	Checkpoint string   `json:"checkpoint"`
-	Inclusion  [][]byte `json:"inclusion_proof"`
+	Key        api.KeyInfo `json:"key"`
+	LogIndex   uint64      `json:"log_index"`
+	LeafHash   []byte      `json:"leaf_hash"`
+	Checkpoint string      `json:"checkpoint"`
+	Inclusion  [][]byte    `json:"inclusion_proof"`
 }
 
-func (c *Client) keyChange(ctx context.Context, path string, req KeyRequest, cred Credentials, want ledger.Kind) (*KeyReceipt, error) {
+func (c *Client) keyChange(ctx context.Context, path string, req api.KeyRequest, cred Credentials, want event.Kind) (*KeyReceipt, error) {
 	body, _ := json.Marshal(req)
 	b, _, err := c.send(ctx, http.MethodPost, path, "application/json", body, &cred, http.StatusCreated)
 	if err != nil {
@@ -193,7 +196,7 @@ func (c *Client) keyChange(ctx context.Context, path string, req KeyRequest, cre
 	if err := json.Unmarshal(b, &rc); err != nil {
 		return nil, fmt.Errorf("key receipt is not JSON: %w", err)
 	}
-	_, _, err = c.proveReceipt(ctx, rc.LogIndex, rc.Checkpoint, func(ev ledger.Event) error {
+	_, _, err = c.proveReceipt(ctx, rc.LogIndex, rc.Checkpoint, func(ev event.Event) error {
 		if ev.Kind() != want {
 			return fmt.Errorf("the event is a %s, not %s", ev.Kind(), want)
 		}
@@ -205,22 +208,22 @@ func (c *Client) keyChange(ctx context.Context, path string, req KeyRequest, cre
 // AddKey registers a rebuilder's PEM public key under name (administrators
 // only) and proves the logged event.
 func (c *Client) AddKey(ctx context.Context, name, publicKeyPEM string, cred Credentials) (*KeyReceipt, error) {
-	return c.keyChange(ctx, "keys/"+name, KeyRequest{PublicKey: publicKeyPEM}, cred, ledger.KindKeyAdded)
+	return c.keyChange(ctx, "keys/"+name, api.KeyRequest{PublicKey: publicKeyPEM}, cred, event.KindKeyAdded)
 }
 
 // RevokeKey revokes the key registered under name (administrators only).
 func (c *Client) RevokeKey(ctx context.Context, name, reason string, cred Credentials) (*KeyReceipt, error) {
-	return c.keyChange(ctx, "keys/"+name+"/revoke", KeyRequest{Reason: reason}, cred, ledger.KindKeyRevoked)
+	return c.keyChange(ctx, "keys/"+name+"/revoke", api.KeyRequest{Reason: reason}, cred, event.KindKeyRevoked)
 }
 
 // Keys lists the registered keys as the server reports them.
-func (c *Client) Keys(ctx context.Context) ([]KeyInfo, error) {
+func (c *Client) Keys(ctx context.Context) ([]api.KeyInfo, error) {
 	b, err := fetch(ctx, c.http, c.url("keys"), "application/json")
 	if err != nil {
 		return nil, err
 	}
 	var out struct {
-		Keys []KeyInfo `json:"keys"`
+		Keys []api.KeyInfo `json:"keys"`
 	}
 	return out.Keys, json.Unmarshal(b, &out)
 }
@@ -229,7 +232,7 @@ func (c *Client) Keys(ctx context.Context) ([]KeyInfo, error) {
 // script and every file, inputs included) and checks it against the build
 // event: the same UUID, job and platform, the script's digest, and exactly
 // the recorded files with their digests. A rebuild starts from this.
-func (c *Client) Exec(ctx context.Context, b *ledger.BuildRecorded) (*builder.Exec, error) {
+func (c *Client) Exec(ctx context.Context, b *event.BuildRecorded) (*builder.Exec, error) {
 	var size int64 = 1 << 20 // DER framing, script and console
 	for _, a := range b.Artifacts {
 		size += a.Size + 1<<10
@@ -248,7 +251,7 @@ func (c *Client) Exec(ctx context.Context, b *ledger.BuildRecorded) (*builder.Ex
 	if ex.UUID != b.UUID || ex.Job.Name != b.Job || ex.Job.Platform != b.Platform {
 		return nil, bad("it is build %s of job %q on %q", ex.UUID, ex.Job.Name, ex.Job.Platform)
 	}
-	if cas.Sum([]byte(ex.Job.Script)) != b.Script {
+	if digest.Sum([]byte(ex.Job.Script)) != b.Script {
 		return nil, bad("the script's digest differs")
 	}
 	if len(ex.Output) != len(b.Artifacts) {
@@ -256,7 +259,7 @@ func (c *Client) Exec(ctx context.Context, b *ledger.BuildRecorded) (*builder.Ex
 	}
 	for _, f := range ex.Output {
 		a, ok := b.Artifact(f.Path)
-		if !ok || a.SHA256 != cas.Sum(f.Data) {
+		if !ok || a.SHA256 != digest.Sum(f.Data) {
 			return nil, bad("file %q is not recorded with these bytes", f.Path)
 		}
 	}
@@ -265,12 +268,12 @@ func (c *Client) Exec(ctx context.Context, b *ledger.BuildRecorded) (*builder.Ex
 
 // AttestationsOfBuild lists the attestations of a build as the server
 // reports them (not proven; use it to decide what to do, not what to trust).
-func (c *Client) AttestationsOfBuild(ctx context.Context, id uuid.UUID) ([]ProvenAttestation, error) {
+func (c *Client) AttestationsOfBuild(ctx context.Context, id uuid.UUID) ([]api.ProvenAttestation, error) {
 	b, err := fetch(ctx, c.http, c.url("attestations")+"?build="+id.String(), "application/json")
 	if err != nil {
 		return nil, err
 	}
-	var al AttestationList
+	var al api.AttestationList
 	if err := json.Unmarshal(b, &al); err != nil {
 		return nil, fmt.Errorf("attestations of %s: answer is not JSON: %w", id, err)
 	}
@@ -279,32 +282,35 @@ func (c *Client) AttestationsOfBuild(ctx context.Context, id uuid.UUID) ([]Prove
 
 // Envelope fetches a logged attestation envelope by its SHA-256 and checks
 // the bytes against it.
-func (c *Client) Envelope(ctx context.Context, d cas.Digest) ([]byte, error) {
+func (c *Client) Envelope(ctx context.Context, d digest.Digest) ([]byte, error) {
 	b, err := fetch(ctx, c.http, c.url("attestations/"+d.String()), "")
 	if err != nil {
 		return nil, err
 	}
-	if cas.Sum(b) != d {
+	if digest.Sum(b) != d {
 		return nil, fmt.Errorf("SECURITY: envelope %s: the server sent other bytes", d)
 	}
 	return b, nil
 }
 
-// The page sizes HashLookup and JobBuilds ask for (variables for tests).
-var (
-	clientHashPage = maxHashPage
-	clientJobPage  = maxPage
-)
+// pageSize is how many hits or builds a page request asks for: PageSize,
+// at most max (the server's largest page).
+func (c *Client) pageSize(max int) int {
+	if c.PageSize > 0 && c.PageSize < max {
+		return c.PageSize
+	}
+	return max
+}
 
 // HashLookup returns the server's (unproven) answer to GET /hash; Lookup
 // proves it. It follows the pages (the next cursor) to the end, keeping
 // the first page's checkpoint and the entries below its size: a later
 // page may answer with a newer checkpoint.
-func (c *Client) HashLookup(ctx context.Context, d cas.Digest) (*HashLookup, error) {
-	var all *HashLookup
+func (c *Client) HashLookup(ctx context.Context, d digest.Digest) (*api.HashLookup, error) {
+	var all *api.HashLookup
 	var size uint64
 	for after := uint64(0); ; {
-		u := c.url("hash") + "?sha256=" + d.String() + "&limit=" + strconv.Itoa(clientHashPage)
+		u := c.url("hash") + "?sha256=" + d.String() + "&limit=" + strconv.Itoa(c.pageSize(api.MaxHashPage))
 		if all != nil {
 			u += "&after=" + strconv.FormatUint(after, 10)
 		}
@@ -316,7 +322,7 @@ func (c *Client) HashLookup(ctx context.Context, d cas.Digest) (*HashLookup, err
 		if err != nil {
 			return nil, err
 		}
-		var hl HashLookup
+		var hl api.HashLookup
 		if err := json.Unmarshal(b, &hl); err != nil {
 			return nil, fmt.Errorf("lookup answer is not JSON: %w", err)
 		}
@@ -325,7 +331,7 @@ func (c *Client) HashLookup(ctx context.Context, d cas.Digest) (*HashLookup, err
 			if hl.Next == nil {
 				return all, nil
 			}
-			cp, err := ledger.OpenCheckpoint([]byte(hl.Checkpoint), c.origin, c.vkey)
+			cp, err := checkpoint.Open([]byte(hl.Checkpoint), c.origin, c.vkey)
 			if err != nil {
 				return nil, err
 			}
@@ -339,7 +345,7 @@ func (c *Client) HashLookup(ctx context.Context, d cas.Digest) (*HashLookup, err
 					all.Builds = append(all.Builds, h)
 				}
 			}
-			for _, list := range []struct{ from, to *[]AttestationInfo }{{&hl.Attestations, &all.Attestations}, {&hl.Disputes, &all.Disputes}} {
+			for _, list := range []struct{ from, to *[]api.AttestationInfo }{{&hl.Attestations, &all.Attestations}, {&hl.Disputes, &all.Disputes}} {
 				for _, a := range *list.from {
 					if a.LogIndex <= after {
 						return nil, fmt.Errorf("the server's lookup page after log index %d lists an attestation at %d", after, a.LogIndex)
@@ -364,15 +370,15 @@ func (c *Client) HashLookup(ctx context.Context, d cas.Digest) (*HashLookup, err
 // JobBuilds returns the server's (unproven) list of a job's successful
 // builds, newest first. It reads the job's pages (start=, count=) to the
 // end of the list.
-func (c *Client) JobBuilds(ctx context.Context, job string) ([]BuildSummary, error) {
-	var out []BuildSummary
+func (c *Client) JobBuilds(ctx context.Context, job string) ([]api.BuildSummary, error) {
+	var out []api.BuildSummary
 	for start := 0; ; {
-		u := c.url("job/"+job) + "?count=" + strconv.Itoa(clientJobPage) + "&start=" + strconv.Itoa(start)
+		u := c.url("job/"+job) + "?count=" + strconv.Itoa(c.pageSize(api.MaxPage)) + "&start=" + strconv.Itoa(start)
 		b, err := fetch(ctx, c.http, u, "application/json")
 		if err != nil {
 			return nil, err
 		}
-		var jv JobView
+		var jv api.JobView
 		if err := json.Unmarshal(b, &jv); err != nil {
 			return nil, fmt.Errorf("job %s: answer is not JSON: %w", job, err)
 		}
@@ -390,7 +396,7 @@ func (c *Client) JobBuilds(ctx context.Context, job string) ([]BuildSummary, err
 
 // MainBinary downloads a build's main binary into w and checks its size
 // (reading no more than size bytes) and its digest against the record.
-func (c *Client) MainBinary(ctx context.Context, job string, id uuid.UUID, want cas.Digest, size int64, w io.Writer) error {
+func (c *Client) MainBinary(ctx context.Context, job string, id uuid.UUID, want digest.Digest, size int64, w io.Writer) error {
 	what := "the main binary of build " + id.String()
 	return c.streamVerified(ctx, "job/"+job+"/build/"+id.String()+"/main-binary", what, want, size, w)
 }
@@ -398,7 +404,7 @@ func (c *Client) MainBinary(ctx context.Context, job string, id uuid.UUID, want 
 // streamVerified copies the answer to GET path into w, reading at most
 // size bytes (size < 0: no bound) and failing unless exactly size bytes
 // (when bounded) with SHA-256 want arrived.
-func (c *Client) streamVerified(ctx context.Context, path, what string, want cas.Digest, size int64, w io.Writer) error {
+func (c *Client) streamVerified(ctx context.Context, path, what string, want digest.Digest, size int64, w io.Writer) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(path), nil)
 	if err != nil {
 		return err
@@ -424,7 +430,7 @@ func (c *Client) streamVerified(ctx context.Context, path, what string, want cas
 	if size >= 0 && n != size {
 		return fmt.Errorf("SECURITY: %s is not of its recorded size %d", what, size)
 	}
-	if got := cas.Digest(h.Sum(nil)); got != want {
+	if got := digest.Digest(h.Sum(nil)); got != want {
 		return fmt.Errorf("SECURITY: %s has SHA-256 %s, the log records %s", what, got, want)
 	}
 	return nil
@@ -433,7 +439,7 @@ func (c *Client) streamVerified(ctx context.Context, path, what string, want cas
 // Entries fetches the log entries from, ..., to-1 (to ≤ cp.Size) from the
 // C2SP entry bundles. They are not proven here: a replica checks them by
 // recomputing the tree (see ProveConsistent).
-func (c *Client) Entries(ctx context.Context, from, to uint64, cp *ledger.Checkpoint) ([][]byte, error) {
+func (c *Client) Entries(ctx context.Context, from, to uint64, cp *checkpoint.Checkpoint) ([][]byte, error) {
 	if to > cp.Size {
 		return nil, fmt.Errorf("entries up to %d are beyond the checkpoint of size %d", to, cp.Size)
 	}
@@ -457,7 +463,7 @@ func (c *Client) Entries(ctx context.Context, from, to uint64, cp *ledger.Checkp
 
 // ProveConsistent checks that root is the log's root at size, a prefix of
 // the checkpoint cp, with a consistency proof built from the tiles.
-func (c *Client) ProveConsistent(ctx context.Context, size uint64, root [32]byte, cp *ledger.Checkpoint) error {
+func (c *Client) ProveConsistent(ctx context.Context, size uint64, root [32]byte, cp *checkpoint.Checkpoint) error {
 	if size == 0 {
 		return nil
 	}
@@ -477,6 +483,6 @@ func (c *Client) ProveConsistent(ctx context.Context, size uint64, root [32]byte
 
 // StoredBlob streams a blob from the server's content-addressed store
 // (GET /blob/SHA256) into w and checks its digest.
-func (c *Client) StoredBlob(ctx context.Context, d cas.Digest, w io.Writer) error {
+func (c *Client) StoredBlob(ctx context.Context, d digest.Digest, w io.Writer) error {
 	return c.streamVerified(ctx, "blob/"+d.String(), "blob "+d.String(), d, -1, w)
 }

@@ -1,4 +1,4 @@
-package httpapi
+package client
 
 import (
 	"context"
@@ -11,15 +11,28 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/httpapi/api"
+	"github.com/buildledger/buildledger/ledger/checkpoint"
+	"github.com/buildledger/buildledger/ledger/event"
+
 	"github.com/google/uuid"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/client"
+	tclient "github.com/transparency-dev/tessera/client"
 
 	"github.com/buildledger/buildledger/attest"
-	"github.com/buildledger/buildledger/cas"
-	"github.com/buildledger/buildledger/ledger"
 )
+
+// Error is an answer of the server other than the one asked for: its
+// HTTP status and the message it gave.
+type Error struct {
+	Status int
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Msg }
 
 // Client talks to a ledger server and verifies what it is told: every
 // checkpoint against the pinned log key, every event against a checkpoint
@@ -27,16 +40,20 @@ import (
 // transparency-dev/tessera's client), and every new checkpoint against the
 // previous one by a consistency proof.
 type Client struct {
+	// PageSize, if positive, is how many hits or builds HashLookup and
+	// JobBuilds ask for per page (default: the server's largest page).
+	PageSize int
+
 	base   *url.URL
 	http   *http.Client
 	vkey   string
 	origin string
-	tiles  *client.HTTPFetcher
+	tiles  *tclient.HTTPFetcher
 }
 
-// NewClient returns a client for the server at base that trusts checkpoints
+// New returns a client for the server at base that trusts checkpoints
 // signed by vkey (signed-note verifier key; its name is the log's origin).
-func NewClient(base string, vkey string, hc *http.Client) (*Client, error) {
+func New(base string, vkey string, hc *http.Client) (*Client, error) {
 	u, err := url.Parse(strings.TrimSuffix(base, "/") + "/")
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("server URL %q must be http:// or https://", base)
@@ -48,7 +65,7 @@ func NewClient(base string, vkey string, hc *http.Client) (*Client, error) {
 	if origin == "" {
 		return nil, fmt.Errorf("log key %q is not a signed-note verifier key (name+hash+key)", vkey)
 	}
-	f, err := client.NewHTTPFetcher(u, hc)
+	f, err := tclient.NewHTTPFetcher(u, hc)
 	if err != nil {
 		return nil, err
 	}
@@ -112,18 +129,18 @@ func (c *Client) url(p string) string { return c.base.JoinPath(p).String() }
 func (c *Client) LogKey() string { return c.vkey }
 
 // Checkpoint fetches and verifies the latest checkpoint.
-func (c *Client) Checkpoint(ctx context.Context) (*ledger.Checkpoint, error) {
+func (c *Client) Checkpoint(ctx context.Context) (*checkpoint.Checkpoint, error) {
 	b, err := fetch(ctx, c.http, c.url("checkpoint"), "")
 	if err != nil {
 		return nil, err
 	}
-	return ledger.OpenCheckpoint(b, c.origin, c.vkey)
+	return checkpoint.Open(b, c.origin, c.vkey)
 }
 
 // InconsistencyError is a security error: the server showed two checkpoints
 // that cannot both be true (it rewrote or forked its history).
 type InconsistencyError struct {
-	Old, New *ledger.Checkpoint
+	Old, New *checkpoint.Checkpoint
 	Reason   string
 }
 
@@ -134,7 +151,7 @@ func (e *InconsistencyError) Error() string {
 
 // CheckConsistency proves that newer extends older, building the proof
 // from the server's tiles.
-func (c *Client) CheckConsistency(ctx context.Context, older, newer *ledger.Checkpoint) error {
+func (c *Client) CheckConsistency(ctx context.Context, older, newer *checkpoint.Checkpoint) error {
 	_, err := c.ConsistencyProof(ctx, older, newer)
 	return err
 }
@@ -142,7 +159,7 @@ func (c *Client) CheckConsistency(ctx context.Context, older, newer *ledger.Chec
 // ConsistencyProof is CheckConsistency returning the verified proof, for
 // callers that keep it to show the consistency again offline (empty when
 // the sizes are equal or older is empty).
-func (c *Client) ConsistencyProof(ctx context.Context, older, newer *ledger.Checkpoint) ([][]byte, error) {
+func (c *Client) ConsistencyProof(ctx context.Context, older, newer *checkpoint.Checkpoint) ([][]byte, error) {
 	switch {
 	case newer.Size < older.Size:
 		return nil, &InconsistencyError{older, newer, fmt.Sprintf("the log shrank from %d to %d entries", older.Size, newer.Size)}
@@ -172,14 +189,14 @@ func (c *Client) ConsistencyProof(ctx context.Context, older, newer *ledger.Chec
 type VerifiedEvent struct {
 	Index uint64
 	Bytes []byte
-	Event ledger.Event
+	Event event.Event
 	// Proof is the inclusion proof of Bytes at Index in the checkpoint
 	// the event was verified against.
 	Proof [][]byte
 }
 
 // Event fetches the event at index and proves its inclusion in cp.
-func (c *Client) Event(ctx context.Context, index uint64, cp *ledger.Checkpoint) (*VerifiedEvent, error) {
+func (c *Client) Event(ctx context.Context, index uint64, cp *checkpoint.Checkpoint) (*VerifiedEvent, error) {
 	if index >= cp.Size {
 		return nil, fmt.Errorf("event %d is not covered by the checkpoint of size %d", index, cp.Size)
 	}
@@ -198,7 +215,7 @@ func (c *Client) Event(ctx context.Context, index uint64, cp *ledger.Checkpoint)
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, rfc6962.DefaultHasher.HashLeaf(data), p, cp.Hash[:]); err != nil {
 		return nil, fmt.Errorf("SECURITY: event %d served by the server is not in the log at checkpoint %d: %w", index, cp.Size, err)
 	}
-	ev, err := ledger.Decode(data)
+	ev, err := event.Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("event %d: %w", index, err)
 	}
@@ -207,17 +224,17 @@ func (c *Client) Event(ctx context.Context, index uint64, cp *ledger.Checkpoint)
 
 // LookupResult is a verified reverse hash lookup.
 type LookupResult struct {
-	Checkpoint   *ledger.Checkpoint
+	Checkpoint   *checkpoint.Checkpoint
 	Builds       []VerifiedBuild
-	Attestations []*ledger.AttestationRecorded
+	Attestations []*event.AttestationRecorded
 	AttIndices   []uint64
 	// Disputes are "differs" attestations of the builds found: rebuilders
 	// that got other bytes.
-	Disputes       []*ledger.AttestationRecorded
+	Disputes       []*event.AttestationRecorded
 	DisputeIndices []uint64
 	// KeyNames are the names the keys were registered under, from their
 	// proven key_added events.
-	KeyNames map[cas.Digest]string
+	KeyNames map[digest.Digest]string
 }
 
 // VerifiedBuild is a build proven to be in the log that has an artifact
@@ -225,7 +242,7 @@ type LookupResult struct {
 type VerifiedBuild struct {
 	Index uint64
 	Path  string
-	Build *ledger.BuildRecorded
+	Build *event.BuildRecorded
 }
 
 // ErrNotInLedger: no recorded build produced the digest.
@@ -234,12 +251,12 @@ var ErrNotInLedger = errors.New("no recorded build produced this digest")
 // Lookup asks where a digest came from and verifies every answer: the
 // checkpoint's signature, each build event's inclusion, and that the event
 // really lists the digest.
-func (c *Client) Lookup(ctx context.Context, d cas.Digest) (*LookupResult, error) {
+func (c *Client) Lookup(ctx context.Context, d digest.Digest) (*LookupResult, error) {
 	hl, err := c.HashLookup(ctx, d)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := ledger.OpenCheckpoint([]byte(hl.Checkpoint), c.origin, c.vkey)
+	cp, err := checkpoint.Open([]byte(hl.Checkpoint), c.origin, c.vkey)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +266,7 @@ func (c *Client) Lookup(ctx context.Context, d cas.Digest) (*LookupResult, error
 		if err != nil {
 			return nil, err
 		}
-		br, ok := ve.Event.(*ledger.BuildRecorded)
+		br, ok := ve.Event.(*event.BuildRecorded)
 		if !ok {
 			return nil, fmt.Errorf("SECURITY: server named event %d as a build, but it is a %s", h.LogIndex, ve.Event.Kind())
 		}
@@ -258,15 +275,15 @@ func (c *Client) Lookup(ctx context.Context, d cas.Digest) (*LookupResult, error
 		}
 		res.Builds = append(res.Builds, VerifiedBuild{Index: h.LogIndex, Path: h.Path, Build: br})
 	}
-	res.KeyNames = map[cas.Digest]string{}
+	res.KeyNames = map[digest.Digest]string{}
 	found := map[uuid.UUID]string{} // build → path of the artifact with digest d
 	for _, b := range res.Builds {
 		found[b.Build.UUID] = b.Path
 	}
 	var keys *proverKeys
 	for _, list := range []struct {
-		infos   []AttestationInfo
-		events  *[]*ledger.AttestationRecorded
+		infos   []api.AttestationInfo
+		events  *[]*event.AttestationRecorded
 		indices *[]uint64
 		dispute bool
 	}{{hl.Attestations, &res.Attestations, &res.AttIndices, false}, {hl.Disputes, &res.Disputes, &res.DisputeIndices, true}} {
@@ -275,7 +292,7 @@ func (c *Client) Lookup(ctx context.Context, d cas.Digest) (*LookupResult, error
 			if err != nil {
 				return nil, err
 			}
-			ar, ok := ve.Event.(*ledger.AttestationRecorded)
+			ar, ok := ve.Event.(*event.AttestationRecorded)
 			if !ok {
 				return nil, fmt.Errorf("SECURITY: server named event %d as an attestation, but it is a %s", a.LogIndex, ve.Event.Kind())
 			}
@@ -300,12 +317,12 @@ func (c *Client) Lookup(ctx context.Context, d cas.Digest) (*LookupResult, error
 // attestationConcerns checks that an attestation the server listed for
 // digest d does concern it: it names d, or (a dispute) it attests one of
 // the builds found with another digest for the artifact.
-func attestationConcerns(a *ledger.AttestationRecorded, d cas.Digest, found map[uuid.UUID]string, dispute bool) error {
+func attestationConcerns(a *event.AttestationRecorded, d digest.Digest, found map[uuid.UUID]string, dispute bool) error {
 	for _, s := range a.Subjects {
 		switch {
 		case !dispute && s.SHA256 == d:
 			return nil
-		case dispute && a.Build != nil && a.Verdict == ledger.VerdictDiffers && found[*a.Build] == s.Name && s.SHA256 != d:
+		case dispute && a.Build != nil && a.Verdict == event.VerdictDiffers && found[*a.Build] == s.Name && s.SHA256 != d:
 			return nil
 		}
 	}
@@ -319,21 +336,21 @@ func attestationConcerns(a *ledger.AttestationRecorded, d cas.Digest, found map[
 // registered, proving each key's key_added event.
 type proverKeys struct {
 	c      *Client
-	cp     *ledger.Checkpoint
-	listed map[cas.Digest]KeyInfo
-	proven map[cas.Digest]*ledger.KeyAdded
+	cp     *checkpoint.Checkpoint
+	listed map[digest.Digest]api.KeyInfo
+	proven map[digest.Digest]*event.KeyAdded
 }
 
 // verify fetches the envelope an attestation event logs, checks its digest
 // and its signature with the key the event names, and returns the key's
 // registered name.
-func (p *proverKeys) verify(ctx context.Context, a *ledger.AttestationRecorded) (string, error) {
+func (p *proverKeys) verify(ctx context.Context, a *event.AttestationRecorded) (string, error) {
 	if p.listed == nil {
 		keys, err := p.c.Keys(ctx)
 		if err != nil {
 			return "", err
 		}
-		p.listed, p.proven = map[cas.Digest]KeyInfo{}, map[cas.Digest]*ledger.KeyAdded{}
+		p.listed, p.proven = map[digest.Digest]api.KeyInfo{}, map[digest.Digest]*event.KeyAdded{}
 		for _, k := range keys {
 			p.listed[k.KeyID] = k
 		}
@@ -348,7 +365,7 @@ func (p *proverKeys) verify(ctx context.Context, a *ledger.AttestationRecorded) 
 		if err != nil {
 			return "", err
 		}
-		if ka, ok = ve.Event.(*ledger.KeyAdded); !ok || ka.KeyID != a.KeyID {
+		if ka, ok = ve.Event.(*event.KeyAdded); !ok || ka.KeyID != a.KeyID {
 			return "", fmt.Errorf("SECURITY: log index %d does not register key %s", k.AddedAt, a.KeyID)
 		}
 		p.proven[a.KeyID] = ka
