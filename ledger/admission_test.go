@@ -2,10 +2,15 @@ package ledger_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/ledgertest"
@@ -111,4 +116,79 @@ func TestInvisibleCharactersRefused(t *testing.T) {
 	ok.Artifacts[0].Path = "bin/héllo-ünïcode.txt"
 	ok.MainBinary = &ok.Artifacts[0].Path
 	mustAppend(t, l, ok)
+}
+
+// TestGroupCommitOfLargeEvents: a group of appends too large for one badger
+// transaction is committed in several, and every append is answered with
+// its own index (a batch cut short must never leave a caller waiting). A
+// 1 MiB memtable makes badger's transaction limit (15% of it) hold two or
+// three of these 60 KB events.
+func TestGroupCommitOfLargeEvents(t *testing.T) {
+	dir := t.TempDir()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithMemTableSize(1 << 20).WithValueThreshold(2048).WithSyncWrites(true).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store, err := cas.New(db, cas.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	skey, _, err := ledger.GenerateLogKey(ledgertest.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Open(db, store, ledger.Config{Origin: ledgertest.Origin, Signer: signer, GC: ledger.GCConfig{Interval: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Append(ctx, &ledger.JobDefined{Job: "big"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 64
+	events := make([]*ledger.BuildRecorded, n)
+	for i := range events {
+		b := build("big", "debian-12", fmt.Sprint("in", i), fmt.Sprint("out", i), time.Now().UTC())
+		for j := range 230 {
+			b.Artifacts = append(b.Artifacts, ledger.Artifact{Path: fmt.Sprintf("share/%0150d", j), SHA256: d(fmt.Sprint(i, j)), Size: 1})
+		}
+		events[i] = b
+	}
+	var wg sync.WaitGroup
+	got := make(chan uint64, n)
+	start := make(chan struct{})
+	for _, b := range events {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			r, err := l.Append(ctx, b)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got <- r.Index
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(got)
+	seen := map[uint64]bool{}
+	for idx := range got {
+		if seen[idx] {
+			t.Fatalf("index %d answered twice", idx)
+		}
+		seen[idx] = true
+	}
+	if len(seen) != n || l.Size() != n+1 {
+		t.Fatalf("%d answers, log size %d; want %d and %d", len(seen), l.Size(), n, n+1)
+	}
+	if err := l.Replay(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
