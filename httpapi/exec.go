@@ -165,10 +165,12 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if _, err := s.cfg.Ledger.Build(ex.UUID); err == nil {
-		s.fail(w, r, fmt.Errorf("%w: build %s is already recorded", ledger.ErrConflict, ex.UUID))
-		return
-	}
+	// A build whose UUID is recorded is not refused here: the same build
+	// sent again (builder keeps a build whose upload got no answer and
+	// sends it later) is answered with the recorded entry, and only
+	// another build under that UUID is a conflict (409), which the ledger
+	// decides once the record is complete. Its files are in the store by
+	// then; identical ones cost nothing (content addressing).
 	script, err := store.PutBytes(ctx, []byte(ex.Job.Script))
 	if err != nil {
 		s.fail(w, r, err)
@@ -187,7 +189,11 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", rc.URL)
-	writeJSON(w, http.StatusCreated, rc)
+	status := http.StatusCreated
+	if rc.Existing {
+		status = http.StatusOK // the same build sent again: nothing new was recorded
+	}
+	writeJSON(w, status, rc)
 }
 
 // uploadSink receives an exec record as builder.Decode reads it: it checks

@@ -72,8 +72,26 @@ func TestExecUploadAndExport(t *testing.T) {
 		t.Fatalf("console %q", console)
 	}
 
-	if resp, body := postDER(t, srv.URL+"/upload", "farm", "farm-password", der, nil); resp.StatusCode != http.StatusConflict {
-		t.Fatalf("duplicate: %d %s", resp.StatusCode, body)
+	// The same build sent again (a retry) is answered with the recorded
+	// entry; another build under the same UUID is a conflict.
+	resp, body = postDER(t, srv.URL+"/upload", "farm", "farm-password", der, nil)
+	var again httpapi.UploadReceipt
+	if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &again) != nil || !again.Existing || again.LogIndex != rc.LogIndex {
+		t.Fatalf("identical build again: %d %s", resp.StatusCode, body)
+	}
+	other := sampleExec("hello")
+	other.UUID = ex.UUID
+	other.Console = append(other.Console, builder.Line{Delta: time.Second, Data: "another run"})
+	otherDER, err := other.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := l.Size()
+	if resp, body := postDER(t, srv.URL+"/upload", "farm", "farm-password", otherDER, nil); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("another build under a recorded UUID: %d %s", resp.StatusCode, body)
+	}
+	if l.Size() != size {
+		t.Fatalf("a refused duplicate changed the log: %d → %d", size, l.Size())
 	}
 
 	// Re-export and compare with what was uploaded.

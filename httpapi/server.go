@@ -208,7 +208,8 @@ func errorAnswer(err error) (int, string, time.Duration) {
 		return he.Status, he.Msg, he.RetryAfter
 	case errors.Is(err, ledger.ErrBackend):
 		return http.StatusServiceUnavailable, "the transparency log backend has not confirmed the entry; it may still be recorded, " +
-			"because the ledger sends it again before anything else. Retry in a few seconds: an identical retry answers with the recorded entry", 5 * time.Second
+			"because the ledger sends it again before anything else. Retry in a few seconds: an exec record (POST /upload) or an attestation " +
+			"sent again is answered with the recorded entry if it was; a manual upload gets a new UUID, so look for the build first", 5 * time.Second
 	case errors.Is(err, ledger.ErrClosed):
 		return http.StatusServiceUnavailable, "the ledger is shutting down; retry shortly", 10 * time.Second
 	case errors.Is(err, diskspace.ErrFull):

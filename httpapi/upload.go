@@ -116,7 +116,7 @@ func (s *Server) record(ctx context.Context, u Upload) (*UploadReceipt, error) {
 	return &UploadReceipt{
 		Job: u.Job, UUID: u.UUID, LogIndex: r.Index, Event: r.Digest.String(), LeafHash: r.LeafHash[:],
 		Checkpoint: string(r.Checkpoint.Note), Inclusion: p, MainBinary: b.MainBinary,
-		URL: buildURL(u.Job, u.UUID),
+		URL: buildURL(u.Job, u.UUID), Existing: r.Existing,
 	}, nil
 }
 

@@ -193,4 +193,7 @@ type UploadReceipt struct {
 	Inclusion  [][]byte  `json:"inclusion_proof"`
 	MainBinary *string   `json:"main_binary"`
 	URL        string    `json:"url"`
+	// Existing is true when the identical build was recorded before (a
+	// retry after a lost answer): the receipt is the recorded entry's.
+	Existing bool `json:"existing"`
 }

@@ -96,7 +96,7 @@ func (c *Client) proveReceipt(ctx context.Context, index uint64, signed string, 
 // the receipt: the build event is in the log under a checkpoint signed by
 // the log key.
 func (c *Client) Upload(ctx context.Context, der []byte, id uuid.UUID, cred Credentials) (*api.UploadReceipt, *event.BuildRecorded, error) {
-	b, _, err := c.send(ctx, http.MethodPost, "upload", "application/octet-stream", der, &cred, http.StatusCreated)
+	b, _, err := c.send(ctx, http.MethodPost, "upload", "application/octet-stream", der, &cred, http.StatusCreated, http.StatusOK)
 	if err != nil {
 		return nil, nil, err
 	}
