@@ -10,8 +10,10 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/buildledger/buildledger/cas"
@@ -296,6 +298,17 @@ func (s *Server) exportExec(w http.ResponseWriter, r *http.Request) {
 		text += rd.Size()
 		rd.Close()
 	}
+	// The files are streamed: a large one takes a download slot like any
+	// large file served (MaxStreams), held until the export ends.
+	if r.Method == http.MethodGet && slices.ContainsFunc(b.Event.Artifacts, func(a ledger.Artifact) bool { return a.Size >= streamMin }) {
+		release, err := s.streamSlot()
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		defer release()
+	}
+	releaseHeavy := func() {}
 	if text > exportHeavyText {
 		release, err := s.heavyRead()
 		if err != nil {
@@ -309,7 +322,11 @@ func (s *Server) exportExec(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
-		defer release()
+		// Given back once the script and console are written (AfterHead),
+		// so a slow reader of the files holds no heavy-read slot.
+		var once sync.Once
+		releaseHeavy = func() { once.Do(release) }
+		defer releaseHeavy()
 	}
 	script, err := store.Bytes(ctx, b.Event.Script, exportTextMax)
 	if err != nil {
@@ -354,6 +371,8 @@ func (s *Server) exportExec(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	ex = nil
+	enc.AfterHead = releaseHeavy
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(enc.Size(), 10))
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", b.Event.UUID.String()+".exec"))

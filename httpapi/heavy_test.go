@@ -71,9 +71,31 @@ func TestStreamLimit(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotModified {
 		t.Fatalf("revalidation: %v %v", resp, err)
 	}
+	// A header that only contains the tag is not a revalidation: the body
+	// would be sent, so it needs a slot like any download.
+	for _, inm := range []string{`x"` + cas.Sum(big).String() + `"`, `"` + cas.Sum(big).String(), cas.Sum(big).String()} {
+		req, _ = http.NewRequest(http.MethodGet, u+"bin/hello.hvt", nil)
+		req.Header.Set("If-None-Match", inm)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("If-None-Match %q with every slot taken: %d, %d bytes", inm, resp.StatusCode, n)
+		}
+	}
+	// The build's exec export streams the same file: it needs a slot too.
+	if resp, body := get(t, srv.URL+"/job/hello/build/"+b.UUID.String()+"/exec", ""); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("exec export with every slot taken: %d, %d bytes", resp.StatusCode, len(body))
+	}
 	release()
 	if resp, body := get(t, u+"bin/hello.hvt", ""); resp.StatusCode != 200 || !bytes.Equal([]byte(body), big) {
 		t.Fatalf("download after release: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	if resp, _ := get(t, srv.URL+"/job/hello/build/"+b.UUID.String()+"/exec", ""); resp.StatusCode != 200 {
+		t.Fatalf("exec export after release: %d", resp.StatusCode)
 	}
 }
 

@@ -397,7 +397,7 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, d cas.Digest,
 	}
 	defer blob.Close()
 	etag := `"` + d.String() + `"`
-	if blob.Size() >= streamMin && r.Method == http.MethodGet && !strings.Contains(r.Header.Get("If-None-Match"), etag) {
+	if blob.Size() >= streamMin && r.Method == http.MethodGet && !noneMatch(r.Header.Get("If-None-Match"), etag) {
 		release, err := s.streamSlot()
 		if err != nil {
 			s.fail(w, r, err)
@@ -422,6 +422,20 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, d cas.Digest,
 	w.Header().Set("Content-Security-Policy", "sandbox")
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 	http.ServeContent(w, r, "", time.Time{}, rd)
+}
+
+// noneMatch reports whether an If-None-Match header names etag (or is
+// "*"), comparing whole entity tags weakly as RFC 9110 §13.1.2 says, so
+// that http.ServeContent answers 304 without a body. A header that merely
+// contains the tag somewhere does not count: the body would be sent.
+func noneMatch(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == etag || t == "*" {
+			return true
+		}
+	}
+	return false
 }
 
 func contentType(p string) string {

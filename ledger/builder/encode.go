@@ -22,6 +22,12 @@ type StreamFile struct {
 // memory does not grow with the files (TestEncoderMatchesMarshal checks the
 // bytes against Marshal's).
 type Encoder struct {
+	// AfterHead, if set, is called once the record's head (everything
+	// before the output files: job, script, console, result) is written
+	// and dropped, before the files are copied: a caller that holds
+	// resources for the head (memory, a slot) can let them go.
+	AfterHead func()
+
 	head  []byte // the record up to the output files' contents
 	files []StreamFile
 	size  int64
@@ -58,6 +64,10 @@ func (enc *Encoder) WriteTo(w io.Writer) (int64, error) {
 	written := int64(n)
 	if err != nil {
 		return written, err
+	}
+	enc.head = nil
+	if enc.AfterHead != nil {
+		enc.AfterHead()
 	}
 	var hdr []byte
 	for i, f := range enc.files {

@@ -3,6 +3,7 @@ package builder
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -96,5 +97,38 @@ func TestEncoderErrors(t *testing.T) {
 	enc, _ = NewEncoder(e, fs)
 	if _, err := enc.WriteTo(io.Discard); !errors.Is(err, boom) {
 		t.Errorf("failing open: %v", err)
+	}
+}
+
+// TestEncoderAfterHead: AfterHead runs once, after the head is written and
+// before any output file is opened, so a caller can give back what it
+// held for the script and console while the files stream.
+func TestEncoderAfterHead(t *testing.T) {
+	e := goldenExec()
+	e.Output = append(e.Output, File{Path: "bin/second", Data: []byte("two")})
+	var events []string
+	var out bytes.Buffer
+	files := streamFiles(e)
+	for i := range files {
+		open := files[i].Open
+		files[i].Open = func() (io.ReadCloser, error) {
+			events = append(events, fmt.Sprintf("open after %d bytes", out.Len()))
+			return open()
+		}
+	}
+	enc, err := NewEncoder(e, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.AfterHead = func() { events = append(events, fmt.Sprintf("after head at %d bytes", out.Len())) }
+	if _, err := enc.WriteTo(&out); err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1+len(files) || !strings.HasPrefix(events[0], "after head") || out.Len() == 0 {
+		t.Fatalf("events: %q", events)
+	}
+	want, _ := e.Marshal()
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Fatal("the record differs from Marshal's")
 	}
 }
