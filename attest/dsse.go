@@ -368,8 +368,11 @@ func Verify(envelope []byte, key *Verifier) (*Verified, error) {
 }
 
 // VerifyAny is Verify with several candidate keys, parsing the envelope
-// once: the result names the first key, in the order given, that verifies
-// a signature. With no key verifying, the error refines ErrBadSignature.
+// once: the result names a key that verifies a signature — those a
+// signature's keyid hint names are tried first, then the others, each in
+// the order given. Callers that prefer some keys (active over revoked)
+// call it with those first and with the others only if it fails. With no
+// key verifying, the error refines ErrBadSignature.
 func VerifyAny(envelope []byte, keys []*Verifier) (*Verified, error) {
 	env, err := ParseEnvelope(envelope)
 	if err != nil {

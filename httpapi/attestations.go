@@ -186,16 +186,22 @@ func (s *Server) verifyEnvelope(body []byte) (*ledger.AttestationRecorded, *atte
 	if len(keys) == 0 {
 		return nil, nil, &Error{Status: http.StatusForbidden, Msg: "no rebuilder keys are registered with this ledger; an administrator must add the signing key (ledger key add NAME KEY.pub)"}
 	}
-	// Active keys first; a revoked key is tried only to say so.
-	vs := make([]*attest.Verifier, 0, len(keys))
-	for _, active := range []bool{true, false} {
-		for _, k := range keys {
-			if (k.Status == ledger.KeyStatusActive) == active {
-				vs = append(vs, k.verifier)
-			}
+	// Active keys first, on their own: an envelope that a revoked key and
+	// an active key both signed is judged by the active key's signature. A
+	// revoked key is tried only when no active one verifies, to say so
+	// (or to recognise an envelope logged before the revocation).
+	var active, revoked []*attest.Verifier
+	for _, k := range keys {
+		if k.Status == ledger.KeyStatusActive {
+			active = append(active, k.verifier)
+		} else {
+			revoked = append(revoked, k.verifier)
 		}
 	}
-	v, err := attest.VerifyAny(body, vs)
+	v, err := attest.VerifyAny(body, active)
+	if errors.Is(err, attest.ErrBadSignature) && len(revoked) > 0 {
+		v, err = attest.VerifyAny(body, revoked)
+	}
 	if errors.Is(err, attest.ErrBadSignature) {
 		// Tell a signature that fails for a key it names apart from a key
 		// nobody registered, as far as the unsigned keyid hints allow.
