@@ -66,8 +66,13 @@ type Limits struct {
 	Clients int
 	// CacheTTL and CacheSize bound the cache of successful
 	// verifications. Default 5 minutes and 1024 entries; a negative
-	// CacheTTL turns the cache off.
+	// CacheTTL turns the cache off. Each use extends an entry by CacheTTL,
+	// up to CacheMax after the password was last hashed (default 12
+	// times CacheTTL): an uploader that keeps working is not sent back to
+	// the budgets every few minutes, where an attack on its name or
+	// network could refuse it.
 	CacheTTL  time.Duration
+	CacheMax  time.Duration
 	CacheSize int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -91,6 +96,9 @@ func (l *Limits) setDefaults() {
 	}
 	if l.Clients <= 0 {
 		l.Clients = 16384
+	}
+	if l.CacheMax == 0 {
+		l.CacheMax = 12 * max(l.CacheTTL, 5*time.Minute)
 	}
 	if l.CacheTTL == 0 {
 		l.CacheTTL = 5 * time.Minute
@@ -140,6 +148,7 @@ type Guard struct {
 type cached struct {
 	hash    []byte
 	expires time.Time
+	until   time.Time // expires is never extended past it
 }
 
 // NewGuard returns a guard for users.
@@ -207,7 +216,9 @@ func (g *Guard) Login(ctx context.Context, client netip.Addr, name, password str
 	// a login that joins another waits no longer than that one does; if
 	// the request that made the check went away, the others are told to
 	// retry (ErrBusy).
-	v, err, _ := g.flight.Do(string(key[:]), func() (any, error) {
+	// Shared per client network: each network's budget decides its own.
+	net := ClientNetwork(client)
+	v, err, _ := g.flight.Do(string(key[:])+net.String(), func() (any, error) {
 		return g.login(ctx, client, name, password, key, now)
 	})
 	if err != nil {
@@ -249,7 +260,7 @@ func (g *Guard) login(ctx context.Context, client netip.Addr, name, password str
 	case err == nil:
 		res.CancelAt(now)
 		if g.lim.CacheTTL > 0 {
-			g.cache.Add(key, cached{hash: u.Hash, expires: now.Add(g.lim.CacheTTL)})
+			g.cache.Add(key, cached{hash: u.Hash, expires: now.Add(g.lim.CacheTTL), until: now.Add(max(g.lim.CacheMax, g.lim.CacheTTL))})
 		}
 		return u, nil
 	case errors.Is(err, ErrBusy):
@@ -321,6 +332,13 @@ func (g *Guard) fromCache(key [32]byte, name string, now time.Time) (User, bool)
 	if err != nil || !bytes.Equal(u.Hash, c.hash) {
 		g.cache.Remove(key)
 		return User{}, false
+	}
+	if ext := now.Add(g.lim.CacheTTL); ext.After(c.expires) && c.expires.Before(c.until) {
+		if ext.After(c.until) {
+			ext = c.until
+		}
+		c.expires = ext
+		g.cache.Add(key, c)
 	}
 	return u, true
 }

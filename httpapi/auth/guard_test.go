@@ -355,3 +355,26 @@ func TestGuardConcurrentSameLogin(t *testing.T) {
 		t.Fatalf("cached login from a network whose budget is spent: %v", err)
 	}
 }
+
+// TestGuardCacheSlides: an uploader that keeps logging in is served from
+// the cache past CacheTTL, up to CacheMax after its password was hashed.
+func TestGuardCacheSlides(t *testing.T) {
+	s := openStore(t)
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	g := NewGuard(s, Limits{CacheTTL: time.Minute, CacheMax: 3 * time.Minute, Now: c.Now})
+	ctx := context.Background()
+	client := netip.MustParseAddr("192.0.2.1")
+	for i := range 4 { // 0 s, 50 s, 100 s, 150 s
+		if _, err := g.Login(ctx, client, "farm", "farm-password"); err != nil {
+			t.Fatal(err)
+		}
+		if s.Hashes() != 1 {
+			t.Fatalf("login %d hashed again (%d hashes)", i, s.Hashes())
+		}
+		c.Add(50 * time.Second)
+	}
+	c.Add(40 * time.Second) // 240 s: past CacheMax
+	if _, err := g.Login(ctx, client, "farm", "farm-password"); err != nil || s.Hashes() != 2 {
+		t.Fatalf("past CacheMax: %v, %d hashes", err, s.Hashes())
+	}
+}
