@@ -57,6 +57,17 @@ func TestRecordBuildIsOneOperation(t *testing.T) {
 	if l.Size() != 3 {
 		t.Fatalf("size %d after a refused duplicate, want 3", l.Size())
 	}
+	// A build of a job not defined yet that the committer refuses (its
+	// UUID is taken, which only the log's state can tell) defines no job
+	// either.
+	ghost := *b
+	ghost.Job = "ghost"
+	if _, err := l.RecordBuild(ctx, &ghost); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("a taken UUID under a new job: %v", err)
+	}
+	if _, err := l.Job("ghost"); !errors.Is(err, ledger.ErrNotFound) || l.Size() != 3 {
+		t.Fatalf("a refused build defined its job: %v, size %d", err, l.Size())
+	}
 }
 
 // TestRecordBuildConcurrentFirstBuilds: many first builds of one new job
@@ -100,7 +111,8 @@ func TestRecordBuildConcurrentFirstBuilds(t *testing.T) {
 func TestInvisibleCharactersRefused(t *testing.T) {
 	l := ledgertest.Open(t)
 	mustAppend(t, l, &ledger.JobDefined{Job: "names"})
-	for _, name := range []string{"bin/evil\u202Eexe.txt", "bin/a\u200Bb", "bin/line\u2028sep", "bin/soft\u00ADhyphen", "bin/bom\uFEFF"} {
+	for _, name := range []string{"bin/evil\u202Eexe.txt", "bin/a\u200Bb", "bin/line\u2028sep", "bin/soft\u00ADhyphen", "bin/bom\uFEFF",
+		"bin/hangul\u3164filler", "bin/cgj\u034F", "bin/vs\uFE0F", "bin/braille\u2800blank", "bin/nbsp\u00A0x", "bin/ideo\u3000space", "bin/vs\U000E0100"} {
 		b := build("names", "debian-12", "in", name, time.Now().UTC())
 		b.Artifacts[0].Path = name
 		b.MainBinary = &b.Artifacts[0].Path

@@ -31,9 +31,15 @@ func CheckArtifactPath(p string) error {
 }
 
 // invisible reports characters that change how a name is displayed
-// without being seen.
+// without being seen, or are seen as nothing but blank: controls and
+// format characters (Cc, Cf: bidi overrides, zero-width spaces and
+// joiners), line and paragraph separators (Zl, Zp), the other default
+// ignorable code points (Hangul fillers, the combining grapheme joiner,
+// variation selectors), spaces other than U+0020 (Zs: no-break, figure,
+// ideographic spaces) and the blank braille pattern U+2800.
 func invisible(r rune) bool {
-	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp)
+	return r != ' ' && unicode.Is(unicode.Zs, r) || r == '\u2800' ||
+		unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
 }
 
 // checkPath is the path rule events in the log satisfy.
