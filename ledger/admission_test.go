@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,5 +203,51 @@ func TestGroupCommitOfLargeEvents(t *testing.T) {
 	}
 	if err := l.Replay(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReplayChecksSpaceBeforeCommits: rebuilding the projections writes as
+// much as they hold, so the free-space check is asked before its commits,
+// not only when it starts.
+func TestReplayChecksSpaceBeforeCommits(t *testing.T) {
+	dir := t.TempDir()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store, err := cas.New(db, cas.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	skey, _, err := ledger.GenerateLogKey(ledgertest.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := errors.New("the disk is full")
+	var calls atomic.Int32
+	allow := int32(1 << 30)
+	space := func() error {
+		if calls.Add(1) > allow {
+			return full
+		}
+		return nil
+	}
+	l, err := ledger.Open(db, store, ledger.Config{Origin: ledgertest.Origin, Signer: signer, CheckSpace: space, GC: ledger.GCConfig{Interval: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.RecordBuild(ctx, build("space", "debian-12", "in", "out", time.Now().UTC())); err != nil {
+		t.Fatal(err)
+	}
+	calls.Store(0)
+	allow = 1 // the check at the start passes; the disk fills while it runs
+	if err := l.Replay(ctx); !errors.Is(err, full) {
+		t.Fatalf("replay onto a disk that filled up: %v", err)
 	}
 }

@@ -303,6 +303,12 @@ func (l *Ledger) replay(ctx context.Context) (err error) {
 					return fmt.Errorf("projecting event %d: %w", j, err)
 				}
 			}
+			// Rebuilding every projection writes as much as they hold:
+			// the disk is checked before each commit, not only at the
+			// start.
+			if err := l.checkSpace(); err != nil {
+				return err
+			}
 			if err := txn.Commit(); err != nil {
 				return err
 			}
@@ -312,6 +318,9 @@ func (l *Ledger) replay(ctx context.Context) (err error) {
 		if err != nil {
 			return fmt.Errorf("projecting event %d: %w", i, err)
 		}
+	}
+	if err := l.checkSpace(); err != nil {
+		return err
 	}
 	if err := txn.Commit(); err != nil {
 		return err

@@ -45,7 +45,9 @@ func Open(dir string, o Options) (*badger.DB, error) {
 	if o.ReadOnly {
 		bo = bo.WithReadOnly(true)
 	}
-	if !o.InMemory {
+	// A read-only open writes nothing, so it removes nothing either; badger
+	// itself refuses a store whose logs need a writable open.
+	if !o.InMemory && !o.ReadOnly {
 		if _, err := removeEmptyLogs(dir); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
