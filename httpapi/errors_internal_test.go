@@ -29,6 +29,7 @@ func TestErrorTableRetryAfter(t *testing.T) {
 		{ledger.ErrClosed, http.StatusServiceUnavailable, "10", "shutting down"},
 		{&Error{Status: http.StatusTooManyRequests, Msg: "slow down", RetryAfter: 1500 * time.Millisecond}, http.StatusTooManyRequests, "2", "slow down"},
 		{fmt.Errorf("%w: below the reserve", diskspace.ErrFull), http.StatusInsufficientStorage, "60", "nothing was recorded"},
+		{fmt.Errorf("%w: %w on a full disk", diskspace.ErrFull, diskspace.ErrReadOnly), http.StatusInsufficientStorage, "", "restarts"},
 		{ledger.ErrNotFound, http.StatusNotFound, "", "not"},
 	} {
 		w := httptest.NewRecorder()

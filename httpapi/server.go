@@ -212,6 +212,10 @@ func errorAnswer(err error) (int, string, time.Duration) {
 			"sent again is answered with the recorded entry if it was; a manual upload gets a new UUID, so look for the build first", 5 * time.Second
 	case errors.Is(err, ledger.ErrClosed):
 		return http.StatusServiceUnavailable, "the ledger is shutting down; retry shortly", 10 * time.Second
+	case errors.Is(err, diskspace.ErrReadOnly):
+		// Waiting does not help here: no Retry-After.
+		return http.StatusInsufficientStorage, "the ledger's disk is full and the server started read-only: nothing was recorded; reads still work. " +
+			"Writes return once the operator frees space and restarts the server", 0
 	case errors.Is(err, diskspace.ErrFull):
 		return http.StatusInsufficientStorage, "the ledger's disk is full: nothing was recorded; reads still work. Retry later", time.Minute
 	}

@@ -101,6 +101,6 @@ func openDB(g *globals) (*badger.DB, *diskspace.Guard, error) {
 		return nil, nil, err
 	}
 	g.log.Warn("the disk is full: started read-only; writes are refused until the server is restarted with space freed", "err", full)
-	space.ReadOnly = fmt.Errorf("%w: the server started read-only on a full disk and takes writes again once restarted with space freed", full)
+	space.ReadOnly = fmt.Errorf("%w: %w on a full disk: the server takes writes again once restarted with space freed", full, diskspace.ErrReadOnly)
 	return db, space, nil
 }

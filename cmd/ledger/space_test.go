@@ -280,8 +280,8 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("expected a read-only start; the server said:\n%s", srv.stderr)
 	}
 	srv.readAll(t, acked)
-	if code, _ := put(srv); code != http.StatusInsufficientStorage {
-		t.Fatalf("upload to a read-only start: %d", code)
+	if code, retry := put(srv); code != http.StatusInsufficientStorage || retry != "" {
+		t.Fatalf("upload to a read-only start: %d, Retry-After %q (waiting does not help, a restart does)", code, retry)
 	}
 
 	// Space is back: a restart takes writes again.

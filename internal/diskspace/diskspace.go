@@ -28,6 +28,11 @@ import (
 // reserve; nothing was written. Retry once space is freed.
 var ErrFull = errors.New("not enough free disk space")
 
+// ErrReadOnly is wrapped (with ErrFull) by Guard.ReadOnly errors: the store
+// was opened read-only because the disk was full, and only a restart with
+// space freed makes it writable again; waiting does not.
+var ErrReadOnly = errors.New("started read-only")
+
 // FullError is ErrFull with the figures.
 type FullError struct {
 	Dir           string
