@@ -3,6 +3,8 @@ package httpapi_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/ledgertest"
 )
 
 // TestHashPaging pages the reverse lookup of a digest in 25 builds: pages
@@ -187,6 +190,59 @@ func TestBuildListPaging(t *testing.T) {
 			resp, body := get(t, srv.URL+p+"?"+q, "")
 			if resp.StatusCode != 400 || !strings.Contains(body, strings.SplitN(q, "=", 2)[0]+"=") {
 				t.Errorf("GET %s?%s: %d %q, want 400 naming the parameter", p, q, resp.StatusCode, body)
+			}
+		}
+	}
+}
+
+// TestJobBuildsWhileRecording: a build recorded while the client reads the
+// pages shifts the newest-first list; the client still lists every build
+// once.
+func TestJobBuildsWhileRecording(t *testing.T) {
+	l := ledgertest.Open(t)
+	s, err := httpapi.New(httpapi.Config{Ledger: l.Ledger, VKey: l.VKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	want := map[uuid.UUID]bool{}
+	for i := range 5 {
+		b := storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": fmt.Sprint("image ", i)}, t0.Add(time.Duration(i)*time.Hour), ledger.Result{Kind: ledger.ResultExited})
+		want[b.UUID] = true
+	}
+	pages := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.ServeHTTP(w, r)
+		if r.URL.Path == "/job/hello" {
+			if pages++; pages == 1 { // a newer build lands between the first two pages
+				b := storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": "newest"}, t0.Add(24*time.Hour), ledger.Result{Kind: ledger.ResultExited})
+				want[b.UUID] = true
+			}
+		}
+	}))
+	defer srv.Close()
+	c, err := httpapi.NewClient(srv.URL, l.VKey, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.PageSize = 2
+	got, err := c.JobBuilds(ctx, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uuid.UUID]int{}
+	for _, b := range got {
+		seen[b.UUID]++
+		if seen[b.UUID] > 1 {
+			t.Fatalf("build %s listed twice", b.UUID)
+		}
+	}
+	for id := range want {
+		if seen[id] == 0 && id != uuid.Nil {
+			// The newest build may be missed (it landed before the page
+			// already read); every older one must be there.
+			if b, _ := l.Build(id); b.Event != nil && b.Event.Started.Before(t0.Add(24*time.Hour)) {
+				t.Fatalf("build %s missing", id)
 			}
 		}
 	}

@@ -367,12 +367,20 @@ func (c *Client) HashLookup(ctx context.Context, d digest.Digest) (*api.HashLook
 	}
 }
 
+// MaxJobBuilds bounds the builds JobBuilds reads: a server that keeps
+// answering with a next page cannot make a client's memory grow forever.
+const MaxJobBuilds = 100000
+
 // JobBuilds returns the server's (unproven) list of a job's successful
 // builds, newest first. It reads the job's pages (start=, count=) to the
 // end of the list.
 func (c *Client) JobBuilds(ctx context.Context, job string) ([]api.BuildSummary, error) {
 	var out []api.BuildSummary
+	seen := map[uuid.UUID]bool{}
 	for start := 0; ; {
+		if len(out) >= MaxJobBuilds {
+			return nil, fmt.Errorf("job %s: the server lists more than %d builds, more than this client reads", job, MaxJobBuilds)
+		}
 		u := c.url("job/"+job) + "?count=" + strconv.Itoa(c.pageSize(api.MaxPage)) + "&start=" + strconv.Itoa(start)
 		b, err := fetch(ctx, c.http, u, "application/json")
 		if err != nil {
@@ -382,7 +390,15 @@ func (c *Client) JobBuilds(ctx context.Context, job string) ([]api.BuildSummary,
 		if err := json.Unmarshal(b, &jv); err != nil {
 			return nil, fmt.Errorf("job %s: answer is not JSON: %w", job, err)
 		}
-		out = append(out, jv.Builds...)
+		// Pages are offsets into a list that grows at its head: a build
+		// recorded between two pages shifts it, repeating one; keep each
+		// build once.
+		for _, b := range jv.Builds {
+			if !seen[b.UUID] {
+				seen[b.UUID] = true
+				out = append(out, b)
+			}
+		}
 		// A server without pages answers the whole list with no next.
 		if jv.Next == "" {
 			return out, nil
