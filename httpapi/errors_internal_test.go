@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,5 +42,21 @@ func TestErrorTableRetryAfter(t *testing.T) {
 		if errors.Is(c.err, ledger.ErrBackend) && strings.Contains(w.Body.String(), "nothing was recorded") {
 			t.Errorf("%v: says nothing was recorded", c.err)
 		}
+	}
+}
+
+// TestClientGoneIsNotAServerError: a request whose client went away is
+// recorded as 499 and not logged as a failure of the server.
+func TestClientGoneIsNotAServerError(t *testing.T) {
+	var logged strings.Builder
+	s := &Server{}
+	s.cfg.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequest(http.MethodGet, "/compare/a/b", nil).WithContext(ctx)
+	w := httptest.NewRecorder()
+	s.fail(w, r, fmt.Errorf("comparing: %w", ctx.Err()))
+	if w.Code != statusClientClosed || logged.Len() != 0 {
+		t.Fatalf("status %d, logged %q", w.Code, logged.String())
 	}
 }

@@ -178,6 +178,10 @@ func (s *Server) routes() {
 	})
 }
 
+// statusClientClosed is the status recorded for a request whose client
+// closed it before the answer.
+const statusClientClosed = 499
+
 // Error is an error with the status and message a client should see.
 type Error struct {
 	Status int
@@ -252,6 +256,13 @@ func plainErrorStatus(err error) (int, string) {
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
+		// The client went away: nothing failed on this side, and nobody
+		// reads the answer. 499 (as nginx counts it) keeps it apart from
+		// server errors in the access log and on /metrics.
+		w.WriteHeader(statusClientClosed)
+		return
+	}
 	status, msg, retry := errorAnswer(err)
 	if retry > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
