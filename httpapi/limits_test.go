@@ -265,8 +265,11 @@ const (
 // and a zstd frame whose window is 64 MiB, which stops at the frame header.
 // Each gets 413, and the heap never grows by more than uploadHeapBound.
 func TestUploadBombsBounded(t *testing.T) {
-	l, srv := uploadServer(t, 16*mib)
-	zeros := func() io.Reader { return io.LimitReader(zeroReader{}, 64*mib) }
+	// The limit is above the heap bound, so a server that buffered the
+	// decoded body up to the limit would fail here too, not only one that
+	// decoded without a limit.
+	l, srv := uploadServer(t, 96*mib)
+	zeros := func() io.Reader { return io.LimitReader(zeroReader{}, 128*mib) }
 	var zbomb, gzbomb, execBomb bytes.Buffer
 	zw, _ := zstd.NewWriter(&zbomb, zstd.WithWindowSize(1<<20))
 	io.Copy(zw, zeros())
@@ -275,7 +278,7 @@ func TestUploadBombsBounded(t *testing.T) {
 	io.Copy(gw, zeros())
 	gw.Close()
 	ex := sampleExec("hello")
-	enc, err := builder.NewEncoder(ex, []builder.StreamFile{{Path: "bin/hello.hvt", Size: 64 * mib, Open: func() (io.ReadCloser, error) {
+	enc, err := builder.NewEncoder(ex, []builder.StreamFile{{Path: "bin/hello.hvt", Size: 128 * mib, Open: func() (io.ReadCloser, error) {
 		return io.NopCloser(zeros()), nil
 	}}})
 	if err != nil {
@@ -295,9 +298,9 @@ func TestUploadBombsBounded(t *testing.T) {
 		body           []byte
 		want           string
 	}{
-		{"zstd zeros", manual, "zstd", zbomb.Bytes(), "decoded zstd body exceeds the server's limit of 16777216 bytes"},
-		{"gzip zeros", manual, "gzip", gzbomb.Bytes(), "decoded gzip body exceeds the server's limit of 16777216 bytes"},
-		{"zstd exec", srv.URL + "/upload", "zstd", execBomb.Bytes(), "larger than the limit of 16777216"},
+		{"zstd zeros", manual, "zstd", zbomb.Bytes(), "decoded zstd body exceeds the server's limit of 100663296 bytes"},
+		{"gzip zeros", manual, "gzip", gzbomb.Bytes(), "decoded gzip body exceeds the server's limit of 100663296 bytes"},
+		{"zstd exec", srv.URL + "/upload", "zstd", execBomb.Bytes(), "larger than the limit of 100663296"},
 		{"zstd window", manual, "zstd", window.Bytes(), "window of more than 8 MiB"},
 	} {
 		base, stop := peakHeap(t)
