@@ -71,13 +71,14 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 	}
 	notFound := &Error{Status: http.StatusNotFound, Msg: "no recorded build produced an artifact with SHA-256 " + d.String()}
 	if !wantsJSON(r) && !paged {
-		newest, ok, err := s.newestBuildWith(d)
-		if err != nil {
-			s.fail(w, r, err)
+		// One point read however many builds share the digest.
+		newest, err := s.cfg.Ledger.NewestBuildWith(d)
+		if errors.Is(err, ledger.ErrNotFound) {
+			s.fail(w, r, notFound)
 			return
 		}
-		if !ok {
-			s.fail(w, r, notFound)
+		if err != nil {
+			s.fail(w, r, err)
 			return
 		}
 		http.Redirect(w, r, buildURL(newest.Job, newest.UUID), http.StatusFound)
@@ -117,25 +118,4 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 		out.Next = &after
 	}
 	s.render(w, r, "hash", out)
-}
-
-// newestBuildWith finds the build with the latest start time among those
-// with an artifact of digest d, a page at a time so that memory stays
-// bounded however many builds share the digest.
-func (s *Server) newestBuildWith(d cas.Digest) (newest ledger.ArtifactHit, found bool, err error) {
-	for from := uint64(0); ; {
-		info, next, err := s.cfg.Ledger.HashPage(d, from, maxHashPage)
-		if err != nil {
-			return newest, false, err
-		}
-		for _, h := range info.Builds {
-			if !found || h.Started.After(newest.Started) {
-				newest, found = h, true
-			}
-		}
-		if next == 0 {
-			return newest, found, nil
-		}
-		from = next
-	}
 }

@@ -251,3 +251,33 @@ func TestReplayChecksSpaceBeforeCommits(t *testing.T) {
 		t.Fatalf("replay onto a disk that filled up: %v", err)
 	}
 }
+
+// TestNewestBuildWith: the newest build by start time with an artifact of
+// a digest, whatever the order the builds were logged in; ErrNotFound for
+// a digest nobody built; the projection replays to the same answer.
+func TestNewestBuildWith(t *testing.T) {
+	l := ledgertest.Open(t)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var newest *ledger.BuildRecorded
+	for _, h := range []int{5, 9, 1, 7} { // logged out of start order
+		b := build("img", "debian-12", fmt.Sprint("in", h), "same image", t0.Add(time.Duration(h)*time.Hour))
+		if _, err := l.RecordBuild(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if h == 9 {
+			newest = b
+		}
+	}
+	for range 2 {
+		got, err := l.NewestBuildWith(d("same image"))
+		if err != nil || got.UUID != newest.UUID || got.Path != *newest.MainBinary {
+			t.Fatalf("newest: %+v %v, want %s", got, err, newest.UUID)
+		}
+		if err := l.Replay(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.NewestBuildWith(d("never built")); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("unknown digest: %v", err)
+	}
+}

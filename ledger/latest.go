@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/buildledger/buildledger/cas"
 	"github.com/dgraph-io/badger/v4"
 )
 
@@ -151,3 +152,38 @@ func latestOrders(txn *badger.Txn, job, platform string, successful bool) ([][]b
 
 // orderLen is the length of a build's order (see buildOrder).
 const orderLen = 16
+
+// NewestBuildWith returns the newest build (by start time, then log
+// index) with an artifact of digest d, and that artifact, in one point
+// read and one short scan however many builds produced d (a browser's
+// GET /hash redirects there). It returns ErrNotFound if no build did.
+func (l *Ledger) NewestBuildWith(d cas.Digest) (ArtifactHit, error) {
+	var index uint64
+	err := l.view(func(txn *badger.Txn) error {
+		item, err := txn.Get(key(pHashNw, d[:]))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("no build produced %s: %w", d, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 16 {
+				return fmt.Errorf("%w: newest-build record of %s", ErrCorrupt, d)
+			}
+			index = orderIndex(v)
+			return nil
+		})
+	})
+	if err != nil {
+		return ArtifactHit{}, err
+	}
+	page, _, err := l.HashPage(d, index, 1)
+	if err != nil {
+		return ArtifactHit{}, err
+	}
+	if len(page.Builds) == 0 || page.Builds[0].Index != index {
+		return ArtifactHit{}, fmt.Errorf("%w: the newest build of %s, at %d, is not in its hash index", ErrCorrupt, d, index)
+	}
+	return page.Builds[0], nil
+}

@@ -17,7 +17,7 @@ import (
 
 // projectionVersion changes whenever the projection layout below changes;
 // Open then replays the log into the new layout.
-const projectionVersion = 9
+const projectionVersion = 10
 
 // Projection keys. Every projection is a set of badger keys under "p/",
 // written in the same transaction as the event they derive from:
@@ -40,6 +40,8 @@ const projectionVersion = 9
 //	                             (hitValue); 's' an attestation naming the
 //	                             digest, 'x' a "differs" verdict on a build
 //	                             that recorded it (no value)
+//	p/hn/<sha256(32)>            order(16) of the newest build (by start)
+//	                             with an artifact of this digest
 //	p/i/<repro key(32)><index(8)>          reproducibility key (ReproKey) → builds
 //	p/e/<envelope(32)>           index(8) of attestation_recorded
 //	p/ab/<uuid(16)><index(8)>    build → attestations of it, in log order
@@ -66,6 +68,7 @@ var (
 	pLatOK  = []byte("p/ls/")
 	pBuild  = []byte("p/b/")
 	pHash   = []byte("p/h/")
+	pHashNw = []byte("p/hn/")
 	pInput  = []byte("p/i/")
 	pEnv    = []byte("p/e/")
 	pAttB   = []byte("p/ab/")
@@ -137,6 +140,9 @@ func (l *Ledger) project(txn *badger.Txn, index uint64, ev Event) error {
 		}
 		for _, a := range e.Artifacts {
 			if err := setHashEntry(txn, a.SHA256, index, hashArtifact, a.Path, hitValue(e, a)); err != nil {
+				return err
+			}
+			if err := setIfNewer(txn, key(pHashNw, a.SHA256[:]), order); err != nil {
 				return err
 			}
 		}
