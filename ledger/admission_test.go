@@ -137,29 +137,7 @@ func TestInvisibleCharactersRefused(t *testing.T) {
 // 1 MiB memtable makes badger's transaction limit (15% of it) hold two or
 // three of these 60 KB events.
 func TestGroupCommitOfLargeEvents(t *testing.T) {
-	dir := t.TempDir()
-	db, err := badger.Open(badger.DefaultOptions(dir).WithMemTableSize(1 << 20).WithValueThreshold(2048).WithSyncWrites(true).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	store, err := cas.New(db, cas.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	skey, _, err := ledger.GenerateLogKey(ledgertest.Origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Open(db, store, ledger.Config{Origin: ledgertest.Origin, Signer: signer, GC: ledger.GCConfig{Interval: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openWith(t, badger.DefaultOptions(t.TempDir()).WithMemTableSize(1<<20).WithValueThreshold(2048), ledger.Config{})
 	if _, err := l.Append(ctx, &ledger.JobDefined{Job: "big"}); err != nil {
 		t.Fatal(err)
 	}
@@ -210,24 +188,6 @@ func TestGroupCommitOfLargeEvents(t *testing.T) {
 // much as they hold, so the free-space check is asked before its commits,
 // not only when it starts.
 func TestReplayChecksSpaceBeforeCommits(t *testing.T) {
-	dir := t.TempDir()
-	db, err := badger.Open(badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	store, err := cas.New(db, cas.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	skey, _, err := ledger.GenerateLogKey(ledgertest.Origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	full := errors.New("the disk is full")
 	var calls atomic.Int32
 	allow := int32(1 << 30)
@@ -237,11 +197,7 @@ func TestReplayChecksSpaceBeforeCommits(t *testing.T) {
 		}
 		return nil
 	}
-	l, err := ledger.Open(db, store, ledger.Config{Origin: ledgertest.Origin, Signer: signer, CheckSpace: space, GC: ledger.GCConfig{Interval: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openWith(t, badger.DefaultOptions(t.TempDir()), ledger.Config{CheckSpace: space})
 	if _, err := l.RecordBuild(ctx, build("space", "debian-12", "in", "out", time.Now().UTC())); err != nil {
 		t.Fatal(err)
 	}
@@ -280,4 +236,34 @@ func TestNewestBuildWith(t *testing.T) {
 	if _, err := l.NewestBuildWith(d("never built")); !errors.Is(err, ledger.ErrNotFound) {
 		t.Fatalf("unknown digest: %v", err)
 	}
+}
+
+// openWith opens a ledger on badger options of the test's choosing (and
+// no background GC), closed when the test ends.
+func openWith(t *testing.T, opts badger.Options, cfg ledger.Config) *ledger.Ledger {
+	t.Helper()
+	db, err := badger.Open(opts.WithSyncWrites(true).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	store, err := cas.New(db, cas.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	skey, _, err := ledger.GenerateLogKey(ledgertest.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Origin, cfg.Signer, cfg.GC = ledgertest.Origin, signer, ledger.GCConfig{Interval: -1}
+	l, err := ledger.Open(db, store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }

@@ -47,8 +47,14 @@ func (n *node) Close() error {
 // withNode returns a cobra RunE that opens the data directory, runs fn and
 // closes it again.
 func withNode(g *globals, fn func(cmd *cobra.Command, n *node) error) func(*cobra.Command, []string) error {
+	return withOpened(openData, g, fn)
+}
+
+// withOpened returns a cobra RunE that opens the data directory with open,
+// runs fn and closes it again.
+func withOpened(open func(*globals) (*node, error), g *globals, fn func(cmd *cobra.Command, n *node) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
-		n, err := openData(g)
+		n, err := open(g)
 		if err != nil {
 			return err
 		}

@@ -36,12 +36,5 @@ func openExisting(g *globals) (*node, error) {
 
 // withExisting is withNode for commands that only read: see openExisting.
 func withExisting(g *globals, fn func(cmd *cobra.Command, n *node) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, _ []string) error {
-		n, err := openExisting(g)
-		if err != nil {
-			return err
-		}
-		defer n.Close()
-		return fn(cmd, n)
-	}
+	return withOpened(openExisting, g, fn)
 }
