@@ -241,7 +241,12 @@ func (c *Client) Exec(ctx context.Context, b *event.BuildRecorded) (*builder.Exe
 	if err != nil {
 		return nil, err
 	}
-	ex, err := builder.Parse(data, builder.Limits{MaxTotal: int64(len(data))})
+	// The answer is already bounded by the record's sizes; what it holds
+	// was accepted when the build was recorded (perhaps under other
+	// limits), so no part of it is refused for its size here.
+	n := int64(len(data))
+	ex, err := builder.Parse(data, builder.Limits{MaxTotal: n, MaxFileSize: n, MaxText: n,
+		MaxFiles: max(len(b.Artifacts), builder.DefaultMaxFiles), MaxConsoleLines: len(data)})
 	if err != nil {
 		return nil, fmt.Errorf("exec of build %s: %w", b.UUID, err)
 	}
