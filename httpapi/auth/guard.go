@@ -122,7 +122,8 @@ func (l *Limits) setDefaults() {
 //     (TestGuardConcurrentSameLogin);
 //  2. is refused with ErrTooManyFailures (a *PushbackError) when its client
 //     network — the IPv4 address, or the /64 of an IPv6 address — has no
-//     token left; nothing is hashed;
+//     token left, or an IPv6 client's /48 has spent the budget of
+//     siteFactor networks (TestGuardLimitsIPv6Site); nothing is hashed;
 //  3. with Limits.UserBurst, is refused with ErrTooManyFailures when its
 //     user name has no token left (TestGuardLimitsUser);
 //  4. waits at most Wait (or until its context ends) for a hashing slot,
@@ -197,6 +198,19 @@ func ClientNetwork(a netip.Addr) netip.Prefix {
 	return p
 }
 
+// siteFactor is how many networks' budgets an IPv6 site (/48) has.
+const siteFactor = 16
+
+// clientSite is the IPv6 /48 a client address belongs to (false for IPv4).
+func clientSite(a netip.Addr) (netip.Prefix, bool) {
+	a = a.Unmap()
+	if !a.IsValid() || a.Is4() {
+		return netip.Prefix{}, false
+	}
+	p, _ := a.Prefix(48)
+	return p, true
+}
+
 // Login checks name and password for a request from client.
 func (g *Guard) Login(ctx context.Context, client netip.Addr, name, password string) (User, error) {
 	now := g.lim.Now()
@@ -236,6 +250,23 @@ func (g *Guard) login(ctx context.Context, client netip.Addr, name, password str
 		res.CancelAt(now)
 		g.limited.Add(1)
 		return User{}, &PushbackError{Err: ErrTooManyFailures, RetryAfter: max(d, time.Second)}
+	}
+	// An IPv6 site (/48) holds 65,536 /64 networks, enough to cycle
+	// through the tracked networks until the spent ones are forgotten:
+	// the site as a whole has a budget of SiteFactor networks' worth.
+	if site, ok := clientSite(client); ok {
+		sres := limiter(g.clients, site, g.lim.Rate*siteFactor, g.lim.Burst*siteFactor).ReserveN(now, 1)
+		if d := sres.DelayFrom(now); d > 0 || !sres.OK() {
+			sres.CancelAt(now)
+			res.CancelAt(now)
+			g.limited.Add(1)
+			return User{}, &PushbackError{Err: ErrTooManyFailures, RetryAfter: max(d, time.Second)}
+		}
+		defer func(r *rate.Reservation) {
+			if refund {
+				r.CancelAt(now)
+			}
+		}(sres)
 	}
 	if g.lim.UserBurst > 0 && CheckName(name) == nil { // other names cannot log in
 		ures := limiter(g.names, name, g.lim.UserRate, g.lim.UserBurst).ReserveN(now, 1)

@@ -378,3 +378,29 @@ func TestGuardCacheSlides(t *testing.T) {
 		t.Fatalf("past CacheMax: %v, %d hashes", err, s.Hashes())
 	}
 }
+
+// TestGuardLimitsIPv6Site: cycling through the /64s of one /48 does not
+// give fresh budgets without end: the site as a whole is limited.
+func TestGuardLimitsIPv6Site(t *testing.T) {
+	s := openStore(t)
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	g := NewGuard(s, Limits{Rate: rate.Every(time.Minute), Burst: 2, CacheTTL: -1, Now: c.Now})
+	ctx := context.Background()
+	refused := 0
+	for i := range 200 {
+		a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, byte(i >> 8), byte(i), 15: 1})
+		_, err := g.Login(ctx, a, "farm", "wrong")
+		if errors.Is(err, ErrTooManyFailures) {
+			refused++
+		} else if !errors.Is(err, ErrUnauthorized) {
+			t.Fatal(err)
+		}
+	}
+	if hashed := s.Hashes(); hashed > 2*siteFactor || refused < 200-2*siteFactor {
+		t.Fatalf("200 /64s of one /48: %d hashed, %d refused", hashed, refused)
+	}
+	// Another site is not affected.
+	if _, err := g.Login(ctx, netip.MustParseAddr("2001:db9::1"), "farm", "farm-password"); err != nil {
+		t.Fatal(err)
+	}
+}
