@@ -165,7 +165,10 @@ func TestExecUploadRefusals(t *testing.T) {
 		{"not DER", "farm", "farm-password", []byte("hello"), nil, 400, "exec"},
 		{"truncated", "farm", "farm-password", good[:len(good)/2], nil, 400, "exec"},
 		{"path traversal", "farm", "farm-password", traversal, nil, 400, ".."},
-		{"json content type", "farm", "farm-password", good, map[string]string{"Content-Type": "application/json"}, 415, "application/octet-stream"},
+		// builder-web reads the body whatever the Content-Type says: what
+		// refuses garbage is the DER parser, whatever the type.
+		{"json content type, not DER", "farm", "farm-password", []byte(`{"job":"x"}`), map[string]string{"Content-Type": "application/json"}, 400, "exec"},
+		{"curl's form type, not DER", "farm", "farm-password", []byte("a=b&c=d"), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 400, "exec"},
 		{"unknown encoding", "farm", "farm-password", good, map[string]string{"Content-Encoding": "br"}, 415, "not supported"},
 		{"gzip bomb", "farm", "farm-password", gz.Bytes(), map[string]string{"Content-Encoding": "gzip"}, 413, "larger than the limit of 65536"},
 		{"zstd bomb", "farm", "farm-password", zbomb, map[string]string{"Content-Encoding": "zstd"}, 413, "limit"},
