@@ -163,6 +163,11 @@ func openReplica(g *globals) (*node, error) {
 		if _, err := os.Stat(filepath.Join(g.data, "log.key")); err == nil {
 			return nil, fmt.Errorf("%s holds a primary ledger (log.key); a replica needs its own data directory", g.data)
 		}
+		// Only a key that parses is pinned: a placeholder pinned once
+		// would refuse the real key until the directory is deleted.
+		if _, err := note.NewVerifier(g.replicaKey); err != nil {
+			return nil, fmt.Errorf("--log-key %q is not a log verifier key (the primary's ledger-data/log.pub holds it, e.g. --log-key \"$(cat ledger-data/log.pub)\"): %v", g.replicaKey, err)
+		}
 		if err := os.WriteFile(pin, []byte(g.replicaKey+"\n"), 0o644); err != nil {
 			return nil, err
 		}
