@@ -17,6 +17,7 @@ import (
 
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi"
+	"github.com/buildledger/buildledger/httpapi/client"
 	"github.com/buildledger/buildledger/internal/atomicfile"
 	"github.com/buildledger/buildledger/ledger"
 )
@@ -26,6 +27,8 @@ type clientFlags struct {
 	server string
 	logKey string
 	state  string
+	// path is the state file open used.
+	path string
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
@@ -63,10 +66,14 @@ func (f *clientFlags) open(ctx context.Context, cmd *cobra.Command) (*httpapi.Cl
 	if f.server == "" {
 		return nil, nil, nil, errors.New("--server is required")
 	}
+	if _, err := client.ParseServerURL(f.server); err != nil {
+		return nil, nil, nil, fmt.Errorf("--server: %w", err)
+	}
 	path, err := f.statePath()
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	f.path = path
 	var st clientState
 	switch b, err := os.ReadFile(path); {
 	case err == nil:
@@ -117,7 +124,31 @@ func (f *clientFlags) open(ctx context.Context, cmd *cobra.Command) (*httpapi.Cl
 	return c, last, save, nil
 }
 
+// explain adds to an error that the server's log key changed where the
+// pinned key is kept and how to pin the new one.
+func (f *clientFlags) explain(err error) error {
+	var kc *client.KeyChangedError
+	if !errors.As(err, &kc) {
+		return err
+	}
+	return fmt.Errorf(`%w
+The pinned key is kept in %s. A test server that was reset gets a new key; a
+production log never changes its key, so ask its operator before trusting the new one.
+To pin the new key, remove the state file and name the key you expect:
+  rm %s
+  ledger verify --server %s --state %s --log-key '%s'`, err, f.path, f.path, f.server, f.path, kc.Served)
+}
+
+// explained wraps a command's RunE so a changed log key is explained.
+func (f *clientFlags) explained(run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error { return f.explain(run(cmd, args)) }
+}
+
 func remoteVerifyCmd(cmd *cobra.Command, f *clientFlags) error {
+	return f.explain(remoteVerify(cmd, f))
+}
+
+func remoteVerify(cmd *cobra.Command, f *clientFlags) error {
 	ctx := cmd.Context()
 	c, last, save, err := f.open(ctx, cmd)
 	if err != nil {
@@ -149,7 +180,7 @@ produced it. It verifies the checkpoint's signature against the pinned log key, 
 the checkpoint extends the last one this client saw, and the inclusion of every build
 and attestation event it prints.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: f.explained(func(cmd *cobra.Command, args []string) error {
 			d, err := digestOf(args[0])
 			if err != nil {
 				return err
@@ -192,7 +223,7 @@ and attestation event it prints.`,
 				fmt.Fprintf(out, "\n  NOT REPRODUCED: at log index %d (inclusion verified) key %s rebuilt build %s and got other bytes\n", res.DisputeIndices[i], name(a.KeyID), a.Build)
 			}
 			return nil
-		},
+		}),
 	}
 	f.register(cmd)
 	return cmd

@@ -29,7 +29,7 @@ become the build's script and console instead of artifacts. The password is read
 $BUILDLEDGER_PASSWORD or standard input. The receipt's checkpoint and inclusion proof
 are verified against the pinned log key.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: f.explained(func(cmd *cobra.Command, args []string) error {
 			if job == "" || user == "" {
 				return errors.New("--job and --user are required")
 			}
@@ -52,6 +52,10 @@ are verified against the pinned log key.`,
 			if err != nil {
 				return err
 			}
+			// A server whose checkpoints do not verify gets no build.
+			if _, err := c.Checkpoint(ctx); err != nil {
+				return err
+			}
 			rc, b, err := c.Upload(ctx, der, ex.UUID, httpapi.Credentials{User: user, Password: pw})
 			if err != nil {
 				return err
@@ -70,7 +74,7 @@ are verified against the pinned log key.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "recorded build %s of job %s at log index %d (main binary: %s)\ninclusion verified against checkpoint %d\n%s%s\n",
 				b.UUID, b.Job, rc.LogIndex, main, cp.Size, strings.TrimSuffix(f.server, "/"), rc.URL)
 			return nil
-		},
+		}),
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&job, "job", "", "job name")

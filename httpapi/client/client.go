@@ -34,6 +34,22 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Msg }
 
+// KeyChangedError: a checkpoint did not verify with the pinned log key,
+// and the server now presents another key. A test server that was reset
+// answers like this; so would a server that lost its key or an impostor,
+// which is why the client never re-pins by itself.
+type KeyChangedError struct {
+	Pinned, Served string
+	// Err is why the checkpoint did not verify with the pinned key.
+	Err error
+}
+
+func (e *KeyChangedError) Error() string {
+	return fmt.Sprintf("the server's log key changed: its checkpoint does not verify with the pinned key\n  pinned: %s\n  served: %s", e.Pinned, e.Served)
+}
+
+func (e *KeyChangedError) Unwrap() error { return e.Err }
+
 // Client talks to a ledger server and verifies what it is told: every
 // checkpoint against the pinned log key, every event against a checkpoint
 // by an inclusion proof it builds itself from the server's C2SP tiles (with
@@ -54,9 +70,9 @@ type Client struct {
 // New returns a client for the server at base that trusts checkpoints
 // signed by vkey (signed-note verifier key; its name is the log's origin).
 func New(base string, vkey string, hc *http.Client) (*Client, error) {
-	u, err := url.Parse(strings.TrimSuffix(base, "/") + "/")
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("server URL %q must be http:// or https://", base)
+	u, err := ParseServerURL(base)
+	if err != nil {
+		return nil, err
 	}
 	if hc == nil {
 		hc = http.DefaultClient
@@ -72,13 +88,34 @@ func New(base string, vkey string, hc *http.Client) (*Client, error) {
 	return &Client{base: u, http: hc, vkey: vkey, origin: origin, tiles: f}, nil
 }
 
+// ParseServerURL checks that base is an http:// or https:// URL with a
+// host, and returns it ending in a slash. A bare host:port is refused with
+// the URL it probably meant.
+func ParseServerURL(base string) (*url.URL, error) {
+	if base == "" {
+		return nil, errors.New("no server URL given (e.g. http://127.0.0.1:3000)")
+	}
+	u, err := url.Parse(strings.TrimSuffix(base, "/") + "/")
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return u, nil
+	}
+	if !strings.Contains(base, "://") {
+		return nil, fmt.Errorf("server URL %q has no scheme; use http://%s (or https://)", base, base)
+	}
+	return nil, fmt.Errorf("server URL %q must be http:// or https:// followed by a host, e.g. http://127.0.0.1:3000", base)
+}
+
 // FetchLogKey asks a server for its log key. Use it only to pin a key on
 // first contact (trust on first use); afterwards pass the pinned key.
 func FetchLogKey(ctx context.Context, base string, hc *http.Client) (string, error) {
+	u, err := ParseServerURL(base)
+	if err != nil {
+		return "", err
+	}
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	b, err := fetch(ctx, hc, strings.TrimSuffix(base, "/")+"/log/key", "")
+	b, err := fetch(ctx, hc, u.JoinPath("log/key").String(), "")
 	return strings.TrimSpace(string(b)), err
 }
 
@@ -134,7 +171,21 @@ func (c *Client) Checkpoint(ctx context.Context) (*checkpoint.Checkpoint, error)
 	if err != nil {
 		return nil, err
 	}
-	return checkpoint.Open(b, c.origin, c.vkey)
+	return c.openCheckpoint(ctx, b)
+}
+
+// openCheckpoint verifies a checkpoint the server signed; when it does not
+// verify, it asks the server for its key to say whether the key changed.
+func (c *Client) openCheckpoint(ctx context.Context, signed []byte) (*checkpoint.Checkpoint, error) {
+	cp, err := checkpoint.Open(signed, c.origin, c.vkey)
+	if err == nil || !errors.Is(err, checkpoint.ErrBad) {
+		return cp, err
+	}
+	served, kerr := FetchLogKey(ctx, c.base.String(), c.http)
+	if kerr == nil && served != "" && served != c.vkey {
+		return nil, &KeyChangedError{Pinned: c.vkey, Served: served, Err: err}
+	}
+	return nil, err
 }
 
 // InconsistencyError is a security error: the server showed two checkpoints
@@ -256,7 +307,7 @@ func (c *Client) Lookup(ctx context.Context, d digest.Digest) (*LookupResult, er
 	if err != nil {
 		return nil, err
 	}
-	cp, err := checkpoint.Open([]byte(hl.Checkpoint), c.origin, c.vkey)
+	cp, err := c.openCheckpoint(ctx, []byte(hl.Checkpoint))
 	if err != nil {
 		return nil, err
 	}

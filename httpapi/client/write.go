@@ -71,7 +71,7 @@ func (c *Client) send(ctx context.Context, method, path, ctype string, body []by
 // signed by the log key and consistent with the latest one, and the event
 // at its index is in the log (proven from tiles) and is what check expects.
 func (c *Client) proveReceipt(ctx context.Context, index uint64, signed string, check func(event.Event) error) (*VerifiedEvent, *checkpoint.Checkpoint, error) {
-	rcp, err := checkpoint.Open([]byte(signed), c.origin, c.vkey)
+	rcp, err := c.openCheckpoint(ctx, []byte(signed))
 	if err != nil {
 		return nil, nil, fmt.Errorf("SECURITY: the receipt's checkpoint: %w", err)
 	}
@@ -336,7 +336,7 @@ func (c *Client) HashLookup(ctx context.Context, d digest.Digest) (*api.HashLook
 			if hl.Next == nil {
 				return all, nil
 			}
-			cp, err := checkpoint.Open([]byte(hl.Checkpoint), c.origin, c.vkey)
+			cp, err := c.openCheckpoint(ctx, []byte(hl.Checkpoint))
 			if err != nil {
 				return nil, err
 			}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestKeyChangedIsExplained: a client pinned a test server's key, then the
+// server was reset with a new key. lookup, verify and upload say that the
+// key changed, show both keys, name the state file and how to re-pin; and
+// upload sends nothing to a server it cannot verify.
+func TestKeyChangedIsExplained(t *testing.T) {
+	first := filepath.Join(t.TempDir(), "first")
+	run(t, "demo", "--data", first)
+	state := filepath.Join(t.TempDir(), "state.json")
+	url, stop := startServe(t, first)
+	run(t, "verify", "--server", url, "--state", state)
+	stop()
+	pinned := readPub(t, first)
+
+	reset := filepath.Join(t.TempDir(), "reset")
+	run(t, "demo", "--data", reset)
+	url, stop = startServe(t, reset)
+	defer stop()
+	served := readPub(t, reset)
+	if pinned == served {
+		t.Fatal("two data directories got the same key")
+	}
+	t.Setenv("BUILDLEDGER_PASSWORD", "whatever")
+	for _, args := range [][]string{
+		{"verify", "--server", url, "--state", state},
+		{"lookup", "demo/bin/hello.hvt", "--server", url, "--state", state},
+		{"upload", "demo", "--job", "hello", "--user", "farm", "--server", url, "--state", state},
+	} {
+		out, err := runErr(args...)
+		if err == nil {
+			t.Fatalf("%s against a server with a new key succeeded:\n%s", args[0], out)
+		}
+		msg := err.Error()
+		for _, want := range []string{"log key changed", "pinned: " + pinned, "served: " + served, state, "rm " + state, "--log-key '" + served + "'"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("%s: error lacks %q:\n%s", args[0], want, msg)
+			}
+		}
+		if strings.Contains(msg, "no verifiable signatures") && !strings.Contains(msg, "log key changed") {
+			t.Errorf("%s: unexplained: %s", args[0], msg)
+		}
+	}
+	if out := run(t, "lookup", "demo/bin/hello.hvt", "--server", url, "--state", filepath.Join(t.TempDir(), "new.json")); strings.Contains(out, "2 build(s)") {
+		t.Fatalf("upload recorded a build on a server whose key changed:\n%s", out)
+	}
+}
+
+func readPub(t *testing.T, data string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(data, "log.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// TestServerWithoutScheme: a bare host:port is refused with the URL meant.
+func TestServerWithoutScheme(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.json")
+	for _, args := range [][]string{
+		{"verify", "--server", "127.0.0.1:3000", "--state", state},
+		{"lookup", strings.Repeat("ab", 32), "--server", "127.0.0.1:3000"},
+	} {
+		_, err := runErr(args...)
+		if err == nil || !strings.Contains(err.Error(), "http://127.0.0.1:3000") {
+			t.Errorf("%s --server 127.0.0.1:3000: %v", args[0], err)
+		}
+	}
+}
