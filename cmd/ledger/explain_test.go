@@ -48,8 +48,13 @@ func TestKeyChangedIsExplained(t *testing.T) {
 			t.Errorf("%s: unexplained: %s", args[0], msg)
 		}
 	}
-	if out := run(t, "lookup", "demo/bin/hello.hvt", "--server", url, "--state", filepath.Join(t.TempDir(), "new.json")); strings.Contains(out, "2 build(s)") {
+	fresh := filepath.Join(t.TempDir(), "new.json")
+	if out := run(t, "lookup", "demo/bin/hello.hvt", "--server", url, "--state", fresh); strings.Contains(out, "2 build(s)") {
 		t.Fatalf("upload recorded a build on a server whose key changed:\n%s", out)
+	}
+	// Paths in the server's answers keep their leading slash.
+	if _, err := runErr("upload", "demo", "--job", "hello", "--user", "nobody", "--server", url, "--state", fresh); err == nil || !strings.Contains(err.Error(), "POST /upload: ") {
+		t.Fatalf("upload with an unknown account: %v", err)
 	}
 }
 

@@ -12,10 +12,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"os/user"
@@ -34,6 +37,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/buildledger/buildledger/attest"
+	"github.com/buildledger/buildledger/internal/atomicfile"
 	"github.com/buildledger/buildledger/rebuilder"
 )
 
@@ -59,30 +63,115 @@ func newRoot() *cobra.Command {
 
 // server are the flags that reach a ledger.
 type server struct {
-	url, logKey string
+	url, logKey, pins string
+	// pinPath is the state file client used, for explaining a changed key.
+	pinPath string
 }
 
 func (s *server) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&s.url, "server", "", "ledger server URL, e.g. http://127.0.0.1:3000")
-	cmd.Flags().StringVar(&s.logKey, "log-key", "", "the ledger's log key (name+hash+key); default: $BUILDLEDGER_LOG_KEY, else fetched from the server (trust on first use)")
+	cmd.Flags().StringVar(&s.logKey, "log-key", "", "the ledger's log key (name+hash+key); default: $BUILDLEDGER_LOG_KEY, else the key pinned in the --pins file, else fetched from the server and pinned (trust on first use)")
+	cmd.Flags().StringVar(&s.pins, "pins", "", "state file keeping the pinned log key (default: the one `ledger` uses for this server, in the user config dir)")
+}
+
+// check validates --server without contacting it.
+func (s *server) check() error {
+	if s.url == "" {
+		return errors.New("--server is required")
+	}
+	if _, err := client.ParseServerURL(s.url); err != nil {
+		return fmt.Errorf("--server: %w", err)
+	}
+	return nil
+}
+
+// pinState is the part of ledger's client state file the rebuilder reads
+// and, on first use, writes: the same file pins a server's key for both.
+type pinState struct {
+	Server     string `json:"server"`
+	LogKey     string `json:"log_key"`
+	Checkpoint string `json:"checkpoint"`
+}
+
+// pinPathFor is where ledger keeps what it remembers about a server.
+func (s *server) pinPathFor() (string, error) {
+	if s.pins != "" {
+		return s.pins, nil
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no --pins given and no user config directory: %w", err)
+	}
+	u, err := url.Parse(s.url)
+	if err != nil {
+		return "", err
+	}
+	name := strings.NewReplacer(":", "_", "/", "_").Replace(u.Host + u.Path)
+	return filepath.Join(dir, "buildledger", name+".json"), nil
 }
 
 func (s *server) client(cmd *cobra.Command) (*client.Client, error) {
-	if s.url == "" {
-		return nil, errors.New("--server is required")
+	if err := s.check(); err != nil {
+		return nil, err
 	}
 	key := s.logKey
 	if key == "" {
 		key = os.Getenv("BUILDLEDGER_LOG_KEY")
 	}
 	if key == "" {
-		var err error
-		if key, err = client.FetchLogKey(cmd.Context(), s.url, nil); err != nil {
-			return nil, fmt.Errorf("fetching the log key: %w", err)
+		path, err := s.pinPathFor()
+		if err != nil {
+			return nil, err
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "trusting the log key the server sent (pin it with --log-key): %s\n", key)
+		s.pinPath = path
+		var st pinState
+		switch b, err := os.ReadFile(path); {
+		case err == nil:
+			if err := json.Unmarshal(b, &st); err != nil {
+				return nil, fmt.Errorf("state file %s: %w", path, err)
+			}
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, err
+		}
+		key = st.LogKey
+		if key == "" {
+			if key, err = client.FetchLogKey(cmd.Context(), s.url, nil); err != nil {
+				return nil, fmt.Errorf("fetching the log key: %w", err)
+			}
+			st = pinState{Server: s.url, LogKey: key}
+			b, err := json.MarshalIndent(st, "", "  ")
+			if err != nil {
+				return nil, err
+			}
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				return nil, err
+			}
+			if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "pinned log key %s in %s (trust on first use; pass --log-key to check it)\n", key, path)
+		}
 	}
 	return client.New(s.url, key, nil)
+}
+
+// explain adds to an error that the server's log key changed where the
+// pinned key came from and how to pin the new one.
+func (s *server) explain(err error) error {
+	var kc *client.KeyChangedError
+	if !errors.As(err, &kc) {
+		return err
+	}
+	var from string
+	switch {
+	case s.logKey != "":
+		from = "The pinned key came from --log-key."
+	case s.pinPath == "":
+		from = "The pinned key came from $BUILDLEDGER_LOG_KEY."
+	default:
+		from = fmt.Sprintf("The pinned key is kept in %s; to pin the new key, remove it\n(rm %s) and pass --log-key '%s' once.", s.pinPath, s.pinPath, kc.Served)
+	}
+	return fmt.Errorf("%w\nA test server that was reset gets a new key; a production log never changes its key,\nso ask its operator before trusting the new one. %s", err, from)
 }
 
 func loadSigner(path string) (*attest.Signer, error) {
@@ -233,8 +322,23 @@ orb's output directory as well.`,
 				}
 				fmt.Fprintf(w, "orb output directory: %s\n", out)
 			}
+			// A job that failed is an error once its record is kept
+			// (builder records failed builds too).
+			failed := func(recorded string) error {
+				if res.Exec.Result.Success() {
+					return nil
+				}
+				where := "; pass --out DIR to keep its console"
+				switch {
+				case recorded != "":
+					where = "; recorded as a failed build: " + recorded
+				case out != "":
+					where = "; its console is in " + filepath.Join(out, "console")
+				}
+				return fmt.Errorf("job %s failed (%s)%s", job, res.Exec.Result, where)
+			}
 			if c == nil {
-				return nil
+				return failed("")
 			}
 			der, err := res.Exec.Marshal()
 			if err != nil {
@@ -242,10 +346,10 @@ orb's output directory as well.`,
 			}
 			rc, _, err := c.Upload(cmd.Context(), der, res.Exec.UUID, cred)
 			if err != nil {
-				return err
+				return srv.explain(err)
 			}
 			fmt.Fprintf(w, "uploaded: log index %d, inclusion proven\n%s%s\n", rc.LogIndex, strings.TrimSuffix(srv.url, "/"), rc.URL)
-			return nil
+			return failed(strings.TrimSuffix(srv.url, "/") + rc.URL)
 		},
 	}
 	srv.register(cmd)
@@ -341,7 +445,31 @@ func credential(spec string) (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
+// missing names the flags a rebuild needs that were not given, the
+// signing key first, with what else the command needs (extra); nil when
+// none is missing. It contacts nothing.
+func (r *rebuilderFlags) missing(extra ...string) error {
+	var m []string
+	if !r.noAttest && r.key == "" {
+		m = append(m, "--key KEY.pem (the key that signs the attestation; or --no-attest to compare only)")
+	}
+	if r.srv.url == "" {
+		m = append(m, "--server URL (the ledger that recorded the build)")
+	}
+	m = append(m, extra...)
+	switch len(m) {
+	case 0:
+		return r.srv.check()
+	case 1:
+		return fmt.Errorf("missing %s", m[0])
+	}
+	return fmt.Errorf("missing:\n  %s", strings.Join(m, "\n  "))
+}
+
 func (r *rebuilderFlags) rebuilder(cmd *cobra.Command, p *progress) (*rebuilder.Rebuilder, error) {
+	if err := r.missing(); err != nil {
+		return nil, err
+	}
 	c, err := r.srv.client(cmd)
 	if err != nil {
 		return nil, err
@@ -360,9 +488,6 @@ func (r *rebuilderFlags) rebuilder(cmd *cobra.Command, p *progress) (*rebuilder.
 		rb.BuilderID = "buildledger-rebuilder@" + h
 	}
 	if !r.noAttest {
-		if r.key == "" {
-			return nil, errors.New("--key is required to attest (or pass --no-attest)")
-		}
 		if rb.Signer, err = loadSigner(r.key); err != nil {
 			return nil, err
 		}
@@ -378,6 +503,13 @@ func rebuildCmd() *cobra.Command {
 		Short: "Rebuild a recorded build in its recorded environment, compare every file, attest the verdict",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var need []string
+			if build == "" {
+				need = append(need, "--build UUID (the recorded build to rebuild, e.g. from `ledger lookup` or the server's /job/NAME page)")
+			}
+			if err := rf.missing(need...); err != nil {
+				return err
+			}
 			id, err := uuid.Parse(build)
 			if err != nil {
 				return fmt.Errorf("--build %q is not a UUID", build)
@@ -386,7 +518,7 @@ func rebuildCmd() *cobra.Command {
 			rb, err := rf.rebuilder(cmd, p)
 			if err != nil {
 				p.close()
-				return err
+				return rf.srv.explain(err)
 			}
 			p.set("fetching build " + id.String())
 			o, err := rb.Rebuild(cmd.Context(), id)
@@ -401,7 +533,7 @@ func rebuildCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "DSSE envelope written to %s\n", envOut)
 			}
 			if err != nil {
-				return err
+				return rf.srv.explain(err)
 			}
 			if o.Verdict != attest.Reproduced {
 				return errors.New("the build is NOT reproducible")
@@ -427,8 +559,12 @@ func followCmd() *cobra.Command {
 		Short: "Rebuild and attest every new build recorded for this platform, remembering progress",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var need []string
 			if state == "" {
-				return errors.New("--state is required")
+				need = append(need, "--state FILE (where follow remembers its progress)")
+			}
+			if err := rf.missing(need...); err != nil {
+				return err
 			}
 			rb, err := rf.rebuilder(cmd, nil)
 			if err != nil {
@@ -440,9 +576,9 @@ func followCmd() *cobra.Command {
 				rep, err := f.Once(cmd.Context())
 				fmt.Fprintf(cmd.OutOrStdout(), "rebuilt %d (reproduced %d, differs %d), skipped %d, failed %d\n",
 					rep.Rebuilt, rep.Reproduced, rep.Differs, rep.Skipped, rep.Failed)
-				return err
+				return rf.srv.explain(err)
 			}
-			return f.Run(cmd.Context())
+			return rf.srv.explain(f.Run(cmd.Context()))
 		},
 	}
 	rf.register(cmd)

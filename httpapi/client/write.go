@@ -64,7 +64,7 @@ func (c *Client) send(ctx context.Context, method, path, ctype string, body []by
 	if json.Unmarshal(b, &e) == nil && e.Error != "" {
 		msg = e.Error
 	}
-	return nil, resp.StatusCode, &Error{Status: resp.StatusCode, Msg: fmt.Sprintf("%s %s: %s (%s)", method, path, msg, resp.Status)}
+	return nil, resp.StatusCode, &Error{Status: resp.StatusCode, Msg: fmt.Sprintf("%s /%s: %s (%s)", method, strings.TrimPrefix(path, "/"), msg, resp.Status)}
 }
 
 // proveReceipt checks that a write's receipt is true: its checkpoint is
@@ -155,7 +155,7 @@ func (c *Client) Build(ctx context.Context, id uuid.UUID) (*event.BuildRecorded,
 	}
 	b, err := fetch(ctx, c.http, c.url("build/"+id.String()), "application/json")
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, 0, nil, c.notFound(err, fmt.Sprintf("no build %s on %s", id, c.base))
 	}
 	var bv api.BuildView
 	if err := json.Unmarshal(b, &bv); err != nil {
@@ -175,6 +175,16 @@ func (c *Client) Build(ctx context.Context, id uuid.UUID) (*event.BuildRecorded,
 		return nil, 0, nil, fmt.Errorf("SECURITY: the server says build %s is at log index %d, which holds something else", id, bv.LogIndex)
 	}
 	return br, bv.LogIndex, cp, nil
+}
+
+// notFound words a 404 answer as msg, keeping its status; other errors
+// are returned as they are.
+func (c *Client) notFound(err error, msg string) error {
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusNotFound {
+		return &Error{Status: e.Status, Msg: msg}
+	}
+	return err
 }
 
 // KeyReceipt is the answer to a key registration or revocation.
@@ -239,7 +249,7 @@ func (c *Client) Exec(ctx context.Context, b *event.BuildRecorded) (*builder.Exe
 	}
 	data, err := fetchLimit(ctx, c.http, c.url("job/"+b.Job+"/build/"+b.UUID.String()+"/exec"), "", size+maxFetch)
 	if err != nil {
-		return nil, err
+		return nil, c.notFound(err, fmt.Sprintf("no build %s in job %s on %s", b.UUID, b.Job, c.base))
 	}
 	// The answer is already bounded by the record's sizes; what it holds
 	// was accepted when the build was recorded (perhaps under other
@@ -389,7 +399,7 @@ func (c *Client) JobBuilds(ctx context.Context, job string) ([]api.BuildSummary,
 		u := c.url("job/"+job) + "?count=" + strconv.Itoa(c.pageSize(api.MaxPage)) + "&start=" + strconv.Itoa(start)
 		b, err := fetch(ctx, c.http, u, "application/json")
 		if err != nil {
-			return nil, err
+			return nil, c.notFound(err, fmt.Sprintf("no job %s on %s", job, c.base))
 		}
 		var jv api.JobView
 		if err := json.Unmarshal(b, &jv); err != nil {
