@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestKeyChangedIsExplained: a client pinned a test server's key, then the
@@ -78,5 +79,46 @@ func TestServerWithoutScheme(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "http://127.0.0.1:3000") {
 			t.Errorf("%s --server 127.0.0.1:3000: %v", args[0], err)
 		}
+	}
+}
+
+// TestClientCommandsListNoServerFlags: lookup and upload talk to a server
+// and do not offer the data directory's flags; the commands that open one
+// still do.
+func TestClientCommandsListNoServerFlags(t *testing.T) {
+	server := []string{"--data", "--origin", "--log ", "--trillian", "--tree-id", "--min-free"}
+	for _, c := range []string{"lookup", "upload"} {
+		out := run(t, c, "--help")
+		for _, f := range server {
+			if strings.Contains(out, f) {
+				t.Errorf("%s --help lists %s:\n%s", c, strings.TrimSpace(f), out)
+			}
+		}
+		if _, err := runErr(c, "x", "--data", t.TempDir()); err == nil || !strings.Contains(err.Error(), "unknown flag: --data") {
+			t.Errorf("%s --data: %v", c, err)
+		}
+	}
+	for _, c := range [][]string{{"serve"}, {"demo"}, {"verify"}, {"checkpoint"}, {"user", "add"}, {"key", "add"}} {
+		out := run(t, append(c, "--help")...)
+		for _, f := range server {
+			if !strings.Contains(out, f) {
+				t.Errorf("%v --help lacks %s", c, strings.TrimSpace(f))
+			}
+		}
+	}
+	if out := run(t, "trillian", "create-tree", "--help"); !strings.Contains(out, "--trillian-ca") || strings.Contains(out, "--data") {
+		t.Errorf("trillian create-tree --help:\n%s", out)
+	}
+}
+
+// TestCreateTreeWithNothingListening fails at once, saying so.
+func TestCreateTreeWithNothingListening(t *testing.T) {
+	start := time.Now()
+	_, err := runErr("trillian", "create-tree", "--trillian", "127.0.0.1:1")
+	if err == nil || !strings.Contains(err.Error(), "no Trillian log server answers at 127.0.0.1:1") {
+		t.Fatalf("create-tree with nothing listening: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("create-tree took %s to give up", d)
 	}
 }

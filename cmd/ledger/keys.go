@@ -42,6 +42,7 @@ func keyCmd(g *globals) *cobra.Command {
 	}
 	flags := func(cmd *cobra.Command, admin bool) {
 		f.register(cmd)
+		cmd.RunE = f.explained(cmd.RunE)
 		if admin {
 			cmd.Flags().StringVar(&user, "user", "", "administrator account (with --server); password from $BUILDLEDGER_PASSWORD or standard input")
 		}

@@ -53,13 +53,35 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&g.data, "data", "./ledger-data", "data directory (created if missing)")
-	root.PersistentFlags().StringVar(&g.origin, "origin", "buildledger.local/log", "checkpoint origin for a new data directory")
-	root.PersistentFlags().StringVar(&g.backend, "log", "embedded", "transparency log backend: embedded (in the data directory) or trillian")
-	root.PersistentFlags().StringVar(&g.trillian, "trillian", "", "Trillian log server gRPC address host:port (with --log trillian)")
-	root.PersistentFlags().Int64Var(&g.treeID, "tree-id", 0, "Trillian PREORDERED_LOG tree id (with --log trillian; make one with 'ledger trillian create-tree')")
-	addSpaceFlags(root, g)
-	addTrillianFlags(root, g)
 	root.AddCommand(demoCmd(g), verifyCmd(g), checkpointCmd(g), serveCmd(g), userCmd(g), accessCmd(g), lookupCmd(), uploadCmd(), keyCmd(g), trillianCmd(g))
+	// The data directory's flags belong to the commands that open one;
+	// client-only commands list only what they use.
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "lookup", "upload":
+		case "trillian":
+			g.trillianFlags(c)
+		default:
+			g.dataFlags(c)
+		}
+	}
 	return root
+}
+
+// dataFlags adds the flags of a data directory and its log to cmd and its
+// subcommands.
+func (g *globals) dataFlags(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&g.data, "data", "./ledger-data", "data directory (created if missing)")
+	f.StringVar(&g.origin, "origin", "buildledger.local/log", "checkpoint origin for a new data directory")
+	f.StringVar(&g.backend, "log", "embedded", "transparency log backend: embedded (in the data directory) or trillian")
+	f.Int64Var(&g.treeID, "tree-id", 0, "Trillian PREORDERED_LOG tree id (with --log trillian; make one with 'ledger trillian create-tree')")
+	addSpaceFlags(cmd, g)
+	g.trillianFlags(cmd)
+}
+
+// trillianFlags adds the flags that reach a Trillian log server.
+func (g *globals) trillianFlags(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&g.trillian, "trillian", "", "Trillian log server gRPC address host:port (with --log trillian)")
+	addTrillianFlags(cmd, g)
 }

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 
 	"github.com/buildledger/buildledger/ledger/trillianlog"
@@ -34,6 +37,9 @@ func trillianCmd(g *globals) *cobra.Command {
 				return err
 			}
 			id, err := trillianlog.CreateTree(ctx, g.trillian, name, creds)
+			if status.Code(err) == codes.Unavailable && !listening(g.trillian) {
+				return fmt.Errorf("no Trillian log server answers at %s: start trillian_log_server with --rpc_endpoint %s, or pass its address with --trillian (%w)", g.trillian, g.trillian, err)
+			}
 			if err != nil {
 				return err
 			}
@@ -44,6 +50,16 @@ func trillianCmd(g *globals) *cobra.Command {
 	create.Flags().StringVar(&name, "name", "buildledger", "display name of the tree (at most 20 characters)")
 	t.AddCommand(create)
 	return t
+}
+
+// listening reports whether anything accepts a TCP connection at addr.
+func listening(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // addTrillianFlags adds the flags that secure the connection to Trillian.
