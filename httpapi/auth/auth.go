@@ -8,7 +8,8 @@
 // it with its first upload. Passwords are hashed with scrypt (N=32768, r=8,
 // p=1, 16-byte random salt) and compared in constant time; the hash
 // parameters are stored with each hash so they can be raised later.
-// TestUsers covers add, authenticate, grant and removal.
+// TestUsers covers add, authenticate, grant and removal; Accounts lists
+// users without their hashes (TestAccounts).
 //
 // A server meets logins through a Guard (guard.go), which keeps a flood of
 // wrong passwords from starving real uploaders: a failure budget per client
@@ -27,6 +28,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"unicode/utf8"
 
@@ -221,6 +223,56 @@ func (s *Store) List() (map[string][]string, error) {
 		sort.Strings(jobs)
 	}
 	return out, err
+}
+
+// Account is what may be shown of a user: its name, scope and access
+// list, never its password hash.
+type Account struct {
+	Name         string   `json:"name"`
+	Unrestricted bool     `json:"unrestricted"`
+	Admin        bool     `json:"admin,omitempty"`
+	Jobs         []string `json:"jobs"` // sorted; unused when Unrestricted
+}
+
+// Accounts returns every user as an Account, sorted by name, read in one
+// transaction (TestAccounts).
+func (s *Store) Accounts() ([]Account, error) {
+	var out []Account
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("u/"), PrefetchValues: true})
+		defer it.Close()
+		byName := map[string]int{}
+		var jobs []struct{ user, job string }
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := string(it.Item().Key())
+			if name, ok := strings.CutPrefix(k, userPrefix); ok {
+				var u User
+				if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &u) }); err != nil {
+					return fmt.Errorf("user %q: %w", name, err)
+				}
+				byName[name] = len(out)
+				out = append(out, Account{Name: name, Unrestricted: u.Unrestricted, Admin: u.Admin, Jobs: []string{}})
+			} else if rest, ok := strings.CutPrefix(k, accessPrefix); ok {
+				if user, job, ok := strings.Cut(rest, "\x00"); ok {
+					jobs = append(jobs, struct{ user, job string }{user, job})
+				}
+			}
+		}
+		for _, j := range jobs {
+			if i, ok := byName[j.user]; ok {
+				out[i].Jobs = append(out[i].Jobs, j.job)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	for _, a := range out {
+		sort.Strings(a.Jobs)
+	}
+	return out, nil
 }
 
 // dummy is hashed when the user does not exist, so a failed login takes as

@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"reflect"
@@ -79,5 +81,53 @@ func TestUsers(t *testing.T) {
 	list, _ = s.List()
 	if !reflect.DeepEqual(list, map[string][]string{"root": {}}) {
 		t.Fatalf("list after remove: %v", list)
+	}
+}
+
+// TestAccounts: Accounts lists every user with its scope and sorted jobs,
+// and what it returns carries no salt or hash.
+func TestAccounts(t *testing.T) {
+	db, err := kv.Open(t.TempDir(), kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := New(db)
+	for _, err := range []error{
+		s.Add("bob", "correct horse", false),
+		s.AddAdmin("admin", "battery staple"),
+		s.Grant("bob", "zeta"),
+		s.Grant("bob", "alpha"),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Accounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Account{
+		{Name: "admin", Unrestricted: true, Admin: true, Jobs: []string{}},
+		{Name: "bob", Jobs: []string{"alpha", "zeta"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("accounts: %+v, want %+v", got, want)
+	}
+	b, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"admin", "bob"} {
+		u, err := s.Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, secret := range [][]byte{u.Hash, u.Salt} {
+			enc, _ := json.Marshal(secret)
+			if bytes.Contains(b, bytes.Trim(enc, `"`)) {
+				t.Fatalf("accounts expose %s's hash or salt: %s", name, b)
+			}
+		}
 	}
 }
