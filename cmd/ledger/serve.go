@@ -35,7 +35,10 @@ checkpoints (verified with --log-key, or the key the primary serves on first con
 pinned in DATA/primary.pub), proves each consistent with the last, fetches the new
 entries and the blobs they name, replays them into its own projections, answers every
 read route as the primary does and refuses writes. A primary that rewrites its
-history stops the replica with a security error showing both checkpoints.`,
+history stops the replica with a security error showing both checkpoints.
+
+A primary also answers "ledger user" and "ledger access" on DATA/admin.sock (mode
+0600; its own uid and root only), so accounts change while it serves.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := ops.setLogger(cmd, g); err != nil {
@@ -88,6 +91,14 @@ history stops the replica with a security error showing both checkpoints.`,
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return err
+			}
+			if cfg.Users != nil {
+				stopAdmin, err := startAdmin(g, cfg.Users)
+				if err != nil {
+					ln.Close()
+					return err
+				}
+				defer stopAdmin()
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "log key: %s\nlistening on http://%s\n", n.vkey, ln.Addr())
 			if c == nil {
@@ -145,88 +156,6 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, g *globals) err
 		return err
 	}
 	return nil
-}
-
-func userCmd(g *globals) *cobra.Command {
-	user := &cobra.Command{Use: "user", Short: "Manage uploader accounts (local; never logged)"}
-	var unrestricted, admin bool
-	add := &cobra.Command{
-		Use:   "add NAME",
-		Short: "Add an uploader; the password is read from standard input",
-		Args:  cobra.ExactArgs(1),
-		RunE: withNode(g, func(cmd *cobra.Command, n *node) error {
-			pw, err := readPassword(cmd)
-			if err != nil {
-				return err
-			}
-			users := auth.New(n.db)
-			if admin {
-				err = users.AddAdmin(cmd.Flags().Arg(0), pw)
-			} else {
-				err = users.Add(cmd.Flags().Arg(0), pw, unrestricted)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "added user %s (unrestricted: %v, admin: %v)\n", cmd.Flags().Arg(0), unrestricted || admin, admin)
-			return nil
-		}),
-	}
-	add.Flags().BoolVar(&unrestricted, "unrestricted", false, "may upload to every job")
-	add.Flags().BoolVar(&admin, "admin", false, "administrator: unrestricted, and may register and revoke rebuilder keys")
-	remove := &cobra.Command{
-		Use:   "remove NAME",
-		Short: "Remove an uploader and its access list",
-		Args:  cobra.ExactArgs(1),
-		RunE: withNode(g, func(cmd *cobra.Command, n *node) error {
-			return auth.New(n.db).Remove(cmd.Flags().Arg(0))
-		}),
-	}
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List uploaders and the jobs they may upload to",
-		Args:  cobra.NoArgs,
-		RunE: withNode(g, func(cmd *cobra.Command, n *node) error {
-			users, err := auth.New(n.db).List()
-			if err != nil {
-				return err
-			}
-			for name, jobs := range users {
-				u, err := auth.New(n.db).Get(name)
-				if err != nil {
-					return err
-				}
-				scope := strings.Join(jobs, ", ")
-				if u.Unrestricted {
-					scope = "all jobs"
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", name, scope)
-			}
-			return nil
-		}),
-	}
-	user.AddCommand(add, remove, list)
-	return user
-}
-
-func accessCmd(g *globals) *cobra.Command {
-	access := &cobra.Command{Use: "access", Short: "Manage which jobs restricted uploaders may upload to"}
-	access.AddCommand(&cobra.Command{
-		Use:   "add USER JOB",
-		Short: "Let USER upload to JOB (which may not exist yet)",
-		Args:  cobra.ExactArgs(2),
-		RunE: withNode(g, func(cmd *cobra.Command, n *node) error {
-			return auth.New(n.db).Grant(cmd.Flags().Arg(0), cmd.Flags().Arg(1))
-		}),
-	}, &cobra.Command{
-		Use:   "remove USER JOB",
-		Short: "Withdraw USER's access to JOB",
-		Args:  cobra.ExactArgs(2),
-		RunE: withNode(g, func(cmd *cobra.Command, n *node) error {
-			return auth.New(n.db).Revoke(cmd.Flags().Arg(0), cmd.Flags().Arg(1))
-		}),
-	})
-	return access
 }
 
 // readPassword reads one line from stdin, without echo on a terminal.

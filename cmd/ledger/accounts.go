@@ -1,0 +1,185 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/buildledger/buildledger/httpapi/auth"
+	"github.com/buildledger/buildledger/internal/adminsock"
+)
+
+// Accounts are managed through the running server when there is one:
+// `ledger serve` answers on DATA/admin.sock (mode 0600; the server's uid
+// and root only, checked with SO_PEERCRED), and `ledger user` and `ledger
+// access` send their request there. When nobody answers on it (no server,
+// or a socket left behind by one that died) they open the store and make
+// the change themselves. Either way the change goes through
+// adminsock.Admin, which writes it to DATA/accounts.log before making it
+// (TestAccountsWhileServing, TestAccountsStaleSocket).
+const (
+	adminSocket = "admin.sock"
+	auditFile   = "accounts.log"
+)
+
+// startAdmin starts the administration socket of a server whose accounts
+// are users, and returns the function that stops it. A data directory
+// whose path is too long for a socket gets no socket, with a warning:
+// its accounts are then managed with the server stopped.
+func startAdmin(g *globals, users *auth.Store) (func(), error) {
+	path := filepath.Join(g.data, adminSocket)
+	ln, err := adminsock.Listen(path)
+	if errors.Is(err, adminsock.ErrPathTooLong) {
+		g.log.Warn("no administration socket: manage accounts with the server stopped, or use a data directory with a shorter path", "err", err)
+		return func() {}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("administration socket: %w", err)
+	}
+	audit, err := adminsock.OpenAudit(filepath.Join(g.data, auditFile))
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("account audit: %w", err)
+	}
+	s := &adminsock.Server{Admin: &adminsock.Admin{Accounts: users, Audit: audit}, OwnerUID: os.Geteuid(), Log: g.log}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	return func() {
+		ln.Close()
+		if err := <-done; err != nil {
+			g.log.Error("administration socket", "err", err)
+		}
+		audit.Close()
+	}, nil
+}
+
+// account sends req to the running server, or, when none answers, applies
+// it to the data directory itself.
+func account(cmd *cobra.Command, g *globals, req adminsock.Request) (adminsock.Response, error) {
+	r, err := adminsock.Do(cmd.Context(), filepath.Join(g.data, adminSocket), req)
+	if !errors.Is(err, adminsock.ErrNoServer) {
+		if r.Warning != "" {
+			fmt.Fprintln(cmd.ErrOrStderr(), "warning:", r.Warning)
+		}
+		return r, err
+	}
+	n, err := openData(g)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return r, fmt.Errorf("%w\na server holds %s but answers on no administration socket (%s): stop it to manage accounts", err, g.data, filepath.Join(g.data, adminSocket))
+		}
+		return r, err
+	}
+	defer n.Close()
+	audit, err := adminsock.OpenAudit(filepath.Join(g.data, auditFile))
+	if err != nil {
+		return r, fmt.Errorf("account audit: %w", err)
+	}
+	defer audit.Close()
+	a := &adminsock.Admin{Accounts: auth.New(n.db), Audit: audit}
+	r = a.Do(adminsock.Peer{UID: os.Getuid(), PID: os.Getpid(), Via: "direct"}, req)
+	if r.Warning != "" {
+		fmt.Fprintln(cmd.ErrOrStderr(), "warning:", r.Warning)
+	}
+	return r, r.Err()
+}
+
+func userCmd(g *globals) *cobra.Command {
+	user := &cobra.Command{
+		Use:   "user",
+		Short: "Manage uploader accounts (local; never logged)",
+		Long: `user manages the uploader accounts of the ledger in --data. While "ledger serve"
+runs on that directory, the change is sent to it over DATA/admin.sock (only the
+server's uid and root may use it) and takes effect at once; otherwise it is made
+on the store directly. Every change is recorded in DATA/accounts.log (who, what,
+when; never a password).`,
+	}
+	var unrestricted, admin bool
+	add := &cobra.Command{
+		Use:   "add NAME",
+		Short: "Add an uploader; the password is read from standard input",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := auth.CheckName(args[0]); err != nil {
+				return err
+			}
+			pw, err := readPassword(cmd)
+			if err != nil {
+				return err
+			}
+			if _, err := account(cmd, g, adminsock.Request{Op: adminsock.OpUserAdd, User: args[0], Password: pw, Unrestricted: unrestricted, Admin: admin}); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "added user %s (unrestricted: %v, admin: %v)\n", args[0], unrestricted || admin, admin)
+			return nil
+		},
+	}
+	add.Flags().BoolVar(&unrestricted, "unrestricted", false, "may upload to every job")
+	add.Flags().BoolVar(&admin, "admin", false, "administrator: unrestricted, and may register and revoke rebuilder keys")
+	remove := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove an uploader and its access list",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := account(cmd, g, adminsock.Request{Op: adminsock.OpUserRemove, User: args[0]})
+			return err
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List uploaders and the jobs they may upload to",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := account(cmd, g, adminsock.Request{Op: adminsock.OpUserList})
+			if err != nil {
+				return err
+			}
+			printAccounts(cmd.OutOrStdout(), r.Accounts)
+			return nil
+		},
+	}
+	user.AddCommand(add, remove, list)
+	return user
+}
+
+// printAccounts writes one line per account: name, scope, and "admin" for
+// administrators.
+func printAccounts(w io.Writer, accts []auth.Account) {
+	for _, a := range accts {
+		scope := strings.Join(a.Jobs, ", ")
+		if a.Unrestricted {
+			scope = "all jobs"
+		}
+		if a.Admin {
+			scope += "\tadmin"
+		}
+		fmt.Fprintf(w, "%s\t%s\n", a.Name, scope)
+	}
+}
+
+func accessCmd(g *globals) *cobra.Command {
+	access := &cobra.Command{Use: "access", Short: "Manage which jobs restricted uploaders may upload to (through the running server, if any)"}
+	access.AddCommand(&cobra.Command{
+		Use:   "add USER JOB",
+		Short: "Let USER upload to JOB (which may not exist yet)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := account(cmd, g, adminsock.Request{Op: adminsock.OpAccessAdd, User: args[0], Job: args[1]})
+			return err
+		},
+	}, &cobra.Command{
+		Use:   "remove USER JOB",
+		Short: "Withdraw USER's access to JOB",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := account(cmd, g, adminsock.Request{Op: adminsock.OpAccessRemove, User: args[0], Job: args[1]})
+			return err
+		},
+	})
+	return access
+}

@@ -1,0 +1,202 @@
+package adminsock
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// MaxPath is the longest socket path: sockaddr_un.sun_path holds 108
+// bytes, NUL included.
+const MaxPath = 107
+
+// ErrPathTooLong: the socket path does not fit in a sockaddr_un.
+var ErrPathTooLong = errors.New("adminsock: socket path too long")
+
+// Listen creates the administration socket at path, mode 0600, replacing
+// a stale one (a socket file nobody answers on). The directory must exist
+// and belong to this process's uid. The socket is removed when the
+// listener closes.
+func Listen(path string) (*net.UnixListener, error) {
+	if len(path) > MaxPath {
+		return nil, fmt.Errorf("%w: %s has %d bytes, at most %d fit", ErrPathTooLong, path, len(path), MaxPath)
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("%s belongs to uid %d, not to this server's uid %d; run the server as the data directory's owner", dir, st.Uid, os.Geteuid())
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket; remove it", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("a server already answers on %s; stop it first", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("removing the stale socket %s: %w", path, err)
+		}
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// Server answers requests on the administration socket.
+type Server struct {
+	Admin *Admin
+	// OwnerUID is the uid allowed besides root: the server's own.
+	OwnerUID int
+	// Log gets one line per request (never its password); nil is silent.
+	Log *slog.Logger
+
+	// peer tells who is at the other end (default SO_PEERCRED); tests
+	// feed it other uids.
+	peer func(*net.UnixConn) (Peer, error)
+}
+
+// Serve answers connections on ln until ln is closed.
+func (s *Server) Serve(ln *net.UnixListener) error {
+	for {
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		go s.serveConn(c)
+	}
+}
+
+// peerCred asks the kernel who is at the other end (SO_PEERCRED).
+func peerCred(c *net.UnixConn) (Peer, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return Peer{}, err
+	}
+	var cred *syscall.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	}); err != nil {
+		return Peer{}, err
+	}
+	if cerr != nil {
+		return Peer{}, cerr
+	}
+	return Peer{UID: int(cred.Uid), PID: int(cred.Pid), Via: "socket"}, nil
+}
+
+func (s *Server) serveConn(c *net.UnixConn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	peer := s.peer
+	if peer == nil {
+		peer = peerCred
+	}
+	answer := func(r Response) { writeLine(c, r) }
+	who, err := peer(c)
+	if err != nil {
+		answer(failure(fmt.Errorf("%w: cannot tell who you are (%v)", ErrPermission, err)))
+		return
+	}
+	if who.UID != 0 && who.UID != s.OwnerUID {
+		if s.Log != nil {
+			s.Log.Warn("admin socket: refused a peer", "uid", who.UID, "pid", who.PID)
+		}
+		answer(failure(fmt.Errorf("%w: uid %d may not manage accounts, only uid %d (the server's) and root", ErrPermission, who.UID, s.OwnerUID)))
+		return
+	}
+	var req Request
+	if err := readLine(c, &req); err != nil {
+		answer(failure(fmt.Errorf("%w: reading the request: %v", ErrInvalid, err)))
+		return
+	}
+	r := s.Admin.Do(who, req)
+	if s.Log != nil && req.Op != OpUserList {
+		s.Log.Info("account change", "request", req, "uid", who.UID, "pid", who.PID, "error", r.Error)
+	}
+	answer(r)
+}
+
+func writeLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+func readLine(r io.Reader, v any) error {
+	line, err := bufio.NewReader(io.LimitReader(r, MaxRequest+1)).ReadBytes('\n')
+	if err != nil {
+		if len(line) > MaxRequest {
+			return fmt.Errorf("longer than %d bytes", MaxRequest)
+		}
+		return err
+	}
+	return json.Unmarshal(line, v)
+}
+
+// Do sends req to the server listening at path and returns its answer.
+// It returns an error wrapping ErrNoServer when no server listens there
+// (no socket file, or a stale one), so that the caller may make the change
+// on the store itself; an answer that is an error is returned as a
+// *RemoteError.
+func Do(ctx context.Context, path string, req Request) (Response, error) {
+	if len(path) > MaxPath {
+		return Response{}, fmt.Errorf("%w (%w: %s)", ErrNoServer, ErrPathTooLong, path)
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		return Response{}, fmt.Errorf("%w on %s: %w", ErrNoServer, path, err)
+	}
+	if err != nil {
+		return Response{}, fmt.Errorf("the server's administration socket: %w", err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(time.Minute)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	c.SetDeadline(deadline)
+	// A server that refuses the peer answers without reading the
+	// request, and may have closed before it is written: its answer
+	// is still there to read.
+	werr := writeLine(c, req)
+	var r Response
+	if err := json.NewDecoder(io.LimitReader(c, 64<<20)).Decode(&r); err != nil {
+		if werr != nil {
+			err = werr
+		}
+		return Response{}, fmt.Errorf("the server's administration socket: %w", err)
+	}
+	return r, r.Err()
+}
