@@ -76,12 +76,13 @@ func account(cmd *cobra.Command, g *globals, req adminsock.Request) (adminsock.R
 		return r, err
 	}
 	defer n.Close()
-	audit, err := adminsock.OpenAudit(filepath.Join(g.data, auditFile))
-	if err != nil {
-		return r, fmt.Errorf("account audit: %w", err)
+	a := &adminsock.Admin{Accounts: auth.New(n.db)}
+	if req.Op != adminsock.OpUserList { // a listing changes nothing and is not audited
+		if a.Audit, err = adminsock.OpenAudit(filepath.Join(g.data, auditFile)); err != nil {
+			return r, fmt.Errorf("account audit: %w", err)
+		}
+		defer a.Audit.Close()
 	}
-	defer audit.Close()
-	a := &adminsock.Admin{Accounts: auth.New(n.db), Audit: audit}
 	r = a.Do(adminsock.Peer{UID: os.Getuid(), PID: os.Getpid(), Via: "direct"}, req)
 	if r.Warning != "" {
 		fmt.Fprintln(cmd.ErrOrStderr(), "warning:", r.Warning)

@@ -199,6 +199,12 @@ func TestAccountsStaleSocket(t *testing.T) {
 	ln.SetUnlinkOnClose(false)
 	ln.Close()
 
+	if list := mustRunIn(t, "", "user", "list", "--data", data); list != "" {
+		t.Fatalf("user list of a fresh ledger: %q", list)
+	}
+	if _, err := os.Stat(filepath.Join(data, auditFile)); err == nil {
+		t.Fatal("a listing made an audit entry")
+	}
 	mustRunIn(t, "farm-password\n", "user", "add", "farm", "--unrestricted", "--data", data)
 	if list := mustRunIn(t, "", "user", "list", "--data", data); list != "farm\tall jobs\n" {
 		t.Fatalf("user list: %q", list)

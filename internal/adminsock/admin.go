@@ -158,7 +158,7 @@ type Peer struct {
 // It is safe for concurrent use; changes are made one at a time.
 type Admin struct {
 	Accounts Accounts
-	Audit    *Audit
+	Audit    *Audit // may be nil for an Admin that only lists
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 
