@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
 	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/httpapi/api"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/orb"
 )
@@ -37,23 +39,182 @@ const (
 // two builds' inputs (builder-web's compare page). A section whose files are
 // missing, do not parse or are too large to parse here carries an error
 // message instead of a diff (a nil diff never means "the same").
+//
+// Its members are a superset of builder-web's compare_builds_json: "left"
+// and "right", and "env_diff", "package_diff" and "opam_diff" in
+// builder-web's shapes, derived from this ledger's own diffs ("environment",
+// "system_packages", "opam"), which also say what could not be compared.
 type Comparison struct {
-	Left       BuildSummary `json:"left"`
-	Right      BuildSummary `json:"right"`
+	Left       CompareBuild `json:"left"`
+	Right      CompareBuild `json:"right"`
 	SameInputs bool         `json:"same_inputs"`
 	SameOutput bool         `json:"same_main_binary"`
 	InputDiff
+
+	EnvDiff     ListDiff     `json:"env_diff"`
+	PackageDiff ListDiff     `json:"package_diff"`
+	OpamDiff    OpamListDiff `json:"opam_diff"`
+}
+
+// CompareBuild is one side of a comparison: builder-web's {"job", "uuid",
+// "platform", "start_time", "finish_time", "main_binary": bool,
+// "main_binary_size": int | null} with the build's summary added. The main
+// binary itself is MainArtifact; the embedded BuildSummary's MainBinary is
+// hidden by builder-web's "main_binary" and left nil.
+type CompareBuild struct {
+	BuildSummary
+	MainBinary     bool                `json:"main_binary"`
+	MainBinarySize *int64              `json:"main_binary_size"`
+	MainArtifact   *api.MainBinaryView `json:"main_binary_artifact"`
+}
+
+func compareBuild(e ledger.BuildEntry) CompareBuild {
+	c := CompareBuild{BuildSummary: summary(e)}
+	if m := c.BuildSummary.MainBinary; m != nil {
+		c.MainBinary, c.MainBinarySize, c.MainArtifact = true, &m.Size, m
+	}
+	c.BuildSummary.MainBinary = nil
+	return c
+}
+
+// ListDiff is builder-web's diff of two lists of name=version pairs
+// (system packages; environment variables, with the value as "version"):
+// those only on the left, those only on the right, and those in both with
+// other versions. An empty ListDiff also stands for a section that was not
+// compared: this ledger's own member then carries an error.
+type ListDiff struct {
+	Left    []NameVersion `json:"left_packages"`
+	Right   []NameVersion `json:"right_packages"`
+	Changed []VersionDiff `json:"different_versions"`
+}
+
+// NameVersion is a package (or variable) of a builder-web diff.
+type NameVersion struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// VersionDiff is a package (or variable) whose version (or value) differs.
+type VersionDiff struct {
+	Name  string `json:"name"`
+	Left  string `json:"version_left"`
+	Right string `json:"version_right"`
+}
+
+// OpamListDiff is builder-web's diff of two opam switches.
+type OpamListDiff struct {
+	// OpamFiles are packages at the same version whose opam files differ.
+	OpamFiles []OpamFileListDiff `json:"opam_diff"`
+	Versions  []VersionDiff      `json:"version_diff"`
+	Left      []NameVersion      `json:"only_in_left"`
+	Right     []NameVersion      `json:"only_in_right"`
+	Duniverse DuniverseListDiff  `json:"duniverse_diff"`
+}
+
+// OpamFileListDiff is one package whose opam file differs: "name.version",
+// whether the files are the same but for formatting (never, here: such
+// files are not listed), and the changed items, one "-"/"+" line each.
+type OpamFileListDiff struct {
+	PackageVersion   string `json:"package_version"`
+	EffectivelyEqual bool   `json:"effectively_equal"`
+	Diff             string `json:"diff"`
+}
+
+// DuniverseListDiff is builder-web's diff of the vendored sources of two
+// MirageOS 4 builds: directories only on the left, only on the right, and
+// in both but fetched differently.
+type DuniverseListDiff struct {
+	Left    []DuniverseEntry  `json:"left"`
+	Right   []DuniverseEntry  `json:"right"`
+	Changed []DuniverseDetail `json:"detailed_diff"`
+}
+
+// DuniverseEntry is a vendored directory and its URL.
+type DuniverseEntry struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// DuniverseDetail is a directory fetched differently on each side.
+type DuniverseDetail struct {
+	Name     string `json:"name"`
+	URLLeft  string `json:"url_left"`
+	URLRight string `json:"url_right"`
+}
+
+// builderWebDiffs fills in builder-web's members from this ledger's diffs;
+// lists are empty, never null.
+func (c *Comparison) builderWebDiffs() {
+	c.EnvDiff, c.PackageDiff = ListDiff{[]NameVersion{}, []NameVersion{}, []VersionDiff{}}, ListDiff{[]NameVersion{}, []NameVersion{}, []VersionDiff{}}
+	c.OpamDiff = OpamListDiff{OpamFiles: []OpamFileListDiff{}, Versions: []VersionDiff{}, Left: []NameVersion{}, Right: []NameVersion{},
+		Duniverse: DuniverseListDiff{Left: []DuniverseEntry{}, Right: []DuniverseEntry{}, Changed: []DuniverseDetail{}}}
+	changes := func(cs []orb.Change) []VersionDiff {
+		out := make([]VersionDiff, 0, len(cs))
+		for _, ch := range cs {
+			out = append(out, VersionDiff{Name: ch.Name, Left: ch.Old, Right: ch.New})
+		}
+		return out
+	}
+	if d := c.Env; d != nil {
+		for _, v := range d.Removed {
+			c.EnvDiff.Left = append(c.EnvDiff.Left, NameVersion{v.Name, v.Value})
+		}
+		for _, v := range d.Added {
+			c.EnvDiff.Right = append(c.EnvDiff.Right, NameVersion{v.Name, v.Value})
+		}
+		c.EnvDiff.Changed = changes(d.Changed)
+	}
+	if d := c.Packages; d != nil {
+		for _, p := range d.Removed {
+			c.PackageDiff.Left = append(c.PackageDiff.Left, NameVersion{p.Name, p.Version})
+		}
+		for _, p := range d.Added {
+			c.PackageDiff.Right = append(c.PackageDiff.Right, NameVersion{p.Name, p.Version})
+		}
+		c.PackageDiff.Changed = changes(d.Changed)
+	}
+	if d := c.Opam; d != nil {
+		o := &c.OpamDiff
+		for _, p := range d.Removed {
+			o.Left = append(o.Left, NameVersion{p.Name, p.Version})
+		}
+		for _, p := range d.Added {
+			o.Right = append(o.Right, NameVersion{p.Name, p.Version})
+		}
+		o.Versions = changes(d.VersionChanged)
+		for _, f := range d.OpamFileChanged {
+			var b strings.Builder
+			for _, ch := range f.Changes {
+				if ch.Old != "" {
+					fmt.Fprintf(&b, "- %s\n", ch.Old)
+				}
+				if ch.New != "" {
+					fmt.Fprintf(&b, "+ %s\n", ch.New)
+				}
+			}
+			o.OpamFiles = append(o.OpamFiles, OpamFileListDiff{PackageVersion: f.Name + "." + f.Version, Diff: b.String()})
+		}
+		for _, dir := range d.Duniverse.Removed {
+			o.Duniverse.Left = append(o.Duniverse.Left, DuniverseEntry{dir.Dir, dir.URL})
+		}
+		for _, dir := range d.Duniverse.Added {
+			o.Duniverse.Right = append(o.Duniverse.Right, DuniverseEntry{dir.Dir, dir.URL})
+		}
+		for _, ch := range d.Duniverse.Changed {
+			o.Duniverse.Changed = append(o.Duniverse.Changed, DuniverseDetail{Name: ch.Dir, URLLeft: ch.Old.URL, URLRight: ch.New.URL})
+		}
+	}
 }
 
 // InputDiff is the part of a comparison that depends only on the two
 // builds' input files (build-environment, system-packages, opam-switch),
 // so it is computed once per pair of files and cached by their digests.
 type InputDiff struct {
-	Env          *orb.EnvironmentDiff `json:"env_diff"`
+	Env          *orb.EnvironmentDiff `json:"environment"`
 	EnvError     string               `json:"env_error,omitempty"`
-	Packages     *orb.PackagesDiff    `json:"package_diff"`
+	Packages     *orb.PackagesDiff    `json:"system_packages"`
 	PackageError string               `json:"package_error,omitempty"`
-	Opam         *orb.SwitchDiff      `json:"opam_diff"`
+	Opam         *orb.SwitchDiff      `json:"opam"`
 	OpamError    string               `json:"opam_error,omitempty"`
 	// TooLarge lists the files that were not compared because one side is
 	// larger than the server parses for a comparison, with both sides'
@@ -107,8 +268,8 @@ func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	l, rt := builds[0].Event, builds[1].Event
-	c := Comparison{Left: summary(builds[0]), Right: summary(builds[1]), SameInputs: ledger.SameInputs(l, rt)}
-	c.SameOutput = c.Left.MainBinary != nil && c.Right.MainBinary != nil && c.Left.MainBinary.SHA256 == c.Right.MainBinary.SHA256
+	c := Comparison{Left: compareBuild(builds[0]), Right: compareBuild(builds[1]), SameInputs: ledger.SameInputs(l, rt)}
+	c.SameOutput = c.Left.MainArtifact != nil && c.Right.MainArtifact != nil && c.Left.MainArtifact.SHA256 == c.Right.MainArtifact.SHA256
 
 	d, err := s.inputDiff(r.Context(), l.Inputs, rt.Inputs)
 	if err != nil {
@@ -116,6 +277,7 @@ func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.InputDiff = *d
+	c.builderWebDiffs()
 	s.render(w, r, "compare", c)
 }
 

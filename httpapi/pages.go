@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -58,7 +60,7 @@ func summary(e ledger.BuildEntry) BuildSummary {
 		Result: b.Result.String(), Succeeded: b.Succeeded(), LogIndex: e.Index}
 	if b.MainBinary != nil {
 		a, _ := b.Artifact(*b.MainBinary)
-		s.MainBinary = &ArtifactView{Path: a.Path, SHA256: a.SHA256, Size: a.Size}
+		s.MainBinary = api.NewMainBinaryView(ArtifactView{Path: a.Path, SHA256: a.SHA256, Size: a.Size})
 	}
 	return s
 }
@@ -71,29 +73,63 @@ func summaries(es []ledger.BuildEntry) []BuildSummary {
 	return out
 }
 
-// JobListing is the front page.
+// JobListing is the front page (and /all-builds). Its members are a
+// superset of builder-web's: "jobs" lists the jobs with a successful build,
+// each with the newest one as "latest", and "jobs_by_section" the same jobs
+// by section; jobs without a successful build, which builder-web does not
+// list, are "jobs_without_success".
 type JobListing struct {
-	Jobs []JobLatest `json:"jobs"`
+	Jobs          []JobLatest            `json:"jobs"`
+	JobsBySection map[string][]JobLatest `json:"jobs_by_section"`
+	Unbuilt       []JobLatest            `json:"jobs_without_success"`
+	Page
 }
 
 // JobLatest is a job with its latest successful build per platform.
 type JobLatest struct {
-	Job      string         `json:"name"`
-	Synopsis string         `json:"synopsis"`
-	Section  string         `json:"section"`
-	Latest   []BuildSummary `json:"latest"`
+	Job      string `json:"name"`
+	Synopsis string `json:"synopsis"`
+	Section  string `json:"section"`
+	// Latest is the newest successful build on any platform (builder-web's
+	// "latest"); null only among the jobs without success.
+	Latest *LatestBuild `json:"latest"`
+	// PerPlatform is the latest successful build on each platform, newest
+	// first.
+	PerPlatform []BuildSummary `json:"latest_per_platform"`
 }
 
-// index lists every job with its latest successful build per platform,
-// read from the ledger's latest-build projection: one key per platform,
-// whatever the number of builds.
+// LatestBuild is builder-web's "latest" of a job: {"uuid",
+// "solo5_manifest", "solo5_abi"} with the build's summary added. This
+// ledger does not read solo5 notes from binaries, so the solo5 members are
+// null, as builder-web's are for a binary without them.
+type LatestBuild struct {
+	BuildSummary
+	Solo5Manifest json.RawMessage `json:"solo5_manifest"`
+	Solo5ABI      json.RawMessage `json:"solo5_abi"`
+}
+
+// uncategorized is builder-web's section of jobs that have none.
+const uncategorized = "Uncategorized"
+
+// index lists the jobs (a page of them, by name) with their latest
+// successful build per platform, read from the ledger's latest-build
+// projection: one key per platform, whatever the number of builds. Both /
+// and /all-builds answer it: builder-web's front page leaves out jobs
+// without a build for 30 days, which this ledger does not.
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	start, count, err := pageParams(r, maxPage)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	jobs, err := s.cfg.Ledger.Jobs()
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	out := JobListing{Jobs: []JobLatest{}}
+	more := len(jobs) > start+count
+	jobs = jobs[min(start, len(jobs)):min(start+count, len(jobs))]
+	out := JobListing{Jobs: []JobLatest{}, JobsBySection: map[string][]JobLatest{}, Unbuilt: []JobLatest{}, Page: page(r, start, count, more)}
 	for _, j := range jobs {
 		latest, err := s.cfg.Ledger.LatestBuilds(j.Event.Job, true)
 		if err != nil {
@@ -102,9 +138,37 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		}
 		// Newest first, as the page listed them before.
 		slices.SortStableFunc(latest, func(a, b ledger.BuildEntry) int { return b.Event.Started.Compare(a.Event.Started) })
-		out.Jobs = append(out.Jobs, JobLatest{Job: j.Event.Job, Synopsis: j.Event.Synopsis, Section: j.Event.Section, Latest: summaries(latest)})
+		jl := JobLatest{Job: j.Event.Job, Synopsis: j.Event.Synopsis, Section: j.Event.Section, PerPlatform: summaries(latest)}
+		if len(latest) == 0 {
+			out.Unbuilt = append(out.Unbuilt, jl)
+			continue
+		}
+		jl.Latest = &LatestBuild{BuildSummary: jl.PerPlatform[0]}
+		out.Jobs = append(out.Jobs, jl)
+		section := cmp.Or(jl.Section, uncategorized)
+		out.JobsBySection[section] = append(out.JobsBySection[section], jl)
 	}
 	s.render(w, r, "index", out)
+}
+
+// robotsTxt keeps crawlers off what builder-web's robots.txt keeps them
+// off (files, logs, exec records, comparisons) and off this ledger's
+// equivalents (blobs, tiles, proofs).
+const robotsTxt = `User-agent: *
+Disallow: /job/*/build/*/f/
+Disallow: /job/*/build/*/main-binary
+Disallow: /job/*/build/*/script
+Disallow: /job/*/build/*/console
+Disallow: /job/*/build/*/exec
+Disallow: /compare/
+Disallow: /blob/
+Disallow: /tile/
+Disallow: /proof/
+`
+
+func (s *Server) robots(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, robotsTxt)
 }
 
 // Pages of build lists: /job/J and /job/J/failed list jobPage builds by
@@ -240,14 +304,18 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	sum := summary(b)
 	v := BuildView{
-		BuildSummary: summary(b), Script: b.Event.Script, Console: b.Event.Console,
+		BuildSummary: sum, MainBinary: sum.MainBinary != nil, MainArtifact: sum.MainBinary,
+		Script: b.Event.Script, Console: b.Event.Console,
 		Inputs: b.Event.Inputs, InputID: b.Event.InputID, Artifacts: []ArtifactView{},
 		Attestations: []AttestationInfo{}, Checkpoint: string(s.cfg.Ledger.Checkpoint().Note),
 		EventSHA256: cas.Sum(data),
 	}
 	leaf := leafHash(data)
 	v.EventLeafHash = leaf[:]
+	// Sent as main_binary_artifact; "main_binary" is builder-web's bool.
+	v.BuildSummary.MainBinary = nil
 	for _, a := range b.Event.Artifacts {
 		v.Artifacts = append(v.Artifacts, ArtifactView{Path: a.Path, SHA256: a.SHA256, Size: a.Size})
 	}

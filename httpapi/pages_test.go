@@ -76,7 +76,7 @@ func TestPages(t *testing.T) {
 	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &v) != nil {
 		t.Fatalf("build json: %d %s", resp.StatusCode, body)
 	}
-	if v.MainBinary == nil || v.MainBinary.Path != "bin/hello.hvt" || len(v.ReproducedBy) != 1 || v.ReproducedBy[0].UUID != b1.UUID || len(v.Artifacts) != 2 {
+	if !v.MainBinary || v.MainArtifact == nil || v.MainArtifact.Path != "bin/hello.hvt" || v.MainArtifact.Filename != "hello.hvt" || len(v.ReproducedBy) != 1 || v.ReproducedBy[0].UUID != b1.UUID || len(v.Artifacts) != 2 {
 		t.Fatalf("build view: %+v", v)
 	}
 	resp, body = get(t, u(b2), "")
@@ -139,7 +139,7 @@ func TestPages(t *testing.T) {
 	}
 	_, body = get(t, srv.URL+"/", "application/json")
 	var idx httpapi.JobListing
-	if json.Unmarshal([]byte(body), &idx) != nil || len(idx.Jobs) != 1 || len(idx.Jobs[0].Latest) != 2 {
+	if json.Unmarshal([]byte(body), &idx) != nil || len(idx.Jobs) != 1 || len(idx.Jobs[0].PerPlatform) != 2 || idx.Jobs[0].Latest == nil || idx.Jobs[0].Latest.UUID != idx.Jobs[0].PerPlatform[0].UUID {
 		t.Fatalf("index: %s", body)
 	}
 	if resp, body := get(t, srv.URL+"/", ""); resp.StatusCode != 200 || !strings.Contains(body, `href="/job/hello"`) {

@@ -150,6 +150,8 @@ func (s *Server) routes() {
 	r.HandleFunc("/keys/{name}/revoke", s.revokeKey).Methods(http.MethodPost)
 	get := func(p string, h http.HandlerFunc) { r.HandleFunc(p, h).Methods(http.MethodGet, http.MethodHead) }
 	get("/", s.index)
+	get("/all-builds", s.index)
+	get("/robots.txt", s.robots)
 	get("/failed-builds", s.failedBuilds)
 	get("/job/{job}", s.job(false))
 	get("/job/{job}/failed", s.job(true))
@@ -171,11 +173,35 @@ func (s *Server) routes() {
 	get("/readyz", s.readyz)
 	r.Use(routeLabel)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if to, ok := withoutTrailingSlash(r); ok {
+			// builder-web links and redirects /job/J/ to /job/J (301).
+			http.Redirect(w, r, to, http.StatusMovedPermanently)
+			return
+		}
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no such page: " + r.URL.Path})
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &Error{Status: http.StatusMethodNotAllowed, Msg: r.Method + " is not allowed on " + r.URL.Path})
 	})
+}
+
+// withoutTrailingSlash returns where a GET or HEAD of an unrouted path
+// ending in "/" (/job/J/, /job/J/build/U/) is sent: the path without the
+// slashes, with the query. A path that would then start with "//" or "/\"
+// is not redirected, since a browser reads that as another host.
+func withoutTrailingSlash(r *http.Request) (string, bool) {
+	p := r.URL.EscapedPath()
+	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || len(p) < 2 || !strings.HasSuffix(p, "/") {
+		return "", false
+	}
+	p = strings.TrimRight(p, "/")
+	if p == "" || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+		return "", false
+	}
+	if r.URL.RawQuery != "" {
+		p += "?" + r.URL.RawQuery
+	}
+	return p, true
 }
 
 // statusClientClosed is the status recorded for a request whose client

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"path"
 	"time"
 
 	"github.com/google/uuid"
@@ -128,22 +129,46 @@ type ArtifactView struct {
 	Size   int64         `json:"size"`
 }
 
-// BuildSummary is a build as listed on job pages.
-type BuildSummary struct {
-	Job        string        `json:"job"`
-	UUID       uuid.UUID     `json:"uuid"`
-	Platform   string        `json:"platform"`
-	Started    time.Time     `json:"start_time"`
-	Finished   time.Time     `json:"finish_time"`
-	Result     string        `json:"result"`
-	Succeeded  bool          `json:"succeeded"`
-	MainBinary *ArtifactView `json:"main_binary"`
-	LogIndex   uint64        `json:"log_index"`
+// MainBinaryView is a build's main binary as builder-web lists it on a
+// job page: {"filename": its base name, "sha256", "size"}, with its path
+// in the build added.
+type MainBinaryView struct {
+	Filename string `json:"filename"`
+	ArtifactView
 }
 
-// BuildView is the build page.
+// NewMainBinaryView returns the view of the main binary a.
+func NewMainBinaryView(a ArtifactView) *MainBinaryView {
+	return &MainBinaryView{Filename: path.Base(a.Path), ArtifactView: a}
+}
+
+// BuildSummary is a build as listed on job pages. Its members are a
+// superset of builder-web's build list items ({"uuid", "main_binary":
+// null | {"filename", "sha256", "size"}}).
+type BuildSummary struct {
+	Job        string          `json:"job"`
+	UUID       uuid.UUID       `json:"uuid"`
+	Platform   string          `json:"platform"`
+	Started    time.Time       `json:"start_time"`
+	Finished   time.Time       `json:"finish_time"`
+	Result     string          `json:"result"`
+	Succeeded  bool            `json:"succeeded"`
+	MainBinary *MainBinaryView `json:"main_binary"`
+	LogIndex   uint64          `json:"log_index"`
+}
+
+// BuildView is the build page. Its members are a superset of builder-web's
+// ({"job", "uuid", "platform", "start_time", "finish_time", "main_binary":
+// bool}), where "main_binary" only says whether there is one: the main
+// binary itself is MainArtifact. The embedded BuildSummary's MainBinary is
+// hidden by that member and left nil.
 type BuildView struct {
 	BuildSummary
+	// MainBinary is builder-web's "main_binary": whether the build has one.
+	MainBinary bool `json:"main_binary"`
+	// MainArtifact is the main binary, null if there is none.
+	MainArtifact *MainBinaryView `json:"main_binary_artifact"`
+
 	Script       digest.Digest     `json:"script"`
 	Console      digest.Digest     `json:"console"`
 	Inputs       event.Inputs      `json:"inputs"`
