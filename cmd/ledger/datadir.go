@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -65,19 +68,34 @@ func withOpened(open func(*globals) (*node, error), g *globals, fn func(cmd *cob
 
 // openData opens (creating if needed) the data directory.
 func openData(g *globals) (*node, error) {
+	origin, err := g.newOrigin()
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(g.data, 0o700); err != nil {
 		return nil, err
 	}
 	if g.replicaKey != "" {
 		return openReplica(g)
 	}
-	skey, vkey, err := loadOrCreateKey(g.data, g.origin)
+	skey, vkey, created, err := loadOrCreateKey(g.data, origin)
 	if err != nil {
 		return nil, err
 	}
 	signer, err := note.NewSigner(skey)
 	if err != nil {
 		return nil, fmt.Errorf("log key %s: %w", filepath.Join(g.data, "log.key"), err)
+	}
+	switch {
+	case !g.serving:
+	case signer.Name() == defaultOrigin:
+		g.log.Warn("the log's origin is the default every deployment shares: a witness cannot tell two such logs apart. "+
+			"A new data directory takes its origin from --origin NAME or --public-url URL (HOST/log); an existing one keeps the origin of its log.key",
+			"origin", signer.Name(), "data", g.data)
+	case created:
+		g.log.Info("created a log key", "origin", signer.Name(), "data", g.data)
+	default:
+		g.log.Info("log", "origin", signer.Name(), "data", g.data)
 	}
 	db, space, err := openDB(g)
 	if err != nil {
@@ -125,32 +143,70 @@ func openData(g *globals) (*node, error) {
 	return &node{db: db, space: space, store: store, ledger: l, vkey: vkey, origin: signer.Name(), closer: closer}, nil
 }
 
+// defaultOrigin is the origin of a data directory created with neither
+// --origin nor --public-url.
+const defaultOrigin = "buildledger.local/log"
+
+// newOrigin is the origin a new data directory's log key is named: --origin,
+// else HOST[/PATH]/log from --public-url, else the default. An existing
+// directory keeps the name of its key.
+func (g *globals) newOrigin() (string, error) {
+	switch {
+	case g.origin != "":
+		return g.origin, nil
+	case g.publicURL != "":
+		u, err := url.Parse(g.publicURL)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return "", fmt.Errorf("--public-url %q: want the URL clients reach this server at, e.g. https://ledger.example.org/", g.publicURL)
+		}
+		return u.Host + strings.TrimSuffix(u.Path, "/") + "/log", nil
+	}
+	return defaultOrigin, nil
+}
+
+// checkListen refuses a --listen address that is taken before anything is
+// created, so a failed start leaves no new data directory or key behind.
+func checkListen(cmd *cobra.Command) error {
+	addr, err := cmd.Flags().GetString("listen")
+	if err != nil {
+		return nil // a command without --listen
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("--listen %s: the address is in use (another ledger serve?); stop it or pick another address. Nothing was created", addr)
+		}
+		return fmt.Errorf("--listen %s: %w. Nothing was created", addr, err)
+	}
+	return ln.Close()
+}
+
 // loadOrCreateKey reads DIR/log.key, or generates a key named origin.
-func loadOrCreateKey(dir, origin string) (skey, vkey string, err error) {
+func loadOrCreateKey(dir, origin string) (skey, vkey string, created bool, err error) {
 	kp, vp := filepath.Join(dir, "log.key"), filepath.Join(dir, "log.pub")
 	b, err := os.ReadFile(kp)
 	if errors.Is(err, fs.ErrNotExist) {
 		skey, vkey, err = ledger.GenerateLogKey(origin)
 		if err != nil {
-			return "", "", err
+			return "", "", false, fmt.Errorf("log origin %q: %w", origin, err)
 		}
 		if err := os.WriteFile(kp, []byte(skey+"\n"), 0o600); err != nil {
-			return "", "", err
+			return "", "", false, err
 		}
 		if err := os.WriteFile(vp, []byte(vkey+"\n"), 0o644); err != nil {
-			return "", "", err
+			return "", "", false, err
 		}
-		return skey, vkey, nil
+		return skey, vkey, true, nil
 	}
 	if err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
 	skey = strings.TrimSpace(string(b))
 	vb, err := os.ReadFile(vp)
 	if err != nil {
-		return "", "", fmt.Errorf("log key present but its public half is not: %w", err)
+		return "", "", false, fmt.Errorf("log key present but its public half is not: %w", err)
 	}
-	return skey, strings.TrimSpace(string(vb)), nil
+	return skey, strings.TrimSpace(string(vb)), false, nil
 }
 
 // openReplica opens the data directory as a read replica of the primary

@@ -1,6 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,5 +125,81 @@ func TestCreateTreeWithNothingListening(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("create-tree took %s to give up", d)
+	}
+}
+
+// TestBusyPortCreatesNothing: serve on a port in use fails before a data
+// directory or a log key exists.
+func TestBusyPortCreatesNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	data := filepath.Join(t.TempDir(), "data")
+	_, err = runErr("serve", "--data", data, "--listen", ln.Addr().String())
+	if err == nil || !strings.Contains(err.Error(), "--listen "+ln.Addr().String()+": the address is in use") {
+		t.Fatalf("serve on a busy port: %v", err)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("serve on a busy port left %s behind (%v)", data, err)
+	}
+}
+
+// serveOnce runs serve until it has started and returns what it printed.
+func serveOnce(t *testing.T, data string, extra ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // serve starts, then stops at once
+	var out bytes.Buffer
+	root := newRoot()
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, extra...))
+	if err := root.ExecuteContext(ctx); err != nil {
+		t.Fatalf("serve: %v\n%s", err, out.String())
+	}
+	return out.String()
+}
+
+// TestOrigin: a new data directory's origin comes from --origin, else from
+// serve's --public-url; serve warns about the shared default; an existing
+// directory keeps the origin of its key.
+func TestOrigin(t *testing.T) {
+	const warning = "the log's origin is the default every deployment shares"
+	data := filepath.Join(t.TempDir(), "default")
+	out := serveOnce(t, data)
+	if !strings.Contains(out, warning) || !strings.Contains(out, "origin=buildledger.local/log") {
+		t.Fatalf("serve on a new directory with the default origin:\n%s", out)
+	}
+	if out := serveOnce(t, data, "--origin", "other.example/log"); !strings.Contains(out, warning) {
+		t.Fatalf("no warning on an existing directory with the default origin:\n%s", out)
+	}
+	if pub := readPub(t, data); !strings.HasPrefix(pub, "buildledger.local/log+") {
+		t.Fatalf("an existing directory changed origin: %s", pub)
+	}
+
+	named := filepath.Join(t.TempDir(), "named")
+	run(t, "demo", "--data", named, "--origin", "ledger.example.org/log")
+	if out := serveOnce(t, named); strings.Contains(out, warning) || !strings.Contains(out, "origin=ledger.example.org/log") {
+		t.Fatalf("serve with an origin that was given:\n%s", out)
+	}
+	if pub := readPub(t, named); !strings.HasPrefix(pub, "ledger.example.org/log+") {
+		t.Fatalf("--origin: %s", pub)
+	}
+
+	public := filepath.Join(t.TempDir(), "public")
+	if out := serveOnce(t, public, "--public-url", "https://builds.example.net:8443/"); strings.Contains(out, warning) {
+		t.Fatalf("serve --public-url:\n%s", out)
+	}
+	if pub := readPub(t, public); !strings.HasPrefix(pub, "builds.example.net:8443/log+") {
+		t.Fatalf("--public-url: %s", pub)
+	}
+	bad := filepath.Join(t.TempDir(), "bad")
+	if _, err := runErr("serve", "--data", bad, "--listen", "127.0.0.1:0", "--public-url", "builds.example.net"); err == nil || !strings.Contains(err.Error(), "--public-url") {
+		t.Fatalf("--public-url without a scheme: %v", err)
+	}
+	if _, err := os.Stat(bad); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a refused --public-url left %s behind (%v)", bad, err)
 	}
 }

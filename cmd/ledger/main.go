@@ -32,8 +32,13 @@ func main() {
 }
 
 type globals struct {
-	data     string
-	origin   string
+	data   string
+	origin string
+	// publicURL is where clients reach the server (serve --public-url);
+	// a new data directory's origin is derived from it.
+	publicURL string
+	// serving is set when serve runs.
+	serving  bool
 	log      *slog.Logger
 	backend  string // "embedded" or "trillian"
 	trillian string // Trillian log server address
@@ -61,6 +66,19 @@ func newRoot() *cobra.Command {
 		case "lookup", "upload":
 		case "trillian":
 			g.trillianFlags(c)
+		case "serve":
+			g.dataFlags(c)
+			c.Flags().StringVar(&g.publicURL, "public-url", "", "the URL clients reach this server at; a new data directory's log origin is its HOST/log (unless --origin)")
+			run := c.PreRunE
+			c.PreRunE = func(cmd *cobra.Command, args []string) error {
+				if run != nil {
+					if err := run(cmd, args); err != nil {
+						return err
+					}
+				}
+				g.serving = true
+				return checkListen(cmd)
+			}
 		default:
 			g.dataFlags(c)
 		}
@@ -73,7 +91,7 @@ func newRoot() *cobra.Command {
 func (g *globals) dataFlags(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
 	f.StringVar(&g.data, "data", "./ledger-data", "data directory (created if missing)")
-	f.StringVar(&g.origin, "origin", "buildledger.local/log", "checkpoint origin for a new data directory")
+	f.StringVar(&g.origin, "origin", "", "checkpoint origin for a new data directory, unique to this log, e.g. ledger.example.org/log (default: from serve's --public-url, else "+defaultOrigin+")")
 	f.StringVar(&g.backend, "log", "embedded", "transparency log backend: embedded (in the data directory) or trillian")
 	f.Int64Var(&g.treeID, "tree-id", 0, "Trillian PREORDERED_LOG tree id (with --log trillian; make one with 'ledger trillian create-tree')")
 	addSpaceFlags(cmd, g)
