@@ -105,6 +105,16 @@ func (c *Client) Restart(ctx context.Context, name string) (*Info, error) {
 	return first(resp)
 }
 
+// Recheck is Info with what the gate decides about each image now
+// (Info.Recheck), beside the decision recorded when it was admitted.
+func (c *Client) Recheck(ctx context.Context, name string) ([]Info, error) {
+	resp, err := c.do(ctx, &Request{Op: OpInfo, Name: name, Recheck: true}, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Info, nil
+}
+
 // Info describes the named unikernel, or all for "".
 func (c *Client) Info(ctx context.Context, name string) ([]Info, error) {
 	resp, err := c.do(ctx, &Request{Op: OpInfo, Name: name}, nil, nil)

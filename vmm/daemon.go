@@ -173,6 +173,20 @@ type Info struct {
 	LastExit    *ExitStatus   `json:"last_exit,omitempty"`
 	NextRestart time.Time     `json:"next_restart,omitzero"`
 	Created     time.Time     `json:"created"`
+	// Recheck is what the gate decides about Image now, when asked
+	// (Client.Recheck); Admission is only what it decided at Admission.Time.
+	Recheck *Recheck `json:"recheck,omitempty"`
+}
+
+// Recheck is the gate's decision about a unikernel's image at Time, beside
+// the one recorded when it was admitted: keys revoked or attestations
+// added since then change it. A running unikernel keeps running; its next
+// boot (a restart, the daemon's start) is decided anew.
+type Recheck struct {
+	Time     time.Time  `json:"time"`
+	Admitted bool       `json:"admitted"`
+	Decision *Admission `json:"decision,omitempty"` // nil when the gate failed
+	Reason   string     `json:"reason,omitempty"`   // why refused, or the gate's error
 }
 
 // Daemon runs unikernels, every boot admitted by the gate first.

@@ -247,6 +247,32 @@ func (d *Daemon) Info(name string) ([]Info, error) {
 	return out, nil
 }
 
+// Recheck is Info with the gate asked again about every image listed, as
+// it would be at a boot now; nothing is booted, stopped or audited.
+func (d *Daemon) Recheck(ctx context.Context, name string) ([]Info, error) {
+	infos, err := d.Info(name)
+	if err != nil {
+		return nil, err
+	}
+	for i := range infos {
+		gctx, cancel := context.WithTimeout(ctx, d.cfg.GateTimeout)
+		dec, err := d.cfg.Gate.Admit(gctx, d.store.imagePath(infos[i].Image))
+		cancel()
+		r := &Recheck{Time: d.cfg.Now().UTC()}
+		switch {
+		case err != nil:
+			r.Reason = "the gate failed: " + err.Error()
+		case dec == nil:
+			r.Reason = "the gate returned no decision"
+		default:
+			r.Admitted, r.Reason = dec.Admitted && dec.Image == infos[i].Image, dec.Reason
+			r.Decision = admission(dec, "recheck", r.Time)
+		}
+		infos[i].Recheck = r
+	}
+	return infos, nil
+}
+
 func (u *unikernel) info(now time.Time) Info {
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -49,6 +49,7 @@ type Request struct {
 	ImageSize int64         `json:"image_size,omitempty"` // create
 	Console   *ConsoleQuery `json:"console,omitempty"`    // console
 	DryRun    bool          `json:"dry_run,omitempty"`    // update
+	Recheck   bool          `json:"recheck,omitempty"`    // info: ask the gate again
 	Policy    *Policy       `json:"policy,omitempty"`     // policy-set
 }
 

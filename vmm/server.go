@@ -176,7 +176,11 @@ func (d *Daemon) handle(ctx context.Context, c *net.UnixConn, req *Request, watc
 		}
 		return &Response{Info: []Info{*info}}, nil
 	case OpInfo:
-		infos, err := d.Info(req.Name)
+		info := d.Info
+		if req.Recheck {
+			info = func(name string) ([]Info, error) { return d.Recheck(ctx, name) }
+		}
+		infos, err := info(req.Name)
 		if err != nil {
 			return nil, err
 		}

@@ -110,17 +110,22 @@ func restartCmd() *cobra.Command {
 }
 
 func infoCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, noRecheck bool
 	cmd := &cobra.Command{
 		Use:   "info [NAME]",
-		Short: "Show unikernels: state, image, the build it came from, who attested it, uptime",
+		Short: "Show unikernels: state, image, the build it came from, who attested it when admitted and whether the gate admits it now, uptime",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := ""
 			if len(args) == 1 {
 				name = args[0]
 			}
-			infos, err := client(cmd).Info(cmd.Context(), name)
+			c := client(cmd)
+			info := c.Recheck
+			if noRecheck {
+				info = c.Info
+			}
+			infos, err := info(cmd.Context(), name)
 			if err != nil {
 				return err
 			}
@@ -140,6 +145,7 @@ func infoCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&noRecheck, "no-recheck", false, "show only the decision recorded at admission; do not ask the gate what it decides now")
 	return cmd
 }
 
@@ -157,8 +163,28 @@ func printInfo(w io.Writer, i *vmm.Info) {
 		} else {
 			row("build", "none in the ledger")
 		}
-		row("attested", a.Summary())
+		if i.Recheck != nil {
+			// The recorded decision is history: say so, and what the
+			// gate says now.
+			row("attested", "when admitted: "+a.Summary())
+		} else {
+			row("attested", a.Summary())
+		}
 		row("admitted", fmt.Sprintf("at %s, %s", a.Time.Format(time.RFC3339), a.Op))
+	}
+	if r := i.Recheck; r != nil {
+		at := r.Time.Format(time.RFC3339)
+		switch {
+		case r.Admitted && r.Decision != nil:
+			row("now", fmt.Sprintf("admissible (gate asked at %s): %s", at, r.Decision.Summary()))
+		default:
+			what := "a restart or the daemon's next start would refuse it"
+			if i.State == vmm.StateRunning {
+				what = "it keeps running, but " + what
+			}
+			row("now", fmt.Sprintf("NOT ADMISSIBLE (gate asked at %s): %s", at, what))
+			row("", strings.ReplaceAll(r.Reason, "\n", "\n            "))
+		}
 	}
 	s := i.Spec
 	cfg := fmt.Sprintf("%s, %d MB, cpu %d, startup %d", s.Tender, s.MemMB, s.CPU, s.Startup)
