@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/builder"
+	"github.com/buildledger/buildledger/vmm"
 )
 
 // builder-web's JSON answers (robur-coop/builder-web, lib/views.ml, and the
@@ -225,6 +228,54 @@ func TestShapeCheckerFails(t *testing.T) {
 	}
 }
 
+// solo5Binary returns a small ELF file with the solo5 notes of a
+// unikernel needing devs, built for target (1 hvt, 2 spt): a manifest note
+// written by the VMM's writer and an ABI note (solo5's abi1_note).
+func solo5Binary(t *testing.T, target uint32, devs ...vmm.Device) []byte {
+	t.Helper()
+	mft, err := vmm.AppendManifestNote(nil, &vmm.Manifest{Version: 1, Devices: devs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	abi := binary.LittleEndian.AppendUint32(nil, 6)         // namesz: "Solo5\0"
+	abi = binary.LittleEndian.AppendUint32(abi, 16)         // descsz
+	abi = binary.LittleEndian.AppendUint32(abi, 0x31494241) // "ABI1"
+	abi = append(abi, "Solo5\x00\x00\x00"...)
+	for _, v := range []uint32{target, 2, 0, 0} {
+		abi = binary.LittleEndian.AppendUint32(abi, v)
+	}
+	strtab := "\x00.shstrtab\x00.note.solo5.manifest\x00.note.solo5.abi\x00"
+	var body bytes.Buffer
+	body.Write(make([]byte, 64)) // the ELF header, written last
+	place := func(b []byte) uint64 {
+		for body.Len()%8 != 0 {
+			body.WriteByte(0)
+		}
+		off := uint64(body.Len())
+		body.Write(b)
+		return off
+	}
+	mftOff, abiOff, strOff := place(mft), place(abi), place([]byte(strtab))
+	shoff := place(nil)
+	for _, sh := range []elf.Section64{
+		{},
+		{Name: 1, Type: uint32(elf.SHT_STRTAB), Off: strOff, Size: uint64(len(strtab)), Addralign: 1},
+		{Name: uint32(strings.Index(strtab, ".note.solo5.manifest")), Type: uint32(elf.SHT_NOTE), Flags: uint64(elf.SHF_ALLOC), Off: mftOff, Size: uint64(len(mft)), Addralign: 8},
+		{Name: uint32(strings.Index(strtab, ".note.solo5.abi")), Type: uint32(elf.SHT_NOTE), Flags: uint64(elf.SHF_ALLOC), Off: abiOff, Size: uint64(len(abi)), Addralign: 4},
+	} {
+		binary.Write(&body, binary.LittleEndian, sh)
+	}
+	h := elf.Header64{Type: uint16(elf.ET_EXEC), Machine: uint16(elf.EM_X86_64), Version: uint32(elf.EV_CURRENT),
+		Shoff: shoff, Ehsize: 64, Shentsize: 64, Shnum: 4, Shstrndx: 1}
+	copy(h.Ident[:], elf.ELFMAG)
+	h.Ident[elf.EI_CLASS], h.Ident[elf.EI_DATA], h.Ident[elf.EI_VERSION] = byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)
+	var hb bytes.Buffer
+	binary.Write(&hb, binary.LittleEndian, h)
+	out := body.Bytes()
+	copy(out, hb.Bytes())
+	return out
+}
+
 // switchVariant is the real opam switch of ledger/orb/testdata changed so
 // that every list of builder-web's opam_diff has an element: a package
 // removed and one added, a version changed, an opam file changed (a new
@@ -262,8 +313,9 @@ func TestBuilderWebJSON(t *testing.T) {
 	a := storedBuild(t, l, "unipi", "debian-12", map[string]string{
 		"bin/unipi.hvt": "A", "opam-switch": swA,
 		"build-environment": "OS=linux\nSOURCE_DATE_EPOCH=1\nGONE=x\n", "system-packages": "gcc=12.2\nmake=4.3\nold-lib=1\n"}, t0, ok)
+	unikernel := solo5Binary(t, 1, vmm.Device{Name: "service", Type: vmm.NetBasic}, vmm.Device{Name: "storage", Type: vmm.BlockBasic})
 	b := storedBuild(t, l, "unipi", "debian-12", map[string]string{
-		"bin/unipi.hvt": "B", "opam-switch": swB,
+		"bin/unipi.hvt": string(unikernel), "opam-switch": swB,
 		"build-environment": "OS=linux\nSOURCE_DATE_EPOCH=2\nNEW=y\n", "system-packages": "gcc=12.3\nmake=4.3\nnew-lib=2\n"}, t0.Add(time.Hour), ok)
 	bad := storedBuild(t, l, "unipi", "freebsd-14", map[string]string{"build-environment": "OS=freebsd\n"}, t0.Add(2*time.Hour), failed)
 	storedBuild(t, l, "never-built", "debian-12", map[string]string{"build-environment": "OS=linux\n"}, t0, failed)
@@ -284,6 +336,11 @@ func TestBuilderWebJSON(t *testing.T) {
 		if len(v.Jobs) != 1 || v.Jobs[0].Name != "unipi" || v.Jobs[0].Latest.UUID != b.UUID || len(v.BySection["Uncategorized"]) != 1 {
 			t.Errorf("%s: %s", p, body)
 		}
+		// What a deployer reads (mollymawk: solo5_abi.target, the devices).
+		if !strings.Contains(body, `"solo5_abi":{"target":"hvt","type":"solo5.abi","version":2}`) ||
+			!strings.Contains(body, `"solo5_manifest":{"type":"solo5.manifest","version":1,"devices":[{"name":"service","type":"NET_BASIC"},{"name":"storage","type":"BLOCK_BASIC"}]}`) {
+			t.Errorf("%s: solo5 notes of the latest build: %s", p, body)
+		}
 	}
 	body := checkShape(t, srv.URL, "/job/unipi", bwJobPage, "$.builds")
 	if !strings.Contains(body, `"filename":"unipi.hvt"`) {
@@ -301,6 +358,14 @@ func TestBuilderWebJSON(t *testing.T) {
 		if !strings.Contains(body, fmt.Sprintf(`"main_binary":%t`, c.main)) {
 			t.Errorf("build page of %s: main_binary is not %t: %s", c.b.UUID, c.main, body)
 		}
+	}
+	// A unikernel's build page has its notes; another binary has none.
+	if body = checkShape(t, srv.URL, "/job/unipi/build/"+b.UUID.String(), bwBuild); !strings.Contains(body, `"solo5_abi":{"target":"hvt"`) ||
+		!strings.Contains(body, `"solo5_manifest":{"type":"solo5.manifest"`) {
+		t.Errorf("unikernel build page: %.1000s", body)
+	}
+	if body = checkShape(t, srv.URL, "/job/unipi/build/"+a.UUID.String(), bwBuild); strings.Contains(body, "solo5") {
+		t.Errorf("build page of a binary without notes: %.1000s", body)
 	}
 	body = checkShape(t, srv.URL, "/compare/"+a.UUID.String()+"/"+b.UUID.String(), bwCompare,
 		"$.env_diff.left_packages", "$.env_diff.right_packages", "$.env_diff.different_versions",
@@ -502,4 +567,28 @@ func TestMirrorLikePopulateLocal(t *testing.T) {
 			t.Errorf("exec of %s: the mirror's %d bytes differ from the source's %d", id, len(got), len(e))
 		}
 	}
+}
+
+// TestSolo5NotesBounded: a binary whose ELF headers claim that the whole
+// 48 MiB file is the section name table (an upload made to exhaust the
+// server) has no notes, and looking for them allocates a bounded amount,
+// not what the headers claim.
+func TestSolo5NotesBounded(t *testing.T) {
+	l, _, srv := readServer(t, httpapi.Config{})
+	bin := solo5Binary(t, 1, vmm.Device{Name: "service", Type: vmm.NetBasic})
+	// .shstrtab made to cover a 48 MiB file from its start.
+	bin = append(bin, make([]byte, 48<<20)...)
+	shoff := binary.LittleEndian.Uint64(bin[40:])
+	binary.LittleEndian.PutUint64(bin[shoff+64+24:], 0)
+	binary.LittleEndian.PutUint64(bin[shoff+64+32:], uint64(len(bin)))
+	b := storedBuild(t, l, "crafted", "debian-12", map[string]string{"bin/crafted.hvt": string(bin)}, time.Now(), ledger.Result{Kind: ledger.ResultExited})
+	var body string
+	alloc := allocatedDuring(func() { body = checkShape(t, srv.URL, "/job/crafted/build/"+b.UUID.String(), bwBuild) })
+	if strings.Contains(body, "solo5") {
+		t.Errorf("notes read from a crafted binary: %.500s", body)
+	}
+	if alloc > 32<<20 {
+		t.Errorf("reading the notes of a crafted binary allocated %d MiB", alloc>>20)
+	}
+	checkShape(t, srv.URL, "/", bwIndex, "$.jobs")
 }

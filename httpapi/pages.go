@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"cmp"
+	"context"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,10 +21,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi/api"
 	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/vmm"
 )
 
 // attestedBy sorts the keys of a build's attestations into those that
@@ -99,9 +103,9 @@ type JobLatest struct {
 }
 
 // LatestBuild is builder-web's "latest" of a job: {"uuid",
-// "solo5_manifest", "solo5_abi"} with the build's summary added. This
-// ledger does not read solo5 notes from binaries, so the solo5 members are
-// null, as builder-web's are for a binary without them.
+// "solo5_manifest", "solo5_abi"} with the build's summary added. The solo5
+// members are the notes of the main binary (see Server.solo5), null for a
+// binary without them, as builder-web's are.
 type LatestBuild struct {
 	BuildSummary
 	Solo5Manifest json.RawMessage `json:"solo5_manifest"`
@@ -144,6 +148,10 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		jl.Latest = &LatestBuild{BuildSummary: jl.PerPlatform[0]}
+		if m := jl.Latest.MainBinary; m != nil {
+			n := s.solo5(r.Context(), m.SHA256)
+			jl.Latest.Solo5Manifest, jl.Latest.Solo5ABI = n.Manifest, n.ABI
+		}
 		out.Jobs = append(out.Jobs, jl)
 		section := cmp.Or(jl.Section, uncategorized)
 		out.JobsBySection[section] = append(out.JobsBySection[section], jl)
@@ -316,6 +324,10 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 	v.EventLeafHash = leaf[:]
 	// Sent as main_binary_artifact; "main_binary" is builder-web's bool.
 	v.BuildSummary.MainBinary = nil
+	if v.MainArtifact != nil {
+		n := s.solo5(r.Context(), v.MainArtifact.SHA256)
+		v.Solo5Manifest, v.Solo5ABI = n.Manifest, n.ABI
+	}
 	for _, a := range b.Event.Artifacts {
 		v.Artifacts = append(v.Artifacts, ArtifactView{Path: a.Path, SHA256: a.SHA256, Size: a.Size})
 	}
@@ -518,4 +530,106 @@ func contentType(p string) string {
 		return t
 	}
 	return "application/octet-stream"
+}
+
+// builder-web answers a unikernel's solo5 notes with its main binary
+// ("solo5_manifest": the devices it needs, "solo5_abi": its target), and
+// deployers read them there (mollymawk picks hvt unikernels from
+// /all-builds by solo5_abi.target). They are read from the ELF notes of
+// the stored binary with the VMM's parsers, which reads the ELF and
+// section headers and the two notes, not the binary; the answer is
+// cached by the binary's digest, so a front page reads each binary once.
+
+// solo5Cache maps a main binary's digest to its notes. The key is the
+// content, so one cache serves every server in the process.
+var solo5Cache, _ = lru.New[cas.Digest, solo5Notes](4096)
+
+// solo5Notes is the JSON of a binary's notes; nil (null) where it has
+// none or is no ELF file.
+type solo5Notes struct {
+	Manifest, ABI json.RawMessage
+}
+
+// maxNote bounds a note section read (a solo5 manifest of 64 entries has
+// under 7 KiB).
+const maxNote = 64 << 10
+
+// solo5 returns the notes of the binary d; a binary that cannot be read
+// now (a storage error, a cancelled request) has none this time and is
+// not cached.
+func (s *Server) solo5(ctx context.Context, d cas.Digest) solo5Notes {
+	if n, ok := solo5Cache.Get(d); ok {
+		return n
+	}
+	blob, err := s.cfg.Ledger.Store().Open(ctx, d)
+	if err != nil {
+		return solo5Notes{}
+	}
+	defer blob.Close()
+	r := &noteReader{r: blob, left: maxNoteRead}
+	n := readSolo5(r)
+	if r.err == nil {
+		solo5Cache.Add(d, n)
+	}
+	return n
+}
+
+// maxNoteRead bounds the bytes read from a binary for its notes: the ELF
+// header, the section headers, their names and two notes take a few KiB
+// in a real unikernel, and a file whose headers ask for more (a crafted
+// upload) has no notes this server reads.
+const maxNoteRead = 1 << 20
+
+var errNoteRead = errors.New("httpapi: the ELF headers ask for more than a solo5 note needs")
+
+// noteReader reads at most left bytes, and remembers the first error other
+// than io.EOF and running out, to tell a file that has no notes (which is
+// cached) from one that could not be read now.
+type noteReader struct {
+	r    io.ReaderAt
+	left int64
+	err  error
+}
+
+func (e *noteReader) ReadAt(p []byte, off int64) (int, error) {
+	if int64(len(p)) > e.left {
+		e.left = 0
+		return 0, errNoteRead
+	}
+	e.left -= int64(len(p))
+	n, err := e.r.ReadAt(p, off)
+	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+func readSolo5(r io.ReaderAt) solo5Notes {
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return solo5Notes{}
+	}
+	section := func(name string) []byte {
+		sec := f.Section(name)
+		if sec == nil || sec.Size > maxNote || sec.Type == elf.SHT_NOBITS {
+			return nil
+		}
+		b, err := sec.Data()
+		if err != nil {
+			return nil
+		}
+		return b
+	}
+	var out solo5Notes
+	if b := section(".note.solo5.manifest"); b != nil {
+		if m, err := vmm.ParseManifestNote(b); err == nil {
+			out.Manifest, _ = json.Marshal(m)
+		}
+	}
+	if b := section(".note.solo5.abi"); b != nil {
+		if a, err := vmm.ParseABINote(b); err == nil {
+			out.ABI, _ = json.Marshal(map[string]any{"type": "solo5.abi", "target": a.Target, "version": a.Version})
+		}
+	}
+	return out
 }

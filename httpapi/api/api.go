@@ -5,6 +5,7 @@
 package api
 
 import (
+	"encoding/json"
 	"path"
 	"time"
 
@@ -168,6 +169,10 @@ type BuildView struct {
 	MainBinary bool `json:"main_binary"`
 	// MainArtifact is the main binary, null if there is none.
 	MainArtifact *MainBinaryView `json:"main_binary_artifact"`
+	// Solo5Manifest and Solo5ABI are the solo5 notes of a unikernel's
+	// main binary, as builder-web sends them; absent for other binaries.
+	Solo5Manifest json.RawMessage `json:"solo5_manifest,omitempty"`
+	Solo5ABI      json.RawMessage `json:"solo5_abi,omitempty"`
 
 	Script       digest.Digest     `json:"script"`
 	Console      digest.Digest     `json:"console"`
