@@ -79,6 +79,7 @@ func TestServerWithoutScheme(t *testing.T) {
 	for _, args := range [][]string{
 		{"verify", "--server", "127.0.0.1:3000", "--state", state},
 		{"lookup", strings.Repeat("ab", 32), "--server", "127.0.0.1:3000"},
+		{"upload", "demo", "--job", "hello", "--user", "farm", "--server", "127.0.0.1:3000", "--state", state},
 	} {
 		_, err := runErr(args...)
 		if err == nil || !strings.Contains(err.Error(), "http://127.0.0.1:3000") {

@@ -41,12 +41,6 @@ are verified against the pinned log key.`,
 			if err != nil {
 				return err
 			}
-			pw := os.Getenv("BUILDLEDGER_PASSWORD")
-			if pw == "" {
-				if pw, err = readPassword(cmd); err != nil {
-					return err
-				}
-			}
 			ctx := cmd.Context()
 			c, _, save, err := f.open(ctx, cmd)
 			if err != nil {
@@ -55,6 +49,12 @@ are verified against the pinned log key.`,
 			// A server whose checkpoints do not verify gets no build.
 			if _, err := c.Checkpoint(ctx); err != nil {
 				return err
+			}
+			pw := os.Getenv("BUILDLEDGER_PASSWORD")
+			if pw == "" {
+				if pw, err = readPassword(cmd); err != nil {
+					return err
+				}
 			}
 			rc, b, err := c.Upload(ctx, der, ex.UUID, httpapi.Credentials{User: user, Password: pw})
 			if err != nil {
