@@ -21,7 +21,7 @@ import (
 	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/builder"
-	"github.com/buildledger/buildledger/vmm"
+	"github.com/buildledger/buildledger/vmm/solo5"
 )
 
 // builder-web's JSON answers (robur-coop/builder-web, lib/views.ml, and the
@@ -231,9 +231,9 @@ func TestShapeCheckerFails(t *testing.T) {
 // solo5Binary returns a small ELF file with the solo5 notes of a
 // unikernel needing devs, built for target (1 hvt, 2 spt): a manifest note
 // written by the VMM's writer and an ABI note (solo5's abi1_note).
-func solo5Binary(t *testing.T, target uint32, devs ...vmm.Device) []byte {
+func solo5Binary(t *testing.T, target uint32, devs ...solo5.Device) []byte {
 	t.Helper()
-	mft, err := vmm.AppendManifestNote(nil, &vmm.Manifest{Version: 1, Devices: devs})
+	mft, err := solo5.AppendManifestNote(nil, &solo5.Manifest{Version: 1, Devices: devs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func TestBuilderWebJSON(t *testing.T) {
 	a := storedBuild(t, l, "unipi", "debian-12", map[string]string{
 		"bin/unipi.hvt": "A", "opam-switch": swA,
 		"build-environment": "OS=linux\nSOURCE_DATE_EPOCH=1\nGONE=x\n", "system-packages": "gcc=12.2\nmake=4.3\nold-lib=1\n"}, t0, ok)
-	unikernel := solo5Binary(t, 1, vmm.Device{Name: "service", Type: vmm.NetBasic}, vmm.Device{Name: "storage", Type: vmm.BlockBasic})
+	unikernel := solo5Binary(t, 1, solo5.Device{Name: "service", Type: solo5.NetBasic}, solo5.Device{Name: "storage", Type: solo5.BlockBasic})
 	b := storedBuild(t, l, "unipi", "debian-12", map[string]string{
 		"bin/unipi.hvt": string(unikernel), "opam-switch": swB,
 		"build-environment": "OS=linux\nSOURCE_DATE_EPOCH=2\nNEW=y\n", "system-packages": "gcc=12.3\nmake=4.3\nnew-lib=2\n"}, t0.Add(time.Hour), ok)
@@ -575,7 +575,7 @@ func TestMirrorLikePopulateLocal(t *testing.T) {
 // not what the headers claim.
 func TestSolo5NotesBounded(t *testing.T) {
 	l, _, srv := readServer(t, httpapi.Config{})
-	bin := solo5Binary(t, 1, vmm.Device{Name: "service", Type: vmm.NetBasic})
+	bin := solo5Binary(t, 1, solo5.Device{Name: "service", Type: solo5.NetBasic})
 	// .shstrtab made to cover a 48 MiB file from its start.
 	bin = append(bin, make([]byte, 48<<20)...)
 	shoff := binary.LittleEndian.Uint64(bin[40:])

@@ -26,7 +26,7 @@ import (
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi/api"
 	"github.com/buildledger/buildledger/ledger"
-	"github.com/buildledger/buildledger/vmm"
+	"github.com/buildledger/buildledger/vmm/solo5"
 )
 
 // attestedBy sorts the keys of a build's attestations into those that
@@ -622,12 +622,12 @@ func readSolo5(r io.ReaderAt) solo5Notes {
 	}
 	var out solo5Notes
 	if b := section(".note.solo5.manifest"); b != nil {
-		if m, err := vmm.ParseManifestNote(b); err == nil {
+		if m, err := solo5.ParseManifestNote(b); err == nil {
 			out.Manifest, _ = json.Marshal(m)
 		}
 	}
 	if b := section(".note.solo5.abi"); b != nil {
-		if a, err := vmm.ParseABINote(b); err == nil {
+		if a, err := solo5.ParseABINote(b); err == nil {
 			out.ABI, _ = json.Marshal(map[string]any{"type": "solo5.abi", "target": a.Target, "version": a.Version})
 		}
 	}

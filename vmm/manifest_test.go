@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/buildledger/buildledger/vmm"
+	"github.com/buildledger/buildledger/vmm/solo5"
 )
 
 // solo5C declares the notes as solo5's mft_abi.h and elf_abi.h do, with
@@ -250,7 +251,7 @@ func TestMatchDevices(t *testing.T) {
 		{[]string{"storage"}, []string{"service"}, "add --net service:BRIDGE; drop --net storage"},
 	} {
 		err := m.MatchDevices(tc.nets, tc.blocks)
-		if !errors.Is(err, vmm.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+		if !errors.Is(err, solo5.ErrDeviceMismatch) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("nets %v blocks %v: %v, want %q", tc.nets, tc.blocks, err, tc.want)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/buildledger/buildledger/vmm/solo5"
 )
 
 // DefaultStartup is the startup priority of a unikernel that names none
@@ -94,7 +96,7 @@ func (s *Spec) Validate() error {
 	}
 	names := map[string]bool{}
 	for _, n := range s.Nets {
-		if err := validDeviceName(n.Name); err != nil {
+		if err := solo5.ValidDeviceName(n.Name); err != nil {
 			return bad("--net %s:%s: %v", n.Name, n.Bridge, err)
 		}
 		if !bridgeRE.MatchString(n.Bridge) {
@@ -106,7 +108,7 @@ func (s *Spec) Validate() error {
 		names[n.Name] = true
 	}
 	for _, b := range s.Blocks {
-		if err := validDeviceName(b.Name); err != nil {
+		if err := solo5.ValidDeviceName(b.Name); err != nil {
 			return bad("--block %s:%s: %v", b.Name, b.File, err)
 		}
 		if !filepath.IsAbs(b.File) {

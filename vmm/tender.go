@@ -88,8 +88,18 @@ func checkSolo5Image(image string, s *Spec, target string) error {
 		return fmt.Errorf("%w: the image is built for solo5 target %s, not %s; use the matching --tender (solo5-hvt, solo5-spt, qemu for virtio)",
 			ErrInvalid, img.ABI.Target, target)
 	}
-	return img.Manifest.MatchDevices(s.netNames(), s.blockNames())
+	if err := img.Manifest.MatchDevices(s.netNames(), s.blockNames()); err != nil {
+		return invalid{err}
+	}
+	return nil
 }
+
+// invalid marks an error as an invalid request (errors.Is ErrInvalid)
+// without changing its message.
+type invalid struct{ error }
+
+func (e invalid) Is(target error) bool { return target == ErrInvalid }
+func (e invalid) Unwrap() error        { return e.error }
 
 func (t *Solo5) Command(l *Launch) ([]string, []string, error) {
 	s := l.Spec
