@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/buildledger/buildledger/internal/unixsock"
 )
 
 // maxSocketPath is the room in sockaddr_un.sun_path, NUL included.
@@ -39,66 +41,25 @@ func Listen(path string) (*net.UnixListener, error) {
 		return nil, fmt.Errorf("%w: the socket directory %s belongs to uid %d, not to the daemon's uid %d; choose a --socket in a directory of the daemon's user",
 			ErrInvalid, dir, st.Uid, os.Geteuid())
 	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("%w: %s exists and is not a socket; remove it or choose another --socket", ErrInvalid, path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("%w: a daemon is already listening on %s; stop it first or choose another --socket", ErrExists, path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("removing the stale socket %s: %w", path, err)
-		}
+	switch err := unixsock.ClearStale(path); {
+	case errors.Is(err, unixsock.ErrNotSocket):
+		return nil, fmt.Errorf("%w: %s exists and is not a socket; remove it or choose another --socket", ErrInvalid, path)
+	case errors.Is(err, unixsock.ErrInUse):
+		return nil, fmt.Errorf("%w: a daemon is already listening on %s; stop it first or choose another --socket", ErrExists, path)
+	case err != nil:
+		return nil, fmt.Errorf("removing the stale socket %s: %w", path, err)
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, err
-	}
-	ln.SetUnlinkOnClose(true)
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return ln, nil
+	return unixsock.ListenPrivate(path)
 }
 
 // Serve answers requests on ln (see the protocol in proto.go) until ln
 // is closed.
-func (d *Daemon) Serve(ln *net.UnixListener) error {
-	for {
-		c, err := ln.AcceptUnix()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
-		}
-		go d.serveConn(c)
-	}
-}
+func (d *Daemon) Serve(ln *net.UnixListener) error { return unixsock.Serve(ln, d.serveConn) }
 
 // peerUID is the uid of the process at the other end (SO_PEERCRED).
 func peerUID(c *net.UnixConn) (int, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var cred *syscall.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-	}); err != nil {
-		return 0, err
-	}
-	if cerr != nil {
-		return 0, cerr
-	}
-	return int(cred.Uid), nil
+	uid, _, err := unixsock.PeerCred(c)
+	return uid, err
 }
 
 func (d *Daemon) serveConn(c *net.UnixConn) {

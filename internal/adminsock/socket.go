@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/buildledger/buildledger/internal/unixsock"
 )
 
 // MaxPath is the longest socket path: sockaddr_un.sun_path holds 108
@@ -38,28 +40,15 @@ func Listen(path string) (*net.UnixListener, error) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
 		return nil, fmt.Errorf("%s belongs to uid %d, not to this server's uid %d; run the server as the data directory's owner", dir, st.Uid, os.Geteuid())
 	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("%s exists and is not a socket; remove it", path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("a server already answers on %s; stop it first", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("removing the stale socket %s: %w", path, err)
-		}
+	switch err := unixsock.ClearStale(path); {
+	case errors.Is(err, unixsock.ErrNotSocket):
+		return nil, fmt.Errorf("%s exists and is not a socket; remove it", path)
+	case errors.Is(err, unixsock.ErrInUse):
+		return nil, fmt.Errorf("a server already answers on %s; stop it first", path)
+	case err != nil:
+		return nil, fmt.Errorf("removing the stale socket %s: %w", path, err)
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, err
-	}
-	ln.SetUnlinkOnClose(true)
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return ln, nil
+	return unixsock.ListenPrivate(path)
 }
 
 // Server answers requests on the administration socket.
@@ -76,40 +65,15 @@ type Server struct {
 }
 
 // Serve answers connections on ln until ln is closed.
-func (s *Server) Serve(ln *net.UnixListener) error {
-	for {
-		c, err := ln.AcceptUnix()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
-		}
-		go s.serveConn(c)
-	}
-}
+func (s *Server) Serve(ln *net.UnixListener) error { return unixsock.Serve(ln, s.serveConn) }
 
 // peerCred asks the kernel who is at the other end (SO_PEERCRED).
 func peerCred(c *net.UnixConn) (Peer, error) {
-	raw, err := c.SyscallConn()
+	uid, pid, err := unixsock.PeerCred(c)
 	if err != nil {
 		return Peer{}, err
 	}
-	var cred *syscall.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-	}); err != nil {
-		return Peer{}, err
-	}
-	if cerr != nil {
-		return Peer{}, cerr
-	}
-	return Peer{UID: int(cred.Uid), PID: int(cred.Pid), Via: "socket"}, nil
+	return Peer{UID: uid, PID: pid, Via: "socket"}, nil
 }
 
 func (s *Server) serveConn(c *net.UnixConn) {
