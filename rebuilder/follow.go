@@ -274,7 +274,11 @@ func (f *Follower) Once(ctx context.Context) (FollowReport, error) {
 					return // not handled: the watermark stays below it
 				}
 				mu.Lock()
-				if err != nil {
+				if errors.Is(err, ErrForeignRoot) {
+					// Not a failure, and no retry can change it.
+					rep.Skipped++
+					f.log().Info("follow: skipping build recorded in another build root", "build", it.build.UUID, "job", it.build.Job, "index", it.index, "err", err)
+				} else if err != nil {
 					rep.Failed++
 					a := attempts[it.index] + 1
 					if a < MaxAttempts {

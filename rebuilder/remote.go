@@ -48,6 +48,11 @@ type Rebuilder struct {
 	locks rootLocks
 }
 
+// ErrForeignRoot: the build ran under another build root than the one this
+// rebuilder uses, so it cannot be rebuilt here as recorded; trying again
+// does not help.
+var ErrForeignRoot = errors.New("recorded in another build root")
+
 // rootLocks serialises the rebuilds that must use the same build root (a
 // rebuild runs in the recorded paths), so that concurrent Rebuild calls
 // wait for each other instead of failing with ErrRootBusy.
@@ -162,8 +167,8 @@ func (r *Rebuilder) Rebuild(ctx context.Context, id uuid.UUID) (*Outcome, error)
 	}
 	home, _ := recorded.Environment.Get("HOME")
 	if filepath.Dir(home) != opts.Root {
-		return o, fmt.Errorf("rebuilder: build %s ran in the build root %s (HOME=%s); this rebuilder rebuilds only in %s: pass --root %s if that path is meant for rebuilds here",
-			b.UUID, filepath.Dir(home), home, opts.Root, filepath.Dir(home))
+		return o, fmt.Errorf("rebuilder: %w: build %s ran in the build root %s (HOME=%s); this rebuilder rebuilds only in %s: pass --root %s if that path is meant for rebuilds here",
+			ErrForeignRoot, b.UUID, filepath.Dir(home), home, opts.Root, filepath.Dir(home))
 	}
 	unlock := r.locks.lock(opts.Root)
 	res, err := Run(ctx, Spec{Job: b.Job, Script: []byte(ex.Job.Script), Platform: b.Platform, Opam: opam}, opts)

@@ -273,4 +273,17 @@ func TestRebuildEndToEnd(t *testing.T) {
 	if !strings.Contains(out, "rebuilt 1 (reproduced 1, differs 0), skipped 0, failed 0") {
 		t.Fatalf("follow, retry:\n%s", out)
 	}
+
+	// Builds recorded under another build root than this rebuilder's
+	// cannot be rebuilt here as recorded: they are skipped, not retried.
+	other := filepath.Join(t.TempDir(), "other-root")
+	ke := f.key("rebuilder-e")
+	estate := filepath.Join(t.TempDir(), "follow-e.json")
+	out = mustRun(t, "follow", "--once", "--server", f.url, "--key", ke, "--state", estate, "--root", other)
+	if !strings.Contains(out, "rebuilt 0 (reproduced 0, differs 0)") || !strings.Contains(out, "failed 0") {
+		t.Fatalf("follow with another build root:\n%s", out)
+	}
+	if b, _ := os.ReadFile(estate); strings.Contains(string(b), `"retry"`) {
+		t.Fatalf("builds of another root are queued for retry: %s", b)
+	}
 }
