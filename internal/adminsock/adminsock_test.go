@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/buildledger/buildledger/httpapi/auth"
 	"github.com/buildledger/buildledger/internal/kv"
@@ -367,4 +369,79 @@ func must(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// TestClientRefusesForeignServer: a socket bound by another user (who
+// replaced the server's in a directory others can write to) gets nothing
+// from the client, not even the request with its password.
+func TestClientRefusesForeignServer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a listener as another uid (CI runs as root)")
+	}
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "adminsock.test")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "admin.sock")
+	cmd := exec.Command(bin, "-test.run=^TestHelperListen$")
+	cmd.Env = append(os.Environ(), "ADMINSOCK_LISTEN="+path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "listening" {
+		t.Fatalf("the foreign listener did not start: %q", lines.Text())
+	}
+	_, err = Do(context.Background(), path, Request{Op: OpUserAdd, User: "victim", Password: "the secret"})
+	if !errors.Is(err, ErrPermission) || !strings.Contains(err.Error(), "nothing was sent") {
+		t.Fatalf("client to a foreign server: %v", err)
+	}
+	if !lines.Scan() || lines.Text() != "got 0 bytes" {
+		t.Fatalf("the foreign listener received: %q", lines.Text())
+	}
+}
+
+// TestHelperListen is TestClientRefusesForeignServer's foreign listener:
+// with ADMINSOCK_LISTEN set, it accepts one connection and says how many
+// bytes it was sent.
+func TestHelperListen(t *testing.T) {
+	path := os.Getenv("ADMINSOCK_LISTEN")
+	if path == "" {
+		return
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		fmt.Println("listen:", err)
+		return
+	}
+	os.Chmod(path, 0o777)
+	fmt.Println("listening")
+	c, err := ln.Accept()
+	if err != nil {
+		fmt.Println("accept:", err)
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _ := io.Copy(io.Discard, c)
+	fmt.Printf("got %d bytes\n", n)
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -40,6 +41,9 @@ func Listen(path string) (*net.UnixListener, error) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
 		return nil, fmt.Errorf("%s belongs to uid %d, not to this server's uid %d; run the server as the data directory's owner", dir, st.Uid, os.Geteuid())
 	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("%s has mode %04o: others could replace the administration socket in it; chmod go-w %s", dir, fi.Mode().Perm(), dir)
+	}
 	switch err := unixsock.ClearStale(path); {
 	case errors.Is(err, unixsock.ErrNotSocket):
 		return nil, fmt.Errorf("%s exists and is not a socket; remove it", path)
@@ -64,8 +68,19 @@ type Server struct {
 	peer func(*net.UnixConn) (Peer, error)
 }
 
-// Serve answers connections on ln until ln is closed.
-func (s *Server) Serve(ln *net.UnixListener) error { return unixsock.Serve(ln, s.serveConn) }
+// Serve answers connections on ln until ln is closed, then waits for the
+// requests in progress (a change being made finishes and is audited
+// before the caller closes the audit and the store).
+func (s *Server) Serve(ln *net.UnixListener) error {
+	var inflight sync.WaitGroup
+	err := unixsock.Serve(ln, func(c *net.UnixConn) {
+		inflight.Add(1)
+		defer inflight.Done()
+		s.serveConn(c)
+	})
+	inflight.Wait()
+	return err
+}
 
 // peerCred asks the kernel who is at the other end (SO_PEERCRED).
 func peerCred(c *net.UnixConn) (Peer, error) {
@@ -146,6 +161,13 @@ func Do(ctx context.Context, path string, req Request) (Response, error) {
 		return Response{}, fmt.Errorf("the server's administration socket: %w", err)
 	}
 	defer c.Close()
+	// The request may carry a password: send it only to a server of this
+	// user (or root), never to whoever managed to bind the path.
+	if uid, _, err := unixsock.PeerCred(c.(*net.UnixConn)); err != nil {
+		return Response{}, fmt.Errorf("the server's administration socket: cannot tell who listens on %s: %w", path, err)
+	} else if uid != 0 && uid != os.Geteuid() {
+		return Response{}, fmt.Errorf("%w: %s is served by uid %d, not by this user (%d) or root; nothing was sent", ErrPermission, path, uid, os.Geteuid())
+	}
 	deadline := time.Now().Add(time.Minute)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl

@@ -8,6 +8,7 @@ package unixsock
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"syscall"
@@ -35,9 +36,15 @@ func ClearStale(path string) error {
 	if fi.Mode()&os.ModeSocket == 0 {
 		return ErrNotSocket
 	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
 		c.Close()
 		return ErrInUse
+	}
+	// Only a refused connection proves nobody listens; a full backlog or
+	// a permission problem may hide a live process.
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%w (cannot tell whether it is stale: %v)", ErrInUse, err)
 	}
 	return os.Remove(path)
 }
