@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,15 +69,25 @@ func account(cmd *cobra.Command, g *globals, req adminsock.Request) (adminsock.R
 		}
 		return r, err
 	}
-	n, err := openData(g)
+	// With no server, the change is made in the data directory's store
+	// itself. Only the store is opened, not the ledger: an account added
+	// before the first `serve` must not give the directory its log key
+	// and origin (serve's --public-url decides those).
+	if _, err := os.Stat(g.data); errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "creating the data directory %s (its log key is made by the first 'ledger serve')\n", g.data)
+	}
+	if err := os.MkdirAll(g.data, 0o700); err != nil {
+		return r, err
+	}
+	db, _, err := openDB(g)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return r, fmt.Errorf("%w\na server holds %s but answers on no administration socket (%s): stop it to manage accounts", err, g.data, filepath.Join(g.data, adminSocket))
 		}
 		return r, err
 	}
-	defer n.Close()
-	a := &adminsock.Admin{Accounts: auth.New(n.db)}
+	defer db.Close()
+	a := &adminsock.Admin{Accounts: auth.New(db)}
 	if req.Op != adminsock.OpUserList { // a listing changes nothing and is not audited
 		if a.Audit, err = adminsock.OpenAudit(filepath.Join(g.data, auditFile)); err != nil {
 			return r, fmt.Errorf("account audit: %w", err)

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -225,4 +229,26 @@ func TestAccountsStaleSocket(t *testing.T) {
 		t.Fatalf("serve did not replace the stale socket: %v", err)
 	}
 	c.Close()
+}
+
+// TestAccountBeforeFirstServe: an account added to a fresh directory
+// before any server ran does not fix the log's key or origin; the first
+// serve with --public-url still names the log after it.
+func TestAccountBeforeFirstServe(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	mustRunIn(t, "admin-password\n", "user", "add", "admin", "--admin", "--data", data)
+	if _, err := os.Stat(filepath.Join(data, "log.key")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("user add made a log key (%v)", err)
+	}
+	url, stop := startServe(t, data, "--public-url", "https://builds.example.org/")
+	defer stop()
+	resp, err := http.Get(url + "/checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	if first != "builds.example.org/log\n" {
+		t.Fatalf("origin %q, want builds.example.org/log", first)
+	}
 }
