@@ -124,7 +124,7 @@ func TestAccountsWhileServing(t *testing.T) {
 	if _, err := upload("bob", "bob-password", "bobs"); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("upload by a removed user: %v", err)
 	}
-	if _, err := runIn(t, "", "user", "remove", "bob", "--data", data); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, err := runIn(t, "", "user", "remove", "bob", "--data", data); err == nil || !strings.Contains(err.Error(), `no such user "bob"`) {
 		t.Fatalf("removing a removed user: %v", err)
 	}
 	if out, err := upload("admin", "admin-password", "hello"); err != nil {

@@ -38,10 +38,10 @@ import (
 
 // Errors callers act on.
 var (
-	ErrNotFound     = fmt.Errorf("auth: %w", fs.ErrNotExist)
-	ErrExists       = errors.New("auth: user exists")
-	ErrUnauthorized = errors.New("auth: wrong user name or password")
-	ErrForbidden    = errors.New("auth: not allowed")
+	ErrNotFound     error = noSuchUser{} // errors.Is(err, fs.ErrNotExist) too
+	ErrExists             = errors.New("auth: user exists")
+	ErrUnauthorized       = errors.New("auth: wrong user name or password")
+	ErrForbidden          = errors.New("auth: not allowed")
 	// ErrBusy: every hashing slot stayed taken while the login waited.
 	ErrBusy = errors.New("auth: too many logins in progress")
 )
@@ -138,7 +138,7 @@ func (s *Store) add(name, password string, unrestricted, admin bool) error {
 func (s *Store) Remove(name string) error {
 	return s.db.Update(func(txn *badger.Txn) error {
 		if _, err := txn.Get([]byte(userPrefix + name)); errors.Is(err, badger.ErrKeyNotFound) {
-			return fmt.Errorf("user %q: %w", name, ErrNotFound)
+			return fmt.Errorf("%w %q", ErrNotFound, name)
 		} else if err != nil {
 			return err
 		}
@@ -164,7 +164,7 @@ func (s *Store) Remove(name string) error {
 func (s *Store) Grant(name, job string) error {
 	return s.db.Update(func(txn *badger.Txn) error {
 		if _, err := txn.Get([]byte(userPrefix + name)); errors.Is(err, badger.ErrKeyNotFound) {
-			return fmt.Errorf("user %q: %w", name, ErrNotFound)
+			return fmt.Errorf("%w %q", ErrNotFound, name)
 		} else if err != nil {
 			return err
 		}
@@ -174,8 +174,21 @@ func (s *Store) Grant(name, job string) error {
 
 // Revoke removes job from a user's access list.
 func (s *Store) Revoke(name, job string) error {
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(accessPrefix + name + "\x00" + job)) })
+	return s.db.Update(func(txn *badger.Txn) error {
+		if _, err := txn.Get([]byte(userPrefix + name)); errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("%w %q", ErrNotFound, name)
+		} else if err != nil {
+			return err
+		}
+		return txn.Delete([]byte(accessPrefix + name + "\x00" + job))
+	})
 }
+
+// noSuchUser is ErrNotFound: a user name with no account.
+type noSuchUser struct{}
+
+func (noSuchUser) Error() string        { return "no such user" }
+func (noSuchUser) Is(target error) bool { return target == fs.ErrNotExist }
 
 // Get returns a user.
 func (s *Store) Get(name string) (User, error) {
@@ -183,7 +196,7 @@ func (s *Store) Get(name string) (User, error) {
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(userPrefix + name))
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			return fmt.Errorf("user %q: %w", name, ErrNotFound)
+			return fmt.Errorf("%w %q", ErrNotFound, name)
 		}
 		if err != nil {
 			return err
