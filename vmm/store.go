@@ -11,13 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/buildledger/buildledger/cas/digest"
 
 	"github.com/buildledger/buildledger/internal/atomicfile"
+	"github.com/buildledger/buildledger/internal/jsonl"
 	"github.com/buildledger/buildledger/vmm/gate"
 )
 
@@ -242,33 +242,19 @@ type AuditEntry struct {
 
 // auditLog appends entries to audit.log, each fsynced before the boot
 // it allows or refuses goes on.
-type auditLog struct {
-	mu sync.Mutex
-	f  *os.File
-}
+type auditLog struct{ log *jsonl.Log }
 
 func openAudit(dir string) (*auditLog, error) {
-	f, err := os.OpenFile(filepath.Join(dir, auditFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	l, err := jsonl.Open(filepath.Join(dir, auditFile))
 	if err != nil {
 		return nil, err
 	}
-	return &auditLog{f: f}, nil
+	return &auditLog{log: l}, nil
 }
 
-func (a *auditLog) append(e AuditEntry) error {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if _, err := a.f.Write(append(b, '\n')); err != nil {
-		return err
-	}
-	return a.f.Sync()
-}
+func (a *auditLog) append(e AuditEntry) error { return a.log.Append(e) }
 
-func (a *auditLog) close() error { return a.f.Close() }
+func (a *auditLog) close() error { return a.log.Close() }
 
 // ReadAudit parses an audit log. A torn last line (a crash while
 // appending) is an error like any other malformed line.

@@ -1,10 +1,9 @@
 package adminsock
 
 import (
-	"encoding/json"
-	"os"
-	"sync"
 	"time"
+
+	"github.com/buildledger/buildledger/internal/jsonl"
 )
 
 // Entry is one line of the audit. A change appears twice under one ID:
@@ -26,34 +25,20 @@ type Entry struct {
 
 // Audit is an append-only file of Entry lines. It never holds a password
 // or a hash: Entry has no field for either.
-type Audit struct {
-	mu sync.Mutex
-	f  *os.File
-}
+type Audit struct{ log *jsonl.Log }
 
 // OpenAudit opens (creating, mode 0600) the audit file at path for
 // appending.
 func OpenAudit(path string) (*Audit, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	l, err := jsonl.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	return &Audit{f: f}, nil
+	return &Audit{log: l}, nil
 }
 
 // Append writes e as one line and syncs the file.
-func (a *Audit) Append(e Entry) error {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if _, err := a.f.Write(append(b, '\n')); err != nil {
-		return err
-	}
-	return a.f.Sync()
-}
+func (a *Audit) Append(e Entry) error { return a.log.Append(e) }
 
 // Close closes the file.
-func (a *Audit) Close() error { return a.f.Close() }
+func (a *Audit) Close() error { return a.log.Close() }
