@@ -32,7 +32,7 @@ func (c *Client) do(ctx context.Context, req *Request, body io.Reader, each func
 	if err != nil {
 		// The daemon may have refused before reading everything.
 		if resp, rerr := readFrame[Response](conn); rerr == nil && resp.Done && resp.Error != "" {
-			return nil, &RemoteError{Kind: resp.Kind, Message: resp.Error}
+			return nil, errorKinds.Remote(resp.Kind, resp.Error)
 		}
 		return nil, c.lost(ctx, err)
 	}
@@ -43,7 +43,7 @@ func (c *Client) do(ctx context.Context, req *Request, body io.Reader, each func
 		}
 		if resp.Done {
 			if resp.Error != "" {
-				return nil, &RemoteError{Kind: resp.Kind, Message: resp.Error}
+				return nil, errorKinds.Remote(resp.Kind, resp.Error)
 			}
 			return resp, nil
 		}

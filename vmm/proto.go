@@ -3,10 +3,10 @@ package vmm
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
+
+	"github.com/buildledger/buildledger/internal/unixsock"
 )
 
 // The protocol on the daemon's Unix socket, one request per connection:
@@ -69,48 +69,20 @@ type Response struct {
 }
 
 // errorKinds name the sentinel errors on the wire, most specific first.
-var errorKinds = []struct {
-	kind string
-	err  error
-}{
-	{"permission", ErrPermission},
-	{"refused", ErrRefused},
-	{"limit", ErrLimit},
-	{"rolled-back", ErrRolledBack},
-	{"not-found", ErrNotFound},
-	{"exists", ErrExists},
-	{"invalid", ErrInvalid},
+var errorKinds = unixsock.Kinds{
+	{Name: "permission", Err: ErrPermission},
+	{Name: "refused", Err: ErrRefused},
+	{Name: "limit", Err: ErrLimit},
+	{Name: "rolled-back", Err: ErrRolledBack},
+	{Name: "not-found", Err: ErrNotFound},
+	{Name: "exists", Err: ErrExists},
+	{Name: "invalid", Err: ErrInvalid},
 }
 
-func errorKind(err error) string {
-	for _, k := range errorKinds {
-		if errors.Is(err, k.err) {
-			return k.kind
-		}
-	}
-	return ""
-}
+func errorKind(err error) string { return errorKinds.Of(err) }
 
-// RemoteError is an error the daemon answered with. errors.Is matches
-// the sentinel its Kind names (and fs.ErrNotExist for ErrNotFound).
-type RemoteError struct {
-	Kind    string
-	Message string
-}
-
-func (e *RemoteError) Error() string { return e.Message }
-
-func (e *RemoteError) Is(target error) bool {
-	if e.Kind == "not-found" && target == fs.ErrNotExist {
-		return true
-	}
-	for _, k := range errorKinds {
-		if k.kind == e.Kind {
-			return k.err == target
-		}
-	}
-	return false
-}
+// RemoteError is an error the server answered with (see unixsock.RemoteError).
+type RemoteError = unixsock.RemoteError
 
 func writeFrame(w io.Writer, v any) error {
 	b, err := json.Marshal(v)

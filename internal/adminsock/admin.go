@@ -28,12 +28,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/buildledger/buildledger/httpapi/auth"
+	"github.com/buildledger/buildledger/internal/unixsock"
 )
 
 // Operations.
@@ -84,52 +84,24 @@ var (
 )
 
 // errorKinds name the sentinel errors on the wire.
-var errorKinds = []struct {
-	kind string
-	err  error
-}{
-	{"permission", ErrPermission},
-	{"invalid", ErrInvalid},
-	{"not-found", auth.ErrNotFound},
-	{"exists", auth.ErrExists},
+var errorKinds = unixsock.Kinds{
+	{Name: "permission", Err: ErrPermission},
+	{Name: "invalid", Err: ErrInvalid},
+	{Name: "not-found", Err: auth.ErrNotFound},
+	{Name: "exists", Err: auth.ErrExists},
 }
 
-func errorKind(err error) string {
-	for _, k := range errorKinds {
-		if errors.Is(err, k.err) {
-			return k.kind
-		}
-	}
-	return ""
-}
+func errorKind(err error) string { return errorKinds.Of(err) }
 
-// RemoteError is an error the server answered with. errors.Is matches the
-// sentinel its Kind names (and fs.ErrNotExist for a missing user).
-type RemoteError struct {
-	Kind    string
-	Message string
-}
-
-func (e *RemoteError) Error() string { return e.Message }
-
-func (e *RemoteError) Is(target error) bool {
-	if e.Kind == "not-found" && target == fs.ErrNotExist {
-		return true
-	}
-	for _, k := range errorKinds {
-		if k.kind == e.Kind {
-			return k.err == target
-		}
-	}
-	return false
-}
+// RemoteError is an error the server answered with (see unixsock.RemoteError).
+type RemoteError = unixsock.RemoteError
 
 // Err returns the response's error, or nil.
 func (r *Response) Err() error {
 	if r.Error == "" {
 		return nil
 	}
-	return &RemoteError{Kind: r.Kind, Message: r.Error}
+	return errorKinds.Remote(r.Kind, r.Error)
 }
 
 // Accounts is the account store an Admin changes; *auth.Store is one.

@@ -9,6 +9,7 @@ package unixsock
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"syscall"
@@ -101,4 +102,53 @@ func PeerCred(c *net.UnixConn) (uid, pid int, err error) {
 		return 0, 0, cerr
 	}
 	return int(cred.Uid), int(cred.Pid), nil
+}
+
+// Kind names a sentinel error on the wire, so that a client can tell the
+// conditions it acts on apart (errors.Is) in a server's answer.
+type Kind struct {
+	Name string
+	Err  error
+}
+
+// Kinds is a protocol's table of error kinds, most specific first.
+type Kinds []Kind
+
+// Of names the first kind err is, or "" for none.
+func (ks Kinds) Of(err error) string {
+	for _, k := range ks {
+		if errors.Is(err, k.Err) {
+			return k.Name
+		}
+	}
+	return ""
+}
+
+// Remote is the error a server answered with: message, of kind.
+func (ks Kinds) Remote(kind, message string) *RemoteError {
+	return &RemoteError{Kind: kind, Message: message, kinds: ks}
+}
+
+// RemoteError is an error a server answered with. errors.Is matches the
+// sentinel its Kind names in its protocol's table, and fs.ErrNotExist
+// for the kind "not-found".
+type RemoteError struct {
+	Kind    string
+	Message string
+	kinds   Kinds
+}
+
+func (e *RemoteError) Error() string { return e.Message }
+
+// Is reports whether the answer is of the kind target names.
+func (e *RemoteError) Is(target error) bool {
+	if e.Kind == "not-found" && target == fs.ErrNotExist {
+		return true
+	}
+	for _, k := range e.kinds {
+		if k.Name == e.Kind {
+			return k.Err == target
+		}
+	}
+	return false
 }

@@ -2,6 +2,8 @@ package unixsock
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -64,5 +66,25 @@ func TestPeerCred(t *testing.T) {
 	defer c.Close()
 	if g := <-got; g[0] != os.Geteuid() || g[1] != os.Getpid() {
 		t.Fatalf("peer %v, want uid %d pid %d", g, os.Geteuid(), os.Getpid())
+	}
+}
+
+// TestKinds: a server's error crosses the wire as its kind and comes back
+// matching the same sentinel (and fs.ErrNotExist for "not-found").
+func TestKinds(t *testing.T) {
+	errA, errNF := errors.New("a"), fmt.Errorf("gone: %w", fs.ErrNotExist)
+	ks := Kinds{{Name: "a", Err: errA}, {Name: "not-found", Err: errNF}}
+	if k := ks.Of(fmt.Errorf("wrapped: %w", errA)); k != "a" {
+		t.Fatalf("kind %q", k)
+	}
+	if k := ks.Of(errors.New("other")); k != "" {
+		t.Fatalf("kind of an unknown error %q", k)
+	}
+	r := ks.Remote("a", "the server said a")
+	if !errors.Is(r, errA) || errors.Is(r, errNF) || r.Error() != "the server said a" {
+		t.Fatalf("remote a: %v", r)
+	}
+	if nf := ks.Remote("not-found", "no"); !errors.Is(nf, fs.ErrNotExist) || !errors.Is(nf, errNF) {
+		t.Fatalf("remote not-found: %v", nf)
 	}
 }
