@@ -1,0 +1,126 @@
+// Package proto speaks the wire protocol of Robur's builder
+// (github.com/robur-coop/builder): the messages between builder-server
+// (the scheduler), builder-worker and builder-client. It is the codec only;
+// the farm's scheduler, workers and client are built on it.
+//
+// # Source
+//
+// The definitions are transcribed from builder's lib/builder.ml (module Asn,
+// value cmd, with script_job, orb_build_job, job, period, res, data, uuid
+// and client_or_worker) at commit 023b882a4fc5da7e3a3787dd128ceac4d81b2f6a
+// of robur-coop/builder, the protocol with client_version 13 and
+// worker_version 5 (builder 0.3.0 and later: platforms, drop-platform,
+// execute with a platform). asn1-combinators encodes it in DER; every [n] is
+// EXPLICIT (context-specific, constructed, wrapping the whole inner element).
+//
+// # Framing
+//
+// TCP; every message is an 8-byte big-endian unsigned length followed by
+// that many bytes of DER: one cmd. builder reads any length (and allocates
+// it); ReadFrame refuses a header that claims more than its limit before
+// reading or allocating any of the payload, and grows its buffer for large
+// frames with the bytes that actually arrive. WriteFrame writes header and
+// payload with one vectored write. ReadCmd and WriteCmd combine framing with
+// Unmarshal and Marshal.
+//
+// # The cmd CHOICE, and what is implemented
+//
+//	Cmd ::= CHOICE {
+//	  [0]  INTEGER,                    -- unused: builder's decoder fails
+//	  [1]  INTEGER,                    -- unused: builder's decoder fails
+//	  [2]  SEQUENCE { uuid UUID, job ScriptJob }           -- JobSchedule
+//	  [3]  SEQUENCE { uuid UUID, result Result, data Data } -- JobFinished
+//	  [4]  SEQUENCE { uuid UUID, output UTF8String,
+//	                  timestamp INTEGER OPTIONAL }          -- Output
+//	  [5]  SEQUENCE { period Period, job ScriptJob }        -- Schedule
+//	  [6]  NULL                                             -- Info
+//	  [7]  old info_reply (without dropped platforms)       -- not implemented
+//	  [8]  NULL, old job request; builder's decoder fails
+//	  [9]  UTF8String job name                              -- Unschedule
+//	  [10] UUID                                             -- Observe
+//	  [11] UTF8String, old execute                          -- not implemented
+//	  [12] SEQUENCE { period Period, orb_build_job SEQUENCE {
+//	                  name UTF8String, opam_package UTF8String } }
+//	                                                        -- ScheduleOrbBuild
+//	  [13] reschedule { name, next Time, period OPTIONAL }  -- not implemented
+//	  [14] SEQUENCE { typ CHOICE { client [0] NULL, worker [1] NULL },
+//	                  version INTEGER }                     -- ClientHello
+//	  [15] NULL                                             -- ServerHello
+//	  [16] UTF8String platform                              -- JobRequested
+//	  [17] UTF8String platform                              -- DropPlatform
+//	  [18] NULL                                             -- Success
+//	  [19] UTF8String message                               -- Failure
+//	  [20] SEQUENCE { job_name UTF8String,
+//	                  platform UTF8String OPTIONAL }        -- Execute
+//	  [21] UTF8String platform                              -- UndropPlatform
+//	  [22] info_reply { schedule, queues, running,
+//	                    dropped-platforms }                 -- not implemented
+//	}
+//
+//	ScriptJob ::= SEQUENCE { name UTF8String, script UTF8String,
+//	                         files Data, platform UTF8String OPTIONAL }
+//	Data      ::= SEQUENCE OF SEQUENCE { path UTF8String, data UTF8String }
+//	UUID      ::= UTF8String  -- the 16 raw bytes
+//	Period    ::= CHOICE { hourly [0] NULL, daily [1] NULL,
+//	                       weekly [2] NULL, never [3] NULL }
+//	Result    ::= CHOICE { exited [0] INTEGER, signalled [1] INTEGER,
+//	                       stopped [2] INTEGER, msg [3] UTF8String }
+//
+// An unimplemented alternative ([7], [11], [13], [22]: the ones that carry
+// times, and two older forms builder still reads but never writes) is
+// refused by Unmarshal with a *FormatError wrapping ErrNotImplemented;
+// [0], [1] and [8], which builder itself cannot decode, and tags above 22
+// are refused as format errors.
+//
+// Conversations, as builder runs them: every connection starts with
+// ClientHello (RoleWorker with version 5, RoleClient with version 13),
+// answered by ServerHello or Failure. A worker then sends JobRequested
+// with its platform, receives JobSchedule, streams Output without
+// timestamps and ends with JobFinished. A client sends one command and
+// reads Success or Failure (Info and Observe are answered with info_reply
+// and timestamped Output messages).
+//
+// # What the codec follows from builder and asn1-combinators
+//
+//   - UTF8String contents are not checked for UTF-8: builder puts raw bytes
+//     there (console output, file contents, the UUID). Strings are Go
+//     strings holding those bytes, file data []byte.
+//   - INTEGER is OCaml's 63-bit int: values outside [-2^62, 2^62-1] are
+//     refused both ways.
+//   - A data path must be what Fpath.of_string accepts: not empty, no NUL
+//     byte. Nothing else is checked here; a receiver that writes files must
+//     refuse absolute paths and ".." itself (ledger/builder does for
+//     uploads).
+//   - Result and File are ledger/builder's types, so a JobFinished becomes
+//     the exec record of an upload without conversion.
+//   - Optional fields are kept as present or absent (pointer fields), and a
+//     script job's "files", which builder always writes empty and ignores,
+//     is kept: every payload Unmarshal accepts re-encodes to the same bytes.
+//
+// Unmarshal accepts strict DER only: definite lengths in their shortest
+// form, low tag numbers, primitive strings, minimal INTEGERs, empty NULLs,
+// no missing, extra or trailing elements. Errors are *FormatError, naming
+// the element and its byte offset, e.g.
+// `proto: cmd: job_finished: data: file 0: path: empty path (at byte 31)`.
+// Marshal refuses (Offset -1) what builder could not read: a zero Period,
+// Role or Result kind, integers beyond 63 bits, bad paths.
+//
+// # Tests
+//
+// TestGolden decodes DER written by hand in golden_test.go, one annotated
+// TLV a line with lengths counted by hand from the ASN.1 above, for every
+// implemented alternative (and short/long length forms, negative and
+// multi-octet integers, absent and present optional fields), and checks
+// that Marshal writes the same bytes. TestEveryPrefixFails refuses every
+// proper prefix of them. TestRoundTrip runs values of every implemented
+// alternative (all 256 byte values, integer extremes, 2,000 files, an
+// 18 MB file) through Marshal/Unmarshal and WriteCmd/ReadCmd and fails if
+// an alternative has no value. TestUnmarshalErrors is the negative table
+// with full error texts; TestNotImplemented, TestMarshalErrors;
+// TestReadFrame covers clean EOF, truncated header and payload, oversized
+// claims (read no further than the header), garbage payloads and
+// WriteFrame's limit; TestClaimDoesNotAllocate shows a 1 GiB claim with
+// 1,000 bytes sent allocating under 1 MiB. FuzzUnmarshal checks that
+// Unmarshal never panics and that whatever it accepts re-encodes to the
+// same bytes and decodes to the same value.
+package proto
