@@ -213,8 +213,6 @@ var tagInfo = [...]struct {
 	7:  {"[7] info_reply of protocol versions before drop-platform (not implemented)", true},
 	8:  {"[8] NULL, the job request of protocol versions before platforms (builder's decoder fails on it)", false},
 	11: {"[11] execute of protocol versions before platforms (not implemented)", true},
-	13: {"[13] reschedule (not implemented)", true},
-	22: {"[22] info_reply (not implemented)", true},
 }
 
 // ErrNotImplemented is wrapped by the error Unmarshal returns for an
@@ -270,6 +268,10 @@ func name(tag int) string {
 		return "execute"
 	case TagUndropPlatform:
 		return "undrop_platform"
+	case TagReschedule:
+		return "reschedule"
+	case TagInfoReply:
+		return "info_reply"
 	}
 	return fmt.Sprintf("[%d]", tag)
 }

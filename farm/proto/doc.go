@@ -42,7 +42,8 @@
 //	  [12] SEQUENCE { period Period, orb_build_job SEQUENCE {
 //	                  name UTF8String, opam_package UTF8String } }
 //	                                                        -- ScheduleOrbBuild
-//	  [13] reschedule { name, next Time, period OPTIONAL }  -- not implemented
+//	  [13] SEQUENCE { name UTF8String, next Time,
+//	                  period Period OPTIONAL }              -- Reschedule
 //	  [14] SEQUENCE { typ CHOICE { client [0] NULL, worker [1] NULL },
 //	                  version INTEGER }                     -- ClientHello
 //	  [15] NULL                                             -- ServerHello
@@ -53,8 +54,14 @@
 //	  [20] SEQUENCE { job_name UTF8String,
 //	                  platform UTF8String OPTIONAL }        -- Execute
 //	  [21] UTF8String platform                              -- UndropPlatform
-//	  [22] info_reply { schedule, queues, running,
-//	                    dropped-platforms }                 -- not implemented
+//	  [22] SEQUENCE {                                       -- InfoReply
+//	         schedule SEQUENCE OF SEQUENCE {
+//	           next Time, period Period, job Job },
+//	         queues SEQUENCE OF SEQUENCE {
+//	           platform UTF8String, jobs SEQUENCE OF Job },
+//	         running SEQUENCE OF SEQUENCE {
+//	           started Time, uuid UUID, job ScriptJob },
+//	         dropped-platforms SEQUENCE OF UTF8String }
 //	}
 //
 //	ScriptJob ::= SEQUENCE { name UTF8String, script UTF8String,
@@ -65,10 +72,14 @@
 //	                       weekly [2] NULL, never [3] NULL }
 //	Result    ::= CHOICE { exited [0] INTEGER, signalled [1] INTEGER,
 //	                       stopped [2] INTEGER, msg [3] UTF8String }
+//	Job       ::= CHOICE { script [0] ScriptJob, orb_build [1] SEQUENCE {
+//	                       name UTF8String, opam_package UTF8String } }
+//	Time      ::= CHOICE { UTCTime, GeneralizedTime }
 //
-// An unimplemented alternative ([7], [11], [13], [22]: the ones that carry
-// times, and two older forms builder still reads but never writes) is
-// refused by Unmarshal with a *FormatError wrapping ErrNotImplemented;
+// The two alternatives not implemented, [7] and [11], are older forms
+// that builder still reads (as info_reply and execute without platform) but
+// never writes; Unmarshal refuses them with a *FormatError wrapping
+// ErrNotImplemented;
 // [0], [1] and [8], which builder itself cannot decode, and tags above 22
 // are refused as format errors.
 //
@@ -85,6 +96,14 @@
 //   - UTF8String contents are not checked for UTF-8: builder puts raw bytes
 //     there (console output, file contents, the UUID). Strings are Go
 //     strings holding those bytes, file data []byte.
+//   - Times: builder writes GeneralizedTime "YYYYMMDDhhmmssZ", or
+//     "YYYYMMDDhhmmss.fffZ" (milliseconds, truncated, three digits) when
+//     the fraction is not zero, and reads UTCTime "YYMMDDhhmmssZ" too (51..99
+//     as 19YY, 00..50 as 20YY), the rules ledger/builder follows for the
+//     exec record. Unmarshal accepts these forms only and records which one
+//     it read in Time.Form (a ".000" fraction is a form of its own), so that
+//     they re-encode unchanged. Marshal writes Time.T in UTC and drops what
+//     is below a millisecond.
 //   - INTEGER is OCaml's 63-bit int: values outside [-2^62, 2^62-1] are
 //     refused both ways.
 //   - A data path must be what Fpath.of_string accepts: not empty, no NUL
@@ -103,20 +122,24 @@
 // the element and its byte offset, e.g.
 // `proto: cmd: job_finished: data: file 0: path: empty path (at byte 31)`.
 // Marshal refuses (Offset -1) what builder could not read: a zero Period,
-// Role or Result kind, integers beyond 63 bits, bad paths.
+// Role or Result kind, a Job with not exactly one of Script and Orb,
+// integers beyond 63 bits, bad paths, a time its form cannot hold.
 //
 // # Tests
 //
 // TestGolden decodes DER written by hand in golden_test.go, one annotated
 // TLV a line with lengths counted by hand from the ASN.1 above, for every
 // implemented alternative (and short/long length forms, negative and
-// multi-octet integers, absent and present optional fields), and checks
+// multi-octet integers, absent and present optional fields, all three time
+// forms and both UTCTime centuries), and checks
 // that Marshal writes the same bytes. TestEveryPrefixFails refuses every
 // proper prefix of them. TestRoundTrip runs values of every implemented
 // alternative (all 256 byte values, integer extremes, 2,000 files, an
 // 18 MB file) through Marshal/Unmarshal and WriteCmd/ReadCmd and fails if
 // an alternative has no value. TestUnmarshalErrors is the negative table
-// with full error texts; TestNotImplemented, TestMarshalErrors;
+// with full error texts (malformed DER, wrong tags, bad UUIDs, integers,
+// paths and times); TestNotImplemented, TestMarshalErrors and
+// TestMarshalTime (UTC conversion, millisecond truncation) cover the rest;
 // TestReadFrame covers clean EOF, truncated header and payload, oversized
 // claims (read no further than the header), garbage payloads and
 // WriteFrame's limit; TestClaimDoesNotAllocate shows a 1 GiB claim with

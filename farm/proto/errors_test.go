@@ -3,11 +3,14 @@ package proto
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/buildledger/buildledger/ledger/builder"
 )
@@ -29,7 +32,7 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"high tag", "bf1f00", "proto: cmd: high-tag-number identifier 0xbf is not used by builder (at byte 0)"},
 		{"tag 0", "a003020101", "proto: cmd: [0] INTEGER (unused; builder's decoder fails on it) (at byte 0)"},
 		{"tag 8", "a8020500", "proto: cmd: [8] NULL, the job request of protocol versions before platforms (builder's decoder fails on it) (at byte 0)"},
-		{"tag 13", "ad00", "proto: cmd: [13] reschedule (not implemented) (at byte 0)"},
+		{"tag 11", "ab030c016a", "proto: cmd: [11] execute of protocol versions before platforms (not implemented) (at byte 0)"},
 		{"tag 23", "b7020500", "proto: cmd: [23] is not an alternative of builder's cmd (at byte 0)"},
 		{"primitive context tag", "86020500", "proto: cmd: expected a context tag [n] of builder's cmd CHOICE, found tag 0x86 (at byte 0)"},
 		{"null with contents", "a60305 0100", "proto: cmd: info: NULL has 1 contents octets, DER requires none (at byte 2)"},
@@ -64,6 +67,32 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"script job missing files", "a21c 301a " + uuidBody + " 3006 0c016a 0c0173", "proto: cmd: job_schedule: job: files: missing (expected SEQUENCE) (at byte 30)"},
 		{"script job platform integer", "a221 301f " + uuidBody + " 300b 0c016a 0c0173 3000 020101", "proto: cmd: job_schedule: job: unexpected INTEGER after the last field (3 trailing bytes) (at byte 32)"},
 		{"execute platform truncated", "b406 3004 0c016a 0c", "proto: cmd: execute: platform: truncated: no length after the identifier octet (at byte 7)"},
+		{"time: non-digit year", tl("ad", tl("30", "0c016a", tl("18", hexs("20Z40102030405Z")))), "proto: cmd: reschedule: next: GeneralizedTime \"20Z40102030405Z\" has a non-digit (at byte 7)"},
+		{"time: short", tl("ad", tl("30", "0c016a", tl("18", hexs("2024J010203")))), "proto: cmd: reschedule: next: GeneralizedTime \"2024J010203\" is not of the form YYYYMMDDhhmmss[.fff]Z (at byte 7)"},
+		{"time: fraction of 1 digit", tl("ad", tl("30", "0c016a", tl("18", hexs("20240102030405.5Z")))), "proto: cmd: reschedule: next: GeneralizedTime \"20240102030405.5Z\" is not of the form YYYYMMDDhhmmss[.fff]Z (at byte 7)"},
+		{"time: zone offset", tl("ad", tl("30", "0c016a", tl("18", hexs("20240102030405+0000")))), "proto: cmd: reschedule: next: GeneralizedTime \"20240102030405+0000\" is not of the form YYYYMMDDhhmmss[.fff]Z (at byte 7)"},
+		{"time: fraction not dot", tl("ad", tl("30", "0c016a", tl("18", hexs("20240102030405,000Z")))), "proto: cmd: reschedule: next: GeneralizedTime \"20240102030405,000Z\" is not of the form YYYYMMDDhhmmss[.fff]Z (at byte 7)"},
+		{"time: non-digit fraction", tl("ad", tl("30", "0c016a", tl("18", hexs("20240102030405.0a0Z")))), "proto: cmd: reschedule: next: GeneralizedTime \"20240102030405.0a0Z\" has a non-digit (at byte 7)"},
+		{"time: fraction without Z", tl("ad", tl("30", "0c016a", tl("18", hexs("20240102030405.0001")))), "proto: cmd: reschedule: next: GeneralizedTime \"20240102030405.0001\" does not end in Z (UTC) (at byte 7)"},
+		{"time: no Z", tl("ad", tl("30", "0c016a", tl("18", hexs("202401020304050")))), "proto: cmd: reschedule: next: GeneralizedTime \"202401020304050\" does not end in Z (UTC) (at byte 7)"},
+		{"time: non-digit second", tl("ad", tl("30", "0c016a", tl("18", hexs("202401020304a5Z")))), "proto: cmd: reschedule: next: GeneralizedTime \"202401020304a5Z\" has a non-digit (at byte 7)"},
+		{"time: month 13", tl("ad", tl("30", "0c016a", tl("18", hexs("20241302030405Z")))), "proto: cmd: reschedule: next: GeneralizedTime \"20241302030405Z\" is not a valid date and time (at byte 7)"},
+		{"time: hour 24", tl("ad", tl("30", "0c016a", tl("18", hexs("20240102240000Z")))), "proto: cmd: reschedule: next: GeneralizedTime \"20240102240000Z\" is not a valid date and time (at byte 7)"},
+		{"time: second 60", tl("ad", tl("30", "0c016a", tl("18", hexs("20240102030460Z")))), "proto: cmd: reschedule: next: GeneralizedTime \"20240102030460Z\" is not a valid date and time (at byte 7)"},
+		{"time: day 0", tl("ad", tl("30", "0c016a", tl("18", hexs("20240100030405Z")))), "proto: cmd: reschedule: next: GeneralizedTime \"20240100030405Z\" is not a valid date and time (at byte 7)"},
+		{"time: February 30", tl("ad", tl("30", "0c016a", tl("18", hexs("20240230030405Z")))), "proto: cmd: reschedule: next: GeneralizedTime \"20240230030405Z\" is not a valid date (at byte 7)"},
+		{"time: February 29 of 2023", tl("ad", tl("30", "0c016a", tl("18", hexs("20230229030405Z")))), "proto: cmd: reschedule: next: GeneralizedTime \"20230229030405Z\" is not a valid date (at byte 7)"},
+		{"time: UTCTime without seconds", tl("ad", tl("30", "0c016a", tl("17", hexs("2401020304Z")))), "proto: cmd: reschedule: next: UTCTime \"2401020304Z\" is not of the form YYMMDDhhmmssZ (at byte 7)"},
+		{"time: UTCTime with fraction", tl("ad", tl("30", "0c016a", tl("17", hexs("240102030405.000Z")))), "proto: cmd: reschedule: next: UTCTime \"240102030405.000Z\" is not of the form YYMMDDhhmmssZ (at byte 7)"},
+		{"time: UTCTime non-digit", tl("ad", tl("30", "0c016a", tl("17", hexs("2x0102030405Z")))), "proto: cmd: reschedule: next: UTCTime \"2x0102030405Z\" has a non-digit (at byte 7)"},
+		{"time: wrong type", tl("ad", tl("30", "0c016a", "0c026869")), "proto: cmd: reschedule: next: expected UTCTime or GeneralizedTime, found UTF8String (at byte 7)"},
+		{"time: missing", "ad05 3003 0c016a", "proto: cmd: reschedule: next: missing (expected UTCTime or GeneralizedTime) (at byte 7)"},
+		{"reschedule period [5]", "ad1a 3018 0c016a 180f 32303234303130323033303430355a a5020500", "proto: cmd: reschedule: period: expected [0]..[3], found [5] (at byte 24)"},
+		{"info_reply job [2]", tl("b6", tl("30", tl("30", tl("30", tl("18", hexs("20240102030405Z")), "a0020500", "a200")), "3000", "3000", "3000")), "proto: cmd: info_reply: schedule 0: job: expected [0] or [1], found [2] (at byte 29)"},
+		{"info_reply missing dropped", "b608 3006 3000 3000 3000", "proto: cmd: info_reply: dropped-platforms: missing (expected SEQUENCE) (at byte 10)"},
+		{"info_reply dropped integer", "b60d 300b 3000 3000 3000 3003020101", "proto: cmd: info_reply: dropped-platforms 0: expected UTF8String, found INTEGER (at byte 12)"},
+		{"info_reply queue job [2]", "b614 3012 3000 300a 3008 0c0178 3003 a20100 3000 3000", "proto: cmd: info_reply: queue 0: job 0: expected [0] or [1], found [2] (at byte 15)"},
+		{"info_reply running bad uuid", tl("b6", tl("30", "3000", "3000", tl("30", tl("30", tl("17", hexs("240102030405Z")), "0c00", "3000")), "3000")), "proto: cmd: info_reply: running 0: uuid: UUID has 0 bytes, not 16 (at byte 27)"},
 		{"execute no name", "b402 3000", "proto: cmd: execute: job_name: missing (expected UTF8String) (at byte 4)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,7 +112,7 @@ func TestUnmarshalErrors(t *testing.T) {
 }
 
 func TestNotImplemented(t *testing.T) {
-	for _, der := range []string{"a700", "ab030c016a", "ad00", "b600"} {
+	for _, der := range []string{"a700", "ab030c016a"} {
 		_, err := Unmarshal(unhex(t, der))
 		if !errors.Is(err, ErrNotImplemented) {
 			t.Errorf("%s: error %v does not wrap ErrNotImplemented", der, err)
@@ -113,6 +142,20 @@ func TestMarshalErrors(t *testing.T) {
 		{JobFinished{Result: builder.Result{Kind: builder.ResultStopped, Code: minOCamlInt - 1}}, "proto: cmd: job_finished: result: integer -4611686018427387905 is out of range of builder's 63-bit int"},
 		{JobFinished{Result: builder.Result{Kind: builder.ResultMsg}, Data: []builder.File{{Path: "a"}, {Path: ""}}}, "proto: cmd: job_finished: data: file 1: path: empty path"},
 		{JobSchedule{Job: ScriptJob{Files: []builder.File{{Path: "a\x00b"}}}}, "proto: cmd: job_schedule: job: files: file 0: path: path has a NUL byte"},
+		{Reschedule{Next: Time{T: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}, "proto: cmd: reschedule: next: year 10000 does not fit GeneralizedTime"},
+		{Reschedule{Next: Time{T: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)}}, "proto: cmd: reschedule: next: year -1 does not fit GeneralizedTime"},
+		{Reschedule{Next: Time{T: time.Date(2051, 1, 1, 0, 0, 0, 0, time.UTC), Form: TimeUTC}}, "proto: cmd: reschedule: next: year 2051 does not fit UTCTime (1951 to 2050)"},
+		{Reschedule{Next: Time{T: time.Date(1950, 12, 31, 0, 0, 0, 0, time.UTC), Form: TimeUTC}}, "proto: cmd: reschedule: next: year 1950 does not fit UTCTime (1951 to 2050)"},
+		{Reschedule{Next: Time{T: time.Date(2024, 1, 1, 0, 0, 0, 5e6, time.UTC), Form: TimeUTC}}, "proto: cmd: reschedule: next: time 2024-01-01T00:00:00.005Z has a fraction of a second, which UTCTime cannot hold"},
+		{Reschedule{Next: Time{T: time.Date(2024, 1, 1, 0, 0, 0, 5e6, time.UTC), Form: TimeGeneralizedZeroFraction}}, "proto: cmd: reschedule: next: time 2024-01-01T00:00:00.005Z has 5 ms, not the zero fraction of its form"},
+		{Reschedule{Next: Time{Form: 3}}, "proto: cmd: reschedule: next: invalid time form 3"},
+		{Reschedule{Period: 9}, "proto: cmd: reschedule: period: invalid period 9"},
+		{InfoReply{Schedule: []ScheduleItem{{Period: Daily}}}, "proto: cmd: info_reply: schedule 0: job: a job needs exactly one of Script and Orb"},
+		{InfoReply{Schedule: []ScheduleItem{{Job: Job{Orb: &OrbBuildJob{}}}}}, "proto: cmd: info_reply: schedule 0: period: invalid period 0"},
+		{InfoReply{Queues: []Queue{{}, {Jobs: []Job{{Script: &ScriptJob{}, Orb: &OrbBuildJob{}}}}}}, "proto: cmd: info_reply: queue 1: job 0: a job needs exactly one of Script and Orb"},
+		{InfoReply{Queues: []Queue{{Jobs: []Job{{Script: &ScriptJob{Files: []builder.File{{}}}}}}}}, "proto: cmd: info_reply: queue 0: job 0: job: files: file 0: path: empty path"},
+		{InfoReply{Running: []Running{{Started: Time{Form: TimeUTC}}}}, "proto: cmd: info_reply: running 0: started: year 1 does not fit UTCTime (1951 to 2050)"},
+		{InfoReply{Running: []Running{{Job: ScriptJob{Files: []builder.File{{}}}}}}, "proto: cmd: info_reply: running 0: job: files: file 0: path: empty path"},
 	} {
 		b, err := Marshal(tc.cmd)
 		if err == nil {
@@ -124,6 +167,18 @@ func TestMarshalErrors(t *testing.T) {
 		}
 	}
 }
+
+// tl is the hex of a DER element with that tag (hex) and the contents
+// parts (hex, spaces allowed), for contents under 128 bytes.
+func tl(tag string, parts ...string) string {
+	body := strings.ReplaceAll(strings.Join(parts, ""), " ", "")
+	if len(body)/2 >= 0x80 {
+		panic("tl: long form")
+	}
+	return tag + fmt.Sprintf("%02x", len(body)/2) + body
+}
+
+func hexs(s string) string { return hex.EncodeToString([]byte(s)) }
 
 func frame(n uint64, payload []byte) []byte {
 	b := binary.BigEndian.AppendUint64(nil, n)

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/buildledger/buildledger/ledger/builder"
 	"github.com/google/uuid"
@@ -230,6 +231,92 @@ b1 05             -- [17] drop_platform
 b5 05             -- [21] undrop_platform
    0c 03 783836   -- "x86"
 `, UndropPlatform{Platform: "x86"}},
+}
+
+var t0 = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func init() {
+	goldens = append(goldens, []struct {
+		name string
+		der  string
+		cmd  Cmd
+	}{
+		{"reschedule daily", `
+ad 1a             -- [13] reschedule, 26 bytes
+   30 18          -- SEQUENCE, 24 bytes
+      0c 01 6a    -- name "j"
+      18 0f 32303234303130323033303430355a -- next: GeneralizedTime "20240102030405Z"
+      a1 02 05 00 -- period: [1] daily (OPTIONAL, present)
+`, Reschedule{Name: "j", Next: Time{T: t0}, Period: Daily}},
+
+		{"reschedule with milliseconds", `
+ad 1a             -- [13] reschedule, 26 bytes
+   30 18          -- SEQUENCE, 24 bytes
+      0c 01 6a    -- name "j"
+      18 13 32303234303130323033303430352e3235305a -- next: "20240102030405.250Z"; period absent
+`, Reschedule{Name: "j", Next: Time{T: t0.Add(250 * time.Millisecond)}}},
+
+		{"reschedule zero fraction", `
+ad 1a             -- [13] reschedule, 26 bytes
+   30 18          -- SEQUENCE, 24 bytes
+      0c 01 6a    -- name "j"
+      18 13 32303234303130323033303430352e3030305a -- next: "20240102030405.000Z"
+`, Reschedule{Name: "j", Next: Time{T: t0, Form: TimeGeneralizedZeroFraction}}},
+
+		{"reschedule UTCTime 1999", `
+ad 14             -- [13] reschedule, 20 bytes
+   30 12          -- SEQUENCE, 18 bytes
+      0c 01 6a    -- name "j"
+      17 0d 3939313233313233353935395a -- next: UTCTime "991231235959Z" (99 > 50: 1999)
+`, Reschedule{Name: "j", Next: Time{T: time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC), Form: TimeUTC}}},
+
+		{"info_reply empty", `
+b6 0a             -- [22] info_reply
+   30 08          -- SEQUENCE
+      30 00       -- schedule
+      30 00       -- queues
+      30 00       -- running
+      30 00       -- dropped-platforms
+`, InfoReply{}},
+
+		{"info_reply", `
+b6 73             -- [22] info_reply, 115 bytes
+   30 71          -- SEQUENCE, 113 bytes
+      30 21       -- schedule: SEQUENCE OF, 33 bytes
+         30 1f    -- schedule item, 31 bytes
+            18 0f 32303234303130323033303430355a -- next "20240102030405Z"
+            a2 02 05 00       -- period: [2] weekly
+            a1 08             -- job: [1] orb_build_job
+               30 06
+                  0c 01 6e    -- name "n"
+                  0c 01 70    -- opam_package "p"
+      30 15       -- queues: SEQUENCE OF, 21 bytes
+         30 13    -- SEQUENCE, 19 bytes
+            0c 03 783836      -- platform "x86"
+            30 0c             -- jobs: SEQUENCE OF, 12 bytes
+               a0 0a          -- [0] script_job
+                  30 08
+                     0c 01 6a -- name "j"
+                     0c 01 73 -- script "s"
+                     30 00    -- files; platform absent
+      30 30       -- running: SEQUENCE OF, 48 bytes
+         30 2e    -- SEQUENCE, 46 bytes
+            17 0d 3234303130323033303430355a -- started: UTCTime "240102030405Z" (2024)
+            ` + uuidHex + `
+            30 0b             -- job: script_job, 11 bytes
+               0c 01 6a       -- name "j"
+               0c 01 73       -- script "s"
+               30 00          -- files
+               0c 01 70       -- platform "p"
+      30 03       -- dropped-platforms: SEQUENCE OF
+         0c 01 71 -- "q"
+`, InfoReply{
+			Schedule:         []ScheduleItem{{Next: Time{T: t0}, Period: Weekly, Job: Job{Orb: &OrbBuildJob{Name: "n", OpamPackage: "p"}}}},
+			Queues:           []Queue{{Platform: "x86", Jobs: []Job{{Script: &ScriptJob{Name: "j", Script: "s"}}}}},
+			Running:          []Running{{Started: Time{T: t0, Form: TimeUTC}, UUID: testUUID, Job: ScriptJob{Name: "j", Script: "s", Platform: str("p")}}},
+			DroppedPlatforms: []string{"q"},
+		}},
+	}...)
 }
 
 // TestGolden decodes the hand-written DER, compares the value, and checks

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/buildledger/buildledger/ledger/builder"
 	"github.com/google/uuid"
@@ -71,6 +72,24 @@ var roundTrips = []Cmd{
 	Execute{Name: "a"},
 	Execute{Name: "a", Platform: str("")},
 	UndropPlatform{Platform: "y"},
+	Reschedule{Name: "a", Next: Time{T: time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC)}, Period: Never},
+	Reschedule{Name: "a", Next: Time{T: time.Date(0, 1, 1, 0, 0, 0, 1e6, time.UTC)}, Period: Hourly},
+	Reschedule{Next: Time{T: time.Date(2050, 12, 31, 23, 59, 59, 0, time.UTC), Form: TimeUTC}},
+	Reschedule{Next: Time{T: time.Date(1951, 1, 1, 0, 0, 0, 0, time.UTC), Form: TimeUTC}},
+	Reschedule{Next: Time{T: time.Date(2024, 2, 29, 12, 0, 0, 0, time.UTC), Form: TimeGeneralizedZeroFraction}},
+	InfoReply{},
+	InfoReply{
+		Schedule: []ScheduleItem{
+			{Next: Time{T: time.Date(2025, 6, 1, 0, 0, 0, 123e6, time.UTC)}, Period: Daily, Job: Job{Script: &ScriptJob{Name: "a", Script: "b", Platform: str("c")}}},
+			{Next: Time{T: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), Form: TimeUTC}, Period: Hourly, Job: Job{Orb: &OrbBuildJob{Name: "d", OpamPackage: "e"}}},
+		},
+		Queues: []Queue{{Platform: "x"}, {Platform: "y", Jobs: []Job{{Orb: &OrbBuildJob{}}, {Script: &ScriptJob{Files: manyFiles(2)}}}}},
+		Running: []Running{
+			{Started: Time{T: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)}, UUID: testUUID, Job: ScriptJob{Name: "r"}},
+			{Started: Time{T: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), Form: TimeGeneralizedZeroFraction}, UUID: uuid.Max, Job: ScriptJob{Name: "s", Platform: str("p")}},
+		},
+		DroppedPlatforms: []string{"", "z"},
+	},
 }
 
 // TestRoundTrip: Unmarshal(Marshal(v)) == v for every value, the encoding
@@ -107,7 +126,8 @@ func TestRoundTrip(t *testing.T) {
 	}
 	for _, tag := range []int{TagJobSchedule, TagJobFinished, TagOutput, TagSchedule, TagInfo,
 		TagUnschedule, TagObserve, TagScheduleOrbBuild, TagClientHello, TagServerHello,
-		TagJobRequested, TagDropPlatform, TagSuccess, TagFailure, TagExecute, TagUndropPlatform} {
+		TagJobRequested, TagDropPlatform, TagSuccess, TagFailure, TagExecute, TagUndropPlatform,
+		TagReschedule, TagInfoReply} {
 		if !seen[tag] {
 			t.Errorf("no round-trip value for [%d] %s", tag, name(tag))
 		}
@@ -132,5 +152,30 @@ func TestUnmarshalDoesNotAlias(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, c) {
 		t.Fatalf("value changed with the payload: %#v", got)
+	}
+}
+
+// TestMarshalTime: Marshal writes a time in UTC and drops what is below a
+// millisecond, as builder does.
+func TestMarshalTime(t *testing.T) {
+	east := time.FixedZone("east", 2*3600)
+	for _, tc := range []struct {
+		t    Time
+		want string
+	}{
+		{Time{T: time.Date(2024, 1, 2, 5, 4, 5, 0, east)}, "20240102030405Z"},
+		{Time{T: time.Date(2024, 1, 2, 3, 4, 5, 999999, time.UTC)}, "20240102030405Z"},
+		{Time{T: time.Date(2024, 1, 2, 3, 4, 5, 1999999, time.UTC)}, "20240102030405.001Z"},
+		{Time{T: time.Date(2024, 1, 2, 3, 4, 5, 999999, time.UTC), Form: TimeGeneralizedZeroFraction}, "20240102030405.000Z"},
+		{Time{T: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), Form: TimeUTC}, "240102030405Z"},
+		{Time{T: time.Date(1960, 1, 2, 3, 4, 5, 0, time.UTC), Form: TimeUTC}, "600102030405Z"},
+	} {
+		b, err := appendTime(nil, tc.t)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.t, err)
+		}
+		if got := string(b[2:]); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.t, got, tc.want)
+		}
 	}
 }

@@ -69,6 +69,10 @@ func Unmarshal(p []byte) (Cmd, error) {
 		cmd = Failure{Msg: s}
 	case TagExecute:
 		cmd, err = decodeExecute(&in)
+	case TagReschedule:
+		cmd, err = decodeReschedule(&in)
+	case TagInfoReply:
+		cmd, err = decodeInfoReply(&in)
 	case TagUndropPlatform:
 		var s string
 		s, err = expectString(&in)
@@ -337,18 +341,8 @@ func decodeScheduleOrbBuild(c *cursor) (Cmd, error) {
 	if m.Period, err = decodePeriod(&in); err != nil {
 		return nil, err
 	}
-	jin, err := sequence(&in)
-	if err != nil {
-		return nil, within(err, "orb_build_job")
-	}
-	if m.Job.Name, err = expectString(&jin); err != nil {
-		return nil, within(err, "orb_build_job: name")
-	}
-	if m.Job.OpamPackage, err = expectString(&jin); err != nil {
-		return nil, within(err, "orb_build_job: opam_package")
-	}
-	if err := jin.end(); err != nil {
-		return nil, within(err, "orb_build_job")
+	if m.Job, err = decodeOrbBuildJob(&in); err != nil {
+		return nil, err
 	}
 	return m, in.end()
 }
