@@ -1,7 +1,6 @@
 package proto
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -131,12 +130,20 @@ type ScheduleOrbBuild struct {
 }
 
 // ClientHello [14] is the first message of every connection: the peer's
-// role and its protocol version (builder's client_version 13 for
-// clients, worker_version 5 for workers, at the commit this package follows).
+// role and its protocol version (ClientVersion or WorkerVersion). builder's
+// server answers ServerHello if the version is its own for that role, and
+// otherwise closes the connection without an answer.
 type ClientHello struct {
 	Role    Role
 	Version int64
 }
+
+// The protocol versions of builder at the commit this package follows
+// (client_version and worker_version in lib/builder.ml).
+const (
+	ClientVersion = 13
+	WorkerVersion = 5
+)
 
 // ServerHello [15] is the scheduler's answer to a ClientHello it accepts.
 type ServerHello struct{}
@@ -150,8 +157,8 @@ type DropPlatform struct{ Platform string }
 // Success [18] is the scheduler's answer to a client command that worked.
 type Success struct{}
 
-// Failure [19] is the scheduler's answer to a command that failed (and to a
-// ClientHello of the wrong version), with the reason.
+// Failure [19] is the scheduler's answer to a client command that failed,
+// with the reason.
 type Failure struct{ Msg string }
 
 // Execute [20] puts the job of that name at the front of its queue; with
@@ -204,20 +211,11 @@ func (UndropPlatform) Tag() int   { return TagUndropPlatform }
 
 // tagInfo describes every context tag of builder's cmd CHOICE, covered or
 // not, for error messages.
-var tagInfo = [...]struct {
-	what           string
-	notImplemented bool
-}{
-	0:  {"[0] INTEGER (unused; builder's decoder fails on it)", false},
-	1:  {"[1] INTEGER (unused; builder's decoder fails on it)", false},
-	7:  {"[7] info_reply of protocol versions before drop-platform (not implemented)", true},
-	8:  {"[8] NULL, the job request of protocol versions before platforms (builder's decoder fails on it)", false},
-	11: {"[11] execute of protocol versions before platforms (not implemented)", true},
+var tagInfo = [...]string{
+	0: "[0] INTEGER (unused; builder's decoder fails on it)",
+	1: "[1] INTEGER (unused; builder's decoder fails on it)",
+	8: "[8] NULL, the job request of protocol versions before platforms (builder's decoder fails on it)",
 }
-
-// ErrNotImplemented is wrapped by the error Unmarshal returns for an
-// alternative of builder's cmd this package does not decode.
-var ErrNotImplemented = errors.New("proto: alternative not implemented")
 
 // Marshal returns the DER encoding of c, as builder writes it. It refuses
 // values builder could not have written or read: an invalid Period, Role or
@@ -272,6 +270,10 @@ func name(tag int) string {
 		return "reschedule"
 	case TagInfoReply:
 		return "info_reply"
+	case TagOldInfoReply:
+		return "old_info_reply"
+	case TagOldExecute:
+		return "old_execute"
 	}
 	return fmt.Sprintf("[%d]", tag)
 }

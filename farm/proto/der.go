@@ -48,12 +48,7 @@ type FormatError struct {
 	Field  string
 	Offset int
 	Msg    string
-	err    error // ErrNotImplemented or nil
 }
-
-// Unwrap returns ErrNotImplemented for an alternative this package does not
-// decode, and nil otherwise.
-func (e *FormatError) Unwrap() error { return e.err }
 
 func (e *FormatError) Error() string {
 	s := "proto: cmd"
@@ -78,7 +73,7 @@ func within(err error, format string, args ...any) error {
 		if fe.Field != "" {
 			f += ": " + fe.Field
 		}
-		return &FormatError{Field: f, Offset: fe.Offset, Msg: fe.Msg, err: fe.err}
+		return &FormatError{Field: f, Offset: fe.Offset, Msg: fe.Msg}
 	}
 	return err
 }

@@ -23,7 +23,10 @@
 // payload with one vectored write. ReadCmd and WriteCmd combine framing with
 // Unmarshal and Marshal.
 //
-// # The cmd CHOICE, and what is implemented
+// # The cmd CHOICE
+//
+// Every alternative builder can decode is implemented, each as a Go type
+// named after builder's constructor:
 //
 //	Cmd ::= CHOICE {
 //	  [0]  INTEGER,                    -- unused: builder's decoder fails
@@ -34,11 +37,11 @@
 //	                  timestamp INTEGER OPTIONAL }          -- Output
 //	  [5]  SEQUENCE { period Period, job ScriptJob }        -- Schedule
 //	  [6]  NULL                                             -- Info
-//	  [7]  old info_reply (without dropped platforms)       -- not implemented
+//	  [7]  SEQUENCE { schedule, queues, running }           -- OldInfoReply
 //	  [8]  NULL, old job request; builder's decoder fails
 //	  [9]  UTF8String job name                              -- Unschedule
 //	  [10] UUID                                             -- Observe
-//	  [11] UTF8String, old execute                          -- not implemented
+//	  [11] UTF8String job name                              -- OldExecute
 //	  [12] SEQUENCE { period Period, orb_build_job SEQUENCE {
 //	                  name UTF8String, opam_package UTF8String } }
 //	                                                        -- ScheduleOrbBuild
@@ -76,20 +79,21 @@
 //	                       name UTF8String, opam_package UTF8String } }
 //	Time      ::= CHOICE { UTCTime, GeneralizedTime }
 //
-// The two alternatives not implemented, [7] and [11], are older forms
-// that builder still reads (as info_reply and execute without platform) but
-// never writes; Unmarshal refuses them with a *FormatError wrapping
-// ErrNotImplemented;
-// [0], [1] and [8], which builder itself cannot decode, and tags above 22
-// are refused as format errors.
+// OldInfoReply [7] (InfoReply without dropped platforms) and OldExecute
+// [11] (Execute without platform) are older forms that builder still reads
+// but no longer writes; they are kept apart from InfoReply and Execute so
+// that they re-encode unchanged. [0], [1] and [8], which builder's decoder
+// fails on (assert false), and tags above 22 are refused.
 //
-// Conversations, as builder runs them: every connection starts with
-// ClientHello (RoleWorker with version 5, RoleClient with version 13),
-// answered by ServerHello or Failure. A worker then sends JobRequested
-// with its platform, receives JobSchedule, streams Output without
-// timestamps and ends with JobFinished. A client sends one command and
-// reads Success or Failure (Info and Observe are answered with info_reply
-// and timestamped Output messages).
+// Conversations, as builder (app/server.ml, worker.ml, client.ml) runs
+// them: every connection starts with ClientHello (RoleWorker with
+// WorkerVersion 5, RoleClient with ClientVersion 13), answered by
+// ServerHello; on another version or another first message builder's
+// server closes the connection. A worker then sends JobRequested with its
+// platform, receives JobSchedule, streams Output without timestamps and
+// ends with JobFinished. A client sends one command and reads Success or
+// Failure (Info is answered with InfoReply, Observe with timestamped
+// Output messages).
 //
 // # What the codec follows from builder and asn1-combinators
 //
@@ -112,7 +116,8 @@
 //     uploads).
 //   - Result and File are ledger/builder's types, so a JobFinished becomes
 //     the exec record of an upload without conversion.
-//   - Optional fields are kept as present or absent (pointer fields), and a
+//   - Optional fields are kept as present or absent (pointer fields;
+//     Reschedule's Period 0 for an absent period), and a
 //     script job's "files", which builder always writes empty and ignores,
 //     is kept: every payload Unmarshal accepts re-encodes to the same bytes.
 //
@@ -129,21 +134,21 @@
 //
 // TestGolden decodes DER written by hand in golden_test.go, one annotated
 // TLV a line with lengths counted by hand from the ASN.1 above, for every
-// implemented alternative (and short/long length forms, negative and
-// multi-octet integers, absent and present optional fields, all three time
-// forms and both UTCTime centuries), and checks
-// that Marshal writes the same bytes. TestEveryPrefixFails refuses every
-// proper prefix of them. TestRoundTrip runs values of every implemented
-// alternative (all 256 byte values, integer extremes, 2,000 files, an
-// 18 MB file) through Marshal/Unmarshal and WriteCmd/ReadCmd and fails if
-// an alternative has no value. TestUnmarshalErrors is the negative table
-// with full error texts (malformed DER, wrong tags, bad UUIDs, integers,
-// paths and times); TestNotImplemented, TestMarshalErrors and
-// TestMarshalTime (UTC conversion, millisecond truncation) cover the rest;
-// TestReadFrame covers clean EOF, truncated header and payload, oversized
-// claims (read no further than the header), garbage payloads and
-// WriteFrame's limit; TestClaimDoesNotAllocate shows a 1 GiB claim with
-// 1,000 bytes sent allocating under 1 MiB. FuzzUnmarshal checks that
-// Unmarshal never panics and that whatever it accepts re-encodes to the
-// same bytes and decodes to the same value.
+// alternative (with short and long length forms, negative and multi-octet
+// integers, absent and present optional fields, all three time forms and
+// both UTCTime centuries), and checks that Marshal writes the same bytes.
+// TestEveryPrefixFails refuses every proper prefix of them. TestRoundTrip
+// runs values of every alternative (all 256 byte values, integer extremes,
+// 2,000 files, an 18 MB file) through Marshal/Unmarshal and
+// WriteCmd/ReadCmd, and fails if an alternative has no value.
+// TestUnmarshalErrors is the negative table with full error texts
+// (malformed DER, the refused tags, wrong tags, bad UUIDs, integers, paths
+// and times); TestMarshalErrors and TestMarshalTime (UTC conversion,
+// millisecond truncation) cover Marshal. TestReadFrame covers clean EOF,
+// truncated header and payload, oversized claims (read no further than the
+// header), garbage payloads and WriteFrame's limit;
+// TestClaimDoesNotAllocate shows a 1 GiB claim with 1,000 bytes sent
+// allocating under 1 MiB. FuzzUnmarshal checks that Unmarshal never panics,
+// refuses only with a *FormatError, and that whatever it accepts
+// re-encodes to the same bytes and decodes to the same value.
 package proto

@@ -32,7 +32,9 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"high tag", "bf1f00", "proto: cmd: high-tag-number identifier 0xbf is not used by builder (at byte 0)"},
 		{"tag 0", "a003020101", "proto: cmd: [0] INTEGER (unused; builder's decoder fails on it) (at byte 0)"},
 		{"tag 8", "a8020500", "proto: cmd: [8] NULL, the job request of protocol versions before platforms (builder's decoder fails on it) (at byte 0)"},
-		{"tag 11", "ab030c016a", "proto: cmd: [11] execute of protocol versions before platforms (not implemented) (at byte 0)"},
+		{"tag 1", "a103020101", "proto: cmd: [1] INTEGER (unused; builder's decoder fails on it) (at byte 0)"},
+		{"old_info_reply with dropped platforms", "a70a 3008 3000 3000 3000 3000", "proto: cmd: old_info_reply: unexpected SEQUENCE after the last field (2 trailing bytes) (at byte 10)"},
+		{"old_execute as a SEQUENCE", "ab05 3003 0c016a", "proto: cmd: old_execute: expected UTF8String, found SEQUENCE (at byte 2)"},
 		{"tag 23", "b7020500", "proto: cmd: [23] is not an alternative of builder's cmd (at byte 0)"},
 		{"primitive context tag", "86020500", "proto: cmd: expected a context tag [n] of builder's cmd CHOICE, found tag 0x86 (at byte 0)"},
 		{"null with contents", "a60305 0100", "proto: cmd: info: NULL has 1 contents octets, DER requires none (at byte 2)"},
@@ -111,20 +113,6 @@ func TestUnmarshalErrors(t *testing.T) {
 	}
 }
 
-func TestNotImplemented(t *testing.T) {
-	for _, der := range []string{"a700", "ab030c016a"} {
-		_, err := Unmarshal(unhex(t, der))
-		if !errors.Is(err, ErrNotImplemented) {
-			t.Errorf("%s: error %v does not wrap ErrNotImplemented", der, err)
-		}
-	}
-	for _, der := range []string{"a0020500", "a8020500", "b7020500"} {
-		if _, err := Unmarshal(unhex(t, der)); err == nil || errors.Is(err, ErrNotImplemented) {
-			t.Errorf("%s: error %v, want a plain format error", der, err)
-		}
-	}
-}
-
 func TestMarshalErrors(t *testing.T) {
 	for _, tc := range []struct {
 		cmd  Cmd
@@ -154,6 +142,7 @@ func TestMarshalErrors(t *testing.T) {
 		{InfoReply{Schedule: []ScheduleItem{{Job: Job{Orb: &OrbBuildJob{}}}}}, "proto: cmd: info_reply: schedule 0: period: invalid period 0"},
 		{InfoReply{Queues: []Queue{{}, {Jobs: []Job{{Script: &ScriptJob{}, Orb: &OrbBuildJob{}}}}}}, "proto: cmd: info_reply: queue 1: job 0: a job needs exactly one of Script and Orb"},
 		{InfoReply{Queues: []Queue{{Jobs: []Job{{Script: &ScriptJob{Files: []builder.File{{}}}}}}}}, "proto: cmd: info_reply: queue 0: job 0: job: files: file 0: path: empty path"},
+		{OldInfoReply{Schedule: []ScheduleItem{{Period: Hourly, Job: Job{}}}}, "proto: cmd: old_info_reply: schedule 0: job: a job needs exactly one of Script and Orb"},
 		{InfoReply{Running: []Running{{Started: Time{Form: TimeUTC}}}}, "proto: cmd: info_reply: running 0: started: year 1 does not fit UTCTime (1951 to 2050)"},
 		{InfoReply{Running: []Running{{Job: ScriptJob{Files: []builder.File{{}}}}}}, "proto: cmd: info_reply: running 0: job: files: file 0: path: empty path"},
 	} {

@@ -270,6 +270,26 @@ ad 14             -- [13] reschedule, 20 bytes
       17 0d 3939313233313233353935395a -- next: UTCTime "991231235959Z" (99 > 50: 1999)
 `, Reschedule{Name: "j", Next: Time{T: time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC), Form: TimeUTC}}},
 
+		{"old_execute", `
+ab 03             -- [11] old_execute
+   0c 01 6a       -- UTF8String "j"
+`, OldExecute{Name: "j"}},
+
+		{"old_info_reply", `
+a7 19             -- [7] old_info_reply, 25 bytes
+   30 17          -- SEQUENCE, 23 bytes: no dropped-platforms
+      30 00       -- schedule: empty
+      30 11       -- queues, 17 bytes
+         30 0f    -- SEQUENCE, 15 bytes
+            0c 01 78          -- platform "x"
+            30 0a             -- jobs, 10 bytes
+               a1 08          -- [1] orb_build_job
+                  30 06
+                     0c 01 6e -- name "n"
+                     0c 01 70 -- opam_package "p"
+      30 00       -- running: empty
+`, OldInfoReply{Queues: []Queue{{Platform: "x", Jobs: []Job{{Orb: &OrbBuildJob{Name: "n", OpamPackage: "p"}}}}}}},
+
 		{"info_reply empty", `
 b6 0a             -- [22] info_reply
    30 08          -- SEQUENCE

@@ -47,14 +47,39 @@ type InfoReply struct {
 	DroppedPlatforms []string
 }
 
-// Context tags of Reschedule and InfoReply.
+// OldInfoReply [7] is the info reply of servers before drop-platform:
+// InfoReply without DroppedPlatforms. builder reads it (as an info reply
+// with no dropped platforms) and no longer writes it.
+type OldInfoReply struct {
+	Schedule []ScheduleItem
+	Queues   []Queue
+	Running  []Running
+}
+
+// OldExecute [11] is the execute of clients before "execute --platform":
+// builder reads it as Execute with no platform and no longer writes it.
+type OldExecute struct{ Name string }
+
+// Context tags of Reschedule, InfoReply and the older forms.
 const (
-	TagReschedule = 13
-	TagInfoReply  = 22
+	TagOldInfoReply = 7
+	TagOldExecute   = 11
+	TagReschedule   = 13
+	TagInfoReply    = 22
 )
 
-func (Reschedule) Tag() int { return TagReschedule }
-func (InfoReply) Tag() int  { return TagInfoReply }
+func (Reschedule) Tag() int   { return TagReschedule }
+func (InfoReply) Tag() int    { return TagInfoReply }
+func (OldInfoReply) Tag() int { return TagOldInfoReply }
+func (OldExecute) Tag() int   { return TagOldExecute }
+
+func (c OldExecute) appendBody(b []byte) ([]byte, error) { return appendString(b, c.Name), nil }
+
+func (c OldInfoReply) appendBody(b []byte) ([]byte, error) {
+	return appendInfo(b, InfoReply{Schedule: c.Schedule, Queues: c.Queues, Running: c.Running}, false)
+}
+
+func (c InfoReply) appendBody(b []byte) ([]byte, error) { return appendInfo(b, c, true) }
 
 func appendJob(b []byte, j Job) ([]byte, error) {
 	switch {
@@ -89,7 +114,9 @@ func (c Reschedule) appendBody(b []byte) ([]byte, error) {
 	}), nil
 }
 
-func (c InfoReply) appendBody(b []byte) ([]byte, error) {
+// appendInfo writes the info reply: with dropped platforms for [22],
+// without for [7].
+func appendInfo(b []byte, c InfoReply, withDropped bool) ([]byte, error) {
 	var sched, queues, running, dropped []byte
 	for i, it := range c.Schedule {
 		next, err := appendTime(nil, it.Next)
@@ -137,8 +164,12 @@ func (c InfoReply) appendBody(b []byte) ([]byte, error) {
 	for _, p := range c.DroppedPlatforms {
 		dropped = appendString(dropped, p)
 	}
+	parts := [][]byte{sched, queues, running, dropped}
+	if !withDropped {
+		parts = parts[:3]
+	}
 	return seq(b, tagSequence, func(b []byte) []byte {
-		for _, part := range [][]byte{sched, queues, running, dropped} {
+		for _, part := range parts {
 			b = seq(b, tagSequence, func(b []byte) []byte { return append(b, part...) })
 		}
 		return b
@@ -212,7 +243,18 @@ func decodeReschedule(c *cursor) (Cmd, error) {
 	return m, in.end()
 }
 
-func decodeInfoReply(c *cursor) (Cmd, error) {
+func decodeInfoReply(c *cursor) (Cmd, error) { return decodeInfo(c, true) }
+
+func decodeOldInfoReply(c *cursor) (Cmd, error) {
+	m, err := decodeInfo(c, false)
+	if err != nil {
+		return nil, err
+	}
+	r := m.(InfoReply)
+	return OldInfoReply{Schedule: r.Schedule, Queues: r.Queues, Running: r.Running}, nil
+}
+
+func decodeInfo(c *cursor, withDropped bool) (Cmd, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return nil, err
@@ -250,6 +292,9 @@ func decodeInfoReply(c *cursor) (Cmd, error) {
 			return nil, within(err, "running %d", i)
 		}
 		m.Running = append(m.Running, r)
+	}
+	if !withDropped {
+		return m, in.end()
 	}
 	dropped, err := sequence(&in)
 	if err != nil {

@@ -78,6 +78,13 @@ var roundTrips = []Cmd{
 	Reschedule{Next: Time{T: time.Date(1951, 1, 1, 0, 0, 0, 0, time.UTC), Form: TimeUTC}},
 	Reschedule{Next: Time{T: time.Date(2024, 2, 29, 12, 0, 0, 0, time.UTC), Form: TimeGeneralizedZeroFraction}},
 	InfoReply{},
+	OldExecute{},
+	OldExecute{Name: "j"},
+	OldInfoReply{},
+	OldInfoReply{
+		Schedule: []ScheduleItem{{Next: Time{T: time.Date(2021, 11, 1, 0, 0, 0, 0, time.UTC), Form: TimeUTC}, Period: Weekly, Job: Job{Script: &ScriptJob{Name: "a"}}}},
+		Running:  []Running{{Started: Time{T: time.Date(2021, 11, 1, 0, 0, 0, 7e6, time.UTC)}, UUID: testUUID, Job: ScriptJob{Name: "r", Platform: str("p")}}},
+	},
 	InfoReply{
 		Schedule: []ScheduleItem{
 			{Next: Time{T: time.Date(2025, 6, 1, 0, 0, 0, 123e6, time.UTC)}, Period: Daily, Job: Job{Script: &ScriptJob{Name: "a", Script: "b", Platform: str("c")}}},
@@ -127,7 +134,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, tag := range []int{TagJobSchedule, TagJobFinished, TagOutput, TagSchedule, TagInfo,
 		TagUnschedule, TagObserve, TagScheduleOrbBuild, TagClientHello, TagServerHello,
 		TagJobRequested, TagDropPlatform, TagSuccess, TagFailure, TagExecute, TagUndropPlatform,
-		TagReschedule, TagInfoReply} {
+		TagReschedule, TagInfoReply, TagOldInfoReply, TagOldExecute} {
 		if !seen[tag] {
 			t.Errorf("no round-trip value for [%d] %s", tag, name(tag))
 		}

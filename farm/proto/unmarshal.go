@@ -7,9 +7,8 @@ import (
 
 // Unmarshal decodes one cmd from a frame's payload. It accepts exactly the
 // DER that Marshal writes for some value (so Marshal(Unmarshal(p)) == p):
-// strict DER, every element and tag in place, nothing after the cmd. An
-// alternative this package does not implement yields an error wrapping
-// ErrNotImplemented. The value does not alias p.
+// strict DER, every element and tag in place, nothing after the cmd. The
+// value does not alias p.
 func Unmarshal(p []byte) (Cmd, error) {
 	c := cursor{b: p}
 	if !c.more() {
@@ -73,17 +72,19 @@ func Unmarshal(p []byte) (Cmd, error) {
 		cmd, err = decodeReschedule(&in)
 	case TagInfoReply:
 		cmd, err = decodeInfoReply(&in)
+	case TagOldInfoReply:
+		cmd, err = decodeOldInfoReply(&in)
+	case TagOldExecute:
+		var s string
+		s, err = expectString(&in)
+		cmd = OldExecute{Name: s}
 	case TagUndropPlatform:
 		var s string
 		s, err = expectString(&in)
 		cmd = UndropPlatform{Platform: s}
 	default:
-		if tag < len(tagInfo) && tagInfo[tag].what != "" {
-			fe := errorf(e.off, "%s", tagInfo[tag].what)
-			if tagInfo[tag].notImplemented {
-				fe.err = ErrNotImplemented
-			}
-			return nil, fe
+		if tag < len(tagInfo) && tagInfo[tag] != "" {
+			return nil, errorf(e.off, "%s", tagInfo[tag])
 		}
 		return nil, errorf(e.off, "%s is not an alternative of builder's cmd", tagName(e.tag))
 	}
