@@ -1,16 +1,18 @@
 // Package proto speaks the wire protocol of Robur's builder
 // (github.com/robur-coop/builder): the messages between builder-server
 // (the scheduler), builder-worker and builder-client. It is the codec only;
-// the farm's scheduler, workers and client are built on it.
+// the farm's scheduler, workers and client are to be built on it.
 //
 // # Source
 //
 // The definitions are transcribed from builder's lib/builder.ml (module Asn,
 // value cmd, with script_job, orb_build_job, job, period, res, data, uuid
 // and client_or_worker) at commit 023b882a4fc5da7e3a3787dd128ceac4d81b2f6a
-// of robur-coop/builder, the protocol with client_version 13 and
-// worker_version 5 (builder 0.3.0 and later: platforms, drop-platform,
-// execute with a platform). asn1-combinators encodes it in DER; every [n] is
+// of robur-coop/builder: the protocol with client_version 13 and
+// worker_version 5, which has platforms, drop-platform and execute with a
+// platform. Older versions of builder.ml (e.g. commit ce21b8fb, with
+// Client_hello2 and no platforms) speak an incompatible protocol and are
+// not supported. asn1-combinators encodes it in DER; every [n] is
 // EXPLICIT (context-specific, constructed, wrapping the whole inner element).
 //
 // # Framing
