@@ -99,4 +99,16 @@ func TestRebuilderPinsLogKey(t *testing.T) {
 	if strings.Contains(out, "pinned log key") {
 		t.Errorf("the new key was pinned:\n%s", out)
 	}
+	// Following the advice: remove the pin, pass the new key once; the
+	// next run needs no flag.
+	os.Remove(pins)
+	if out, err := rebuilderRun(t, "rebuild", "--server", reset.URL, "--build", id, "--no-attest", "--pins", pins, "--log-key", reset.L.VKey); err == nil || !strings.Contains(err.Error(), "no build "+id) {
+		t.Fatalf("with the new key: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(pins); err != nil || !strings.Contains(string(b), reset.L.VKey) {
+		t.Fatalf("--log-key given once was not pinned: %v %s", err, b)
+	}
+	if out, err := rebuilderRun(t, "rebuild", "--server", reset.URL, "--build", id, "--no-attest", "--pins", pins); err == nil || !strings.Contains(err.Error(), "no build "+id) || strings.Contains(err.Error(), "log key changed") {
+		t.Fatalf("after pinning with --log-key once: %v\n%s", err, out)
+	}
 }

@@ -115,6 +115,21 @@ func (s *server) client(cmd *cobra.Command) (*client.Client, error) {
 		return nil, err
 	}
 	key := s.logKey
+	if key != "" {
+		// A key given on the command line is pinned when nothing is yet
+		// (after an operator removed a stale pin, as explain advises),
+		// so later runs need no flag.
+		path, err := s.pinPathFor()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			if err := writePin(path, pinState{Server: s.url, LogKey: key}); err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "pinned log key %s in %s (from --log-key)\n", key, path)
+		}
+	}
 	if key == "" {
 		key = os.Getenv("BUILDLEDGER_LOG_KEY")
 	}
@@ -138,21 +153,25 @@ func (s *server) client(cmd *cobra.Command) (*client.Client, error) {
 			if key, err = client.FetchLogKey(cmd.Context(), s.url, nil); err != nil {
 				return nil, fmt.Errorf("fetching the log key: %w", err)
 			}
-			st = pinState{Server: s.url, LogKey: key}
-			b, err := json.MarshalIndent(st, "", "  ")
-			if err != nil {
-				return nil, err
-			}
-			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-				return nil, err
-			}
-			if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+			if err := writePin(path, pinState{Server: s.url, LogKey: key}); err != nil {
 				return nil, err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "pinned log key %s in %s (trust on first use; pass --log-key to check it)\n", key, path)
 		}
 	}
 	return client.New(s.url, key, nil)
+}
+
+// writePin records st in the pin file at path (0600, atomically).
+func writePin(path string, st pinState) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o600)
 }
 
 // explain adds to an error that the server's log key changed where the
