@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/buildledger/buildledger/internal/der"
 	"github.com/buildledger/buildledger/ledger/builder"
 	"github.com/google/uuid"
 )
@@ -229,7 +230,7 @@ func Marshal(c Cmd) ([]byte, error) {
 	if err != nil {
 		return nil, within(err, "%s", name(c.Tag()))
 	}
-	return append(appendHeader(nil, ctx(c.Tag()), len(body)), body...), nil
+	return append(der.AppendHeader(nil, der.Explicit(c.Tag()), len(body)), body...), nil
 }
 
 func name(tag int) string {
@@ -302,7 +303,7 @@ func checkPath(p string) string {
 	return ""
 }
 
-func appendUUID(b []byte, u uuid.UUID) []byte { return appendBytes(b, u[:]) }
+func appendUUID(b []byte, u uuid.UUID) []byte { return der.AppendBytes(b, u[:]) }
 
 func appendData(b []byte, files []builder.File) ([]byte, error) {
 	for i, f := range files {
@@ -310,10 +311,10 @@ func appendData(b []byte, files []builder.File) ([]byte, error) {
 			return nil, within(mErr("%s", msg), "file %d: path", i)
 		}
 	}
-	return seq(b, tagSequence, func(b []byte) []byte {
+	return seq(b, der.TagSequence, func(b []byte) []byte {
 		for _, f := range files {
-			b = seq(b, tagSequence, func(b []byte) []byte {
-				return appendBytes(appendString(b, f.Path), f.Data)
+			b = seq(b, der.TagSequence, func(b []byte) []byte {
+				return der.AppendBytes(der.AppendString(b, f.Path), f.Data)
 			})
 		}
 		return b
@@ -325,12 +326,12 @@ func appendScriptJob(b []byte, j ScriptJob) ([]byte, error) {
 	if err != nil {
 		return nil, within(err, "job: files")
 	}
-	return seq(b, tagSequence, func(b []byte) []byte {
-		b = appendString(b, j.Name)
-		b = appendString(b, j.Script)
+	return seq(b, der.TagSequence, func(b []byte) []byte {
+		b = der.AppendString(b, j.Name)
+		b = der.AppendString(b, j.Script)
 		b = append(b, files...)
 		if j.Platform != nil {
-			b = appendString(b, *j.Platform)
+			b = der.AppendString(b, *j.Platform)
 		}
 		return b
 	}), nil
@@ -340,7 +341,7 @@ func appendPeriod(b []byte, p Period) ([]byte, error) {
 	if p < Hourly || p > Never {
 		return nil, mErr("invalid period %d", uint8(p))
 	}
-	return appendNull(appendHeader(b, ctx(int(p-Hourly)), 2)), nil
+	return der.AppendNull(der.AppendHeader(b, der.Explicit(int(p-Hourly)), 2)), nil
 }
 
 func appendResult(b []byte, r builder.Result) ([]byte, error) {
@@ -352,14 +353,14 @@ func appendResult(b []byte, r builder.Result) ([]byte, error) {
 		if err := checkInt(int64(r.Code)); err != nil {
 			return nil, err
 		}
-		inner := appendInt(nil, int64(r.Code))
-		return append(appendHeader(b, ctx(int(r.Kind-builder.ResultExited)), len(inner)), inner...), nil
+		inner := der.AppendInt(nil, int64(r.Code))
+		return append(der.AppendHeader(b, der.Explicit(int(r.Kind-builder.ResultExited)), len(inner)), inner...), nil
 	case builder.ResultMsg:
 		if r.Code != 0 {
 			return nil, mErr("msg result with code %d", r.Code)
 		}
-		inner := appendString(nil, r.Msg)
-		return append(appendHeader(b, ctx(3), len(inner)), inner...), nil
+		inner := der.AppendString(nil, r.Msg)
+		return append(der.AppendHeader(b, der.Explicit(3), len(inner)), inner...), nil
 	}
 	return nil, mErr("invalid result kind %d", uint8(r.Kind))
 }
@@ -369,7 +370,7 @@ func (c JobSchedule) appendBody(b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return seq(b, tagSequence, func(b []byte) []byte {
+	return seq(b, der.TagSequence, func(b []byte) []byte {
 		return append(appendUUID(b, c.UUID), job...)
 	}), nil
 }
@@ -383,7 +384,7 @@ func (c JobFinished) appendBody(b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, within(err, "data")
 	}
-	return seq(b, tagSequence, func(b []byte) []byte {
+	return seq(b, der.TagSequence, func(b []byte) []byte {
 		b = appendUUID(b, c.UUID)
 		b = append(b, res...)
 		return append(b, data...)
@@ -396,11 +397,11 @@ func (c Output) appendBody(b []byte) ([]byte, error) {
 			return nil, within(err, "timestamp")
 		}
 	}
-	return seq(b, tagSequence, func(b []byte) []byte {
+	return seq(b, der.TagSequence, func(b []byte) []byte {
 		b = appendUUID(b, c.UUID)
-		b = appendString(b, c.Line)
+		b = der.AppendString(b, c.Line)
 		if c.Timestamp != nil {
-			b = appendInt(b, *c.Timestamp)
+			b = der.AppendInt(b, *c.Timestamp)
 		}
 		return b
 	}), nil
@@ -415,7 +416,7 @@ func (c Schedule) appendBody(b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return seq(b, tagSequence, func(b []byte) []byte {
+	return seq(b, der.TagSequence, func(b []byte) []byte {
 		return append(append(b, p...), job...)
 	}), nil
 }
@@ -425,10 +426,10 @@ func (c ScheduleOrbBuild) appendBody(b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, within(err, "period")
 	}
-	return seq(b, tagSequence, func(b []byte) []byte {
+	return seq(b, der.TagSequence, func(b []byte) []byte {
 		b = append(b, p...)
-		return seq(b, tagSequence, func(b []byte) []byte {
-			return appendString(appendString(b, c.Job.Name), c.Job.OpamPackage)
+		return seq(b, der.TagSequence, func(b []byte) []byte {
+			return der.AppendString(der.AppendString(b, c.Job.Name), c.Job.OpamPackage)
 		})
 	}), nil
 }
@@ -440,30 +441,34 @@ func (c ClientHello) appendBody(b []byte) ([]byte, error) {
 	if err := checkInt(c.Version); err != nil {
 		return nil, within(err, "version")
 	}
-	return seq(b, tagSequence, func(b []byte) []byte {
-		b = appendNull(appendHeader(b, ctx(int(c.Role-RoleClient)), 2))
-		return appendInt(b, c.Version)
+	return seq(b, der.TagSequence, func(b []byte) []byte {
+		b = der.AppendNull(der.AppendHeader(b, der.Explicit(int(c.Role-RoleClient)), 2))
+		return der.AppendInt(b, c.Version)
 	}), nil
 }
 
 func (c Execute) appendBody(b []byte) ([]byte, error) {
-	return seq(b, tagSequence, func(b []byte) []byte {
-		b = appendString(b, c.Name)
+	return seq(b, der.TagSequence, func(b []byte) []byte {
+		b = der.AppendString(b, c.Name)
 		if c.Platform != nil {
-			b = appendString(b, *c.Platform)
+			b = der.AppendString(b, *c.Platform)
 		}
 		return b
 	}), nil
 }
 
-func (Info) appendBody(b []byte) ([]byte, error)           { return appendNull(b), nil }
-func (ServerHello) appendBody(b []byte) ([]byte, error)    { return appendNull(b), nil }
-func (Success) appendBody(b []byte) ([]byte, error)        { return appendNull(b), nil }
-func (c Unschedule) appendBody(b []byte) ([]byte, error)   { return appendString(b, c.Name), nil }
-func (c Observe) appendBody(b []byte) ([]byte, error)      { return appendUUID(b, c.UUID), nil }
-func (c JobRequested) appendBody(b []byte) ([]byte, error) { return appendString(b, c.Platform), nil }
-func (c DropPlatform) appendBody(b []byte) ([]byte, error) { return appendString(b, c.Platform), nil }
-func (c Failure) appendBody(b []byte) ([]byte, error)      { return appendString(b, c.Msg), nil }
+func (Info) appendBody(b []byte) ([]byte, error)         { return der.AppendNull(b), nil }
+func (ServerHello) appendBody(b []byte) ([]byte, error)  { return der.AppendNull(b), nil }
+func (Success) appendBody(b []byte) ([]byte, error)      { return der.AppendNull(b), nil }
+func (c Unschedule) appendBody(b []byte) ([]byte, error) { return der.AppendString(b, c.Name), nil }
+func (c Observe) appendBody(b []byte) ([]byte, error)    { return appendUUID(b, c.UUID), nil }
+func (c JobRequested) appendBody(b []byte) ([]byte, error) {
+	return der.AppendString(b, c.Platform), nil
+}
+func (c DropPlatform) appendBody(b []byte) ([]byte, error) {
+	return der.AppendString(b, c.Platform), nil
+}
+func (c Failure) appendBody(b []byte) ([]byte, error) { return der.AppendString(b, c.Msg), nil }
 func (c UndropPlatform) appendBody(b []byte) ([]byte, error) {
-	return appendString(b, c.Platform), nil
+	return der.AppendString(b, c.Platform), nil
 }

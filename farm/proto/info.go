@@ -1,6 +1,9 @@
 package proto
 
-import "github.com/google/uuid"
+import (
+	"github.com/buildledger/buildledger/internal/der"
+	"github.com/google/uuid"
+)
 
 // Job is builder's job CHOICE { script [0] ScriptJob, orb_build [1]
 // OrbBuildJob }: exactly one of the two is set.
@@ -73,7 +76,7 @@ func (InfoReply) Tag() int    { return TagInfoReply }
 func (OldInfoReply) Tag() int { return TagOldInfoReply }
 func (OldExecute) Tag() int   { return TagOldExecute }
 
-func (c OldExecute) appendBody(b []byte) ([]byte, error) { return appendString(b, c.Name), nil }
+func (c OldExecute) appendBody(b []byte) ([]byte, error) { return der.AppendString(b, c.Name), nil }
 
 func (c OldInfoReply) appendBody(b []byte) ([]byte, error) {
 	return appendInfo(b, InfoReply{Schedule: c.Schedule, Queues: c.Queues, Running: c.Running}, false)
@@ -88,12 +91,12 @@ func appendJob(b []byte, j Job) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return append(appendHeader(b, ctx(0), len(inner)), inner...), nil
+		return append(der.AppendHeader(b, der.Explicit(0), len(inner)), inner...), nil
 	case j.Orb != nil && j.Script == nil:
-		inner := seq(nil, tagSequence, func(b []byte) []byte {
-			return appendString(appendString(b, j.Orb.Name), j.Orb.OpamPackage)
+		inner := seq(nil, der.TagSequence, func(b []byte) []byte {
+			return der.AppendString(der.AppendString(b, j.Orb.Name), j.Orb.OpamPackage)
 		})
-		return append(appendHeader(b, ctx(1), len(inner)), inner...), nil
+		return append(der.AppendHeader(b, der.Explicit(1), len(inner)), inner...), nil
 	}
 	return nil, mErr("a job needs exactly one of Script and Orb")
 }
@@ -109,8 +112,8 @@ func (c Reschedule) appendBody(b []byte) ([]byte, error) {
 			return nil, within(err, "period")
 		}
 	}
-	return seq(b, tagSequence, func(b []byte) []byte {
-		return append(append(appendString(b, c.Name), next...), p...)
+	return seq(b, der.TagSequence, func(b []byte) []byte {
+		return append(append(der.AppendString(b, c.Name), next...), p...)
 	}), nil
 }
 
@@ -131,7 +134,7 @@ func appendInfo(b []byte, c InfoReply, withDropped bool) ([]byte, error) {
 		if err != nil {
 			return nil, within(err, "schedule %d: job", i)
 		}
-		sched = seq(sched, tagSequence, func(b []byte) []byte {
+		sched = seq(sched, der.TagSequence, func(b []byte) []byte {
 			return append(append(append(b, next...), p...), j...)
 		})
 	}
@@ -143,9 +146,9 @@ func appendInfo(b []byte, c InfoReply, withDropped bool) ([]byte, error) {
 				return nil, within(err, "queue %d: job %d", i, k)
 			}
 		}
-		queues = seq(queues, tagSequence, func(b []byte) []byte {
-			b = appendString(b, q.Platform)
-			return seq(b, tagSequence, func(b []byte) []byte { return append(b, jobs...) })
+		queues = seq(queues, der.TagSequence, func(b []byte) []byte {
+			b = der.AppendString(b, q.Platform)
+			return seq(b, der.TagSequence, func(b []byte) []byte { return append(b, jobs...) })
 		})
 	}
 	for i, r := range c.Running {
@@ -157,36 +160,36 @@ func appendInfo(b []byte, c InfoReply, withDropped bool) ([]byte, error) {
 		if err != nil {
 			return nil, within(err, "running %d", i)
 		}
-		running = seq(running, tagSequence, func(b []byte) []byte {
+		running = seq(running, der.TagSequence, func(b []byte) []byte {
 			return append(appendUUID(append(b, started...), r.UUID), j...)
 		})
 	}
 	for _, p := range c.DroppedPlatforms {
-		dropped = appendString(dropped, p)
+		dropped = der.AppendString(dropped, p)
 	}
 	parts := [][]byte{sched, queues, running, dropped}
 	if !withDropped {
 		parts = parts[:3]
 	}
-	return seq(b, tagSequence, func(b []byte) []byte {
+	return seq(b, der.TagSequence, func(b []byte) []byte {
 		for _, part := range parts {
-			b = seq(b, tagSequence, func(b []byte) []byte { return append(b, part...) })
+			b = seq(b, der.TagSequence, func(b []byte) []byte { return append(b, part...) })
 		}
 		return b
 	}), nil
 }
 
-func decodeJob(c *cursor) (Job, error) {
-	if !c.more() {
-		return Job{}, errorf(c.off, "missing (expected [0] or [1])")
+func decodeJob(c *der.Cursor) (Job, error) {
+	if !c.More() {
+		return Job{}, errorf(c.Off(), "missing (expected [0] or [1])")
 	}
-	e, err := c.next()
+	e, err := c.Next()
 	if err != nil {
 		return Job{}, err
 	}
-	in := e.contents()
+	in := e.Contents()
 	var j Job
-	switch e.tag {
+	switch e.Tag {
 	case 0xa0:
 		s, err := decodeScriptJob(&in)
 		if err != nil {
@@ -200,12 +203,12 @@ func decodeJob(c *cursor) (Job, error) {
 		}
 		j.Orb = &o
 	default:
-		return Job{}, errorf(e.off, "expected [0] or [1], found %s", tagName(e.tag))
+		return Job{}, errorf(e.Off, "expected [0] or [1], found %s", tagName(e.Tag))
 	}
-	return j, in.end()
+	return j, in.End()
 }
 
-func decodeOrbBuildJob(c *cursor) (OrbBuildJob, error) {
+func decodeOrbBuildJob(c *der.Cursor) (OrbBuildJob, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return OrbBuildJob{}, within(err, "orb_build_job")
@@ -217,13 +220,13 @@ func decodeOrbBuildJob(c *cursor) (OrbBuildJob, error) {
 	if j.OpamPackage, err = expectString(&in); err != nil {
 		return OrbBuildJob{}, within(err, "orb_build_job: opam_package")
 	}
-	if err := in.end(); err != nil {
+	if err := in.End(); err != nil {
 		return OrbBuildJob{}, within(err, "orb_build_job")
 	}
 	return j, nil
 }
 
-func decodeReschedule(c *cursor) (Cmd, error) {
+func decodeReschedule(c *der.Cursor) (Cmd, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return nil, err
@@ -235,17 +238,17 @@ func decodeReschedule(c *cursor) (Cmd, error) {
 	if m.Next, err = decodeTime(&in); err != nil {
 		return nil, within(err, "next")
 	}
-	if in.more() {
+	if in.More() {
 		if m.Period, err = decodePeriod(&in); err != nil {
 			return nil, err
 		}
 	}
-	return m, in.end()
+	return m, in.End()
 }
 
-func decodeInfoReply(c *cursor) (Cmd, error) { return decodeInfo(c, true) }
+func decodeInfoReply(c *der.Cursor) (Cmd, error) { return decodeInfo(c, true) }
 
-func decodeOldInfoReply(c *cursor) (Cmd, error) {
+func decodeOldInfoReply(c *der.Cursor) (Cmd, error) {
 	m, err := decodeInfo(c, false)
 	if err != nil {
 		return nil, err
@@ -254,7 +257,7 @@ func decodeOldInfoReply(c *cursor) (Cmd, error) {
 	return OldInfoReply{Schedule: r.Schedule, Queues: r.Queues, Running: r.Running}, nil
 }
 
-func decodeInfo(c *cursor, withDropped bool) (Cmd, error) {
+func decodeInfo(c *der.Cursor, withDropped bool) (Cmd, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return nil, err
@@ -264,7 +267,7 @@ func decodeInfo(c *cursor, withDropped bool) (Cmd, error) {
 	if err != nil {
 		return nil, within(err, "schedule")
 	}
-	for i := 0; sched.more(); i++ {
+	for i := 0; sched.More(); i++ {
 		it, err := decodeScheduleItem(&sched)
 		if err != nil {
 			return nil, within(err, "schedule %d", i)
@@ -275,7 +278,7 @@ func decodeInfo(c *cursor, withDropped bool) (Cmd, error) {
 	if err != nil {
 		return nil, within(err, "queues")
 	}
-	for i := 0; queues.more(); i++ {
+	for i := 0; queues.More(); i++ {
 		q, err := decodeQueue(&queues)
 		if err != nil {
 			return nil, within(err, "queue %d", i)
@@ -286,7 +289,7 @@ func decodeInfo(c *cursor, withDropped bool) (Cmd, error) {
 	if err != nil {
 		return nil, within(err, "running")
 	}
-	for i := 0; running.more(); i++ {
+	for i := 0; running.More(); i++ {
 		r, err := decodeRunning(&running)
 		if err != nil {
 			return nil, within(err, "running %d", i)
@@ -294,23 +297,23 @@ func decodeInfo(c *cursor, withDropped bool) (Cmd, error) {
 		m.Running = append(m.Running, r)
 	}
 	if !withDropped {
-		return m, in.end()
+		return m, in.End()
 	}
 	dropped, err := sequence(&in)
 	if err != nil {
 		return nil, within(err, "dropped-platforms")
 	}
-	for i := 0; dropped.more(); i++ {
+	for i := 0; dropped.More(); i++ {
 		p, err := expectString(&dropped)
 		if err != nil {
 			return nil, within(err, "dropped-platforms %d", i)
 		}
 		m.DroppedPlatforms = append(m.DroppedPlatforms, p)
 	}
-	return m, in.end()
+	return m, in.End()
 }
 
-func decodeScheduleItem(c *cursor) (ScheduleItem, error) {
+func decodeScheduleItem(c *der.Cursor) (ScheduleItem, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return ScheduleItem{}, err
@@ -325,10 +328,10 @@ func decodeScheduleItem(c *cursor) (ScheduleItem, error) {
 	if it.Job, err = decodeJob(&in); err != nil {
 		return ScheduleItem{}, within(err, "job")
 	}
-	return it, in.end()
+	return it, in.End()
 }
 
-func decodeQueue(c *cursor) (Queue, error) {
+func decodeQueue(c *der.Cursor) (Queue, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return Queue{}, err
@@ -341,17 +344,17 @@ func decodeQueue(c *cursor) (Queue, error) {
 	if err != nil {
 		return Queue{}, within(err, "jobs")
 	}
-	for i := 0; jobs.more(); i++ {
+	for i := 0; jobs.More(); i++ {
 		j, err := decodeJob(&jobs)
 		if err != nil {
 			return Queue{}, within(err, "job %d", i)
 		}
 		q.Jobs = append(q.Jobs, j)
 	}
-	return q, in.end()
+	return q, in.End()
 }
 
-func decodeRunning(c *cursor) (Running, error) {
+func decodeRunning(c *der.Cursor) (Running, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return Running{}, err
@@ -366,5 +369,5 @@ func decodeRunning(c *cursor) (Running, error) {
 	if r.Job, err = decodeScriptJob(&in); err != nil {
 		return Running{}, err
 	}
-	return r, in.end()
+	return r, in.End()
 }

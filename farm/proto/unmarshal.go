@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"github.com/buildledger/buildledger/internal/der"
 	"github.com/buildledger/buildledger/ledger/builder"
 	"github.com/google/uuid"
 )
@@ -10,22 +11,22 @@ import (
 // strict DER, every element and tag in place, nothing after the cmd. The
 // value does not alias p.
 func Unmarshal(p []byte) (Cmd, error) {
-	c := cursor{b: p}
-	if !c.more() {
+	c := cmdDER.Cursor(p, 0)
+	if !c.More() {
 		return nil, errorf(0, "empty payload")
 	}
-	e, err := c.next()
+	e, err := c.Next()
 	if err != nil {
 		return nil, err
 	}
-	if err := c.end(); err != nil {
+	if err := c.End(); err != nil {
 		return nil, err
 	}
-	if e.tag&0xe0 != 0xa0 {
-		return nil, errorf(e.off, "expected a context tag [n] of builder's cmd CHOICE, found %s", tagName(e.tag))
+	if e.Tag&0xe0 != 0xa0 {
+		return nil, errorf(e.Off, "expected a context tag [n] of builder's cmd CHOICE, found %s", tagName(e.Tag))
 	}
-	tag := int(e.tag & 0x1f)
-	in := e.contents()
+	tag := int(e.Tag & 0x1f)
+	in := e.Contents()
 	var cmd Cmd
 	switch tag {
 	case TagJobSchedule:
@@ -37,7 +38,7 @@ func Unmarshal(p []byte) (Cmd, error) {
 	case TagSchedule:
 		cmd, err = decodeSchedule(&in)
 	case TagInfo:
-		cmd, err = Info{}, expectNull(&in)
+		cmd, err = Info{}, in.ExpectNull()
 	case TagUnschedule:
 		var s string
 		s, err = expectString(&in)
@@ -51,7 +52,7 @@ func Unmarshal(p []byte) (Cmd, error) {
 	case TagClientHello:
 		cmd, err = decodeClientHello(&in)
 	case TagServerHello:
-		cmd, err = ServerHello{}, expectNull(&in)
+		cmd, err = ServerHello{}, in.ExpectNull()
 	case TagJobRequested:
 		var s string
 		s, err = expectString(&in)
@@ -61,7 +62,7 @@ func Unmarshal(p []byte) (Cmd, error) {
 		s, err = expectString(&in)
 		cmd = DropPlatform{Platform: s}
 	case TagSuccess:
-		cmd, err = Success{}, expectNull(&in)
+		cmd, err = Success{}, in.ExpectNull()
 	case TagFailure:
 		var s string
 		s, err = expectString(&in)
@@ -84,12 +85,12 @@ func Unmarshal(p []byte) (Cmd, error) {
 		cmd = UndropPlatform{Platform: s}
 	default:
 		if tag < len(tagInfo) && tagInfo[tag] != "" {
-			return nil, errorf(e.off, "%s", tagInfo[tag])
+			return nil, errorf(e.Off, "%s", tagInfo[tag])
 		}
-		return nil, errorf(e.off, "%s is not an alternative of builder's cmd", tagName(e.tag))
+		return nil, errorf(e.Off, "%s is not an alternative of builder's cmd", tagName(e.Tag))
 	}
 	if err == nil {
-		err = in.end()
+		err = in.End()
 	}
 	if err != nil {
 		return nil, within(err, "%s", name(tag))
@@ -97,66 +98,66 @@ func Unmarshal(p []byte) (Cmd, error) {
 	return cmd, nil
 }
 
-func expectString(c *cursor) (string, error) {
-	e, err := c.expect(tagUTF8String)
+func expectString(c *der.Cursor) (string, error) {
+	e, err := c.Expect(der.TagUTF8String)
 	if err != nil {
 		return "", err
 	}
-	return string(e.body), nil
+	return string(e.Body), nil
 }
 
-func expectUUID(c *cursor) (uuid.UUID, error) {
-	e, err := c.expect(tagUTF8String)
+func expectUUID(c *der.Cursor) (uuid.UUID, error) {
+	e, err := c.Expect(der.TagUTF8String)
 	if err != nil {
 		return uuid.UUID{}, within(err, "uuid")
 	}
-	if len(e.body) != 16 {
-		return uuid.UUID{}, within(errorf(e.off, "UUID has %d bytes, not 16", len(e.body)), "uuid")
+	if len(e.Body) != 16 {
+		return uuid.UUID{}, within(errorf(e.Off, "UUID has %d bytes, not 16", len(e.Body)), "uuid")
 	}
-	return uuid.UUID(e.body), nil
+	return uuid.UUID(e.Body), nil
 }
 
-func expectInt(c *cursor) (int64, error) {
-	e, err := c.expect(tagInteger)
+func expectInt(c *der.Cursor) (int64, error) {
+	e, err := c.Expect(der.TagInteger)
 	if err != nil {
 		return 0, err
 	}
-	return parseInt(e)
+	return e.Int()
 }
 
 // sequence reads a SEQUENCE and returns a cursor on its contents.
-func sequence(c *cursor) (cursor, error) {
-	e, err := c.expect(tagSequence)
+func sequence(c *der.Cursor) (der.Cursor, error) {
+	e, err := c.Expect(der.TagSequence)
 	if err != nil {
-		return cursor{}, err
+		return der.Cursor{}, err
 	}
-	return e.contents(), nil
+	return e.Contents(), nil
 }
 
 // explicitNull reads a CHOICE of [0]..[n-1] EXPLICIT NULL and returns the
 // index of the alternative.
-func explicitNull(c *cursor, n int) (int, error) {
-	if !c.more() {
-		return 0, errorf(c.off, "missing (expected [0]..[%d])", n-1)
+func explicitNull(c *der.Cursor, n int) (int, error) {
+	if !c.More() {
+		return 0, errorf(c.Off(), "missing (expected [0]..[%d])", n-1)
 	}
-	e, err := c.next()
+	e, err := c.Next()
 	if err != nil {
 		return 0, err
 	}
-	if e.tag < 0xa0 || int(e.tag) >= 0xa0+n {
-		return 0, errorf(e.off, "expected [0]..[%d], found %s", n-1, tagName(e.tag))
+	if e.Tag < 0xa0 || int(e.Tag) >= 0xa0+n {
+		return 0, errorf(e.Off, "expected [0]..[%d], found %s", n-1, tagName(e.Tag))
 	}
-	in := e.contents()
-	if err := expectNull(&in); err != nil {
+	in := e.Contents()
+	if err := in.ExpectNull(); err != nil {
 		return 0, err
 	}
-	if err := in.end(); err != nil {
+	if err := in.End(); err != nil {
 		return 0, err
 	}
-	return int(e.tag - 0xa0), nil
+	return int(e.Tag - 0xa0), nil
 }
 
-func decodePeriod(c *cursor) (Period, error) {
+func decodePeriod(c *der.Cursor) (Period, error) {
 	i, err := explicitNull(c, 4)
 	if err != nil {
 		return 0, within(err, "period")
@@ -164,13 +165,13 @@ func decodePeriod(c *cursor) (Period, error) {
 	return Hourly + Period(i), nil
 }
 
-func decodeData(c *cursor) ([]builder.File, error) {
+func decodeData(c *der.Cursor) ([]builder.File, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return nil, err
 	}
 	var files []builder.File
-	for i := 0; in.more(); i++ {
+	for i := 0; in.More(); i++ {
 		f, err := decodeFile(&in)
 		if err != nil {
 			return nil, within(err, "file %d", i)
@@ -180,33 +181,33 @@ func decodeData(c *cursor) ([]builder.File, error) {
 	return files, nil
 }
 
-func decodeFile(c *cursor) (builder.File, error) {
+func decodeFile(c *der.Cursor) (builder.File, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return builder.File{}, err
 	}
-	pe, err := in.expect(tagUTF8String)
+	pe, err := in.Expect(der.TagUTF8String)
 	if err != nil {
 		return builder.File{}, within(err, "path")
 	}
-	if msg := checkPath(string(pe.body)); msg != "" {
-		return builder.File{}, within(errorf(pe.off, "%s", msg), "path")
+	if msg := checkPath(string(pe.Body)); msg != "" {
+		return builder.File{}, within(errorf(pe.Off, "%s", msg), "path")
 	}
-	de, err := in.expect(tagUTF8String)
+	de, err := in.Expect(der.TagUTF8String)
 	if err != nil {
 		return builder.File{}, within(err, "data")
 	}
-	if err := in.end(); err != nil {
+	if err := in.End(); err != nil {
 		return builder.File{}, err
 	}
 	var data []byte
-	if len(de.body) > 0 {
-		data = append([]byte(nil), de.body...)
+	if len(de.Body) > 0 {
+		data = append([]byte(nil), de.Body...)
 	}
-	return builder.File{Path: string(pe.body), Data: data}, nil
+	return builder.File{Path: string(pe.Body), Data: data}, nil
 }
 
-func decodeScriptJob(c *cursor) (ScriptJob, error) {
+func decodeScriptJob(c *der.Cursor) (ScriptJob, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return ScriptJob{}, within(err, "job")
@@ -221,20 +222,20 @@ func decodeScriptJob(c *cursor) (ScriptJob, error) {
 	if j.Files, err = decodeData(&in); err != nil {
 		return ScriptJob{}, within(err, "job: files")
 	}
-	if in.peek() == tagUTF8String {
+	if in.Peek() == der.TagUTF8String {
 		p, err := expectString(&in)
 		if err != nil {
 			return ScriptJob{}, within(err, "job: platform")
 		}
 		j.Platform = &p
 	}
-	if err := in.end(); err != nil {
+	if err := in.End(); err != nil {
 		return ScriptJob{}, within(err, "job")
 	}
 	return j, nil
 }
 
-func decodeJobSchedule(c *cursor) (Cmd, error) {
+func decodeJobSchedule(c *der.Cursor) (Cmd, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return nil, err
@@ -246,26 +247,26 @@ func decodeJobSchedule(c *cursor) (Cmd, error) {
 	if m.Job, err = decodeScriptJob(&in); err != nil {
 		return nil, err
 	}
-	return m, in.end()
+	return m, in.End()
 }
 
-func decodeResult(c *cursor) (builder.Result, error) {
-	if !c.more() {
-		return builder.Result{}, errorf(c.off, "missing (expected [0]..[3])")
+func decodeResult(c *der.Cursor) (builder.Result, error) {
+	if !c.More() {
+		return builder.Result{}, errorf(c.Off(), "missing (expected [0]..[3])")
 	}
-	e, err := c.next()
+	e, err := c.Next()
 	if err != nil {
 		return builder.Result{}, err
 	}
-	in := e.contents()
+	in := e.Contents()
 	var r builder.Result
-	switch e.tag {
+	switch e.Tag {
 	case 0xa0, 0xa1, 0xa2:
 		v, err := expectInt(&in)
 		if err != nil {
 			return builder.Result{}, err
 		}
-		r = builder.Result{Kind: builder.ResultExited + builder.ResultKind(e.tag-0xa0), Code: int(v)}
+		r = builder.Result{Kind: builder.ResultExited + builder.ResultKind(e.Tag-0xa0), Code: int(v)}
 	case 0xa3:
 		s, err := expectString(&in)
 		if err != nil {
@@ -273,12 +274,12 @@ func decodeResult(c *cursor) (builder.Result, error) {
 		}
 		r = builder.Result{Kind: builder.ResultMsg, Msg: s}
 	default:
-		return builder.Result{}, errorf(e.off, "expected [0]..[3], found %s", tagName(e.tag))
+		return builder.Result{}, errorf(e.Off, "expected [0]..[3], found %s", tagName(e.Tag))
 	}
-	return r, in.end()
+	return r, in.End()
 }
 
-func decodeJobFinished(c *cursor) (Cmd, error) {
+func decodeJobFinished(c *der.Cursor) (Cmd, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return nil, err
@@ -293,10 +294,10 @@ func decodeJobFinished(c *cursor) (Cmd, error) {
 	if m.Data, err = decodeData(&in); err != nil {
 		return nil, within(err, "data")
 	}
-	return m, in.end()
+	return m, in.End()
 }
 
-func decodeOutput(c *cursor) (Cmd, error) {
+func decodeOutput(c *der.Cursor) (Cmd, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return nil, err
@@ -308,17 +309,17 @@ func decodeOutput(c *cursor) (Cmd, error) {
 	if m.Line, err = expectString(&in); err != nil {
 		return nil, within(err, "output")
 	}
-	if in.peek() == tagInteger {
+	if in.Peek() == der.TagInteger {
 		v, err := expectInt(&in)
 		if err != nil {
 			return nil, within(err, "timestamp")
 		}
 		m.Timestamp = &v
 	}
-	return m, in.end()
+	return m, in.End()
 }
 
-func decodeSchedule(c *cursor) (Cmd, error) {
+func decodeSchedule(c *der.Cursor) (Cmd, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return nil, err
@@ -330,10 +331,10 @@ func decodeSchedule(c *cursor) (Cmd, error) {
 	if m.Job, err = decodeScriptJob(&in); err != nil {
 		return nil, err
 	}
-	return m, in.end()
+	return m, in.End()
 }
 
-func decodeScheduleOrbBuild(c *cursor) (Cmd, error) {
+func decodeScheduleOrbBuild(c *der.Cursor) (Cmd, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return nil, err
@@ -345,10 +346,10 @@ func decodeScheduleOrbBuild(c *cursor) (Cmd, error) {
 	if m.Job, err = decodeOrbBuildJob(&in); err != nil {
 		return nil, err
 	}
-	return m, in.end()
+	return m, in.End()
 }
 
-func decodeClientHello(c *cursor) (Cmd, error) {
+func decodeClientHello(c *der.Cursor) (Cmd, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return nil, err
@@ -361,10 +362,10 @@ func decodeClientHello(c *cursor) (Cmd, error) {
 	if err != nil {
 		return nil, within(err, "version")
 	}
-	return ClientHello{Role: RoleClient + Role(i), Version: v}, in.end()
+	return ClientHello{Role: RoleClient + Role(i), Version: v}, in.End()
 }
 
-func decodeExecute(c *cursor) (Cmd, error) {
+func decodeExecute(c *der.Cursor) (Cmd, error) {
 	in, err := sequence(c)
 	if err != nil {
 		return nil, err
@@ -373,12 +374,12 @@ func decodeExecute(c *cursor) (Cmd, error) {
 	if m.Name, err = expectString(&in); err != nil {
 		return nil, within(err, "job_name")
 	}
-	if in.peek() == tagUTF8String {
+	if in.Peek() == der.TagUTF8String {
 		p, err := expectString(&in)
 		if err != nil {
 			return nil, within(err, "platform")
 		}
 		m.Platform = &p
 	}
-	return m, in.end()
+	return m, in.End()
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+
+	"github.com/buildledger/buildledger/internal/der"
 )
 
 // A Sink receives what Decode reads while it reads it.
@@ -137,8 +139,9 @@ func (c *scope) more() bool { return c.in.off < c.end }
 // sub is the scope of the contents of constructed element h.
 func (c *scope) sub(h header) scope { return scope{in: c.in, end: h.bodyOff + h.n} }
 
-// next reads one element header in strict DER (see cursor.next), checking
-// that its contents fit in the scope.
+// next reads one element header in strict DER (see der.Cursor.Next): the
+// same rules, applied as the octets arrive, checking that the contents fit
+// in the scope.
 func (c *scope) next() (header, error) {
 	in, off := c.in, c.in.off
 	rest := c.end - off
@@ -152,45 +155,31 @@ func (c *scope) next() (header, error) {
 	if err != nil {
 		return header{}, err
 	}
-	if tag&0x1f == 0x1f {
-		return header{}, errorf(int(off), "high-tag-number identifier 0x%02x is not used by exec", tag)
+	if err := execDER.Identifier(int(off), tag); err != nil {
+		return header{}, err
 	}
 	l, err := in.byte()
 	if err != nil {
 		return header{}, err
 	}
-	var n uint64
+	n := uint64(l)
 	hdr := int64(2)
-	switch {
-	case l < 0x80:
-		n = uint64(l)
-	case l == 0x80:
-		return header{}, errorf(int(off), "%s has an indefinite length, which DER forbids", tagName(tag))
-	default:
-		k := int64(l & 0x7f)
-		if k > 8 {
-			return header{}, errorf(int(off), "%s has a %d-octet length field", tagName(tag), k)
-		}
-		if rest < 2+k {
-			return header{}, errorf(int(off), "truncated: %s length field needs %d octets, %d remain", tagName(tag), k, rest-2)
+	if l >= 0x80 {
+		k, err := execDER.LengthOctets(int(off), tag, l, rest-2)
+		if err != nil {
+			return header{}, err
 		}
 		var b [8]byte
 		if err := in.full(b[:k]); err != nil {
 			return header{}, err
 		}
-		if b[0] == 0 {
-			return header{}, errorf(int(off), "%s length has a leading zero octet, which DER forbids", tagName(tag))
+		if n, err = execDER.LongLength(int(off), tag, b[:k]); err != nil {
+			return header{}, err
 		}
-		for _, x := range b[:k] {
-			n = n<<8 | uint64(x)
-		}
-		if n < 0x80 {
-			return header{}, errorf(int(off), "%s length %d is in long form, which DER forbids below 128", tagName(tag), n)
-		}
-		hdr = 2 + k
+		hdr = 2 + int64(k)
 	}
-	if n > uint64(rest-hdr) {
-		return header{}, errorf(int(off), "truncated: %s claims %d bytes, %d remain", tagName(tag), n, rest-hdr)
+	if err := execDER.Fits(int(off), tag, n, rest-hdr); err != nil {
+		return header{}, err
 	}
 	return header{tag: tag, off: off, n: int64(n), bodyOff: off + hdr}, nil
 }
@@ -198,14 +187,14 @@ func (c *scope) next() (header, error) {
 // expect reads one element header and checks its tag.
 func (c *scope) expect(tag byte) (header, error) {
 	if !c.more() {
-		return header{}, errorf(int(c.in.off), "missing (expected %s)", tagName(tag))
+		return header{}, errorf(int(c.in.off), "missing (expected %s)", der.TagName(tag))
 	}
 	h, err := c.next()
 	if err != nil {
 		return header{}, err
 	}
 	if h.tag != tag {
-		return header{}, errorf(int(h.off), "expected %s, found %s", tagName(tag), tagName(h.tag))
+		return header{}, errorf(int(h.off), "expected %s, found %s", der.TagName(tag), der.TagName(h.tag))
 	}
 	return h, nil
 }
@@ -219,9 +208,9 @@ func (c *scope) done() error {
 	off := c.in.off
 	what := "element"
 	if h, err := c.next(); err == nil {
-		what = tagName(h.tag)
+		what = der.TagName(h.tag)
 	}
-	return errorf(int(off), "unexpected %s after the last field (%s)", what, bytesCount(int(rest)))
+	return errorf(int(off), "unexpected %s after the last field (%s)", what, der.TrailingBytes(int(rest)))
 }
 
 // body reads the contents of h, which the caller has bounded.
@@ -233,16 +222,16 @@ func (in *input) body(h header) ([]byte, error) {
 // element reads the contents of h into memory and returns a cursor over the
 // whole element, for Parse's code. The header is written anew: next accepts
 // only the one DER encoding of a header, so it is the input's.
-func (in *input) element(h header) (cursor, error) {
-	b := appendHeader(make([]byte, 0, int(h.bodyOff-h.off)+int(h.n)), h.tag, int(h.n))
+func (in *input) element(h header) (der.Cursor, error) {
+	b := der.AppendHeader(make([]byte, 0, int(h.bodyOff-h.off)+int(h.n)), h.tag, int(h.n))
 	if int64(len(b)) != h.bodyOff-h.off {
-		return cursor{}, errorf(int(h.off), "internal error: header of %d bytes re-encoded in %d", h.bodyOff-h.off, len(b))
+		return der.Cursor{}, errorf(int(h.off), "internal error: header of %d bytes re-encoded in %d", h.bodyOff-h.off, len(b))
 	}
 	b = b[:cap(b)]
 	if err := in.full(b[h.bodyOff-h.off:]); err != nil {
-		return cursor{}, err
+		return der.Cursor{}, err
 	}
-	return cursor{b: b, off: int(h.off)}, nil
+	return execDER.Cursor(b, int(h.off)), nil
 }
 
 // decoder holds the state of one Decode.
@@ -272,7 +261,7 @@ func (d *decoder) exec() (*Exec, error) {
 	case tagExplicit1:
 		return nil, errorf(int(outer.off), "[1] (builder's NULL placeholder for a later version) is not supported; only [0] is defined")
 	default:
-		return nil, errorf(int(outer.off), "expected [0] (an exec record), found %s", tagName(outer.tag))
+		return nil, errorf(int(outer.off), "expected [0] (an exec record), found %s", der.TagName(outer.tag))
 	}
 	if total := outer.bodyOff + outer.n; total > d.lim.MaxTotal {
 		return nil, limitf(0, "input of %d bytes is larger than the limit of %d", total, d.lim.MaxTotal)
@@ -300,7 +289,7 @@ func unwrapSink(err error) error {
 }
 
 func (d *decoder) record(in scope) (*Exec, error) {
-	seq, err := in.expect(tagSequence)
+	seq, err := in.expect(der.TagSequence)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +313,7 @@ func (d *decoder) record(in scope) (*Exec, error) {
 		return nil, err
 	}
 	// Two GeneralizedTimes with fractions: 2 × (2 + 19) bytes.
-	cur, err = d.small(&c, int64(2*(2+genTimeFracLen)), false)
+	cur, err = d.small(&c, int64(2*(2+der.GeneralizedTimeFracLen)), false)
 	if err == nil {
 		e.Started, e.Finished, err = d.p.timestamps(&cur)
 	}
@@ -355,31 +344,31 @@ func (d *decoder) record(in scope) (*Exec, error) {
 // memory. At the end of c it returns an empty cursor, for Parse's code to
 // report what is missing. Longer elements are refused: as exceeding Limits
 // if limit, else as malformed (no valid element of the kind is that long).
-func (d *decoder) small(c *scope, max int64, limit bool) (cursor, error) {
+func (d *decoder) small(c *scope, max int64, limit bool) (der.Cursor, error) {
 	if !c.more() {
-		return cursor{off: int(d.in.off)}, nil
+		return execDER.Cursor(nil, int(d.in.off)), nil
 	}
 	h, err := c.next()
 	if err != nil {
-		return cursor{}, err
+		return der.Cursor{}, err
 	}
 	if h.n > max {
 		if limit {
-			return cursor{}, limitf(int(h.off), "%d bytes, more than the limit of %d", h.n, max)
+			return der.Cursor{}, limitf(int(h.off), "%d bytes, more than the limit of %d", h.n, max)
 		}
-		return cursor{}, errorf(int(h.off), "%s of %d bytes is too long", tagName(h.tag), h.n)
+		return der.Cursor{}, errorf(int(h.off), "%s of %d bytes is too long", der.TagName(h.tag), h.n)
 	}
 	return d.in.element(h)
 }
 
 func (d *decoder) job(c *scope) (Job, error) {
 	var j Job
-	seq, err := c.expect(tagSequence)
+	seq, err := c.expect(der.TagSequence)
 	if err != nil {
 		return j, err
 	}
 	jc := c.sub(seq)
-	name, err := jc.expect(tagUTF8String)
+	name, err := jc.expect(der.TagUTF8String)
 	if err != nil {
 		return j, within(err, "name")
 	}
@@ -397,7 +386,7 @@ func (d *decoder) job(c *scope) (Job, error) {
 	if err := d.sink.Job(j.Name); err != nil {
 		return j, &sinkError{err}
 	}
-	script, err := jc.expect(tagUTF8String)
+	script, err := jc.expect(der.TagUTF8String)
 	if err != nil {
 		return j, within(err, "script")
 	}
@@ -412,7 +401,7 @@ func (d *decoder) job(c *scope) (Job, error) {
 		return j, err
 	}
 	if jc.more() {
-		plat, err := jc.expect(tagUTF8String)
+		plat, err := jc.expect(der.TagUTF8String)
 		if err != nil {
 			return j, within(err, "platform")
 		}
@@ -434,7 +423,7 @@ func (d *decoder) job(c *scope) (Job, error) {
 
 // files reads builder's "data", handing each file's contents to the sink.
 func (d *decoder) files(c *scope, field, item string, job bool) ([]File, error) {
-	seq, err := c.expect(tagSequence)
+	seq, err := c.expect(der.TagSequence)
 	if err != nil {
 		return nil, within(err, "%s", field)
 	}
@@ -457,12 +446,12 @@ func (d *decoder) files(c *scope, field, item string, job bool) ([]File, error) 
 }
 
 func (d *decoder) file(c *scope, set *pathSet, i int, job bool) (File, error) {
-	seq, err := c.expect(tagSequence)
+	seq, err := c.expect(der.TagSequence)
 	if err != nil {
 		return File{}, err
 	}
 	fc := c.sub(seq)
-	pe, err := fc.expect(tagUTF8String)
+	pe, err := fc.expect(der.TagUTF8String)
 	if err != nil {
 		return File{}, within(err, "path")
 	}
@@ -480,7 +469,7 @@ func (d *decoder) file(c *scope, set *pathSet, i int, job bool) (File, error) {
 	if msg := set.add(path, i); msg != "" {
 		return File{}, &FormatError{Field: "path", Value: quote(path), Offset: int(pe.off), Msg: msg}
 	}
-	de, err := fc.expect(tagUTF8String)
+	de, err := fc.expect(der.TagUTF8String)
 	if err != nil {
 		return File{}, within(err, "data")
 	}

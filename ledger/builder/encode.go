@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+
+	"github.com/buildledger/buildledger/internal/der"
 )
 
 // StreamFile is an output file whose contents an Encoder reads only while
@@ -45,7 +47,7 @@ func NewEncoder(e *Exec, files []StreamFile) (*Encoder, error) {
 		if f.Size < 0 || f.Size > math.MaxInt/4 || output > math.MaxInt/4 {
 			return nil, &FormatError{Field: fmt.Sprintf("output file %d", i), Offset: -1, Msg: fmt.Sprintf("size %d is out of range", f.Size)}
 		}
-		output += tlv(tlv(len(f.Path)) + tlv(int(f.Size)))
+		output += der.TLV(der.TLV(len(f.Path)) + der.TLV(int(f.Size)))
 	}
 	if err := v.validate(); err != nil {
 		return nil, err

@@ -1,6 +1,10 @@
 package builder
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/buildledger/buildledger/internal/der"
+)
 
 // Marshal encodes e in DER exactly as builder writes it for the same value:
 // GeneralizedTime timestamps with milliseconds (the part of a second below
@@ -30,71 +34,71 @@ func (e *Exec) Marshal() ([]byte, error) {
 // Sizes come first, so that the record is written into one buffer.
 func (e *Exec) head(output, extra int) (b []byte, total int) {
 	jobFiles := filesLen(e.Job.Files)
-	job := tlv(len(e.Job.Name)) + tlv(len(e.Job.Script)) + tlv(jobFiles)
+	job := der.TLV(len(e.Job.Name)) + der.TLV(len(e.Job.Script)) + der.TLV(jobFiles)
 	if e.Job.Platform != "" {
-		job += tlv(len(e.Job.Platform))
+		job += der.TLV(len(e.Job.Platform))
 	}
 	console := 0
 	for _, l := range e.Console {
-		console += tlv(tlv(intLen(int64(l.Delta))) + tlv(len(l.Data)))
+		console += der.TLV(der.TLV(der.IntLen(int64(l.Delta))) + der.TLV(len(l.Data)))
 	}
 	started, finished := e.Started.UTC(), e.Finished.UTC()
-	times := tlv(generalizedTimeLen(started)) + tlv(generalizedTimeLen(finished))
+	times := der.TLV(generalizedTimeLen(started)) + der.TLV(generalizedTimeLen(finished))
 	var result int
 	if e.Result.Kind == ResultMsg {
-		result = tlv(len(e.Result.Msg))
+		result = der.TLV(len(e.Result.Msg))
 	} else {
-		result = tlv(intLen(int64(e.Result.Code)))
+		result = der.TLV(der.IntLen(int64(e.Result.Code)))
 	}
-	seq := tlv(job) + tlv(len(e.UUID)) + tlv(console) + tlv(times) + tlv(result) + tlv(output)
-	total = tlv(tlv(seq))
+	seq := der.TLV(job) + der.TLV(len(e.UUID)) + der.TLV(console) + der.TLV(times) + der.TLV(result) + der.TLV(output)
+	total = der.TLV(der.TLV(seq))
 
 	b = make([]byte, 0, total-output+extra)
-	b = appendHeader(b, tagExplicit0, tlv(seq))
-	b = appendHeader(b, tagSequence, seq)
+	b = der.AppendHeader(b, tagExplicit0, der.TLV(seq))
+	b = der.AppendHeader(b, der.TagSequence, seq)
 
-	b = appendHeader(b, tagSequence, job)
-	b = appendString(b, e.Job.Name)
-	b = appendString(b, e.Job.Script)
+	b = der.AppendHeader(b, der.TagSequence, job)
+	b = der.AppendString(b, e.Job.Name)
+	b = der.AppendString(b, e.Job.Script)
 	b = appendFiles(b, e.Job.Files, jobFiles)
 	if e.Job.Platform != "" {
-		b = appendString(b, e.Job.Platform)
+		b = der.AppendString(b, e.Job.Platform)
 	}
 
-	b = appendBytes(b, e.UUID[:])
+	b = der.AppendBytes(b, e.UUID[:])
 
-	b = appendHeader(b, tagSequence, console)
+	b = der.AppendHeader(b, der.TagSequence, console)
 	for i := len(e.Console) - 1; i >= 0; i-- {
 		l := e.Console[i]
-		b = appendHeader(b, tagSequence, tlv(intLen(int64(l.Delta)))+tlv(len(l.Data)))
-		b = appendInt(b, int64(l.Delta))
-		b = appendString(b, l.Data)
+		b = der.AppendHeader(b, der.TagSequence, der.TLV(der.IntLen(int64(l.Delta)))+der.TLV(len(l.Data)))
+		b = der.AppendInt(b, int64(l.Delta))
+		b = der.AppendString(b, l.Data)
 	}
 
-	b = appendHeader(b, tagSequence, times)
+	b = der.AppendHeader(b, der.TagSequence, times)
 	b = appendGeneralizedTime(b, started)
 	b = appendGeneralizedTime(b, finished)
 
-	b = appendHeader(b, tagExplicit0+byte(e.Result.Kind-ResultExited), result)
+	b = der.AppendHeader(b, tagExplicit0+byte(e.Result.Kind-ResultExited), result)
 	if e.Result.Kind == ResultMsg {
-		b = appendString(b, e.Result.Msg)
+		b = der.AppendString(b, e.Result.Msg)
 	} else {
-		b = appendInt(b, int64(e.Result.Code))
+		b = der.AppendInt(b, int64(e.Result.Code))
 	}
-	b = appendHeader(b, tagSequence, output)
+	b = der.AppendHeader(b, der.TagSequence, output)
 	return b, total
 }
 
 func filesLen(files []File) int {
 	n := 0
 	for _, f := range files {
-		n += tlv(tlv(len(f.Path)) + tlv(len(f.Data)))
+		n += der.TLV(der.TLV(len(f.Path)) + der.TLV(len(f.Data)))
 	}
 	return n
 }
 
 func appendFiles(b []byte, files []File, n int) []byte {
-	b = appendHeader(b, tagSequence, n)
+	b = der.AppendHeader(b, der.TagSequence, n)
 	for _, f := range files {
 		b = appendFileHeader(b, f.Path, len(f.Data))
 		b = append(b, f.Data...)
@@ -105,7 +109,7 @@ func appendFiles(b []byte, files []File, n int) []byte {
 // appendFileHeader writes one file of data's SEQUENCE up to its contents,
 // which are size bytes long.
 func appendFileHeader(b []byte, path string, size int) []byte {
-	b = appendHeader(b, tagSequence, tlv(len(path))+tlv(size))
-	b = appendString(b, path)
-	return appendHeader(b, tagUTF8String, size)
+	b = der.AppendHeader(b, der.TagSequence, der.TLV(len(path))+der.TLV(size))
+	b = der.AppendString(b, path)
+	return der.AppendHeader(b, der.TagUTF8String, size)
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/buildledger/buildledger/internal/der"
 )
 
 // Parse decodes the DER exec record that builder-server uploads (the body of
@@ -40,34 +42,34 @@ func parse(der []byte, lim Limits) (*Exec, bool, error) {
 	return e, p.canonical, nil
 }
 
-func (p *parser) exec(der []byte) (*Exec, error) {
-	top := cursor{b: der}
-	outer, err := top.next()
+func (p *parser) exec(rec []byte) (*Exec, error) {
+	top := execDER.Cursor(rec, 0)
+	outer, err := top.Next()
 	if err != nil {
-		if len(der) == 0 {
+		if len(rec) == 0 {
 			return nil, errorf(0, "empty input")
 		}
 		return nil, err
 	}
-	switch outer.tag {
+	switch outer.Tag {
 	case tagExplicit0:
 	case tagExplicit1:
-		return nil, errorf(outer.off, "[1] (builder's NULL placeholder for a later version) is not supported; only [0] is defined")
+		return nil, errorf(outer.Off, "[1] (builder's NULL placeholder for a later version) is not supported; only [0] is defined")
 	default:
-		return nil, errorf(outer.off, "expected [0] (an exec record), found %s", tagName(outer.tag))
+		return nil, errorf(outer.Off, "expected [0] (an exec record), found %s", der.TagName(outer.Tag))
 	}
-	if top.more() {
-		return nil, errorf(top.off, "%s after the exec record", bytesCount(len(top.b)))
+	if top.More() {
+		return nil, errorf(top.Off(), "%s after the exec record", der.TrailingBytes(top.Len()))
 	}
-	in := outer.contents()
-	seq, err := in.expect(tagSequence)
+	in := outer.Contents()
+	seq, err := in.Expect(der.TagSequence)
 	if err != nil {
 		return nil, err
 	}
-	if err := in.end(); err != nil {
+	if err := in.End(); err != nil {
 		return nil, err
 	}
-	c := seq.contents()
+	c := seq.Contents()
 	e := new(Exec)
 
 	if e.Job, err = p.job(&c); err != nil {
@@ -88,86 +90,86 @@ func (p *parser) exec(der []byte) (*Exec, error) {
 	if e.Output, err = p.files(&c, "output", "output file"); err != nil {
 		return nil, err
 	}
-	if err := c.end(); err != nil {
+	if err := c.End(); err != nil {
 		return nil, err
 	}
 	return e, nil
 }
 
-func (p *parser) job(c *cursor) (Job, error) {
+func (p *parser) job(c *der.Cursor) (Job, error) {
 	var j Job
-	seq, err := c.expect(tagSequence)
+	seq, err := c.Expect(der.TagSequence)
 	if err != nil {
 		return j, err
 	}
-	jc := seq.contents()
-	name, err := jc.expect(tagUTF8String)
+	jc := seq.Contents()
+	name, err := jc.Expect(der.TagUTF8String)
 	if err != nil {
 		return j, within(err, "name")
 	}
-	j.Name = string(name.body)
+	j.Name = string(name.Body)
 	if msg := checkName(j.Name); msg != "" {
-		return j, &FormatError{Field: "name", Value: quote(j.Name), Offset: name.off, Msg: msg}
+		return j, &FormatError{Field: "name", Value: quote(j.Name), Offset: name.Off, Msg: msg}
 	}
-	script, err := jc.expect(tagUTF8String)
+	script, err := jc.Expect(der.TagUTF8String)
 	if err != nil {
 		return j, within(err, "script")
 	}
-	if int64(len(script.body)) > p.lim.MaxText {
-		return j, within(limitf(script.off, "%d bytes, more than the limit of %d", len(script.body), p.lim.MaxText), "script")
+	if int64(len(script.Body)) > p.lim.MaxText {
+		return j, within(limitf(script.Off, "%d bytes, more than the limit of %d", len(script.Body), p.lim.MaxText), "script")
 	}
-	j.Script = string(script.body)
+	j.Script = string(script.Body)
 	if j.Files, err = p.files(&jc, "files", "file"); err != nil {
 		return j, err
 	}
-	if jc.more() {
-		plat, err := jc.expect(tagUTF8String)
+	if jc.More() {
+		plat, err := jc.Expect(der.TagUTF8String)
 		if err != nil {
 			return j, within(err, "platform")
 		}
-		j.Platform = string(plat.body)
+		j.Platform = string(plat.Body)
 		if j.Platform == "" {
 			p.canonical = false // Marshal leaves an empty platform out
 		} else if msg := checkName(j.Platform); msg != "" {
-			return j, &FormatError{Field: "platform", Value: quote(j.Platform), Offset: plat.off, Msg: msg}
+			return j, &FormatError{Field: "platform", Value: quote(j.Platform), Offset: plat.Off, Msg: msg}
 		}
 	}
-	return j, jc.end()
+	return j, jc.End()
 }
 
-func (p *parser) uuid(c *cursor) (uuid.UUID, error) {
+func (p *parser) uuid(c *der.Cursor) (uuid.UUID, error) {
 	var u uuid.UUID
-	e, err := c.expect(tagUTF8String)
+	e, err := c.Expect(der.TagUTF8String)
 	if err != nil {
 		return u, err
 	}
-	if len(e.body) != len(u) {
-		return u, errorf(e.off, "is %d bytes, want the 16 raw bytes of a UUID", len(e.body))
+	if len(e.Body) != len(u) {
+		return u, errorf(e.Off, "is %d bytes, want the 16 raw bytes of a UUID", len(e.Body))
 	}
-	copy(u[:], e.body)
+	copy(u[:], e.Body)
 	if u == uuid.Nil {
-		return u, errorf(e.off, "is the nil UUID")
+		return u, errorf(e.Off, "is the nil UUID")
 	}
 	return u, nil
 }
 
-func (p *parser) console(c *cursor) ([]Line, error) {
-	seq, err := c.expect(tagSequence)
+func (p *parser) console(c *der.Cursor) ([]Line, error) {
+	seq, err := c.Expect(der.TagSequence)
 	if err != nil {
 		return nil, within(err, "console")
 	}
-	if int64(len(seq.body)) > p.lim.MaxText {
-		return nil, within(limitf(seq.off, "%d bytes, more than the limit of %d", len(seq.body), p.lim.MaxText), "console")
+	if int64(len(seq.Body)) > p.lim.MaxText {
+		return nil, within(limitf(seq.Off, "%d bytes, more than the limit of %d", len(seq.Body), p.lim.MaxText), "console")
 	}
-	cc := seq.contents()
+	cc := seq.Contents()
 	// One copy of the whole console; each line's text is a substring of it.
-	text := string(seq.body)
+	text := string(seq.Body)
 	var lines []Line
-	for i := 0; cc.more(); i++ {
+	for i := 0; cc.More(); i++ {
 		if i >= p.lim.MaxConsoleLines {
-			return nil, within(limitf(cc.off, "more than %d lines", p.lim.MaxConsoleLines), "console")
+			return nil, within(limitf(cc.Off(), "more than %d lines", p.lim.MaxConsoleLines), "console")
 		}
-		l, err := p.line(&cc, text, seq.bodyOff)
+		l, err := p.line(&cc, text, seq.BodyOff)
 		if err != nil {
 			return nil, within(err, "console line %d", i)
 		}
@@ -182,45 +184,45 @@ func (p *parser) console(c *cursor) ([]Line, error) {
 
 // line reads one console line; text is the console's contents as a string,
 // starting at offset base of the input.
-func (p *parser) line(c *cursor, text string, base int) (Line, error) {
-	seq, err := c.expect(tagSequence)
+func (p *parser) line(c *der.Cursor, text string, base int) (Line, error) {
+	seq, err := c.Expect(der.TagSequence)
 	if err != nil {
 		return Line{}, err
 	}
-	lc := seq.contents()
-	d, err := lc.expect(tagInteger)
+	lc := seq.Contents()
+	d, err := lc.Expect(der.TagInteger)
 	if err != nil {
 		return Line{}, within(err, "delta")
 	}
-	delta, err := parseInt(d)
+	delta, err := d.Int()
 	if err != nil {
 		return Line{}, within(err, "delta")
 	}
-	data, err := lc.expect(tagUTF8String)
+	data, err := lc.Expect(der.TagUTF8String)
 	if err != nil {
 		return Line{}, within(err, "data")
 	}
-	if err := lc.end(); err != nil {
+	if err := lc.End(); err != nil {
 		return Line{}, err
 	}
-	start := data.bodyOff - base
-	return Line{Delta: time.Duration(delta), Data: text[start : start+len(data.body)]}, nil
+	start := data.BodyOff - base
+	return Line{Delta: time.Duration(delta), Data: text[start : start+len(data.Body)]}, nil
 }
 
-func (p *parser) timestamps(c *cursor) (started, finished time.Time, err error) {
-	seq, err := c.expect(tagSequence)
+func (p *parser) timestamps(c *der.Cursor) (started, finished time.Time, err error) {
+	seq, err := c.Expect(der.TagSequence)
 	if err != nil {
 		return started, finished, err
 	}
-	tc := seq.contents()
+	tc := seq.Contents()
 	for _, f := range []struct {
 		name string
 		t    *time.Time
 	}{{"started", &started}, {"finished", &finished}} {
-		e, err := tc.next()
+		e, err := tc.Next()
 		if err != nil {
-			if !tc.more() {
-				err = errorf(tc.off, "missing (expected UTCTime or GeneralizedTime)")
+			if !tc.More() {
+				err = errorf(tc.Off(), "missing (expected UTCTime or GeneralizedTime)")
 			}
 			return started, finished, within(err, "%s", f.name)
 		}
@@ -233,22 +235,22 @@ func (p *parser) timestamps(c *cursor) (started, finished time.Time, err error) 
 		}
 		*f.t = t
 	}
-	if err := tc.end(); err != nil {
+	if err := tc.End(); err != nil {
 		return started, finished, err
 	}
-	return started, finished, checkOrder(started, finished, seq.off)
+	return started, finished, checkOrder(started, finished, seq.Off)
 }
 
-func (p *parser) result(c *cursor) (Result, error) {
-	e, err := c.next()
+func (p *parser) result(c *der.Cursor) (Result, error) {
+	e, err := c.Next()
 	if err != nil {
-		if !c.more() {
-			err = errorf(c.off, "missing (expected [0]..[3])")
+		if !c.More() {
+			err = errorf(c.Off(), "missing (expected [0]..[3])")
 		}
 		return Result{}, err
 	}
 	var kind ResultKind
-	switch e.tag {
+	switch e.Tag {
 	case tagExplicit0:
 		kind = ResultExited
 	case tagExplicit1:
@@ -258,50 +260,50 @@ func (p *parser) result(c *cursor) (Result, error) {
 	case tagExplicit3:
 		kind = ResultMsg
 	default:
-		return Result{}, errorf(e.off, "expected [0] exited, [1] signalled, [2] stopped or [3] msg, found %s", tagName(e.tag))
+		return Result{}, errorf(e.Off, "expected [0] exited, [1] signalled, [2] stopped or [3] msg, found %s", der.TagName(e.Tag))
 	}
-	rc := e.contents()
+	rc := e.Contents()
 	var r Result
 	if kind == ResultMsg {
-		m, err := rc.expect(tagUTF8String)
+		m, err := rc.Expect(der.TagUTF8String)
 		if err != nil {
 			return r, within(err, "msg")
 		}
-		if int64(len(m.body)) > p.lim.MaxText {
-			return r, within(limitf(m.off, "%d bytes, more than the limit of %d", len(m.body), p.lim.MaxText), "msg")
+		if int64(len(m.Body)) > p.lim.MaxText {
+			return r, within(limitf(m.Off, "%d bytes, more than the limit of %d", len(m.Body), p.lim.MaxText), "msg")
 		}
-		r = Result{Kind: kind, Msg: string(m.body)}
+		r = Result{Kind: kind, Msg: string(m.Body)}
 	} else {
-		ie, err := rc.expect(tagInteger)
+		ie, err := rc.Expect(der.TagInteger)
 		if err != nil {
 			return r, within(err, "%s", kind)
 		}
-		v, err := parseInt(ie)
+		v, err := ie.Int()
 		if err != nil {
 			return r, within(err, "%s", kind)
 		}
 		if int64(int(v)) != v { // only where int has 32 bits
-			return r, errorf(ie.off, "%s code %d does not fit in an int here", kind, v)
+			return r, errorf(ie.Off, "%s code %d does not fit in an int here", kind, v)
 		}
 		r = Result{Kind: kind, Code: int(v)}
 	}
-	return r, rc.end()
+	return r, rc.End()
 }
 
 // files reads builder's "data": SEQUENCE OF SEQUENCE { path, data }.
-func (p *parser) files(c *cursor, field, item string) ([]File, error) {
-	seq, err := c.expect(tagSequence)
+func (p *parser) files(c *der.Cursor, field, item string) ([]File, error) {
+	seq, err := c.Expect(der.TagSequence)
 	if err != nil {
 		return nil, within(err, "%s", field)
 	}
-	fc := seq.contents()
+	fc := seq.Contents()
 	var (
 		files []File
 		set   pathSet
 	)
-	for i := 0; fc.more(); i++ {
+	for i := 0; fc.More(); i++ {
 		if i >= p.lim.MaxFiles {
-			return nil, within(limitf(fc.off, "more than %d files", p.lim.MaxFiles), "%s", field)
+			return nil, within(limitf(fc.Off(), "more than %d files", p.lim.MaxFiles), "%s", field)
 		}
 		f, err := p.file(&fc, &set, i)
 		if err != nil {
@@ -312,38 +314,38 @@ func (p *parser) files(c *cursor, field, item string) ([]File, error) {
 	return files, nil
 }
 
-func (p *parser) file(c *cursor, set *pathSet, i int) (File, error) {
-	seq, err := c.expect(tagSequence)
+func (p *parser) file(c *der.Cursor, set *pathSet, i int) (File, error) {
+	seq, err := c.Expect(der.TagSequence)
 	if err != nil {
 		return File{}, err
 	}
-	fc := seq.contents()
-	pe, err := fc.expect(tagUTF8String)
+	fc := seq.Contents()
+	pe, err := fc.Expect(der.TagUTF8String)
 	if err != nil {
 		return File{}, within(err, "path")
 	}
-	if len(pe.body) > MaxPath { // before copying it
-		return File{}, &FormatError{Field: "path", Value: quote(string(pe.body[:maxQuote])), Offset: pe.off,
-			Msg: fmt.Sprintf("is %d bytes long, more than %d", len(pe.body), MaxPath)}
+	if len(pe.Body) > MaxPath { // before copying it
+		return File{}, &FormatError{Field: "path", Value: quote(string(pe.Body[:maxQuote])), Offset: pe.Off,
+			Msg: fmt.Sprintf("is %d bytes long, more than %d", len(pe.Body), MaxPath)}
 	}
-	path := string(pe.body)
+	path := string(pe.Body)
 	if msg := checkPath(path); msg != "" {
-		return File{}, &FormatError{Field: "path", Value: quote(path), Offset: pe.off, Msg: msg}
+		return File{}, &FormatError{Field: "path", Value: quote(path), Offset: pe.Off, Msg: msg}
 	}
 	if msg := set.add(path, i); msg != "" {
-		return File{}, &FormatError{Field: "path", Value: quote(path), Offset: pe.off, Msg: msg}
+		return File{}, &FormatError{Field: "path", Value: quote(path), Offset: pe.Off, Msg: msg}
 	}
-	de, err := fc.expect(tagUTF8String)
+	de, err := fc.Expect(der.TagUTF8String)
 	if err != nil {
 		return File{}, within(err, "data")
 	}
-	if int64(len(de.body)) > p.lim.MaxFileSize {
-		return File{}, within(limitf(de.off, "%d bytes, more than the limit of %d", len(de.body), p.lim.MaxFileSize), "data")
+	if int64(len(de.Body)) > p.lim.MaxFileSize {
+		return File{}, within(limitf(de.Off, "%d bytes, more than the limit of %d", len(de.Body), p.lim.MaxFileSize), "data")
 	}
-	if err := fc.end(); err != nil {
+	if err := fc.End(); err != nil {
 		return File{}, err
 	}
-	return File{Path: path, Data: clone(de.body)}, nil
+	return File{Path: path, Data: clone(de.Body)}, nil
 }
 
 // clone copies b; an empty b gives nil.

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/buildledger/buildledger/internal/der"
 )
 
 // controlChar returns the first C0 or C1 control character or DEL in s, and
@@ -131,7 +133,7 @@ func (e *Exec) validate() error {
 		return &FormatError{Field: "uuid", Offset: -1, Msg: "is the nil UUID"}
 	}
 	for i, l := range e.Console {
-		if l.Delta > maxOCamlInt || l.Delta < minOCamlInt {
+		if l.Delta > der.MaxInt || l.Delta < der.MinInt {
 			// Go durations are int64; builder's are 63-bit.
 			return &FormatError{Field: fmt.Sprintf("console line %d: delta", len(e.Console)-1-i), Offset: -1,
 				Msg: fmt.Sprintf("%v is out of range of builder's 63-bit int", l.Delta)}
@@ -184,7 +186,7 @@ func (r Result) validate() error {
 		if r.Msg != "" {
 			return &FormatError{Field: "result", Offset: -1, Msg: fmt.Sprintf("%s result has a message", r.Kind)}
 		}
-		if c := int64(r.Code); c > maxOCamlInt || c < minOCamlInt {
+		if c := int64(r.Code); c > der.MaxInt || c < der.MinInt {
 			return &FormatError{Field: "result", Offset: -1, Msg: fmt.Sprintf("code %d is out of range of builder's 63-bit int", r.Code)}
 		}
 	case ResultMsg:
