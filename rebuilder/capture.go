@@ -46,11 +46,19 @@ const captureTimeout = 5 * time.Minute
 // output runs a capture command as cred (nil: this user) in a process group
 // of its own, killed with everything in it when the command ends, times
 // out or ctx ends; a process that keeps the output open cannot hold it up
-// for more than WaitDelay.
-func output(ctx context.Context, argv, env []string, dir string, cred *syscall.Credential) ([]byte, error) {
+// for more than WaitDelay. With jail it runs confined like the job, with
+// the job's directories writable.
+func output(ctx context.Context, argv, env []string, dir string, cred *syscall.Credential, jail *confinement) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, captureTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	run := argv
+	if jail != nil {
+		var err error
+		if run, err = jail.Command(argv, dir, jail.writable, nil); err != nil {
+			return nil, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
+		}
+	}
+	cmd := exec.CommandContext(ctx, run[0], run[1:]...)
 	cmd.Env, cmd.Dir = env, dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -93,7 +101,7 @@ func systemPackages(ctx context.Context, family orb.Family) (*orb.Packages, []by
 	if err != nil {
 		return nil, nil, fmt.Errorf("rebuilder: system-packages: %w", err)
 	}
-	out, err := output(ctx, append([]string{bin}, args...), []string{"PATH=" + DefaultPath}, "/", nil)
+	out, err := output(ctx, append([]string{bin}, args...), []string{"PATH=" + DefaultPath}, "/", nil, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rebuilder: system-packages: %w", err)
 	}
@@ -111,12 +119,14 @@ func systemPackages(ctx context.Context, family orb.Family) (*orb.Packages, []by
 
 // opamSwitch exports the job's opam switch with `opam switch export
 // --full --freeze -`, run like the job (same variables, in its working
-// directory, so a local switch there is found), and returns it with its
+// directory, so a local switch there is found, as the same user and
+// confined the same way, since opam runs what the job left in its root),
+// and returns it with its
 // canonical opam-switch file. In OpamAuto mode it returns nil when opam is
 // not on the job's PATH or the job's opam root does not exist, and turns
 // failures into a console note; in OpamAlways mode they are errors
 // wrapping ErrOpam.
-func opamSwitch(ctx context.Context, mode OpamMode, env orb.Environment, environ []string, dir string, cred *syscall.Credential, con *console) (*orb.Switch, []byte, error) {
+func opamSwitch(ctx context.Context, mode OpamMode, env orb.Environment, environ []string, dir string, cred *syscall.Credential, jail *confinement, con *console) (*orb.Switch, []byte, error) {
 	fail := func(err error) (*orb.Switch, []byte, error) {
 		if mode == OpamAlways {
 			return nil, nil, fmt.Errorf("rebuilder: %w: %w", ErrOpam, err)
@@ -142,7 +152,7 @@ func opamSwitch(ctx context.Context, mode OpamMode, env orb.Environment, environ
 			return nil, nil, nil
 		}
 	}
-	out, err := output(ctx, []string{bin, "switch", "export", "--full", "--freeze", "-"}, environ, dir, cred)
+	out, err := output(ctx, []string{bin, "switch", "export", "--full", "--freeze", "-"}, environ, dir, cred, jail)
 	if err != nil {
 		return fail(err)
 	}

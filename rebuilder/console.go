@@ -31,6 +31,7 @@ type console struct {
 	headBytes, tailBytes int64 // byte budgets
 
 	head, tail   []builder.Line
+	headNotes    int   // notes in head, outside its line budget
 	hb, tb       int64 // bytes held in head and tail
 	dropped      int
 	droppedBytes int64
@@ -56,7 +57,7 @@ func (c *console) add(data []byte) {
 		_, _ = fmt.Fprintf(c.live, "%s\n", data)
 	}
 	n := int64(len(data))
-	if c.dropped == 0 && len(c.tail) == 0 && len(c.head) < c.headLines && c.hb+n <= c.headBytes {
+	if c.dropped == 0 && len(c.tail) == 0 && len(c.head)-c.headNotes < c.headLines && c.hb+n <= c.headBytes {
 		c.head = append(c.head, l)
 		c.hb += n
 		return
@@ -73,11 +74,18 @@ func (c *console) add(data []byte) {
 	}
 }
 
-// note adds a line of the rebuilder's own, outside the budgets.
+// note adds a line of the rebuilder's own, outside the budgets. A note
+// made while the head still takes lines (such as one before the script
+// starts) goes there, so that it does not end the head.
 func (c *console) note(format string, args ...any) {
 	l := builder.Line{Delta: time.Since(c.start), Data: notePrefix + fmt.Sprintf(format, args...)}
 	if c.live != nil {
 		_, _ = fmt.Fprintf(c.live, "%s\n", l.Data)
+	}
+	if c.dropped == 0 && len(c.tail) == 0 {
+		c.head = append(c.head, l)
+		c.headNotes++
+		return
 	}
 	c.tail = append(c.tail, l)
 }

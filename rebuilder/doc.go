@@ -29,6 +29,21 @@
 //     it started outlives it), when Options.Timeout expires (result message
 //     "timeout", as builder records it) or when the context ends (Run then
 //     returns the context's error).
+//   - With Options.Sandbox, a confinement by bubblewrap and resource
+//     limits (package farm/sandbox): the host's root read-only, fresh /dev,
+//     /proc and /tmp, only Root/build and Root/home writable, the script
+//     read-only, new user, PID, IPC, UTS, cgroup and (unless
+//     Sandbox.Network) network namespaces, no capabilities, and
+//     RLIMIT_AS, FSIZE, NPROC, NOFILE and optionally CPU. Killing bwrap
+//     ends the job's PID namespace, so at the timeout nothing the job
+//     started survives, not even processes that called setsid. Run checks
+//     first that bwrap works on this host and otherwise fails with
+//     ErrSandbox; only Sandbox.Unsandboxed, the operator's explicit
+//     choice, runs jobs without it (limits only). The console's first line
+//     is a note describing the confinement. bwrap reports a job killed by
+//     signal n as exit status 128+n; Run records such a status as that
+//     signal, with a console note. Without Options.Sandbox (nil) the job
+//     is not confined: it can do whatever its user can, network included.
 //
 // For a rebuild, Options.Env gives the recorded build-environment instead:
 // the script runs with exactly those variables, under the build root its
@@ -90,16 +105,17 @@
 // build, retrying failures (MaxAttempts) and locking its state file.
 //
 // A rebuild runs a script that came from the ledger, that is from whoever
-// could upload a build. The script can do whatever the user running it
-// can. So: rebuilds use one configured build root (Options.Root; a record
+// could upload a build. Unconfined, the script can do whatever the user
+// running it can. So: Options.Sandbox (rebuilder --sandbox) confines it and
+// the opam export as above; rebuilds use one configured build root (Options.Root; a record
 // whose HOME lies elsewhere is refused, so a record cannot make the
 // rebuilder create or wipe directories of its choosing); capture commands
 // run in their own process group under a timeout; and Options.RunAs
 // (rebuilder --run-as) runs the job and the opam export as an unprivileged
 // user that cannot read the signing key or the rebuilder's environment.
 // A rebuilder that follows a ledger with untrusted uploaders should use
-// RunAs, or run in a VM or container of its own, with the signing key
-// outside it.
+// Sandbox and RunAs together (RLIMIT_NPROC does not hold for root), or run
+// in a VM or container of its own, with the signing key outside it.
 //
 // # Tests
 //
@@ -120,6 +136,15 @@
 // a local repository; skipped without opam and ocamlopt), TestCheckHost and
 // TestParseOSRelease the host facts, TestCompare the verdicts and
 // TestWriteDir the output directory, TestRunAs a job run as another user
-// that cannot read the rebuilder's files. cmd/rebuilder's
+// that cannot read the rebuilder's files. With real bubblewrap (skipped
+// without it unless BUILDLEDGER_REQUIRE_BWRAP=1, which makes them fail):
+// TestRunSandboxNetwork a job that cannot reach a listener on the host's
+// 127.0.0.1 unless Network is set, TestRunSandboxFiles the writes it
+// cannot make (/etc, the repository, its script, the host's /tmp),
+// TestRunSandboxTimeout a setsid process that dies at the timeout,
+// TestRunSandboxLimits RLIMIT_FSIZE and RLIMIT_AS, TestRunSandboxMissing
+// the refusal without bwrap and the unsandboxed choice,
+// TestRunSandboxRunAs the sandbox as another user and TestRunSandboxOpam a
+// confined opam export. cmd/rebuilder's
 // TestRebuildEndToEnd rebuilds against a real ledger server.
 package rebuilder

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/buildledger/buildledger/farm/sandbox"
 	"github.com/buildledger/buildledger/ledger/event"
 
 	"github.com/google/uuid"
@@ -63,6 +64,10 @@ var (
 	// FreeBSD's pkg, so system-packages cannot be captured (see
 	// Options.SkipSystem).
 	ErrUnsupportedHost = errors.New("system packages of this host cannot be captured")
+	// ErrSandbox: Options.Sandbox is set and jobs cannot be confined as it
+	// says on this host (bubblewrap missing or unusable); the wrapped
+	// error says how to fix it.
+	ErrSandbox = errors.New("cannot confine the job")
 )
 
 // Phase names a step of Run, for progress reports.
@@ -129,6 +134,18 @@ type Options struct {
 	// a user that cannot read the rebuilder's signing key, its environment
 	// or anything else it must not touch (see the package documentation).
 	RunAs *syscall.Credential
+
+	// Sandbox, if set, confines the job and the opam export with
+	// bubblewrap and resource limits (package farm/sandbox): the host's
+	// root read-only, only Root/build and Root/home writable, the script
+	// read-only, a private /tmp, no network unless Sandbox.Network, and
+	// nothing of the job outlives it. Run first checks that the host can do
+	// so and otherwise fails with ErrSandbox, running nothing. The
+	// console's first line is a note describing the confinement.
+	//
+	// nil runs the job unconfined, as before: in its own process group,
+	// with whatever access its user (see RunAs) has, including the network.
+	Sandbox *sandbox.Config
 
 	// Progress, if set, is called as Run enters each phase.
 	Progress func(Phase)
@@ -209,6 +226,11 @@ func Run(ctx context.Context, spec Spec, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rebuilder: %w", err)
 	}
+	if opts.Sandbox != nil {
+		if err := opts.Sandbox.CheckAs(ctx, opts.RunAs); err != nil {
+			return nil, fmt.Errorf("rebuilder: %w: %w", ErrSandbox, err)
+		}
+	}
 
 	unlock, err := prepareRoot(root, opts.RunAs)
 	if err != nil {
@@ -233,13 +255,23 @@ func Run(ctx context.Context, spec Spec, opts Options) (*Result, error) {
 		environ[i] = v.Name + "=" + v.Value
 	}
 	work := filepath.Join(root, buildDir)
+	var jail *confinement
+	if opts.Sandbox != nil {
+		jail = &confinement{Config: *opts.Sandbox, writable: []string{work, filepath.Join(root, homeDir)}}
+		if argv, err = jail.Command(argv, work, jail.writable, []string{scriptPath}); err != nil {
+			return nil, fmt.Errorf("rebuilder: %w: %w", ErrSandbox, err)
+		}
+	}
 
 	progress(PhaseRunning)
 	started := time.Now()
 	con := newConsole(started, orDefault(opts.MaxConsoleLines, DefaultMaxConsoleLines),
 		orDefault(opts.MaxConsoleBytes, DefaultMaxConsoleBytes), opts.Console)
+	if jail != nil {
+		con.note("sandbox: %s", jail.Describe())
+	}
 	timeout := orDefault(opts.Timeout, DefaultTimeout)
-	result, err := runScript(ctx, argv, work, environ, timeout, opts.RunAs, con)
+	result, err := runScript(ctx, argv, work, environ, timeout, opts.RunAs, jail != nil && !jail.Unsandboxed, con)
 	if err != nil {
 		return nil, fmt.Errorf("rebuilder: job %s: %w", spec.Job, err)
 	}
@@ -261,7 +293,7 @@ func Run(ctx context.Context, spec Spec, opts Options) (*Result, error) {
 		files = append(files, builder.File{Path: orb.PackagesFile, Data: data})
 	}
 	if spec.Opam != OpamNever {
-		sw, data, err := opamSwitch(ctx, spec.Opam, env, environ, work, opts.RunAs, con)
+		sw, data, err := opamSwitch(ctx, spec.Opam, env, environ, work, opts.RunAs, jail, con)
 		if err != nil {
 			return nil, err
 		}
@@ -417,11 +449,18 @@ func wipe(p string) error {
 	return os.RemoveAll(p)
 }
 
+// confinement is how Run confines the job's processes.
+type confinement struct {
+	sandbox.Config
+	writable []string // the job's work and home directories
+}
+
 // runScript runs argv in dir with exactly env, its output going to con,
 // in a process group of its own that is killed when ctx ends, when the
 // timeout expires and when the script has exited. It returns the result
-// as builder records it; the error is ctx's when ctx ended.
-func runScript(ctx context.Context, argv []string, dir string, env []string, timeout time.Duration, cred *syscall.Credential, con *console) (builder.Result, error) {
+// as builder records it; the error is ctx's when ctx ended. bwrapped says
+// that argv runs the script under bubblewrap (see bwrapSignal).
+func runScript(ctx context.Context, argv []string, dir string, env []string, timeout time.Duration, cred *syscall.Credential, bwrapped bool, con *console) (builder.Result, error) {
 	tctx := ctx
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -466,6 +505,11 @@ func runScript(ctx context.Context, argv []string, dir string, env []string, tim
 	}
 	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	switch {
+	case ok && bwrapped && ws.Exited():
+		if sig, ok := bwrapSignal(ws.ExitStatus()); ok {
+			con.note("bubblewrap reported exit status %d, as it reports a job killed by signal %d (%v): recorded as that signal", ws.ExitStatus(), int(sig), sig)
+			return builder.Result{Kind: builder.ResultSignalled, Code: OCamlSignal(sig)}, nil
+		}
 	case !ok:
 		return builder.Result{Kind: builder.ResultExited, Code: cmd.ProcessState.ExitCode()}, nil
 	case ws.Signaled():
@@ -474,6 +518,19 @@ func runScript(ctx context.Context, argv []string, dir string, env []string, tim
 		return builder.Result{Kind: builder.ResultStopped, Code: OCamlSignal(ws.StopSignal())}, nil
 	}
 	return builder.Result{Kind: builder.ResultExited, Code: ws.ExitStatus()}, nil
+}
+
+// bwrapSignal reads an exit status of bubblewrap. bwrap cannot die of the
+// signal that killed the job (its PID namespace's init), so it reports a
+// job killed by signal n as exit status 128+n, as shells do. Run records
+// that as the signal, as builder records a killed job; a script that calls
+// `exit 137` itself is recorded as killed by SIGKILL, as its shell parent
+// would see it.
+func bwrapSignal(status int) (syscall.Signal, bool) {
+	if status > 128 && status <= 128+64 {
+		return syscall.Signal(status - 128), true
+	}
+	return 0, false
 }
 
 // lookPath finds an executable file in the directories of path.
