@@ -6,6 +6,12 @@
 //	rebuilder follow  --server URL --key KEY.pem --state FILE [--concurrency N]
 //	rebuilder key generate --out PREFIX [--algorithm ecdsa-p256|ed25519|rsa-3072]
 //
+// build, rebuild and follow run jobs unconfined unless given --sandbox,
+// which runs them under bubblewrap with resource limits (package
+// farm/sandbox; --sandbox-network, --memory, --cpu-seconds), and refuses
+// to run them when bubblewrap is missing or unusable; --unsandboxed
+// instead applies only the limits, as the operator's explicit choice.
+//
 // Private keys are PEM files (PKCS #8, SEC 1, PKCS #1, or cosign's
 // encrypted keys, whose password is read from $COSIGN_PASSWORD).
 package main
@@ -37,6 +43,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/buildledger/buildledger/attest"
+	"github.com/buildledger/buildledger/farm/sandbox"
 	"github.com/buildledger/buildledger/internal/atomicfile"
 	"github.com/buildledger/buildledger/rebuilder"
 )
@@ -211,6 +218,67 @@ func loadSigner(path string) (*attest.Signer, error) {
 	return s, nil
 }
 
+// sandboxFlags are the flags of the commands that run jobs.
+type sandboxFlags struct {
+	on, network, unsandboxed bool
+	memory                   string
+	cpuSeconds               int64
+}
+
+func (s *sandboxFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.BoolVar(&s.on, "sandbox", false, "confine jobs with bubblewrap: read-only host root, only the build and home directories writable, private /tmp, no network, "+
+		"new namespaces, no capabilities, nothing outlives the job, resource limits; refuses to run jobs if bwrap is missing or unusable (default off: jobs run unconfined)")
+	f.BoolVar(&s.network, "sandbox-network", false, "with --sandbox: share the host's network with jobs (default: loopback only)")
+	f.BoolVar(&s.unsandboxed, "unsandboxed", false, "apply --sandbox's resource limits WITHOUT bubblewrap, as an explicit choice on hosts that lack it (no file system or network confinement)")
+	f.StringVar(&s.memory, "memory", "", "with --sandbox or --unsandboxed: address space limit (RLIMIT_AS) per job process, bytes or with K, M, G, T (binary), or none (default 8G)")
+	f.Int64Var(&s.cpuSeconds, "cpu-seconds", 0, "with --sandbox or --unsandboxed: CPU time limit (RLIMIT_CPU) per job process in seconds (default none)")
+}
+
+// config returns the sandbox the flags ask for, nil for none.
+func (s *sandboxFlags) config() (*sandbox.Config, error) {
+	if !s.on && !s.unsandboxed {
+		if s.network || s.memory != "" || s.cpuSeconds != 0 {
+			return nil, errors.New("--sandbox-network, --memory and --cpu-seconds need --sandbox (or --unsandboxed)")
+		}
+		return nil, nil
+	}
+	if s.unsandboxed && s.network {
+		return nil, errors.New("--sandbox-network means nothing with --unsandboxed: jobs share the network anyway")
+	}
+	if s.cpuSeconds < 0 {
+		return nil, fmt.Errorf("--cpu-seconds %d: want a positive number of seconds, or 0 for no limit", s.cpuSeconds)
+	}
+	mem, err := parseSize(s.memory)
+	if err != nil {
+		return nil, fmt.Errorf("--memory: %w", err)
+	}
+	return &sandbox.Config{Network: s.network, Unsandboxed: s.unsandboxed, MemoryBytes: mem, CPUSeconds: s.cpuSeconds}, nil
+}
+
+// parseSize reads a size in bytes, optionally with a binary unit K, M,
+// G or T (8G, 8GiB and 8GB are all 8 GiB), "none" (-1) or "" (0, the
+// default).
+func parseSize(s string) (int64, error) {
+	switch s {
+	case "":
+		return 0, nil
+	case "none":
+		return -1, nil
+	}
+	num, mult := strings.TrimSuffix(strings.TrimSuffix(s, "iB"), "B"), int64(1)
+	if num != "" {
+		if i := strings.IndexByte("KMGT", strings.ToUpper(num)[len(num)-1]); i >= 0 {
+			num, mult = num[:len(num)-1], 1<<(10*(i+1))
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q: want a positive number of bytes, optionally with K, M, G or T, or none", s)
+	}
+	return n * mult, nil
+}
+
 // progress reports phases: on a terminal as one updating line with the
 // elapsed time, otherwise as plain log lines.
 type progress struct {
@@ -279,6 +347,7 @@ func buildCmd() *cobra.Command {
 	var epoch int64
 	var timeout time.Duration
 	var skipSystem bool
+	var sb sandboxFlags
 	cmd := &cobra.Command{
 		Use:   "build --job NAME --script FILE --source-date-epoch N [--var K=V]... [--server URL --user NAME] [--out DIR]",
 		Short: "Run a job in a normalised environment, capture its inputs and outputs, and upload the build",
@@ -289,7 +358,7 @@ system-packages, opam-switch (when the job uses opam), the console with
 timestamps and every file the script leaves under bin/; and, with --server,
 uploads the build to the ledger (builder's exec format; the password comes from
 $BUILDLEDGER_PASSWORD or standard input) and proves the receipt. --out writes
-orb's output directory as well.`,
+orb's output directory as well. --sandbox confines the job with bubblewrap.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if job == "" || script == "" {
@@ -310,6 +379,10 @@ orb's output directory as well.`,
 			if spec.Opam, err = parseOpam(opam); err != nil {
 				return err
 			}
+			jail, err := sb.config()
+			if err != nil {
+				return err
+			}
 			var c *client.Client
 			var cred client.Credentials
 			if srv.url != "" {
@@ -324,7 +397,7 @@ orb's output directory as well.`,
 				}
 			}
 			p := newProgress(cmd.ErrOrStderr())
-			res, err := rebuilder.Run(cmd.Context(), spec, rebuilder.Options{Root: root, Timeout: timeout, SkipSystem: skipSystem,
+			res, err := rebuilder.Run(cmd.Context(), spec, rebuilder.Options{Root: root, Timeout: timeout, SkipSystem: skipSystem, Sandbox: jail,
 				Progress: func(ph rebuilder.Phase) { p.set(string(ph)) }})
 			p.close()
 			if err != nil {
@@ -384,6 +457,7 @@ orb's output directory as well.`,
 	f.BoolVar(&skipSystem, "skip-system", false, "do not record system-packages (hosts without dpkg or pkg)")
 	f.StringVar(&user, "user", "", "uploader account (with --server)")
 	f.StringVar(&out, "out", "", "also write orb's output directory here")
+	sb.register(cmd)
 	return cmd
 }
 
@@ -427,6 +501,7 @@ type rebuilderFlags struct {
 	noAttest   bool
 	timeout    time.Duration
 	skipSystem bool
+	sandbox    sandboxFlags
 }
 
 func (r *rebuilderFlags) register(cmd *cobra.Command) {
@@ -440,6 +515,7 @@ func (r *rebuilderFlags) register(cmd *cobra.Command) {
 	f.BoolVar(&r.skipSystem, "skip-system", false, "do not capture system-packages")
 	f.StringVar(&r.root, "root", rebuilder.DefaultRoot, "the build root rebuilds run in; builds recorded with another root are refused")
 	f.StringVar(&r.runAs, "run-as", "", "run recorded jobs as this user (name or uid:gid; needs root), so they cannot read the signing key")
+	r.sandbox.register(cmd)
 }
 
 // credential resolves --run-as.
@@ -489,6 +565,10 @@ func (r *rebuilderFlags) rebuilder(cmd *cobra.Command, p *progress) (*rebuilder.
 	if err := r.missing(); err != nil {
 		return nil, err
 	}
+	jail, err := r.sandbox.config()
+	if err != nil {
+		return nil, err
+	}
 	c, err := r.srv.client(cmd)
 	if err != nil {
 		return nil, err
@@ -498,7 +578,7 @@ func (r *rebuilderFlags) rebuilder(cmd *cobra.Command, p *progress) (*rebuilder.
 		return nil, err
 	}
 	rb := &rebuilder.Rebuilder{Client: c, BuilderID: r.builderID, IgnoreEnvDifferences: r.ignoreEnv,
-		Options: rebuilder.Options{Root: r.root, Timeout: r.timeout, SkipSystem: r.skipSystem, RunAs: cred}}
+		Options: rebuilder.Options{Root: r.root, Timeout: r.timeout, SkipSystem: r.skipSystem, RunAs: cred, Sandbox: jail}}
 	if p != nil {
 		rb.Options.Progress = func(ph rebuilder.Phase) { p.set(string(ph)) }
 	}
