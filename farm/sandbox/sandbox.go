@@ -106,7 +106,8 @@ func (c Config) CheckAs(ctx context.Context, cred *syscall.Credential) error {
 // unusable explains that bwrap at path cannot confine jobs.
 func (c Config) unusable(path string, err error) error {
 	hint := ""
-	if strings.Contains(err.Error(), "ermission denied") || strings.Contains(err.Error(), "perations not permitted") || strings.Contains(err.Error(), "No space left") {
+	if msg := err.Error(); strings.Contains(msg, "ermission denied") || strings.Contains(msg, "peration not permitted") ||
+		strings.Contains(msg, "No permissions") || strings.Contains(msg, "No space left") {
 		hint = " (are user namespaces disabled? see sysctl user.max_user_namespaces and kernel.unprivileged_userns_clone)"
 	}
 	return fmt.Errorf("sandbox: bubblewrap (%s) cannot confine jobs on this host: %w%s; fix bubblewrap, or run jobs without it as an explicit choice (Config.Unsandboxed; rebuilder --unsandboxed)", path, err, hint)
