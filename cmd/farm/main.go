@@ -165,27 +165,6 @@ func logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-// uploader records builds in a ledger through its verifying client: an
-// upload counts only when the receipt proves the build is in the log.
-type uploader struct {
-	c    *httpapi.Client
-	cred httpapi.Credentials
-}
-
-func (u *uploader) Upload(ctx context.Context, der []byte, id uuid.UUID) error {
-	_, _, err := u.c.Upload(ctx, der, id, u.cred)
-	var he *httpapi.Error
-	if errors.As(err, &he) && he.Status >= 400 && he.Status < 500 {
-		switch he.Status {
-		case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusTooManyRequests:
-			// The operator can fix credentials; a busy ledger recovers.
-		default:
-			return fmt.Errorf("%w: %v", scheduler.ErrPermanent, err)
-		}
-	}
-	return err
-}
-
 func serverCmd() *cobra.Command {
 	var (
 		dir, configDir, listen, upload, user, logKey, httpAddr string
@@ -274,7 +253,7 @@ every worker and client.`,
 
 // newUploader pins the ledger's log key in dir (trust on first use unless
 // --log-key is given) and returns the verifying uploader.
-func newUploader(ctx context.Context, dir, server, user, key string, stderr io.Writer) (*uploader, error) {
+func newUploader(ctx context.Context, dir, server, user, key string, stderr io.Writer) (*scheduler.LedgerUploader, error) {
 	if user == "" {
 		return nil, errors.New("--upload needs --user, an account with the uploader role")
 	}
@@ -311,7 +290,7 @@ func newUploader(ctx context.Context, dir, server, user, key string, stderr io.W
 	if err != nil {
 		return nil, err
 	}
-	return &uploader{c: c, cred: httpapi.Credentials{User: user, Password: pw}}, nil
+	return &scheduler.LedgerUploader{Client: c, Cred: httpapi.Credentials{User: user, Password: pw}}, nil
 }
 
 func workerCmd() *cobra.Command {
