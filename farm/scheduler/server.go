@@ -125,6 +125,30 @@ func describe(c proto.Cmd) string {
 	return fmt.Sprintf("message [%d]", c.Tag())
 }
 
+// summary names a client command and its job or platform for the log
+// (never a whole script).
+func summary(c proto.Cmd) string {
+	switch m := c.(type) {
+	case proto.Schedule:
+		return fmt.Sprintf("schedule %s (%s)", m.Job.Name, m.Period)
+	case proto.ScheduleOrbBuild:
+		return fmt.Sprintf("orb-build %s of %s (%s)", m.Job.Name, m.Job.OpamPackage, m.Period)
+	case proto.Unschedule:
+		return "unschedule " + m.Name
+	case proto.Execute:
+		return "execute " + m.Name
+	case proto.OldExecute:
+		return "execute " + m.Name
+	case proto.Reschedule:
+		return "reschedule " + m.Name
+	case proto.DropPlatform:
+		return "drop-platform " + m.Platform
+	case proto.UndropPlatform:
+		return "undrop-platform " + m.Platform
+	}
+	return describe(c)
+}
+
 // reader decodes a connection's messages in the background, so that the
 // scheduler notices a worker that goes away while it waits for a job.
 type reader struct {
@@ -279,7 +303,7 @@ func (s *Scheduler) client(ctx context.Context, c net.Conn, peer string) {
 				reply = proto.Failure{Msg: err.Error()}
 				s.log.Info("client command failed", "peer", peer, "cmd", describe(cmd), "err", err)
 			} else {
-				s.log.Info("client command", "peer", peer, "cmd", fmt.Sprintf("%+v", cmd))
+				s.log.Info("client command", "peer", peer, "cmd", summary(cmd))
 			}
 		}
 		if reply == nil {
