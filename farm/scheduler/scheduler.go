@@ -411,7 +411,7 @@ func (s *Scheduler) finish(r *run, res builder.Result, data []builder.File) erro
 	}
 	r.done = true
 	s.mu.Unlock()
-	lines := r.con.finish(Line{Delta: finished.Sub(r.started), Text: ResultString(res)})
+	lines := r.con.finish(Line{Delta: finished.Sub(r.started), Text: res.String()})
 	platform := ""
 	if r.job.Platform != nil {
 		platform = *r.job.Platform
@@ -446,19 +446,6 @@ func (s *Scheduler) finish(r *run, res builder.Result, data []builder.File) erro
 		s.log.Error("finished job not recorded; put back in the queue", "job", r.job.Name, "uuid", r.id, "err", err)
 		return err
 	}
-	s.log.Info("job finished", "job", r.job.Name, "platform", platform, "uuid", r.id, "result", ResultString(res), "files", len(data))
+	s.log.Info("job finished", "job", r.job.Name, "platform", platform, "uuid", r.id, "result", res.String(), "files", len(data))
 	return nil
-}
-
-// ResultString says how a job ended, as builder prints it.
-func ResultString(r builder.Result) string {
-	switch r.Kind {
-	case builder.ResultExited:
-		return fmt.Sprintf("exited %d", r.Code)
-	case builder.ResultSignalled:
-		return fmt.Sprintf("signalled %d", r.Code)
-	case builder.ResultStopped:
-		return fmt.Sprintf("stopped %d", r.Code)
-	}
-	return "execution aborted: " + r.Msg
 }

@@ -33,13 +33,14 @@ const (
 // speaking builder's protocol (package proto).
 func (s *Scheduler) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var conns sync.WaitGroup
+	// On any return: stop every connection, then wait for them.
+	defer conns.Wait()
+	defer cancel()
 	go func() {
 		<-ctx.Done()
 		ln.Close()
 	}()
-	defer conns.Wait()
 	for {
 		c, err := ln.Accept()
 		if err != nil {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
+
+	"github.com/buildledger/buildledger/farm/proto"
 )
 
 // maxStreams bounds the live consoles streamed at once; more are answered
@@ -116,7 +118,7 @@ func (w *web) index(rw http.ResponseWriter, r *http.Request) {
 			name, what = it.Job.Script.Name, "script"
 		}
 		next := "never"
-		if it.Period != 4 {
+		if it.Period != proto.Never {
 			next = it.Next.T.UTC().Format(time.RFC3339)
 		}
 		d.Schedule = append(d.Schedule, fmt.Sprintf("%s (%s), %s, next %s", name, what, it.Period, next))

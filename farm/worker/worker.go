@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/buildledger/buildledger/farm/client"
 	"github.com/buildledger/buildledger/farm/proto"
 	"github.com/buildledger/buildledger/farm/sandbox"
@@ -130,7 +132,7 @@ func (c *conn) send(cmd proto.Cmd) error {
 // builder-worker kills its job when the scheduler is gone.
 type lineWriter struct {
 	c    *conn
-	job  [16]byte
+	job  uuid.UUID
 	stop context.CancelFunc
 }
 
