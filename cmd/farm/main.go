@@ -372,7 +372,12 @@ func periodFlag(cmd *cobra.Command, p *string) {
 
 func clientCmds() []*cobra.Command {
 	var r remote
-	var period, platform, job string
+	// Each command has its own variables: cobra sets a flag's variable to
+	// its default when the flag is defined.
+	var (
+		schedPeriod, orbPeriod, reschedPeriod string
+		execPlatform, latestPlatform, job     string
+	)
 	do := func(build func(args []string) (proto.Cmd, error)) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
 			c, err := build(args)
@@ -386,12 +391,11 @@ func clientCmds() []*cobra.Command {
 			return client.Do(cmd.Context(), d, c)
 		}
 	}
-	parsePeriod := func() (proto.Period, error) { return scheduler.ParsePeriod(period) }
 	schedule := &cobra.Command{
 		Use: "schedule NAME PLATFORM SCRIPT", Short: "Run the shell script SCRIPT (a file) on PLATFORM every period, starting now",
 		Args: cobra.ExactArgs(3),
 		RunE: do(func(a []string) (proto.Cmd, error) {
-			p, err := parsePeriod()
+			p, err := scheduler.ParsePeriod(schedPeriod)
 			if err != nil {
 				return nil, err
 			}
@@ -402,16 +406,16 @@ func clientCmds() []*cobra.Command {
 			return proto.Schedule{Period: p, Job: proto.ScriptJob{Name: a[0], Script: string(script), Platform: &a[1]}}, nil
 		}),
 	}
-	periodFlag(schedule, &period)
+	periodFlag(schedule, &schedPeriod)
 	orb := &cobra.Command{
 		Use: "orb-build NAME OPAM_PACKAGE", Short: "Build OPAM_PACKAGE on every platform with a template, every period, starting now",
 		Args: cobra.ExactArgs(2),
 		RunE: do(func(a []string) (proto.Cmd, error) {
-			p, err := parsePeriod()
+			p, err := scheduler.ParsePeriod(orbPeriod)
 			return proto.ScheduleOrbBuild{Period: p, Job: proto.OrbBuildJob{Name: a[0], OpamPackage: a[1]}}, err
 		}),
 	}
-	periodFlag(orb, &period)
+	periodFlag(orb, &orbPeriod)
 	unschedule := &cobra.Command{Use: "unschedule NAME", Short: "Remove a job from the schedule and the queues", Args: cobra.ExactArgs(1),
 		RunE: do(func(a []string) (proto.Cmd, error) { return proto.Unschedule{Name: a[0]}, nil })}
 	resched := &cobra.Command{
@@ -423,24 +427,24 @@ func clientCmds() []*cobra.Command {
 				return nil, fmt.Errorf("TIME: %w (e.g. 2026-12-24T06:00:00Z)", err)
 			}
 			rs := proto.Reschedule{Name: a[0], Next: proto.Time{T: t.UTC()}}
-			if period != "" {
-				if rs.Period, err = parsePeriod(); err != nil {
+			if reschedPeriod != "" {
+				if rs.Period, err = scheduler.ParsePeriod(reschedPeriod); err != nil {
 					return nil, err
 				}
 			}
 			return rs, nil
 		}),
 	}
-	resched.Flags().StringVar(&period, "period", "", "new period (default: keep it)")
+	resched.Flags().StringVar(&reschedPeriod, "period", "", "new period (default: keep it)")
 	execute := &cobra.Command{Use: "execute NAME", Short: "Put a job at the front of its queue (or of PLATFORM's)", Args: cobra.ExactArgs(1),
 		RunE: do(func(a []string) (proto.Cmd, error) {
 			e := proto.Execute{Name: a[0]}
-			if platform != "" {
-				e.Platform = &platform
+			if execPlatform != "" {
+				e.Platform = &execPlatform
 			}
 			return e, nil
 		})}
-	execute.Flags().StringVar(&platform, "platform", "", "only on this platform")
+	execute.Flags().StringVar(&execPlatform, "platform", "", "only on this platform")
 	drop := &cobra.Command{Use: "drop-platform PLATFORM", Short: "Stop queueing jobs for a platform", Args: cobra.ExactArgs(1),
 		RunE: do(func(a []string) (proto.Cmd, error) { return proto.DropPlatform{Platform: a[0]}, nil })}
 	undrop := &cobra.Command{Use: "undrop-platform PLATFORM", Short: "Undo drop-platform", Args: cobra.ExactArgs(1),
@@ -480,7 +484,7 @@ func clientCmds() []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			run, ok := client.Latest(in, job, platform)
+			run, ok := client.Latest(in, job, latestPlatform)
 			if !ok {
 				return errors.New("no running jobs")
 			}
@@ -488,7 +492,7 @@ func clientCmds() []*cobra.Command {
 			return observeTo(cmd, d, run.UUID)
 		}}
 	latest.Flags().StringVar(&job, "job", "", "only this job")
-	latest.Flags().StringVar(&platform, "platform", "", "only this platform")
+	latest.Flags().StringVar(&latestPlatform, "platform", "", "only this platform")
 	cmds := []*cobra.Command{schedule, orb, unschedule, resched, execute, info, observe, latest, drop, undrop}
 	for _, c := range cmds {
 		r.register(c)
