@@ -3,7 +3,6 @@ package rebuilder
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,22 +12,14 @@ import (
 	"time"
 
 	"github.com/buildledger/buildledger/farm/sandbox"
+	"github.com/buildledger/buildledger/farm/sandbox/sandboxtest"
 	"github.com/buildledger/buildledger/ledger/builder"
 	"github.com/buildledger/buildledger/ledger/orb"
 )
 
-// requireBwrap skips the test when bubblewrap cannot confine jobs here,
-// and fails it instead when BUILDLEDGER_REQUIRE_BWRAP=1 (as CI sets it).
 func requireBwrap(t *testing.T) {
 	t.Helper()
-	err := sandbox.Config{}.Check(context.Background())
-	if err == nil {
-		return
-	}
-	if os.Getenv("BUILDLEDGER_REQUIRE_BWRAP") == "1" {
-		t.Fatalf("BUILDLEDGER_REQUIRE_BWRAP=1 and bubblewrap cannot run: %v", err)
-	}
-	t.Skipf("SKIPPED: bubblewrap cannot run here (set BUILDLEDGER_REQUIRE_BWRAP=1 to fail instead): %v", err)
+	sandboxtest.Require(t, sandbox.Config{}.Check(context.Background()))
 }
 
 // sandboxed are test options with the sandbox c.
@@ -52,22 +43,7 @@ func checkSandboxNote(t *testing.T, res *Result, c sandbox.Config) {
 // sandbox shares the network.
 func TestRunSandboxNetwork(t *testing.T) {
 	requireBwrap(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("hello from the host\n"))
-			c.Close()
-		}
-	}()
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	port := sandboxtest.Listen(t).Port
 	spec := Spec{Job: "net", SourceDateEpoch: epoch, Script: []byte("#!/bin/bash\nexec 3<>/dev/tcp/127.0.0.1/" + port + "\nhead -n1 <&3\n")}
 
 	res := mustRun(t, spec, sandboxed(t, testRoot(t), sandbox.Config{}))
@@ -82,7 +58,7 @@ func TestRunSandboxNetwork(t *testing.T) {
 
 	c := sandbox.Config{Network: true}
 	res = mustRun(t, spec, sandboxed(t, testRoot(t), c))
-	if !res.Exec.Result.Success() || !strings.Contains(consoleText(res), "\nhello from the host\n") {
+	if !res.Exec.Result.Success() || !strings.Contains(consoleText(res), "\n"+sandboxtest.Greeting+"\n") {
 		t.Errorf("with network: %v, console:\n%s", res.Exec.Result, consoleText(res))
 	}
 	checkSandboxNote(t, res, c)

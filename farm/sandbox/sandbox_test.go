@@ -3,7 +3,6 @@ package sandbox
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,20 +12,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/buildledger/buildledger/farm/sandbox/sandboxtest"
 )
 
-// requireBwrap skips the test when bwrap cannot confine jobs here, and
-// fails it instead when BUILDLEDGER_REQUIRE_BWRAP=1 (as CI sets it).
 func requireBwrap(t *testing.T) {
 	t.Helper()
-	err := Config{}.Check(context.Background())
-	if err == nil {
-		return
-	}
-	if os.Getenv("BUILDLEDGER_REQUIRE_BWRAP") == "1" {
-		t.Fatalf("BUILDLEDGER_REQUIRE_BWRAP=1 and bubblewrap cannot run: %v", err)
-	}
-	t.Skipf("SKIPPED: bubblewrap cannot run here (set BUILDLEDGER_REQUIRE_BWRAP=1 to fail instead): %v", err)
+	sandboxtest.Require(t, Config{}.Check(context.Background()))
 }
 
 func requireBash(t *testing.T) string {
@@ -189,29 +181,14 @@ func TestCheckDescribe(t *testing.T) {
 // The job reaches no listener on the host's loopback, unless Network.
 func TestNetwork(t *testing.T) {
 	requireBwrap(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("hello from the host\n"))
-			c.Close()
-		}
-	}()
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	port := sandboxtest.Listen(t).Port
 	script := "exec 3<>/dev/tcp/127.0.0.1/" + port + " && head -n1 <&3"
 	out, code := runScript(t, Config{}, t.TempDir(), script)
 	if code == 0 || strings.Contains(out, "hello") || !strings.Contains(out, "/dev/tcp/127.0.0.1/"+port) {
 		t.Errorf("without network: exit %d, output %q", code, out)
 	}
 	out, code = runScript(t, Config{Network: true}, t.TempDir(), script)
-	if code != 0 || out != "hello from the host\n" {
+	if code != 0 || out != sandboxtest.Greeting+"\n" {
 		t.Errorf("with network: exit %d, output %q", code, out)
 	}
 }

@@ -4,15 +4,14 @@ import (
 	"context"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/buildledger/buildledger/farm/client"
 	"github.com/buildledger/buildledger/farm/proto"
 	"github.com/buildledger/buildledger/farm/sandbox"
+	"github.com/buildledger/buildledger/farm/sandbox/sandboxtest"
 	"github.com/buildledger/buildledger/farm/scheduler"
 	"github.com/buildledger/buildledger/farm/worker"
 	"github.com/buildledger/buildledger/httpapi/httpapitest"
@@ -22,12 +21,35 @@ import (
 
 func needBwrap(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("bwrap"); err != nil {
-		if os.Getenv("BUILDLEDGER_REQUIRE_BWRAP") == "1" {
-			t.Fatalf("bubblewrap is required here (BUILDLEDGER_REQUIRE_BWRAP=1): %v", err)
-		}
-		t.Skipf("SKIPPED: bubblewrap (bwrap) is not installed: %v", err)
+	sandboxtest.Require(t, sandbox.Config{}.Check(context.Background()))
+}
+
+// farmOn runs a real ledger and a scheduler over dir that uploads to it,
+// on loopback, until the test ends.
+func farmOn(t *testing.T, dir string) (*httpapitest.Server, *scheduler.Scheduler, client.Dialer) {
+	t.Helper()
+	srv := httpapitest.New(t)
+	s, err := scheduler.New(scheduler.Config{Dir: dir, Tick: time.Hour, RetryUpload: 50 * time.Millisecond,
+		Upload: &scheduler.LedgerUploader{Client: srv.Client, Cred: httpapitest.Farm}})
+	if err != nil {
+		t.Fatal(err)
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Serve(ctx, ln)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		s.Close()
+	})
+	return srv, s, client.Dialer{Addr: ln.Addr().String(), Timeout: 5 * time.Second}
 }
 
 func ptr(s string) *string { return &s }
@@ -36,45 +58,17 @@ func ptr(s string) *string { return &s }
 // on two platforms, and checks what the ledger records.
 func TestFarmEndToEnd(t *testing.T) {
 	needBwrap(t)
-	srv := httpapitest.New(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, scheduler.TemplatePrefix+"p2"),
 		[]byte("mkdir -p bin\necho '%%OPAM_PACKAGE%% for %%PLATFORM%%' > bin/pkg.txt\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := scheduler.New(scheduler.Config{Dir: dir, Tick: time.Hour, RetryUpload: 50 * time.Millisecond,
-		Upload: &scheduler.LedgerUploader{Client: srv.Client, Cred: httpapitest.Farm}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, s, d := farmOn(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go s.Serve(ctx, ln)
-	d := client.Dialer{Addr: ln.Addr().String(), Timeout: 5 * time.Second}
-
 	// A listener on the host's loopback that no job may reach.
-	probe, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer probe.Close()
-	var reached atomic.Int32
-	go func() {
-		for {
-			c, err := probe.Accept()
-			if err != nil {
-				return
-			}
-			reached.Add(1)
-			c.Close()
-		}
-	}()
-	_, port, _ := net.SplitHostPort(probe.Addr().String())
+	probe := sandboxtest.Listen(t)
+	port := probe.Port
 
 	do := func(cmd proto.Cmd) {
 		t.Helper()
@@ -142,7 +136,7 @@ func TestFarmEndToEnd(t *testing.T) {
 			t.Errorf("job %s: no build-environment recorded", job)
 		}
 	}
-	if n := reached.Load(); n != 0 {
+	if n := probe.Accepted(); n != 0 {
 		t.Fatalf("a sandboxed job reached the host's loopback %d times", n)
 	}
 	if b := builds["hello"]; b.Event.MainBinary == nil || *b.Event.MainBinary != "bin/hello.txt" || b.Event.Platform != "p1" {
@@ -162,21 +156,9 @@ func TestFarmEndToEnd(t *testing.T) {
 // the job goes back and the next worker builds it, once.
 func TestKilledWorkerJobBuiltOnce(t *testing.T) {
 	needBwrap(t)
-	srv := httpapitest.New(t)
-	s, err := scheduler.New(scheduler.Config{Dir: t.TempDir(), Tick: time.Hour, RetryUpload: 50 * time.Millisecond,
-		Upload: &scheduler.LedgerUploader{Client: srv.Client, Cred: httpapitest.Farm}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, s, d := farmOn(t, t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go s.Serve(ctx, ln)
-	d := client.Dialer{Addr: ln.Addr().String(), Timeout: 5 * time.Second}
 	if err := client.Do(ctx, d, proto.Schedule{Period: proto.Daily, Job: proto.ScriptJob{Name: "twice", Platform: ptr("p"),
 		Script: "echo started\nsleep 1\nmkdir -p bin\necho done > bin/out\n"}}); err != nil {
 		t.Fatal(err)
