@@ -1,15 +1,10 @@
 package main
 
 import (
+	"github.com/buildledger/buildledger/internal/trilliantest"
+
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -124,86 +119,47 @@ func TestPlainTCPOnlyOnLoopback(t *testing.T) {
 	}
 }
 
-// pki writes a CA and certificates it signed: the scheduler's for
-// 127.0.0.1 and a worker's, and one signed by another CA.
-type pki struct{ dir string }
-
-func (p pki) path(name string) string { return filepath.Join(p.dir, name) }
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func newCA(t *testing.T, p pki, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, p.path(name+".pem"), "CERTIFICATE", der)
-	cert, _ := x509.ParseCertificate(der)
-	return cert, key
-}
-
-func issue(t *testing.T, p pki, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string, server bool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	} else {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, p.path(name+".pem"), "CERTIFICATE", der)
-	kd, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, p.path(name+".key"), "PRIVATE KEY", kd)
-}
-
 func TestTLSClientCertificates(t *testing.T) {
-	p := pki{dir: t.TempDir()}
-	ca, caKey := newCA(t, p, "ca")
-	issue(t, p, ca, caKey, "scheduler", true)
-	issue(t, p, ca, caKey, "client", false)
-	other, otherKey := newCA(t, p, "other-ca")
-	issue(t, p, other, otherKey, "stranger", false)
+	dir := t.TempDir()
+	ca := mustCA(t, dir, "ca")
+	other := mustCA(t, dir, "other-ca")
+	schedCert, schedKey := mustIssue(t, ca, "scheduler", false)
+	cert, key := mustIssue(t, ca, "client", true)
+	strangerCert, strangerKey := mustIssue(t, other, "stranger", true)
 
 	addr := freeAddr(t)
-	withCert := []string{"--tls-ca", p.path("ca.pem"), "--tls-cert", p.path("client.pem"), "--tls-key", p.path("client.key")}
-	server(t, addr, []string{"--tls-cert", p.path("scheduler.pem"), "--tls-key", p.path("scheduler.key"), "--client-ca", p.path("ca.pem")}, withCert)
+	withCert := []string{"--tls-ca", ca.File, "--tls-cert", cert, "--tls-key", key}
+	server(t, addr, []string{"--tls-cert", schedCert, "--tls-key", schedKey, "--client-ca", ca.File}, withCert)
 	ctx := context.Background()
 	if out, err := farm(ctx, append([]string{"info", "-r", addr}, withCert...)...); err != nil || !strings.Contains(out, "schedule:") {
 		t.Fatalf("info with a certificate: %v\n%s", err, out)
 	}
 	for name, args := range map[string][]string{
 		"plain TCP":            nil,
-		"no certificate":       {"--tls-ca", p.path("ca.pem")},
-		"another CA's":         {"--tls-ca", p.path("ca.pem"), "--tls-cert", p.path("stranger.pem"), "--tls-key", p.path("stranger.key")},
-		"scheduler not pinned": {"--tls-ca", p.path("other-ca.pem"), "--tls-cert", p.path("client.pem"), "--tls-key", p.path("client.key")},
+		"no certificate":       {"--tls-ca", ca.File},
+		"another CA's":         {"--tls-ca", ca.File, "--tls-cert", strangerCert, "--tls-key", strangerKey},
+		"scheduler not pinned": {"--tls-ca", other.File, "--tls-cert", cert, "--tls-key", key},
 	} {
 		if _, err := farm(ctx, append([]string{"info", "-r", addr}, args...)...); err == nil {
 			t.Errorf("%s: info answered", name)
 		}
 	}
+}
+
+func mustCA(t *testing.T, dir, name string) *trilliantest.CA {
+	t.Helper()
+	ca, err := trilliantest.NewCA(dir, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+func mustIssue(t *testing.T, ca *trilliantest.CA, name string, client bool) (cert, key string) {
+	t.Helper()
+	cert, key, err := ca.Issue(name, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
 }
