@@ -135,7 +135,9 @@ func (c *console) finish(end Line) []builder.Line {
 func (c *console) observe() (past []Line, ch <-chan Event, cancel func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	past = append([]Line(nil), c.lines...)
+	// No copy: lines is only appended to, so the first len(lines)
+	// elements never change (the cap stops an append through past).
+	past = c.lines[:len(c.lines):len(c.lines)]
 	o := &observer{ch: make(chan Event, observerQueue)}
 	if c.ended {
 		o.ch <- Event{Line: c.end, End: true}
