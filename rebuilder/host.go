@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/buildledger/buildledger/ledger/orb"
+	"golang.org/x/sys/unix"
 )
 
 // Host is what the build host is, in the terms of opam's sys-poll
@@ -62,19 +63,22 @@ func ProbeHost() (Host, error) {
 		}
 		return strings.ToLower(strings.TrimSpace(string(out))), nil
 	}
+	// uname(2) gives what `uname -s`, `-m` and `-r` print, without a
+	// process per field (a farm worker probes before every job).
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return Host{}, fmt.Errorf("rebuilder: uname: %w", err)
+	}
+	field := func(b []byte) string {
+		return strings.ToLower(strings.TrimSpace(unix.ByteSliceToString(b)))
+	}
 	var h Host
 	var err error
-	if h.OS, err = uname("-s"); err != nil {
-		return Host{}, err
-	}
+	h.OS = field(u.Sysname[:])
 	if h.OS == "darwin" || h.OS == "osx" {
 		h.OS = "macos"
 	}
-	machine, err := uname("-m")
-	if err != nil {
-		return Host{}, err
-	}
-	h.Arch = normaliseArch(machine)
+	h.Arch = normaliseArch(field(u.Machine[:]))
 	switch h.OS {
 	case "linux":
 		var data []byte
@@ -107,9 +111,7 @@ func ProbeHost() (Host, error) {
 		}
 	default:
 		h.Distribution, h.Family = h.OS, h.OS
-		if h.Version, err = uname("-r"); err != nil {
-			return Host{}, err
-		}
+		h.Version = field(u.Release[:])
 	}
 	return h, nil
 }

@@ -11,6 +11,10 @@
 //     signature check, and a 3-of-5 policy decision;
 //   - the VMM boot gate's decision time with k=3 from a warm bundle, against
 //     one bare ECDSA check, and image hashing against sha256 in memory;
+//   - with -only farm, the build farm's dispatch: trivial jobs per second
+//     through the scheduler, 1 and 4 sandboxed workers and the upload to a
+//     ledger (and kept on disk instead), against a loop of sandboxed
+//     /bin/true with as many goroutines;
 //   - with -only memory, a server's peak anonymous memory (RssAnon) while
 //     10 clients upload 200 MB builds, 10 export them through /exec and 4
 //     compare builds with large inputs, next to the bytes moved.
@@ -47,8 +51,9 @@ import (
 
 func main() {
 	mib := flag.Int("cas-mib", 256, "size of the CAS benchmark blobs in MiB")
+	farmJobs := flag.Int("farm-jobs", 100, "jobs per run of the farm benchmark")
 	leaves := flag.Uint64("leaves", 1_000_000, "tree size for the proof benchmarks")
-	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or scale (Trillian appends, which need MariaDB and Trillian, and replica catch-up), trillian, replica or memory (the server's peak memory under large uploads, exports and comparisons)")
+	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or scale (Trillian appends, which need MariaDB and Trillian, and replica catch-up), trillian, replica or memory (the server's peak memory under large uploads, exports and comparisons), or farm (jobs per second through scheduler, sandboxed workers and upload; needs bubblewrap)")
 	memUploads := flag.Int("memory-uploads", 10, "concurrent uploads and exports for the memory benchmark")
 	memMB := flag.Int64("memory-mb", 200, "size in MB of each upload of the memory benchmark")
 	memCompares := flag.Int("memory-compares", 4, "concurrent comparisons for the memory benchmark")
@@ -173,6 +178,24 @@ func main() {
 		}
 		row("sha256 in memory", sha, "MB/s", "baseline")
 		row(fmt.Sprintf("image hashing, %d MiB file", *mib), img, "MB/s", fmt.Sprintf("%.2f× sha256 in memory", img/sha))
+	}
+
+	if *only == "farm" {
+		for _, upload := range []bool{false, true} {
+			for _, workers := range []int{1, 4} {
+				r, err := benchmarks.FarmDispatch(*farmJobs, workers, upload)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(1)
+				}
+				where := "kept on disk"
+				if upload {
+					where = "recorded in a ledger"
+				}
+				row(fmt.Sprintf("sandboxed /bin/true in a loop, %d goroutines", workers), r.SandboxLoop, "runs/s", "baseline")
+				row(fmt.Sprintf("farm jobs, %d workers, %s", workers, where), r.PerSecond, "jobs/s", fmt.Sprintf("%.2f× the loop", r.PerSecond/r.SandboxLoop))
+			}
+		}
 	}
 
 	if *only == "scale" || *only == "replica" {

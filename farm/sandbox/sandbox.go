@@ -72,7 +72,37 @@ func (c Config) Check(ctx context.Context) error {
 // CheckAs is Check for jobs run as cred (nil: this process's user), which
 // matters where only some users may create user namespaces or where the
 // limits are below what that user may set.
+//
+// A success is remembered for CheckTTL (per configuration and user), so
+// that a worker running job after job does not pay two extra process
+// starts per job; failures are not remembered.
 func (c Config) CheckAs(ctx context.Context, cred *syscall.Credential) error {
+	key := checkKey{c: c}
+	if cred != nil {
+		key.uid, key.gid, key.other = cred.Uid, cred.Gid, true
+	}
+	if t, ok := checked.Load(key); ok && time.Since(t.(time.Time)) < CheckTTL {
+		return nil
+	}
+	if err := c.checkAs(ctx, cred); err != nil {
+		return err
+	}
+	checked.Store(key, time.Now())
+	return nil
+}
+
+// CheckTTL is how long CheckAs trusts an earlier success.
+const CheckTTL = time.Minute
+
+type checkKey struct {
+	c        Config
+	uid, gid uint32
+	other    bool
+}
+
+var checked sync.Map // checkKey → time.Time of the last success
+
+func (c Config) checkAs(ctx context.Context, cred *syscall.Credential) error {
 	prl, err := prlimitPath()
 	if err != nil {
 		return err

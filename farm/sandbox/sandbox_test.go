@@ -310,3 +310,43 @@ func assertStill(t *testing.T, p string) {
 		t.Errorf("%s grew from %d to %d bytes after the job was killed", p, fi.Size(), fi2.Size())
 	}
 }
+
+// A success of CheckAs is remembered: the second check starts no bwrap.
+func TestCheckRemembersSuccess(t *testing.T) {
+	requireBwrap(t)
+	real, err := exec.LookPath("bwrap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	count := filepath.Join(dir, "count")
+	wrapper := filepath.Join(dir, "bwrap")
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\necho >> "+count+"\nexec "+real+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := Config{Bwrap: wrapper}
+	starts := func() int {
+		b, _ := os.ReadFile(count)
+		return strings.Count(string(b), "\n")
+	}
+	if err := c.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first := starts()
+	if first == 0 {
+		t.Fatal("the check did not run bwrap")
+	}
+	if err := c.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := starts(); n != first {
+		t.Fatalf("the second check started bwrap %d more times", n-first)
+	}
+	// Another configuration is checked on its own.
+	if err := (Config{Bwrap: wrapper, Network: true}).Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if starts() == first {
+		t.Fatal("another configuration was not checked")
+	}
+}
