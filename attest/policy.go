@@ -35,13 +35,19 @@ type TrustedKey struct {
 }
 
 // Policy decides whether an artifact is trusted: at least Threshold
-// distinct trusted keys attest that rebuilding reproduced its digest.
+// distinct trusted keys attest that rebuilding reproduced its digest and,
+// with BuiltBy, one of those builders attests that it built it.
 type Policy struct {
 	Keys      []TrustedKey
-	Threshold int // k; at least 1 and at most len(Keys)
+	Threshold int // k; at least 1 and at most the keys not in BuiltBy
 	// PredicateTypes lists the accepted predicate types; empty means
 	// PredicateType (SLSA Provenance v1) only.
 	PredicateTypes []string
+	// BuiltBy, if not empty, names keys of Keys (build farms) of which one
+	// must attest (verdict Built) that it built the artifact: "built by
+	// F and reproduced by k others". These keys never count towards the
+	// threshold.
+	BuiltBy []KeyID
 }
 
 // ErrPolicy marks an invalid policy (a configuration error).
@@ -58,8 +64,8 @@ func (p *Policy) Check() error {
 	if p.Threshold < 1 {
 		return bad("threshold %d is below 1", p.Threshold)
 	}
-	if p.Threshold > len(p.Keys) {
-		return bad("threshold %d exceeds the %d trusted keys: it can never be met", p.Threshold, len(p.Keys))
+	if p.Threshold > len(p.Keys)-len(p.BuiltBy) {
+		return bad("threshold %d exceeds the %d trusted keys that are not builders: it can never be met", p.Threshold, len(p.Keys)-len(p.BuiltBy))
 	}
 	seen := map[KeyID]bool{}
 	for _, k := range p.Keys {
@@ -79,6 +85,16 @@ func (p *Policy) Check() error {
 		if t == "" {
 			return bad("empty predicate type")
 		}
+	}
+	builders := map[KeyID]bool{}
+	for _, id := range p.BuiltBy {
+		switch {
+		case !seen[id]:
+			return bad("builder key %s is not a trusted key", id)
+		case builders[id]:
+			return bad("builder key %s listed twice", id)
+		}
+		builders[id] = true
 	}
 	return nil
 }
@@ -120,12 +136,16 @@ type Target struct {
 // Decision is the outcome of evaluating a policy.
 type Decision struct {
 	Target      Digest
-	Satisfied   bool           // len(Agreeing) >= K
+	Satisfied   bool           // len(Agreeing) >= K, and a builder attested if the policy asks for one
 	K           int            // the threshold
 	Agreeing    []KeyID        // distinct keys that attested a reproduction of Target, sorted
 	Disagreeing []Disagreement // sorted by key, build, name, digest; without duplicates
 	Missing     []KeyID        // unrevoked trusted keys that neither agreed nor disagreed, sorted
 	Ignored     []Ignored      // in input order
+	// BuiltBy are the builder keys (Policy.BuiltBy) that attested they
+	// built Target, sorted; BuildRequired says the policy asks for one.
+	BuiltBy       []KeyID
+	BuildRequired bool
 
 	names map[KeyID]string
 }
@@ -149,7 +169,7 @@ func (p *Policy) Evaluate(t Target, atts []Attestation) (Decision, error) {
 		accepted = []string{PredicateType}
 	}
 	keys := map[KeyID]TrustedKey{}
-	d := Decision{Target: t.Digest, K: p.Threshold, names: map[KeyID]string{}}
+	d := Decision{Target: t.Digest, K: p.Threshold, names: map[KeyID]string{}, BuildRequired: len(p.BuiltBy) > 0}
 	for _, k := range p.Keys {
 		keys[k.ID] = k
 		d.names[k.ID] = k.Name
@@ -169,7 +189,7 @@ func (p *Policy) Evaluate(t Target, atts []Attestation) (Decision, error) {
 			reason = fmt.Sprintf("logged at index %d, at or after key %q was revoked at %d", a.LogIndex, k.Name, k.RevokedAt)
 		case !slices.Contains(accepted, a.PredicateType):
 			reason = fmt.Sprintf("predicate type %q is not accepted", a.PredicateType)
-		case a.Verdict != Reproduced && a.Verdict != Differs:
+		case a.Verdict != Reproduced && a.Verdict != Differs && a.Verdict != Built:
 			reason = fmt.Sprintf("unknown verdict %q", a.Verdict)
 		}
 		if reason != "" {
@@ -198,6 +218,7 @@ func (p *Policy) Evaluate(t Target, atts []Attestation) (Decision, error) {
 	// Pass 2: classify.
 	agree := map[KeyID]bool{}
 	disagree := map[KeyID]bool{}
+	built := map[KeyID]bool{}
 	for i, a := range atts {
 		if !eligible[i] {
 			continue
@@ -218,8 +239,12 @@ func (p *Policy) Evaluate(t Target, atts []Attestation) (Decision, error) {
 			disagree[a.KeyID] = true
 		case !names:
 			d.Ignored = append(d.Ignored, Ignored{a, "does not name the artifact or a differing version of it"})
+		case a.Verdict == Built && slices.Contains(p.BuiltBy, a.KeyID):
+			built[a.KeyID] = true
 		case a.Verdict != Reproduced:
 			d.Ignored = append(d.Ignored, Ignored{a, fmt.Sprintf("verdict is %q", a.Verdict)})
+		case slices.Contains(p.BuiltBy, a.KeyID):
+			d.Ignored = append(d.Ignored, Ignored{a, fmt.Sprintf("key %q is a builder under this policy: it does not count as a rebuilder", keys[a.KeyID].Name)})
 		default:
 			agree[a.KeyID] = true
 		}
@@ -229,6 +254,12 @@ func (p *Policy) Evaluate(t Target, atts []Attestation) (Decision, error) {
 			d.Agreeing = append(d.Agreeing, k)
 		}
 	}
+	for k := range built {
+		if !disagree[k] {
+			d.BuiltBy = append(d.BuiltBy, k)
+		}
+	}
+	slices.SortFunc(d.BuiltBy, compareKeyID)
 	slices.SortFunc(d.Agreeing, compareKeyID)
 	slices.SortFunc(d.Disagreeing, compareDisagreement)
 	d.Disagreeing = slices.Compact(d.Disagreeing)
@@ -238,7 +269,7 @@ func (p *Policy) Evaluate(t Target, atts []Attestation) (Decision, error) {
 		}
 	}
 	slices.SortFunc(d.Missing, compareKeyID)
-	d.Satisfied = len(d.Agreeing) >= d.K
+	d.Satisfied = len(d.Agreeing) >= d.K && (!d.BuildRequired || len(d.BuiltBy) > 0)
 	return d, nil
 }
 
@@ -277,6 +308,12 @@ func (d Decision) String() string {
 	}
 	for _, x := range d.Disagreeing {
 		fmt.Fprintf(&b, "  DISAGREES: %s got %s for %s of build %s (log index %d)\n", name(x.KeyID), x.Digest, x.Name, x.Build, x.LogIndex)
+	}
+	if d.BuildRequired && len(d.BuiltBy) == 0 {
+		fmt.Fprintf(&b, "  NOT BUILT: none of the policy's builders attested that it built %s\n", d.Target)
+	}
+	for _, k := range d.BuiltBy {
+		fmt.Fprintf(&b, "  built by: %s\n", name(k))
 	}
 	for _, k := range d.Agreeing {
 		fmt.Fprintf(&b, "  agrees: %s\n", name(k))

@@ -169,3 +169,56 @@ func TestPolicyCheck(t *testing.T) {
 		t.Errorf("valid policy: %v", err)
 	}
 }
+
+// A policy with builders: one of them must attest it built the artifact,
+// and builders never count as rebuilders.
+func TestPolicyBuiltBy(t *testing.T) {
+	art := Sum([]byte("artifact"))
+	other := Sum([]byte("other bytes"))
+	b1 := uuid.MustParse("11111111-1111-4111-8111-111111111111")
+	keys := []TrustedKey{
+		{ID: kid(1), Name: "one", AddedAt: 1},
+		{ID: kid(2), Name: "two", AddedAt: 2},
+		{ID: kid(9), Name: "farm", AddedAt: 3},
+	}
+	att := func(k int, d Digest, v Verdict) Attestation {
+		return Attestation{KeyID: kid(k), PredicateType: PredicateType, Build: b1, Subjects: []Subject{{"img.hvt", d}}, Verdict: v, LogIndex: 10}
+	}
+	p := Policy{Keys: keys, Threshold: 2, BuiltBy: []KeyID{kid(9)}}
+	for _, c := range []struct {
+		name    string
+		atts    []Attestation
+		sat     bool
+		builtBy int
+		agree   int
+		show    string
+	}{
+		{"reproduced, not built", []Attestation{att(1, art, Reproduced), att(2, art, Reproduced)}, false, 0, 2, "NOT BUILT"},
+		{"built and reproduced by two others", []Attestation{att(9, art, Built), att(1, art, Reproduced), att(2, art, Reproduced)}, true, 1, 2, "built by: farm"},
+		{"the builder's reproduction does not count", []Attestation{att(9, art, Built), att(9, art, Reproduced), att(1, art, Reproduced)}, false, 1, 1, "is a builder"},
+		{"a built claim by a rebuilder is no build", []Attestation{att(1, art, Built), att(1, art, Reproduced), att(2, art, Reproduced)}, false, 0, 2, "verdict is \"built\""},
+		{"a builder claiming other bytes", []Attestation{att(9, art, Built), att(9, other, Built), att(1, art, Reproduced), att(2, art, Reproduced)}, false, 0, 2, "DISAGREES"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, err := p.Evaluate(Target{Digest: art, Builds: []BuildArtifact{{b1, "img.hvt"}}}, c.atts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Satisfied != c.sat || len(d.BuiltBy) != c.builtBy || len(d.Agreeing) != c.agree || !d.BuildRequired {
+				t.Errorf("decision:\n%s", d)
+			}
+			if !strings.Contains(d.String(), c.show) {
+				t.Errorf("decision does not say %q:\n%s", c.show, d)
+			}
+		})
+	}
+	for _, bad := range []Policy{
+		{Keys: keys, Threshold: 3, BuiltBy: []KeyID{kid(9)}},
+		{Keys: keys, Threshold: 1, BuiltBy: []KeyID{kid(7)}},
+		{Keys: keys, Threshold: 1, BuiltBy: []KeyID{kid(9), kid(9)}},
+	} {
+		if err := bad.Check(); !errors.Is(err, ErrPolicy) {
+			t.Errorf("policy %+v: %v", bad.BuiltBy, err)
+		}
+	}
+}

@@ -29,6 +29,9 @@ const (
 	// BuildType names this kind of build in buildDefinition.buildType:
 	// a rebuild of a build recorded in the ledger.
 	BuildType = "https://buildledger.dev/rebuild/v1"
+	// BuildTypeBuild names the other kind: the build itself, as the
+	// build farm that ran it attests it (verdict Built).
+	BuildTypeBuild = "https://buildledger.dev/build/v1"
 	// VerdictByproduct is the name of the runDetails.byproducts entry
 	// that carries the verdict in its annotations.
 	VerdictByproduct = "verdict"
@@ -50,7 +53,20 @@ type Verdict string
 const (
 	Reproduced Verdict = "reproduced" // every output matched the recorded build
 	Differs    Verdict = "differs"    // at least one output differed
+	// Built is not a rebuild: the signer (a build farm) ran the recorded
+	// build itself and produced exactly its outputs. It is provenance,
+	// never a reproduction; policies count it only where they ask who
+	// built (Policy.BuiltBy).
+	Built Verdict = "built"
 )
+
+// buildType is the buildDefinition.buildType of a statement with verdict v.
+func buildType(v Verdict) string {
+	if v == Built {
+		return BuildTypeBuild
+	}
+	return BuildType
+}
 
 // Subject is an attested artifact: its name (a path in the build's
 // outputs) and the SHA-256 digest the rebuilder got.
@@ -119,8 +135,8 @@ func (r *Rebuild) check() error {
 		return fmt.Errorf("log index %d is outside 0…2^53", r.LogIndex)
 	case r.BuilderID == "":
 		return errors.New("builder id is empty")
-	case r.Verdict != Reproduced && r.Verdict != Differs:
-		return fmt.Errorf("verdict %q is neither %q nor %q", r.Verdict, Reproduced, Differs)
+	case r.Verdict != Reproduced && r.Verdict != Differs && r.Verdict != Built:
+		return fmt.Errorf("verdict %q is not %q, %q or %q", r.Verdict, Reproduced, Differs, Built)
 	case !r.StartedOn.IsZero() && !r.FinishedOn.IsZero() && r.FinishedOn.Before(r.StartedOn):
 		return fmt.Errorf("finished %s before it started %s", r.FinishedOn, r.StartedOn)
 	}
@@ -161,7 +177,7 @@ func (r *Rebuild) Statement() (*v1.Statement, error) {
 		return nil, fmt.Errorf("attest: rebuild: verdict: %v", err)
 	}
 	p := &prov.Provenance{
-		BuildDefinition: &prov.BuildDefinition{BuildType: BuildType, ExternalParameters: ext},
+		BuildDefinition: &prov.BuildDefinition{BuildType: buildType(r.Verdict), ExternalParameters: ext},
 		RunDetails: &prov.RunDetails{
 			Builder:    &prov.Builder{Id: r.BuilderID, Version: r.BuilderVersion},
 			Byproducts: []*v1.ResourceDescriptor{{Name: VerdictByproduct, Annotations: verdict}},
@@ -281,8 +297,8 @@ func rebuildFrom(st *v1.Statement) (*Rebuild, error) {
 		return nil, err
 	}
 	bd, rd := p.GetBuildDefinition(), p.GetRunDetails()
-	if bd.GetBuildType() != BuildType {
-		return nil, fmt.Errorf("buildType %q is not %q", bd.GetBuildType(), BuildType)
+	if bt := bd.GetBuildType(); bt != BuildType && bt != BuildTypeBuild {
+		return nil, fmt.Errorf("buildType %q is not %q or %q", bt, BuildType, BuildTypeBuild)
 	}
 	r := &Rebuild{
 		BuilderID:      rd.GetBuilder().GetId(),
@@ -345,6 +361,9 @@ func rebuildFrom(st *v1.Statement) (*Rebuild, error) {
 	}
 	if verdicts != 1 {
 		return nil, fmt.Errorf("want exactly one runDetails.byproducts entry named %q, found %d", VerdictByproduct, verdicts)
+	}
+	if bt := bd.GetBuildType(); bt != buildType(r.Verdict) {
+		return nil, fmt.Errorf("buildType %q does not go with verdict %q (want %q)", bt, r.Verdict, buildType(r.Verdict))
 	}
 	if md := rd.GetMetadata(); md != nil {
 		if md.StartedOn != nil {

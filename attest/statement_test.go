@@ -201,3 +201,31 @@ func TestDigestText(t *testing.T) {
 		t.Errorf("UnmarshalText of garbage: err %v, changed %v", err, k2 != k)
 	}
 }
+
+// A build farm's claim (verdict Built) carries its own buildType, and the
+// two kinds cannot be mixed up by editing either.
+func TestBuiltStatement(t *testing.T) {
+	r := testRebuild()
+	r.Verdict = Built
+	st, err := r.Statement()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := MarshalStatement(st)
+	if !strings.Contains(string(b), `"buildType":"`+BuildTypeBuild+`"`) {
+		t.Fatalf("built statement without its buildType: %s", b)
+	}
+	got, _, err := ParseStatement(b)
+	if err != nil || got.Verdict != Built {
+		t.Fatalf("ParseStatement: %+v, %v", got, err)
+	}
+	for name, edit := range map[string][2]string{
+		"built as a rebuild":    {BuildTypeBuild, BuildType},
+		"reproduced as a build": {`"verdict":"built"`, `"verdict":"reproduced"`},
+	} {
+		bad := strings.Replace(string(b), edit[0], edit[1], 1)
+		if _, _, err := ParseStatement([]byte(bad)); err == nil || !strings.Contains(err.Error(), "does not go with verdict") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

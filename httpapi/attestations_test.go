@@ -350,3 +350,34 @@ func TestAttestations(t *testing.T) {
 		t.Fatalf("unknown envelope: %s", resp.Status)
 	}
 }
+
+// A build farm's claim that it built a build (verdict built) is shown as
+// provenance: neither a reproduction nor a dispute.
+func TestBuiltAttestationOnBuildPage(t *testing.T) {
+	l, srv := attestServer(t)
+	b := storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": "unikernel"}, time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), ledger.Result{Kind: ledger.ResultExited})
+	bi, err := l.Build(b.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	farm := newSigner(t, attest.ECDSAP256)
+	if resp, body := post(t, srv.URL+"/keys/farm", "root", "root-password", jsonBody(httpapi.KeyRequest{PublicKey: string(farm.PublicKeyPEM())}), jsonCT); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("key: %s %s", resp.Status, body)
+	}
+	r := rebuildOf(b, bi.Index, nil)
+	r.Verdict = attest.Built
+	if resp, body := post(t, srv.URL+"/attestations", "", "", sign(t, r, farm), jsonCT); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("built claim: %s %s", resp.Status, body)
+	}
+	_, body := get(t, srv.URL+"/job/hello/build/"+b.UUID.String(), "application/json")
+	var bv httpapi.BuildView
+	if err := json.Unmarshal([]byte(body), &bv); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(bv.BuiltBy) != "[farm]" || len(bv.AttestedBy) != 0 || len(bv.DisputedBy) != 0 {
+		t.Fatalf("build page: built by %v, attested by %v, disputed by %v", bv.BuiltBy, bv.AttestedBy, bv.DisputedBy)
+	}
+	if _, html := get(t, srv.URL+"/job/hello/build/"+b.UUID.String(), ""); !strings.Contains(html, "Built by farm") || strings.Contains(html, "NOT REPRODUCED") {
+		t.Fatalf("build page HTML:\n%s", html)
+	}
+}

@@ -30,10 +30,12 @@ import (
 )
 
 // attestedBy sorts the keys of a build's attestations into those that
-// reproduced it and those that did not, each key once, by name (or id).
-func attestedBy(atts []AttestationInfo) (agree, disagree []string) {
+// reproduced it, those that did not and those that say they built it (a
+// build farm's claim, which is not a reproduction), each key once, by name
+// (or id).
+func attestedBy(atts []AttestationInfo) (agree, disagree, built []string) {
 	seen := map[string]bool{}
-	agree, disagree = []string{}, []string{}
+	agree, disagree, built = []string{}, []string{}, []string{}
 	for _, a := range atts {
 		name := a.KeyName
 		if name == "" {
@@ -47,15 +49,19 @@ func attestedBy(atts []AttestationInfo) (agree, disagree []string) {
 			continue
 		}
 		seen[k] = true
-		if a.Verdict == ledger.VerdictReproduced {
+		switch a.Verdict {
+		case ledger.VerdictReproduced:
 			agree = append(agree, name)
-		} else {
+		case ledger.VerdictBuilt:
+			built = append(built, name)
+		default:
 			disagree = append(disagree, name)
 		}
 	}
 	slices.Sort(agree)
 	slices.Sort(disagree)
-	return agree, disagree
+	slices.Sort(built)
+	return agree, disagree, built
 }
 
 func summary(e ledger.BuildEntry) BuildSummary {
@@ -345,7 +351,7 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	v.AttestedBy, v.DisputedBy = attestedBy(v.Attestations)
+	v.AttestedBy, v.DisputedBy, v.BuiltBy = attestedBy(v.Attestations)
 	s.render(w, r, "build", v)
 }
 

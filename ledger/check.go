@@ -142,7 +142,7 @@ func (l *Ledger) checkSubjects(txn *badger.Txn, e *AttestationRecorded) error {
 		switch {
 		case !ok:
 			return fmt.Errorf("%w: subject %q is not an artifact of build %s (job %s); the build has %d artifacts", ErrRejected, s.Name, b.UUID, b.Job, len(b.Artifacts))
-		case e.Verdict == VerdictReproduced && a.SHA256 != s.SHA256:
+		case (e.Verdict == VerdictReproduced || e.Verdict == VerdictBuilt) && a.SHA256 != s.SHA256:
 			return fmt.Errorf("%w: verdict is %q but subject %q has sha256 %s, while build %s recorded %s", ErrRejected, e.Verdict, s.Name, s.SHA256, b.UUID, a.SHA256)
 		}
 	}

@@ -45,6 +45,7 @@ const (
 	ResultMessage           = event.ResultMessage
 	VerdictReproduced       = event.VerdictReproduced
 	VerdictDiffers          = event.VerdictDiffers
+	VerdictBuilt            = event.VerdictBuilt
 	KeyStatusUnknown        = event.KeyStatusUnknown
 	KeyStatusActive         = event.KeyStatusActive
 	KeyStatusRevoked        = event.KeyStatusRevoked

@@ -185,8 +185,11 @@ type BuildView struct {
 	// AttestedBy names the distinct keys that attested a reproduction of
 	// this build; DisputedBy those that got other bytes (a key in both
 	// contradicted itself).
-	AttestedBy    []string      `json:"attested_by"`
-	DisputedBy    []string      `json:"disputed_by"`
+	AttestedBy []string `json:"attested_by"`
+	DisputedBy []string `json:"disputed_by"`
+	// BuiltBy names the keys (build farms) that attested they built this
+	// build themselves; that is provenance, not a reproduction.
+	BuiltBy       []string      `json:"built_by"`
 	Checkpoint    string        `json:"checkpoint"`
 	EventSHA256   digest.Digest `json:"event_sha256"`
 	EventLeafHash []byte        `json:"leaf_hash"`

@@ -11,13 +11,17 @@ import (
 	"github.com/buildledger/buildledger/cas/digest"
 )
 
-// Verdict is what a rebuilder concluded.
+// Verdict is what a rebuilder concluded, or (VerdictBuilt) what a build
+// farm claims.
 type Verdict string
 
 // Verdicts.
 const (
 	VerdictReproduced Verdict = "reproduced" // every output matched the recorded build
 	VerdictDiffers    Verdict = "differs"    // at least one output differed
+	// VerdictBuilt is a build farm's claim that it ran the build itself
+	// and produced exactly its outputs: provenance, not a reproduction.
+	VerdictBuilt Verdict = "built"
 )
 
 // Subject is one attested artifact: a name and the digest the rebuilder got.
@@ -88,9 +92,9 @@ func (e *AttestationRecorded) validate() error {
 		}
 	}
 	switch e.Verdict {
-	case VerdictReproduced, VerdictDiffers:
+	case VerdictReproduced, VerdictDiffers, VerdictBuilt:
 	default:
-		return bad("verdict %q is neither %q nor %q", e.Verdict, VerdictReproduced, VerdictDiffers)
+		return bad("verdict %q is not %q, %q or %q", e.Verdict, VerdictReproduced, VerdictDiffers, VerdictBuilt)
 	}
 	return nil
 }

@@ -78,8 +78,11 @@ type Decision struct {
 	Verdicts []Verdict
 	K        int
 	Agreeing []string // the distinct agreeing parties, by name
-	Offline  bool     // decided from the cached bundle without the network
-	Reason   string   // for the operator: why refused, or a summary
+	// BuiltBy are the policy's builders (built_by) that attested they
+	// built the image, by name.
+	BuiltBy []string
+	Offline bool   // decided from the cached bundle without the network
+	Reason  string // for the operator: why refused, or a summary
 }
 
 // BuildRef names a recorded build.
@@ -101,6 +104,8 @@ type Verdict struct {
 // Attestation statuses.
 const (
 	StatusValid           = "valid"
+	StatusBuilt           = "built"             // a builder's valid claim that it built the image
+	StatusBuilderRebuild  = "builder's rebuild" // a built_by key's reproduction: valid, not counted
 	StatusUntrusted       = "untrusted key"
 	StatusRevoked         = "revoked"
 	StatusBadSignature    = "bad signature"
@@ -296,6 +301,7 @@ func (g *Gate) judge(b *Bundle) *Decision {
 		}
 	}
 	pol := attest.Policy{Threshold: 1, PredicateTypes: p.PredicateTypes}
+	builder := map[digest.Digest]bool{}
 	// Revocations proven by any bundle this gate fetched count for every
 	// decision, so an older cached bundle cannot bring a key back.
 	known, err := g.knownRevocations()
@@ -321,6 +327,10 @@ func (g *Gate) judge(b *Bundle) *Decision {
 			tk.Revoked, tk.RevokedAt = true, tk.AddedAt+1 // the first index an attestation can have
 		}
 		pol.Keys = append(pol.Keys, tk)
+		if slices.Contains(p.BuiltBy, k.name) {
+			pol.BuiltBy = append(pol.BuiltBy, id)
+			builder[id] = true
+		}
 	}
 	slices.SortFunc(pol.Keys, func(a, b attest.TrustedKey) int { return strings.Compare(a.Name, b.Name) })
 
@@ -374,6 +384,13 @@ func (g *Gate) judge(b *Bundle) *Decision {
 			v.Status = StatusBeforeKey
 		case !slices.Contains(p.PredicateTypes, a.PredicateType):
 			v.Status, v.Detail = StatusPredicateType, a.PredicateType
+		case a.Verdict == attest.Built && names:
+			v.Status = StatusBuilt
+			if !builder[ar.KeyID] {
+				v.Detail = "the policy does not name this key in built_by"
+			}
+		case a.Verdict == attest.Reproduced && names && builder[ar.KeyID]:
+			v.Status, v.Detail = StatusBuilderRebuild, "a key in built_by does not count towards k"
 		case a.Verdict != attest.Reproduced || !names:
 			v.Status, v.Detail = StatusDifferentDigest, "the rebuilder got other bytes"
 			for _, s := range a.Subjects {
@@ -400,7 +417,11 @@ func (g *Gate) judge(b *Bundle) *Decision {
 	if p.UploaderCounts && uploader != nil {
 		dec.Agreeing = append(dec.Agreeing, "uploader (build "+uploader.UUID.String()+")")
 	}
-	dec.Admitted = len(dec.Agreeing) >= p.Threshold
+	for _, id := range ev.BuiltBy {
+		dec.BuiltBy = append(dec.BuiltBy, p.keys[id].name)
+	}
+	slices.Sort(dec.BuiltBy)
+	dec.Admitted = len(dec.Agreeing) >= p.Threshold && (len(p.BuiltBy) == 0 || len(dec.BuiltBy) > 0)
 	dec.Reason = dec.describe(ev.Disagreeing, p, problems)
 	return dec
 }
@@ -451,6 +472,12 @@ func (d *Decision) describe(dis []attest.Disagreement, p *Policy, problems []str
 	if d.Build != nil {
 		fmt.Fprintf(&b, "  build: job %s, build %s, platform %s, log index %d\n", d.Build.Job, d.Build.UUID, d.Build.Platform, d.Build.LogIndex)
 	}
+	switch {
+	case len(d.BuiltBy) > 0:
+		fmt.Fprintf(&b, "  built by: %s\n", strings.Join(d.BuiltBy, ", "))
+	case len(p.BuiltBy) > 0:
+		fmt.Fprintf(&b, "  NOT BUILT by any of %s: none of them attested that it built this image\n", strings.Join(p.BuiltBy, ", "))
+	}
 	if len(dis) > 0 {
 		fmt.Fprintf(&b, "  WARNING: %d trusted key(s) rebuilt it and got OTHER BYTES: the build is not reproducible for them\n", len(dis))
 	}
@@ -472,7 +499,10 @@ func (d *Decision) describe(dis []attest.Disagreement, p *Policy, problems []str
 		fmt.Fprintf(&b, "  %s\n", pr)
 	}
 	if !d.Admitted {
-		fmt.Fprintf(&b, "  policy: k=%d of %d trusted keys%s", p.Threshold, len(p.Keys), map[bool]string{true: " plus the uploader", false: ""}[p.UploaderCounts])
+		fmt.Fprintf(&b, "  policy: k=%d of %d trusted keys%s", p.Threshold, len(p.Keys)-len(p.BuiltBy), map[bool]string{true: " plus the uploader", false: ""}[p.UploaderCounts])
+		if len(p.BuiltBy) > 0 {
+			fmt.Fprintf(&b, ", built by one of %s", strings.Join(p.BuiltBy, ", "))
+		}
 		if d.Offline {
 			b.WriteString(" (decided offline from the cached bundle)")
 		}

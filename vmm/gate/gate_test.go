@@ -77,12 +77,20 @@ func recordBuild(tb testing.TB, l *ledgertest.Ledger, job string, image []byte, 
 // binary's digest (the recorded one when nil).
 func (w *world) attest(name string, b *event.BuildRecorded, index uint64, got *digest.Digest) {
 	w.t.Helper()
-	a, _ := b.Artifact(*b.MainBinary)
-	r := &attest.Rebuild{Job: b.Job, Build: b.UUID, Platform: b.Platform, LogIndex: int64(index), Verdict: attest.Reproduced,
-		BuilderID: "https://rebuilder.example/" + name, Subjects: []attest.Subject{{Name: a.Path, SHA256: a.SHA256}}}
 	if got != nil {
-		r.Subjects[0].SHA256, r.Verdict = *got, attest.Differs
+		w.attestAs(name, b, index, attest.Differs, *got)
+		return
 	}
+	a, _ := b.Artifact(*b.MainBinary)
+	w.attestAs(name, b, index, attest.Reproduced, a.SHA256)
+}
+
+// attestAs has key name attest build b at index with verdict v and got as
+// the main binary's digest.
+func (w *world) attestAs(name string, b *event.BuildRecorded, index uint64, v attest.Verdict, got digest.Digest) {
+	w.t.Helper()
+	r := &attest.Rebuild{Job: b.Job, Build: b.UUID, Platform: b.Platform, LogIndex: int64(index), Verdict: v,
+		BuilderID: "https://rebuilder.example/" + name, Subjects: []attest.Subject{{Name: *b.MainBinary, SHA256: got}}}
 	st, err := r.Statement()
 	if err != nil {
 		w.t.Fatal(err)
@@ -112,7 +120,16 @@ func (w *world) serveFork(t *testing.T, n int) *ledgertest.Ledger {
 // policy writes a policy trusting the named keys with threshold k.
 func (w *world) policy(k int, trusted ...string) *gate.Policy {
 	w.t.Helper()
+	return w.policyBuiltBy(k, nil, trusted...)
+}
+
+// policyBuiltBy is policy with built_by builders (which must be trusted).
+func (w *world) policyBuiltBy(k int, builders []string, trusted ...string) *gate.Policy {
+	w.t.Helper()
 	doc := map[string]any{"ledger": w.URL, "log_key": w.L.VKey, "threshold": k}
+	if builders != nil {
+		doc["built_by"] = builders
+	}
 	var keys []map[string]any
 	for _, n := range trusted {
 		keys = append(keys, map[string]any{"name": n, "public_key": string(w.Keys[n].PublicKeyPEM())})
@@ -621,5 +638,57 @@ func TestGateMarkerWriteFails(t *testing.T) {
 	d, err = newGate(t, w.policy(1, "a"), cache, true).Check(ctx, digest.Sum(image))
 	if err == nil || (d != nil && d.Admitted) {
 		t.Fatalf("unreadable marker: %+v %v", d, err)
+	}
+}
+
+// TestGateBuiltBy: "built by the farm and reproduced by k others". The
+// farm's claim is not a reproduction, the farm's own rebuild does not
+// count, and without the farm's claim the image is refused.
+func TestGateBuiltBy(t *testing.T) {
+	w := newWorld(t, "farm", "a", "b")
+	image := []byte("\x7fELF a farm-built unikernel")
+	b, idx := w.build("web", image, time.Now().Add(-time.Hour))
+	imgPath := writeImage(t, image)
+	img := digest.Sum(image)
+	w.attest("a", b, idx, nil)
+	w.attestAs("farm", b, idx, attest.Reproduced, img)
+
+	p := w.policyBuiltBy(2, []string{"farm"}, "farm", "a", "b")
+	d, err := newGate(t, p, t.TempDir(), false).Admit(ctx, imgPath)
+	if err != nil || d.Admitted || !strings.Contains(d.Reason, "NOT BUILT by any of farm") || statuses(d)["farm"] != gate.StatusBuilderRebuild {
+		t.Fatalf("before the farm's claim: %v\n%s", err, d.Reason)
+	}
+	w.attestAs("farm", b, idx, attest.Built, img)
+	d, err = newGate(t, p, t.TempDir(), false).Admit(ctx, imgPath)
+	if err != nil || d.Admitted || strings.Join(d.BuiltBy, ",") != "farm" || strings.Join(d.Agreeing, ",") != "a" {
+		t.Fatalf("built, one rebuilder: %v %+v\n%s", err, d, d.Reason)
+	}
+	w.attest("b", b, idx, nil)
+	d, err = newGate(t, p, t.TempDir(), false).Admit(ctx, imgPath)
+	if err != nil || !d.Admitted || strings.Join(d.Agreeing, ",") != "a,b" || !strings.Contains(d.Reason, "built by: farm") {
+		t.Fatalf("built and reproduced by two: %v\n%s", err, d.Reason)
+	}
+	// Without built_by the farm is one more rebuilder: its reproduction
+	// counts, its claim of having built the image does not.
+	d, err = newGate(t, w.policy(3, "farm", "a", "b"), t.TempDir(), false).Admit(ctx, imgPath)
+	if err != nil || !d.Admitted || strings.Join(d.Agreeing, ",") != "a,b,farm" || len(d.BuiltBy) != 0 ||
+		!strings.Contains(d.Reason, "by farm: built (the policy does not name this key in built_by)") {
+		t.Fatalf("no built_by: %v\n%s", err, d.Reason)
+	}
+	// A built claim over other bytes is refused by the ledger itself.
+	r := &attest.Rebuild{Job: b.Job, Build: b.UUID, Platform: b.Platform, LogIndex: int64(idx), Verdict: attest.Built,
+		BuilderID: "https://farm.example", Subjects: []attest.Subject{{Name: *b.MainBinary, SHA256: digest.Sum([]byte("other"))}}}
+	st, _ := r.Statement()
+	env, _ := attest.Sign(ctx, st, w.Keys["farm"])
+	if _, err := w.Client.SubmitAttestation(ctx, env); err == nil || !strings.Contains(err.Error(), "built") {
+		t.Fatalf("a built claim over other bytes: %v", err)
+	}
+	for _, bad := range []string{
+		`{"log_key":` + q(w.L.VKey) + `,"threshold":1,"keys":[{"name":"farm","public_key":` + q(string(w.Keys["farm"].PublicKeyPEM())) + `}],"built_by":["farm"]}`,
+		`{"log_key":` + q(w.L.VKey) + `,"threshold":1,"keys":[{"name":"a","public_key":` + q(string(w.Keys["a"].PublicKeyPEM())) + `}],"built_by":["farm"]}`,
+	} {
+		if _, err := gate.ParsePolicy([]byte(bad)); !errors.Is(err, gate.ErrPolicy) {
+			t.Errorf("policy %s: %v", bad, err)
+		}
 	}
 }

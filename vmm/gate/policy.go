@@ -32,6 +32,10 @@ type Policy struct {
 	Keys           []PolicyKey `json:"keys"`
 	PredicateTypes []string    `json:"predicate_types,omitempty"`
 	UploaderCounts bool        `json:"uploader_counts,omitempty"`
+	// BuiltBy names keys of Keys (build farms) of which one must have
+	// attested that it built the image; they do not count towards the
+	// threshold.
+	BuiltBy []string `json:"built_by,omitempty"`
 	// MaxBundleAge bounds how old a cached bundle may be for an offline
 	// decision (a Go duration such as "168h"); empty: no bound.
 	MaxBundleAge string `json:"max_bundle_age,omitempty"`
@@ -118,12 +122,18 @@ func parsePolicy(doc []byte, dir string) (*Policy, error) {
 		names[k.Name] = true
 		p.keys[id] = &trustedKey{name: k.Name, verifier: v, revoked: k.Revoked}
 	}
-	max := len(p.Keys)
+	for _, b := range p.BuiltBy {
+		if !names[b] {
+			return nil, fmt.Errorf("%w: built_by names %q, which is not one of the keys", ErrPolicy, b)
+		}
+	}
+	max := len(p.Keys) - len(p.BuiltBy)
 	if p.UploaderCounts {
 		max++
 	}
 	if p.Threshold > max {
-		return nil, fmt.Errorf("%w: threshold %d can never be met with %d trusted keys%s", ErrPolicy, p.Threshold, len(p.Keys),
+		return nil, fmt.Errorf("%w: threshold %d can never be met with %d trusted keys%s%s", ErrPolicy, p.Threshold, len(p.Keys)-len(p.BuiltBy),
+			map[bool]string{true: " that are not builders", false: ""}[len(p.BuiltBy) > 0],
 			map[bool]string{true: " and the uploader", false: ""}[p.UploaderCounts])
 	}
 	if p.MaxBundleAge != "" {
