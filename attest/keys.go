@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -65,6 +66,26 @@ func LoadSigner(pemBytes []byte, password func() ([]byte, error)) (*Signer, erro
 		return nil, fmt.Errorf("attest: private key: %w", err)
 	}
 	return NewSigner(priv)
+}
+
+// LoadSignerFile is LoadSigner of a file; the password of an encrypted
+// key is read from $COSIGN_PASSWORD, as cosign does.
+func LoadSignerFile(path string) (*Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := LoadSigner(b, func() ([]byte, error) {
+		pw, ok := os.LookupEnv("COSIGN_PASSWORD")
+		if !ok {
+			return nil, fmt.Errorf("%s is encrypted: set COSIGN_PASSWORD", path)
+		}
+		return []byte(pw), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
 }
 
 // NewSigner returns a Signer for an ECDSA, Ed25519 or RSA private key.

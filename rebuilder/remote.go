@@ -217,16 +217,24 @@ func (r *Rebuilder) statement(o *Outcome, ex *builder.Exec) (*v1.Statement, erro
 	if len(rb.Subjects) == 0 {
 		return nil, fmt.Errorf("rebuilder: cannot attest build %s: %w", o.Build.UUID, ErrNothingToAttest)
 	}
-	in := o.Build.Inputs
+	rb.Inputs = AttestedInputs(o.Build)
+	return rb.Statement()
+}
+
+// AttestedInputs lists the input files and script a build recorded, as an
+// attestation about it names them (its resolved dependencies).
+func AttestedInputs(b *event.BuildRecorded) []attest.Input {
+	var out []attest.Input
+	in := b.Inputs
 	for _, x := range []struct {
 		name string
 		d    *digest.Digest
-	}{{attest.InputOpamSwitch, in.OpamSwitch}, {attest.InputBuildEnvironment, in.BuildEnvironment}, {attest.InputSystemPackages, in.SystemPackages}, {attest.InputScript, &o.Build.Script}} {
+	}{{attest.InputOpamSwitch, in.OpamSwitch}, {attest.InputBuildEnvironment, in.BuildEnvironment}, {attest.InputSystemPackages, in.SystemPackages}, {attest.InputScript, &b.Script}} {
 		if x.d != nil {
-			rb.Inputs = append(rb.Inputs, attest.Input{Name: x.name, SHA256: *x.d})
+			out = append(out, attest.Input{Name: x.name, SHA256: *x.d})
 		}
 	}
-	return rb.Statement()
+	return out
 }
 
 // versions names what did the rebuild, for runDetails.builder.version.

@@ -40,6 +40,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/farm/client"
 	"github.com/buildledger/buildledger/farm/proto"
 	"github.com/buildledger/buildledger/farm/sandbox"
@@ -168,6 +169,7 @@ func logger(w io.Writer) *slog.Logger {
 func serverCmd() *cobra.Command {
 	var (
 		dir, configDir, listen, upload, user, logKey, httpAddr string
+		keyFile, builderID                                     string
 		tick, jobTimeout                                       time.Duration
 		t                                                      tlsFlags
 		allowPlain                                             bool
@@ -178,7 +180,10 @@ func serverCmd() *cobra.Command {
 		Long: `Run the scheduler: the schedule, one queue per platform, the jobs workers run.
 Finished builds are written to DIR (fsynced) and, with --upload, recorded in a
 buildledger; a failed upload is retried until the ledger records or refuses it.
-The password of --user is read from $BUILDLEDGER_PASSWORD. Orb builds use the
+The password of --user is read from $BUILDLEDGER_PASSWORD. With --key, the
+scheduler also signs each recorded build's provenance (an in-toto statement,
+SLSA Provenance v1, verdict "built"), so that a VMM gate can require "built by
+this farm and reproduced by k others" (built_by in its policy). Orb builds use the
 template DIR/orb-build.template.PLATFORM (or in --config-dir), with
 %%OPAM_PACKAGE%% and %%PLATFORM%% replaced.
 
@@ -189,6 +194,9 @@ every worker and client.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
 				return errors.New("--dir is required")
+			}
+			if keyFile != "" && upload == "" {
+				return errors.New("--key signs what the farm uploads: it needs --upload")
 			}
 			tc, err := t.server()
 			if err != nil {
@@ -207,6 +215,15 @@ every worker and client.`,
 				u, err := newUploader(cmd.Context(), dir, upload, user, logKey, cmd.ErrOrStderr())
 				if err != nil {
 					return err
+				}
+				if keyFile != "" {
+					if u.Signer, err = attest.LoadSignerFile(keyFile); err != nil {
+						return err
+					}
+					if u.BuilderID = builderID; u.BuilderID == "" {
+						host, _ := os.Hostname()
+						u.BuilderID = "https://" + host + "/buildledger-farm"
+					}
 				}
 				cfg.Upload = u
 			}
@@ -244,6 +261,8 @@ every worker and client.`,
 	f.StringVar(&upload, "upload", "", "ledger URL to record builds in, e.g. http://127.0.0.1:3000")
 	f.StringVar(&user, "user", "", "ledger account with the uploader role (password from $BUILDLEDGER_PASSWORD)")
 	f.StringVar(&logKey, "log-key", "", "the ledger's log verifier key (default: fetched once and pinned in DIR/ledger-log-key)")
+	f.StringVar(&keyFile, "key", "", "sign every recorded build's provenance (verdict \"built\") with this key, registered in the ledger")
+	f.StringVar(&builderID, "builder-id", "", "the farm's SLSA builder id, a URI (default https://HOSTNAME/buildledger-farm)")
 	f.DurationVar(&tick, "tick", scheduler.DefaultTick, "how often due jobs are queued")
 	f.DurationVar(&jobTimeout, "job-timeout", scheduler.DefaultJobTimeout, "how long a worker may hold a job before it is put back")
 	f.BoolVar(&allowPlain, "insecure-plain-tcp", false, "listen without TLS on a non-loopback address")

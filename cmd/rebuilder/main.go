@@ -200,24 +200,6 @@ func (s *server) explain(err error) error {
 	return fmt.Errorf("%w\nA test server that was reset gets a new key; a production log never changes its key,\nso ask its operator before trusting the new one. %s", err, from)
 }
 
-func loadSigner(path string) (*attest.Signer, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	s, err := attest.LoadSigner(b, func() ([]byte, error) {
-		pw, ok := os.LookupEnv("COSIGN_PASSWORD")
-		if !ok {
-			return nil, fmt.Errorf("%s is encrypted: set COSIGN_PASSWORD", path)
-		}
-		return []byte(pw), nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return s, nil
-}
-
 // sandboxFlags are the flags of the commands that run jobs.
 type sandboxFlags struct {
 	on, network, unsandboxed bool
@@ -587,7 +569,7 @@ func (r *rebuilderFlags) rebuilder(cmd *cobra.Command, p *progress) (*rebuilder.
 		rb.BuilderID = "buildledger-rebuilder@" + h
 	}
 	if !r.noAttest {
-		if rb.Signer, err = loadSigner(r.key); err != nil {
+		if rb.Signer, err = attest.LoadSignerFile(r.key); err != nil {
 			return nil, err
 		}
 	}

@@ -8,10 +8,12 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/cas/digest"
 	"github.com/buildledger/buildledger/httpapi/client"
 	"github.com/buildledger/buildledger/ledger/builder"
 	"github.com/buildledger/buildledger/ledger/event"
+	"github.com/buildledger/buildledger/rebuilder"
 )
 
 // LedgerUploader records builds in a buildledger through its verifying
@@ -22,32 +24,75 @@ import (
 // 409 for a UUID the log holds already: when the logged build (proven in
 // the log) is this one, an earlier attempt recorded it and the upload is
 // done; another build under the same UUID is a refusal.
+//
+// With a Signer, every recorded build is then attested with verdict
+// "built" (attest.Built): an in-toto statement with a SLSA Provenance v1
+// predicate naming BuilderID, whose subjects are the build's artifacts as
+// logged and whose inputs are its recorded inputs and script. The key must
+// be registered in the ledger; until the attestation is logged the build
+// stays in the upload queue (retried: the upload then finds it logged).
 type LedgerUploader struct {
-	Client *client.Client
-	Cred   client.Credentials
+	Client    *client.Client
+	Cred      client.Credentials
+	Signer    *attest.Signer
+	BuilderID string // a URI naming the farm, e.g. https://farm.example/
 }
 
 // Upload implements Uploader.
 func (u *LedgerUploader) Upload(ctx context.Context, der []byte, id uuid.UUID) error {
-	_, _, err := u.Client.Upload(ctx, der, id, u.Cred)
-	var he *client.Error
-	if !errors.As(err, &he) || he.Status < 400 || he.Status >= 500 {
-		return err
+	rc, logged, err := u.Client.Upload(ctx, der, id, u.Cred)
+	var index uint64
+	if err == nil {
+		index = rc.LogIndex
 	}
-	switch he.Status {
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusTooManyRequests:
+	var he *client.Error
+	switch {
+	case err == nil:
+	case !errors.As(err, &he) || he.Status < 400 || he.Status >= 500:
 		return err
-	case http.StatusConflict:
-		logged, _, _, lerr := u.Client.Build(ctx, id)
-		if lerr != nil {
+	case he.Status == http.StatusUnauthorized, he.Status == http.StatusForbidden, he.Status == http.StatusRequestTimeout, he.Status == http.StatusTooManyRequests:
+		return err
+	case he.Status == http.StatusConflict:
+		var lerr error
+		if logged, index, _, lerr = u.Client.Build(ctx, id); lerr != nil {
 			return fmt.Errorf("%v; and the logged build %s cannot be read: %w", err, id, lerr)
 		}
 		if why := differs(logged, der); why != "" {
 			return fmt.Errorf("%w: %v; the log holds another build under this UUID: %s", ErrPermanent, err, why)
 		}
+	default:
+		return fmt.Errorf("%w: %v", ErrPermanent, err)
+	}
+	if u.Signer == nil {
 		return nil
 	}
-	return fmt.Errorf("%w: %v", ErrPermanent, err)
+	if err := u.attest(ctx, logged, index); err != nil {
+		return fmt.Errorf("build %s is recorded, but its provenance is not: %w", id, err)
+	}
+	return nil
+}
+
+// attest signs and submits the farm's claim that it built b.
+func (u *LedgerUploader) attest(ctx context.Context, b *event.BuildRecorded, index uint64) error {
+	rb := &attest.Rebuild{Job: b.Job, Build: b.UUID, Platform: b.Platform, LogIndex: int64(index),
+		Verdict: attest.Built, BuilderID: u.BuilderID, Inputs: rebuilder.AttestedInputs(b),
+		StartedOn: b.Started, FinishedOn: b.Finished}
+	for _, a := range b.Artifacts {
+		rb.Subjects = append(rb.Subjects, attest.Subject{Name: a.Path, SHA256: a.SHA256})
+	}
+	if len(rb.Subjects) == 0 {
+		return nil // nothing to vouch for (a build that left no file)
+	}
+	st, err := rb.Statement()
+	if err != nil {
+		return err
+	}
+	env, err := attest.Sign(ctx, st, u.Signer)
+	if err != nil {
+		return err
+	}
+	_, err = u.Client.SubmitAttestation(ctx, env)
+	return err
 }
 
 // differs says how the logged build differs from the exec record der, or

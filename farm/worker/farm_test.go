@@ -14,6 +14,7 @@ import (
 	"github.com/buildledger/buildledger/farm/sandbox/sandboxtest"
 	"github.com/buildledger/buildledger/farm/scheduler"
 	"github.com/buildledger/buildledger/farm/worker"
+	"github.com/buildledger/buildledger/httpapi/api"
 	"github.com/buildledger/buildledger/httpapi/httpapitest"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/event"
@@ -26,11 +27,13 @@ func needBwrap(t *testing.T) {
 
 // farmOn runs a real ledger and a scheduler over dir that uploads to it,
 // on loopback, until the test ends.
+// The farm signs what it built with the key "farm", registered there.
 func farmOn(t *testing.T, dir string) (*httpapitest.Server, *scheduler.Scheduler, client.Dialer) {
 	t.Helper()
 	srv := httpapitest.New(t)
 	s, err := scheduler.New(scheduler.Config{Dir: dir, Tick: time.Hour, RetryUpload: 50 * time.Millisecond,
-		Upload: &scheduler.LedgerUploader{Client: srv.Client, Cred: httpapitest.Farm}})
+		Upload: &scheduler.LedgerUploader{Client: srv.Client, Cred: httpapitest.Farm,
+			Signer: srv.Key("farm", true), BuilderID: "https://farm.test/"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +144,19 @@ func TestFarmEndToEnd(t *testing.T) {
 	}
 	if b := builds["hello"]; b.Event.MainBinary == nil || *b.Event.MainBinary != "bin/hello.txt" || b.Event.Platform != "p1" {
 		t.Errorf("hello: %+v", b.Event)
+	}
+	// The farm's signed provenance of each build is in the log, verdict
+	// built, naming every artifact with its recorded digest.
+	// (It is submitted right after the build: wait for it.)
+	for job, b := range builds {
+		var atts []api.ProvenAttestation
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); len(atts) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			atts, err = srv.Client.AttestationsOfBuild(ctx, b.Event.UUID)
+		}
+		if err != nil || len(atts) != 1 || atts[0].KeyName != "farm" || atts[0].Verdict != event.VerdictBuilt || len(atts[0].Subjects) != len(b.Event.Artifacts) {
+			t.Errorf("job %s: provenance %+v %v", job, atts, err)
+		}
 	}
 	if b := builds["orbish"]; b.Event.MainBinary == nil || *b.Event.MainBinary != "bin/pkg.txt" || b.Event.Platform != "p2" {
 		t.Errorf("orbish: %+v", b.Event)
