@@ -14,16 +14,16 @@ import (
 	"github.com/buildledger/buildledger/farm/proto"
 )
 
-// maxStreams bounds the live consoles streamed at once; more are answered
+// MaxStreams bounds the live consoles streamed at once; more are answered
 // 503 with Retry-After, so anonymous viewers cannot exhaust the scheduler.
-const maxStreams = 64
+const MaxStreams = 64
 
 // NewConsole returns the scheduler's web pages: the running jobs, queues
 // and schedule at /, and a running job's console at /job/UUID, streamed
 // live with server-sent events from /job/UUID/events. ledger, if set, is
 // the ledger's base URL: a finished job's page links to its build there.
 func NewConsole(s *Scheduler, ledger string) http.Handler {
-	w := &web{s: s, ledger: strings.TrimSuffix(ledger, "/"), streams: make(chan struct{}, maxStreams)}
+	w := &web{s: s, ledger: strings.TrimSuffix(ledger, "/"), streams: make(chan struct{}, MaxStreams)}
 	r := mux.NewRouter()
 	r.HandleFunc("/", w.index).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/job/{uuid}", w.job).Methods(http.MethodGet, http.MethodHead)
@@ -183,7 +183,7 @@ func (w *web) events(rw http.ResponseWriter, r *http.Request) {
 		defer func() { <-w.streams }()
 	default:
 		rw.Header().Set("Retry-After", "10")
-		http.Error(rw, fmt.Sprintf("%d consoles are streaming already; try again shortly", maxStreams), http.StatusServiceUnavailable)
+		http.Error(rw, fmt.Sprintf("%d consoles are streaming already; try again shortly", MaxStreams), http.StatusServiceUnavailable)
 		return
 	}
 	past, events, cancel := x.con.observe()
