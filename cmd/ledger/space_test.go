@@ -17,8 +17,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -49,15 +51,47 @@ func TestServeChild(t *testing.T) {
 type serveProc struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	exited chan struct{}
+}
+
+// syncBuffer is the child's stderr: exec copies into it from a pipe in a
+// goroutine of its own, which may lag behind what the child printed to
+// stdout, so a test waits for a line (saidWithin) rather than reading once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// said reports whether the server wrote text to stderr within 10 s.
+func (p *serveProc) said(text string) bool {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(p.stderr.String(), text) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }
 
 func startServeProc(t *testing.T, args ...string) *serveProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServeChild$")
 	cmd.Env = append(os.Environ(), envServeChild+"="+strings.Join(append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), "\n"))
-	p := &serveProc{cmd: cmd, stderr: &bytes.Buffer{}, exited: make(chan struct{})}
+	p := &serveProc{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -265,7 +299,7 @@ func TestDiskFull(t *testing.T) {
 	// for badger to replay its logs.
 	srv.kill()
 	srv = startServeProc(t, args...)
-	if !strings.Contains(srv.stderr.String(), "released the space reserve") {
+	if !srv.said("released the space reserve") {
 		t.Errorf("expected the ballast to be released; the server said:\n%s", srv.stderr)
 	}
 	srv.readAll(t, acked)
@@ -276,7 +310,7 @@ func TestDiskFull(t *testing.T) {
 	srv.stop(t)
 	fill(t, filler+"2")
 	srv = startServeProc(t, args...)
-	if !strings.Contains(srv.stderr.String(), "started read-only") {
+	if !srv.said("started read-only") {
 		t.Errorf("expected a read-only start; the server said:\n%s", srv.stderr)
 	}
 	srv.readAll(t, acked)
