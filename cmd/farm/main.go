@@ -264,7 +264,7 @@ every worker and client.`,
 	f.StringVar(&keyFile, "key", "", "sign every recorded build's provenance (verdict \"built\") with this key, registered in the ledger")
 	f.StringVar(&builderID, "builder-id", "", "the farm's SLSA builder id, a URI (default https://HOSTNAME/buildledger-farm)")
 	f.DurationVar(&tick, "tick", scheduler.DefaultTick, "how often due jobs are queued")
-	f.DurationVar(&jobTimeout, "job-timeout", scheduler.DefaultJobTimeout, "how long a worker may hold a job before it is put back")
+	f.DurationVar(&jobTimeout, "job-timeout", scheduler.DefaultJobTimeout, "how long a worker may hold a job before it is put back (longer than the workers' --timeout plus the time to collect and send the files; builder records a timeout here, this scheduler puts the job back and records it as failed after 3 losses)")
 	f.BoolVar(&allowPlain, "insecure-plain-tcp", false, "listen without TLS on a non-loopback address")
 	t.register(cmd, true)
 	return cmd

@@ -50,8 +50,8 @@ var ErrPermanent = errors.New("refused")
 type Config struct {
 	// Dir holds the state (state.json), builds waiting for upload
 	// (uploads/), builds the ledger refused (failed/) and, without an
-	// Uploader, the finished builds (builds/JOB/UUID/full, as builder
-	// stores them). Created if missing.
+	// Uploader, the finished builds (builds/JOB/UUID/full; builder keeps
+	// them at DIR/JOB/UUID/full). Created if missing.
 	Dir string
 	// ConfigDir holds the orb-build templates, one per platform, named
 	// TemplatePrefix+PLATFORM. "" means Dir.
@@ -89,6 +89,8 @@ type Scheduler struct {
 
 	uploadKick chan struct{}
 	closed     chan struct{}
+	ctx        context.Context // cancelled by Close: uploads in flight stop
+	cancel     context.CancelFunc
 	closeOnce  sync.Once
 	wg         sync.WaitGroup
 }
@@ -106,7 +108,7 @@ type run struct {
 }
 
 // New opens (or creates) the scheduler's directory and state. Jobs that
-// were running when the scheduler last stopped are put back at the front
+// were running when the scheduler last stopped are put back at the end
 // of their queues, unless their build was already kept for upload.
 func New(cfg Config) (*Scheduler, error) {
 	if cfg.Dir == "" {
@@ -156,15 +158,20 @@ func New(cfg Config) (*Scheduler, error) {
 		uploadKick: make(chan struct{}, 1),
 		closed:     make(chan struct{}),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	// Jobs a previous run of the scheduler handed out and never saw
-	// finish go back to the front of their queues, once: the state
-	// saved below no longer lists them as running.
+	// finish go back to their queues, once: the state saved below no
+	// longer lists them as running.
 	for _, r := range st.Running {
 		if s.kept(r.UUID) {
 			continue
 		}
-		s.putBack(r.Platform, r.Queued)
-		log.Info("job put back: the scheduler stopped while it ran", "job", r.Queued.Name, "platform", r.Platform, "uuid", r.UUID)
+		if s.putBack(r.Platform, r.Queued) {
+			log.Info("job put back: the scheduler stopped while it ran", "job", r.Queued.Name, "platform", r.Platform, "uuid", r.UUID)
+		} else {
+			log.Error("job not put back: handed out too often without a result; its schedule runs it again", "job", r.Queued.Name,
+				"platform", r.Platform, "uuid", r.UUID, "attempts", r.Queued.Attempts+1)
+		}
 	}
 	st.Running = nil
 	s.tickLocked()
@@ -180,7 +187,7 @@ func New(cfg Config) (*Scheduler, error) {
 // Close stops the timer and the uploader. Connections are closed by
 // their Serve's context.
 func (s *Scheduler) Close() error {
-	s.closeOnce.Do(func() { close(s.closed) })
+	s.closeOnce.Do(func() { close(s.closed); s.cancel() })
 	s.wg.Wait()
 	return nil
 }
@@ -297,16 +304,28 @@ func (s *Scheduler) addToQueuesLocked(j job) {
 	s.notifyLocked()
 }
 
-// putBack puts a job a worker did not finish at the front of its queue
-// (builder appends it; it was due before everything behind it), unless
-// the queue holds it already or the platform is gone.
-func (s *Scheduler) putBack(platform string, j job) {
+// MaxAttempts is how often a job is handed out without a result (its
+// worker went away or held it past Config.JobTimeout, or the scheduler
+// stopped) before it is recorded as failed instead of being put back.
+const MaxAttempts = 3
+
+// putBack puts a job that was handed out without a result at the end of
+// its queue, as builder does (at the front, a job that kills its workers
+// would starve the platform), counting the attempt. It reports false, and
+// puts nothing back, once the job has had MaxAttempts; the queue holding
+// it already or the platform being gone also leave the queue as it is.
+func (s *Scheduler) putBack(platform string, j job) bool {
+	j.Attempts++
+	if j.Attempts >= MaxAttempts {
+		return false
+	}
 	q, ok := s.st.Queues[platform]
 	if !ok || indexOf(q, j.Name) >= 0 {
-		return
+		return true
 	}
-	s.st.Queues[platform] = append([]job{j}, q...)
+	s.st.Queues[platform] = append(q, j)
 	s.notifyLocked()
+	return true
 }
 
 // scriptFor turns a queued job into the script job a worker of platform
@@ -373,12 +392,21 @@ func (s *Scheduler) take(ctx context.Context, platform, peer string) (*run, erro
 }
 
 // abandon ends a run that will not finish (its worker went away or held it
-// too long): the job goes back to the front of its queue, exactly once,
-// and observers are told.
+// too long): the job goes back to its queue, exactly once, and observers
+// are told; after MaxAttempts it is recorded as a failed build instead
+// (the result says why, the console is what the worker sent).
 func (s *Scheduler) abandon(r *run, why string) {
 	s.mu.Lock()
 	if r.done {
 		s.mu.Unlock()
+		return
+	}
+	if r.queued.Attempts+1 >= MaxAttempts {
+		s.mu.Unlock()
+		msg := fmt.Sprintf("%s; handed out %d times without a result, not put back again", why, r.queued.Attempts+1)
+		if err := s.finish(r, builder.Result{Kind: builder.ResultMsg, Msg: msg}, nil); err != nil {
+			s.log.Error("abandoned job not recorded", "job", r.job.Name, "uuid", r.id, "err", err)
+		}
 		return
 	}
 	r.done = true
@@ -430,22 +458,35 @@ func (s *Scheduler) finish(r *run, res builder.Result, data []builder.File) erro
 		Output:   data,
 	}
 	der, err := ex.Marshal()
+	if err != nil {
+		// What the worker reported cannot be recorded (a file path or
+		// size builder's format refuses): record that, without the
+		// files, rather than run the job again to the same end.
+		s.log.Error("the worker's report cannot be recorded; recording the build without its files", "job", r.job.Name, "uuid", r.id, "err", err)
+		ex.Output = nil
+		ex.Result = builder.Result{Kind: builder.ResultMsg, Msg: "the worker's report could not be recorded: " + err.Error()}
+		ex.Console = append(ex.Console, builder.Line{Delta: ex.Finished.Sub(ex.Started), Data: "[scheduler: the job ended " + res.String() + ", but its files could not be recorded: " + err.Error() + "]"})
+		der, err = ex.Marshal()
+	}
 	if err == nil {
 		err = s.keep(r.job.Name, r.id, der)
 	}
 	s.mu.Lock()
 	delete(s.running, r.id)
 	s.removeRunningLocked(r.id)
-	if err != nil {
-		// Nothing was kept: the job runs again.
-		s.putBack(r.platform, r.queued)
+	if err != nil && !s.putBack(r.platform, r.queued) {
+		s.log.Error("job not put back: handed out too often without a result", "job", r.job.Name, "uuid", r.id)
 	}
 	s.saveLocked()
 	s.mu.Unlock()
 	if err != nil {
-		s.log.Error("finished job not recorded; put back in the queue", "job", r.job.Name, "uuid", r.id, "err", err)
+		s.log.Error("finished job not kept (disk?); put back in the queue", "job", r.job.Name, "uuid", r.id, "err", err)
 		return err
 	}
+	// Only now, with the job no longer listed as running, may the upload
+	// start (a build uploaded and forgotten while the saved state still
+	// listed its job would run again after a crash).
+	s.kickUploads()
 	s.log.Info("job finished", "job", r.job.Name, "platform", platform, "uuid", r.id, "result", res.String(), "files", len(data))
 	return nil
 }

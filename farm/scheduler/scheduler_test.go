@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -219,16 +220,80 @@ func TestWorkerGoneJobBackOnce(t *testing.T) {
 	}
 	w.send(proto.Output{UUID: w.js.UUID, Line: "working"})
 	w.c.Close()
-	waitFor(t, "the job back in its queue", func() bool { return strings.Join(queue(f.info(), "p"), ",") == "a,b" })
+	// Back at the end of its queue, as builder puts it (at the front a
+	// job that kills its workers would starve the platform).
+	waitFor(t, "the job back in its queue", func() bool { return strings.Join(queue(f.info(), "p"), ",") == "b,a" })
 	if n := len(f.info().Running); n != 0 {
 		t.Fatalf("%d running", n)
 	}
 	// Executing a job that is queued already moves it, it is not added twice.
-	if err := f.do(proto.Execute{Name: "b"}); err != nil {
+	if err := f.do(proto.Execute{Name: "a"}); err != nil {
 		t.Fatal(err)
 	}
-	if q := strings.Join(queue(f.info(), "p"), ","); q != "b,a" {
+	if q := strings.Join(queue(f.info(), "p"), ","); q != "a,b" {
 		t.Fatalf("queue %s", q)
+	}
+}
+
+// TestJobThatKillsItsWorkers: after MaxAttempts hand-outs without a
+// result the job is recorded as failed, not put back, and the other
+// jobs of the platform run.
+func TestJobThatKillsItsWorkers(t *testing.T) {
+	dir := t.TempDir()
+	f := start(t, scheduler.Config{Dir: dir})
+	for _, n := range []string{"bad", "good"} {
+		if err := f.do(script(n, "p", "true")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var last uuid.UUID
+	for i := 0; i < scheduler.MaxAttempts; i++ {
+		w := f.take("p")
+		if w.js.Job.Name != "bad" {
+			// good ran in between: finish it.
+			w.send(proto.JobFinished{UUID: w.js.UUID, Result: builder.Result{Kind: builder.ResultExited}})
+			w = f.take("p")
+		}
+		if w.js.Job.Name != "bad" {
+			t.Fatalf("attempt %d: got %s", i+1, w.js.Job.Name)
+		}
+		last = w.js.UUID
+		w.c.Close()
+		waitFor(t, "the worker's end", func() bool { return len(f.info().Running) == 0 })
+	}
+	p := filepath.Join(dir, "builds", "bad", last.String(), "full")
+	waitFor(t, "the failure recorded", func() bool { _, err := os.Stat(p); return err == nil })
+	der, _ := os.ReadFile(p)
+	ex, err := builder.Parse(der, builder.Limits{})
+	if err != nil || ex.Result.Kind != builder.ResultMsg || !strings.Contains(ex.Result.Msg, "handed out 3 times without a result") {
+		t.Fatalf("recorded %+v %v", ex, err)
+	}
+	if q := queue(f.info(), "p"); slices.Contains(q, "bad") {
+		t.Fatalf("bad is still queued: %v", q)
+	}
+}
+
+// TestUnrecordableReport: a worker report builder's format cannot hold (a
+// path with a backslash) is recorded as a failed build without files,
+// not run again.
+func TestUnrecordableReport(t *testing.T) {
+	dir := t.TempDir()
+	f := start(t, scheduler.Config{Dir: dir})
+	if err := f.do(script("a", "p", "true")); err != nil {
+		t.Fatal(err)
+	}
+	w := f.take("p")
+	w.send(proto.JobFinished{UUID: w.js.UUID, Result: builder.Result{Kind: builder.ResultExited},
+		Data: []builder.File{{Path: `bin/a\b`, Data: []byte("x")}}})
+	p := filepath.Join(dir, "builds", "a", w.js.UUID.String(), "full")
+	waitFor(t, "the build recorded", func() bool { _, err := os.Stat(p); return err == nil })
+	der, _ := os.ReadFile(p)
+	ex, err := builder.Parse(der, builder.Limits{})
+	if err != nil || ex.Result.Kind != builder.ResultMsg || len(ex.Output) != 0 || !strings.Contains(ex.Result.Msg, "could not be recorded") {
+		t.Fatalf("recorded %+v %v", ex, err)
+	}
+	if q := queue(f.info(), "p"); len(q) != 0 {
+		t.Fatalf("queued again: %v", q)
 	}
 }
 

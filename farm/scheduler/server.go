@@ -302,7 +302,7 @@ func (s *Scheduler) client(ctx context.Context, c net.Conn, peer string) {
 		default:
 			if err := s.Command(cmd); err != nil {
 				reply = proto.Failure{Msg: err.Error()}
-				s.log.Info("client command failed", "peer", peer, "cmd", describe(cmd), "err", err)
+				s.log.Info("client command failed", "peer", peer, "cmd", summary(cmd), "err", err)
 			} else {
 				s.log.Info("client command", "peer", peer, "cmd", summary(cmd))
 			}

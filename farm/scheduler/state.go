@@ -31,6 +31,9 @@ type job struct {
 	Platform    string `json:"platform,omitempty"`
 	OpamPackage string `json:"opam_package,omitempty"`
 	Orb         bool   `json:"orb,omitempty"`
+	// Attempts counts how often a queued job was handed out without a
+	// result (see MaxAttempts); 0 in the schedule.
+	Attempts int `json:"attempts,omitempty"`
 }
 
 func (j job) proto() proto.Job {

@@ -32,14 +32,15 @@ func (s *Scheduler) keep(jobName string, id uuid.UUID, der []byte) error {
 		}
 		return atomicfile.WriteFile(filepath.Join(dir, "full"), der, 0o600)
 	}
-	if err := atomicfile.WriteFile(filepath.Join(s.cfg.Dir, uploadDir, id.String()+fullExt), der, 0o600); err != nil {
-		return err
-	}
+	return atomicfile.WriteFile(filepath.Join(s.cfg.Dir, uploadDir, id.String()+fullExt), der, 0o600)
+}
+
+// kickUploads wakes the uploader.
+func (s *Scheduler) kickUploads() {
 	select {
 	case s.uploadKick <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // kept reports whether the build of id was already written by keep.
@@ -121,6 +122,12 @@ func (s *Scheduler) uploadAll() (retry bool) {
 			return false
 		default:
 		}
+		s.mu.Lock()
+		_, running := s.running[id]
+		s.mu.Unlock()
+		if running {
+			continue // kept, but its job is still saved as running: wait for finish
+		}
 		p := filepath.Join(s.cfg.Dir, uploadDir, id.String()+fullExt)
 		der, err := os.ReadFile(p)
 		if err != nil {
@@ -128,7 +135,7 @@ func (s *Scheduler) uploadAll() (retry bool) {
 			retry = true
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Minute)
 		err = s.cfg.Upload.Upload(ctx, der, id)
 		cancel()
 		switch {
