@@ -62,13 +62,15 @@ func main() {
 // tlsFlags are the TLS options of every command.
 type tlsFlags struct {
 	cert, key, ca, serverName string
+	workerCA                  string // the scheduler's: CA of the workers' certificates
 }
 
 func (f *tlsFlags) register(cmd *cobra.Command, server bool) {
 	cmd.Flags().StringVar(&f.cert, "tls-cert", "", "TLS certificate (PEM) of this "+map[bool]string{true: "scheduler", false: "worker or client"}[server])
 	cmd.Flags().StringVar(&f.key, "tls-key", "", "its private key (PEM)")
 	if server {
-		cmd.Flags().StringVar(&f.ca, "client-ca", "", "CA (PEM) whose certificates workers and clients must present; required with --tls-cert")
+		cmd.Flags().StringVar(&f.ca, "client-ca", "", "CA (PEM) of the clients' certificates (schedule, info, observe, ...)")
+		cmd.Flags().StringVar(&f.workerCA, "worker-ca", "", "CA (PEM) of the workers' certificates; a certificate of only one of the two CAs acts only in that role (give the same file twice to let one CA's certificates do both)")
 	} else {
 		cmd.Flags().StringVar(&f.ca, "tls-ca", "", "CA (PEM) of the scheduler's certificate; connects over TLS")
 		cmd.Flags().StringVar(&f.serverName, "tls-server-name", "", "name in the scheduler's certificate (default: the host of --remote)")
@@ -87,22 +89,52 @@ func loadPool(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-func (f *tlsFlags) server() (*tls.Config, error) {
-	if f.cert == "" && f.key == "" && f.ca == "" {
-		return nil, nil
+// server returns the scheduler's TLS configuration and the check of a
+// peer's role: a client must present a certificate of --client-ca, a
+// worker one of --worker-ca.
+func (f *tlsFlags) server() (*tls.Config, func(net.Conn, proto.Role) error, error) {
+	if f.cert == "" && f.key == "" && f.ca == "" && f.workerCA == "" {
+		return nil, nil, nil
 	}
-	if f.cert == "" || f.key == "" || f.ca == "" {
-		return nil, errors.New("TLS needs --tls-cert, --tls-key and --client-ca together: every worker and client must present a certificate of that CA")
+	if f.cert == "" || f.key == "" || (f.ca == "" && f.workerCA == "") {
+		return nil, nil, errors.New("TLS needs --tls-cert, --tls-key and --client-ca or --worker-ca (or both): every worker and client must present a certificate of its CA")
 	}
 	cert, err := tls.LoadX509KeyPair(f.cert, f.key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	pool, err := loadPool(f.ca)
-	if err != nil {
-		return nil, err
+	pools := map[proto.Role]*x509.CertPool{}
+	all := x509.NewCertPool()
+	for role, path := range map[proto.Role]string{proto.RoleClient: f.ca, proto.RoleWorker: f.workerCA} {
+		if path == "" {
+			continue
+		}
+		if pools[role], err = loadPool(path); err != nil {
+			return nil, nil, err
+		}
+		b, _ := os.ReadFile(path)
+		all.AppendCertsFromPEM(b)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}, nil
+	authorize := func(c net.Conn, role proto.Role) error {
+		tc, ok := c.(*tls.Conn)
+		if !ok {
+			return errors.New("not a TLS connection")
+		}
+		certs := tc.ConnectionState().PeerCertificates
+		pool := pools[role]
+		if len(certs) == 0 || pool == nil {
+			return fmt.Errorf("no %s certificates are accepted here", role)
+		}
+		inter := x509.NewCertPool()
+		for _, ic := range certs[1:] {
+			inter.AddCert(ic)
+		}
+		if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			return fmt.Errorf("the certificate of %q is not one of a %s: %v", certs[0].Subject, role, err)
+		}
+		return nil
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: all, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}, authorize, nil
 }
 
 func (f *tlsFlags) client(addr string) (*tls.Config, error) {
@@ -198,7 +230,7 @@ every worker and client.`,
 			if keyFile != "" && upload == "" {
 				return errors.New("--key signs what the farm uploads: it needs --upload")
 			}
-			tc, err := t.server()
+			tc, authorize, err := t.server()
 			if err != nil {
 				return err
 			}
@@ -207,10 +239,10 @@ every worker and client.`,
 				return fmt.Errorf("--listen: %w", err)
 			}
 			if ip := net.ParseIP(host); tc == nil && !allowPlain && (ip == nil || !ip.IsLoopback()) {
-				return fmt.Errorf("--listen %s without TLS would let anyone on the network schedule jobs; listen on 127.0.0.1, or give --tls-cert, --tls-key and --client-ca (or --insecure-plain-tcp to accept that)", listen)
+				return fmt.Errorf("--listen %s without TLS would let anyone on the network schedule jobs; listen on 127.0.0.1, or give --tls-cert, --tls-key, --client-ca and --worker-ca (or --insecure-plain-tcp to accept that)", listen)
 			}
 			log := logger(cmd.ErrOrStderr())
-			cfg := scheduler.Config{Dir: dir, ConfigDir: configDir, Tick: tick, JobTimeout: jobTimeout, Log: log}
+			cfg := scheduler.Config{Dir: dir, ConfigDir: configDir, Tick: tick, JobTimeout: jobTimeout, Log: log, Authorize: authorize}
 			if upload != "" {
 				u, err := newUploader(cmd.Context(), dir, upload, user, logKey, cmd.ErrOrStderr())
 				if err != nil {
@@ -341,10 +373,20 @@ unconfined.`,
 			}
 			cfg := worker.Config{Scheduler: d, Platform: args[0], Sandbox: &sb, Root: root, Timeout: timeout,
 				SourceDateEpoch: sde, SkipSystem: skipSystem, MaxOutputSize: maxOutput, Log: logger(cmd.ErrOrStderr())}
+			// The worker's own TLS key is no job's business.
+			if r.tls.key != "" {
+				abs, err := filepath.Abs(r.tls.key)
+				if err != nil {
+					return err
+				}
+				sb.Hide = append(sb.Hide, abs)
+			}
 			if runAs != "" {
 				if cfg.RunAs, err = credential(runAs); err != nil {
 					return err
 				}
+			} else if os.Geteuid() == 0 && !sb.Unsandboxed {
+				cfg.Log.Warn("jobs run as root inside their sandbox: they can read what root can read outside the hidden paths; give --run-as USER to run them as an unprivileged user")
 			}
 			if once {
 				if err := cfg.Sandbox.CheckAs(cmd.Context(), cfg.RunAs); err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/buildledger/buildledger/farm/client"
+	"github.com/buildledger/buildledger/farm/proto"
 	"github.com/buildledger/buildledger/internal/trilliantest"
 
 	"bytes"
@@ -114,7 +116,7 @@ func TestClientCommands(t *testing.T) {
 
 func TestPlainTCPOnlyOnLoopback(t *testing.T) {
 	_, err := farm(context.Background(), "server", "--dir", t.TempDir(), "--listen", "0.0.0.0:0")
-	if err == nil || !strings.Contains(err.Error(), "--tls-cert, --tls-key and --client-ca") {
+	if err == nil || !strings.Contains(err.Error(), "--tls-cert, --tls-key, --client-ca and --worker-ca") {
 		t.Fatalf("plain TCP on every address: %v", err)
 	}
 }
@@ -134,6 +136,33 @@ func TestTLSClientCertificates(t *testing.T) {
 	if out, err := farm(ctx, append([]string{"info", "-r", addr}, withCert...)...); err != nil || !strings.Contains(out, "schedule:") {
 		t.Fatalf("info with a certificate: %v\n%s", err, out)
 	}
+	// Roles: a worker's certificate is no client's, and the reverse.
+	wca := mustCA(t, dir, "worker-ca")
+	wCert, wKey := mustIssue(t, wca, "worker", true)
+	addr2 := freeAddr(t)
+	server(t, addr2, []string{"--tls-cert", schedCert, "--tls-key", schedKey, "--client-ca", ca.File, "--worker-ca", wca.File}, withCert)
+	dial := func(cert, key string, role proto.Role) error {
+		tf := tlsFlags{ca: ca.File, cert: cert, key: key}
+		tc, err := tf.client(addr2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := client.Dialer{Addr: addr2, TLS: tc, Timeout: 5 * time.Second}.Dial(ctx, role)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := dial(wCert, wKey, proto.RoleWorker); err != nil {
+		t.Errorf("a worker with a worker certificate: %v", err)
+	}
+	if err := dial(wCert, wKey, proto.RoleClient); err == nil {
+		t.Error("a worker certificate acted as a client")
+	}
+	if err := dial(cert, key, proto.RoleWorker); err == nil {
+		t.Error("a client certificate acted as a worker")
+	}
+
 	for name, args := range map[string][]string{
 		"plain TCP":            nil,
 		"no certificate":       {"--tls-ca", ca.File},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,7 +60,19 @@ type Config struct {
 
 	// OpenFiles is RLIMIT_NOFILE: 0 means DefaultOpenFiles.
 	OpenFiles int64
+
+	// Hide lists host paths the job must not see, besides DefaultHidden
+	// (e.g. the worker's TLS key): a directory is covered by an empty
+	// tmpfs, a file by /dev/null. Paths that do not exist are skipped.
+	Hide []string
 }
+
+// DefaultHidden are the host paths every job has covered by an empty
+// tmpfs: /run (and /var/run) hold the host's Unix sockets (a container
+// engine's, the session bus, databases), which a read-only bind does not
+// stop a job from connecting to; /home and /root hold users' keys and
+// credentials. /tmp is a fresh tmpfs already.
+var DefaultHidden = []string{"/run", "/var/run", "/home", "/root"}
 
 // Check reports, with an actionable message, why jobs cannot run with c on
 // this host, or nil. It finds bwrap, records its version for Describe and
@@ -77,7 +90,7 @@ func (c Config) Check(ctx context.Context) error {
 // that a worker running job after job does not pay two extra process
 // starts per job; failures are not remembered.
 func (c Config) CheckAs(ctx context.Context, cred *syscall.Credential) error {
-	key := checkKey{c: c}
+	key := checkKey{c: fmt.Sprintf("%#v", c)}
 	if cred != nil {
 		key.uid, key.gid, key.other = cred.Uid, cred.Gid, true
 	}
@@ -95,7 +108,7 @@ func (c Config) CheckAs(ctx context.Context, cred *syscall.Credential) error {
 const CheckTTL = time.Minute
 
 type checkKey struct {
-	c        Config
+	c        string // the Config, printed (it holds a slice)
 	uid, gid uint32
 	other    bool
 }
@@ -180,6 +193,11 @@ func (c Config) command(prl string, argv []string, dir string, writable, readonl
 			return nil, err
 		}
 	}
+	for _, p := range c.Hide {
+		if err := checkPath("hidden path", p); err != nil {
+			return nil, err
+		}
+	}
 	out := append([]string{prl}, c.limitArgs()...)
 	out = append(out, "--")
 	if !c.Unsandboxed {
@@ -210,6 +228,14 @@ func (c Config) bwrapArgs(argv []string, dir string, writable, readonly []string
 		"--proc", "/proc",
 		"--tmpfs", "/tmp",
 	)
+	a = append(a, hideArgs(append(slices.Clone(DefaultHidden), c.Hide...))...)
+	if c.Network {
+		// Name resolution may live under /run (systemd-resolved's stub
+		// resolv.conf): give the job that file back.
+		if t, err := filepath.EvalSymlinks("/etc/resolv.conf"); err == nil && t != "/etc/resolv.conf" {
+			a = append(a, "--ro-bind", t, t)
+		}
+	}
 	for _, p := range writable {
 		a = append(a, "--bind", p, p)
 	}
@@ -217,6 +243,24 @@ func (c Config) bwrapArgs(argv []string, dir string, writable, readonly []string
 		a = append(a, "--ro-bind", p, p)
 	}
 	return append(a, "--chdir", dir, "--")
+}
+
+// hideArgs covers each existing path: a directory with an empty tmpfs, a
+// file (or socket) with /dev/null. Symbolic links are left alone (bwrap
+// would mount on their targets; /var/run → /run is covered as /run).
+func hideArgs(paths []string) []string {
+	var a []string
+	for _, p := range paths {
+		fi, err := os.Lstat(p)
+		switch {
+		case err != nil || fi.Mode()&os.ModeSymlink != 0:
+		case fi.IsDir():
+			a = append(a, "--tmpfs", p)
+		default:
+			a = append(a, "--ro-bind", "/dev/null", p)
+		}
+	}
+	return a
 }
 
 // limitArgs are prlimit's options for c.
@@ -259,7 +303,8 @@ func (c Config) Describe() string {
 		} else {
 			b.WriteString("no network (loopback only)")
 		}
-		b.WriteString(", read-only root, fresh /dev, /proc and /tmp, writable job directories only, new user/pid/ipc/uts/cgroup namespaces, no capabilities")
+		b.WriteString(", read-only root, fresh /dev, /proc and /tmp, " + strings.Join(append(slices.Clone(DefaultHidden), c.Hide...), ", ") +
+			" hidden, writable job directories only, new user/pid/ipc/uts/cgroup namespaces, no capabilities")
 	}
 	b.WriteString("; limits per process: ")
 	lim := func(name string, v, def int64, unit func(int64) string) string {

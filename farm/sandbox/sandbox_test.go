@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,7 +69,8 @@ func TestCommand(t *testing.T) {
 	}
 	for _, want := range []string{"--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup", "--unshare-net",
 		"--die-with-parent", "--new-session", "--cap-drop ALL",
-		"--ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --bind /tmp/r/build /tmp/r/build --bind /tmp/r/home /tmp/r/home --ro-bind /tmp/r/script /tmp/r/script --chdir /tmp/r/build -- /bin/sh -e /tmp/r/script"} {
+		"--ro-bind / / --dev /dev --proc /proc --tmpfs /tmp " + strings.Join(hideArgs(DefaultHidden), " ") +
+			" --bind /tmp/r/build /tmp/r/build --bind /tmp/r/home /tmp/r/home --ro-bind /tmp/r/script /tmp/r/script --chdir /tmp/r/build -- /bin/sh -e /tmp/r/script"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("argv lacks %q:\n%s", want, got)
 		}
@@ -348,5 +350,49 @@ func TestCheckRemembersSuccess(t *testing.T) {
 	}
 	if starts() == first {
 		t.Fatal("another configuration was not checked")
+	}
+}
+
+// The host's sockets under /run, users' home directories and the paths
+// in Hide are not visible to a job, although the root is bound
+// read-only.
+func TestHidden(t *testing.T) {
+	requireBwrap(t)
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs root to create test files under /run")
+	}
+	run, err := os.MkdirTemp("/run", "sandboxtest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(run)
+	sock := filepath.Join(run, "s.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	secretDir, err := os.MkdirTemp("/var/tmp", "sandboxtest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(secretDir)
+	key := filepath.Join(secretDir, "key.pem")
+	if err := os.WriteFile(key, []byte("PRIVATE KEY"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, "secret"), []byte("PRIVATE RUN"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := "ls -A " + run + " 2>&1; cat " + key + " 2>&1; echo; ls -A /root | wc -l"
+	out, code := runScript(t, Config{Hide: []string{key}}, t.TempDir(), script)
+	if code != 0 || strings.Contains(out, "PRIVATE") || strings.Contains(out, "s.sock") || !strings.HasSuffix(strings.TrimSpace(out), "0") {
+		t.Fatalf("the job saw hidden things (exit %d):\n%s", code, out)
+	}
+	if d := (Config{Hide: []string{key}}).Describe(); !strings.Contains(d, key) || !strings.Contains(d, "/run") {
+		t.Errorf("Describe does not name the hidden paths: %s", d)
+	}
+	if _, err := (Config{Hide: []string{"relative"}}).Command([]string{"/bin/true"}, "/", nil, nil); err == nil {
+		t.Error("a relative hidden path was accepted")
 	}
 }

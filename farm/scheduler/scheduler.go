@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -68,6 +69,10 @@ type Config struct {
 	// RetryUpload is the first delay before a failed upload is retried
 	// (doubling up to 32 times it); 0 means 10 s.
 	RetryUpload time.Duration
+	// Authorize, if set, decides whether the peer on a connection may act
+	// in the role its hello names (e.g. by its TLS client certificate);
+	// a refusal is logged and the connection closed without an answer.
+	Authorize func(c net.Conn, role proto.Role) error
 	// Log receives what the scheduler does; nil discards it.
 	Log *slog.Logger
 	// Now is the clock; nil means time.Now.

@@ -105,6 +105,12 @@ func (s *Scheduler) handle(ctx context.Context, c net.Conn) {
 		s.log.Warn("expected client hello, closing", "peer", peer, "got", describe(cmd))
 		return
 	}
+	if s.cfg.Authorize != nil {
+		if err := s.cfg.Authorize(c, hello.Role); err != nil {
+			s.log.Warn("peer refused", "peer", peer, "role", hello.Role, "err", err)
+			return
+		}
+	}
 	if err := proto.WriteCmd(c, proto.ServerHello{}, helloMaxFrame); err != nil {
 		return
 	}
