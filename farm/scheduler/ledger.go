@@ -67,13 +67,29 @@ func (u *LedgerUploader) Upload(ctx context.Context, der []byte, id uuid.UUID) e
 		return nil
 	}
 	if err := u.attest(ctx, logged, index); err != nil {
-		return fmt.Errorf("build %s is recorded, but its provenance is not: %w", id, err)
+		var he *client.Error
+		if errors.As(err, &he) && he.Status >= 400 && he.Status < 500 && he.Status != http.StatusTooManyRequests && he.Status != http.StatusRequestTimeout {
+			// E.g. the farm's key is not registered, or revoked.
+			return fmt.Errorf("%w: build %s is recorded, but the ledger refused its provenance: %v", ErrPermanent, id, err)
+		}
+		return fmt.Errorf("build %s is recorded, but its provenance is not yet: %w", id, err)
 	}
 	return nil
 }
 
-// attest signs and submits the farm's claim that it built b.
+// attest signs and submits the farm's claim that it built b, unless the
+// log holds one by this key already (an earlier attempt whose answer was
+// lost: signing again would log a second claim).
 func (u *LedgerUploader) attest(ctx context.Context, b *event.BuildRecorded, index uint64) error {
+	atts, err := u.Client.AttestationsOfBuild(ctx, b.UUID)
+	if err != nil {
+		return err
+	}
+	for _, a := range atts {
+		if a.KeyID == u.Signer.KeyID() && a.Verdict == event.VerdictBuilt {
+			return nil
+		}
+	}
 	rb := &attest.Rebuild{Job: b.Job, Build: b.UUID, Platform: b.Platform, LogIndex: int64(index),
 		Verdict: attest.Built, BuilderID: u.BuilderID, Inputs: rebuilder.AttestedInputs(b),
 		StartedOn: b.Started, FinishedOn: b.Finished}

@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,4 +54,34 @@ func TestLedgerUploaderRetryIsIdempotent(t *testing.T) {
 		t.Fatalf("another build under a logged UUID: %v", err)
 	}
 	t.Log(err)
+}
+
+// TestLedgerUploaderProvenance: the farm's "built" claim is logged once
+// however often the upload is retried, and an unregistered key is a
+// refusal, not a retry forever.
+func TestLedgerUploaderProvenance(t *testing.T) {
+	srv := httpapitest.New(t)
+	u := &scheduler.LedgerUploader{Client: srv.Client, Cred: httpapitest.Farm, Signer: srv.Key("farm", true), BuilderID: "https://farm.test/"}
+	start := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	ex := &builder.Exec{
+		Job: builder.Job{Name: "hello", Script: "true\n", Platform: "debian-12"}, UUID: uuid.New(),
+		Started: start, Finished: start.Add(time.Second), Result: builder.Result{Kind: builder.ResultExited},
+		Output: []builder.File{{Path: "bin/hello", Data: []byte("binary")}},
+	}
+	der, _ := ex.Marshal()
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if err := u.Upload(ctx, der, ex.UUID); err != nil {
+			t.Fatalf("upload %d: %v", i+1, err)
+		}
+	}
+	atts, err := srv.Client.AttestationsOfBuild(ctx, ex.UUID)
+	if err != nil || len(atts) != 1 || atts[0].Verdict != ledger.VerdictBuilt || atts[0].KeyName != "farm" {
+		t.Fatalf("provenance: %+v %v", atts, err)
+	}
+	stranger := &scheduler.LedgerUploader{Client: srv.Client, Cred: httpapitest.Farm, Signer: srv.Key("stranger", false), BuilderID: "https://farm.test/"}
+	err = stranger.Upload(ctx, der, ex.UUID)
+	if !errors.Is(err, scheduler.ErrPermanent) || !strings.Contains(err.Error(), "refused its provenance") {
+		t.Fatalf("unregistered key: %v", err)
+	}
 }

@@ -686,6 +686,7 @@ func TestGateBuiltBy(t *testing.T) {
 	for _, bad := range []string{
 		`{"log_key":` + q(w.L.VKey) + `,"threshold":1,"keys":[{"name":"farm","public_key":` + q(string(w.Keys["farm"].PublicKeyPEM())) + `}],"built_by":["farm"]}`,
 		`{"log_key":` + q(w.L.VKey) + `,"threshold":1,"keys":[{"name":"a","public_key":` + q(string(w.Keys["a"].PublicKeyPEM())) + `}],"built_by":["farm"]}`,
+		`{"log_key":` + q(w.L.VKey) + `,"threshold":2,"uploader_counts":true,"keys":[{"name":"farm","public_key":` + q(string(w.Keys["farm"].PublicKeyPEM())) + `},{"name":"a","public_key":` + q(string(w.Keys["a"].PublicKeyPEM())) + `}],"built_by":["farm"]}`,
 	} {
 		if _, err := gate.ParsePolicy([]byte(bad)); !errors.Is(err, gate.ErrPolicy) {
 			t.Errorf("policy %s: %v", bad, err)

@@ -122,10 +122,19 @@ func parsePolicy(doc []byte, dir string) (*Policy, error) {
 		names[k.Name] = true
 		p.keys[id] = &trustedKey{name: k.Name, verifier: v, revoked: k.Revoked}
 	}
+	builders := map[string]bool{}
 	for _, b := range p.BuiltBy {
-		if !names[b] {
+		switch {
+		case !names[b]:
 			return nil, fmt.Errorf("%w: built_by names %q, which is not one of the keys", ErrPolicy, b)
+		case builders[b]:
+			return nil, fmt.Errorf("%w: built_by names %q twice", ErrPolicy, b)
 		}
+		builders[b] = true
+	}
+	if len(p.BuiltBy) > 0 && p.UploaderCounts {
+		// The uploader is the farm: counting it would count a builder.
+		return nil, fmt.Errorf("%w: uploader_counts counts the build farm's upload towards k, which built_by excludes; use one or the other", ErrPolicy)
 	}
 	max := len(p.Keys) - len(p.BuiltBy)
 	if p.UploaderCounts {
