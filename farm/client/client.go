@@ -23,7 +23,7 @@ const DefaultAddr = "127.0.0.1:1234"
 
 // maxReply bounds a scheduler's answer (an info reply lists every job with
 // its script).
-const maxReply = 256 << 20
+const maxReply = 1 << 30
 
 // Dialer says how to reach the scheduler.
 type Dialer struct {

@@ -365,6 +365,7 @@ func TestCommandFailures(t *testing.T) {
 		{proto.UndropPlatform{Platform: "q"}, "unknown platform q"},
 		{script("../x", "p", "true"), "job name: "},
 		{script("b", "p", ""), "empty script"},
+		{script("b", "p", strings.Repeat("#", scheduler.MaxScript+1)), "script of 262145 bytes exceeds 262144"},
 	} {
 		err := f.do(c.cmd)
 		var ce *client.Error

@@ -331,8 +331,11 @@ func (s *Scheduler) observe(ctx context.Context, c net.Conn, id uuid.UUID) bool 
 		return false
 	}
 	defer cancel()
+	defer c.SetWriteDeadline(time.Time{})
 	send := func(l Line) error {
 		ts := int64(l.Delta)
+		// An observer that stops reading is dropped, not waited for.
+		_ = c.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		return proto.WriteCmd(c, proto.Output{UUID: id, Line: l.Text, Timestamp: &ts}, clientMaxFrame)
 	}
 	for _, l := range past {
@@ -416,7 +419,7 @@ func (s *Scheduler) Command(cmd proto.Cmd) error {
 		if m.Period != 0 {
 			it.Period = period(m.Period)
 		}
-		it.Next = add(m.Next.T, proto.Period(it.Period))
+		it.Next = nextAfter(m.Next.T, proto.Period(it.Period))
 		s.addToQueuesLocked(it.Job)
 	case proto.DropPlatform:
 		if _, ok := s.st.Queues[m.Platform]; !ok {
@@ -453,18 +456,24 @@ func (s *Scheduler) scheduleLocked(j job, p proto.Period) error {
 	if slices.ContainsFunc(s.st.Schedule, func(it item) bool { return it.Job.Name == j.Name }) {
 		return errors.New("job name already used")
 	}
-	now := s.cfg.Now()
-	next := add(now, p)
-	if p == proto.Never {
-		next = neverTime
+	if len(s.st.Schedule) >= MaxScheduled {
+		return fmt.Errorf("the schedule holds %d jobs, the most it takes; unschedule one first", MaxScheduled)
 	}
-	s.st.Schedule = append(s.st.Schedule, item{Job: j, Next: next, Period: period(p)})
+	s.st.Schedule = append(s.st.Schedule, item{Job: j, Next: nextAfter(s.cfg.Now(), p), Period: period(p)})
 	s.addToQueuesLocked(j)
 	return nil
 }
 
 // neverTime is the next run of a job scheduled "never" (builder: Ptime.max).
 var neverTime = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+
+// nextAfter is the next run one period after t: never for Never.
+func nextAfter(t time.Time, p proto.Period) time.Time {
+	if p == proto.Never {
+		return neverTime
+	}
+	return add(t, p)
+}
 
 // checkJob refuses jobs the ledger could not record or a worker could not
 // run: names and platforms as the ledger accepts them, a script for a
@@ -482,11 +491,21 @@ func checkJob(j job) error {
 	if err := event.CheckName(j.Platform); err != nil {
 		return fmt.Errorf("platform: %v", err)
 	}
-	if j.Script == "" {
+	switch {
+	case j.Script == "":
 		return errors.New("empty script")
+	case len(j.Script) > MaxScript:
+		return fmt.Errorf("script of %d bytes exceeds %d (a job script runs a build; its sources come from elsewhere)", len(j.Script), MaxScript)
 	}
 	return nil
 }
+
+// Bounds of the schedule, so that an info reply (which carries every
+// scheduled and queued script) stays within what a client reads.
+const (
+	MaxScript    = 256 << 10
+	MaxScheduled = 1024
+)
 
 func (s *Scheduler) executeLocked(name string, platform *string) error {
 	i := slices.IndexFunc(s.st.Schedule, func(it item) bool { return it.Job.Name == name })
