@@ -203,6 +203,7 @@ func serverCmd() *cobra.Command {
 		dir, configDir, listen, upload, user, logKey, httpAddr string
 		keyFile, builderID                                     string
 		tick, jobTimeout                                       time.Duration
+		maxFrame                                               int64
 		t                                                      tlsFlags
 		allowPlain                                             bool
 	)
@@ -242,7 +243,7 @@ every worker and client.`,
 				return fmt.Errorf("--listen %s without TLS would let anyone on the network schedule jobs; listen on 127.0.0.1, or give --tls-cert, --tls-key, --client-ca and --worker-ca (or --insecure-plain-tcp to accept that)", listen)
 			}
 			log := logger(cmd.ErrOrStderr())
-			cfg := scheduler.Config{Dir: dir, ConfigDir: configDir, Tick: tick, JobTimeout: jobTimeout, Log: log, Authorize: authorize}
+			cfg := scheduler.Config{Dir: dir, ConfigDir: configDir, Tick: tick, JobTimeout: jobTimeout, MaxFrame: maxFrame, Log: log, Authorize: authorize}
 			if upload != "" {
 				u, err := newUploader(cmd.Context(), dir, upload, user, logKey, cmd.ErrOrStderr())
 				if err != nil {
@@ -298,6 +299,7 @@ every worker and client.`,
 	f.DurationVar(&tick, "tick", scheduler.DefaultTick, "how often due jobs are queued")
 	f.DurationVar(&jobTimeout, "job-timeout", scheduler.DefaultJobTimeout, "how long a worker may hold a job before it is put back (longer than the workers' --timeout plus the time to collect and send the files; builder records a timeout here, this scheduler puts the job back and records it as failed after 3 losses)")
 	f.BoolVar(&allowPlain, "insecure-plain-tcp", false, "listen without TLS on a non-loopback address")
+	f.Int64Var(&maxFrame, "max-frame", scheduler.DefaultMaxFrame, "largest message a worker may send, in bytes: a finished job with all its files (workers' --max-output must fit)")
 	t.register(cmd, true)
 	return cmd
 }

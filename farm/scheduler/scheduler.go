@@ -29,8 +29,9 @@ const (
 	// their own timeout, which should be shorter, and report it.
 	DefaultJobTimeout = time.Hour + 5*time.Minute
 	// DefaultMaxFrame bounds a message from a worker: a finished job
-	// carries every output file, in memory.
-	DefaultMaxFrame = 1 << 30
+	// carries every output file, in memory (and is held about three times
+	// while it is recorded). The worker's default output bound is 256 MiB.
+	DefaultMaxFrame = 512 << 20
 	// TemplatePrefix starts the name of a platform's orb-build template in
 	// the configuration directory, as builder names it.
 	TemplatePrefix = "orb-build.template."

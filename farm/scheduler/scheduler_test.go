@@ -474,3 +474,24 @@ func TestUploadRefusedKept(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDamagedState: a state file that does not parse, or names a job the
+// scheduler would refuse, stops the start with a message saying where.
+func TestDamagedState(t *testing.T) {
+	for name, content := range map[string]string{
+		"not json":      `{"version":1,`,
+		"other version": `{"version":7}`,
+		"bad queue job": `{"version":1,"queues":{"p":[{"name":"../x","script":"true","platform":"p"}]}}`,
+		"bad platform":  `{"version":1,"queues":{"a/b":[]}}`,
+		"bad running":   `{"version":1,"running":[{"uuid":"6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b","platform":"p","queued":{"name":"x","platform":"p"}}]}`,
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "state.json"), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := scheduler.New(scheduler.Config{Dir: dir})
+		if err == nil || !strings.Contains(err.Error(), "state.json") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

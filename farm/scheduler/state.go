@@ -12,6 +12,7 @@ import (
 
 	"github.com/buildledger/buildledger/farm/proto"
 	"github.com/buildledger/buildledger/internal/atomicfile"
+	"github.com/buildledger/buildledger/ledger/event"
 )
 
 // stateFile is the name of the persisted state in the scheduler's
@@ -132,9 +133,27 @@ func load(dir string) (*persisted, error) {
 	if p.Queues == nil {
 		p.Queues = map[string][]job{}
 	}
+	bad := func(what string, err error) error {
+		return fmt.Errorf("%s: %s: %w (the file is written atomically; it was edited or damaged)", filepath.Join(dir, stateFile), what, err)
+	}
 	for i, it := range p.Schedule {
 		if err := checkJob(it.Job); err != nil {
-			return nil, fmt.Errorf("%s: schedule item %d: %w", filepath.Join(dir, stateFile), i, err)
+			return nil, bad(fmt.Sprintf("schedule item %d", i), err)
+		}
+	}
+	for platform, q := range p.Queues {
+		if err := event.CheckName(platform); err != nil {
+			return nil, bad("queue", err)
+		}
+		for i, j := range q {
+			if err := checkJob(j); err != nil {
+				return nil, bad(fmt.Sprintf("queue %s, job %d", platform, i), err)
+			}
+		}
+	}
+	for i, r := range p.Running {
+		if err := checkJob(r.Queued); err != nil {
+			return nil, bad(fmt.Sprintf("running job %d", i), err)
 		}
 	}
 	return &p, nil
