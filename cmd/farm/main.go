@@ -512,13 +512,18 @@ func clientCmds() []*cobra.Command {
 		RunE: do(func(a []string) (proto.Cmd, error) { return proto.DropPlatform{Platform: a[0]}, nil })}
 	undrop := &cobra.Command{Use: "undrop-platform PLATFORM", Short: "Undo drop-platform", Args: cobra.ExactArgs(1),
 		RunE: do(func(a []string) (proto.Cmd, error) { return proto.UndropPlatform{Platform: a[0]}, nil })}
+	// getInfo asks the scheduler for its info.
+	getInfo := func(cmd *cobra.Command) (client.Dialer, proto.InfoReply, error) {
+		d, err := r.dialer()
+		if err != nil {
+			return d, proto.InfoReply{}, err
+		}
+		in, err := client.Info(cmd.Context(), d)
+		return d, in, err
+	}
 	info := &cobra.Command{Use: "info", Short: "Show the schedule, the queues and the running jobs", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := r.dialer()
-			if err != nil {
-				return err
-			}
-			in, err := client.Info(cmd.Context(), d)
+			_, in, err := getInfo(cmd)
 			if err != nil {
 				return err
 			}
@@ -539,11 +544,7 @@ func clientCmds() []*cobra.Command {
 		}}
 	latest := &cobra.Command{Use: "observe-latest", Short: "Observe the running job that started last", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := r.dialer()
-			if err != nil {
-				return err
-			}
-			in, err := client.Info(cmd.Context(), d)
+			d, in, err := getInfo(cmd)
 			if err != nil {
 				return err
 			}
