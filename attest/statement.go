@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
+	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -59,6 +62,24 @@ const (
 	// built (Policy.BuiltBy).
 	Built Verdict = "built"
 )
+
+// BuilderID returns id checked as SLSA v1 asks of runDetails.builder.id
+// (an absolute URI), or, for "", the default for this host and role:
+// https://HOSTNAME/buildledger-ROLE (e.g. role "rebuilder" or "farm").
+func BuilderID(id, role string) (string, error) {
+	if id == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "localhost"
+		}
+		id = "https://" + strings.ToLower(host) + "/buildledger-" + role
+	}
+	u, err := url.Parse(id)
+	if err != nil || !u.IsAbs() || (u.Opaque == "" && u.Host == "" && u.Path == "") {
+		return "", fmt.Errorf("builder id %q is not an absolute URI (SLSA v1 asks for one, e.g. https://rebuilder.example.org/)", id)
+	}
+	return id, nil
+}
 
 // buildType is the buildDefinition.buildType of a statement with verdict v.
 func buildType(v Verdict) string {

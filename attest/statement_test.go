@@ -229,3 +229,20 @@ func TestBuiltStatement(t *testing.T) {
 		}
 	}
 }
+
+func TestBuilderID(t *testing.T) {
+	id, err := BuilderID("", "rebuilder")
+	if err != nil || !strings.HasPrefix(id, "https://") || !strings.HasSuffix(id, "/buildledger-rebuilder") {
+		t.Fatalf("default: %q %v", id, err)
+	}
+	for _, ok := range []string{"https://rebuilder.example.org/", "urn:buildledger:rebuilder:a"} {
+		if _, err := BuilderID(ok, "x"); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"buildledger-rebuilder@host", "/relative", "host:"} {
+		if _, err := BuilderID(bad, "x"); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}

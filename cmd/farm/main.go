@@ -253,9 +253,8 @@ every worker and client.`,
 					if u.Signer, err = attest.LoadSignerFile(keyFile); err != nil {
 						return err
 					}
-					if u.BuilderID = builderID; u.BuilderID == "" {
-						host, _ := os.Hostname()
-						u.BuilderID = "https://" + host + "/buildledger-farm"
+					if u.BuilderID, err = attest.BuilderID(builderID, "farm"); err != nil {
+						return fmt.Errorf("--builder-id: %w", err)
 					}
 				}
 				cfg.Upload = u

@@ -490,7 +490,7 @@ func (r *rebuilderFlags) register(cmd *cobra.Command) {
 	r.srv.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&r.key, "key", "", "private key (PEM) that signs the attestations")
-	f.StringVar(&r.builderID, "builder-id", "", "this rebuilder's id in attestations (default buildledger-rebuilder@HOSTNAME)")
+	f.StringVar(&r.builderID, "builder-id", "", "this rebuilder's id in attestations, a URI (default https://HOSTNAME/buildledger-rebuilder)")
 	f.BoolVar(&r.ignoreEnv, "ignore-env-differences", false, "rebuild even if the host's OS, distribution, version or architecture differ from the recorded ones")
 	f.BoolVar(&r.noAttest, "no-attest", false, "compare only; do not sign or submit an attestation")
 	f.DurationVar(&r.timeout, "timeout", 0, "kill a rebuild's job after this long")
@@ -564,9 +564,8 @@ func (r *rebuilderFlags) rebuilder(cmd *cobra.Command, p *progress) (*rebuilder.
 	if p != nil {
 		rb.Options.Progress = func(ph rebuilder.Phase) { p.set(string(ph)) }
 	}
-	if rb.BuilderID == "" {
-		h, _ := os.Hostname()
-		rb.BuilderID = "buildledger-rebuilder@" + h
+	if rb.BuilderID, err = attest.BuilderID(rb.BuilderID, "rebuilder"); err != nil {
+		return nil, fmt.Errorf("--builder-id: %w", err)
 	}
 	if !r.noAttest {
 		if rb.Signer, err = attest.LoadSignerFile(r.key); err != nil {
