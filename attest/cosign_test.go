@@ -171,3 +171,48 @@ func TestCosignAttestationsVerify(t *testing.T) {
 		t.Fatalf("key ids of cosign.key and cosign.pub differ")
 	}
 }
+
+// TestCosignBundleAccepted: a Sigstore bundle v0.3 written by cosign
+// attest-blob --bundle (the format cosign v3 writes by default) yields the
+// envelope inside, which verifies with cosign's key.
+func TestCosignBundleAccepted(t *testing.T) {
+	cosign := cosignPath(t)
+	dir := t.TempDir()
+	pw := []string{"COSIGN_PASSWORD=correct horse"}
+	if out, err := runCosign(t, cosign, pw, "generate-key-pair", "--output-key-prefix", filepath.Join(dir, "cosign")); err != nil {
+		t.Fatalf("generate-key-pair: %v\n%s", err, out)
+	}
+	blob := filepath.Join(dir, "hello.hvt")
+	os.WriteFile(blob, []byte("a unikernel image\n"), 0o644)
+	pred := filepath.Join(dir, "pred.json")
+	os.WriteFile(pred, []byte(`{"buildDefinition":{"buildType":"https://example.com/t","externalParameters":{}},"runDetails":{"builder":{"id":"https://example.com/b"}}}`), 0o644)
+	bundle := filepath.Join(dir, "att.sigstore.json")
+	args := []string{"attest-blob", "--key", filepath.Join(dir, "cosign.key"), "--predicate", pred,
+		"--type", "slsaprovenance1", "--tlog-upload=false", "--bundle", bundle, "--yes", blob}
+	if out, _ := runCosign(t, cosign, nil, "version"); strings.Contains(out, "v2.") {
+		args = append(args[:1], append([]string{"--new-bundle-format"}, args[1:]...)...)
+	}
+	if out, err := runCosign(t, cosign, pw, args...); err != nil {
+		t.Fatalf("attest-blob: %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !attest.IsBundle(raw) {
+		t.Fatalf("not recognised as a bundle: %.200s", raw)
+	}
+	env, err := attest.EnvelopeOfBundle(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM, _ := os.ReadFile(filepath.Join(dir, "cosign.pub"))
+	v, err := attest.LoadVerifier(pubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := attest.Verify(env, v)
+	if err != nil || len(got.Subjects) != 1 || got.Subjects[0].SHA256 != attest.Sum([]byte("a unikernel image\n")) {
+		t.Fatalf("cosign's bundle: %+v %v", got, err)
+	}
+}

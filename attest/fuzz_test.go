@@ -1,6 +1,8 @@
 package attest
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 )
@@ -47,6 +49,34 @@ func FuzzParseStatement(f *testing.F) {
 			if _, err := r.Statement(); err != nil || len(subjects) == 0 {
 				t.Fatalf("parsed a rebuild that cannot be written back: %v", err)
 			}
+		}
+	})
+}
+
+// FuzzEnvelopeOfBundle: any input gives an error or DSSE JSON whose
+// payload is the bundle's, never a panic.
+func FuzzEnvelopeOfBundle(f *testing.F) {
+	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":{"payload":"e30=","payloadType":"application/vnd.in-toto+json","signatures":[{"sig":"AAAA"}]}}`))
+	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`))
+	f.Add([]byte(`{"mediaType":7}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		env, err := EnvelopeOfBundle(b)
+		if err != nil {
+			return
+		}
+		var e struct {
+			Payload []byte `json:"payload"`
+		}
+		if err := json.Unmarshal(env, &e); err != nil {
+			t.Fatalf("not DSSE JSON: %v\n%s", err, env)
+		}
+		// The payload, read with exact key names as protojson does
+		// (encoding/json's struct fields would match "pAYloAd" too).
+		var top, de map[string]json.RawMessage
+		var payload []byte
+		if json.Unmarshal(b, &top) == nil && json.Unmarshal(top["dsseEnvelope"], &de) == nil &&
+			json.Unmarshal(de["payload"], &payload) == nil && !bytes.Equal(payload, e.Payload) {
+			t.Fatalf("payload changed: %q → %q", payload, e.Payload)
 		}
 	})
 }

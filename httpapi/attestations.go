@@ -85,7 +85,7 @@ func (s *Server) keyName(id cas.Digest) (string, ledger.KeyStatus) {
 func (s *Server) submitAttestation(w http.ResponseWriter, r *http.Request) {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 		s.fail(w, r, &Error{Status: http.StatusUnsupportedMediaType,
-			Msg: fmt.Sprintf("Content-Type %q: send the DSSE envelope as application/json", r.Header.Get("Content-Type"))})
+			Msg: fmt.Sprintf("Content-Type %q: send the DSSE envelope or Sigstore bundle as application/json", r.Header.Get("Content-Type"))})
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, attest.MaxEnvelopeSize))
@@ -171,6 +171,15 @@ func (s *Server) verifyAttestation(body []byte) (*ledger.AttestationRecorded, []
 }
 
 func (s *Server) verifyEnvelope(body []byte) (*ledger.AttestationRecorded, *attest.Verified, error) {
+	if attest.IsBundle(body) {
+		// A Sigstore bundle (cosign attest-blob --bundle): its envelope is
+		// what is verified and logged.
+		b, err := attest.EnvelopeOfBundle(body)
+		if err != nil {
+			return nil, nil, badRequest("%v", err)
+		}
+		body = b
+	}
 	env, err := attest.ParseEnvelope(body)
 	if err != nil {
 		return nil, nil, badRequest("%v", err)

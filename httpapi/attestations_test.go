@@ -381,3 +381,46 @@ func TestBuiltAttestationOnBuildPage(t *testing.T) {
 		t.Fatalf("build page HTML:\n%s", html)
 	}
 }
+
+// A Sigstore bundle (what cosign attest-blob --bundle writes) is accepted
+// as its envelope: verified and logged the same, and the bare envelope
+// afterwards is the same attestation.
+func TestAttestationAsSigstoreBundle(t *testing.T) {
+	l, srv := attestServer(t)
+	b := storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": "unikernel"}, time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), ledger.Result{Kind: ledger.ResultExited})
+	bi, err := l.Build(b.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newSigner(t, attest.Ed25519)
+	if resp, body := post(t, srv.URL+"/keys/a", "root", "root-password", jsonBody(httpapi.KeyRequest{PublicKey: string(k.PublicKeyPEM())}), jsonCT); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("key: %s %s", resp.Status, body)
+	}
+	env := sign(t, rebuildOf(b, bi.Index, nil), k)
+	var e map[string]any
+	if err := json.Unmarshal(env, &e); err != nil {
+		t.Fatal(err)
+	}
+	bundle, _ := json.Marshal(map[string]any{
+		"mediaType":            "application/vnd.dev.sigstore.bundle.v0.3+json",
+		"verificationMaterial": map[string]any{"publicKey": map[string]any{"hint": "a"}},
+		"dsseEnvelope":         e,
+	})
+	resp, body := post(t, srv.URL+"/attestations", "", "", bundle, jsonCT)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("bundle: %s %s", resp.Status, body)
+	}
+	var first httpapi.AttestationReceipt
+	json.Unmarshal([]byte(body), &first)
+	resp, body = post(t, srv.URL+"/attestations", "", "", env, jsonCT)
+	var again httpapi.AttestationReceipt
+	json.Unmarshal([]byte(body), &again)
+	if resp.StatusCode != http.StatusOK || !again.Existing || again.LogIndex != first.LogIndex {
+		t.Fatalf("the bare envelope after its bundle: %s %s", resp.Status, body)
+	}
+	noEnvelope, _ := json.Marshal(map[string]any{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+		"messageSignature": map[string]any{"signature": "AAAA"}})
+	if resp, body := post(t, srv.URL+"/attestations", "", "", noEnvelope, jsonCT); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "no DSSE envelope") {
+		t.Fatalf("a bundle without an envelope: %s %s", resp.Status, body)
+	}
+}

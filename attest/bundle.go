@@ -1,0 +1,67 @@
+package attest
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// BundleMediaTypePrefix starts the mediaType of every Sigstore bundle
+// (application/vnd.dev.sigstore.bundle.v0.3+json and its predecessors).
+const BundleMediaTypePrefix = "application/vnd.dev.sigstore.bundle"
+
+// IsBundle reports whether b is a JSON object whose mediaType names a
+// Sigstore bundle, as cosign attest-blob --bundle writes one.
+func IsBundle(b []byte) bool {
+	var probe struct {
+		MediaType string `json:"mediaType"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&probe); err != nil {
+		return false
+	}
+	return strings.HasPrefix(probe.MediaType, BundleMediaTypePrefix)
+}
+
+// EnvelopeOfBundle returns the DSSE envelope a Sigstore bundle carries,
+// in the DSSE JSON form ParseEnvelope and Verify read. The bundle's
+// verification material and transparency-log entries are not used: the
+// envelope is what gets verified (with a registered key) and logged.
+func EnvelopeOfBundle(b []byte) ([]byte, error) {
+	if len(b) > MaxEnvelopeSize {
+		return nil, malformed("bundle of %d bytes exceeds %d", len(b), MaxEnvelopeSize)
+	}
+	var pb protobundle.Bundle
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &pb); err != nil {
+		return nil, malformed("Sigstore bundle: %v", err)
+	}
+	if !strings.HasPrefix(pb.GetMediaType(), BundleMediaTypePrefix) {
+		return nil, malformed("Sigstore bundle: mediaType %q is not a bundle's", pb.GetMediaType())
+	}
+	env := pb.GetDsseEnvelope()
+	if env == nil {
+		return nil, malformed("Sigstore bundle: it holds no DSSE envelope (a bare message signature is not an attestation)")
+	}
+	type sig struct {
+		KeyID string `json:"keyid"`
+		Sig   string `json:"sig"`
+	}
+	out := struct {
+		PayloadType string `json:"payloadType"`
+		Payload     string `json:"payload"`
+		Signatures  []sig  `json:"signatures"`
+	}{PayloadType: env.GetPayloadType(), Payload: base64.StdEncoding.EncodeToString(env.GetPayload()), Signatures: []sig{}}
+	for _, s := range env.GetSignatures() {
+		out.Signatures = append(out.Signatures, sig{KeyID: s.GetKeyid(), Sig: base64.StdEncoding.EncodeToString(s.GetSig())})
+	}
+	j, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("attest: %w", err)
+	}
+	return j, nil
+}
