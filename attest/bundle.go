@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -64,4 +66,35 @@ func EnvelopeOfBundle(b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("attest: %w", err)
 	}
 	return j, nil
+}
+
+// BundleMediaType is the media type of the bundles Bundle writes.
+const BundleMediaType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+// Bundle wraps a DSSE envelope signed by the key key in a Sigstore bundle
+// v0.3 (protobuf-specs bundle/v1 in its JSON form), for `cosign
+// verify-blob-attestation --key K.pub --bundle B`. The public-key hint is
+// the key id (SHA-256 of the key's DER SubjectPublicKeyInfo, base64), as
+// cosign writes it. The bundle carries no transparency-log entry.
+func Bundle(envelope []byte, key KeyID) ([]byte, error) {
+	env, err := ParseEnvelope(envelope)
+	if err != nil {
+		return nil, err
+	}
+	pe := &protodsse.Envelope{Payload: env.Payload, PayloadType: env.PayloadType}
+	for _, s := range env.Signatures {
+		pe.Signatures = append(pe.Signatures, &protodsse.Signature{Sig: s.Sig, Keyid: s.KeyID})
+	}
+	b := &protobundle.Bundle{
+		MediaType: BundleMediaType,
+		VerificationMaterial: &protobundle.VerificationMaterial{
+			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{
+				Hint: base64.StdEncoding.EncodeToString(key[:])}}},
+		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: pe},
+	}
+	out, err := protojson.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("attest: bundle: %w", err)
+	}
+	return out, nil
 }

@@ -4,35 +4,16 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-
-	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
-	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
-	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // bundleOf wraps a DSSE envelope in a Sigstore bundle v0.3.
 func bundleOf(t *testing.T, envelope []byte) []byte {
 	t.Helper()
-	env, err := ParseEnvelope(envelope)
+	b, err := Bundle(envelope, KeyID{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pe := &protodsse.Envelope{Payload: env.Payload, PayloadType: env.PayloadType}
-	for _, s := range env.Signatures {
-		pe.Signatures = append(pe.Signatures, &protodsse.Signature{Sig: s.Sig, Keyid: s.KeyID})
-	}
-	b := &protobundle.Bundle{
-		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
-		VerificationMaterial: &protobundle.VerificationMaterial{
-			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{Hint: "key"}}},
-		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: pe},
-	}
-	out, err := protojson.Marshal(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return b
 }
 
 func TestEnvelopeOfBundle(t *testing.T) {

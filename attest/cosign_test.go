@@ -34,6 +34,25 @@ func cosignPath(t *testing.T) string {
 	return p
 }
 
+// cosignV2 reports whether cosign is a v2 release (whose bundle
+// verification needs --new-bundle-format and --trusted-root).
+func cosignV2(t *testing.T, cosign string) bool {
+	t.Helper()
+	out, _ := runCosign(t, cosign, nil, "version")
+	return strings.Contains(out, "v2.")
+}
+
+// emptyTrustedRoot writes a trusted root with no authorities or logs: all a
+// key-based verification of a bundle without log entries needs.
+func emptyTrustedRoot(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "trusted_root.json")
+	if err := os.WriteFile(p, []byte(`{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func runCosign(t *testing.T, cosign string, env []string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -109,6 +128,33 @@ func TestCosignVerifiesEnvelopes(t *testing.T) {
 			if wrongPub != "" {
 				if out, err := verify(wrongPub, "slsaprovenance1", blob); err == nil {
 					t.Fatalf("cosign accepted another key:\n%s", out)
+				}
+			}
+			// The same envelope as a Sigstore bundle v0.3 (--bundle; cosign
+			// v2 needs --new-bundle-format and a trusted root, here empty:
+			// the bundle carries no log entry, so --insecure-ignore-tlog).
+			bundle, err := attest.Bundle(env, s.KeyID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			bundleFile := filepath.Join(dir, string(alg)+".sigstore.json")
+			os.WriteFile(bundleFile, bundle, 0o644)
+			verifyBundle := func(key, artifact string) (string, error) {
+				args := []string{"verify-blob-attestation", "--key", key, "--bundle", bundleFile, "--type", "slsaprovenance1", "--insecure-ignore-tlog"}
+				if cosignV2(t, cosign) {
+					args = append(args, "--new-bundle-format", "--trusted-root", emptyTrustedRoot(t))
+				}
+				return runCosign(t, cosign, nil, append(args, artifact)...)
+			}
+			if out, err := verifyBundle(pub, blob); err != nil || !strings.Contains(out, "Verified OK") {
+				t.Fatalf("cosign rejects our bundle: %v\n%s", err, out)
+			}
+			if out, err := verifyBundle(pub, other); err == nil {
+				t.Fatalf("cosign accepted our bundle for another artifact:\n%s", out)
+			}
+			if wrongPub != "" {
+				if out, err := verifyBundle(wrongPub, blob); err == nil {
+					t.Fatalf("cosign accepted our bundle with another key:\n%s", out)
 				}
 			}
 			wrongPub = pub
@@ -189,7 +235,7 @@ func TestCosignBundleAccepted(t *testing.T) {
 	bundle := filepath.Join(dir, "att.sigstore.json")
 	args := []string{"attest-blob", "--key", filepath.Join(dir, "cosign.key"), "--predicate", pred,
 		"--type", "slsaprovenance1", "--tlog-upload=false", "--bundle", bundle, "--yes", blob}
-	if out, _ := runCosign(t, cosign, nil, "version"); strings.Contains(out, "v2.") {
+	if cosignV2(t, cosign) {
 		args = append(args[:1], append([]string{"--new-bundle-format"}, args[1:]...)...)
 	}
 	if out, err := runCosign(t, cosign, pw, args...); err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/google/uuid"
@@ -117,16 +118,48 @@ func (s *Server) listAttestations(w http.ResponseWriter, r *http.Request) {
 }
 
 // envelope serves a logged envelope's exact bytes, for verifiers such as
-// cosign.
+// cosign; with ?format=bundle, the envelope wrapped in a Sigstore bundle
+// v0.3 (cosign verify-blob-attestation --bundle).
 func (s *Server) envelope(w http.ResponseWriter, r *http.Request) {
 	d, err := cas.ParseDigest(mux.Vars(r)["sha256"])
 	if err != nil {
 		s.fail(w, r, badRequest("%v", err))
 		return
 	}
-	if _, err := s.cfg.Ledger.AttestationIndex(d); err != nil {
+	idx, err := s.cfg.Ledger.AttestationIndex(d)
+	if err != nil {
 		s.fail(w, r, fmt.Errorf("no attestation envelope with SHA-256 %s is logged: %w", d, ledger.ErrNotFound))
 		return
 	}
-	s.serveBlob(w, r, d, "application/json")
+	switch f := r.URL.Query().Get("format"); f {
+	case "", "dsse":
+		s.serveBlob(w, r, d, "application/json")
+		return
+	case "bundle":
+	default:
+		s.fail(w, r, badRequest("format %q: want dsse (the default) or bundle", f))
+		return
+	}
+	e, err := s.cfg.Ledger.Event(idx)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	a, ok := e.(*ledger.AttestationRecorded)
+	if !ok {
+		s.fail(w, r, fmt.Errorf("%w: log index %d should hold an attestation, holds a %s", ledger.ErrCorrupt, idx, e.Kind()))
+		return
+	}
+	env, err := s.cfg.Ledger.Store().Bytes(r.Context(), d, attest.MaxEnvelopeSize)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	b, err := attest.Bundle(env, a.KeyID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", attest.BundleMediaType)
+	w.Write(b)
 }

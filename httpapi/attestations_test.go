@@ -418,6 +418,15 @@ func TestAttestationAsSigstoreBundle(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !again.Existing || again.LogIndex != first.LogIndex {
 		t.Fatalf("the bare envelope after its bundle: %s %s", resp.Status, body)
 	}
+	// Served back as a bundle around the logged envelope.
+	resp, body = get(t, srv.URL+"/attestations/"+first.Envelope.String()+"?format=bundle", "")
+	inner, err := attest.EnvelopeOfBundle([]byte(body))
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != attest.BundleMediaType || err != nil || cas.Sum(inner) != first.Envelope {
+		t.Fatalf("?format=bundle: %s %q %v\n%s", resp.Status, resp.Header.Get("Content-Type"), err, body)
+	}
+	if resp, _ := get(t, srv.URL+"/attestations/"+first.Envelope.String()+"?format=pdf", ""); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("?format=pdf: %s", resp.Status)
+	}
 	noEnvelope, _ := json.Marshal(map[string]any{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
 		"messageSignature": map[string]any{"signature": "AAAA"}})
 	if resp, body := post(t, srv.URL+"/attestations", "", "", noEnvelope, jsonCT); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "no DSSE envelope") {

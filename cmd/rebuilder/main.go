@@ -577,7 +577,7 @@ func (r *rebuilderFlags) rebuilder(cmd *cobra.Command, p *progress) (*rebuilder.
 
 func rebuildCmd() *cobra.Command {
 	var rf rebuilderFlags
-	var build, envOut string
+	var build, envOut, bundleOut string
 	cmd := &cobra.Command{
 		Use:   "rebuild --server URL --build UUID --key KEY.pem",
 		Short: "Rebuild a recorded build in its recorded environment, compare every file, attest the verdict",
@@ -612,6 +612,16 @@ func rebuildCmd() *cobra.Command {
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "DSSE envelope written to %s\n", envOut)
 			}
+			if bundleOut != "" && o != nil && o.Envelope != nil {
+				b, berr := attest.Bundle(o.Envelope, rb.Signer.KeyID())
+				if berr == nil {
+					berr = os.WriteFile(bundleOut, b, 0o644)
+				}
+				if berr != nil {
+					return berr
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Sigstore bundle written to %s\n", bundleOut)
+			}
 			if err != nil {
 				return rf.srv.explain(err)
 			}
@@ -623,7 +633,8 @@ func rebuildCmd() *cobra.Command {
 	}
 	rf.register(cmd)
 	cmd.Flags().StringVar(&build, "build", "", "UUID of the recorded build")
-	cmd.Flags().StringVar(&envOut, "envelope-out", "", "also write the signed DSSE envelope to this file (for cosign verify-blob-attestation)")
+	cmd.Flags().StringVar(&envOut, "envelope-out", "", "also write the signed DSSE envelope to this file (for cosign verify-blob-attestation --signature)")
+	cmd.Flags().StringVar(&bundleOut, "bundle-out", "", "also write it as a Sigstore bundle v0.3 (for cosign verify-blob-attestation --bundle)")
 	return cmd
 }
 
