@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +13,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/merkle/testonly"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/buildledger/buildledger/attest"
+	"github.com/buildledger/buildledger/attest/rekorv2"
+	"github.com/buildledger/buildledger/ledger/checkpoint"
 )
 
 // cosignPath finds the cosign binary: $COSIGN, then PATH. Without it the
@@ -260,5 +266,117 @@ func TestCosignBundleAccepted(t *testing.T) {
 	got, err := attest.Verify(env, v)
 	if err != nil || len(got.Subjects) != 1 || got.Subjects[0].SHA256 != attest.Sum([]byte("a unikernel image\n")) {
 		t.Fatalf("cosign's bundle: %+v %v", got, err)
+	}
+}
+
+// TestCosignVerifiesInclusion: a bundle whose envelope is an entry of a
+// Rekor v2 style log (package rekorv2), with its inclusion proof and a
+// checkpoint signed by the log key, verifies with cosign against the
+// log's trusted root, the log check on (no --insecure-ignore-tlog); an
+// altered proof, another log's trusted root or another artifact fail.
+func TestCosignVerifiesInclusion(t *testing.T) {
+	cosign := cosignPath(t)
+	dir := t.TempDir()
+	content := []byte("a unikernel image\n")
+	blob := filepath.Join(dir, "hello.hvt")
+	os.WriteFile(blob, content, 0o644)
+	other := filepath.Join(dir, "other.hvt")
+	os.WriteFile(other, []byte("other bytes\n"), 0o644)
+	r := &attest.Rebuild{Subjects: []attest.Subject{{Name: "bin/hello.hvt", SHA256: attest.Sum(content)}},
+		Job: "hello", Build: uuid.New(), Platform: "debian-12", LogIndex: 7, Verdict: attest.Reproduced,
+		BuilderID: "https://rebuilder.example/a"}
+	st, err := r.Statement()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const base = "https://ledger.example.org/attestation-log"
+	newLog := func() (rekorv2.Log, note.Signer) {
+		skey, vkey, err := checkpoint.GenerateKey("ledger.example.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, err := note.NewSigner(skey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := rekorv2.KeyOfNoteVerifier(vkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rekorv2.Log{BaseURL: base, Key: pub, ValidFrom: time.Unix(1.7e9, 0)}, signer
+	}
+	lg, signer := newLog()
+	other2, _ := newLog()
+	for _, alg := range []attest.KeyAlgorithm{attest.ECDSAP256, attest.Ed25519} {
+		t.Run(string(alg), func(t *testing.T) {
+			p, _ := attest.GenerateKey(alg)
+			s, err := attest.LoadSigner(p, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env, err := attest.Sign(context.Background(), st, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			entry, err := rekorv2.Entry(env, s.PublicKey())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tree := testonly.New(rfc6962.DefaultHasher)
+			tree.AppendData([]byte("e0"), []byte("e1"), entry, []byte("e3"), []byte("e4"))
+			hashes, err := tree.InclusionProof(2, tree.Size())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cp, err := checkpoint.Sign(signer, "ledger.example.org", tree.Size(), [32]byte(tree.Hash()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub := filepath.Join(dir, string(alg)+".pub")
+			os.WriteFile(pub, s.PublicKeyPEM(), 0o644)
+			write := func(name string, b []byte) string {
+				p := filepath.Join(dir, string(alg)+"-"+name)
+				if err := os.WriteFile(p, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}
+			trusted, err := lg.TrustedRoot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			otherRoot, _ := other2.TrustedRoot()
+			bundle := func(h [][]byte) string {
+				b, err := lg.Bundle(env, s.KeyID(), entry, rekorv2.Proof{Index: 2, Size: tree.Size(), Root: tree.Hash(), Hashes: h, Checkpoint: cp.Note})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return write(fmt.Sprintf("bundle-%x.json", h[0][:4]), b)
+			}
+			good := bundle(hashes)
+			verify := func(bundle, root, artifact string) (string, error) {
+				args := []string{"verify-blob-attestation", "--key", pub, "--bundle", bundle, "--trusted-root", root, "--type", "slsaprovenance1"}
+				if cosignV2(t, cosign) {
+					args = append(args, "--new-bundle-format")
+				}
+				return runCosign(t, cosign, nil, append(args, artifact)...)
+			}
+			root := write("trusted_root.json", trusted)
+			if out, err := verify(good, root, blob); err != nil || !strings.Contains(out, "Verified OK") {
+				t.Fatalf("cosign rejects the bundle with inclusion: %v\n%s\nentry %s", err, out, entry)
+			}
+			if out, err := verify(good, root, other); err == nil {
+				t.Fatalf("another artifact verified:\n%s", out)
+			}
+			if out, err := verify(good, write("other_root.json", otherRoot), blob); err == nil {
+				t.Fatalf("another log's trusted root verified:\n%s", out)
+			}
+			altered := append([][]byte{}, hashes...)
+			altered[0] = append([]byte{}, hashes[0]...)
+			altered[0][0] ^= 1
+			if out, err := verify(bundle(altered), root, blob); err == nil {
+				t.Fatalf("an altered inclusion proof verified:\n%s", out)
+			}
+		})
 	}
 }

@@ -1,0 +1,234 @@
+// Package rekorv2 describes a transparency log of attestation envelopes
+// the way Sigstore clients (cosign v2.6 and v3, sigstore-go) verify a
+// Rekor v2 log, so that a Sigstore bundle can prove an attestation's
+// inclusion offline:
+//
+//   - each envelope is logged as a hashedrekord 0.0.2 entry (Entry): the
+//     digest of the DSSE pre-authentication encoding, the signature and
+//     the signer's public key, in RFC 8785 canonical JSON; the leaf is its
+//     RFC 6962 leaf hash (sigstore-go rebuilds this entry from the envelope
+//     and the verifier's key, so the bytes must be exactly these);
+//   - checkpoints are C2SP signed notes whose origin is the host name of
+//     the log's base URL, signed with an Ed25519 key in the standard note
+//     format (Log.Origin, Log.LogID);
+//   - the trusted root (Log.TrustedRoot) names the log (trustedroot
+//     media type 0.1, hashAlgorithm SHA2_256, the key, its log id);
+//   - a bundle v0.3 (Log.Bundle) carries the envelope and one tlog entry
+//     with its inclusion proof and checkpoint.
+//
+// The formats follow sigstore/protobuf-specs v0.5 (bundle, rekor,
+// trustroot), rekor-tiles (hashedrekord v0.0.2, note key ids) and
+// sigstore-go's verifier (pkg/verify/tlog.go). The package builds and
+// checks bytes; the log itself (its tiles and checkpoints) is kept by the
+// caller.
+package rekorv2
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	prototrust "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/buildledger/buildledger/attest"
+)
+
+// Media types written.
+const (
+	TrustedRootMediaType = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+	BundleMediaType      = attest.BundleMediaType
+)
+
+// Entry kind and version of the log's entries.
+const (
+	Kind       = "hashedrekord"
+	APIVersion = "0.0.2"
+)
+
+// Log is a Rekor v2 style log as its clients see it.
+type Log struct {
+	// BaseURL is where the log is served, e.g. https://ledger.example.org/;
+	// the checkpoints' origin is its host name.
+	BaseURL string
+	// Key verifies the log's checkpoints (a note signer's Ed25519 key).
+	Key ed25519.PublicKey
+	// ValidFrom is when the key took office (the trusted root requires a
+	// start; clients do not compare it with anything for these entries).
+	ValidFrom time.Time
+}
+
+// Origin is the checkpoint origin clients expect: the host name of BaseURL.
+func (l Log) Origin() (string, error) {
+	u, err := url.Parse(l.BaseURL)
+	if err != nil || u.Hostname() == "" {
+		return "", fmt.Errorf("rekorv2: base URL %q has no host name", l.BaseURL)
+	}
+	return u.Hostname(), nil
+}
+
+// LogID is the log's id in trusted roots and bundles: the C2SP signed-note
+// key hash of its Ed25519 key under its origin,
+// SHA-256(origin || "\n" || 0x01 || key), as rekor-tiles computes it.
+func (l Log) LogID() ([]byte, error) {
+	origin, err := l.Origin()
+	if err != nil {
+		return nil, err
+	}
+	if len(l.Key) != ed25519.PublicKeySize {
+		return nil, errors.New("rekorv2: the log key is not an Ed25519 public key")
+	}
+	h := sha256.New()
+	h.Write([]byte(origin + "\n"))
+	h.Write([]byte{0x01})
+	h.Write(l.Key)
+	return h.Sum(nil), nil
+}
+
+// TrustedRoot returns the Sigstore trusted root (media type 0.1) that
+// names this log and nothing else: enough to verify bundles of envelopes
+// signed with a key given on the command line (cosign --key), which need
+// no certificate or timestamp authority.
+func (l Log) TrustedRoot() ([]byte, error) {
+	id, err := l.LogID()
+	if err != nil {
+		return nil, err
+	}
+	spki, err := x509.MarshalPKIXPublicKey(l.Key)
+	if err != nil {
+		return nil, err
+	}
+	tr := &prototrust.TrustedRoot{
+		MediaType: TrustedRootMediaType,
+		Tlogs: []*prototrust.TransparencyLogInstance{{
+			BaseUrl:       l.BaseURL,
+			HashAlgorithm: protocommon.HashAlgorithm_SHA2_256,
+			PublicKey: &protocommon.PublicKey{RawBytes: spki, KeyDetails: protocommon.PublicKeyDetails_PKIX_ED25519,
+				ValidFor: &protocommon.TimeRange{Start: timestamppb.New(l.ValidFrom)}},
+			LogId: &protocommon.LogId{KeyId: id},
+		}},
+	}
+	return protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(tr)
+}
+
+// PAE is DSSE's pre-authentication encoding of an envelope's payload.
+func PAE(payloadType string, payload []byte) []byte {
+	return fmt.Appendf(nil, "DSSEv1 %d %s %d %s", len(payloadType), payloadType, len(payload), payload)
+}
+
+// Entry returns the log entry of a DSSE envelope with exactly one
+// signature, made by pub: hashedrekord 0.0.2 over the digest of the
+// envelope's PAE, in RFC 8785 canonical JSON. P-256 keys use SHA-256
+// (PKIX_ECDSA_P256_SHA_256); Ed25519 keys SHA-512 (PKIX_ED25519_PH), as
+// sigstore-go rebuilds the entry for them.
+func Entry(envelope []byte, pub crypto.PublicKey) ([]byte, error) {
+	env, err := attest.ParseEnvelope(envelope)
+	if err != nil {
+		return nil, err
+	}
+	if len(env.Signatures) != 1 {
+		return nil, fmt.Errorf("rekorv2: the envelope has %d signatures; a logged envelope has exactly one", len(env.Signatures))
+	}
+	pae := PAE(env.PayloadType, env.Payload)
+	var alg, details string
+	var digest []byte
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("rekorv2: ECDSA keys on %s are not supported (P-256 is)", k.Curve.Params().Name)
+		}
+		d := sha256.Sum256(pae)
+		alg, details, digest = "SHA2_256", "PKIX_ECDSA_P256_SHA_256", d[:]
+	case ed25519.PublicKey:
+		d := sha512.Sum512(pae)
+		alg, details, digest = "SHA2_512", "PKIX_ED25519_PH", d[:]
+	default:
+		return nil, fmt.Errorf("rekorv2: %T keys are not supported (ECDSA P-256 and Ed25519 are)", pub)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	// RFC 8785: members sorted by name, no white space; every value here
+	// is ASCII without characters JSON escapes (names, enum names and
+	// standard base64), so it is written as is.
+	return fmt.Appendf(nil, `{"apiVersion":%q,"kind":%q,"spec":{"hashedRekordV002":{"data":{"algorithm":%q,"digest":%q},"signature":{"content":%q,"verifier":{"keyDetails":%q,"publicKey":{"rawBytes":%q}}}}}}`,
+		APIVersion, Kind, alg, b64(digest), b64(env.Signatures[0].Sig), details, b64(spki)), nil
+}
+
+// Proof is the inclusion of one entry in the log.
+type Proof struct {
+	Index      uint64   // the entry's index
+	Size       uint64   // the tree size of Checkpoint
+	Root       []byte   // the root hash of Checkpoint
+	Hashes     [][]byte // RFC 6962 audit path, leaf to root
+	Checkpoint []byte   // the signed note (origin, size, root, signature)
+}
+
+// Bundle returns a Sigstore bundle v0.3 of envelope (signed by the key
+// whose id is key) with its entry in this log and the entry's inclusion
+// proof and checkpoint.
+func (l Log) Bundle(envelope []byte, key attest.KeyID, entry []byte, p Proof) ([]byte, error) {
+	env, err := attest.ParseEnvelope(envelope)
+	if err != nil {
+		return nil, err
+	}
+	id, err := l.LogID()
+	if err != nil {
+		return nil, err
+	}
+	pe := &protodsse.Envelope{Payload: env.Payload, PayloadType: env.PayloadType}
+	for _, s := range env.Signatures {
+		pe.Signatures = append(pe.Signatures, &protodsse.Signature{Sig: s.Sig, Keyid: s.KeyID})
+	}
+	tle := &protorekor.TransparencyLogEntry{
+		LogIndex:    int64(p.Index),
+		LogId:       &protocommon.LogId{KeyId: id},
+		KindVersion: &protorekor.KindVersion{Kind: Kind, Version: APIVersion},
+		InclusionProof: &protorekor.InclusionProof{
+			LogIndex: int64(p.Index), RootHash: p.Root, TreeSize: int64(p.Size), Hashes: p.Hashes,
+			Checkpoint: &protorekor.Checkpoint{Envelope: string(p.Checkpoint)},
+		},
+		CanonicalizedBody: entry,
+	}
+	b := &protobundle.Bundle{
+		MediaType: BundleMediaType,
+		VerificationMaterial: &protobundle.VerificationMaterial{
+			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{
+				Hint: base64.StdEncoding.EncodeToString(key[:])}},
+			TlogEntries: []*protorekor.TransparencyLogEntry{tle},
+		},
+		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: pe},
+	}
+	return protojson.Marshal(b)
+}
+
+// KeyOfNoteVerifier returns the Ed25519 key of a signed-note verifier key
+// ("<name>+<hash>+<base64 of 0x01 and the key>", as checkpoints use).
+func KeyOfNoteVerifier(vkey string) (ed25519.PublicKey, error) {
+	parts := strings.SplitN(vkey, "+", 3)
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("rekorv2: %q is not a note verifier key (name+hash+key)", vkey)
+	}
+	b, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(b) != 1+ed25519.PublicKeySize || b[0] != 0x01 {
+		return nil, fmt.Errorf("rekorv2: %q does not hold an Ed25519 key", vkey)
+	}
+	return ed25519.PublicKey(b[1:]), nil
+}
