@@ -45,12 +45,21 @@ const TileHeight = 8
 const TileWidth = 1 << TileHeight
 
 var (
-	keySize    = []byte("t/size")
-	nodePrefix = []byte("t/n/")
-	leafPrefix = []byte("t/l/")
-	hasher     = rfc6962.DefaultHasher
-	factory    = &compact.RangeFactory{Hash: hasher.HashChildren}
+	hasher  = rfc6962.DefaultHasher
+	factory = &compact.RangeFactory{Hash: hasher.HashChildren}
 )
+
+// DefaultPrefix starts the keys of the ledger's own tree.
+const DefaultPrefix = "t/"
+
+// layout names a tree's keys: prefix+"size", prefix+"n/…", prefix+"l/…".
+type layout struct {
+	keySize, nodePrefix, leafPrefix []byte
+}
+
+func newLayout(prefix string) layout {
+	return layout{keySize: []byte(prefix + "size"), nodePrefix: []byte(prefix + "n/"), leafPrefix: []byte(prefix + "l/")}
+}
 
 // ErrNotFound is returned for a leaf hash that is not in the tree.
 var ErrNotFound = fmt.Errorf("tree: %w", fs.ErrNotExist)
@@ -76,6 +85,7 @@ func EmptyRoot() [HashSize]byte {
 // use; Batch is not (one appender at a time, as the ledger's committer is).
 type Tree struct {
 	db *badger.DB
+	layout
 
 	mu   sync.RWMutex
 	rng  *compact.Range // frontier of the installed tree
@@ -94,17 +104,21 @@ const (
 )
 
 // Open loads the tree stored in db (an empty tree if none is stored yet).
-func Open(db *badger.DB) (*Tree, error) {
-	t := &Tree{db: db, cache: make(map[compact.NodeID][]byte)}
+func Open(db *badger.DB) (*Tree, error) { return OpenPrefix(db, DefaultPrefix) }
+
+// OpenPrefix loads the tree whose keys start with prefix, so that one
+// database can hold several trees (the ledger's and derived logs').
+func OpenPrefix(db *badger.DB, prefix string) (*Tree, error) {
+	t := &Tree{db: db, layout: newLayout(prefix), cache: make(map[compact.NodeID][]byte)}
 	err := db.View(func(txn *badger.Txn) error {
-		size, err := readSize(txn)
+		size, err := t.readSize(txn)
 		if err != nil {
 			return err
 		}
 		ids := compact.RangeNodes(0, size, nil)
 		hashes := make([][]byte, len(ids))
 		for i, id := range ids {
-			h, err := getNode(txn, id)
+			h, err := t.getNode(txn, id)
 			if err != nil {
 				return fmt.Errorf("tree of size %d: %w", size, err)
 			}
@@ -174,7 +188,7 @@ func (b *Batch) Add(txn *badger.Txn, leafHash [HashSize]byte) (uint64, error) {
 	var werr error
 	visit := func(id compact.NodeID, h []byte) {
 		if werr == nil {
-			werr = txn.Set(nodeKey(id), h)
+			werr = txn.Set(b.t.nodeKey(id), h)
 		}
 	}
 	if err := b.rng.Append(leafHash[:], visit); err != nil {
@@ -182,7 +196,7 @@ func (b *Batch) Add(txn *badger.Txn, leafHash [HashSize]byte) (uint64, error) {
 		return 0, err
 	}
 	if werr == nil {
-		lk := leafKey(leafHash)
+		lk := b.t.leafKey(leafHash)
 		_, err := txn.Get(lk)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
@@ -192,7 +206,7 @@ func (b *Batch) Add(txn *badger.Txn, leafHash [HashSize]byte) (uint64, error) {
 		}
 	}
 	if werr == nil {
-		werr = txn.Set(keySize, be64(index+1))
+		werr = txn.Set(b.t.keySize, be64(index+1))
 	}
 	if werr != nil {
 		b.err = werr
@@ -237,7 +251,7 @@ func (t *Tree) RootAt(size uint64) ([HashSize]byte, error) {
 	var root [HashSize]byte
 	err := t.db.View(func(txn *badger.Txn) error {
 		ids := compact.RangeNodes(0, size, nil)
-		hashes, err := getNodes(txn, ids)
+		hashes, err := t.getNodes(txn, ids)
 		if err != nil {
 			return err
 		}
@@ -286,7 +300,7 @@ func (t *Tree) LeafIndex(leafHash [HashSize]byte) (uint64, error) {
 	size := t.Size()
 	var index uint64
 	err := t.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(leafKey(leafHash))
+		item, err := txn.Get(t.leafKey(leafHash))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return fmt.Errorf("leaf hash %x: %w", leafHash, ErrNotFound)
 		}
@@ -339,7 +353,7 @@ func (t *Tree) fetch(nodes proof.Nodes) ([][]byte, error) {
 	if len(missing) > 0 {
 		err := t.db.View(func(txn *badger.Txn) error {
 			for _, i := range missing {
-				h, err := getNode(txn, nodes.IDs[i])
+				h, err := t.getNode(txn, nodes.IDs[i])
 				if err != nil {
 					return err
 				}
@@ -391,11 +405,11 @@ func (t *Tree) Tile(level uint8, index uint64, width int) ([]byte, error) {
 	}
 	out := make([]byte, 0, width*HashSize)
 	err := t.db.View(func(txn *badger.Txn) error {
-		prefix := append(append([]byte(nil), nodePrefix...), byte(nodeLevel))
+		prefix := append(append([]byte(nil), t.nodePrefix...), byte(nodeLevel))
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: width, Prefix: prefix})
 		defer it.Close()
 		want := first
-		for it.Seek(nodeKey(compact.NewNodeID(nodeLevel, first))); it.Valid() && want < first+uint64(width); it.Next() {
+		for it.Seek(t.nodeKey(compact.NewNodeID(nodeLevel, first))); it.Valid() && want < first+uint64(width); it.Next() {
 			k := it.Item().Key()
 			if got := binary.BigEndian.Uint64(k[len(prefix):]); got != want {
 				return fmt.Errorf("tree: node %d/%d missing (found %d)", nodeLevel, want, got)
@@ -436,8 +450,8 @@ func rootOf(rng *compact.Range) ([HashSize]byte, error) {
 	return r, nil
 }
 
-func readSize(txn *badger.Txn) (uint64, error) {
-	item, err := txn.Get(keySize)
+func (k layout) readSize(txn *badger.Txn) (uint64, error) {
+	item, err := txn.Get(k.keySize)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, nil
 	}
@@ -455,8 +469,8 @@ func readSize(txn *badger.Txn) (uint64, error) {
 	return size, err
 }
 
-func getNode(txn *badger.Txn, id compact.NodeID) ([]byte, error) {
-	item, err := txn.Get(nodeKey(id))
+func (k layout) getNode(txn *badger.Txn, id compact.NodeID) ([]byte, error) {
+	item, err := txn.Get(k.nodeKey(id))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, fmt.Errorf("tree: node %d/%d missing from store", id.Level, id.Index)
 	}
@@ -473,10 +487,10 @@ func getNode(txn *badger.Txn, id compact.NodeID) ([]byte, error) {
 	return h, nil
 }
 
-func getNodes(txn *badger.Txn, ids []compact.NodeID) ([][]byte, error) {
+func (k layout) getNodes(txn *badger.Txn, ids []compact.NodeID) ([][]byte, error) {
 	hashes := make([][]byte, len(ids))
 	for i, id := range ids {
-		h, err := getNode(txn, id)
+		h, err := k.getNode(txn, id)
 		if err != nil {
 			return nil, err
 		}
@@ -485,15 +499,15 @@ func getNodes(txn *badger.Txn, ids []compact.NodeID) ([][]byte, error) {
 	return hashes, nil
 }
 
-func nodeKey(id compact.NodeID) []byte {
-	k := make([]byte, 0, len(nodePrefix)+9)
-	k = append(k, nodePrefix...)
-	k = append(k, byte(id.Level))
-	return binary.BigEndian.AppendUint64(k, id.Index)
+func (k layout) nodeKey(id compact.NodeID) []byte {
+	b := make([]byte, 0, len(k.nodePrefix)+9)
+	b = append(b, k.nodePrefix...)
+	b = append(b, byte(id.Level))
+	return binary.BigEndian.AppendUint64(b, id.Index)
 }
 
-func leafKey(h [HashSize]byte) []byte {
-	return append(append(make([]byte, 0, len(leafPrefix)+HashSize), leafPrefix...), h[:]...)
+func (k layout) leafKey(h [HashSize]byte) []byte {
+	return append(append(make([]byte, 0, len(k.leafPrefix)+HashSize), k.leafPrefix...), h[:]...)
 }
 
 func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

@@ -323,3 +323,36 @@ func TestReopenAndLookups(t *testing.T) {
 		t.Fatalf("discarded batch changed size to %d", s3)
 	}
 }
+
+// Two trees under different prefixes in one database do not see each
+// other's leaves or nodes.
+func TestPrefixedTreesAreSeparate(t *testing.T) {
+	db := openDB(t)
+	main, err := Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := OpenPrefix(db, "a/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	appendLeaves(t, db, other, 0, 20, rnd)
+	appendLeaves(t, db, main, 0, 3, rnd)
+	reopened, err := OpenPrefix(db, "a/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if main.Size() != 3 || other.Size() != 20 || reopened.Size() != 20 {
+		t.Fatalf("sizes %d %d %d", main.Size(), other.Size(), reopened.Size())
+	}
+	if _, r1 := other.Head(); r1 == func() [HashSize]byte { _, r := main.Head(); return r }() {
+		t.Fatal("the roots are equal")
+	}
+	if _, err := main.LeafIndex(LeafHash(leafData(10))); err == nil {
+		t.Fatal("the ledger's tree finds a leaf of the other tree")
+	}
+	if i, err := reopened.LeafIndex(LeafHash(leafData(10))); err != nil || i != 10 {
+		t.Fatalf("leaf 10: %d %v", i, err)
+	}
+}
