@@ -140,6 +140,16 @@ func (s *Server) envelope(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("format %q: want dsse (the default) or bundle", f))
 		return
 	}
+	if s.cfg.AttestationLog != nil {
+		b, err := s.cfg.AttestationLog.Bundle(r.Context(), d)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", attest.BundleMediaType)
+		w.Write(b)
+		return
+	}
 	e, err := s.cfg.Ledger.Event(idx)
 	if err != nil {
 		s.fail(w, r, err)
@@ -162,4 +172,39 @@ func (s *Server) envelope(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", attest.BundleMediaType)
 	w.Write(b)
+}
+
+// trustedRoot serves the Sigstore trusted root that names the attestation
+// log (cosign verify-blob-attestation --trusted-root).
+func (s *Server) trustedRoot(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.AttestationLog == nil {
+		s.fail(w, r, fmt.Errorf("this server keeps no attestation log (a read replica, or a ledger without one): %w", ledger.ErrNotFound))
+		return
+	}
+	b, err := s.cfg.AttestationLog.TrustedRoot()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+// attestationCheckpoint serves the attestation log's latest checkpoint.
+func (s *Server) attestationCheckpoint(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.AttestationLog == nil {
+		s.fail(w, r, fmt.Errorf("this server keeps no attestation log: %w", ledger.ErrNotFound))
+		return
+	}
+	if err := s.cfg.AttestationLog.CatchUp(r.Context()); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cp, err := s.cfg.AttestationLog.Checkpoint()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(cp.Note)
 }

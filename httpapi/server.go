@@ -18,11 +18,16 @@ import (
 	"github.com/buildledger/buildledger/httpapi/auth"
 	"github.com/buildledger/buildledger/internal/diskspace"
 	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/attlog"
 )
 
 // Config configures a Server. Ledger and VKey are required.
 type Config struct {
 	Ledger *ledger.Ledger
+	// AttestationLog, if set, is the ledger's Rekor v2 style attestation
+	// log: bundles then carry an entry with its inclusion proof, and
+	// /trusted_root.json and /attestation-log/checkpoint are served.
+	AttestationLog *attlog.Log
 	// VKey is the log's checkpoint verifier key (signed-note form).
 	VKey string
 	// Users authenticates uploads; nil refuses every upload.
@@ -166,6 +171,8 @@ func (s *Server) routes() {
 	get("/compare/{left}/{right}", s.compare)
 	get("/attestations", s.listAttestations)
 	get("/attestations/{sha256}", s.envelope)
+	get("/trusted_root.json", s.trustedRoot)
+	get("/attestation-log/checkpoint", s.attestationCheckpoint)
 	get("/keys", s.listKeys)
 	get("/build/{uuid}", s.buildByUUID)
 	get("/metrics", s.serveMetrics)

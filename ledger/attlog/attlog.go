@@ -1,0 +1,258 @@
+// Package attlog keeps the ledger's attestation log: a Rekor v2 style
+// transparency log (package attest/rekorv2) whose entries are the
+// attestation envelopes the ledger logged, in the order of its event log,
+// each as a hashedrekord 0.0.2 entry. Sigstore clients verify a bundle of
+// an attestation with its entry's inclusion proof and a checkpoint signed
+// by the attestation log's key, offline, against the trusted root the
+// ledger serves (cosign verify-blob-attestation --bundle --trusted-root).
+//
+// The attestation log is derived from the event log, like every other
+// state of the ledger: entry i is the i-th attestation_recorded event, so
+// a replica or a rebuilt data directory derives the same tree. It is
+// brought up to date on demand (CatchUp, in chunks, each committed with the
+// position reached) rather than in the event log's commit: an attestation
+// is in the event log first, and in this log by the time a bundle of it is
+// asked for. Its Merkle tree lives in the ledger's database under its own
+// key prefix (package ledger/tree).
+package attlog
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/buildledger/buildledger/attest"
+	"github.com/buildledger/buildledger/attest/rekorv2"
+	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/checkpoint"
+	"github.com/buildledger/buildledger/ledger/tree"
+)
+
+// Keys of the attestation log in the ledger's database.
+const (
+	prefix    = "al/"
+	treeKeys  = prefix + "t/"
+	cursorKey = prefix + "cursor" // 8 bytes: event-log index processed up to (exclusive)
+	entryKeys = prefix + "e/"     // + envelope digest → 8-byte attestation-log index
+	chunk     = 512               // events per catch-up transaction
+)
+
+// ErrNotFound: the envelope is not (yet) in the attestation log.
+var ErrNotFound = errors.New("attlog: no such attestation")
+
+// Log is the attestation log of one ledger.
+type Log struct {
+	l      *ledger.Ledger
+	db     *badger.DB
+	tree   *tree.Tree
+	desc   rekorv2.Log
+	origin string
+	signer note.Signer
+
+	mu sync.Mutex // one catch-up at a time; guards cp
+	cp *checkpoint.Checkpoint
+}
+
+// Open opens the attestation log of l in db, described to clients as desc
+// and signed with signer, whose name must be desc's origin.
+func Open(l *ledger.Ledger, db *badger.DB, desc rekorv2.Log, signer note.Signer) (*Log, error) {
+	origin, err := desc.Origin()
+	if err != nil {
+		return nil, err
+	}
+	if signer.Name() != origin {
+		return nil, fmt.Errorf("attlog: the signing key is named %q, but the log's origin (the host of %s) is %q", signer.Name(), desc.BaseURL, origin)
+	}
+	t, err := tree.OpenPrefix(db, treeKeys)
+	if err != nil {
+		return nil, err
+	}
+	return &Log{l: l, db: db, tree: t, desc: desc, origin: origin, signer: signer}, nil
+}
+
+// Describe returns the log as its trusted root describes it.
+func (a *Log) Describe() rekorv2.Log { return a.desc }
+
+// TrustedRoot is the Sigstore trusted root naming this log.
+func (a *Log) TrustedRoot() ([]byte, error) { return a.desc.TrustedRoot() }
+
+// Size is the number of entries.
+func (a *Log) Size() uint64 { return a.tree.Size() }
+
+func (a *Log) cursor(txn *badger.Txn) (uint64, error) {
+	item, err := txn.Get([]byte(cursorKey))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil || len(v) != 8 {
+		return 0, fmt.Errorf("attlog: corrupt cursor")
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// CatchUp adds the attestations the event log holds beyond what this log
+// has processed, in chunks, each committed with the position reached.
+func (a *Log) CatchUp(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for {
+		var from uint64
+		if err := a.db.View(func(txn *badger.Txn) (err error) { from, err = a.cursor(txn); return }); err != nil {
+			return err
+		}
+		end := a.l.Size()
+		if from >= end {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		to := min(end, from+chunk)
+		b := a.tree.Begin()
+		err := a.db.Update(func(txn *badger.Txn) error {
+			for i := from; i < to; i++ {
+				e, err := a.l.Event(i)
+				if err != nil {
+					return err
+				}
+				ar, ok := e.(*ledger.AttestationRecorded)
+				if !ok {
+					continue
+				}
+				entry, err := a.entryOf(ctx, ar, i)
+				if err != nil {
+					return fmt.Errorf("attlog: the attestation at log index %d: %w", i, err)
+				}
+				idx, err := b.Add(txn, tree.LeafHash(entry))
+				if err != nil {
+					return err
+				}
+				if err := txn.Set(append([]byte(entryKeys), ar.Envelope[:]...), binary.BigEndian.AppendUint64(nil, idx)); err != nil {
+					return err
+				}
+			}
+			return txn.Set([]byte(cursorKey), binary.BigEndian.AppendUint64(nil, to))
+		})
+		if err != nil {
+			return err
+		}
+		if err := a.tree.Install(b); err != nil {
+			return err
+		}
+	}
+}
+
+// entryOf is the log entry of the attestation logged at index.
+func (a *Log) entryOf(ctx context.Context, ar *ledger.AttestationRecorded, index uint64) ([]byte, error) {
+	env, err := a.l.Store().Bytes(ctx, ar.Envelope, attest.MaxEnvelopeSize)
+	if err != nil {
+		return nil, err
+	}
+	st, err := a.l.KeyState(ar.KeyID, index)
+	if err != nil {
+		return nil, err
+	}
+	ke, err := a.l.Event(st.AddedAt)
+	if err != nil {
+		return nil, err
+	}
+	added, ok := ke.(*ledger.KeyAdded)
+	if !ok {
+		return nil, fmt.Errorf("key %s: log index %d is not its key_added event", ar.KeyID, st.AddedAt)
+	}
+	pub, err := x509.ParsePKIXPublicKey(added.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return rekorv2.Entry(env, pub)
+}
+
+// Index returns the attestation-log index of a logged envelope.
+func (a *Log) Index(envelope digest.Digest) (uint64, error) {
+	var idx uint64
+	err := a.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(append([]byte(entryKeys), envelope[:]...))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("%w: envelope %s", ErrNotFound, envelope)
+		}
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil || len(v) != 8 {
+			return fmt.Errorf("attlog: corrupt entry record of %s", envelope)
+		}
+		idx = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return idx, err
+}
+
+// Checkpoint returns a signed checkpoint of the log at its current size
+// (signed once per size).
+func (a *Log) Checkpoint() (*checkpoint.Checkpoint, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	size, root := a.tree.Head()
+	if a.cp != nil && a.cp.Size == size {
+		return a.cp, nil
+	}
+	cp, err := checkpoint.Sign(a.signer, a.origin, size, root)
+	if err != nil {
+		return nil, err
+	}
+	a.cp = cp
+	return cp, nil
+}
+
+// Bundle returns a Sigstore bundle v0.3 of a logged envelope with its
+// entry in this log, the entry's inclusion proof and a checkpoint.
+func (a *Log) Bundle(ctx context.Context, envelope digest.Digest) ([]byte, error) {
+	if err := a.CatchUp(ctx); err != nil {
+		return nil, err
+	}
+	idx, err := a.Index(envelope)
+	if err != nil {
+		return nil, err
+	}
+	li, err := a.l.AttestationIndex(envelope)
+	if err != nil {
+		return nil, err
+	}
+	e, err := a.l.Event(li)
+	if err != nil {
+		return nil, err
+	}
+	ar, ok := e.(*ledger.AttestationRecorded)
+	if !ok {
+		return nil, fmt.Errorf("%w: log index %d is not an attestation", ledger.ErrCorrupt, li)
+	}
+	entry, err := a.entryOf(ctx, ar, li)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := a.Checkpoint()
+	if err != nil {
+		return nil, err
+	}
+	hashes, err := a.tree.InclusionProof(idx, cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	env, err := a.l.Store().Bytes(ctx, envelope, attest.MaxEnvelopeSize)
+	if err != nil {
+		return nil, err
+	}
+	return a.desc.Bundle(env, ar.KeyID, entry, rekorv2.Proof{Index: idx, Size: cp.Size, Root: cp.Hash[:], Hashes: hashes, Checkpoint: cp.Note})
+}
