@@ -232,3 +232,17 @@ func KeyOfNoteVerifier(vkey string) (ed25519.PublicKey, error) {
 	}
 	return ed25519.PublicKey(b[1:]), nil
 }
+
+// KeyOfNoteSigner returns the Ed25519 public key of a signed-note signer
+// key ("PRIVATE+KEY+<name>+<hash>+<base64 of 0x01 and the seed>").
+func KeyOfNoteSigner(skey string) (ed25519.PublicKey, error) {
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
+		return nil, errors.New("rekorv2: not a note signer key (PRIVATE+KEY+name+hash+key)")
+	}
+	b, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(b) != 1+ed25519.SeedSize || b[0] != 0x01 {
+		return nil, errors.New("rekorv2: the note signer key does not hold an Ed25519 seed")
+	}
+	return ed25519.NewKeyFromSeed(b[1:]).Public().(ed25519.PublicKey), nil
+}

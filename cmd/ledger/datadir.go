@@ -17,9 +17,12 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/buildledger/buildledger/attest/rekorv2"
 	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/internal/atomicfile"
 	"github.com/buildledger/buildledger/internal/diskspace"
 	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/attlog"
 	"github.com/buildledger/buildledger/ledger/trillianlog"
 )
 
@@ -247,4 +250,46 @@ func openReplica(g *globals) (*node, error) {
 		return nil, err
 	}
 	return &node{db: db, space: space, store: store, ledger: l, vkey: g.replicaKey, origin: l.Origin()}, nil
+}
+
+// openAttestationLog opens the ledger's attestation log (package
+// ledger/attlog), described to Sigstore clients as served at base. Its
+// checkpoints' origin is base's host; the key that signs them is
+// DATA/attestation-log-ORIGIN.key, made on first use (a new host name gets
+// a new key: the trusted root names the log by both).
+func openAttestationLog(data, base string, n *node) (*attlog.Log, error) {
+	desc := rekorv2.Log{BaseURL: base}
+	origin, err := desc.Origin()
+	if err != nil {
+		return nil, fmt.Errorf("the attestation log: %w (give --public-url)", err)
+	}
+	kp := filepath.Join(data, "attestation-log-"+origin+".key")
+	b, err := os.ReadFile(kp)
+	if errors.Is(err, fs.ErrNotExist) {
+		skey, _, gerr := ledger.GenerateLogKey(origin)
+		if gerr != nil {
+			return nil, gerr
+		}
+		if err := atomicfile.WriteFile(kp, []byte(skey+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		b, err = []byte(skey), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	signer, err := note.NewSigner(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", kp, err)
+	}
+	fi, err := os.Stat(kp)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := rekorv2.KeyOfNoteSigner(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", kp, err)
+	}
+	desc.Key, desc.ValidFrom = pub, fi.ModTime().UTC().Truncate(time.Second)
+	return attlog.Open(n.ledger, n.db, desc, signer)
 }

@@ -73,6 +73,15 @@ A primary also answers "ledger user" and "ledger access" on DATA/admin.sock (mod
 			}
 			defer n.Close()
 			cfg := httpapi.Config{Ledger: n.ledger, VKey: n.vkey, Users: auth.New(n.db), MaxBody: maxBody, Logger: g.log, Primary: replicaOf, CheckSpace: n.space.Check}
+			if replicaOf == "" {
+				base := g.publicURL
+				if base == "" {
+					base = "http://" + listen
+				}
+				if cfg.AttestationLog, err = openAttestationLog(g.data, base, n); err != nil {
+					return err
+				}
+			}
 			cfg.ReadIdle, cfg.WriteIdle = stall, stall
 			cfg.MaxUploads = maxUploads
 			if replicaOf != "" {
