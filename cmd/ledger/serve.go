@@ -81,6 +81,28 @@ A primary also answers "ledger user" and "ledger access" on DATA/admin.sock (mod
 				if cfg.AttestationLog, err = openAttestationLog(g.data, base, n); err != nil {
 					return err
 				}
+				// Keep it close behind the event log, so that a request
+				// for a bundle rarely has a backlog to add first.
+				// It stops before the store closes.
+				al := cfg.AttestationLog
+				actx, stop := context.WithCancel(ctx)
+				done := make(chan struct{})
+				defer func() { stop(); <-done }()
+				go func() {
+					defer close(done)
+					t := time.NewTicker(2 * time.Second)
+					defer t.Stop()
+					for {
+						if err := al.CatchUp(actx); err != nil && actx.Err() == nil {
+							g.log.Error("attestation log", "err", err)
+						}
+						select {
+						case <-actx.Done():
+							return
+						case <-t.C:
+						}
+					}
+				}()
 			}
 			cfg.ReadIdle, cfg.WriteIdle = stall, stall
 			cfg.MaxUploads = maxUploads
