@@ -307,7 +307,7 @@ func TestCosignVerifiesInclusion(t *testing.T) {
 	}
 	lg, signer := newLog()
 	other2, _ := newLog()
-	for _, alg := range []attest.KeyAlgorithm{attest.ECDSAP256, attest.Ed25519} {
+	for _, alg := range []attest.KeyAlgorithm{attest.ECDSAP256, attest.Ed25519, attest.RSA2048} {
 		t.Run(string(alg), func(t *testing.T) {
 			p, _ := attest.GenerateKey(alg)
 			s, err := attest.LoadSigner(p, nil)

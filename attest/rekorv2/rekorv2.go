@@ -25,11 +25,8 @@ package rekorv2
 
 import (
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -43,6 +40,8 @@ import (
 	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	prototrust "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/options"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -126,6 +125,10 @@ func (l Log) TrustedRoot() ([]byte, error) {
 	return protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(tr)
 }
 
+// ErrUnsupportedKey: the signer's key has no Sigstore algorithm (e.g. RSA
+// beyond 4096 bits), so its envelopes have no hashedrekord entry.
+var ErrUnsupportedKey = errors.New("the key has no Sigstore signing algorithm")
+
 // PAE is DSSE's pre-authentication encoding of an envelope's payload.
 func PAE(payloadType string, payload []byte) []byte {
 	return fmt.Appendf(nil, "DSSEv1 %d %s %d %s", len(payloadType), payloadType, len(payload), payload)
@@ -133,9 +136,11 @@ func PAE(payloadType string, payload []byte) []byte {
 
 // Entry returns the log entry of a DSSE envelope with exactly one
 // signature, made by pub: hashedrekord 0.0.2 over the digest of the
-// envelope's PAE, in RFC 8785 canonical JSON. P-256 keys use SHA-256
-// (PKIX_ECDSA_P256_SHA_256); Ed25519 keys SHA-512 (PKIX_ED25519_PH), as
-// sigstore-go rebuilds the entry for them.
+// envelope's PAE, in RFC 8785 canonical JSON. The digest and key details
+// are the key's default algorithm in sigstore (e.g. SHA-256 and
+// PKIX_ECDSA_P256_SHA_256 for P-256, PKIX_RSA_PKCS1V15_2048_SHA256 for RSA
+// 2048), Ed25519 pre-hashed (SHA-512, PKIX_ED25519_PH), as sigstore-go
+// rebuilds the entry.
 func Entry(envelope []byte, pub crypto.PublicKey) ([]byte, error) {
 	env, err := attest.ParseEnvelope(envelope)
 	if err != nil {
@@ -145,21 +150,16 @@ func Entry(envelope []byte, pub crypto.PublicKey) ([]byte, error) {
 		return nil, fmt.Errorf("rekorv2: the envelope has %d signatures; a logged envelope has exactly one", len(env.Signatures))
 	}
 	pae := PAE(env.PayloadType, env.Payload)
-	var alg, details string
-	var digest []byte
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("rekorv2: ECDSA keys on %s are not supported (P-256 is)", k.Curve.Params().Name)
-		}
-		d := sha256.Sum256(pae)
-		alg, details, digest = "SHA2_256", "PKIX_ECDSA_P256_SHA_256", d[:]
-	case ed25519.PublicKey:
-		d := sha512.Sum512(pae)
-		alg, details, digest = "SHA2_512", "PKIX_ED25519_PH", d[:]
-	default:
-		return nil, fmt.Errorf("rekorv2: %T keys are not supported (ECDSA P-256 and Ed25519 are)", pub)
+	// The digest and key details as sigstore-go rebuilds the entry: the
+	// key's default algorithm, Ed25519 in its pre-hashed form.
+	ad, err := signature.GetDefaultAlgorithmDetails(pub, options.WithED25519ph())
+	if err != nil {
+		return nil, fmt.Errorf("rekorv2: %w: %v", ErrUnsupportedKey, err)
 	}
+	h := ad.GetHashType().New()
+	h.Write(pae)
+	digest := h.Sum(nil)
+	alg, details := ad.GetProtoHashType().String(), ad.GetSignatureAlgorithm().String()
 	spki, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,9 @@ package rekorv2_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"strings"
@@ -63,8 +66,12 @@ func TestEntryCanonical(t *testing.T) {
 		}
 	}
 	env, s := signed(t, attest.RSA2048)
-	if _, err := rekorv2.Entry(env, s.PublicKey()); err == nil || !strings.Contains(err.Error(), "not supported") {
-		t.Fatalf("RSA: %v", err)
+	if e, err := rekorv2.Entry(env, s.PublicKey()); err != nil || !strings.Contains(string(e), `"keyDetails":"PKIX_RSA_PKCS1V15_2048_SHA256"`) {
+		t.Fatalf("RSA: %s %v", e, err)
+	}
+	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if _, err := rekorv2.Entry(env, &p224.PublicKey); err == nil {
+		t.Fatal("a P-224 key has an entry")
 	}
 	if _, err := rekorv2.Entry([]byte("{}"), nil); err == nil {
 		t.Fatal("a malformed envelope")

@@ -14,6 +14,10 @@
 // is in the event log first, and in this log by the time a bundle of it is
 // asked for. Its Merkle tree lives in the ledger's database under its own
 // key prefix (package ledger/tree).
+//
+// Envelopes signed with a key Sigstore has no algorithm for (RSA beyond
+// 4096 bits) have no hashedrekord entry: they are not in this log, and
+// their bundles carry no log entry (Bundle says so).
 package attlog
 
 import (
@@ -45,7 +49,7 @@ const (
 )
 
 // ErrNotFound: the envelope is not (yet) in the attestation log.
-var ErrNotFound = errors.New("attlog: no such attestation")
+var ErrNotFound = fmt.Errorf("attlog: not in the attestation log: %w", ledger.ErrNotFound)
 
 // Log is the attestation log of one ledger.
 type Log struct {
@@ -131,6 +135,9 @@ func (a *Log) CatchUp(ctx context.Context) error {
 					continue
 				}
 				entry, err := a.entryOf(ctx, ar, i)
+				if errors.Is(err, rekorv2.ErrUnsupportedKey) {
+					continue // not an entry: see the package documentation
+				}
 				if err != nil {
 					return fmt.Errorf("attlog: the attestation at log index %d: %w", i, err)
 				}
@@ -222,10 +229,6 @@ func (a *Log) Bundle(ctx context.Context, envelope digest.Digest) ([]byte, error
 	if err := a.CatchUp(ctx); err != nil {
 		return nil, err
 	}
-	idx, err := a.Index(envelope)
-	if err != nil {
-		return nil, err
-	}
 	li, err := a.l.AttestationIndex(envelope)
 	if err != nil {
 		return nil, err
@@ -239,6 +242,13 @@ func (a *Log) Bundle(ctx context.Context, envelope digest.Digest) ([]byte, error
 		return nil, fmt.Errorf("%w: log index %d is not an attestation", ledger.ErrCorrupt, li)
 	}
 	entry, err := a.entryOf(ctx, ar, li)
+	if errors.Is(err, rekorv2.ErrUnsupportedKey) {
+		return nil, fmt.Errorf("%w: envelope %s: %v (GET it without ?format=bundle for the envelope alone)", ErrNotFound, envelope, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	idx, err := a.Index(envelope)
 	if err != nil {
 		return nil, err
 	}
