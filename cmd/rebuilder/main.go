@@ -39,6 +39,7 @@ import (
 	"github.com/buildledger/buildledger/httpapi/client"
 
 	"github.com/google/uuid"
+	intoto "github.com/in-toto/in-toto-golang/in_toto"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -577,7 +578,7 @@ func (r *rebuilderFlags) rebuilder(cmd *cobra.Command, p *progress) (*rebuilder.
 
 func rebuildCmd() *cobra.Command {
 	var rf rebuilderFlags
-	var build, envOut, bundleOut string
+	var build, envOut, bundleOut, linkOut string
 	cmd := &cobra.Command{
 		Use:   "rebuild --server URL --build UUID --key KEY.pem",
 		Short: "Rebuild a recorded build in its recorded environment, compare every file, attest the verdict",
@@ -612,6 +613,21 @@ func rebuildCmd() *cobra.Command {
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "DSSE envelope written to %s\n", envOut)
 			}
+			if linkOut != "" && o != nil && o.Result != nil {
+				var k intoto.Key
+				if lerr := k.LoadKeyDefaults(rf.key); lerr != nil {
+					return fmt.Errorf("--link-out: in-toto cannot load %s (an unencrypted PKCS #8 ECDSA, Ed25519 or RSA key, as rebuilder key generate writes): %w", rf.key, lerr)
+				}
+				mb, lerr := rebuilder.Link(o, k)
+				if lerr != nil {
+					return lerr
+				}
+				p, lerr := rebuilder.WriteLink(mb, linkOut, k)
+				if lerr != nil {
+					return lerr
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "in-toto link written to %s\n", p)
+			}
 			if bundleOut != "" && o != nil && o.Envelope != nil {
 				b, berr := attest.Bundle(o.Envelope, rb.Signer.KeyID())
 				if berr == nil {
@@ -635,6 +651,7 @@ func rebuildCmd() *cobra.Command {
 	cmd.Flags().StringVar(&build, "build", "", "UUID of the recorded build")
 	cmd.Flags().StringVar(&envOut, "envelope-out", "", "also write the signed DSSE envelope to this file (for cosign verify-blob-attestation --signature)")
 	cmd.Flags().StringVar(&bundleOut, "bundle-out", "", "also write it as a Sigstore bundle v0.3 (for cosign verify-blob-attestation --bundle)")
+	cmd.Flags().StringVar(&linkOut, "link-out", "", "also write an in-toto link of the step \"rebuild\" (materials: the recorded inputs; products: the rebuilt files) into this directory, signed with --key")
 	return cmd
 }
 

@@ -1,0 +1,106 @@
+package rebuilder
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	intoto "github.com/in-toto/in-toto-golang/in_toto"
+
+	"github.com/buildledger/buildledger/attest"
+	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/ledger/event"
+)
+
+// intotoKey makes a key of alg as in-toto loads it from our PEM, and its
+// public half for a layout.
+func intotoKey(t *testing.T, alg attest.KeyAlgorithm) (priv, pub intoto.Key) {
+	t.Helper()
+	p, err := attest.GenerateKey(alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := priv.LoadKeyReaderDefaults(bytes.NewReader(p)); err != nil {
+		t.Fatalf("in-toto cannot load our %s key: %v", alg, err)
+	}
+	pub = priv
+	pub.KeyVal = intoto.KeyVal{Public: priv.KeyVal.Public}
+	return priv, pub
+}
+
+// TestLinkVerifiesWithInToto: rebuild links written by Link, under in-toto's
+// file names, satisfy a 2-of-2 layout in in-toto-golang's own verifier
+// (InTotoVerify); a link altered after signing, a missing link or a link
+// with other products fail it.
+func TestLinkVerifiesWithInToto(t *testing.T) {
+	main := "bin/hello.hvt"
+	good := digest.Sum([]byte("image"))
+	script := digest.Sum([]byte("make"))
+	b := &event.BuildRecorded{Job: "hello", UUID: uuid.New(), Platform: "debian-12", Script: script,
+		Artifacts: []event.Artifact{{Path: main, SHA256: good, Size: 5}}, MainBinary: &main}
+	outcome := func(got digest.Digest) *Outcome {
+		return &Outcome{Build: b, Result: &Result{}, Verdict: attest.Reproduced,
+			Comparison: Compare(b.Artifacts, []event.Artifact{{Path: main, SHA256: got, Size: 5}})}
+	}
+	layoutPriv, layoutPub := intotoKey(t, attest.ECDSAP256)
+	ka, kaPub := intotoKey(t, attest.ECDSAP256)
+	kb, kbPub := intotoKey(t, attest.Ed25519)
+	layout := intoto.Layout{
+		Type:    "layout",
+		Expires: time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+		Keys:    map[string]intoto.Key{ka.KeyID: kaPub, kb.KeyID: kbPub},
+		Steps: []intoto.Step{{Type: "step", PubKeys: []string{ka.KeyID, kb.KeyID}, Threshold: 2,
+			SupplyChainItem: intoto.SupplyChainItem{Name: LinkStep,
+				ExpectedMaterials: [][]string{{"ALLOW", "*"}},
+				ExpectedProducts:  [][]string{{"ALLOW", main}, {"DISALLOW", "*"}}}}},
+	}
+	lmb := &intoto.Metablock{Signed: layout}
+	if err := lmb.Sign(layoutPriv); err != nil {
+		t.Fatal(err)
+	}
+	verify := func(dir string) error {
+		_, err := intoto.InTotoVerify(lmb, map[string]intoto.Key{layoutPub.KeyID: layoutPub}, dir, "", nil, nil, false)
+		return err
+	}
+	write := func(dir string, o *Outcome, k intoto.Key) string {
+		mb, err := Link(o, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := WriteLink(mb, dir, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "rebuild." + k.KeyID[:8] + ".link"; filepath.Base(p) != want {
+			t.Fatalf("link file %s, want %s", p, want)
+		}
+		return p
+	}
+
+	dir := t.TempDir()
+	write(dir, outcome(good), ka)
+	pb := write(dir, outcome(good), kb)
+	if err := verify(dir); err != nil {
+		t.Fatalf("in-toto refuses 2 agreeing rebuild links: %v", err)
+	}
+	// Altered after signing.
+	raw, _ := os.ReadFile(pb)
+	os.WriteFile(pb, []byte(strings.Replace(string(raw), good.String(), digest.Sum([]byte("x")).String(), 1)), 0o644)
+	if err := verify(dir); err == nil {
+		t.Fatal("an altered link verified")
+	}
+	// Missing.
+	os.Remove(pb)
+	if err := verify(dir); err == nil {
+		t.Fatal("one link of a 2-of-2 step verified")
+	}
+	// Another product: the links disagree.
+	write(dir, outcome(digest.Sum([]byte("other bytes"))), kb)
+	if err := verify(dir); err == nil {
+		t.Fatal("links with different products verified")
+	}
+}
