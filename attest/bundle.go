@@ -96,5 +96,10 @@ func Bundle(envelope []byte, key KeyID) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attest: bundle: %w", err)
 	}
-	return out, nil
+	// protojson varies its white space on purpose; serve a fixed form.
+	var c bytes.Buffer
+	if err := json.Compact(&c, out); err != nil {
+		return nil, fmt.Errorf("attest: bundle: %w", err)
+	}
+	return c.Bytes(), nil
 }

@@ -1,12 +1,15 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/attlog"
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 )
@@ -126,8 +129,7 @@ func (s *Server) envelope(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("%v", err))
 		return
 	}
-	idx, err := s.cfg.Ledger.AttestationIndex(d)
-	if err != nil {
+	if _, err := s.cfg.Ledger.AttestationIndex(d); err != nil {
 		s.fail(w, r, fmt.Errorf("no attestation envelope with SHA-256 %s is logged: %w", d, ledger.ErrNotFound))
 		return
 	}
@@ -142,6 +144,10 @@ func (s *Server) envelope(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.cfg.AttestationLog != nil {
 		b, err := s.cfg.AttestationLog.Bundle(r.Context(), d)
+		if errors.Is(err, attlog.ErrBehind) {
+			s.fail(w, r, &Error{Status: http.StatusServiceUnavailable, Msg: err.Error(), RetryAfter: 2 * time.Second})
+			return
+		}
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -150,14 +156,9 @@ func (s *Server) envelope(w http.ResponseWriter, r *http.Request) {
 		w.Write(b)
 		return
 	}
-	e, err := s.cfg.Ledger.Event(idx)
+	a, err := s.loggedAttestation(d)
 	if err != nil {
 		s.fail(w, r, err)
-		return
-	}
-	a, ok := e.(*ledger.AttestationRecorded)
-	if !ok {
-		s.fail(w, r, fmt.Errorf("%w: log index %d should hold an attestation, holds a %s", ledger.ErrCorrupt, idx, e.Kind()))
 		return
 	}
 	env, err := s.cfg.Ledger.Store().Bytes(r.Context(), d, attest.MaxEnvelopeSize)

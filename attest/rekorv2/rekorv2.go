@@ -24,11 +24,13 @@
 package rekorv2
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -43,6 +45,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/options"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/buildledger/buildledger/attest"
@@ -122,7 +125,24 @@ func (l Log) TrustedRoot() ([]byte, error) {
 			LogId: &protocommon.LogId{KeyId: id},
 		}},
 	}
-	return protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(tr)
+	return stableJSON(tr, "  ")
+}
+
+// stableJSON marshals m with protojson and re-encodes it with
+// encoding/json's fixed layout: protojson varies its white space from
+// build to build on purpose, and served files should not change.
+func stableJSON(m proto.Message, indent string) ([]byte, error) {
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if indent == "" {
+		err = json.Compact(&out, b)
+	} else {
+		err = json.Indent(&out, b, "", indent)
+	}
+	return out.Bytes(), err
 }
 
 // ErrUnsupportedKey: the signer's key has no Sigstore algorithm (e.g. RSA
@@ -216,7 +236,7 @@ func (l Log) Bundle(envelope []byte, key attest.KeyID, entry []byte, p Proof) ([
 		},
 		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: pe},
 	}
-	return protojson.Marshal(b)
+	return stableJSON(b, "")
 }
 
 // KeyOfNoteVerifier returns the Ed25519 key of a signed-note verifier key

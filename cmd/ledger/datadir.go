@@ -255,41 +255,48 @@ func openReplica(g *globals) (*node, error) {
 // openAttestationLog opens the ledger's attestation log (package
 // ledger/attlog), described to Sigstore clients as served at base. Its
 // checkpoints' origin is base's host; the key that signs them is
-// DATA/attestation-log-ORIGIN.key, made on first use (a new host name gets
-// a new key: the trusted root names the log by both).
-func openAttestationLog(data, base string, n *node) (*attlog.Log, error) {
+// DATA/attestation-log-ORIGIN.key (the key and, on a second line, when it
+// was made), made on first use: another host name is another log to
+// Sigstore clients, with a key and trusted root of its own. Without a host
+// clients can reach (--listen on every address, no --public-url) or a key
+// it can keep, the server runs without the log, saying why (nil, nil).
+func openAttestationLog(g *globals, base string, n *node) (*attlog.Log, error) {
 	desc := rekorv2.Log{BaseURL: base}
 	origin, err := desc.Origin()
-	if err != nil {
-		return nil, fmt.Errorf("the attestation log: %w (give --public-url)", err)
+	if ip := net.ParseIP(origin); err != nil || (ip != nil && ip.IsUnspecified()) {
+		g.log.Warn("no attestation log: give --public-url with the host name clients reach this server at", "base", base)
+		return nil, nil
 	}
-	kp := filepath.Join(data, "attestation-log-"+origin+".key")
+	kp := filepath.Join(g.data, "attestation-log-"+origin+".key")
 	b, err := os.ReadFile(kp)
 	if errors.Is(err, fs.ErrNotExist) {
 		skey, _, gerr := ledger.GenerateLogKey(origin)
 		if gerr != nil {
 			return nil, gerr
 		}
-		if err := atomicfile.WriteFile(kp, []byte(skey+"\n"), 0o600); err != nil {
-			return nil, err
+		b = []byte(skey + "\n" + time.Now().UTC().Truncate(time.Second).Format(time.RFC3339) + "\n")
+		if err = atomicfile.WriteFile(kp, b, 0o600); err != nil {
+			g.log.Warn("no attestation log: its key cannot be written", "file", kp, "err", err)
+			return nil, nil
 		}
-		b, err = []byte(skey), nil
+		g.log.Info("created an attestation log key", "origin", origin, "file", kp)
 	}
 	if err != nil {
 		return nil, err
 	}
-	signer, err := note.NewSigner(strings.TrimSpace(string(b)))
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	signer, err := note.NewSigner(strings.TrimSpace(lines[0]))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kp, err)
 	}
-	fi, err := os.Stat(kp)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := rekorv2.KeyOfNoteSigner(strings.TrimSpace(string(b)))
-	if err != nil {
+	if desc.Key, err = rekorv2.KeyOfNoteSigner(strings.TrimSpace(lines[0])); err != nil {
 		return nil, fmt.Errorf("%s: %w", kp, err)
 	}
-	desc.Key, desc.ValidFrom = pub, fi.ModTime().UTC().Truncate(time.Second)
-	return attlog.Open(n.ledger, n.db, desc, signer)
+	desc.ValidFrom = time.Unix(0, 0).UTC()
+	if len(lines) > 1 {
+		if desc.ValidFrom, err = time.Parse(time.RFC3339, strings.TrimSpace(lines[1])); err != nil {
+			return nil, fmt.Errorf("%s: its second line is not a time: %w", kp, err)
+		}
+	}
+	return attlog.Open(n.ledger, n.db, desc, signer, attlog.Options{CheckSpace: n.space.Check})
 }

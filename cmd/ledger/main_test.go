@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -230,5 +231,45 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 		if ents, _ := os.ReadDir(empty); len(ents) != 0 {
 			t.Fatalf("%v created %d entries in an empty directory", args, len(ents))
 		}
+	}
+}
+
+// TestServeAttestationLog: a primary keeps an attestation log named after
+// the host clients reach it at, with its key made once; with no such host
+// (--listen on every address, no --public-url) it serves without one
+// rather than refusing to start.
+func TestServeAttestationLog(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	url, stop := startServe(t, data, "--listen", ":0")
+	if resp, err := http.Get(url + "/trusted_root.json"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("without a host: %v %v", resp, err)
+	}
+	stop()
+	url, stop = startServe(t, data, "--public-url", "https://ledger.example.org/")
+	resp, err := http.Get(url + "/trusted_root.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	stop()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"baseUrl": "https://ledger.example.org/"`) {
+		t.Fatalf("trusted root: %s %s", resp.Status, body)
+	}
+	key := filepath.Join(data, "attestation-log-ledger.example.org.key")
+	first, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, stop = startServe(t, data, "--public-url", "https://ledger.example.org/")
+	defer stop()
+	resp, err = http.Get(url + "/trusted_root.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if second, _ := os.ReadFile(key); string(second) != string(first) || string(again) != string(body) {
+		t.Fatal("a restart changed the attestation log's key or trusted root")
 	}
 }

@@ -78,9 +78,11 @@ A primary also answers "ledger user" and "ledger access" on DATA/admin.sock (mod
 				if base == "" {
 					base = "http://" + listen
 				}
-				if cfg.AttestationLog, err = openAttestationLog(g.data, base, n); err != nil {
+				if cfg.AttestationLog, err = openAttestationLog(g, base, n); err != nil {
 					return err
 				}
+			}
+			if cfg.AttestationLog != nil {
 				// Keep it close behind the event log, so that a request
 				// for a bundle rarely has a backlog to add first.
 				// It stops before the store closes.
@@ -92,9 +94,17 @@ A primary also answers "ledger user" and "ledger access" on DATA/admin.sock (mod
 					defer close(done)
 					t := time.NewTicker(2 * time.Second)
 					defer t.Stop()
+					last := ""
 					for {
-						if err := al.CatchUp(actx); err != nil && actx.Err() == nil {
+						// Each error once, not every 2 s.
+						err := al.CatchUp(actx)
+						switch {
+						case err != nil && actx.Err() == nil && err.Error() != last:
 							g.log.Error("attestation log", "err", err)
+							last = err.Error()
+						case err == nil && last != "":
+							g.log.Info("attestation log caught up")
+							last = ""
 						}
 						select {
 						case <-actx.Done():

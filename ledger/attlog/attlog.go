@@ -8,7 +8,8 @@
 //
 // The attestation log is derived from the event log, like every other
 // state of the ledger: entry i is the i-th attestation_recorded event, so
-// a replica or a rebuilt data directory derives the same tree. It is
+// a replica or a rebuilt data directory derives the same tree (except
+// envelopes whose key has no Sigstore algorithm, below). It is
 // brought up to date on demand (CatchUp, in chunks, each committed with the
 // position reached) rather than in the event log's commit: an attestation
 // is in the event log first, and in this log by the time a bundle of it is
@@ -46,27 +47,47 @@ const (
 	cursorKey = prefix + "cursor" // 8 bytes: event-log index processed up to (exclusive)
 	entryKeys = prefix + "e/"     // + envelope digest → 8-byte attestation-log index
 	chunk     = 512               // events per catch-up transaction
+	// RequestBacklog is the most events a request catches up itself;
+	// beyond, it is answered with ErrBehind (the background follower
+	// gets there).
+	RequestBacklog = 2 * chunk
 )
+
+// ErrBehind: the attestation log has not reached the attestation yet and
+// has too many events to process on a request's path; retry shortly.
+var ErrBehind = errors.New("attlog: the attestation log is catching up with the event log; retry shortly")
 
 // ErrNotFound: the envelope is not (yet) in the attestation log.
 var ErrNotFound = fmt.Errorf("attlog: not in the attestation log: %w", ledger.ErrNotFound)
 
 // Log is the attestation log of one ledger.
 type Log struct {
-	l      *ledger.Ledger
-	db     *badger.DB
-	tree   *tree.Tree
-	desc   rekorv2.Log
-	origin string
-	signer note.Signer
+	l          *ledger.Ledger
+	db         *badger.DB
+	tree       *tree.Tree
+	desc       rekorv2.Log
+	origin     string
+	signer     note.Signer
+	checkSpace func() error
 
-	mu sync.Mutex // one catch-up at a time; guards cp
-	cp *checkpoint.Checkpoint
+	mu     sync.Mutex // one catch-up chunk at a time
+	broken error      // set when a commit failed: no more writes until restart
+
+	cpMu sync.Mutex
+	cp   *checkpoint.Checkpoint
+}
+
+// Options are optional settings of Open.
+type Options struct {
+	// CheckSpace, if set, is asked before each write; an error (a disk
+	// below its reserve, a read-only start) defers catching up, and what
+	// the log holds is served as it is.
+	CheckSpace func() error
 }
 
 // Open opens the attestation log of l in db, described to clients as desc
 // and signed with signer, whose name must be desc's origin.
-func Open(l *ledger.Ledger, db *badger.DB, desc rekorv2.Log, signer note.Signer) (*Log, error) {
+func Open(l *ledger.Ledger, db *badger.DB, desc rekorv2.Log, signer note.Signer, opts ...Options) (*Log, error) {
 	origin, err := desc.Origin()
 	if err != nil {
 		return nil, err
@@ -78,7 +99,11 @@ func Open(l *ledger.Ledger, db *badger.DB, desc rekorv2.Log, signer note.Signer)
 	if err != nil {
 		return nil, err
 	}
-	return &Log{l: l, db: db, tree: t, desc: desc, origin: origin, signer: signer}, nil
+	a := &Log{l: l, db: db, tree: t, desc: desc, origin: origin, signer: signer}
+	for _, o := range opts {
+		a.checkSpace = o.CheckSpace
+	}
+	return a, nil
 }
 
 // Describe returns the log as its trusted root describes it.
@@ -108,56 +133,90 @@ func (a *Log) cursor(txn *badger.Txn) (uint64, error) {
 // CatchUp adds the attestations the event log holds beyond what this log
 // has processed, in chunks, each committed with the position reached.
 func (a *Log) CatchUp(ctx context.Context) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	_, err := a.catchUp(ctx, 0)
+	return err
+}
+
+// catchUp processes at most max events (0: all) and reports whether it
+// reached the end of the event log. The lock is taken per chunk, so
+// readers (Index, Checkpoint) are never held up by a long backlog.
+func (a *Log) catchUp(ctx context.Context, max uint64) (bool, error) {
+	done := uint64(0)
 	for {
-		var from uint64
-		if err := a.db.View(func(txn *badger.Txn) (err error) { from, err = a.cursor(txn); return }); err != nil {
-			return err
+		reached, n, err := a.step(ctx)
+		if err != nil || reached {
+			return reached, err
 		}
-		end := a.l.Size()
-		if from >= end {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		to := min(end, from+chunk)
-		b := a.tree.Begin()
-		err := a.db.Update(func(txn *badger.Txn) error {
-			for i := from; i < to; i++ {
-				e, err := a.l.Event(i)
-				if err != nil {
-					return err
-				}
-				ar, ok := e.(*ledger.AttestationRecorded)
-				if !ok {
-					continue
-				}
-				entry, err := a.entryOf(ctx, ar, i)
-				if errors.Is(err, rekorv2.ErrUnsupportedKey) {
-					continue // not an entry: see the package documentation
-				}
-				if err != nil {
-					return fmt.Errorf("attlog: the attestation at log index %d: %w", i, err)
-				}
-				idx, err := b.Add(txn, tree.LeafHash(entry))
-				if err != nil {
-					return err
-				}
-				if err := txn.Set(append([]byte(entryKeys), ar.Envelope[:]...), binary.BigEndian.AppendUint64(nil, idx)); err != nil {
-					return err
-				}
-			}
-			return txn.Set([]byte(cursorKey), binary.BigEndian.AppendUint64(nil, to))
-		})
-		if err != nil {
-			return err
-		}
-		if err := a.tree.Install(b); err != nil {
-			return err
+		if done += n; max > 0 && done >= max {
+			return false, nil
 		}
 	}
+}
+
+// step commits one chunk; it reports whether the log had reached the end.
+func (a *Log) step(ctx context.Context) (reached bool, n uint64, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.broken != nil {
+		return false, 0, a.broken
+	}
+	var from uint64
+	if err := a.db.View(func(txn *badger.Txn) (err error) { from, err = a.cursor(txn); return }); err != nil {
+		return false, 0, err
+	}
+	end := a.l.Size()
+	if from >= end {
+		return true, 0, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return false, 0, err
+	}
+	if a.checkSpace != nil {
+		if err := a.checkSpace(); err != nil {
+			return false, 0, fmt.Errorf("attlog: not catching up: %w", err)
+		}
+	}
+	to := min(end, from+chunk)
+	b := a.tree.Begin()
+	err = a.db.Update(func(txn *badger.Txn) error {
+		for i := from; i < to; i++ {
+			e, err := a.l.Event(i)
+			if err != nil {
+				return err
+			}
+			ar, ok := e.(*ledger.AttestationRecorded)
+			if !ok {
+				continue
+			}
+			entry, err := a.entryOf(ctx, ar, i)
+			if errors.Is(err, rekorv2.ErrUnsupportedKey) {
+				continue // not an entry: see the package documentation
+			}
+			if err != nil {
+				return fmt.Errorf("attlog: the attestation at log index %d: %w", i, err)
+			}
+			idx, err := b.Add(txn, tree.LeafHash(entry))
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(append([]byte(entryKeys), ar.Envelope[:]...), binary.BigEndian.AppendUint64(nil, idx)); err != nil {
+				return err
+			}
+		}
+		return txn.Set([]byte(cursorKey), binary.BigEndian.AppendUint64(nil, to))
+	})
+	if err != nil {
+		// As the ledger does after a failed commit: badger may have
+		// applied part of it, so no more writes until a restart
+		// reopens the tree and cursor from what is stored.
+		a.broken = fmt.Errorf("attlog: stopped after a failed commit (restart the server): %w", err)
+		return false, 0, err
+	}
+	if err := a.tree.Install(b); err != nil {
+		a.broken = fmt.Errorf("attlog: stopped: %w", err)
+		return false, 0, err
+	}
+	return false, to - from, nil
 }
 
 // entryOf is the log entry of the attestation logged at index.
@@ -209,8 +268,8 @@ func (a *Log) Index(envelope digest.Digest) (uint64, error) {
 // Checkpoint returns a signed checkpoint of the log at its current size
 // (signed once per size).
 func (a *Log) Checkpoint() (*checkpoint.Checkpoint, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.cpMu.Lock()
+	defer a.cpMu.Unlock()
 	size, root := a.tree.Head()
 	if a.cp != nil && a.cp.Size == size {
 		return a.cp, nil
@@ -226,9 +285,6 @@ func (a *Log) Checkpoint() (*checkpoint.Checkpoint, error) {
 // Bundle returns a Sigstore bundle v0.3 of a logged envelope with its
 // entry in this log, the entry's inclusion proof and a checkpoint.
 func (a *Log) Bundle(ctx context.Context, envelope digest.Digest) ([]byte, error) {
-	if err := a.CatchUp(ctx); err != nil {
-		return nil, err
-	}
 	li, err := a.l.AttestationIndex(envelope)
 	if err != nil {
 		return nil, err
@@ -249,12 +305,29 @@ func (a *Log) Bundle(ctx context.Context, envelope digest.Digest) ([]byte, error
 		return nil, err
 	}
 	idx, err := a.Index(envelope)
+	if errors.Is(err, ErrNotFound) {
+		// Not reached yet: catch up here if the backlog is short.
+		reached, cerr := a.catchUp(ctx, RequestBacklog)
+		if cerr != nil {
+			return nil, cerr
+		}
+		if idx, err = a.Index(envelope); err != nil && !reached {
+			return nil, ErrBehind
+		}
+	}
 	if err != nil {
 		return nil, err
+	}
+	// What is served must be what the tree holds.
+	if at, err := a.tree.LeafIndex(tree.LeafHash(entry)); err != nil || at != idx {
+		return nil, fmt.Errorf("%w: the attestation log's leaf %d is not the entry of envelope %s", ledger.ErrCorrupt, idx, envelope)
 	}
 	cp, err := a.Checkpoint()
 	if err != nil {
 		return nil, err
+	}
+	if idx >= cp.Size {
+		return nil, ErrBehind // committed, not yet installed
 	}
 	hashes, err := a.tree.InclusionProof(idx, cp.Size)
 	if err != nil {
