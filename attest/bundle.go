@@ -61,11 +61,13 @@ func EnvelopeOfBundle(b []byte) ([]byte, error) {
 	for _, s := range env.GetSignatures() {
 		out.Signatures = append(out.Signatures, sig{KeyID: s.GetKeyid(), Sig: base64.StdEncoding.EncodeToString(s.GetSig())})
 	}
-	j, err := json.Marshal(out)
-	if err != nil {
+	var j bytes.Buffer
+	enc := json.NewEncoder(&j)
+	enc.SetEscapeHTML(false) // a keyid hint stays the size it was
+	if err := enc.Encode(out); err != nil {
 		return nil, fmt.Errorf("attest: %w", err)
 	}
-	return j, nil
+	return bytes.TrimSuffix(j.Bytes(), []byte("\n")), nil
 }
 
 // BundleMediaType is the media type of the bundles Bundle writes.
