@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
+	"github.com/buildledger/buildledger/ledger/event"
 	intoto "github.com/in-toto/in-toto-golang/in_toto"
 )
 
@@ -29,7 +32,7 @@ func Link(o *Outcome, key intoto.Key) (*intoto.Metablock, error) {
 		Materials:   map[string]intoto.HashObj{},
 		Products:    map[string]intoto.HashObj{},
 		ByProducts:  map[string]interface{}{"verdict": string(o.Verdict), "build": o.Build.UUID.String()},
-		Command:     []string{"rebuilder", "rebuild", "--build", o.Build.UUID.String()},
+		Command:     linkCommand(o.Build),
 		Environment: map[string]interface{}{},
 	}
 	for _, in := range AttestedInputs(o.Build) {
@@ -63,4 +66,52 @@ func WriteLink(mb *intoto.Metablock, dir string, key intoto.Key) (string, error)
 		return "", fmt.Errorf("rebuilder: writing the in-toto link: %w", err)
 	}
 	return p, nil
+}
+
+// LayoutKey is a functionary of a layout: a name for people and a PEM
+// public key.
+type LayoutKey struct {
+	Name string
+	PEM  string
+}
+
+// Layout returns an unsigned in-toto layout template for rebuilds of the
+// recorded build b: one step "rebuild" whose links k of the keys must
+// sign, with the same products; products limited to b's artifacts (its
+// output files, not its input files), materials unrestricted; expiring at
+// expires. An operator signs it (in-toto-sign) with the layout key. The
+// digests the k links agree on are theirs: that they equal the recorded
+// ones is what the ledger's attestations and the VMM gate check.
+func Layout(b *event.BuildRecorded, keys []LayoutKey, k int, expires time.Time) (*intoto.Metablock, []string, error) {
+	if k < 1 || k > len(keys) {
+		return nil, nil, fmt.Errorf("rebuilder: threshold %d with %d keys can never be met", k, len(keys))
+	}
+	l := intoto.Layout{Type: "layout", Expires: expires.UTC().Format(time.RFC3339), Keys: map[string]intoto.Key{},
+		Inspect: []intoto.Inspection{}, Readme: fmt.Sprintf("Rebuilds of job %s (build %s, %s): %d of %d rebuilders must agree.", b.Job, b.UUID, b.Platform, k, len(keys))}
+	step := intoto.Step{Type: "step", Threshold: k, ExpectedCommand: linkCommand(b),
+		SupplyChainItem: intoto.SupplyChainItem{Name: LinkStep, ExpectedMaterials: [][]string{{"ALLOW", "*"}}}}
+	var ids []string
+	for _, key := range keys {
+		var ik intoto.Key
+		if err := ik.LoadKeyReaderDefaults(strings.NewReader(key.PEM)); err != nil {
+			return nil, nil, fmt.Errorf("rebuilder: key %s: %w", key.Name, err)
+		}
+		l.Keys[ik.KeyID] = ik
+		step.PubKeys = append(step.PubKeys, ik.KeyID)
+		ids = append(ids, ik.KeyID)
+	}
+	for _, a := range b.Artifacts {
+		if !isInput(a.Path) {
+			step.ExpectedProducts = append(step.ExpectedProducts, []string{"ALLOW", a.Path})
+		}
+	}
+	step.ExpectedProducts = append(step.ExpectedProducts, []string{"DISALLOW", "*"})
+	l.Steps = []intoto.Step{step}
+	return &intoto.Metablock{Signed: l, Signatures: []intoto.Signature{}}, ids, nil
+}
+
+// linkCommand is the command a rebuild link reports and its layout
+// expects.
+func linkCommand(b *event.BuildRecorded) []string {
+	return []string{"rebuilder", "rebuild", "--build", b.UUID.String()}
 }

@@ -20,6 +20,13 @@ import (
 // intotoKey makes a key of alg as in-toto loads it from our PEM, and its
 // public half for a layout.
 func intotoKey(t *testing.T, alg attest.KeyAlgorithm) (priv, pub intoto.Key) {
+	priv, pub, _ = intotoKeyPEM(t, alg)
+	return priv, pub
+}
+
+// intotoKeyPEM is intotoKey with the public key's PEM, as the ledger lists
+// registered keys.
+func intotoKeyPEM(t *testing.T, alg attest.KeyAlgorithm) (priv, pub intoto.Key, pubPEM string) {
 	t.Helper()
 	p, err := attest.GenerateKey(alg)
 	if err != nil {
@@ -28,9 +35,13 @@ func intotoKey(t *testing.T, alg attest.KeyAlgorithm) (priv, pub intoto.Key) {
 	if err := priv.LoadKeyReaderDefaults(bytes.NewReader(p)); err != nil {
 		t.Fatalf("in-toto cannot load our %s key: %v", alg, err)
 	}
+	s, err := attest.LoadSigner(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pub = priv
 	pub.KeyVal = intoto.KeyVal{Public: priv.KeyVal.Public}
-	return priv, pub
+	return priv, pub, string(s.PublicKeyPEM())
 }
 
 // TestLinkVerifiesWithInToto: rebuild links written by Link, under in-toto's
@@ -133,20 +144,17 @@ func TestLinkVerifiesWithPythonInToto(t *testing.T) {
 	o := &Outcome{Build: b, Result: &Result{}, Verdict: attest.Reproduced,
 		Comparison: Compare(b.Artifacts, []event.Artifact{{Path: main, SHA256: good, Size: 5}})}
 	layoutPriv, layoutPub := intotoKey(t, attest.RSA3072)
-	ka, kaPub := intotoKey(t, attest.ECDSAP256)
-	kb, kbPub := intotoKey(t, attest.Ed25519)
-	layout := intoto.Layout{
-		Type:    "layout",
-		Expires: time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
-		Keys:    map[string]intoto.Key{ka.KeyID: kaPub, kb.KeyID: kbPub},
-		Inspect: []intoto.Inspection{}, // Python in-toto iterates it: not null
-		Steps: []intoto.Step{{Type: "step", PubKeys: []string{ka.KeyID, kb.KeyID}, Threshold: 2,
-			ExpectedCommand: []string{"rebuilder", "rebuild", "--build", b.UUID.String()},
-			SupplyChainItem: intoto.SupplyChainItem{Name: LinkStep,
-				ExpectedMaterials: [][]string{{"ALLOW", "*"}},
-				ExpectedProducts:  [][]string{{"ALLOW", main}, {"DISALLOW", "*"}}}}},
+	ka, _, kaPEM := intotoKeyPEM(t, attest.ECDSAP256)
+	kb, _, kbPEM := intotoKeyPEM(t, attest.Ed25519)
+	// The layout template, from the keys' public halves as the ledger
+	// lists them, signed by the operator's layout key.
+	lmb, ids, err := Layout(b, []LayoutKey{{"a", kaPEM}, {"b", kbPEM}}, 2, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
 	}
-	lmb := &intoto.Metablock{Signed: layout}
+	if strings.Join(ids, ",") != ka.KeyID+","+kb.KeyID {
+		t.Fatalf("layout key ids %v, in-toto's %s %s", ids, ka.KeyID, kb.KeyID)
+	}
 	if err := lmb.Sign(layoutPriv); err != nil {
 		t.Fatal(err)
 	}
