@@ -168,10 +168,10 @@ func TestCosignVerifiesEnvelopes(t *testing.T) {
 	}
 }
 
-// TestCosignAttestationsVerify goes the other way: an attestation made by
-// cosign attest-blob with a cosign-generated (encrypted) key verifies with
-// Verify after LoadSigner/LoadVerifier read cosign's key files.
-func TestCosignAttestationsVerify(t *testing.T) {
+// cosignAttestSetup makes what cosign attest-blob needs: a cosign key pair
+// (encrypted, password in pw) in dir, an artifact and a predicate file.
+func cosignAttestSetup(t *testing.T) (cosign, dir string, pw []string, blob, pred string) {
+	t.Helper()
 	cosign := cosignPath(t)
 	dir := t.TempDir()
 	pw := []string{"COSIGN_PASSWORD=correct horse"}
@@ -182,6 +182,14 @@ func TestCosignAttestationsVerify(t *testing.T) {
 	os.WriteFile(blob, []byte("a unikernel image\n"), 0o644)
 	pred := filepath.Join(dir, "pred.json")
 	os.WriteFile(pred, []byte(`{"buildDefinition":{"buildType":"https://example.com/t","externalParameters":{}},"runDetails":{"builder":{"id":"https://example.com/b"}}}`), 0o644)
+	return cosign, dir, pw, blob, pred
+}
+
+// TestCosignAttestationsVerify goes the other way: an attestation made by
+// cosign attest-blob with a cosign-generated (encrypted) key verifies with
+// Verify after LoadSigner/LoadVerifier read cosign's key files.
+func TestCosignAttestationsVerify(t *testing.T) {
+	cosign, dir, pw, blob, pred := cosignAttestSetup(t)
 	bundle := filepath.Join(dir, "att.json")
 	if out, err := runCosign(t, cosign, pw, "attest-blob", "--key", filepath.Join(dir, "cosign.key"), "--predicate", pred,
 		"--type", "slsaprovenance1", "--tlog-upload=false", "--output-signature", bundle, "--yes", blob); err != nil {
@@ -228,16 +236,7 @@ func TestCosignAttestationsVerify(t *testing.T) {
 // attest-blob --bundle (the format cosign v3 writes by default) yields the
 // envelope inside, which verifies with cosign's key.
 func TestCosignBundleAccepted(t *testing.T) {
-	cosign := cosignPath(t)
-	dir := t.TempDir()
-	pw := []string{"COSIGN_PASSWORD=correct horse"}
-	if out, err := runCosign(t, cosign, pw, "generate-key-pair", "--output-key-prefix", filepath.Join(dir, "cosign")); err != nil {
-		t.Fatalf("generate-key-pair: %v\n%s", err, out)
-	}
-	blob := filepath.Join(dir, "hello.hvt")
-	os.WriteFile(blob, []byte("a unikernel image\n"), 0o644)
-	pred := filepath.Join(dir, "pred.json")
-	os.WriteFile(pred, []byte(`{"buildDefinition":{"buildType":"https://example.com/t","externalParameters":{}},"runDetails":{"builder":{"id":"https://example.com/b"}}}`), 0o644)
+	cosign, dir, pw, blob, pred := cosignAttestSetup(t)
 	bundle := filepath.Join(dir, "att.sigstore.json")
 	args := []string{"attest-blob", "--key", filepath.Join(dir, "cosign.key"), "--predicate", pred,
 		"--type", "slsaprovenance1", "--tlog-upload=false", "--bundle", bundle, "--yes", blob}
