@@ -172,15 +172,15 @@ func TestCosignVerifiesEnvelopes(t *testing.T) {
 // (encrypted, password in pw) in dir, an artifact and a predicate file.
 func cosignAttestSetup(t *testing.T) (cosign, dir string, pw []string, blob, pred string) {
 	t.Helper()
-	cosign := cosignPath(t)
-	dir := t.TempDir()
-	pw := []string{"COSIGN_PASSWORD=correct horse"}
+	cosign = cosignPath(t)
+	dir = t.TempDir()
+	pw = []string{"COSIGN_PASSWORD=correct horse"}
 	if out, err := runCosign(t, cosign, pw, "generate-key-pair", "--output-key-prefix", filepath.Join(dir, "cosign")); err != nil {
 		t.Fatalf("generate-key-pair: %v\n%s", err, out)
 	}
-	blob := filepath.Join(dir, "hello.hvt")
+	blob = filepath.Join(dir, "hello.hvt")
 	os.WriteFile(blob, []byte("a unikernel image\n"), 0o644)
-	pred := filepath.Join(dir, "pred.json")
+	pred = filepath.Join(dir, "pred.json")
 	os.WriteFile(pred, []byte(`{"buildDefinition":{"buildType":"https://example.com/t","externalParameters":{}},"runDetails":{"builder":{"id":"https://example.com/b"}}}`), 0o644)
 	return cosign, dir, pw, blob, pred
 }
