@@ -2,14 +2,21 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	tapi "github.com/transparency-dev/tessera/api"
+	tclient "github.com/transparency-dev/tessera/client"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -110,6 +117,49 @@ func TestAttestationLogBundles(t *testing.T) {
 	if resp, cp := get(t, srv.URL+"/attestation-log/checkpoint", ""); resp.StatusCode != http.StatusOK || !strings.HasPrefix(cp, "ledger.example.org\n2\n") {
 		t.Fatalf("checkpoint: %s %q", resp.Status, cp)
 	}
+	// The attestation log read as any C2SP tlog-tiles log, by tessera's
+	// client: the checkpoint verifies with the log key, every entry of
+	// the entry bundle proves against it from the hash tiles, and each is
+	// the canonicalized body the bundles carry.
+	base, _ := neturl.Parse(srv.URL + "/attestation-log/")
+	f, err := tclient.NewHTTPFetcher(base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpRaw, err := f.ReadCheckpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := checkpoint.Open(cpRaw, "ledger.example.org", vkey)
+	if err != nil || cp.Size != 2 {
+		t.Fatalf("checkpoint %v %v", cp, err)
+	}
+	raw, err := f.ReadEntryBundle(context.Background(), 0, uint8(cp.Size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eb tapi.EntryBundle
+	if err := eb.UnmarshalText(raw); err != nil || len(eb.Entries) != 2 {
+		t.Fatalf("entry bundle: %v %d", err, len(eb.Entries))
+	}
+	pb, err := tclient.NewProofBuilder(context.Background(), cp.Size, f.ReadTile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range eb.Entries {
+		p, err := pb.InclusionProof(context.Background(), uint64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(i), cp.Size, rfc6962.DefaultHasher.HashLeaf(e), p, cp.Hash[:]); err != nil {
+			t.Fatalf("entry %d does not prove against the checkpoint from tiles: %v", i, err)
+		}
+		b, _ := os.ReadFile(bundles[i])
+		if !strings.Contains(string(b), base64.StdEncoding.EncodeToString(e)) {
+			t.Fatalf("entry %d is not the canonicalized body of its bundle", i)
+		}
+	}
+
 	blob := filepath.Join(dir, "hello.hvt")
 	os.WriteFile(blob, []byte(content), 0o644)
 	version, _ := exec.Command(cosign, "version").CombinedOutput()

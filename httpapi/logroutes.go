@@ -10,6 +10,7 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 
 	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/tree"
 )
 
@@ -40,49 +41,82 @@ func immutable(w http.ResponseWriter, partial bool) {
 	}
 }
 
-func (s *Server) tile(w http.ResponseWriter, r *http.Request) {
-	v := mux.Vars(r)
-	level, index, p, err := layout.ParseTileLevelIndexPartial(v["level"], v["n"])
-	if err != nil || level > 7 {
-		s.fail(w, r, badRequest("bad tile path %q: want /tile/<L>/<N>[.p/<W>] as in C2SP tlog-tiles", r.URL.Path))
-		return
-	}
-	width := int(p)
-	if p == 0 {
-		width = tree.TileWidth
-	}
-	data, err := s.cfg.Ledger.Tree().Tile(uint8(level), index, width)
-	if errorsIsRange(err) {
-		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: fmt.Sprintf("tile %s does not exist (yet) in the tree of size %d", r.URL.Path, s.cfg.Ledger.Size()), Err: err})
-		return
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	immutable(w, p != 0)
-	w.Write(data)
+// tileSource is a C2SP tlog-tiles log: the ledger's event log, or its
+// attestation log.
+type tileSource interface {
+	Tile(level uint8, index uint64, width int) ([]byte, error)
+	EntryBundle(n uint64, width int) ([]byte, error)
+	Size() uint64
 }
 
-func (s *Server) entryBundle(w http.ResponseWriter, r *http.Request) {
-	index, p, err := layout.ParseTileIndexPartial(mux.Vars(r)["n"])
-	if err != nil {
-		s.fail(w, r, badRequest("bad entry bundle path %q: want /tile/entries/<N>[.p/<W>] as in C2SP tlog-tiles", r.URL.Path))
-		return
+// eventLog is the ledger's event log as a tileSource.
+type eventLog struct{ l *ledger.Ledger }
+
+func (e eventLog) Tile(level uint8, index uint64, width int) ([]byte, error) {
+	return e.l.Tree().Tile(level, index, width)
+}
+func (e eventLog) EntryBundle(n uint64, width int) ([]byte, error) { return e.l.EntryBundle(n, width) }
+func (e eventLog) Size() uint64                                    { return e.l.Size() }
+
+// tile serves a hash tile of src (nil: no such log here).
+func (s *Server) tile(src func() tileSource) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		log := src()
+		if log == nil {
+			s.fail(w, r, fmt.Errorf("this server keeps no attestation log: %w", ledger.ErrNotFound))
+			return
+		}
+		v := mux.Vars(r)
+		level, index, p, err := layout.ParseTileLevelIndexPartial(v["level"], v["n"])
+		if err != nil || level > 7 {
+			s.fail(w, r, badRequest("bad tile path %q: want .../tile/<L>/<N>[.p/<W>] as in C2SP tlog-tiles", r.URL.Path))
+			return
+		}
+		width := int(p)
+		if p == 0 {
+			width = tree.TileWidth
+		}
+		data, err := log.Tile(uint8(level), index, width)
+		if errorsIsRange(err) {
+			s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: fmt.Sprintf("tile %s does not exist (yet) in the tree of size %d", r.URL.Path, log.Size()), Err: err})
+			return
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		immutable(w, p != 0)
+		w.Write(data)
 	}
-	width := int(p)
-	if p == 0 {
-		width = tree.TileWidth
+}
+
+// entryBundle serves an entry bundle of src (nil: no such log here).
+func (s *Server) entryBundle(src func() tileSource) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		log := src()
+		if log == nil {
+			s.fail(w, r, fmt.Errorf("this server keeps no attestation log: %w", ledger.ErrNotFound))
+			return
+		}
+		index, p, err := layout.ParseTileIndexPartial(mux.Vars(r)["n"])
+		if err != nil {
+			s.fail(w, r, badRequest("bad entry bundle path %q: want .../tile/entries/<N>[.p/<W>] as in C2SP tlog-tiles", r.URL.Path))
+			return
+		}
+		width := int(p)
+		if p == 0 {
+			width = tree.TileWidth
+		}
+		data, err := log.EntryBundle(index, width)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		immutable(w, p != 0)
+		w.Write(data)
 	}
-	data, err := s.cfg.Ledger.EntryBundle(index, width)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	immutable(w, p != 0)
-	w.Write(data)
 }
 
 func (s *Server) event(w http.ResponseWriter, r *http.Request) {

@@ -142,8 +142,17 @@ func (s *Server) routes() {
 	r.HandleFunc("/hash", s.hash).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/checkpoint", s.checkpoint).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/log/key", s.logKey).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/tile/entries/{n:.+}", s.entryBundle).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/tile/{level:[0-9]+}/{n:.+}", s.tile).Methods(http.MethodGet, http.MethodHead)
+	events := func() tileSource { return eventLog{s.cfg.Ledger} }
+	attestations := func() tileSource {
+		if s.cfg.AttestationLog == nil {
+			return nil
+		}
+		return s.cfg.AttestationLog
+	}
+	r.HandleFunc("/tile/entries/{n:.+}", s.entryBundle(events)).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/tile/{level:[0-9]+}/{n:.+}", s.tile(events)).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/attestation-log/tile/entries/{n:.+}", s.entryBundle(attestations)).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/attestation-log/tile/{level:[0-9]+}/{n:.+}", s.tile(attestations)).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/event/{index:[0-9]+}", s.event).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/proof/inclusion", s.inclusionProof).Methods(http.MethodGet)
 	r.HandleFunc("/proof/consistency", s.consistencyProof).Methods(http.MethodGet)

@@ -46,6 +46,7 @@ const (
 	treeKeys  = prefix + "t/"
 	cursorKey = prefix + "cursor" // 8 bytes: event-log index processed up to (exclusive)
 	entryKeys = prefix + "e/"     // + envelope digest → 8-byte attestation-log index
+	dataKeys  = prefix + "d/"     // + 8-byte index: the entry's bytes (for entry bundles)
 	chunk     = 512               // events per catch-up transaction
 	// RequestBacklog is the most events a request catches up itself;
 	// beyond, it is answered with ErrBehind (the background follower
@@ -202,6 +203,9 @@ func (a *Log) step(ctx context.Context) (reached bool, n uint64, err error) {
 			if err := txn.Set(append([]byte(entryKeys), ar.Envelope[:]...), binary.BigEndian.AppendUint64(nil, idx)); err != nil {
 				return err
 			}
+			if err := txn.Set(binary.BigEndian.AppendUint64([]byte(dataKeys), idx), entry); err != nil {
+				return err
+			}
 		}
 		return txn.Set([]byte(cursorKey), binary.BigEndian.AppendUint64(nil, to))
 	})
@@ -338,4 +342,41 @@ func (a *Log) Bundle(ctx context.Context, envelope digest.Digest) ([]byte, error
 		return nil, err
 	}
 	return a.desc.Bundle(env, ar.KeyID, entry, rekorv2.Proof{Index: idx, Size: cp.Size, Root: cp.Hash[:], Hashes: hashes, Checkpoint: cp.Note})
+}
+
+// Tile returns a C2SP tlog-tiles hash tile of the log (see tree.Tile).
+func (a *Log) Tile(level uint8, index uint64, width int) ([]byte, error) {
+	return a.tree.Tile(level, index, width)
+}
+
+// EntryBundle returns the C2SP tlog-tiles entry bundle n of width entries
+// (each a 2-byte big-endian length and the entry's bytes), or an error
+// wrapping ledger.ErrNotFound beyond the log.
+func (a *Log) EntryBundle(n uint64, width int) ([]byte, error) {
+	const w = tree.TileWidth
+	if width < 1 || width > w {
+		return nil, fmt.Errorf("entry bundle width %d not in 1..%d: %w", width, w, ledger.ErrNotFound)
+	}
+	first := n * w
+	if first/w != n || first+uint64(width) > a.tree.Size() {
+		return nil, fmt.Errorf("entry bundle %d of width %d is beyond the attestation log's size %d: %w", n, width, a.tree.Size(), ledger.ErrNotFound)
+	}
+	var out []byte
+	err := a.db.View(func(txn *badger.Txn) error {
+		for i := first; i < first+uint64(width); i++ {
+			item, err := txn.Get(binary.BigEndian.AppendUint64([]byte(dataKeys), i))
+			if err != nil {
+				return fmt.Errorf("attlog: entry %d: %w", i, err)
+			}
+			if err := item.Value(func(v []byte) error {
+				out = binary.BigEndian.AppendUint16(out, uint16(len(v)))
+				out = append(out, v...)
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
 }
