@@ -19,7 +19,8 @@
 //	subject[]  {name, digest.sha256}        Subjects: output artifacts as rebuilt
 //	predicateType                           "https://slsa.dev/provenance/v1"
 //	predicate.buildDefinition
-//	  buildType                             "https://buildledger.dev/rebuild/v1" (BuildType)
+//	  buildType                             "https://buildledger.dev/rebuild/v1" (BuildType), or
+//	                                        "https://buildledger.dev/build/v1" (BuildTypeBuild) with verdict "built"
 //	  externalParameters.job                Job       (string)
 //	  externalParameters.build              Build     (canonical lowercase UUID string)
 //	  externalParameters.platform           Platform  (string)
@@ -31,7 +32,7 @@
 //	  builder.id                            BuilderID
 //	  builder.version                       BuilderVersion (map, may be absent)
 //	  metadata.startedOn / finishedOn       StartedOn / FinishedOn (RFC 3339; absent when zero)
-//	  byproducts[] {name:"verdict",         Verdict: "reproduced" or "differs"; exactly one
+//	  byproducts[] {name:"verdict",         Verdict: "reproduced", "differs" or "built"; exactly one
 //	    annotations:{verdict:"…"}}          byproduct named "verdict" (VerdictByproduct)
 //
 // The verdict is an outcome of the run, not a parameter, so it lives in
@@ -91,4 +92,12 @@
 // trusted keys that neither agreed nor disagreed; Ignored says why every
 // other attestation did not count. TestPolicyEvaluate,
 // TestPolicyTargetBuilds, TestPolicyCheck and Example prove it.
+//
+// # Sigstore bundles
+//
+// Bundle wraps an envelope in a Sigstore bundle v0.3 (protobuf-specs
+// bundle/v1) for cosign verify-blob-attestation --bundle; EnvelopeOfBundle
+// takes the envelope out of one (as cosign attest-blob --bundle writes it).
+// Package attest/rekorv2 adds the entry of a Rekor v2 style log with its
+// inclusion proof.
 package attest
