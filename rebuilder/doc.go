@@ -117,6 +117,17 @@
 // Sandbox and RunAs together (RLIMIT_NPROC does not hold for root), or run
 // in a VM or container of its own, with the signing key outside it.
 //
+// # in-toto links and layouts
+//
+// Link writes a rebuild as an in-toto link (github.com/in-toto/in-toto-golang)
+// of the step "rebuild": the recorded inputs as materials, the rebuilt files
+// as products, signed with the rebuilder's key; WriteLink names it as in-toto
+// does (rebuild.KEYID8.link). Layout writes the unsigned layout template in
+// which K of N registered keys must sign agreeing links whose products are
+// the recorded build's output files. in-toto-golang's InTotoVerify and
+// Python in-toto's in-toto-verify accept such layouts over such links
+// (TestLinkVerifiesWithInToto, TestLinkVerifiesWithPythonInToto).
+//
 // # Tests
 //
 // All tests run real processes in t.TempDir() roots. TestRunCTwice and
