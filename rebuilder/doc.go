@@ -123,9 +123,12 @@
 // of the step "rebuild": the recorded inputs as materials, the rebuilt files
 // as products, signed with the rebuilder's key; WriteLink names it as in-toto
 // does (rebuild.KEYID8.link). Layout writes the unsigned layout template in
-// which K of N registered keys must sign agreeing links whose products are
-// the recorded build's output files. in-toto-golang's InTotoVerify and
-// Python in-toto's in-toto-verify accept such layouts over such links
+// which K of N registered keys must sign links whose products are the
+// recorded build's output files with exactly the digests that the link of
+// the step "recorded" (RecordedLink, signed by the layout's recorder)
+// states. in-toto-golang's InTotoVerify and Python in-toto's
+// in-toto-verify accept such layouts over such links and refuse altered,
+// missing or disagreeing links and rebuilds of other bytes
 // (TestLinkVerifiesWithInToto, TestLinkVerifiesWithPythonInToto).
 //
 // # Tests

@@ -1,6 +1,11 @@
 package rebuilder
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,11 +22,11 @@ const LinkStep = "rebuild"
 // Link returns the in-toto link (in-toto-golang's Metablock) of a rebuild,
 // signed with key: step "rebuild"; as materials the inputs the recorded
 // build names (AttestedInputs: script, build-environment,
-// system-packages, opam-switch), as products every file the rebuild
-// produced with the digest it got, and the command that rebuilt it. A
-// layout whose step "rebuild" requires K such links with products
-// matching the recorded artifacts is a K-of-N reproducibility policy that
-// in-toto's own verifiers check.
+// system-packages, opam-switch: the rebuild ran in that recorded
+// environment), as products every file the rebuild produced with the
+// digest it got, and the command that rebuilt it. With Layout's layout,
+// in-toto's own verifiers check that K such links reproduce the recorded
+// digests.
 func Link(o *Outcome, key intoto.Key) (*intoto.Metablock, error) {
 	if o == nil || o.Build == nil || o.Result == nil {
 		return nil, fmt.Errorf("rebuilder: no rebuild to link")
@@ -54,14 +59,19 @@ func Link(o *Outcome, key intoto.Key) (*intoto.Metablock, error) {
 	return mb, nil
 }
 
-// WriteLink writes a signed link into dir under in-toto's file name for
-// it (LinkNameFormat: step name and the signing key id's first 8 hex
-// digits) and returns the path.
+// WriteLink writes a signed rebuild link into dir under in-toto's file
+// name for it (LinkNameFormat: step name and the signing key id's first 8
+// hex digits) and returns the path.
 func WriteLink(mb *intoto.Metablock, dir string, key intoto.Key) (string, error) {
+	return WriteLinkAs(mb, dir, LinkStep, key)
+}
+
+// WriteLinkAs is WriteLink for the link of step, (to be) signed by key.
+func WriteLinkAs(mb *intoto.Metablock, dir, step string, key intoto.Key) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("rebuilder: %w", err)
 	}
-	p := filepath.Join(dir, fmt.Sprintf(intoto.LinkNameFormat, LinkStep, key.KeyID))
+	p := filepath.Join(dir, fmt.Sprintf(intoto.LinkNameFormat, step, key.KeyID))
 	if err := mb.Dump(p); err != nil {
 		return "", fmt.Errorf("rebuilder: writing the in-toto link: %w", err)
 	}
@@ -75,38 +85,151 @@ type LayoutKey struct {
 	PEM  string
 }
 
-// Layout returns an unsigned in-toto layout template for rebuilds of the
-// recorded build b: one step "rebuild" whose links k of the keys must
-// sign, with the same products; products limited to b's artifacts (its
-// output files, not its input files), materials unrestricted; expiring at
-// expires. An operator signs it (in-toto-sign) with the layout key. The
-// digests the k links agree on are theirs: that they equal the recorded
-// ones is what the ledger's attestations and the VMM gate check.
-func Layout(b *event.BuildRecorded, keys []LayoutKey, k int, expires time.Time) (*intoto.Metablock, []string, error) {
-	if k < 1 || k > len(keys) {
-		return nil, nil, fmt.Errorf("rebuilder: threshold %d with %d keys can never be met", k, len(keys))
+// RecordedStep is the in-toto step whose link states the recorded build's
+// output files and digests (RecordedLink), so that a layout can require
+// the rebuilds' products to MATCH them.
+const RecordedStep = "recorded"
+
+// LoadInTotoKey reads a PEM key (private or public) for in-toto, with the
+// signing scheme the key's curve needs: in-toto-golang's defaults give
+// every ECDSA key "ecdsa-sha2-nistp256", which Python in-toto refuses for
+// a P-384 or P-521 key.
+func LoadInTotoKey(pemBytes []byte) (intoto.Key, error) {
+	var k intoto.Key
+	if err := k.LoadKeyReaderDefaults(bytes.NewReader(pemBytes)); err != nil {
+		return k, err
 	}
-	l := intoto.Layout{Type: "layout", Expires: expires.UTC().Format(time.RFC3339), Keys: map[string]intoto.Key{},
-		Inspect: []intoto.Inspection{}, Readme: fmt.Sprintf("Rebuilds of job %s (build %s, %s): %d of %d rebuilders must agree.", b.Job, b.UUID, b.Platform, k, len(keys))}
-	step := intoto.Step{Type: "step", Threshold: k, ExpectedCommand: linkCommand(b),
-		SupplyChainItem: intoto.SupplyChainItem{Name: LinkStep, ExpectedMaterials: [][]string{{"ALLOW", "*"}}}}
-	var ids []string
-	for _, key := range keys {
-		var ik intoto.Key
-		if err := ik.LoadKeyReaderDefaults(strings.NewReader(key.PEM)); err != nil {
-			return nil, nil, fmt.Errorf("rebuilder: key %s: %w", key.Name, err)
+	if k.KeyType != "ecdsa" {
+		return k, nil
+	}
+	scheme := "ecdsa-sha2-nistp256"
+	if b, _ := pem.Decode(pemBytes); b != nil {
+		var pub any
+		if priv, err := x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
+			if e, ok := priv.(*ecdsa.PrivateKey); ok {
+				pub = &e.PublicKey
+			}
+		} else if e, err := x509.ParseECPrivateKey(b.Bytes); err == nil {
+			pub = &e.PublicKey
+		} else if p, err := x509.ParsePKIXPublicKey(b.Bytes); err == nil {
+			pub = p
 		}
-		l.Keys[ik.KeyID] = ik
-		step.PubKeys = append(step.PubKeys, ik.KeyID)
-		ids = append(ids, ik.KeyID)
+		if e, ok := pub.(*ecdsa.PublicKey); ok {
+			switch e.Curve {
+			case elliptic.P384():
+				scheme = "ecdsa-sha2-nistp384"
+			case elliptic.P521():
+				scheme = "ecdsa-sha2-nistp521"
+			}
+		}
 	}
+	var k2 intoto.Key
+	err := k2.LoadKeyReader(bytes.NewReader(pemBytes), scheme, k.KeyIDHashAlgorithms)
+	return k2, err
+}
+
+// pattern escapes a path for an in-toto artifact rule (fnmatch): *, ? and
+// [ stand for themselves.
+func pattern(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		switch r {
+		case '*', '?', '[':
+			b.WriteString("[" + string(r) + "]")
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// outputs are b's output files (not its input files).
+func outputs(b *event.BuildRecorded) []event.Artifact {
+	var out []event.Artifact
 	for _, a := range b.Artifacts {
 		if !isInput(a.Path) {
-			step.ExpectedProducts = append(step.ExpectedProducts, []string{"ALLOW", a.Path})
+			out = append(out, a)
 		}
 	}
-	step.ExpectedProducts = append(step.ExpectedProducts, []string{"DISALLOW", "*"})
-	l.Steps = []intoto.Step{step}
+	return out
+}
+
+// RecordedLink returns the unsigned in-toto link of the step "recorded":
+// as products the recorded build's output files with their recorded
+// digests. The layout's recorder (LayoutKey given to Layout) signs it
+// (in-toto-sign), vouching that these are the digests the ledger holds.
+func RecordedLink(b *event.BuildRecorded) *intoto.Metablock {
+	l := intoto.Link{Type: "link", Name: RecordedStep, Materials: map[string]intoto.HashObj{}, Products: map[string]intoto.HashObj{},
+		ByProducts: map[string]interface{}{"build": b.UUID.String(), "job": b.Job}, Command: []string{}, Environment: map[string]interface{}{}}
+	for _, a := range outputs(b) {
+		l.Products[a.Path] = intoto.HashObj{"sha256": a.SHA256.String()}
+	}
+	return &intoto.Metablock{Signed: l, Signatures: []intoto.Signature{}}
+}
+
+// Layout returns an unsigned in-toto layout template for rebuilds of the
+// recorded build b, expiring at expires, for an operator to sign
+// (in-toto-sign) with the layout key:
+//
+//   - step "recorded": one link, signed by recorder, whose products are
+//     b's output files and their recorded digests (RecordedLink);
+//   - step "rebuild": links of k distinct keys among keys, each with every
+//     output file (REQUIRE) with the digest the recorded link states
+//     (MATCH … FROM recorded) and nothing else (DISALLOW *).
+//
+// So in-toto-verify passes only when k rebuilders reproduced exactly the
+// recorded bytes. It returns the rebuild keys' in-toto key ids.
+func Layout(b *event.BuildRecorded, keys []LayoutKey, k int, recorder LayoutKey, expires time.Time) (*intoto.Metablock, []string, error) {
+	outs := outputs(b)
+	if len(outs) == 0 {
+		return nil, nil, fmt.Errorf("rebuilder: build %s has no output files to reproduce", b.UUID)
+	}
+	l := intoto.Layout{Type: "layout", Expires: expires.UTC().Format(time.RFC3339), Keys: map[string]intoto.Key{},
+		Inspect: []intoto.Inspection{}}
+	load := func(key LayoutKey) (intoto.Key, error) {
+		ik, err := LoadInTotoKey([]byte(key.PEM))
+		if err != nil {
+			return ik, fmt.Errorf("rebuilder: key %s: %w", key.Name, err)
+		}
+		ik.KeyVal.Private = ""
+		l.Keys[ik.KeyID] = ik
+		return ik, nil
+	}
+	rk, err := load(recorder)
+	if err != nil {
+		return nil, nil, err
+	}
+	recorded := intoto.Step{Type: "step", Threshold: 1, PubKeys: []string{rk.KeyID}, ExpectedCommand: []string{},
+		SupplyChainItem: intoto.SupplyChainItem{Name: RecordedStep, ExpectedMaterials: [][]string{{"DISALLOW", "*"}}}}
+	rebuild := intoto.Step{Type: "step", Threshold: k, ExpectedCommand: linkCommand(b),
+		SupplyChainItem: intoto.SupplyChainItem{Name: LinkStep, ExpectedMaterials: [][]string{{"ALLOW", "*"}}}}
+	var ids []string
+	seen := map[string]bool{}
+	for _, key := range keys {
+		ik, err := load(key)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !seen[ik.KeyID] {
+			seen[ik.KeyID] = true
+			rebuild.PubKeys = append(rebuild.PubKeys, ik.KeyID)
+			ids = append(ids, ik.KeyID)
+		}
+	}
+	if k < 1 || k > len(ids) {
+		return nil, nil, fmt.Errorf("rebuilder: threshold %d with %d distinct keys can never be met", k, len(ids))
+	}
+	for _, a := range outs {
+		p := pattern(a.Path)
+		recorded.ExpectedProducts = append(recorded.ExpectedProducts, []string{"ALLOW", p})
+		rebuild.ExpectedProducts = append(rebuild.ExpectedProducts, []string{"REQUIRE", p},
+			[]string{"MATCH", p, "WITH", "PRODUCTS", "FROM", RecordedStep})
+	}
+	recorded.ExpectedProducts = append(recorded.ExpectedProducts, []string{"DISALLOW", "*"})
+	rebuild.ExpectedProducts = append(rebuild.ExpectedProducts, []string{"DISALLOW", "*"})
+	l.Steps = []intoto.Step{recorded, rebuild}
+	l.Readme = fmt.Sprintf("Rebuilds of job %s (build %s, %s): %d of %d rebuilders must reproduce the %d recorded output files exactly.",
+		b.Job, b.UUID, b.Platform, k, len(ids), len(outs))
 	return &intoto.Metablock{Signed: l, Signatures: []intoto.Signature{}}, ids, nil
 }
 

@@ -1,7 +1,12 @@
 package rebuilder
 
 import (
-	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +37,7 @@ func intotoKeyPEM(t *testing.T, alg attest.KeyAlgorithm) (priv, pub intoto.Key, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := priv.LoadKeyReaderDefaults(bytes.NewReader(p)); err != nil {
+	if priv, err = LoadInTotoKey(p); err != nil {
 		t.Fatalf("in-toto cannot load our %s key: %v", alg, err)
 	}
 	s, err := attest.LoadSigner(p, nil)
@@ -44,77 +49,115 @@ func intotoKeyPEM(t *testing.T, alg attest.KeyAlgorithm) (priv, pub intoto.Key, 
 	return priv, pub, string(s.PublicKeyPEM())
 }
 
-// TestLinkVerifiesWithInToto: rebuild links written by Link, under in-toto's
-// file names, satisfy a 2-of-2 layout in in-toto-golang's own verifier
-// (InTotoVerify); a link altered after signing, a missing link or a link
-// with other products fail it.
-func TestLinkVerifiesWithInToto(t *testing.T) {
+// linkFixture is a recorded build, two rebuilders' in-toto keys, a layout
+// (from Layout, signed with an RSA layout key that also signs the
+// recorded link) and the directory of links.
+type linkFixture struct {
+	b          *event.BuildRecorded
+	good       digest.Digest
+	ka, kb     intoto.Key
+	layout     *intoto.Metablock
+	layoutPub  intoto.Key
+	dir, links string
+}
+
+func newLinkFixture(t *testing.T) *linkFixture {
+	t.Helper()
 	main := "bin/hello.hvt"
-	good := digest.Sum([]byte("image"))
-	script := digest.Sum([]byte("make"))
-	b := &event.BuildRecorded{Job: "hello", UUID: uuid.New(), Platform: "debian-12", Script: script,
-		Artifacts: []event.Artifact{{Path: main, SHA256: good, Size: 5}}, MainBinary: &main}
-	outcome := func(got digest.Digest) *Outcome {
-		return &Outcome{Build: b, Result: &Result{}, Verdict: attest.Reproduced,
-			Comparison: Compare(b.Artifacts, []event.Artifact{{Path: main, SHA256: got, Size: 5}})}
+	f := &linkFixture{good: digest.Sum([]byte("image")), dir: t.TempDir()}
+	f.links = filepath.Join(f.dir, "links")
+	f.b = &event.BuildRecorded{Job: "hello", UUID: uuid.New(), Platform: "debian-12", Script: digest.Sum([]byte("make")),
+		Artifacts:  []event.Artifact{{Path: main, SHA256: f.good, Size: 5}, {Path: "build-environment", SHA256: digest.Sum([]byte("env")), Size: 3}},
+		MainBinary: &main}
+	layoutPriv, layoutPub, layoutPEM := intotoKeyPEM(t, attest.RSA3072)
+	f.layoutPub = layoutPub
+	var kaPEM, kbPEM string
+	f.ka, _, kaPEM = intotoKeyPEM(t, attest.ECDSAP256)
+	f.kb, _, kbPEM = intotoKeyPEM(t, attest.Ed25519)
+	lmb, ids, err := Layout(f.b, []LayoutKey{{"a", kaPEM}, {"b", kbPEM}, {"a again", kaPEM}}, 2, LayoutKey{"layout", layoutPEM}, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
 	}
-	layoutPriv, layoutPub := intotoKey(t, attest.ECDSAP256)
-	ka, kaPub := intotoKey(t, attest.ECDSAP256)
-	kb, kbPub := intotoKey(t, attest.Ed25519)
-	layout := intoto.Layout{
-		Type:    "layout",
-		Expires: time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
-		Keys:    map[string]intoto.Key{ka.KeyID: kaPub, kb.KeyID: kbPub},
-		Steps: []intoto.Step{{Type: "step", PubKeys: []string{ka.KeyID, kb.KeyID}, Threshold: 2,
-			SupplyChainItem: intoto.SupplyChainItem{Name: LinkStep,
-				ExpectedMaterials: [][]string{{"ALLOW", "*"}},
-				ExpectedProducts:  [][]string{{"ALLOW", main}, {"DISALLOW", "*"}}}}},
+	if strings.Join(ids, ",") != f.ka.KeyID+","+f.kb.KeyID {
+		t.Fatalf("layout key ids %v, in-toto's %s %s", ids, f.ka.KeyID, f.kb.KeyID)
 	}
-	lmb := &intoto.Metablock{Signed: layout}
 	if err := lmb.Sign(layoutPriv); err != nil {
 		t.Fatal(err)
 	}
-	verify := func(dir string) error {
-		_, err := intoto.InTotoVerify(lmb, map[string]intoto.Key{layoutPub.KeyID: layoutPub}, dir, "", nil, nil, false)
-		return err
+	f.layout = lmb
+	if err := lmb.Dump(filepath.Join(f.dir, "root.layout")); err != nil {
+		t.Fatal(err)
 	}
-	write := func(dir string, o *Outcome, k intoto.Key) string {
-		mb, err := Link(o, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := WriteLink(mb, dir, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := "rebuild." + k.KeyID[:8] + ".link"; filepath.Base(p) != want {
-			t.Fatalf("link file %s, want %s", p, want)
-		}
-		return p
+	os.WriteFile(filepath.Join(f.dir, "layout.pub"), []byte(layoutPEM), 0o644)
+	rec := RecordedLink(f.b)
+	if err := rec.Sign(layoutPriv); err != nil {
+		t.Fatal(err)
 	}
+	os.MkdirAll(f.links, 0o755)
+	if err := rec.Dump(filepath.Join(f.links, fmt.Sprintf(intoto.LinkNameFormat, RecordedStep, layoutPriv.KeyID))); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
 
-	dir := t.TempDir()
-	write(dir, outcome(good), ka)
-	pb := write(dir, outcome(good), kb)
-	if err := verify(dir); err != nil {
-		t.Fatalf("in-toto refuses 2 agreeing rebuild links: %v", err)
+// link writes k's rebuild link with got as the main binary's digest.
+func (f *linkFixture) link(t *testing.T, k intoto.Key, got digest.Digest) string {
+	t.Helper()
+	main := *f.b.MainBinary
+	o := &Outcome{Build: f.b, Result: &Result{}, Verdict: attest.Reproduced,
+		Comparison: Compare(f.b.Artifacts, []event.Artifact{{Path: main, SHA256: got, Size: 5}})}
+	mb, err := Link(o, k)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Altered after signing.
+	p, err := WriteLink(mb, f.links, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "rebuild." + k.KeyID[:8] + ".link"; filepath.Base(p) != want {
+		t.Fatalf("link file %s, want %s", p, want)
+	}
+	return p
+}
+
+// cases runs verify over the fixture's cases: 2 agreeing rebuilds of the
+// recorded bytes pass; an altered link, a missing one, disagreeing ones and
+// two agreeing on other bytes than recorded fail.
+func (f *linkFixture) cases(t *testing.T, verify func() error) {
+	t.Helper()
+	f.link(t, f.ka, f.good)
+	pb := f.link(t, f.kb, f.good)
+	if err := verify(); err != nil {
+		t.Fatalf("2 agreeing rebuild links of the recorded bytes refused: %v", err)
+	}
 	raw, _ := os.ReadFile(pb)
-	os.WriteFile(pb, []byte(strings.Replace(string(raw), good.String(), digest.Sum([]byte("x")).String(), 1)), 0o644)
-	if err := verify(dir); err == nil {
+	os.WriteFile(pb, []byte(strings.Replace(string(raw), f.good.String(), digest.Sum([]byte("x")).String(), 1)), 0o644)
+	if err := verify(); err == nil {
 		t.Fatal("an altered link verified")
 	}
-	// Missing.
 	os.Remove(pb)
-	if err := verify(dir); err == nil {
+	if err := verify(); err == nil {
 		t.Fatal("one link of a 2-of-2 step verified")
 	}
-	// Another product: the links disagree.
-	write(dir, outcome(digest.Sum([]byte("other bytes"))), kb)
-	if err := verify(dir); err == nil {
+	other := digest.Sum([]byte("other bytes"))
+	f.link(t, f.kb, other)
+	if err := verify(); err == nil {
 		t.Fatal("links with different products verified")
 	}
+	f.link(t, f.ka, other)
+	if err := verify(); err == nil {
+		t.Fatal("two rebuilds agreeing on other bytes than recorded verified")
+	}
+}
+
+// TestLinkVerifiesWithInToto: in-toto-golang's own verifier (InTotoVerify)
+// over Layout's layout and Link's links.
+func TestLinkVerifiesWithInToto(t *testing.T) {
+	f := newLinkFixture(t)
+	f.cases(t, func() error {
+		_, err := intoto.InTotoVerify(f.layout, map[string]intoto.Key{f.layoutPub.KeyID: f.layoutPub}, f.links, "", nil, nil, false)
+		return err
+	})
 }
 
 // requireInTotoVerify finds Debian's in-toto-verify (Python in-toto);
@@ -133,65 +176,29 @@ func requireInTotoVerify(t *testing.T) string {
 }
 
 // TestLinkVerifiesWithPythonInToto: the reference implementation (Python
-// in-toto, Debian's in-toto-verify) accepts a 2-of-2 layout over our
-// rebuild links, and refuses it with a link missing or altered.
+// in-toto, Debian's in-toto-verify) over the same layout and links.
 func TestLinkVerifiesWithPythonInToto(t *testing.T) {
 	verifyBin := requireInTotoVerify(t)
-	main := "bin/hello.hvt"
-	good := digest.Sum([]byte("image"))
-	b := &event.BuildRecorded{Job: "hello", UUID: uuid.New(), Platform: "debian-12", Script: digest.Sum([]byte("make")),
-		Artifacts: []event.Artifact{{Path: main, SHA256: good, Size: 5}}, MainBinary: &main}
-	o := &Outcome{Build: b, Result: &Result{}, Verdict: attest.Reproduced,
-		Comparison: Compare(b.Artifacts, []event.Artifact{{Path: main, SHA256: good, Size: 5}})}
-	layoutPriv, layoutPub := intotoKey(t, attest.RSA3072)
-	ka, _, kaPEM := intotoKeyPEM(t, attest.ECDSAP256)
-	kb, _, kbPEM := intotoKeyPEM(t, attest.Ed25519)
-	// The layout template, from the keys' public halves as the ledger
-	// lists them, signed by the operator's layout key.
-	lmb, ids, err := Layout(b, []LayoutKey{{"a", kaPEM}, {"b", kbPEM}}, 2, time.Now().Add(time.Hour))
+	f := newLinkFixture(t)
+	f.cases(t, func() error {
+		out, err := exec.Command(verifyBin, "--layout", filepath.Join(f.dir, "root.layout"), "--layout-keys", filepath.Join(f.dir, "layout.pub"),
+			"--link-dir", f.links).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+}
+
+// LoadInTotoKey gives P-384 keys the scheme Python in-toto expects.
+func TestLoadInTotoKeyP384(t *testing.T) {
+	k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(ids, ",") != ka.KeyID+","+kb.KeyID {
-		t.Fatalf("layout key ids %v, in-toto's %s %s", ids, ka.KeyID, kb.KeyID)
-	}
-	if err := lmb.Sign(layoutPriv); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := lmb.Dump(filepath.Join(dir, "root.layout")); err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "layout.pub"), []byte(layoutPub.KeyVal.Public), 0o644)
-	links := filepath.Join(dir, "links")
-	var paths []string
-	for _, k := range []intoto.Key{ka, kb} {
-		mb, err := Link(o, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := WriteLink(mb, links, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		paths = append(paths, p)
-	}
-	verify := func() (string, error) {
-		cmd := exec.Command(verifyBin, "--layout", filepath.Join(dir, "root.layout"), "--layout-keys", filepath.Join(dir, "layout.pub"),
-			"--link-dir", links)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	if out, err := verify(); err != nil {
-		t.Fatalf("in-toto-verify refuses 2 agreeing rebuild links: %v\n%s", err, out)
-	}
-	raw, _ := os.ReadFile(paths[1])
-	os.WriteFile(paths[1], []byte(strings.Replace(string(raw), good.String(), digest.Sum([]byte("x")).String(), 1)), 0o644)
-	if out, err := verify(); err == nil {
-		t.Fatalf("in-toto-verify accepted an altered link:\n%s", out)
-	}
-	os.Remove(paths[1])
-	if out, err := verify(); err == nil {
-		t.Fatalf("in-toto-verify accepted one link of a 2-of-2 step:\n%s", out)
+	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	ik, err := LoadInTotoKey(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	if err != nil || ik.Scheme != "ecdsa-sha2-nistp384" {
+		t.Fatalf("P-384: %+v %v", ik.Scheme, err)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -17,19 +18,24 @@ import (
 func intotoCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "intoto", Short: "in-toto layouts for the rebuilders' links"}
 	var f clientFlags
-	var job, out, build string
+	var job, out, build, recorder, linkDir string
 	var threshold int
 	var expires time.Duration
 	var names []string
 	layout := &cobra.Command{
-		Use:   "layout --server URL --job NAME --threshold K [--out FILE]",
-		Short: "Write an unsigned in-toto layout: K of the registered rebuilder keys must agree on a rebuild",
-		Long: `layout writes an in-toto layout template for rebuilds of a build of --job (its latest,
-or --build UUID): one step "rebuild" whose links (rebuilder rebuild --link-out) K of the
-active registered keys (or those named with --key) must sign, with the same products, limited
-to the build's output files. The build and the keys are read through the verifying client
-(proven in the log). Sign it with the layout key, e.g. in-toto-sign -f root.layout -k KEY,
-then check links with in-toto-verify.`,
+		Use:   "layout --server URL --job NAME --threshold K --recorder-key KEY.pub [--out FILE]",
+		Short: "Write an unsigned in-toto layout: K registered rebuilders must reproduce the recorded build",
+		Long: `layout writes an in-toto layout template for rebuilds of a successful build of --job (its
+latest, or --build UUID), and the unsigned link of its step "recorded" into --link-dir: the
+build's output files with their recorded digests, to be signed with the key of
+--recorder-key. In the layout, step "rebuild" needs the links (rebuilder rebuild --link-out)
+of K distinct keys among the active registered ones (or those named with --key), each with
+every output file and exactly the recorded digest (MATCH ... FROM recorded).
+
+The build, and each key's registration, are proven in the log through the verifying client;
+whether a key is revoked is as the server reports it (a hidden revocation is not detected
+here). Sign both files with the layout key (in-toto-sign -f FILE -k KEY), then check links
+with in-toto-verify.`,
 		Args: cobra.NoArgs,
 		RunE: f.explained(func(cmd *cobra.Command, _ []string) error {
 			if job == "" && build == "" {
@@ -64,7 +70,18 @@ then check links with in-toto-verify.`,
 			if err != nil {
 				return err
 			}
-			if err := save(cp); err != nil {
+			switch {
+			case job != "" && b.Job != job:
+				return fmt.Errorf("build %s is of job %s, not %s", b.UUID, b.Job, job)
+			case !b.Succeeded():
+				return fmt.Errorf("build %s ended %s: a failed build is not one to reproduce", b.UUID, b.Result)
+			case expires <= 0:
+				return fmt.Errorf("--expires %v: the layout would be expired", expires)
+			case recorder == "":
+				return errors.New("--recorder-key is required: the public key that signs the recorded link (e.g. the layout key)")
+			}
+			recPEM, err := os.ReadFile(recorder)
+			if err != nil {
 				return err
 			}
 			keys, err := c.Keys(ctx)
@@ -77,15 +94,46 @@ then check links with in-toto-verify.`,
 			}
 			var lk []rebuilder.LayoutKey
 			for _, k := range keys {
-				if k.Status == event.KeyStatusActive && (len(want) == 0 || want[k.Name]) {
-					lk = append(lk, rebuilder.LayoutKey{Name: k.Name, PEM: k.PublicKey})
-					delete(want, k.Name)
+				if len(want) > 0 && !want[k.Name] {
+					continue
 				}
+				delete(want, k.Name)
+				if k.Status != event.KeyStatusActive {
+					if len(names) > 0 {
+						return fmt.Errorf("--key %s: the key is %s", k.Name, k.Status)
+					}
+					continue
+				}
+				// The registration, proven: the key the log holds, not the
+				// one the server lists.
+				ve, err := c.Event(ctx, k.AddedAt, cp)
+				if err != nil {
+					return err
+				}
+				ka, ok := ve.Event.(*event.KeyAdded)
+				if !ok || ka.KeyID != k.KeyID || ka.Name != k.Name {
+					return fmt.Errorf("SECURITY: log index %d does not register key %s (%s) as the server says", k.AddedAt, k.Name, k.KeyID)
+				}
+				lk = append(lk, rebuilder.LayoutKey{Name: k.Name, PEM: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: ka.PublicKey}))})
 			}
 			for n := range want {
-				return fmt.Errorf("--key %s: no active registered key of that name", n)
+				return fmt.Errorf("--key %s: no registered key of that name", n)
 			}
-			mb, _, err := rebuilder.Layout(b, lk, threshold, time.Now().Add(expires))
+			if len(lk) == 0 {
+				return errors.New("no active registered keys to require links of")
+			}
+			if err := save(cp); err != nil {
+				return err
+			}
+			mb, _, err := rebuilder.Layout(b, lk, threshold, rebuilder.LayoutKey{Name: "recorder", PEM: string(recPEM)}, time.Now().Add(expires))
+			if err != nil {
+				return err
+			}
+			rk, err := rebuilder.LoadInTotoKey(recPEM)
+			if err != nil {
+				return fmt.Errorf("--recorder-key: %w", err)
+			}
+			recPath, err := rebuilder.WriteLinkAs(rebuilder.RecordedLink(b), linkDir, rebuilder.RecordedStep, rk)
 			if err != nil {
 				return err
 			}
@@ -101,7 +149,8 @@ then check links with in-toto-verify.`,
 			if err := os.WriteFile(out, j, 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "layout for build %s of job %s: %d of %d keys, written to %s (unsigned)\n", b.UUID, b.Job, threshold, len(lk), out)
+			fmt.Fprintf(cmd.OutOrStdout(), "layout for build %s of job %s: %d of %d keys, written to %s (unsigned)\nrecorded link written to %s (unsigned)\n",
+				b.UUID, b.Job, threshold, len(lk), out, recPath)
 			return nil
 		}),
 	}
@@ -112,6 +161,8 @@ then check links with in-toto-verify.`,
 	layout.Flags().StringSliceVar(&names, "key", nil, "registered key names to use (default: every active key)")
 	layout.Flags().DurationVar(&expires, "expires", 365*24*time.Hour, "how long the layout is valid")
 	layout.Flags().StringVar(&out, "out", "", "write the layout to this file (default: standard output)")
+	layout.Flags().StringVar(&recorder, "recorder-key", "", "public key (PEM) that signs the recorded link, e.g. the layout key's")
+	layout.Flags().StringVar(&linkDir, "link-dir", "links", "directory for the recorded link (beside the rebuilders' links)")
 	cmd.AddCommand(layout)
 	return cmd
 }

@@ -588,8 +588,23 @@ func rebuildCmd() *cobra.Command {
 			if build == "" {
 				need = append(need, "--build UUID (the recorded build to rebuild, e.g. from `ledger lookup` or the server's /job/NAME page)")
 			}
+			if linkOut != "" && rf.key == "" {
+				need = append(need, "--key KEY.pem (--link-out signs the in-toto link with it)")
+			}
 			if err := rf.missing(need...); err != nil {
 				return err
+			}
+			// The link key first: a key in-toto cannot read fails before
+			// the rebuild, not after it.
+			var linkKey intoto.Key
+			if linkOut != "" {
+				b, err := os.ReadFile(rf.key)
+				if err != nil {
+					return err
+				}
+				if linkKey, err = rebuilder.LoadInTotoKey(b); err != nil {
+					return fmt.Errorf("--link-out: in-toto cannot load %s (an unencrypted PKCS #8 ECDSA, Ed25519 or RSA key, as rebuilder key generate writes; not a cosign-encrypted one): %w", rf.key, err)
+				}
 			}
 			id, err := uuid.Parse(build)
 			if err != nil {
@@ -614,29 +629,29 @@ func rebuildCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "DSSE envelope written to %s\n", envOut)
 			}
 			if linkOut != "" && o != nil && o.Result != nil {
-				var k intoto.Key
-				if lerr := k.LoadKeyDefaults(rf.key); lerr != nil {
-					return fmt.Errorf("--link-out: in-toto cannot load %s (an unencrypted PKCS #8 ECDSA, Ed25519 or RSA key, as rebuilder key generate writes): %w", rf.key, lerr)
+				mb, lerr := rebuilder.Link(o, linkKey)
+				if lerr == nil {
+					var p string
+					if p, lerr = rebuilder.WriteLink(mb, linkOut, linkKey); lerr == nil {
+						fmt.Fprintf(cmd.OutOrStdout(), "in-toto link written to %s (verdict %s)\n", p, o.Verdict)
+					}
 				}
-				mb, lerr := rebuilder.Link(o, k)
-				if lerr != nil {
-					return lerr
+				if lerr != nil && err == nil {
+					err = lerr
 				}
-				p, lerr := rebuilder.WriteLink(mb, linkOut, k)
-				if lerr != nil {
-					return lerr
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "in-toto link written to %s\n", p)
 			}
 			if bundleOut != "" && o != nil && o.Envelope != nil {
 				b, berr := attest.Bundle(o.Envelope, rb.Signer.KeyID())
 				if berr == nil {
 					berr = os.WriteFile(bundleOut, b, 0o644)
 				}
-				if berr != nil {
-					return berr
+				if berr != nil && err == nil {
+					err = berr
+				} else if berr == nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "Sigstore bundle written to %s\n", bundleOut)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Sigstore bundle written to %s\n", bundleOut)
+			} else if bundleOut != "" && o != nil && o.Result != nil {
+				fmt.Fprintln(cmd.OutOrStdout(), "no Sigstore bundle: nothing was signed (--no-attest)")
 			}
 			if err != nil {
 				return rf.srv.explain(err)
