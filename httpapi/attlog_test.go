@@ -53,6 +53,28 @@ func cosignBinary(t *testing.T) string {
 	return ""
 }
 
+// cosignV3Binary finds cosign v3 (cosign-v3 on PATH or in the tools
+// cache), with the same rule.
+func cosignV3Binary(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("cosign-v3"); err == nil {
+		return p
+	}
+	home, _ := os.UserHomeDir()
+	for _, dir := range []string{os.Getenv("BUILDLEDGER_TOOLS"), filepath.Join(home, ".cache", "buildledger-tools")} {
+		if p := filepath.Join(dir, "cosign-v3"); dir != "" {
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+	}
+	if os.Getenv("BUILDLEDGER_REQUIRE_COSIGN") != "" {
+		t.Fatal("cosign v3 is required (BUILDLEDGER_REQUIRE_COSIGN is set) but cosign-v3 is not found; .ci/run installs it")
+	}
+	t.Skip("SKIPPED: cosign-v3 not found, so the attestation log's bundles are not checked with cosign v3")
+	return ""
+}
+
 // TestAttestationLogBundles: with an attestation log, a logged envelope is
 // served as a bundle whose entry's inclusion cosign verifies, offline,
 // against the served trusted root, with the log check on.
@@ -162,19 +184,24 @@ func TestAttestationLogBundles(t *testing.T) {
 
 	blob := filepath.Join(dir, "hello.hvt")
 	os.WriteFile(blob, []byte(content), 0o644)
-	version, _ := exec.Command(cosign, "version").CombinedOutput()
-	for i := range bundles {
-		args := []string{"verify-blob-attestation", "--key", keys[i], "--bundle", bundles[i], "--trusted-root", rootFile, "--type", "slsaprovenance1"}
-		if strings.Contains(string(version), "v2.") {
-			args = append(args, "--new-bundle-format")
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		cmd := exec.CommandContext(ctx, cosign, append(args, blob)...)
-		cmd.Env = []string{"HOME=" + t.TempDir(), "TUF_ROOT=" + t.TempDir(), "PATH=/usr/bin:/bin"}
-		out, err := cmd.CombinedOutput()
-		cancel()
-		if err != nil || !strings.Contains(string(out), "Verified OK") {
-			t.Fatalf("cosign rejects the served bundle %d: %v\n%s", i, err, out)
-		}
+	for name, find := range map[string]func(*testing.T) string{"v2": func(*testing.T) string { return cosign }, "v3": cosignV3Binary} {
+		t.Run("cosign "+name, func(t *testing.T) {
+			cosign := find(t)
+			version, _ := exec.Command(cosign, "version").CombinedOutput()
+			for i := range bundles {
+				args := []string{"verify-blob-attestation", "--key", keys[i], "--bundle", bundles[i], "--trusted-root", rootFile, "--type", "slsaprovenance1"}
+				if strings.Contains(string(version), "v2.") {
+					args = append(args, "--new-bundle-format")
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				cmd := exec.CommandContext(ctx, cosign, append(args, blob)...)
+				cmd.Env = []string{"HOME=" + t.TempDir(), "TUF_ROOT=" + t.TempDir(), "PATH=/usr/bin:/bin"}
+				out, err := cmd.CombinedOutput()
+				cancel()
+				if err != nil || !strings.Contains(string(out), "Verified OK") {
+					t.Fatalf("cosign %s rejects the served bundle %d: %v\n%s", name, i, err, out)
+				}
+			}
+		})
 	}
 }
