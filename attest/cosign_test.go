@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildledger/buildledger/internal/tooltest"
+
 	"github.com/google/uuid"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
@@ -22,41 +24,8 @@ import (
 	"github.com/buildledger/buildledger/ledger/checkpoint"
 )
 
-// cosignPath finds the cosign binary: $COSIGN, then PATH. Without it the
-// interoperability tests are skipped, loudly, unless
-// BUILDLEDGER_REQUIRE_COSIGN is set (as .ci/run sets it), when they fail.
-func cosignPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("COSIGN"); p != "" {
-		return p
-	}
-	p, err := exec.LookPath("cosign")
-	if err != nil {
-		if os.Getenv("BUILDLEDGER_REQUIRE_COSIGN") != "" {
-			t.Fatal("cosign is required (BUILDLEDGER_REQUIRE_COSIGN is set) but not on PATH; .ci/run installs it")
-		}
-		t.Skip("SKIPPED: cosign not on PATH, so envelopes are not checked with cosign; install with: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5")
-	}
-	return p
-}
-
-// cosignV3Path finds cosign v3: $COSIGN_V3, then cosign-v3 on PATH (.ci/run
-// installs it so, built with the Go toolchain v3 needs). Without it the v3
-// subtests are skipped, loudly, unless BUILDLEDGER_REQUIRE_COSIGN is set.
-func cosignV3Path(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("COSIGN_V3"); p != "" {
-		return p
-	}
-	p, err := exec.LookPath("cosign-v3")
-	if err != nil {
-		if os.Getenv("BUILDLEDGER_REQUIRE_COSIGN") != "" {
-			t.Fatal("cosign v3 is required (BUILDLEDGER_REQUIRE_COSIGN is set) but cosign-v3 is not on PATH; .ci/run installs it")
-		}
-		t.Skip("SKIPPED: cosign-v3 not on PATH; install with: GOTOOLCHAIN=go1.27.3 go install github.com/sigstore/cosign/v3/cmd/cosign@v3.1.4, as cosign-v3")
-	}
-	return p
-}
+func cosignPath(t *testing.T) string   { return tooltest.Cosign(t) }
+func cosignV3Path(t *testing.T) string { return tooltest.CosignV3(t) }
 
 // eachCosign runs f as a subtest with cosign v2 and with cosign v3.
 func eachCosign(t *testing.T, f func(t *testing.T, cosign string)) {

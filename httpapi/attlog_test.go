@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildledger/buildledger/internal/tooltest"
+
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	tapi "github.com/transparency-dev/tessera/api"
@@ -30,56 +32,11 @@ import (
 	"github.com/buildledger/buildledger/ledger/ledgertest"
 )
 
-// cosignBinary finds cosign on PATH or in the tools cache .ci/run fills;
-// without it the test fails when BUILDLEDGER_REQUIRE_COSIGN is set, else
-// skips saying so.
-func cosignBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("cosign"); err == nil {
-		return p
-	}
-	home, _ := os.UserHomeDir()
-	for _, dir := range []string{os.Getenv("BUILDLEDGER_TOOLS"), filepath.Join(home, ".cache", "buildledger-tools")} {
-		if p := filepath.Join(dir, "cosign"); dir != "" {
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		}
-	}
-	if os.Getenv("BUILDLEDGER_REQUIRE_COSIGN") != "" {
-		t.Fatal("cosign is required (BUILDLEDGER_REQUIRE_COSIGN is set) but not found; .ci/run installs it")
-	}
-	t.Skip("SKIPPED: cosign not found, so the attestation log's bundles are not checked with it")
-	return ""
-}
-
-// cosignV3Binary finds cosign v3 (cosign-v3 on PATH or in the tools
-// cache), with the same rule.
-func cosignV3Binary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("cosign-v3"); err == nil {
-		return p
-	}
-	home, _ := os.UserHomeDir()
-	for _, dir := range []string{os.Getenv("BUILDLEDGER_TOOLS"), filepath.Join(home, ".cache", "buildledger-tools")} {
-		if p := filepath.Join(dir, "cosign-v3"); dir != "" {
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		}
-	}
-	if os.Getenv("BUILDLEDGER_REQUIRE_COSIGN") != "" {
-		t.Fatal("cosign v3 is required (BUILDLEDGER_REQUIRE_COSIGN is set) but cosign-v3 is not found; .ci/run installs it")
-	}
-	t.Skip("SKIPPED: cosign-v3 not found, so the attestation log's bundles are not checked with cosign v3")
-	return ""
-}
-
 // TestAttestationLogBundles: with an attestation log, a logged envelope is
 // served as a bundle whose entry's inclusion cosign verifies, offline,
 // against the served trusted root, with the log check on.
 func TestAttestationLogBundles(t *testing.T) {
-	cosign := cosignBinary(t)
+	cosign := tooltest.Cosign(t)
 	l := ledgertest.Open(t)
 	users := auth.New(l.DB)
 	users.AddAdmin("root", "root-password")
@@ -184,7 +141,7 @@ func TestAttestationLogBundles(t *testing.T) {
 
 	blob := filepath.Join(dir, "hello.hvt")
 	os.WriteFile(blob, []byte(content), 0o644)
-	for name, find := range map[string]func(*testing.T) string{"v2": func(*testing.T) string { return cosign }, "v3": cosignV3Binary} {
+	for name, find := range map[string]func(*testing.T) string{"v2": func(*testing.T) string { return cosign }, "v3": func(t *testing.T) string { return tooltest.CosignV3(t) }} {
 		t.Run("cosign "+name, func(t *testing.T) {
 			cosign := find(t)
 			version, _ := exec.Command(cosign, "version").CombinedOutput()

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildledger/buildledger/internal/tooltest"
+
 	"github.com/google/uuid"
 	intoto "github.com/in-toto/in-toto-golang/in_toto"
 
@@ -160,19 +162,9 @@ func TestLinkVerifiesWithInToto(t *testing.T) {
 	})
 }
 
-// requireInTotoVerify finds Debian's in-toto-verify (Python in-toto);
-// without it the test fails when BUILDLEDGER_REQUIRE_INTOTO is set (as
-// .ci/run sets it), else skips saying so.
+// requireInTotoVerify finds Debian's in-toto-verify (Python in-toto).
 func requireInTotoVerify(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("in-toto-verify")
-	if err != nil {
-		if os.Getenv("BUILDLEDGER_REQUIRE_INTOTO") != "" {
-			t.Fatal("in-toto-verify is required (BUILDLEDGER_REQUIRE_INTOTO is set) but not on PATH; .ci/run installs Debian's in-toto")
-		}
-		t.Skip("SKIPPED: in-toto-verify (Debian package in-toto) not on PATH")
-	}
-	return p
+	return tooltest.Find(t, "in-toto-verify", "BUILDLEDGER_REQUIRE_INTOTO", "install Debian's in-toto package")
 }
 
 // TestLinkVerifiesWithPythonInToto: the reference implementation (Python
