@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+
+	intoto "github.com/in-toto/in-toto-golang/in_toto"
 )
 
 // FuzzVerify checks that the envelope parser and Verify never panic and
@@ -77,6 +79,53 @@ func FuzzEnvelopeOfBundle(f *testing.F) {
 		if json.Unmarshal(b, &top) == nil && json.Unmarshal(top["dsseEnvelope"], &de) == nil &&
 			json.Unmarshal(de["payload"], &payload) == nil && !bytes.Equal(payload, e.Payload) {
 			t.Fatalf("payload changed: %q → %q", payload, e.Payload)
+		}
+	})
+}
+
+// FuzzVerifyLink checks that the link parser and VerifyLink never panic,
+// fail only with a *VerifyError, and that whatever verifies has a
+// canonical form that verifies again to the same link.
+func FuzzVerifyLink(f *testing.F) {
+	p, err := GenerateKey(ECDSAP256)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, err := LoadSigner(p, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ik, err := LoadInTotoKey(p)
+	if err != nil {
+		f.Fatal(err)
+	}
+	mb := intoto.Metablock{Signed: intoto.Link{Type: "link", Name: LinkStep,
+		Materials:  map[string]intoto.HashObj{InputScript: {"sha256": Sum([]byte("script")).String()}},
+		Products:   map[string]intoto.HashObj{"bin/a": {"sha256": Sum([]byte("a")).String()}},
+		ByProducts: map[string]any{LinkBuildByproduct: "6f1b0a52-2f54-4c47-9d58-8a3c7a8e5b21", LinkVerdictByproduct: "reproduced"},
+		Command:    []string{"rebuilder"}, Environment: map[string]any{}}}
+	if err := mb.Sign(ik); err != nil {
+		f.Fatal(err)
+	}
+	good, _ := json.Marshal(mb)
+	f.Add(good)
+	f.Add([]byte(`{"signed":{"_type":"link"},"signatures":[]}`))
+	f.Add([]byte(`{"signed":{"_type":"layout"},"signatures":[{"keyid":"","sig":"00"}]}`))
+	f.Add([]byte(`{"signed":null,"signatures":null}`))
+	f.Add([]byte(`[`))
+	v := s.Verifier()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := VerifyLink(b, v)
+		if err != nil {
+			var ve *VerifyError
+			if !errors.As(err, &ve) {
+				t.Fatalf("error %v is not a *VerifyError", err)
+			}
+			return
+		}
+		again, err := VerifyLink(got.Canonical(), v)
+		if err != nil || !bytes.Equal(again.Canonical(), got.Canonical()) || again.Build != got.Build {
+			t.Fatalf("the canonical form of a verified link does not verify the same: %v", err)
 		}
 	})
 }

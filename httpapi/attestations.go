@@ -163,6 +163,9 @@ func (s *Server) submitAttestation(w http.ResponseWriter, r *http.Request) {
 // encoding) yields the logged event's envelope digest, whatever its key's
 // standing now.
 func (s *Server) verifyAttestation(body []byte) (*ledger.AttestationRecorded, []byte, error) {
+	if attest.IsLink(body) {
+		return s.verifyLink(body)
+	}
 	ev, v, err := s.verifyEnvelope(body)
 	if err != nil {
 		return nil, nil, err
@@ -188,24 +191,9 @@ func (s *Server) verifyEnvelope(body []byte) (*ledger.AttestationRecorded, *atte
 		return nil, nil, &Error{Status: http.StatusUnsupportedMediaType,
 			Msg: fmt.Sprintf("the envelope's payloadType is %.100q; only in-toto statements (%s) are accepted", env.PayloadType, attest.PayloadType)}
 	}
-	keys, err := s.keys()
+	keys, active, revoked, err := s.keySets()
 	if err != nil {
 		return nil, nil, err
-	}
-	if len(keys) == 0 {
-		return nil, nil, &Error{Status: http.StatusForbidden, Msg: "no rebuilder keys are registered with this ledger; an administrator must add the signing key (ledger key add NAME KEY.pub)"}
-	}
-	// Active keys first, on their own: an envelope that a revoked key and
-	// an active key both signed is judged by the active key's signature. A
-	// revoked key is tried only when no active one verifies, to say so
-	// (or to recognise an envelope logged before the revocation).
-	var active, revoked []*attest.Verifier
-	for _, k := range keys {
-		if k.Status == ledger.KeyStatusActive {
-			active = append(active, k.verifier)
-		} else {
-			revoked = append(revoked, k.verifier)
-		}
 	}
 	v, err := attest.VerifyAny(body, active)
 	if errors.Is(err, attest.ErrBadSignature) && len(revoked) > 0 {
@@ -233,15 +221,11 @@ func (s *Server) verifyEnvelope(body []byte) (*ledger.AttestationRecorded, *atte
 		return nil, nil, err
 	}
 	id := v.KeyID
-	if _, err := s.cfg.Ledger.AttestationIndex(cas.Sum(v.Canonical())); err == nil {
-		ev, err := s.loggedAttestation(cas.Sum(v.Canonical()))
+	if ev, err := s.loggedAttestation(cas.Sum(v.Canonical())); err == nil || !errors.Is(err, ledger.ErrNotFound) {
 		return ev, v, err
 	}
-	for _, k := range keys {
-		if k.KeyID == id && k.Status == ledger.KeyStatusRevoked {
-			return nil, nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf(
-				"key %s (%q) was revoked at log index %d; attestations signed with it are no longer accepted", id, k.Name, k.RevokedAt)}
-		}
+	if err := revokedKey(keys, id); err != nil {
+		return nil, nil, err
 	}
 	rb, err := v.Rebuild()
 	if err != nil {
@@ -279,4 +263,92 @@ func (s *Server) loggedAttestation(envelope cas.Digest) (*ledger.AttestationReco
 		return nil, fmt.Errorf("%w: log index %d should hold an attestation, holds a %s", ledger.ErrCorrupt, idx, e.Kind())
 	}
 	return a, nil
+}
+
+// keySets returns the registered keys and their verifiers, active keys
+// apart from revoked ones: an attestation that a revoked key and an active
+// key both signed is judged by the active key's signature, and a revoked
+// key is tried only when no active one verifies, to say so (or to
+// recognise an attestation logged before the revocation).
+func (s *Server) keySets() (keys []keyEntry, active, revoked []*attest.Verifier, err error) {
+	if keys, err = s.keys(); err != nil {
+		return nil, nil, nil, err
+	}
+	if len(keys) == 0 {
+		return nil, nil, nil, &Error{Status: http.StatusForbidden, Msg: "no rebuilder keys are registered with this ledger; an administrator must add the signing key (ledger key add NAME KEY.pub)"}
+	}
+	for _, k := range keys {
+		if k.Status == ledger.KeyStatusActive {
+			active = append(active, k.verifier)
+		} else {
+			revoked = append(revoked, k.verifier)
+		}
+	}
+	return keys, active, revoked, nil
+}
+
+// revokedKey refuses a new attestation signed with a revoked key.
+func revokedKey(keys []keyEntry, id cas.Digest) error {
+	for _, k := range keys {
+		if k.KeyID == id && k.Status == ledger.KeyStatusRevoked {
+			return &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf(
+				"key %s (%q) was revoked at log index %d; attestations signed with it are no longer accepted", id, k.Name, k.RevokedAt)}
+		}
+	}
+	return nil
+}
+
+// verifyLink is verifyAttestation for an in-toto rebuild link (see
+// attest.VerifyLinkAny and ledger.LinkAttestation).
+func (s *Server) verifyLink(body []byte) (*ledger.AttestationRecorded, []byte, error) {
+	keys, active, revoked, err := s.keySets()
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := attest.VerifyLinkAny(body, active)
+	if errors.Is(err, attest.ErrBadSignature) && len(revoked) > 0 {
+		v, err = attest.VerifyLinkAny(body, revoked)
+	}
+	if errors.Is(err, attest.ErrBadSignature) {
+		// Tell a signature that fails for a key it names apart from a key
+		// nobody registered, as far as in-toto key ids allow.
+		mb, _ := attest.ParseLink(body)
+		for _, k := range keys {
+			ik, err := attest.InTotoKey(k.verifier.PublicKey())
+			if err != nil || mb == nil {
+				continue
+			}
+			if _, err := mb.GetSignatureForKeyID(ik.KeyID); err == nil {
+				return nil, nil, &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf(
+					"bad signature: the link names key %s (%q, in-toto key id %s) but its signature does not verify with it; the link was altered after signing or signed with another key", k.KeyID, k.Name, ik.KeyID)}
+			}
+		}
+		return nil, nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf(
+			"unknown key: no registered rebuilder key (%d registered) verifies the link's signature; register the rebuilder's public key with 'ledger key add', or, if it is registered, the link was altered after signing", len(keys))}
+	}
+	if err != nil {
+		var ve *attest.VerifyError
+		if errors.As(err, &ve) {
+			return nil, nil, badRequest("%s: %s", ve.Err, ve.Reason)
+		}
+		return nil, nil, err
+	}
+	canonical := v.Canonical()
+	if ev, err := s.loggedAttestation(cas.Sum(canonical)); err == nil || !errors.Is(err, ledger.ErrNotFound) {
+		return ev, canonical, err
+	}
+	if err := revokedKey(keys, v.KeyID); err != nil {
+		return nil, nil, err
+	}
+	b, err := s.cfg.Ledger.Build(v.Build)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil, nil, &Error{Status: http.StatusUnprocessableEntity, Msg: fmt.Sprintf("the linked build %s is not recorded in this ledger", v.Build)}
+	} else if err != nil {
+		return nil, nil, err
+	}
+	ev, err := ledger.LinkAttestation(v, b.Event)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ev, canonical, nil
 }

@@ -120,9 +120,10 @@ func (s *Server) listAttestations(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// envelope serves a logged envelope's exact bytes, for verifiers such as
-// cosign; with ?format=bundle, the envelope wrapped in a Sigstore bundle
-// v0.3 (cosign verify-blob-attestation --bundle).
+// envelope serves a logged attestation's exact bytes: a DSSE envelope, for
+// verifiers such as cosign, or an in-toto link, for in-toto's verifiers;
+// with ?format=bundle, an envelope wrapped in a Sigstore bundle v0.3
+// (cosign verify-blob-attestation --bundle).
 func (s *Server) envelope(w http.ResponseWriter, r *http.Request) {
 	d, err := cas.ParseDigest(mux.Vars(r)["sha256"])
 	if err != nil {
@@ -130,16 +131,28 @@ func (s *Server) envelope(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := s.cfg.Ledger.AttestationIndex(d); err != nil {
-		s.fail(w, r, fmt.Errorf("no attestation envelope with SHA-256 %s is logged: %w", d, ledger.ErrNotFound))
+		s.fail(w, r, fmt.Errorf("no attestation with SHA-256 %s is logged: %w", d, ledger.ErrNotFound))
 		return
 	}
-	switch f := r.URL.Query().Get("format"); f {
-	case "", "dsse":
+	a, err := s.loggedAttestation(d)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	isLink := a.PredicateType == attest.LinkPredicateType
+	switch f := r.URL.Query().Get("format"); {
+	case f == "", f == "dsse" && !isLink, f == "link" && isLink:
 		s.serveBlob(w, r, d, "application/json")
 		return
-	case "bundle":
+	case isLink && (f == "dsse" || f == "bundle"):
+		s.fail(w, r, badRequest("format %q: attestation %s is an in-toto link (signed in in-toto's own wrapper), not a DSSE envelope, so it has no %s form; GET it without ?format", f, d, f))
+		return
+	case f == "bundle":
+	case f == "link":
+		s.fail(w, r, badRequest("format \"link\": attestation %s is a DSSE envelope, not an in-toto link", d))
+		return
 	default:
-		s.fail(w, r, badRequest("format %q: want dsse (the default) or bundle", f))
+		s.fail(w, r, badRequest("format %q: want dsse (the default for an envelope), bundle, or link (the default for an in-toto link)", f))
 		return
 	}
 	if s.cfg.AttestationLog != nil {
@@ -154,11 +167,6 @@ func (s *Server) envelope(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", attest.BundleMediaType)
 		w.Write(b)
-		return
-	}
-	a, err := s.loggedAttestation(d)
-	if err != nil {
-		s.fail(w, r, err)
 		return
 	}
 	env, err := s.cfg.Ledger.Store().Bytes(r.Context(), d, attest.MaxEnvelopeSize)

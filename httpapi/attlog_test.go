@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
@@ -83,6 +84,24 @@ func TestAttestationLogBundles(t *testing.T) {
 		kp := filepath.Join(dir, name+".pub")
 		os.WriteFile(kp, k.PublicKeyPEM(), 0o644)
 		bundles, keys = append(bundles, p), append(keys, kp)
+	}
+	// An in-toto link is logged in the event log but is no DSSE envelope:
+	// the attestation log passes over it, and it has no bundle.
+	ks, ik := linkKey(t, attest.ECDSAP256)
+	if resp, body := post(t, srv.URL+"/keys/c", "root", "root-password", jsonBody(httpapi.KeyRequest{PublicKey: string(ks.PublicKeyPEM())}), jsonCT); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("key: %s %s", resp.Status, body)
+	}
+	resp, body := post(t, srv.URL+"/attestations", "", "", signLink(t, rebuildLink(b, nil), ik), jsonCT)
+	var lrc httpapi.AttestationReceipt
+	json.Unmarshal([]byte(body), &lrc)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("link: %s %s", resp.Status, body)
+	}
+	if resp, body := get(t, srv.URL+"/attestations/"+lrc.Envelope.String()+"?format=bundle", ""); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("bundle of a link: %s %s", resp.Status, body)
+	}
+	if err := al.CatchUp(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	if al.Size() != 2 {
 		t.Fatalf("attestation log size %d", al.Size())

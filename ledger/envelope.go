@@ -48,6 +48,9 @@ func (l *Ledger) checkEnvelope(txn *badger.Txn, e *AttestationRecorded, signer K
 	if err != nil {
 		return err
 	}
+	if e.PredicateType == attest.LinkPredicateType {
+		return l.checkLink(txn, e, env, v, rejected)
+	}
 	ver, err := attest.Verify(env, v)
 	if err != nil {
 		return rejected("%s", strings.TrimPrefix(err.Error(), "attest: "))
@@ -105,11 +108,18 @@ func CheckRebuildMatches(rb *attest.Rebuild, b *BuildRecorded, index uint64) err
 	case rb.LogIndex != int64(index):
 		return bad("log index %d, recorded at %d", rb.LogIndex, index)
 	}
+	return checkInputs(rb.Inputs, b, bad)
+}
+
+// checkInputs checks that inputs (of a rebuild predicate or link) name
+// build b's recorded inputs with their recorded digests; inputs under
+// other names are the rebuilder's business.
+func checkInputs(inputs []attest.Input, b *BuildRecorded, bad func(format string, args ...any) error) error {
 	recorded := map[string]*cas.Digest{
 		attest.InputOpamSwitch: b.Inputs.OpamSwitch, attest.InputBuildEnvironment: b.Inputs.BuildEnvironment,
 		attest.InputSystemPackages: b.Inputs.SystemPackages, attest.InputScript: &b.Script,
 	}
-	for _, in := range rb.Inputs {
+	for _, in := range inputs {
 		want, known := recorded[in.Name]
 		switch {
 		case !known:

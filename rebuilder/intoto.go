@@ -1,23 +1,19 @@
 package rebuilder
 
 import (
-	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/ledger/event"
 	intoto "github.com/in-toto/in-toto-golang/in_toto"
 )
 
 // LinkStep is the in-toto step name of a rebuild.
-const LinkStep = "rebuild"
+const LinkStep = attest.LinkStep
 
 // Link returns the in-toto link (in-toto-golang's Metablock) of a rebuild,
 // signed with key: step "rebuild"; as materials the inputs the recorded
@@ -36,7 +32,7 @@ func Link(o *Outcome, key intoto.Key) (*intoto.Metablock, error) {
 		Name:        LinkStep,
 		Materials:   map[string]intoto.HashObj{},
 		Products:    map[string]intoto.HashObj{},
-		ByProducts:  map[string]interface{}{"verdict": string(o.Verdict), "build": o.Build.UUID.String()},
+		ByProducts:  map[string]interface{}{attest.LinkVerdictByproduct: string(o.Verdict), attest.LinkBuildByproduct: o.Build.UUID.String()},
 		Command:     linkCommand(o.Build),
 		Environment: map[string]interface{}{},
 	}
@@ -89,44 +85,6 @@ type LayoutKey struct {
 // output files and digests (RecordedLink), so that a layout can require
 // the rebuilds' products to MATCH them.
 const RecordedStep = "recorded"
-
-// LoadInTotoKey reads a PEM key (private or public) for in-toto, with the
-// signing scheme the key's curve needs: in-toto-golang's defaults give
-// every ECDSA key "ecdsa-sha2-nistp256", which Python in-toto refuses for
-// a P-384 or P-521 key.
-func LoadInTotoKey(pemBytes []byte) (intoto.Key, error) {
-	var k intoto.Key
-	if err := k.LoadKeyReaderDefaults(bytes.NewReader(pemBytes)); err != nil {
-		return k, err
-	}
-	if k.KeyType != "ecdsa" {
-		return k, nil
-	}
-	scheme := "ecdsa-sha2-nistp256"
-	if b, _ := pem.Decode(pemBytes); b != nil {
-		var pub any
-		if priv, err := x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
-			if e, ok := priv.(*ecdsa.PrivateKey); ok {
-				pub = &e.PublicKey
-			}
-		} else if e, err := x509.ParseECPrivateKey(b.Bytes); err == nil {
-			pub = &e.PublicKey
-		} else if p, err := x509.ParsePKIXPublicKey(b.Bytes); err == nil {
-			pub = p
-		}
-		if e, ok := pub.(*ecdsa.PublicKey); ok {
-			switch e.Curve {
-			case elliptic.P384():
-				scheme = "ecdsa-sha2-nistp384"
-			case elliptic.P521():
-				scheme = "ecdsa-sha2-nistp521"
-			}
-		}
-	}
-	var k2 intoto.Key
-	err := k2.LoadKeyReader(bytes.NewReader(pemBytes), scheme, k.KeyIDHashAlgorithms)
-	return k2, err
-}
 
 // pattern escapes a path for an in-toto artifact rule (fnmatch): *, ? and
 // [ stand for themselves.
@@ -187,7 +145,7 @@ func Layout(b *event.BuildRecorded, keys []LayoutKey, k int, recorder LayoutKey,
 	l := intoto.Layout{Type: "layout", Expires: expires.UTC().Format(time.RFC3339), Keys: map[string]intoto.Key{},
 		Inspect: []intoto.Inspection{}}
 	load := func(key LayoutKey) (intoto.Key, error) {
-		ik, err := LoadInTotoKey([]byte(key.PEM))
+		ik, err := attest.LoadInTotoKey([]byte(key.PEM))
 		if err != nil {
 			return ik, fmt.Errorf("rebuilder: key %s: %w", key.Name, err)
 		}

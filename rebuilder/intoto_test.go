@@ -39,7 +39,7 @@ func intotoKeyPEM(t *testing.T, alg attest.KeyAlgorithm) (priv, pub intoto.Key, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if priv, err = LoadInTotoKey(p); err != nil {
+	if priv, err = attest.LoadInTotoKey(p); err != nil {
 		t.Fatalf("in-toto cannot load our %s key: %v", alg, err)
 	}
 	s, err := attest.LoadSigner(p, nil)
@@ -189,7 +189,7 @@ func TestLoadInTotoKeyP384(t *testing.T) {
 		t.Fatal(err)
 	}
 	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	ik, err := LoadInTotoKey(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	ik, err := attest.LoadInTotoKey(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 	if err != nil || ik.Scheme != "ecdsa-sha2-nistp384" {
 		t.Fatalf("P-384: %+v %v", ik.Scheme, err)
 	}

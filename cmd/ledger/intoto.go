@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/ledger/event"
 	"github.com/buildledger/buildledger/rebuilder"
 )
@@ -129,7 +130,7 @@ with in-toto-verify.`,
 			if err != nil {
 				return err
 			}
-			rk, err := rebuilder.LoadInTotoKey(recPEM)
+			rk, err := attest.LoadInTotoKey(recPEM)
 			if err != nil {
 				return fmt.Errorf("--recorder-key: %w", err)
 			}

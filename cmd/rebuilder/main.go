@@ -602,7 +602,7 @@ func rebuildCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if linkKey, err = rebuilder.LoadInTotoKey(b); err != nil {
+				if linkKey, err = attest.LoadInTotoKey(b); err != nil {
 					return fmt.Errorf("--link-out: in-toto cannot load %s (an unencrypted PKCS #8 ECDSA, Ed25519 or RSA key, as rebuilder key generate writes; not a cosign-encrypted one): %w", rf.key, err)
 				}
 			}

@@ -433,8 +433,8 @@ func (p *proverKeys) verify(ctx context.Context, a *event.AttestationRecorded) (
 	if err != nil {
 		return "", err
 	}
-	if _, err := attest.Verify(env, v); err != nil {
-		return "", fmt.Errorf("SECURITY: the logged envelope %s does not verify with key %s (%s): %v", a.Envelope, a.KeyID, ka.Name, err)
+	if _, err := attest.VerifyLogged(env, a.PredicateType, v, 0); err != nil {
+		return "", fmt.Errorf("SECURITY: the logged attestation %s does not verify with key %s (%s): %v", a.Envelope, a.KeyID, ka.Name, err)
 	}
 	return ka.Name, nil
 }

@@ -18,7 +18,9 @@
 //
 // Envelopes signed with a key Sigstore has no algorithm for (RSA beyond
 // 4096 bits) have no hashedrekord entry: they are not in this log, and
-// their bundles carry no log entry (Bundle says so).
+// their bundles carry no log entry (Bundle says so). In-toto links
+// (attest.LinkPredicateType) are not DSSE envelopes and have no entry
+// either; they have no bundle.
 package attlog
 
 import (
@@ -186,8 +188,8 @@ func (a *Log) step(ctx context.Context) (reached bool, n uint64, err error) {
 				return err
 			}
 			ar, ok := e.(*ledger.AttestationRecorded)
-			if !ok {
-				continue
+			if !ok || ar.PredicateType == attest.LinkPredicateType {
+				continue // in-toto links are not DSSE envelopes: no entry
 			}
 			entry, err := a.entryOf(ctx, ar, i)
 			if errors.Is(err, rekorv2.ErrUnsupportedKey) {
@@ -300,6 +302,9 @@ func (a *Log) Bundle(ctx context.Context, envelope digest.Digest) ([]byte, error
 	ar, ok := e.(*ledger.AttestationRecorded)
 	if !ok {
 		return nil, fmt.Errorf("%w: log index %d is not an attestation", ledger.ErrCorrupt, li)
+	}
+	if ar.PredicateType == attest.LinkPredicateType {
+		return nil, fmt.Errorf("attlog: %s is an in-toto link, and Sigstore bundles carry DSSE envelopes only", envelope)
 	}
 	entry, err := a.entryOf(ctx, ar, li)
 	if errors.Is(err, rekorv2.ErrUnsupportedKey) {

@@ -362,15 +362,9 @@ func (g *Gate) judge(b *Bundle) *Decision {
 			dec.Verdicts = append(dec.Verdicts, v)
 			continue
 		}
-		ver, err := attest.Verify(pa.Envelope, k.verifier)
+		a, err := attest.VerifyLogged(pa.Envelope, ar.PredicateType, k.verifier, int64(pa.Index))
 		if err != nil {
 			v.Status, v.Detail = StatusBadSignature, err.Error()
-			dec.Verdicts = append(dec.Verdicts, v)
-			continue
-		}
-		a, err := ver.Attestation(int64(pa.Index))
-		if err != nil {
-			v.Status, v.Detail = StatusBadSignature, "the signed statement is not a rebuild attestation: "+err.Error()
 			dec.Verdicts = append(dec.Verdicts, v)
 			continue
 		}

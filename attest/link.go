@@ -1,0 +1,322 @@
+package attest
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+	intoto "github.com/in-toto/in-toto-golang/in_toto"
+)
+
+// LinkPredicateType is the predicate type under which the ledger logs an
+// in-toto link (in-toto specification v0.9, signed in its own "signed" /
+// "signatures" wrapper rather than DSSE): in-toto-golang's name for an
+// in-toto 0.9 link.
+const LinkPredicateType = intoto.PredicateLinkV1
+
+// LinkStep is the in-toto step name of a rebuild link.
+const LinkStep = "rebuild"
+
+// Byproducts of a rebuild link naming what it rebuilt and concluded; both
+// are signed with the rest of the link.
+const (
+	LinkBuildByproduct   = "build"
+	LinkVerdictByproduct = "verdict"
+)
+
+// IsLink reports whether data looks like in-toto link metadata (a JSON
+// object with a "signed" member) rather than a DSSE envelope or a
+// Sigstore bundle. It does not validate anything.
+func IsLink(data []byte) bool {
+	var probe struct {
+		Signed json.RawMessage `json:"signed"`
+	}
+	return len(data) <= MaxEnvelopeSize && json.Unmarshal(data, &probe) == nil && len(probe.Signed) > 0
+}
+
+// ParseLink decodes in-toto link metadata strictly: at most
+// MaxEnvelopeSize bytes, a JSON object of exactly "signed" and
+// "signatures", a link (_type "link") with every field of the
+// specification and no others, hex digests, 1 to MaxSignatures
+// signatures. Every error is a *VerifyError refining ErrMalformed.
+func ParseLink(data []byte) (*intoto.Metablock, error) {
+	if len(data) > MaxEnvelopeSize {
+		return nil, malformed("larger than %d bytes", MaxEnvelopeSize)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, malformed("in-toto link: not a JSON object: %v", err)
+	}
+	for k := range top {
+		if k != "signed" && k != "signatures" {
+			return nil, malformed("in-toto link: unknown member %.100q (a link has only \"signed\" and \"signatures\")", k)
+		}
+	}
+	if len(top["signed"]) == 0 || string(top["signed"]) == "null" || len(top["signatures"]) == 0 || string(top["signatures"]) == "null" {
+		return nil, malformed("in-toto link: \"signed\" and \"signatures\" are both required")
+	}
+	var typ struct {
+		Type string `json:"_type"`
+	}
+	if err := json.Unmarshal(top["signed"], &typ); err != nil {
+		return nil, malformed("in-toto link: \"signed\" is not an object: %v", err)
+	}
+	if typ.Type != "link" {
+		return nil, malformed("in-toto metadata of _type %.50q; only links are accepted", typ.Type)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(top["signed"], &fields); err != nil {
+		return nil, malformed("in-toto link: %v", err)
+	}
+	for _, f := range []string{"_type", "name", "materials", "products", "byproducts", "command", "environment"} {
+		if _, ok := fields[f]; !ok {
+			return nil, malformed("in-toto link: field %q is missing", f)
+		}
+	}
+	var link intoto.Link
+	dec := json.NewDecoder(bytes.NewReader(top["signed"]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&link); err != nil {
+		return nil, malformed("in-toto link: %v", err)
+	}
+	var sigs []intoto.Signature
+	dec = json.NewDecoder(bytes.NewReader(top["signatures"]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sigs); err != nil {
+		return nil, malformed("in-toto link signatures: %v", err)
+	}
+	if len(sigs) == 0 || len(sigs) > MaxSignatures {
+		return nil, malformed("in-toto link: %d signatures; 1 to %d are accepted", len(sigs), MaxSignatures)
+	}
+	mb := &intoto.Metablock{Signed: link, Signatures: sigs}
+	if err := intoto.ValidateMetablock(*mb); err != nil {
+		return nil, malformed("in-toto link: %v", err)
+	}
+	return mb, nil
+}
+
+// LoadInTotoKey reads a PEM key (private or public) for in-toto, with the
+// signing scheme the key's curve needs: in-toto-golang's defaults give
+// every ECDSA key "ecdsa-sha2-nistp256", which Python in-toto refuses for
+// a P-384 or P-521 key. Key ids are in-toto's (over the key's canonical
+// JSON), not the ledger's KeyID.
+func LoadInTotoKey(pemBytes []byte) (intoto.Key, error) {
+	var k intoto.Key
+	if err := k.LoadKeyReaderDefaults(bytes.NewReader(pemBytes)); err != nil {
+		return k, err
+	}
+	if k.KeyType != "ecdsa" {
+		return k, nil
+	}
+	scheme := "ecdsa-sha2-nistp256"
+	if b, _ := pem.Decode(pemBytes); b != nil {
+		var pub any
+		if priv, err := x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
+			if e, ok := priv.(*ecdsa.PrivateKey); ok {
+				pub = &e.PublicKey
+			}
+		} else if e, err := x509.ParseECPrivateKey(b.Bytes); err == nil {
+			pub = &e.PublicKey
+		} else if p, err := x509.ParsePKIXPublicKey(b.Bytes); err == nil {
+			pub = p
+		}
+		if e, ok := pub.(*ecdsa.PublicKey); ok {
+			switch e.Curve {
+			case elliptic.P384():
+				scheme = "ecdsa-sha2-nistp384"
+			case elliptic.P521():
+				scheme = "ecdsa-sha2-nistp521"
+			}
+		}
+	}
+	var k2 intoto.Key
+	err := k2.LoadKeyReader(bytes.NewReader(pemBytes), scheme, k.KeyIDHashAlgorithms)
+	return k2, err
+}
+
+// InTotoKey returns the in-toto public key of pub (see LoadInTotoKey).
+func InTotoKey(pub crypto.PublicKey) (intoto.Key, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return intoto.Key{}, fmt.Errorf("attest: in-toto key: %w", err)
+	}
+	return LoadInTotoKey(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+// VerifiedLink is a rebuild link whose signature verified with a key.
+type VerifiedLink struct {
+	Link        intoto.Link
+	KeyID       KeyID  // the ledger's id of the key that verified
+	InTotoKeyID string // in-toto's id of that key
+	Build       uuid.UUID
+	Verdict     Verdict   // Reproduced or Differs, as the rebuilder signed it
+	Subjects    []Subject // the products, sorted by name
+	signature   string
+}
+
+// Canonical returns the link in the one form the ledger stores and
+// serves: the signed link and only the signature that verified, under
+// in-toto-golang's key id of the ledger's registered key, written as
+// in-toto-golang's Metablock.Dump writes a link file. Resubmissions of the
+// same signed link and signature have the same bytes.
+func (v *VerifiedLink) Canonical() []byte {
+	b, _ := json.MarshalIndent(&intoto.Metablock{Signed: v.Link, Signatures: []intoto.Signature{{KeyID: v.InTotoKeyID, Sig: v.signature}}}, "", "  ")
+	return b
+}
+
+// FileName is the link's file name as in-toto's verifiers look for it
+// (intoto.LinkNameFormat: step name and the in-toto key id's first 8 hex
+// digits).
+func (v *VerifiedLink) FileName() string {
+	return fmt.Sprintf(intoto.LinkNameFormat, v.Link.Name, v.InTotoKeyID)
+}
+
+// Attestation summarises the link for policy evaluation, given the log
+// index at which it was logged.
+func (v *VerifiedLink) Attestation(logIndex int64) Attestation {
+	return Attestation{KeyID: v.KeyID, PredicateType: LinkPredicateType, Build: v.Build,
+		Subjects: slices.Clone(v.Subjects), Verdict: v.Verdict, LogIndex: logIndex}
+}
+
+// VerifyLink is VerifyLinkAny with one key.
+func VerifyLink(data []byte, key *Verifier) (*VerifiedLink, error) {
+	return VerifyLinkAny(data, []*Verifier{key})
+}
+
+// VerifyLinkAny parses a rebuild link strictly (ParseLink) and checks that
+// one of its signatures verifies, over in-toto's canonical JSON of the
+// link, with one of keys (tried in order; a signature's keyid is a hint
+// only, since signers compute key ids differently). The link must be of
+// step LinkStep, carry a sha256 digest for each product and material, and
+// name the rebuilt build and the verdict ("reproduced" or "differs") in
+// its byproducts. Every error is a *VerifyError.
+func VerifyLinkAny(data []byte, keys []*Verifier) (*VerifiedLink, error) {
+	mb, err := ParseLink(data)
+	if err != nil {
+		return nil, err
+	}
+	link := mb.Signed.(intoto.Link)
+	if _, err := mb.GetSignableRepresentation(); err != nil {
+		return nil, malformed("in-toto link: no canonical JSON form: %v", err)
+	}
+	var found *Verifier
+	var ik intoto.Key
+	var sig string
+	for _, k := range keys {
+		key, err := InTotoKey(k.pub)
+		if err != nil {
+			continue // a key in-toto cannot use verifies no link
+		}
+		for _, s := range mb.Signatures {
+			raw, err := hex.DecodeString(s.Sig)
+			if err != nil || len(raw) == 0 {
+				continue
+			}
+			one := intoto.Metablock{Signed: link, Signatures: []intoto.Signature{{KeyID: key.KeyID, Sig: s.Sig}}}
+			if one.VerifySignature(key) == nil {
+				found, ik, sig = k, key, s.Sig
+				break
+			}
+		}
+		if found != nil {
+			break
+		}
+	}
+	if found == nil {
+		return nil, &VerifyError{Err: ErrBadSignature, Reason: fmt.Sprintf("none of the link's %d signatures verifies with the %d key(s) tried", len(mb.Signatures), len(keys))}
+	}
+	v := &VerifiedLink{Link: link, KeyID: found.id, InTotoKeyID: ik.KeyID, signature: sig}
+	if link.Name != LinkStep {
+		return nil, malformed("in-toto link of step %.100q; rebuild links are of step %q", link.Name, LinkStep)
+	}
+	for _, set := range []struct {
+		what string
+		m    map[string]intoto.HashObj
+	}{{"material", link.Materials}, {"product", link.Products}} {
+		for name, h := range set.m {
+			d, err := linkDigest(h)
+			if err != nil {
+				return nil, malformed("in-toto link: %s %.200q: %v", set.what, name, err)
+			}
+			if set.what == "product" {
+				v.Subjects = append(v.Subjects, Subject{Name: name, SHA256: d})
+			}
+		}
+	}
+	if len(v.Subjects) == 0 {
+		return nil, malformed("in-toto link: no products; a rebuild link names the files the rebuild produced")
+	}
+	slices.SortFunc(v.Subjects, func(a, b Subject) int { return strings.Compare(a.Name, b.Name) })
+	build, _ := link.ByProducts[LinkBuildByproduct].(string)
+	if v.Build, err = uuid.Parse(build); err != nil || v.Build == uuid.Nil || v.Build.String() != build {
+		return nil, malformed("in-toto link: byproduct %q must be the rebuilt build's UUID (lower-case, hyphenated), is %.100q", LinkBuildByproduct, build)
+	}
+	verdict, _ := link.ByProducts[LinkVerdictByproduct].(string)
+	switch Verdict(verdict) {
+	case Reproduced, Differs:
+		v.Verdict = Verdict(verdict)
+	default:
+		return nil, malformed("in-toto link: byproduct %q must be %q or %q, is %.100q", LinkVerdictByproduct, Reproduced, Differs, verdict)
+	}
+	return v, nil
+}
+
+// LinkMaterials returns the link's materials as inputs (name and sha256).
+func (v *VerifiedLink) LinkMaterials() []Input {
+	var out []Input
+	for name, h := range v.Link.Materials {
+		d, _ := linkDigest(h) // checked by VerifyLinkAny
+		out = append(out, Input{Name: name, SHA256: d})
+	}
+	slices.SortFunc(out, func(a, b Input) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// linkDigest is the sha256 digest of an in-toto hash object, which must
+// carry one.
+func linkDigest(h intoto.HashObj) (Digest, error) {
+	s, ok := h["sha256"]
+	if !ok {
+		return Digest{}, errors.New("no sha256 digest")
+	}
+	raw, err := hex.DecodeString(s)
+	if err != nil || len(raw) != len(Digest{}) || strings.ToLower(s) != s {
+		return Digest{}, fmt.Errorf("sha256 %.80q is not 64 lower-case hex digits", s)
+	}
+	var d Digest
+	copy(d[:], raw)
+	return d, nil
+}
+
+// VerifyLogged verifies a logged attestation in either form the ledger
+// logs — an in-toto rebuild link when predicateType (the logged event's)
+// is LinkPredicateType, a DSSE envelope of a rebuild statement otherwise —
+// with key, and summarises it for policy evaluation.
+func VerifyLogged(data []byte, predicateType string, key *Verifier, logIndex int64) (Attestation, error) {
+	if predicateType == LinkPredicateType {
+		v, err := VerifyLink(data, key)
+		if err != nil {
+			return Attestation{}, err
+		}
+		return v.Attestation(logIndex), nil
+	}
+	ver, err := Verify(data, key)
+	if err != nil {
+		return Attestation{}, err
+	}
+	a, err := ver.Attestation(logIndex)
+	if err != nil {
+		return Attestation{}, fmt.Errorf("the signed statement is not a rebuild attestation: %w", err)
+	}
+	return a, nil
+}
