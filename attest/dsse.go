@@ -320,8 +320,13 @@ func (v *Verified) Canonical() []byte {
 
 // CanonicalForms returns the canonical form (see Verified.Canonical) the
 // envelope would have for each of its signatures, without verifying any:
-// a submitter uses it to recognise the envelope the ledger logged.
+// a submitter uses it to recognise the envelope the ledger logged. For an
+// in-toto link (IsLink) they are VerifiedLink.Canonical's forms, each
+// under the key id its signature names.
 func CanonicalForms(envelope []byte) ([][]byte, error) {
+	if IsLink(envelope) {
+		return linkCanonicalForms(envelope)
+	}
 	env, err := ParseEnvelope(envelope)
 	if err != nil {
 		return nil, err

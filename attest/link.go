@@ -188,6 +188,20 @@ func (v *VerifiedLink) Attestation(logIndex int64) Attestation {
 		Subjects: slices.Clone(v.Subjects), Verdict: v.Verdict, LogIndex: logIndex}
 }
 
+// linkCanonicalForms is CanonicalForms for an in-toto link.
+func linkCanonicalForms(data []byte) ([][]byte, error) {
+	mb, err := ParseLink(data)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for _, s := range mb.Signatures {
+		v := &VerifiedLink{Link: mb.Signed.(intoto.Link), InTotoKeyID: s.KeyID, signature: s.Sig}
+		out = append(out, v.Canonical())
+	}
+	return out, nil
+}
+
 // VerifyLink is VerifyLinkAny with one key.
 func VerifyLink(data []byte, key *Verifier) (*VerifiedLink, error) {
 	return VerifyLinkAny(data, []*Verifier{key})

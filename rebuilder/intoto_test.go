@@ -182,6 +182,27 @@ func TestLinkVerifiesWithPythonInToto(t *testing.T) {
 	})
 }
 
+// requireInTotoGolang finds in-toto-golang's command-line verifier.
+func requireInTotoGolang(t *testing.T) string {
+	return tooltest.Find(t, "in-toto-golang", "BUILDLEDGER_REQUIRE_INTOTO", "install with: go install github.com/in-toto/in-toto-golang@v0.11.0")
+}
+
+// TestLinkVerifiesWithInTotoGolangCLI: in-toto-golang's own command
+// (in-toto-golang verify), a separate program, over the same layout and
+// links.
+func TestLinkVerifiesWithInTotoGolangCLI(t *testing.T) {
+	verifyBin := requireInTotoGolang(t)
+	f := newLinkFixture(t)
+	f.cases(t, func() error {
+		out, err := exec.Command(verifyBin, "verify", "--layout", filepath.Join(f.dir, "root.layout"), "--layout-keys", filepath.Join(f.dir, "layout.pub"),
+			"--link-dir", f.links).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+}
+
 // LoadInTotoKey gives P-384 keys the scheme Python in-toto expects.
 func TestLoadInTotoKeyP384(t *testing.T) {
 	k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/google/uuid"
+	intoto "github.com/in-toto/in-toto-golang/in_toto"
 	"github.com/spf13/cobra"
 
 	"github.com/buildledger/buildledger/attest"
@@ -17,7 +19,7 @@ import (
 )
 
 func intotoCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "intoto", Short: "in-toto layouts for the rebuilders' links"}
+	cmd := &cobra.Command{Use: "intoto", Short: "in-toto layouts and links of the rebuilders' rebuilds"}
 	var f clientFlags
 	var job, out, build, recorder, linkDir string
 	var threshold int
@@ -164,6 +166,72 @@ with in-toto-verify.`,
 	layout.Flags().StringVar(&out, "out", "", "write the layout to this file (default: standard output)")
 	layout.Flags().StringVar(&recorder, "recorder-key", "", "public key (PEM) that signs the recorded link, e.g. the layout key's")
 	layout.Flags().StringVar(&linkDir, "link-dir", "links", "directory for the recorded link (beside the rebuilders' links)")
-	cmd.AddCommand(layout)
+	cmd.AddCommand(layout, intotoExportCmd())
 	return cmd
+}
+
+func intotoExportCmd() *cobra.Command {
+	var f clientFlags
+	var build, dir string
+	export := &cobra.Command{
+		Use:   "export --server URL --build UUID [--dir DIR]",
+		Short: "Write the in-toto links logged for a build, proven, under in-toto's file names",
+		Long: `export writes the rebuilders' in-toto links of --build (rebuilder rebuild --link-out submits
+them) into --dir as rebuild.KEYID.link, the names in-toto-verify looks for. Each is proven
+through the verifying client: its event is in the log, the bytes are the ones logged, and its
+signature verifies with the key the log registered. in-toto takes one link per key and step: for
+a key that linked the build more than once, the latest is written and the others are named.
+Which links exist is as the server lists them (a server could hide one, not forge one).`,
+		Args: cobra.NoArgs,
+		RunE: f.explained(func(cmd *cobra.Command, _ []string) error {
+			id, err := uuid.Parse(build)
+			if err != nil {
+				return fmt.Errorf("--build %q is not a UUID", build)
+			}
+			ctx := cmd.Context()
+			c, _, save, err := f.open(ctx, cmd)
+			if err != nil {
+				return err
+			}
+			_, _, cp, err := c.Build(ctx, id)
+			if err != nil {
+				return err
+			}
+			links, err := c.Links(ctx, id, cp)
+			if err != nil {
+				return err
+			}
+			if len(links) == 0 {
+				return fmt.Errorf("no in-toto links are logged for build %s; a rebuilder writes and submits one with rebuilder rebuild --build %s --link-out DIR", id, id)
+			}
+			latest := map[string]int{}
+			for i, l := range links {
+				latest[l.KeyID.String()] = i
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			for i, l := range links {
+				if latest[l.KeyID.String()] != i {
+					fmt.Fprintf(out, "not written: the older link of key %s at log index %d (its latest is at %d)\n", l.KeyName, l.Index, links[latest[l.KeyID.String()]].Index)
+					continue
+				}
+				mb, err := attest.ParseLink(l.Data)
+				if err != nil {
+					return fmt.Errorf("the link at log index %d: %w", l.Index, err)
+				}
+				p := filepath.Join(dir, fmt.Sprintf(intoto.LinkNameFormat, attest.LinkStep, mb.Signatures[0].KeyID))
+				if err := os.WriteFile(p, l.Data, 0o644); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "%s\tkey %s\tverdict %s\tlog index %d\n", p, l.KeyName, l.Verdict, l.Index)
+			}
+			return save(cp)
+		}),
+	}
+	f.register(export)
+	export.Flags().StringVar(&build, "build", "", "the build (UUID) whose links to write")
+	export.Flags().StringVar(&dir, "dir", "links", "directory to write the links into")
+	return export
 }

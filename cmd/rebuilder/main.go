@@ -36,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/buildledger/buildledger/httpapi/api"
 	"github.com/buildledger/buildledger/httpapi/client"
 
 	"github.com/google/uuid"
@@ -636,6 +637,17 @@ func rebuildCmd() *cobra.Command {
 						fmt.Fprintf(cmd.OutOrStdout(), "in-toto link written to %s (verdict %s)\n", p, o.Verdict)
 					}
 				}
+				if lerr == nil && !rf.noAttest {
+					// Logged like the envelope, so that anyone can
+					// export it (ledger intoto export).
+					var data []byte
+					if data, lerr = json.Marshal(mb); lerr == nil {
+						var rc *api.AttestationReceipt
+						if rc, lerr = rb.Client.SubmitAttestation(cmd.Context(), data); lerr == nil {
+							fmt.Fprintf(cmd.OutOrStdout(), "in-toto link logged at index %d\n", rc.LogIndex)
+						}
+					}
+				}
 				if lerr != nil && err == nil {
 					err = lerr
 				}
@@ -666,7 +678,7 @@ func rebuildCmd() *cobra.Command {
 	cmd.Flags().StringVar(&build, "build", "", "UUID of the recorded build")
 	cmd.Flags().StringVar(&envOut, "envelope-out", "", "also write the signed DSSE envelope to this file (for cosign verify-blob-attestation --signature)")
 	cmd.Flags().StringVar(&bundleOut, "bundle-out", "", "also write it as a Sigstore bundle v0.3 (for cosign verify-blob-attestation --bundle)")
-	cmd.Flags().StringVar(&linkOut, "link-out", "", "also write an in-toto link of the step \"rebuild\" (materials: the recorded inputs; products: the rebuilt files) into this directory, signed with --key")
+	cmd.Flags().StringVar(&linkOut, "link-out", "", "also write an in-toto link of the step \"rebuild\" (materials: the recorded inputs; products: the rebuilt files) into this directory, signed with --key, and (unless --no-attest) submit it to the ledger")
 	return cmd
 }
 

@@ -353,7 +353,7 @@ func (c *Client) Lookup(ctx context.Context, d digest.Digest) (*LookupResult, er
 			if keys == nil {
 				keys = &proverKeys{c: c, cp: cp}
 			}
-			name, err := keys.verify(ctx, ar)
+			name, _, err := keys.verify(ctx, ar)
 			if err != nil {
 				return nil, fmt.Errorf("attestation at log index %d: %w", a.LogIndex, err)
 			}
@@ -392,14 +392,14 @@ type proverKeys struct {
 	proven map[digest.Digest]*event.KeyAdded
 }
 
-// verify fetches the envelope an attestation event logs, checks its digest
-// and its signature with the key the event names, and returns the key's
-// registered name.
-func (p *proverKeys) verify(ctx context.Context, a *event.AttestationRecorded) (string, error) {
+// verify fetches the envelope (or in-toto link) an attestation event logs,
+// checks its digest and its signature with the key the event names, and
+// returns the key's registered name and the bytes.
+func (p *proverKeys) verify(ctx context.Context, a *event.AttestationRecorded) (string, []byte, error) {
 	if p.listed == nil {
 		keys, err := p.c.Keys(ctx)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		p.listed, p.proven = map[digest.Digest]api.KeyInfo{}, map[digest.Digest]*event.KeyAdded{}
 		for _, k := range keys {
@@ -410,31 +410,31 @@ func (p *proverKeys) verify(ctx context.Context, a *event.AttestationRecorded) (
 	if ka == nil {
 		k, ok := p.listed[a.KeyID]
 		if !ok {
-			return "", fmt.Errorf("SECURITY: key %s is not among the server's registered keys", a.KeyID)
+			return "", nil, fmt.Errorf("SECURITY: key %s is not among the server's registered keys", a.KeyID)
 		}
 		ve, err := p.c.Event(ctx, k.AddedAt, p.cp)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if ka, ok = ve.Event.(*event.KeyAdded); !ok || ka.KeyID != a.KeyID {
-			return "", fmt.Errorf("SECURITY: log index %d does not register key %s", k.AddedAt, a.KeyID)
+			return "", nil, fmt.Errorf("SECURITY: log index %d does not register key %s", k.AddedAt, a.KeyID)
 		}
 		p.proven[a.KeyID] = ka
 	}
 	env, err := p.c.Envelope(ctx, a.Envelope)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	pub, err := x509.ParsePKIXPublicKey(ka.PublicKey)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	v, err := attest.NewVerifier(pub)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if _, err := attest.VerifyLogged(env, a.PredicateType, v, 0); err != nil {
-		return "", fmt.Errorf("SECURITY: the logged attestation %s does not verify with key %s (%s): %v", a.Envelope, a.KeyID, ka.Name, err)
+		return "", nil, fmt.Errorf("SECURITY: the logged attestation %s does not verify with key %s (%s): %v", a.Envelope, a.KeyID, ka.Name, err)
 	}
-	return ka.Name, nil
+	return ka.Name, env, nil
 }

@@ -115,8 +115,9 @@ func (c *Client) Upload(ctx context.Context, der []byte, id uuid.UUID, cred Cred
 	return &rc, br, err
 }
 
-// SubmitAttestation sends a DSSE envelope to /attestations and proves the
-// receipt: an attestation event of exactly this envelope is in the log.
+// SubmitAttestation sends a DSSE envelope (or an in-toto link) to
+// /attestations and proves the receipt: an attestation event of exactly
+// this envelope is in the log.
 func (c *Client) SubmitAttestation(ctx context.Context, envelope []byte) (*api.AttestationReceipt, error) {
 	b, _, err := c.send(ctx, http.MethodPost, "attestations", "application/json", envelope, nil, http.StatusCreated, http.StatusOK)
 	if err != nil {
@@ -516,4 +517,46 @@ func (c *Client) ProveConsistent(ctx context.Context, size uint64, root [32]byte
 // (GET /blob/SHA256) into w and checks its digest.
 func (c *Client) StoredBlob(ctx context.Context, d digest.Digest, w io.Writer) error {
 	return c.streamVerified(ctx, "blob/"+d.String(), "blob "+d.String(), d, -1, w)
+}
+
+// ProvenLink is an in-toto link the log holds, proven: its event is in the
+// log under the checkpoint, its bytes hash to what the event logs, and its
+// signature verifies with the key the log registered.
+type ProvenLink struct {
+	Index   uint64 // log index of its attestation event
+	KeyID   digest.Digest
+	KeyName string
+	Verdict event.Verdict
+	Data    []byte // the link file
+}
+
+// Links returns the in-toto links logged for build id, proven against cp
+// (see ProvenLink), in log order. Which attestations exist is as the
+// server lists them: a server can hide one, not forge one.
+func (c *Client) Links(ctx context.Context, id uuid.UUID, cp *checkpoint.Checkpoint) ([]ProvenLink, error) {
+	listed, err := c.AttestationsOfBuild(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	keys := &proverKeys{c: c, cp: cp}
+	var out []ProvenLink
+	for _, a := range listed {
+		if a.PredicateType != attest.LinkPredicateType || a.LogIndex >= cp.Size {
+			continue
+		}
+		ve, err := c.Event(ctx, a.LogIndex, cp)
+		if err != nil {
+			return nil, err
+		}
+		ar, ok := ve.Event.(*event.AttestationRecorded)
+		if !ok || ar.Build == nil || *ar.Build != id || ar.PredicateType != attest.LinkPredicateType {
+			return nil, fmt.Errorf("SECURITY: the server lists log index %d as an in-toto link of build %s, which it is not", a.LogIndex, id)
+		}
+		name, data, err := keys.verify(ctx, ar)
+		if err != nil {
+			return nil, fmt.Errorf("the link at log index %d: %w", a.LogIndex, err)
+		}
+		out = append(out, ProvenLink{Index: a.LogIndex, KeyID: ar.KeyID, KeyName: name, Verdict: ar.Verdict, Data: data})
+	}
+	return out, nil
 }

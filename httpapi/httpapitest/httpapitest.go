@@ -32,13 +32,14 @@ type Server struct {
 	URL     string
 	Client  *httpapi.Client // verifies with the ledger's key
 	Keys    map[string]*attest.Signer
+	KeyPEMs map[string][]byte // the private keys of Keys, PEM (PKCS #8)
 	handler atomic.Pointer[http.Handler]
 }
 
 // New starts a server on a fresh ledger; it stops when the test ends.
 func New(tb testing.TB) *Server {
 	tb.Helper()
-	s := &Server{tb: tb, L: ledgertest.Open(tb), Keys: map[string]*attest.Signer{}}
+	s := &Server{tb: tb, L: ledgertest.Open(tb), Keys: map[string]*attest.Signer{}, KeyPEMs: map[string][]byte{}}
 	users := auth.New(s.L.DB)
 	if err := users.AddAdmin(Admin.User, Admin.Password); err != nil {
 		tb.Fatal(err)
@@ -88,7 +89,7 @@ func (s *Server) Key(name string, register bool) *attest.Signer {
 	if err != nil {
 		s.tb.Fatal(err)
 	}
-	s.Keys[name] = k
+	s.Keys[name], s.KeyPEMs[name] = k, p
 	if register {
 		if _, err := s.Client.AddKey(context.Background(), name, string(k.PublicKeyPEM()), Admin); err != nil {
 			s.tb.Fatal(err)
