@@ -334,3 +334,21 @@ func VerifyLogged(data []byte, predicateType string, key *Verifier, logIndex int
 	}
 	return a, nil
 }
+
+// RecordedStep is the in-toto step whose link states a recorded build's
+// output files and digests (RecordedLink), so that a layout can require
+// the rebuilds' products to MATCH them.
+const RecordedStep = "recorded"
+
+// RecordedLink returns the unsigned in-toto link of the step "recorded" of
+// a build: as products its output files with their recorded digests, as
+// byproducts the build's UUID and job. Whoever signs it vouches that these
+// are the digests the ledger's log records for the build.
+func RecordedLink(build, job string, outputs []Subject) *intoto.Metablock {
+	l := intoto.Link{Type: "link", Name: RecordedStep, Materials: map[string]intoto.HashObj{}, Products: map[string]intoto.HashObj{},
+		ByProducts: map[string]interface{}{LinkBuildByproduct: build, "job": job}, Command: []string{}, Environment: map[string]interface{}{}}
+	for _, o := range outputs {
+		l.Products[o.Name] = intoto.HashObj{"sha256": o.SHA256.String()}
+	}
+	return &intoto.Metablock{Signed: l, Signatures: []intoto.Signature{}}
+}

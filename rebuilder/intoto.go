@@ -81,10 +81,8 @@ type LayoutKey struct {
 	PEM  string
 }
 
-// RecordedStep is the in-toto step whose link states the recorded build's
-// output files and digests (RecordedLink), so that a layout can require
-// the rebuilds' products to MATCH them.
-const RecordedStep = "recorded"
+// RecordedStep is attest.RecordedStep.
+const RecordedStep = attest.RecordedStep
 
 // pattern escapes a path for an in-toto artifact rule (fnmatch): *, ? and
 // [ stand for themselves.
@@ -112,17 +110,16 @@ func outputs(b *event.BuildRecorded) []event.Artifact {
 	return out
 }
 
-// RecordedLink returns the unsigned in-toto link of the step "recorded":
-// as products the recorded build's output files with their recorded
-// digests. The layout's recorder (LayoutKey given to Layout) signs it
-// (in-toto-sign), vouching that these are the digests the ledger holds.
+// RecordedLink returns the unsigned in-toto link of the step "recorded"
+// of b (attest.RecordedLink over b's output files). The layout's recorder
+// (LayoutKey given to Layout) signs it (in-toto-sign), vouching that these
+// are the digests the ledger holds.
 func RecordedLink(b *event.BuildRecorded) *intoto.Metablock {
-	l := intoto.Link{Type: "link", Name: RecordedStep, Materials: map[string]intoto.HashObj{}, Products: map[string]intoto.HashObj{},
-		ByProducts: map[string]interface{}{"build": b.UUID.String(), "job": b.Job}, Command: []string{}, Environment: map[string]interface{}{}}
+	var outs []attest.Subject
 	for _, a := range outputs(b) {
-		l.Products[a.Path] = intoto.HashObj{"sha256": a.SHA256.String()}
+		outs = append(outs, attest.Subject{Name: a.Path, SHA256: a.SHA256})
 	}
-	return &intoto.Metablock{Signed: l, Signatures: []intoto.Signature{}}
+	return attest.RecordedLink(b.UUID.String(), b.Job, outs)
 }
 
 // Layout returns an unsigned in-toto layout template for rebuilds of the
@@ -142,6 +139,47 @@ func Layout(b *event.BuildRecorded, keys []LayoutKey, k int, recorder LayoutKey,
 	if len(outs) == 0 {
 		return nil, nil, fmt.Errorf("rebuilder: build %s has no output files to reproduce", b.UUID)
 	}
+	l, ids, err := layoutSteps(keys, k, recorder, expires)
+	if err != nil {
+		return nil, nil, err
+	}
+	recorded, rebuild := &l.Steps[0], &l.Steps[1]
+	rebuild.ExpectedCommand = linkCommand(b)
+	for _, a := range outs {
+		p := pattern(a.Path)
+		recorded.ExpectedProducts = append(recorded.ExpectedProducts, []string{"ALLOW", p})
+		rebuild.ExpectedProducts = append(rebuild.ExpectedProducts, []string{"REQUIRE", p},
+			[]string{"MATCH", p, "WITH", "PRODUCTS", "FROM", RecordedStep})
+	}
+	recorded.ExpectedProducts = append(recorded.ExpectedProducts, []string{"DISALLOW", "*"})
+	rebuild.ExpectedProducts = append(rebuild.ExpectedProducts, []string{"DISALLOW", "*"})
+	l.Readme = fmt.Sprintf("Rebuilds of job %s (build %s, %s): %d of %d rebuilders must reproduce the %d recorded output files exactly.",
+		b.Job, b.UUID, b.Platform, k, len(ids), len(outs))
+	return &intoto.Metablock{Signed: l, Signatures: []intoto.Signature{}}, ids, nil
+}
+
+// StandingLayout returns an unsigned in-toto layout for rebuilds of any
+// recorded build, as the VMM gate takes it for its policy: the link of
+// step "recorded" (made per build from the log and signed by recorder,
+// the VMM's key) and the links of k distinct keys among keys of step
+// "rebuild" must have exactly the same products, name for name and digest
+// for digest: each step's products MATCH the other's, and nothing else is
+// allowed. It returns the rebuild keys' in-toto key ids.
+func StandingLayout(keys []LayoutKey, k int, recorder LayoutKey, expires time.Time) (*intoto.Metablock, []string, error) {
+	l, ids, err := layoutSteps(keys, k, recorder, expires)
+	if err != nil {
+		return nil, nil, err
+	}
+	l.Steps[0].ExpectedProducts = [][]string{{"MATCH", "*", "WITH", "PRODUCTS", "FROM", LinkStep}, {"DISALLOW", "*"}}
+	l.Steps[1].ExpectedProducts = [][]string{{"MATCH", "*", "WITH", "PRODUCTS", "FROM", RecordedStep}, {"DISALLOW", "*"}}
+	l.Readme = fmt.Sprintf("Rebuilds of any recorded build: %d of %d rebuilders must reproduce exactly the recorded output files that the recorder states.", k, len(ids))
+	return &intoto.Metablock{Signed: l, Signatures: []intoto.Signature{}}, ids, nil
+}
+
+// layoutSteps is a layout with the keys, expiring at expires, and its two
+// steps without product rules: "recorded" (one link, by recorder, no
+// materials) and "rebuild" (links of k distinct keys among keys).
+func layoutSteps(keys []LayoutKey, k int, recorder LayoutKey, expires time.Time) (intoto.Layout, []string, error) {
 	l := intoto.Layout{Type: "layout", Expires: expires.UTC().Format(time.RFC3339), Keys: map[string]intoto.Key{},
 		Inspect: []intoto.Inspection{}}
 	load := func(key LayoutKey) (intoto.Key, error) {
@@ -155,18 +193,18 @@ func Layout(b *event.BuildRecorded, keys []LayoutKey, k int, recorder LayoutKey,
 	}
 	rk, err := load(recorder)
 	if err != nil {
-		return nil, nil, err
+		return l, nil, err
 	}
 	recorded := intoto.Step{Type: "step", Threshold: 1, PubKeys: []string{rk.KeyID}, ExpectedCommand: []string{},
 		SupplyChainItem: intoto.SupplyChainItem{Name: RecordedStep, ExpectedMaterials: [][]string{{"DISALLOW", "*"}}}}
-	rebuild := intoto.Step{Type: "step", Threshold: k, ExpectedCommand: linkCommand(b),
+	rebuild := intoto.Step{Type: "step", Threshold: k, ExpectedCommand: []string{},
 		SupplyChainItem: intoto.SupplyChainItem{Name: LinkStep, ExpectedMaterials: [][]string{{"ALLOW", "*"}}}}
 	var ids []string
 	seen := map[string]bool{}
 	for _, key := range keys {
 		ik, err := load(key)
 		if err != nil {
-			return nil, nil, err
+			return l, nil, err
 		}
 		if !seen[ik.KeyID] {
 			seen[ik.KeyID] = true
@@ -175,20 +213,10 @@ func Layout(b *event.BuildRecorded, keys []LayoutKey, k int, recorder LayoutKey,
 		}
 	}
 	if k < 1 || k > len(ids) {
-		return nil, nil, fmt.Errorf("rebuilder: threshold %d with %d distinct keys can never be met", k, len(ids))
+		return l, nil, fmt.Errorf("rebuilder: threshold %d with %d distinct keys can never be met", k, len(ids))
 	}
-	for _, a := range outs {
-		p := pattern(a.Path)
-		recorded.ExpectedProducts = append(recorded.ExpectedProducts, []string{"ALLOW", p})
-		rebuild.ExpectedProducts = append(rebuild.ExpectedProducts, []string{"REQUIRE", p},
-			[]string{"MATCH", p, "WITH", "PRODUCTS", "FROM", RecordedStep})
-	}
-	recorded.ExpectedProducts = append(recorded.ExpectedProducts, []string{"DISALLOW", "*"})
-	rebuild.ExpectedProducts = append(rebuild.ExpectedProducts, []string{"DISALLOW", "*"})
 	l.Steps = []intoto.Step{recorded, rebuild}
-	l.Readme = fmt.Sprintf("Rebuilds of job %s (build %s, %s): %d of %d rebuilders must reproduce the %d recorded output files exactly.",
-		b.Job, b.UUID, b.Platform, k, len(ids), len(outs))
-	return &intoto.Metablock{Signed: l, Signatures: []intoto.Signature{}}, ids, nil
+	return l, ids, nil
 }
 
 // linkCommand is the command a rebuild link reports and its layout

@@ -63,7 +63,7 @@ type linkFixture struct {
 	dir, links string
 }
 
-func newLinkFixture(t *testing.T) *linkFixture {
+func newLinkFixture(t *testing.T, standing bool) *linkFixture {
 	t.Helper()
 	main := "bin/hello.hvt"
 	f := &linkFixture{good: digest.Sum([]byte("image")), dir: t.TempDir()}
@@ -76,7 +76,11 @@ func newLinkFixture(t *testing.T) *linkFixture {
 	var kaPEM, kbPEM string
 	f.ka, _, kaPEM = intotoKeyPEM(t, attest.ECDSAP256)
 	f.kb, _, kbPEM = intotoKeyPEM(t, attest.Ed25519)
-	lmb, ids, err := Layout(f.b, []LayoutKey{{"a", kaPEM}, {"b", kbPEM}, {"a again", kaPEM}}, 2, LayoutKey{"layout", layoutPEM}, time.Now().Add(time.Hour))
+	keys := []LayoutKey{{"a", kaPEM}, {"b", kbPEM}, {"a again", kaPEM}}
+	lmb, ids, err := Layout(f.b, keys, 2, LayoutKey{"layout", layoutPEM}, time.Now().Add(time.Hour))
+	if standing {
+		lmb, ids, err = StandingLayout(keys, 2, LayoutKey{"layout", layoutPEM}, time.Now().Add(time.Hour))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +127,9 @@ func (f *linkFixture) link(t *testing.T, k intoto.Key, got digest.Digest) string
 }
 
 // cases runs verify over the fixture's cases: 2 agreeing rebuilds of the
-// recorded bytes pass; an altered link, a missing one, disagreeing ones and
-// two agreeing on other bytes than recorded fail.
+// recorded bytes pass; an altered link, a missing one, disagreeing ones,
+// two agreeing on other bytes than recorded, and two agreeing on fewer
+// files than recorded fail.
 func (f *linkFixture) cases(t *testing.T, verify func() error) {
 	t.Helper()
 	f.link(t, f.ka, f.good)
@@ -150,15 +155,42 @@ func (f *linkFixture) cases(t *testing.T, verify func() error) {
 	if err := verify(); err == nil {
 		t.Fatal("two rebuilds agreeing on other bytes than recorded verified")
 	}
+	for _, k := range []intoto.Key{f.ka, f.kb} {
+		f.linkProducts(t, k, nil)
+	}
+	if err := verify(); err == nil {
+		t.Fatal("two rebuilds agreeing on no files verified")
+	}
+}
+
+// linkProducts writes k's rebuild link with exactly the given products.
+func (f *linkFixture) linkProducts(t *testing.T, k intoto.Key, products []event.Artifact) {
+	t.Helper()
+	o := &Outcome{Build: f.b, Result: &Result{}, Verdict: attest.Differs, Comparison: Compare(f.b.Artifacts, products)}
+	mb, err := Link(o, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteLink(mb, f.links, k); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eachLayout runs f over a fixture with the per-build layout (Layout) and
+// one with the standing layout (StandingLayout).
+func eachLayout(t *testing.T, f func(*testing.T, *linkFixture)) {
+	t.Run("per-build", func(t *testing.T) { f(t, newLinkFixture(t, false)) })
+	t.Run("standing", func(t *testing.T) { f(t, newLinkFixture(t, true)) })
 }
 
 // TestLinkVerifiesWithInToto: in-toto-golang's own verifier (InTotoVerify)
 // over Layout's layout and Link's links.
 func TestLinkVerifiesWithInToto(t *testing.T) {
-	f := newLinkFixture(t)
-	f.cases(t, func() error {
-		_, err := intoto.InTotoVerify(f.layout, map[string]intoto.Key{f.layoutPub.KeyID: f.layoutPub}, f.links, "", nil, nil, false)
-		return err
+	eachLayout(t, func(t *testing.T, f *linkFixture) {
+		f.cases(t, func() error {
+			_, err := intoto.InTotoVerify(f.layout, map[string]intoto.Key{f.layoutPub.KeyID: f.layoutPub}, f.links, "", nil, nil, false)
+			return err
+		})
 	})
 }
 
@@ -171,14 +203,15 @@ func requireInTotoVerify(t *testing.T) string {
 // in-toto, Debian's in-toto-verify) over the same layout and links.
 func TestLinkVerifiesWithPythonInToto(t *testing.T) {
 	verifyBin := requireInTotoVerify(t)
-	f := newLinkFixture(t)
-	f.cases(t, func() error {
-		out, err := exec.Command(verifyBin, "--layout", filepath.Join(f.dir, "root.layout"), "--layout-keys", filepath.Join(f.dir, "layout.pub"),
-			"--link-dir", f.links).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%v: %s", err, out)
-		}
-		return nil
+	eachLayout(t, func(t *testing.T, f *linkFixture) {
+		f.cases(t, func() error {
+			out, err := exec.Command(verifyBin, "--layout", filepath.Join(f.dir, "root.layout"), "--layout-keys", filepath.Join(f.dir, "layout.pub"),
+				"--link-dir", f.links).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		})
 	})
 }
 
@@ -192,14 +225,15 @@ func requireInTotoGolang(t *testing.T) string {
 // links.
 func TestLinkVerifiesWithInTotoGolangCLI(t *testing.T) {
 	verifyBin := requireInTotoGolang(t)
-	f := newLinkFixture(t)
-	f.cases(t, func() error {
-		out, err := exec.Command(verifyBin, "verify", "--layout", filepath.Join(f.dir, "root.layout"), "--layout-keys", filepath.Join(f.dir, "layout.pub"),
-			"--link-dir", f.links).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%v: %s", err, out)
-		}
-		return nil
+	eachLayout(t, func(t *testing.T, f *linkFixture) {
+		f.cases(t, func() error {
+			out, err := exec.Command(verifyBin, "verify", "--layout", filepath.Join(f.dir, "root.layout"), "--layout-keys", filepath.Join(f.dir, "layout.pub"),
+				"--link-dir", f.links).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		})
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/buildledger/buildledger/attest"
+	"github.com/buildledger/buildledger/ledger/checkpoint"
 	"github.com/buildledger/buildledger/ledger/event"
 	"github.com/buildledger/buildledger/rebuilder"
 )
@@ -23,10 +24,11 @@ func intotoCmd() *cobra.Command {
 	var f clientFlags
 	var job, out, build, recorder, linkDir string
 	var threshold int
+	var anyBuild bool
 	var expires time.Duration
 	var names []string
 	layout := &cobra.Command{
-		Use:   "layout --server URL --job NAME --threshold K --recorder-key KEY.pub [--out FILE]",
+		Use:   "layout --server URL (--job NAME | --build UUID | --any-build) --threshold K --recorder-key KEY.pub [--out FILE]",
 		Short: "Write an unsigned in-toto layout: K registered rebuilders must reproduce the recorded build",
 		Long: `layout writes an in-toto layout template for rebuilds of a successful build of --job (its
 latest, or --build UUID), and the unsigned link of its step "recorded" into --link-dir: the
@@ -38,11 +40,19 @@ every output file and exactly the recorded digest (MATCH ... FROM recorded).
 The build, and each key's registration, are proven in the log through the verifying client;
 whether a key is revoked is as the server reports it (a hidden revocation is not detected
 here). Sign both files with the layout key (in-toto-sign -f FILE -k KEY), then check links
-with in-toto-verify.`,
+with in-toto-verify.
+
+With --any-build it writes the standing layout a VMM gate policy takes ("intoto" in the policy
+file): for any build, the links of K of the keys must have exactly the products of the step
+"recorded", whose link the gate makes per image from the build record it proved in the log and
+signs with the private half of --recorder-key.`,
 		Args: cobra.NoArgs,
 		RunE: f.explained(func(cmd *cobra.Command, _ []string) error {
-			if job == "" && build == "" {
-				return errors.New("--job or --build is required")
+			switch {
+			case anyBuild && (job != "" || build != ""):
+				return errors.New("--any-build writes one layout for every build: give neither --job nor --build")
+			case !anyBuild && job == "" && build == "":
+				return errors.New("--job or --build is required (or --any-build for the VMM gate's standing layout)")
 			}
 			ctx := cmd.Context()
 			c, _, save, err := f.open(ctx, cmd)
@@ -50,7 +60,13 @@ with in-toto-verify.`,
 				return err
 			}
 			var id uuid.UUID
-			if build != "" {
+			var b *event.BuildRecorded
+			var cp *checkpoint.Checkpoint
+			if anyBuild {
+				if cp, err = c.Checkpoint(ctx); err != nil {
+					return err
+				}
+			} else if build != "" {
 				if id, err = uuid.Parse(build); err != nil {
 					return fmt.Errorf("--build: %w", err)
 				}
@@ -69,14 +85,15 @@ with in-toto-verify.`,
 					return fmt.Errorf("job %s has no successful build", job)
 				}
 			}
-			b, _, cp, err := c.Build(ctx, id)
-			if err != nil {
-				return err
+			if !anyBuild {
+				if b, _, cp, err = c.Build(ctx, id); err != nil {
+					return err
+				}
 			}
 			switch {
-			case job != "" && b.Job != job:
+			case b != nil && job != "" && b.Job != job:
 				return fmt.Errorf("build %s is of job %s, not %s", b.UUID, b.Job, job)
-			case !b.Succeeded():
+			case b != nil && !b.Succeeded():
 				return fmt.Errorf("build %s ended %s: a failed build is not one to reproduce", b.UUID, b.Result)
 			case expires <= 0:
 				return fmt.Errorf("--expires %v: the layout would be expired", expires)
@@ -128,7 +145,22 @@ with in-toto-verify.`,
 			if err := save(cp); err != nil {
 				return err
 			}
-			mb, _, err := rebuilder.Layout(b, lk, threshold, rebuilder.LayoutKey{Name: "recorder", PEM: string(recPEM)}, time.Now().Add(expires))
+			recKey := rebuilder.LayoutKey{Name: "recorder", PEM: string(recPEM)}
+			if anyBuild {
+				mb, _, err := rebuilder.StandingLayout(lk, threshold, recKey, time.Now().Add(expires))
+				if err != nil {
+					return err
+				}
+				if err := writeLayout(cmd, mb, out); err != nil {
+					return err
+				}
+				if out != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "standing layout for any build: %d of %d keys, written to %s (unsigned); the VMM gate signs each build's recorded link with the private half of %s\n",
+						threshold, len(lk), out, recorder)
+				}
+				return nil
+			}
+			mb, _, err := rebuilder.Layout(b, lk, threshold, recKey, time.Now().Add(expires))
 			if err != nil {
 				return err
 			}
@@ -140,16 +172,7 @@ with in-toto-verify.`,
 			if err != nil {
 				return err
 			}
-			j, err := json.MarshalIndent(mb, "", "  ")
-			if err != nil {
-				return err
-			}
-			j = append(j, '\n')
-			if out == "" {
-				_, err = cmd.OutOrStdout().Write(j)
-				return err
-			}
-			if err := os.WriteFile(out, j, 0o644); err != nil {
+			if err := writeLayout(cmd, mb, out); err != nil || out == "" {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "layout for build %s of job %s: %d of %d keys, written to %s (unsigned)\nrecorded link written to %s (unsigned)\n",
@@ -160,6 +183,7 @@ with in-toto-verify.`,
 	f.register(layout)
 	layout.Flags().StringVar(&job, "job", "", "job whose latest successful build the layout describes")
 	layout.Flags().StringVar(&build, "build", "", "the build (UUID) instead of the job's latest")
+	layout.Flags().BoolVar(&anyBuild, "any-build", false, "write the standing layout the VMM gate takes as policy: for any build, the rebuilds' products must be exactly the recorded link's (which the gate makes from the log and signs with the recorder key)")
 	layout.Flags().IntVar(&threshold, "threshold", 1, "K: how many rebuilders must agree")
 	layout.Flags().StringSliceVar(&names, "key", nil, "registered key names to use (default: every active key)")
 	layout.Flags().DurationVar(&expires, "expires", 365*24*time.Hour, "how long the layout is valid")
@@ -168,6 +192,20 @@ with in-toto-verify.`,
 	layout.Flags().StringVar(&linkDir, "link-dir", "links", "directory for the recorded link (beside the rebuilders' links)")
 	cmd.AddCommand(layout, intotoExportCmd())
 	return cmd
+}
+
+// writeLayout writes a layout to out, or to standard output for "".
+func writeLayout(cmd *cobra.Command, mb *intoto.Metablock, out string) error {
+	j, err := json.MarshalIndent(mb, "", "  ")
+	if err != nil {
+		return err
+	}
+	j = append(j, '\n')
+	if out == "" {
+		_, err = cmd.OutOrStdout().Write(j)
+		return err
+	}
+	return os.WriteFile(out, j, 0o644)
 }
 
 func intotoExportCmd() *cobra.Command {
