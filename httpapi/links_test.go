@@ -42,7 +42,7 @@ func linkKey(t *testing.T, alg attest.KeyAlgorithm) (*attest.Signer, intoto.Key)
 func rebuildLink(b *ledger.BuildRecorded, got map[string]cas.Digest) intoto.Link {
 	l := intoto.Link{Type: "link", Name: attest.LinkStep, Materials: map[string]intoto.HashObj{}, Products: map[string]intoto.HashObj{},
 		ByProducts: map[string]any{attest.LinkBuildByproduct: b.UUID.String(), attest.LinkVerdictByproduct: string(attest.Reproduced)},
-		Command:    []string{"rebuilder", "rebuild", "--build", b.UUID.String()}, Environment: map[string]any{}}
+		Command:    []string{"rebuilder", "rebuild"}, Environment: map[string]any{}}
 	for _, a := range b.Artifacts {
 		if a.Path == attest.InputBuildEnvironment {
 			l.Materials[a.Path] = intoto.HashObj{"sha256": a.SHA256.String()}

@@ -33,7 +33,7 @@ func Link(o *Outcome, key intoto.Key) (*intoto.Metablock, error) {
 		Materials:   map[string]intoto.HashObj{},
 		Products:    map[string]intoto.HashObj{},
 		ByProducts:  map[string]interface{}{attest.LinkVerdictByproduct: string(o.Verdict), attest.LinkBuildByproduct: o.Build.UUID.String()},
-		Command:     linkCommand(o.Build),
+		Command:     linkCommand(),
 		Environment: map[string]interface{}{},
 	}
 	for _, in := range AttestedInputs(o.Build) {
@@ -144,7 +144,6 @@ func Layout(b *event.BuildRecorded, keys []LayoutKey, k int, recorder LayoutKey,
 		return nil, nil, err
 	}
 	recorded, rebuild := &l.Steps[0], &l.Steps[1]
-	rebuild.ExpectedCommand = linkCommand(b)
 	for _, a := range outs {
 		p := pattern(a.Path)
 		recorded.ExpectedProducts = append(recorded.ExpectedProducts, []string{"ALLOW", p})
@@ -197,7 +196,7 @@ func layoutSteps(keys []LayoutKey, k int, recorder LayoutKey, expires time.Time)
 	}
 	recorded := intoto.Step{Type: "step", Threshold: 1, PubKeys: []string{rk.KeyID}, ExpectedCommand: []string{},
 		SupplyChainItem: intoto.SupplyChainItem{Name: RecordedStep, ExpectedMaterials: [][]string{{"DISALLOW", "*"}}}}
-	rebuild := intoto.Step{Type: "step", Threshold: k, ExpectedCommand: []string{},
+	rebuild := intoto.Step{Type: "step", Threshold: k, ExpectedCommand: linkCommand(),
 		SupplyChainItem: intoto.SupplyChainItem{Name: LinkStep, ExpectedMaterials: [][]string{{"ALLOW", "*"}}}}
 	var ids []string
 	seen := map[string]bool{}
@@ -219,8 +218,10 @@ func layoutSteps(keys []LayoutKey, k int, recorder LayoutKey, expires time.Time)
 	return l, ids, nil
 }
 
-// linkCommand is the command a rebuild link reports and its layout
-// expects.
-func linkCommand(b *event.BuildRecorded) []string {
-	return []string{"rebuilder", "rebuild", "--build", b.UUID.String()}
+// linkCommand is the command a rebuild link reports and its layouts
+// expect: the same for every build (the link's byproduct "build" names the
+// build), so that a standing layout can expect it too and in-toto's
+// verifiers have no command mismatch to warn about.
+func linkCommand() []string {
+	return []string{"rebuilder", "rebuild"}
 }

@@ -41,6 +41,18 @@
 // ledger's key_revoked record (the ledger lists trusted keys' revocations
 // when the bundle is fetched); a revocation the ledger hides cannot be seen.
 //
+// The policy may instead be a signed in-toto layout (InTotoPolicy, the
+// policy's "intoto" member): for a build of the image, the gate makes the
+// link of step "recorded" from the build record it proved (its output
+// files and digests), signs it with the policy's recorder key, and runs
+// in-toto-golang's InTotoVerify over the layout, that link and the latest
+// logged rebuild link of each key of the layout (links that passed the
+// same checks as envelopes: in the log, as logged, signed, key not
+// revoked). in-toto requires a step's links to agree, so one key of the
+// layout that rebuilt other bytes vetoes the boot, where the JSON policy
+// counts agreement and reports the dispute (TestGateInTotoLayout). The
+// gate runs no inspections (a layout with any is refused).
+//
 // Newer and Download implement albatross's update lookup against the
 // ledger (running digest → /hash → job → newest successful build on the
 // same platform), with both records proven; the downloaded image must then

@@ -254,6 +254,8 @@ func (g *Gate) judge(b *Bundle) *Decision {
 	target := attest.Target{Digest: d}
 	var uploader *event.BuildRecorded
 	var problems []string
+	var builds []*event.BuildRecorded // newest first
+	buildAt := map[uuid.UUID]uint64{}
 	for _, pe := range b.Builds {
 		if !included(pe) {
 			problems = append(problems, fmt.Sprintf("build record at log index %d is not in the log (its proof fails)", pe.Index))
@@ -267,6 +269,9 @@ func (g *Gate) judge(b *Bundle) *Decision {
 		}
 		for _, a := range br.Artifacts {
 			if a.SHA256 == d {
+				if _, seen := buildAt[br.UUID]; !seen {
+					builds, buildAt[br.UUID] = append(builds, br), pe.Index
+				}
 				target.Builds = append(target.Builds, attest.BuildArtifact{Build: br.UUID, Name: a.Path})
 				if dec.Build == nil || pe.Index > dec.Build.LogIndex {
 					dec.Build = &BuildRef{Job: br.Job, Platform: br.Platform, UUID: br.UUID, LogIndex: pe.Index}
@@ -334,8 +339,11 @@ func (g *Gate) judge(b *Bundle) *Decision {
 	}
 	slices.SortFunc(pol.Keys, func(a, b attest.TrustedKey) int { return strings.Compare(a.Name, b.Name) })
 
+	slices.SortFunc(builds, func(a, b *event.BuildRecorded) int { return int(buildAt[b.UUID]) - int(buildAt[a.UUID]) })
+
 	// Every attestation, verified.
 	var atts []attest.Attestation
+	links := map[uuid.UUID][]loggedLink{} // for an in-toto policy
 	for _, pa := range b.Attestations {
 		v := Verdict{LogIndex: pa.Index}
 		ev, err := event.Decode(pa.Event)
@@ -397,7 +405,13 @@ func (g *Gate) judge(b *Bundle) *Decision {
 		default:
 			v.Status = StatusValid
 		}
+		if (v.Status == StatusValid || v.Status == StatusDifferentDigest) && ar.PredicateType == attest.LinkPredicateType && ar.Build != nil {
+			links[*ar.Build] = append(links[*ar.Build], loggedLink{index: pa.Index, key: ar.KeyID, data: pa.Envelope})
+		}
 		dec.Verdicts = append(dec.Verdicts, v)
+	}
+	if p.intoto != nil {
+		return g.judgeInToto(dec, builds, links, problems)
 	}
 
 	ev, err := pol.Evaluate(target, atts)
@@ -492,7 +506,14 @@ func (d *Decision) describe(dis []attest.Disagreement, p *Policy, problems []str
 	for _, pr := range problems {
 		fmt.Fprintf(&b, "  %s\n", pr)
 	}
-	if !d.Admitted {
+	if p.intoto != nil {
+		fmt.Fprintf(&b, "  policy: in-toto layout: the links of %d of its %d keys of step %q, all agreeing, with exactly the recorded files; it expires %s",
+			p.Threshold, p.intoto.keys, attest.LinkStep, p.intoto.expires.Format(time.RFC3339))
+		if d.Offline {
+			b.WriteString(" (decided offline from the cached bundle)")
+		}
+		b.WriteString("\n")
+	} else if !d.Admitted {
 		fmt.Fprintf(&b, "  policy: k=%d of %d trusted keys%s", p.Threshold, len(p.Keys)-len(p.BuiltBy), map[bool]string{true: " plus the uploader", false: ""}[p.UploaderCounts])
 		if len(p.BuiltBy) > 0 {
 			fmt.Fprintf(&b, ", built by one of %s", strings.Join(p.BuiltBy, ", "))

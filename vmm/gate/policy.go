@@ -39,9 +39,13 @@ type Policy struct {
 	// MaxBundleAge bounds how old a cached bundle may be for an offline
 	// decision (a Go duration such as "168h"); empty: no bound.
 	MaxBundleAge string `json:"max_bundle_age,omitempty"`
+	// InToto makes a signed in-toto layout the policy instead of
+	// Threshold and Keys (see InTotoPolicy).
+	InToto *InTotoPolicy `json:"intoto,omitempty"`
 
 	keys   map[digest.Digest]*trustedKey
 	maxAge time.Duration
+	intoto *intotoPolicy
 }
 
 // PolicyKey is one trusted rebuilder key.
@@ -94,6 +98,15 @@ func parsePolicy(doc []byte, dir string) (*Policy, error) {
 	} else if p.Origin != name {
 		return nil, fmt.Errorf("%w: origin %q is not the log key's name %q", ErrPolicy, p.Origin, name)
 	}
+	if p.InToto != nil {
+		if err := p.loadInToto(dir); err != nil {
+			return nil, err
+		}
+		return &p, p.parseMaxAge()
+	}
+	if p.Threshold < 1 || len(p.Keys) == 0 {
+		return nil, fmt.Errorf("%w: threshold and keys are required (or intoto, for an in-toto layout as the policy)", ErrPolicy)
+	}
 	p.keys = map[digest.Digest]*trustedKey{}
 	names := map[string]bool{}
 	for i, k := range p.Keys {
@@ -145,12 +158,8 @@ func parsePolicy(doc []byte, dir string) (*Policy, error) {
 			map[bool]string{true: " that are not builders", false: ""}[len(p.BuiltBy) > 0],
 			map[bool]string{true: " and the uploader", false: ""}[p.UploaderCounts])
 	}
-	if p.MaxBundleAge != "" {
-		d, err := time.ParseDuration(p.MaxBundleAge)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("%w: max_bundle_age %q is not a positive duration such as \"168h\"", ErrPolicy, p.MaxBundleAge)
-		}
-		p.maxAge = d
+	if err := p.parseMaxAge(); err != nil {
+		return nil, err
 	}
 	if p.UploaderCounts && p.Threshold < 2 {
 		return nil, fmt.Errorf("%w: with uploader_counts a threshold of %d would admit any uploaded build without one rebuilder; use 2 or more", ErrPolicy, p.Threshold)
@@ -159,4 +168,15 @@ func parsePolicy(doc []byte, dir string) (*Policy, error) {
 		p.PredicateTypes = []string{attest.PredicateType}
 	}
 	return &p, nil
+}
+
+func (p *Policy) parseMaxAge() error {
+	if p.MaxBundleAge != "" {
+		d, err := time.ParseDuration(p.MaxBundleAge)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%w: max_bundle_age %q is not a positive duration such as \"168h\"", ErrPolicy, p.MaxBundleAge)
+		}
+		p.maxAge = d
+	}
+	return nil
 }
