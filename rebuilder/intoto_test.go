@@ -194,42 +194,27 @@ func TestLinkVerifiesWithInToto(t *testing.T) {
 	})
 }
 
-// requireInTotoVerify finds Debian's in-toto-verify (Python in-toto).
-func requireInTotoVerify(t *testing.T) string {
-	return tooltest.Find(t, "in-toto-verify", "BUILDLEDGER_REQUIRE_INTOTO", "install Debian's in-toto package")
-}
-
 // TestLinkVerifiesWithPythonInToto: the reference implementation (Python
-// in-toto, Debian's in-toto-verify) over the same layout and links.
+// in-toto, Debian's in-toto-verify) over the same layouts and links.
 func TestLinkVerifiesWithPythonInToto(t *testing.T) {
-	verifyBin := requireInTotoVerify(t)
-	eachLayout(t, func(t *testing.T, f *linkFixture) {
-		f.cases(t, func() error {
-			out, err := exec.Command(verifyBin, "--layout", filepath.Join(f.dir, "root.layout"), "--layout-keys", filepath.Join(f.dir, "layout.pub"),
-				"--link-dir", f.links).CombinedOutput()
-			if err != nil {
-				return fmt.Errorf("%v: %s", err, out)
-			}
-			return nil
-		})
-	})
-}
-
-// requireInTotoGolang finds in-toto-golang's command-line verifier.
-func requireInTotoGolang(t *testing.T) string {
-	return tooltest.Find(t, "in-toto-golang", "BUILDLEDGER_REQUIRE_INTOTO", "install with: go install github.com/in-toto/in-toto-golang@v0.11.0")
+	commandVerifies(t, tooltest.InTotoVerify(t))
 }
 
 // TestLinkVerifiesWithInTotoGolangCLI: in-toto-golang's own command
-// (in-toto-golang verify), a separate program, over the same layout and
+// (in-toto-golang verify), a separate program, over the same layouts and
 // links.
 func TestLinkVerifiesWithInTotoGolangCLI(t *testing.T) {
-	verifyBin := requireInTotoGolang(t)
+	commandVerifies(t, tooltest.InTotoGolang(t), "verify")
+}
+
+// commandVerifies runs the fixture's cases with an in-toto verifier
+// command: argv, then --layout, --layout-keys and --link-dir.
+func commandVerifies(t *testing.T, argv ...string) {
 	eachLayout(t, func(t *testing.T, f *linkFixture) {
 		f.cases(t, func() error {
-			out, err := exec.Command(verifyBin, "verify", "--layout", filepath.Join(f.dir, "root.layout"), "--layout-keys", filepath.Join(f.dir, "layout.pub"),
-				"--link-dir", f.links).CombinedOutput()
-			if err != nil {
+			args := append(argv[1:len(argv):len(argv)], "--layout", filepath.Join(f.dir, "root.layout"),
+				"--layout-keys", filepath.Join(f.dir, "layout.pub"), "--link-dir", f.links)
+			if out, err := exec.Command(argv[0], args...).CombinedOutput(); err != nil {
 				return fmt.Errorf("%v: %s", err, out)
 			}
 			return nil

@@ -110,8 +110,7 @@ func TestIntotoLayout(t *testing.T) {
 // in-toto-verify and the in-toto-golang command) accept 2 agreeing
 // rebuilds of the recorded bytes, and refuse a tampered or missing link.
 func TestIntotoExportVerifies(t *testing.T) {
-	pyVerify := tooltest.Find(t, "in-toto-verify", "BUILDLEDGER_REQUIRE_INTOTO", "install Debian's in-toto package")
-	goVerify := tooltest.Find(t, "in-toto-golang", "BUILDLEDGER_REQUIRE_INTOTO", "install with: go install github.com/in-toto/in-toto-golang@v0.11.0")
+	pyVerify, goVerify := tooltest.InTotoVerify(t), tooltest.InTotoGolang(t)
 	srv := httpapitest.New(t)
 	ctx := context.Background()
 	id := uploadHello(t, srv, 0)

@@ -60,3 +60,16 @@ func CosignV3(tb testing.TB) string {
 	return Find(tb, "cosign-v3", "BUILDLEDGER_REQUIRE_COSIGN",
 		"install with: GOTOOLCHAIN=go1.27.3 go install github.com/sigstore/cosign/v3/cmd/cosign@v3.1.4, as cosign-v3")
 }
+
+// InTotoVerify is Debian's in-toto-verify (Python in-toto, the reference
+// implementation).
+func InTotoVerify(tb testing.TB) string {
+	tb.Helper()
+	return Find(tb, "in-toto-verify", "BUILDLEDGER_REQUIRE_INTOTO", "install Debian's in-toto package")
+}
+
+// InTotoGolang is in-toto-golang's command (in-toto-golang verify).
+func InTotoGolang(tb testing.TB) string {
+	tb.Helper()
+	return Find(tb, "in-toto-golang", "BUILDLEDGER_REQUIRE_INTOTO", "install with: go install github.com/in-toto/in-toto-golang@v0.11.0")
+}
