@@ -215,5 +215,10 @@ func TestInTotoLinks(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || len(list.Attestations) != 4 {
 		t.Fatalf("the build's attestations: %s %s", resp.Status, body)
 	}
+	// The build page names each attestation's form.
+	resp, page := get(t, srv.URL+"/job/hello/build/"+b.UUID.String(), "text/html")
+	if resp.StatusCode != http.StatusOK || strings.Count(page, ">in-toto link</a>") != 4 {
+		t.Fatalf("build page: %s\n%s", resp.Status, page)
+	}
 	ledgertest.Check(t, l)
 }

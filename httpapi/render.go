@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/ledger/tree"
 )
 
@@ -17,6 +18,7 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"time":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 	"duration": func(a, b time.Time) string { return b.Sub(a).Round(time.Second).String() },
 	"short":    func(s string) string { return s[:min(len(s), 16)] },
+	"isLink":   func(predicateType string) bool { return predicateType == attest.LinkPredicateType },
 }).ParseFS(templateFiles, "templates/*.html"))
 
 // render answers with JSON when asked (Accept: application/json), else
