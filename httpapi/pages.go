@@ -352,7 +352,36 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.AttestedBy, v.DisputedBy, v.BuiltBy = attestedBy(v.Attestations)
-	s.render(w, r, "build", v)
+	if wantsJSON(r) {
+		s.render(w, r, "build", v)
+		return
+	}
+	page := buildPage{BuildView: v}
+	n, err := s.cfg.Ledger.Neighbours(b)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	for _, e := range []struct {
+		from *ledger.BuildEntry
+		to   **BuildSummary
+	}{{n.Previous, &page.Previous}, {n.Next, &page.Next}, {n.PreviousOtherMain, &page.PreviousOtherMain}} {
+		if e.from != nil {
+			bs := summary(*e.from)
+			*e.to = &bs
+		}
+	}
+	page.Treemap, page.Dependencies = s.buildVizzes(b.Event)
+	w.Header().Set("Vary", "Accept")
+	s.renderHTML(w, r, "build", page)
+}
+
+// buildPage is the build page's HTML: its JSON (BuildView) and what only
+// the page shows.
+type buildPage struct {
+	BuildView
+	Previous, Next, PreviousOtherMain *BuildSummary
+	Treemap, Dependencies             vizState
 }
 
 // buildByUUID redirects /build/U to the build's page under its job, for

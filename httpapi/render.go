@@ -21,6 +21,17 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"isLink":   func(predicateType string) bool { return predicateType == attest.LinkPredicateType },
 }).ParseFS(templateFiles, "templates/*.html"))
 
+// renderHTML answers with the named HTML page.
+func (s *Server) renderHTML(w http.ResponseWriter, r *http.Request, page string, data any) {
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, page+".html", data); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(buf.Bytes())
+}
+
 // render answers with JSON when asked (Accept: application/json), else
 // with the named HTML page over the same data.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, data any) {
@@ -29,13 +40,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, dat
 		writeJSON(w, http.StatusOK, data)
 		return
 	}
-	var buf bytes.Buffer
-	if err := templates.ExecuteTemplate(&buf, page+".html", data); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write(buf.Bytes())
+	s.renderHTML(w, r, page, data)
 }
 
 func leafHash(data []byte) [32]byte { return tree.LeafHash(data) }

@@ -91,6 +91,7 @@ type Server struct {
 
 	logins  *auth.Guard // nil without Users
 	metrics *metrics
+	vizzes  *vizCache
 }
 
 // New returns a server for cfg.
@@ -107,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxReplicaLag == 0 {
 		cfg.MaxReplicaLag = 1024
 	}
-	s := &Server{cfg: cfg, router: mux.NewRouter()}
+	s := &Server{cfg: cfg, router: mux.NewRouter(), vizzes: newVizCache()}
 	if err := s.initLimits(); err != nil {
 		return nil, err
 	}
@@ -177,6 +178,8 @@ func (s *Server) routes() {
 	get("/job/{job}/build/{uuid}/script", s.script)
 	get("/job/{job}/build/{uuid}/f/{path:.+}", s.artifact)
 	get("/job/{job}/build/{uuid}/exec", s.exportExec)
+	get("/job/{job}/build/{uuid}/viztreemap", s.vizPage(vizTreemap))
+	get("/job/{job}/build/{uuid}/vizdependencies", s.vizPage(vizDeps))
 	get("/compare/{left}/{right}", s.compare)
 	get("/attestations", s.listAttestations)
 	get("/attestations/{sha256}", s.envelope)

@@ -165,3 +165,67 @@ func indices(es []ledger.BuildEntry) []uint64 {
 	}
 	return out
 }
+
+// TestNeighbours checks Neighbours against the full per-platform lists:
+// the previous and next builds, and the previous successful build with
+// another main binary.
+func TestNeighbours(t *testing.T) {
+	l := ledgertest.Open(t)
+	rnd := rand.New(rand.NewPCG(3, 4))
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
+	for i := range 50 {
+		b := build("hello", []string{"debian-12", "freebsd-14"}[rnd.IntN(2)], fmt.Sprint("in", i), fmt.Sprint("out", rnd.IntN(3)), t0.Add(time.Duration(rnd.IntN(10))*time.Hour))
+		if rnd.IntN(5) == 0 {
+			b.Result = ledger.Result{Kind: ledger.ResultExited, Code: 1}
+		}
+		mustAppend(t, l, b)
+	}
+	mainOf := func(b *ledger.BuildRecorded) string {
+		if b.MainBinary == nil {
+			return ""
+		}
+		a, _ := b.Artifact(*b.MainBinary)
+		return a.SHA256.String()
+	}
+	idx := func(e *ledger.BuildEntry) int64 {
+		if e == nil {
+			return -1
+		}
+		return int64(e.Index)
+	}
+	var others int
+	for _, p := range []string{"debian-12", "freebsd-14"} {
+		all, err := l.JobBuilds("hello", ledger.BuildFilter{Platform: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, b := range all {
+			n, err := l.Neighbours(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var prev, next, other *ledger.BuildEntry
+			if i+1 < len(all) {
+				prev = &all[i+1]
+			}
+			if i > 0 {
+				next = &all[i-1]
+			}
+			for j := i + 1; j < len(all) && mainOf(b.Event) != ""; j++ {
+				if all[j].Event.Succeeded() && mainOf(all[j].Event) != "" && mainOf(all[j].Event) != mainOf(b.Event) {
+					other = &all[j]
+					others++
+					break
+				}
+			}
+			if idx(n.Previous) != idx(prev) || idx(n.Next) != idx(next) || idx(n.PreviousOtherMain) != idx(other) {
+				t.Fatalf("%s build %d: got prev %d next %d other %d, want %d %d %d", p, b.Index,
+					idx(n.Previous), idx(n.Next), idx(n.PreviousOtherMain), idx(prev), idx(next), idx(other))
+			}
+		}
+	}
+	if others < 10 {
+		t.Fatalf("only %d builds have an earlier build with another main binary: the test proves little", others)
+	}
+}

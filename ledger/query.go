@@ -515,3 +515,88 @@ func (l *Ledger) EntryBundle(n uint64, width int) ([]byte, error) {
 	})
 	return out, err
 }
+
+// MaxNeighbourScan bounds how many older builds Neighbours reads looking
+// for one with another main binary.
+const MaxNeighbourScan = 1000
+
+// Neighbours are the builds next to one of the same job and platform, in
+// start-time order (as builder-web links them).
+type Neighbours struct {
+	Previous *BuildEntry // the build started before it
+	Next     *BuildEntry // the build started after it
+	// PreviousOtherMain is the latest earlier successful build whose main
+	// binary differs from this build's (none when this build has no main
+	// binary, or none among the MaxNeighbourScan earlier builds).
+	PreviousOtherMain *BuildEntry
+}
+
+// Neighbours returns b's neighbours: a seek into the job's per-platform
+// order, one step each way, and at most MaxNeighbourScan steps back for
+// another main binary.
+func (l *Ledger) Neighbours(b BuildEntry) (Neighbours, error) {
+	var n Neighbours
+	prefix := key(pJobP, []byte(b.Event.Job), []byte{0}, []byte(b.Event.Platform), []byte{0})
+	at := append(slices.Clip(prefix), buildOrder(b.Event, b.Index)...)
+	var main *Artifact
+	if b.Event.MainBinary != nil {
+		if a, ok := b.Event.Artifact(*b.Event.MainBinary); ok {
+			main = &a
+		}
+	}
+	err := l.view(func(txn *badger.Txn) error {
+		entry := func(k []byte) (*BuildEntry, error) {
+			if len(k) != len(prefix)+orderLen {
+				return nil, fmt.Errorf("%w: build list key %q", ErrCorrupt, k)
+			}
+			idx := orderIndex(k)
+			e, err := eventAs[*BuildRecorded](l, txn, idx)
+			if err != nil {
+				return nil, err
+			}
+			return &BuildEntry{idx, e}, nil
+		}
+		// Older builds sort after it.
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		it.Seek(at)
+		if it.Valid() && bytes.Equal(it.Item().Key(), at) {
+			it.Next()
+		}
+		for i := 0; it.Valid() && i < MaxNeighbourScan; i++ {
+			e, err := entry(it.Item().Key())
+			if err != nil {
+				return err
+			}
+			if n.Previous == nil {
+				n.Previous = e
+			}
+			if main == nil {
+				break
+			}
+			if e.Event.Succeeded() && e.Event.MainBinary != nil {
+				if a, ok := e.Event.Artifact(*e.Event.MainBinary); ok && a.SHA256 != main.SHA256 {
+					n.PreviousOtherMain = e
+					break
+				}
+			}
+			it.Next()
+		}
+		// Newer builds sort before it.
+		rit := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
+		defer rit.Close()
+		rit.Seek(at)
+		if rit.Valid() && bytes.Equal(rit.Item().Key(), at) {
+			rit.Next()
+		}
+		if rit.Valid() {
+			e, err := entry(rit.Item().Key())
+			if err != nil {
+				return err
+			}
+			n.Next = e
+		}
+		return nil
+	})
+	return n, err
+}
