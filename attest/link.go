@@ -2,20 +2,25 @@ package attest
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 	intoto "github.com/in-toto/in-toto-golang/in_toto"
+	"github.com/secure-systems-lab/go-securesystemslib/signerverifier"
 )
 
 // LinkPredicateType is the predicate type under which the ledger logs an
@@ -53,6 +58,9 @@ func ParseLink(data []byte) (*intoto.Metablock, error) {
 	if len(data) > MaxEnvelopeSize {
 		return nil, malformed("larger than %d bytes", MaxEnvelopeSize)
 	}
+	if err := uniqueKeys(data); err != nil {
+		return nil, malformed("in-toto link: %v", err)
+	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
 		return nil, malformed("in-toto link: not a JSON object: %v", err)
@@ -78,9 +86,16 @@ func ParseLink(data []byte) (*intoto.Metablock, error) {
 	if err := json.Unmarshal(top["signed"], &fields); err != nil {
 		return nil, malformed("in-toto link: %v", err)
 	}
-	for _, f := range []string{"_type", "name", "materials", "products", "byproducts", "command", "environment"} {
+	linkFields := []string{"_type", "name", "materials", "products", "byproducts", "command", "environment"}
+	for _, f := range linkFields {
 		if _, ok := fields[f]; !ok {
 			return nil, malformed("in-toto link: field %q is missing", f)
+		}
+	}
+	for f := range fields {
+		if !slices.Contains(linkFields, f) {
+			// Go's decoder would match it to a field case-insensitively.
+			return nil, malformed("in-toto link: unknown field %.100q", f)
 		}
 	}
 	var link intoto.Link
@@ -88,6 +103,17 @@ func ParseLink(data []byte) (*intoto.Metablock, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&link); err != nil {
 		return nil, malformed("in-toto link: %v", err)
+	}
+	var rawSigs []map[string]json.RawMessage
+	if err := json.Unmarshal(top["signatures"], &rawSigs); err != nil {
+		return nil, malformed("in-toto link signatures: %v", err)
+	}
+	for i, rs := range rawSigs {
+		for f := range rs {
+			if f != "keyid" && f != "sig" && f != "cert" {
+				return nil, malformed("in-toto link: signature %d has an unknown field %.100q", i, f)
+			}
+		}
 	}
 	var sigs []intoto.Signature
 	dec = json.NewDecoder(bytes.NewReader(top["signatures"]))
@@ -97,6 +123,11 @@ func ParseLink(data []byte) (*intoto.Metablock, error) {
 	}
 	if len(sigs) == 0 || len(sigs) > MaxSignatures {
 		return nil, malformed("in-toto link: %d signatures; 1 to %d are accepted", len(sigs), MaxSignatures)
+	}
+	for i, s := range sigs {
+		if raw, err := hex.DecodeString(s.Sig); err != nil || len(raw) == 0 || len(raw) > 1024 {
+			return nil, malformed("in-toto link: signature %d is not hex of at most 1024 bytes", i)
+		}
 	}
 	mb := &intoto.Metablock{Signed: link, Signatures: sigs}
 	if err := intoto.ValidateMetablock(*mb); err != nil {
@@ -165,13 +196,17 @@ type VerifiedLink struct {
 }
 
 // Canonical returns the link in the one form the ledger stores and
-// serves: the signed link and only the signature that verified, under
-// in-toto-golang's key id of the ledger's registered key, written as
-// in-toto-golang's Metablock.Dump writes a link file. Resubmissions of the
-// same signed link and signature have the same bytes.
+// serves: the signed link and only the signature that verified (in
+// lower-case hex, an ECDSA signature with its low S), under
+// in-toto-golang's key id of the ledger's registered key, as compact JSON
+// without HTML escapes. Resubmissions of the same signed link and
+// signature have the same bytes, however they were encoded.
 func (v *VerifiedLink) Canonical() []byte {
-	b, _ := json.MarshalIndent(&intoto.Metablock{Signed: v.Link, Signatures: []intoto.Signature{{KeyID: v.InTotoKeyID, Sig: v.signature}}}, "", "  ")
-	return b
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(&intoto.Metablock{Signed: v.Link, Signatures: []intoto.Signature{{KeyID: v.InTotoKeyID, Sig: v.signature}}})
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // FileName is the link's file name as in-toto's verifiers look for it
@@ -196,7 +231,7 @@ func linkCanonicalForms(data []byte) ([][]byte, error) {
 	}
 	var out [][]byte
 	for _, s := range mb.Signatures {
-		v := &VerifiedLink{Link: mb.Signed.(intoto.Link), InTotoKeyID: s.KeyID, signature: s.Sig}
+		v := &VerifiedLink{Link: mb.Signed.(intoto.Link), InTotoKeyID: s.KeyID, signature: strings.ToLower(s.Sig)}
 		out = append(out, v.Canonical())
 	}
 	return out, nil
@@ -220,36 +255,56 @@ func VerifyLinkAny(data []byte, keys []*Verifier) (*VerifiedLink, error) {
 		return nil, err
 	}
 	link := mb.Signed.(intoto.Link)
-	if _, err := mb.GetSignableRepresentation(); err != nil {
+	payload, err := mb.GetSignableRepresentation()
+	if err != nil {
 		return nil, malformed("in-toto link: no canonical JSON form: %v", err)
 	}
-	var found *Verifier
-	var ik intoto.Key
-	var sig string
+	sigs := make([][]byte, len(mb.Signatures))
+	hinted := map[string]bool{}
+	for i, s := range mb.Signatures {
+		sigs[i], _ = hex.DecodeString(s.Sig)
+		hinted[strings.ToLower(s.KeyID)] = true
+	}
+	// Keys whose in-toto id a signature names first, then the others:
+	// one canonical payload, one verifier per key, each signature tried.
+	type candidate struct {
+		k  *Verifier
+		ik linkKey
+	}
+	var first, rest []candidate
 	for _, k := range keys {
-		key, err := InTotoKey(k.pub)
+		ik, err := linkKeyOf(k)
 		if err != nil {
 			continue // a key in-toto cannot use verifies no link
 		}
-		for _, s := range mb.Signatures {
-			raw, err := hex.DecodeString(s.Sig)
-			if err != nil || len(raw) == 0 {
-				continue
-			}
-			one := intoto.Metablock{Signed: link, Signatures: []intoto.Signature{{KeyID: key.KeyID, Sig: s.Sig}}}
-			if one.VerifySignature(key) == nil {
-				found, ik, sig = k, key, s.Sig
-				break
-			}
+		if hinted[ik.key.KeyID] {
+			first = append(first, candidate{k, ik})
+		} else {
+			rest = append(rest, candidate{k, ik})
 		}
-		if found != nil {
-			break
+	}
+	var found *Verifier
+	var ik intoto.Key
+	var sig []byte
+search:
+	for _, c := range append(first, rest...) {
+		for _, raw := range sigs {
+			if len(raw) > 0 && c.ik.sv.Verify(context.Background(), payload, raw) == nil {
+				found, ik, sig = c.k, c.ik.key, raw
+				break search
+			}
 		}
 	}
 	if found == nil {
 		return nil, &VerifyError{Err: ErrBadSignature, Reason: fmt.Sprintf("none of the link's %d signatures verifies with the %d key(s) tried", len(mb.Signatures), len(keys))}
 	}
-	v := &VerifiedLink{Link: link, KeyID: found.id, InTotoKeyID: ik.KeyID, signature: sig}
+	if pub, ok := found.pub.(*ecdsa.PublicKey); ok {
+		sig = lowS(pub, sig)
+	}
+	v := &VerifiedLink{Link: link, KeyID: found.id, InTotoKeyID: ik.KeyID, signature: hex.EncodeToString(sig)}
+	if n := len(v.Canonical()); n > MaxEnvelopeSize {
+		return nil, malformed("in-toto link: its stored form would take %d bytes, more than %d", n, MaxEnvelopeSize)
+	}
 	if link.Name != LinkStep {
 		return nil, malformed("in-toto link of step %.100q; rebuild links are of step %q", link.Name, LinkStep)
 	}
@@ -351,4 +406,144 @@ func RecordedLink(build, job string, outputs []Subject) *intoto.Metablock {
 		l.Products[o.Name] = intoto.HashObj{"sha256": o.SHA256.String()}
 	}
 	return &intoto.Metablock{Signed: l, Signatures: []intoto.Signature{}}
+}
+
+// linkKey is a key as in-toto verifies with it.
+type linkKey struct {
+	key intoto.Key
+	sv  interface {
+		Verify(ctx context.Context, data, sig []byte) error
+	}
+}
+
+var linkKeys sync.Map // KeyID → linkKey
+
+// linkKeyOf returns the in-toto key of v and its verifier (as
+// in-toto-golang builds it, through go-securesystemslib), cached.
+func linkKeyOf(v *Verifier) (linkKey, error) {
+	if lk, ok := linkKeys.Load(v.id); ok {
+		return lk.(linkKey), nil
+	}
+	ik, err := InTotoKey(v.pub)
+	if err != nil {
+		return linkKey{}, err
+	}
+	sk := signerverifier.SSLibKey{KeyType: ik.KeyType, KeyIDHashAlgorithms: ik.KeyIDHashAlgorithms, KeyID: ik.KeyID, Scheme: ik.Scheme,
+		KeyVal: signerverifier.KeyVal{Public: ik.KeyVal.Public}}
+	lk := linkKey{key: ik}
+	switch ik.KeyType {
+	case signerverifier.RSAKeyType:
+		lk.sv, err = signerverifier.NewRSAPSSSignerVerifierFromSSLibKey(&sk)
+	case signerverifier.ED25519KeyType:
+		lk.sv, err = signerverifier.NewED25519SignerVerifierFromSSLibKey(&sk)
+	case signerverifier.ECDSAKeyType:
+		lk.sv, err = signerverifier.NewECDSASignerVerifierFromSSLibKey(&sk)
+	default:
+		err = fmt.Errorf("in-toto has no verifier for key type %q", ik.KeyType)
+	}
+	if err != nil {
+		return linkKey{}, err
+	}
+	linkKeys.Store(v.id, lk)
+	return lk, nil
+}
+
+// lowS returns an ASN.1 ECDSA signature with S in the lower half of the
+// curve order: (r, s) and (r, n-s) both verify, and the ledger keeps one.
+func lowS(pub *ecdsa.PublicKey, sig []byte) []byte {
+	var rs struct{ R, S *big.Int }
+	if rest, err := asn1.Unmarshal(sig, &rs); err != nil || len(rest) > 0 || rs.S == nil {
+		return sig
+	}
+	n := pub.Curve.Params().N
+	if rs.S.Cmp(new(big.Int).Rsh(n, 1)) <= 0 {
+		return sig
+	}
+	rs.S.Sub(n, rs.S)
+	out, err := asn1.Marshal(rs)
+	if err != nil {
+		return sig
+	}
+	return out
+}
+
+// uniqueKeys checks that no JSON object in data has a key twice (Go's
+// decoder would keep the last; other parsers may keep the first).
+func uniqueKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var walk func(depth int) error
+	walk = func(depth int) error {
+		if depth > 64 {
+			return errors.New("nested more than 64 deep")
+		}
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key, _ := k.(string)
+				if seen[key] {
+					return fmt.Errorf("the key %.100q appears twice in one object", key)
+				}
+				seen[key] = true
+				if err := walk(depth + 1); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk(depth + 1); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		}
+		return nil
+	}
+	return walk(0)
+}
+
+// SameLink reports whether logged (a link as the ledger stores it) is
+// submitted as the ledger would have stored it: the same signed link,
+// and the stored signature one of the submitted ones, up to what the
+// stored form normalises (hex case; an ECDSA signature's S).
+func SameLink(logged, submitted []byte) bool {
+	a, err := ParseLink(logged)
+	if err != nil || len(a.Signatures) != 1 {
+		return false
+	}
+	b, err := ParseLink(submitted)
+	if err != nil {
+		return false
+	}
+	pa, err1 := a.GetSignableRepresentation()
+	pb, err2 := b.GetSignableRepresentation()
+	if err1 != nil || err2 != nil || !bytes.Equal(pa, pb) {
+		return false
+	}
+	stored, _ := hex.DecodeString(a.Signatures[0].Sig)
+	for _, s := range b.Signatures {
+		raw, _ := hex.DecodeString(s.Sig)
+		if bytes.Equal(raw, stored) {
+			return true
+		}
+		var x, y struct{ R, S *big.Int }
+		if _, err := asn1.Unmarshal(raw, &x); err == nil && x.R != nil {
+			if _, err := asn1.Unmarshal(stored, &y); err == nil && y.R != nil && x.R.Cmp(y.R) == 0 {
+				return true // the same ECDSA signature with the other S
+			}
+		}
+	}
+	return false
 }

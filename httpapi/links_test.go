@@ -43,6 +43,7 @@ func rebuildLink(b *ledger.BuildRecorded, got map[string]cas.Digest) intoto.Link
 	l := intoto.Link{Type: "link", Name: attest.LinkStep, Materials: map[string]intoto.HashObj{}, Products: map[string]intoto.HashObj{},
 		ByProducts: map[string]any{attest.LinkBuildByproduct: b.UUID.String(), attest.LinkVerdictByproduct: string(attest.Reproduced)},
 		Command:    []string{"rebuilder", "rebuild"}, Environment: map[string]any{}}
+	l.Materials[attest.InputScript] = intoto.HashObj{"sha256": b.Script.String()}
 	for _, a := range b.Artifacts {
 		if a.Path == attest.InputBuildEnvironment {
 			l.Materials[a.Path] = intoto.HashObj{"sha256": a.SHA256.String()}
@@ -124,7 +125,8 @@ func TestInTotoLinks(t *testing.T) {
 	json.Unmarshal([]byte(stored), &again)
 	var resent map[string]any
 	json.Unmarshal([]byte(stored), &resent)
-	resent["signatures"].([]any)[0].(map[string]any)["keyid"] = strings.Repeat("ab", 32)
+	rs := resent["signatures"].([]any)[0].(map[string]any)
+	rs["keyid"], rs["sig"] = strings.Repeat("ab", 32), strings.ToUpper(rs["sig"].(string))
 	pretty, _ := json.MarshalIndent(resent, "  ", "\t")
 	if resp, rc, body := submit(pretty); resp.StatusCode != http.StatusOK || !rc.Existing || rc.LogIndex != first.LogIndex {
 		t.Fatalf("the same link re-encoded: %s %s", resp.Status, body)
@@ -189,6 +191,10 @@ func TestInTotoLinks(t *testing.T) {
 		{"another environment", signLink(t, tamper(func(lk *intoto.Link) {
 			lk.Materials["build-environment"] = intoto.HashObj{"sha256": other.String()}
 		}), signers["ecdsa"]), http.StatusUnprocessableEntity, "input build-environment"},
+		{"no materials", signLink(t, tamper(func(lk *intoto.Link) { lk.Materials = map[string]intoto.HashObj{} }), signers["ecdsa"]),
+			http.StatusUnprocessableEntity, "lack the recorded input"},
+		{"another material", signLink(t, tamper(func(lk *intoto.Link) { lk.Materials["Makefile"] = intoto.HashObj{"sha256": other.String()} }), signers["ecdsa"]),
+			http.StatusUnprocessableEntity, "exactly the recorded inputs"},
 		{"an unrecorded build", signLink(t, tamper(func(lk *intoto.Link) { lk.ByProducts["build"] = "0b5a8f2c-5b7e-4a8e-9d1e-3f0c1a2b3c4d" }), signers["ecdsa"]),
 			http.StatusUnprocessableEntity, "not recorded"},
 		{"no build named", signLink(t, tamper(func(lk *intoto.Link) { delete(lk.ByProducts, "build") }), signers["ecdsa"]),
@@ -221,4 +227,29 @@ func TestInTotoLinks(t *testing.T) {
 		t.Fatalf("build page: %s\n%s", resp.Status, page)
 	}
 	ledgertest.Check(t, l)
+}
+
+// The stored form of a link is no larger than it needs to be: a link of
+// 300 KB full of "&" (which encoding/json would escape to 6 bytes each)
+// is logged, and stored as it came.
+func TestInTotoLinkStoredFormFits(t *testing.T) {
+	l, srv := attestServer(t)
+	b := storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": "unikernel", "build-environment": "A=1\n"},
+		time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), ledger.Result{Kind: ledger.ResultExited})
+	s, ik := linkKey(t, attest.Ed25519)
+	if resp, body := post(t, srv.URL+"/keys/k", "root", "root-password", jsonBody(httpapi.KeyRequest{PublicKey: string(s.PublicKeyPEM())}), jsonCT); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("key: %s %s", resp.Status, body)
+	}
+	link := rebuildLink(b, nil)
+	link.Environment["note"] = strings.Repeat("&", 300_000)
+	body := []byte(strings.ReplaceAll(string(signLink(t, link, ik)), `\u0026`, "&"))
+	resp, text := post(t, srv.URL+"/attestations", "", "", body, jsonCT)
+	var rc httpapi.AttestationReceipt
+	json.Unmarshal([]byte(text), &rc)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("%s %.300s", resp.Status, text)
+	}
+	if _, stored := get(t, srv.URL+"/attestations/"+rc.Envelope.String(), ""); len(stored) > len(body) {
+		t.Fatalf("stored %d bytes of a %d-byte link", len(stored), len(body))
+	}
 }

@@ -111,14 +111,20 @@ func CheckRebuildMatches(rb *attest.Rebuild, b *BuildRecorded, index uint64) err
 	return checkInputs(rb.Inputs, b, bad)
 }
 
+// recordedInputs are the inputs build b recorded, by attest's input
+// names; nil for an input file it did not record.
+func recordedInputs(b *BuildRecorded) map[string]*cas.Digest {
+	return map[string]*cas.Digest{
+		attest.InputOpamSwitch: b.Inputs.OpamSwitch, attest.InputBuildEnvironment: b.Inputs.BuildEnvironment,
+		attest.InputSystemPackages: b.Inputs.SystemPackages, attest.InputScript: &b.Script,
+	}
+}
+
 // checkInputs checks that inputs (of a rebuild predicate or link) name
 // build b's recorded inputs with their recorded digests; inputs under
 // other names are the rebuilder's business.
 func checkInputs(inputs []attest.Input, b *BuildRecorded, bad func(format string, args ...any) error) error {
-	recorded := map[string]*cas.Digest{
-		attest.InputOpamSwitch: b.Inputs.OpamSwitch, attest.InputBuildEnvironment: b.Inputs.BuildEnvironment,
-		attest.InputSystemPackages: b.Inputs.SystemPackages, attest.InputScript: &b.Script,
-	}
+	recorded := recordedInputs(b)
 	for _, in := range inputs {
 		want, known := recorded[in.Name]
 		switch {

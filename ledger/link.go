@@ -31,7 +31,7 @@ func isInputFile(p string) bool {
 // as recorded:
 //
 //   - the link's build byproduct is b;
-//   - its materials name b's recorded inputs with their digests;
+//   - its materials are exactly b's recorded inputs with their digests;
 //   - its verdict follows from its products: "reproduced" exactly when
 //     they are b's output files (its artifacts other than the input files)
 //     with the recorded digests, "differs" otherwise;
@@ -44,8 +44,24 @@ func LinkAttestation(v *attest.VerifiedLink, b *BuildRecorded) (*AttestationReco
 	if v.Build != b.UUID {
 		return nil, bad("it names build %s", v.Build)
 	}
-	if err := checkInputs(v.LinkMaterials(), b, bad); err != nil {
+	// Exactly the recorded inputs: in-toto requires the links of a step
+	// to have the same materials, so honest rebuilders must agree on them.
+	materials := v.LinkMaterials()
+	if err := checkInputs(materials, b, bad); err != nil {
 		return nil, err
+	}
+	want := 0
+	for name, d := range recordedInputs(b) {
+		if d == nil {
+			continue
+		}
+		want++
+		if !slices.ContainsFunc(materials, func(in attest.Input) bool { return in.Name == name }) {
+			return nil, bad("its materials lack the recorded input %s", name)
+		}
+	}
+	if len(materials) != want {
+		return nil, bad("its materials are %d files, the recorded inputs %d: a rebuild link's materials are exactly the recorded inputs (script, build-environment, system-packages, opam-switch as recorded)", len(materials), want)
 	}
 	products := map[string]cas.Digest{}
 	for _, s := range v.Subjects {

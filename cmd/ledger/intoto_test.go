@@ -131,6 +131,11 @@ func TestIntotoExportVerifies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if name == "b" {
+			// A signer's key id hint need not be in-toto-golang's, nor its
+			// hex lower-case: the client still proves its receipt.
+			mb.Signatures[0].KeyID, mb.Signatures[0].Sig = strings.Repeat("0", 64), strings.ToUpper(mb.Signatures[0].Sig)
+		}
 		data, _ := json.Marshal(mb)
 		if _, err := srv.Client.SubmitAttestation(ctx, data); err != nil {
 			t.Fatalf("submitting %s's link: %v", name, err)

@@ -433,7 +433,11 @@ func (p *proverKeys) verify(ctx context.Context, a *event.AttestationRecorded) (
 	if err != nil {
 		return "", nil, err
 	}
-	if _, err := attest.VerifyLogged(env, a.PredicateType, v, 0); err != nil {
+	att, err := attest.VerifyLogged(env, a.PredicateType, v, 0)
+	if err == nil && a.Build != nil && att.Build != *a.Build {
+		return "", nil, fmt.Errorf("SECURITY: the logged attestation %s attests build %s, its log record says %s", a.Envelope, att.Build, a.Build)
+	}
+	if err != nil {
 		return "", nil, fmt.Errorf("SECURITY: the logged attestation %s does not verify with key %s (%s): %v", a.Envelope, a.KeyID, ka.Name, err)
 	}
 	return ka.Name, env, nil

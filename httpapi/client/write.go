@@ -129,14 +129,29 @@ func (c *Client) SubmitAttestation(ctx context.Context, envelope []byte) (*api.A
 	}
 	// The ledger stores the envelope in its canonical form, with the one
 	// signature that verified.
-	forms, err := attest.CanonicalForms(envelope)
-	if err != nil {
-		return nil, err
+	isLink := attest.IsLink(envelope)
+	var forms [][]byte
+	if !isLink {
+		if forms, err = attest.CanonicalForms(envelope); err != nil {
+			return nil, err
+		}
 	}
 	_, _, err = c.proveReceipt(ctx, rc.LogIndex, rc.Checkpoint, func(ev event.Event) error {
 		a, ok := ev.(*event.AttestationRecorded)
 		if !ok {
 			return fmt.Errorf("the event is a %s, not an attestation", ev.Kind())
+		}
+		if isLink {
+			// Its stored form names the ledger's in-toto key id, which the
+			// submitter's hint need not be: compare what is signed.
+			logged, err := c.Envelope(ctx, a.Envelope)
+			if err != nil {
+				return err
+			}
+			if !attest.SameLink(logged, envelope) {
+				return fmt.Errorf("the event logs link %s, not the one submitted", a.Envelope)
+			}
+			return nil
 		}
 		for _, f := range forms {
 			if a.Envelope == digest.Sum(f) {

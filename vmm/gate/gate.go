@@ -371,6 +371,9 @@ func (g *Gate) judge(b *Bundle) *Decision {
 			continue
 		}
 		a, err := attest.VerifyLogged(pa.Envelope, ar.PredicateType, k.verifier, int64(pa.Index))
+		if err == nil && ar.Build != nil && a.Build != *ar.Build {
+			err = fmt.Errorf("the signed attestation is of build %s, its log record says %s", a.Build, ar.Build)
+		}
 		if err != nil {
 			v.Status, v.Detail = StatusBadSignature, err.Error()
 			dec.Verdicts = append(dec.Verdicts, v)
@@ -406,12 +409,12 @@ func (g *Gate) judge(b *Bundle) *Decision {
 			v.Status = StatusValid
 		}
 		if (v.Status == StatusValid || v.Status == StatusDifferentDigest) && ar.PredicateType == attest.LinkPredicateType && ar.Build != nil {
-			links[*ar.Build] = append(links[*ar.Build], loggedLink{index: pa.Index, key: ar.KeyID, data: pa.Envelope})
+			links[*ar.Build] = append(links[*ar.Build], loggedLink{index: pa.Index, key: ar.KeyID, data: pa.Envelope, differs: v.Status == StatusDifferentDigest})
 		}
 		dec.Verdicts = append(dec.Verdicts, v)
 	}
 	if p.intoto != nil {
-		return g.judgeInToto(dec, builds, links, problems)
+		return g.judgeInToto(dec, builds, links, revoked, problems)
 	}
 
 	ev, err := pol.Evaluate(target, atts)
@@ -507,7 +510,7 @@ func (d *Decision) describe(dis []attest.Disagreement, p *Policy, problems []str
 		fmt.Fprintf(&b, "  %s\n", pr)
 	}
 	if p.intoto != nil {
-		fmt.Fprintf(&b, "  policy: in-toto layout: the links of %d of its %d keys of step %q, all agreeing, with exactly the recorded files; it expires %s",
+		fmt.Fprintf(&b, "  policy: in-toto layout: the links of %d of its %d keys of step %q must pass it and agree (one that got other bytes vetoes), with the image's exact digest; it expires %s",
 			p.Threshold, p.intoto.keys, attest.LinkStep, p.intoto.expires.Format(time.RFC3339))
 		if d.Offline {
 			b.WriteString(" (decided offline from the cached bundle)")

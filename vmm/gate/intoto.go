@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -83,6 +85,11 @@ func (p *Policy) loadInToto(dir string) error {
 	if !ok {
 		return bad("%s is not an in-toto layout", p.InToto.LayoutFile)
 	}
+	if mb, ok := md.(*intoto.Metablock); ok {
+		if err := intoto.ValidateMetablock(*mb); err != nil {
+			return bad("layout %s: %v", p.InToto.LayoutFile, err)
+		}
+	}
 	ip.layout = md
 	for _, f := range p.InToto.LayoutKeyFiles {
 		b, err := os.ReadFile(rel(f))
@@ -136,7 +143,13 @@ func (p *Policy) loadInToto(dir string) error {
 	}
 	p.Threshold, p.PredicateTypes = rebuild.Threshold, []string{attest.LinkPredicateType}
 	p.keys = map[digest.Digest]*trustedKey{}
+	prefixes := map[string]string{}
 	for _, id := range rebuild.PubKeys {
+		// Link files are named by a key id's first 8 digits.
+		if other, ok := prefixes[id[:min(len(id), 8)]]; ok && other != id {
+			return bad("the keys %s and %s of step %q share the first 8 digits that name their link files", other, id, attest.LinkStep)
+		}
+		prefixes[id[:min(len(id), 8)]] = id
 		k, ok := layout.Keys[id]
 		if !ok {
 			return bad("the step %q names key %s, which the layout does not hold", attest.LinkStep, id)
@@ -173,31 +186,168 @@ func inTotoPublicKey(k intoto.Key) (crypto.PublicKey, error) {
 
 // loggedLink is a rebuild link from the bundle, verified as logged.
 type loggedLink struct {
-	index uint64
-	key   digest.Digest
-	data  []byte
+	index   uint64
+	key     digest.Digest
+	data    []byte
+	differs bool // its rebuild got other bytes for the image
 }
 
-// judgeInToto decides by the in-toto layout: for each build of the image
-// (newest first), InTotoVerify over the gate's signed recorded link and
-// the latest link of each key for that build; the first build it accepts
+// seenLink is the latest link of a key for a build that a gate has seen
+// proven (vetoes.json), so that a bundle leaving out a disagreeing link
+// cannot lift its veto.
+type seenLink struct {
+	Index   uint64 `json:"index"`
+	Differs bool   `json:"differs"`
+}
+
+// judgeInToto decides by the in-toto layout. Every build of the image
+// (as an output file, not an input file) is considered: if the latest
+// link of any non-revoked key of the layout for any of them, in this
+// bundle or in one seen before, got other bytes, that key vetoes.
+// Otherwise, newest build first, InTotoVerify runs over the gate's signed
+// recorded link and the latest link of each key for that build, and the
+// first build it accepts, with the image among the agreeing products,
 // admits the image.
-func (g *Gate) judgeInToto(dec *Decision, builds []*event.BuildRecorded, links map[uuid.UUID][]loggedLink, problems []string) *Decision {
+func (g *Gate) judgeInToto(dec *Decision, builds []*event.BuildRecorded, links map[uuid.UUID][]loggedLink, revoked map[digest.Digest]uint64, problems []string) *Decision {
+	p := g.cfg.Policy
+	d := dec.Image
+	var outputs []*event.BuildRecorded
+	imagePath := map[uuid.UUID]string{}
 	for _, br := range builds {
-		agreeing, err := g.verifyInToto(br, links[br.UUID])
+		for _, a := range br.Artifacts {
+			if a.SHA256 == d && !isInputFile(a.Path) {
+				outputs = append(outputs, br)
+				imagePath[br.UUID] = a.Path
+				break
+			}
+		}
+	}
+	if len(outputs) == 0 {
+		problems = append(problems, "no build has the image among its output files (only as an input file)")
+	}
+	// The latest link of each (key, build), merged with those seen before.
+	latest := map[string]seenLink{}
+	for _, br := range outputs {
+		for _, l := range links[br.UUID] {
+			k := l.key.String() + " " + br.UUID.String()
+			if cur, ok := latest[k]; !ok || l.index >= cur.Index {
+				latest[k] = seenLink{Index: l.index, Differs: l.differs}
+			}
+		}
+	}
+	seen, err := g.seenLinks(d)
+	if err != nil {
+		return g.refuse(d, true, "%v", err)
+	}
+	changed := false
+	for k, v := range seen {
+		if cur, ok := latest[k]; !ok || v.Index > cur.Index {
+			latest[k] = v
+		}
+	}
+	for k, v := range latest {
+		if old, ok := seen[k]; !ok || old != v {
+			changed = true
+		}
+	}
+	if changed {
+		if err := g.learnLinks(d, latest); err != nil {
+			return g.refuse(d, true, "%v", err)
+		}
+	}
+	var vetoes []string
+	for k, v := range latest {
+		key, build, _ := strings.Cut(k, " ")
+		id, err := digest.ParseDigest(key)
+		tk := p.keys[id]
+		if _, gone := revoked[id]; err != nil || tk == nil || tk.revoked || gone || !v.Differs {
+			continue
+		}
+		vetoes = append(vetoes, fmt.Sprintf("%s rebuilt build %s and got other bytes (its latest link, log index %d)", tk.name, build, v.Index))
+	}
+	slices.Sort(vetoes)
+	if len(vetoes) > 0 {
+		problems = append(problems, "in-toto: the links of a step must agree, and a key of the layout disagrees: "+strings.Join(vetoes, "; "))
+		dec.Reason = dec.describe(nil, p, problems)
+		return dec
+	}
+	for _, br := range outputs {
+		agreeing, err := g.verifyInToto(br, imagePath[br.UUID], links[br.UUID])
 		if err == nil {
 			dec.Admitted, dec.Agreeing = true, agreeing
 			break
 		}
 		problems = append(problems, fmt.Sprintf("in-toto refuses build %s: %v", br.UUID, err))
 	}
-	dec.Reason = dec.describe(nil, g.cfg.Policy, problems)
+	dec.Reason = dec.describe(nil, p, problems)
 	return dec
+}
+
+func isInputFile(p string) bool {
+	return p == attest.InputBuildEnvironment || p == attest.InputSystemPackages || p == attest.InputOpamSwitch
+}
+
+func (g *Gate) vetoesPath() string { return filepath.Join(g.cfg.CacheDir, "vetoes.json") }
+
+// seenLinks returns the latest links seen for image d, by "KEY BUILD".
+func (g *Gate) seenLinks(d digest.Digest) (map[string]seenLink, error) {
+	all, err := g.allSeenLinks()
+	if err != nil {
+		return nil, err
+	}
+	out := all[d.String()]
+	if out == nil {
+		out = map[string]seenLink{}
+	}
+	return out, nil
+}
+
+func (g *Gate) allSeenLinks() (map[string]map[string]seenLink, error) {
+	all := map[string]map[string]seenLink{}
+	b, err := os.ReadFile(g.vetoesPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return all, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, fmt.Errorf("gate state %s is damaged: %w", g.vetoesPath(), err)
+	}
+	return all, nil
+}
+
+// learnLinks remembers the latest links seen for image d.
+func (g *Gate) learnLinks(d digest.Digest, latest map[string]seenLink) error {
+	unlock, err := g.lockState()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	all, err := g.allSeenLinks()
+	if err != nil {
+		return err
+	}
+	cur := all[d.String()]
+	if cur == nil {
+		cur = map[string]seenLink{}
+	}
+	for k, v := range latest {
+		if old, ok := cur[k]; !ok || v.Index >= old.Index {
+			cur[k] = v
+		}
+	}
+	all[d.String()] = cur
+	data, err := json.Marshal(all)
+	if err != nil {
+		return err
+	}
+	return g.writeFile(g.vetoesPath(), data)
 }
 
 // verifyInToto runs InTotoVerify for one build in a fresh directory of the
 // cache and returns the names of the keys whose links it was given.
-func (g *Gate) verifyInToto(br *event.BuildRecorded, links []loggedLink) ([]string, error) {
+func (g *Gate) verifyInToto(br *event.BuildRecorded, imagePath string, links []loggedLink) ([]string, error) {
 	ip := g.cfg.Policy.intoto
 	dir, err := os.MkdirTemp(g.cfg.CacheDir, "intoto-")
 	if err != nil {
@@ -205,9 +355,13 @@ func (g *Gate) verifyInToto(br *event.BuildRecorded, links []loggedLink) ([]stri
 	}
 	defer os.RemoveAll(dir)
 	var outs []attest.Subject
+	var image digest.Digest
 	for _, a := range br.Artifacts {
-		if a.Path != attest.InputBuildEnvironment && a.Path != attest.InputSystemPackages && a.Path != attest.InputOpamSwitch {
+		if !isInputFile(a.Path) {
 			outs = append(outs, attest.Subject{Name: a.Path, SHA256: a.SHA256})
+		}
+		if a.Path == imagePath {
+			image = a.SHA256
 		}
 	}
 	rec := attest.RecordedLink(br.UUID.String(), br.Job, outs)
@@ -227,6 +381,16 @@ func (g *Gate) verifyInToto(br *event.BuildRecorded, links []loggedLink) ([]stri
 	var names []string
 	for key, l := range latest {
 		id := ip.inTotoIDs[key]
+		// Whatever the layout's rules, what admits is k agreeing keys
+		// that got the image's exact bytes (in-toto makes the links
+		// agree; each must have the image among its products).
+		md, err := attest.ParseLink(l.data)
+		if err != nil {
+			return nil, fmt.Errorf("the link at log index %d: %v", l.index, err)
+		}
+		if h := md.Signed.(intoto.Link).Products[imagePath]; h["sha256"] != image.String() {
+			continue
+		}
 		var mb map[string]json.RawMessage
 		var sigs []intoto.Signature
 		if json.Unmarshal(l.data, &mb) != nil || json.Unmarshal(mb["signatures"], &sigs) != nil || len(sigs) != 1 {

@@ -190,3 +190,12 @@ func pubOf(t *testing.T, privPEM []byte) []byte {
 	}
 	return s.PublicKeyPEM()
 }
+
+func loadPolicy(t *testing.T, f string) *gate.Policy {
+	t.Helper()
+	p, err := gate.LoadPolicy(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
