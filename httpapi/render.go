@@ -5,10 +5,12 @@ import (
 	"embed"
 	"html/template"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/buildledger/buildledger/attest"
 	"github.com/buildledger/buildledger/ledger/tree"
+	"github.com/gorilla/mux"
 )
 
 //go:embed templates/*.html
@@ -44,3 +46,20 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, dat
 }
 
 func leafHash(data []byte) [32]byte { return tree.LeafHash(data) }
+
+//go:embed static/*
+var staticFiles embed.FS
+
+// static serves the pages' scripts (static/), which are part of this
+// program: they change only with it.
+func (s *Server) static(w http.ResponseWriter, r *http.Request) {
+	name := mux.Vars(r)["name"]
+	b, err := staticFiles.ReadFile("static/" + name)
+	if err != nil || strings.Contains(name, "/") {
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no such file: /static/" + name})
+		return
+	}
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Write(b)
+}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -167,6 +168,7 @@ func (s *Server) routes() {
 	get("/", s.index)
 	get("/all-builds", s.index)
 	get("/robots.txt", s.robots)
+	get("/static/{name}", s.static)
 	get("/failed-builds", s.failedBuilds)
 	get("/job/{job}", s.job(false))
 	get("/job/{job}/failed", s.job(true))
@@ -322,10 +324,24 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, status, map[string]any{"error": msg, "status": status})
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if wantsHTML(r) {
+		var buf bytes.Buffer
+		if templates.ExecuteTemplate(&buf, "error.html", map[string]any{"Status": status, "Text": http.StatusText(status), "Msg": msg}) == nil {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(status)
+			w.Write(buf.Bytes())
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
 	w.Write([]byte(msg + "\n"))
+}
+
+// wantsHTML reports whether the client (a browser) asked for HTML.
+func wantsHTML(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // wantsJSON reports whether the client asked for JSON (Accept:

@@ -1,0 +1,219 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/buildledger/buildledger/httpapi"
+	"github.com/buildledger/buildledger/internal/browsertest"
+	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/ledger/ledgertest"
+	"github.com/buildledger/buildledger/ledger/tree"
+)
+
+// browserServer is a server with a few builds of two jobs, behind an
+// optional handler wrapper (a lying server).
+func browserServer(t *testing.T, wrap func(http.Handler) http.Handler) (*ledgertest.Ledger, *httptest.Server, []*ledger.BuildRecorded) {
+	t.Helper()
+	l := ledgertest.Open(t)
+	s, err := httpapi.New(httpapi.Config{Ledger: l.Ledger, VKey: l.VKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h http.Handler = s
+	if wrap != nil {
+		h = wrap(s)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	ok := ledger.Result{Kind: ledger.ResultExited}
+	var bs []*ledger.BuildRecorded
+	for i := range 5 {
+		bs = append(bs, storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": fmt.Sprint("IMAGE", i%2), "build-environment": "A=1\n"}, t0.Add(time.Duration(i)*time.Hour), ok))
+	}
+	bs = append(bs, storedBuild(t, l, "web", "debian-12", map[string]string{}, t0, ledger.Result{Kind: ledger.ResultExited, Code: 2}))
+	return l, srv, bs
+}
+
+// The build page's script checks, in the browser, that the build is in the
+// log: it says so on an honest server, and says FAILED when the server
+// alters the inclusion proof or serves another event.
+func TestBrowserProofCheck(t *testing.T) {
+	br := browsertest.New(t)
+	_, srv, bs := browserServer(t, nil)
+	page := srv.URL + "/job/hello/build/" + bs[2].UUID.String()
+	br.Visit(page, 1280)
+	if got := br.WaitText("#proof-status", "Verified", "FAILED"); !strings.Contains(got, "Verified in your browser: build "+bs[2].UUID.String()) {
+		t.Fatalf("honest server: %q", got)
+	}
+	if errs := br.Errors(); len(errs) > 0 {
+		t.Fatalf("console errors: %v", errs)
+	}
+
+	for name, lie := range map[string]func(path string, body []byte) []byte{
+		"an altered proof": func(path string, body []byte) []byte {
+			if !strings.HasPrefix(path, "/proof/inclusion") {
+				return body
+			}
+			var p httpapi.Proof
+			json.Unmarshal(body, &p)
+			p.Hashes[0][0] ^= 1
+			b, _ := json.Marshal(p)
+			return b
+		},
+		"another event": func(path string, body []byte) []byte {
+			if !strings.HasPrefix(path, "/event/") {
+				return body
+			}
+			return bytes.Replace(body, []byte(bs[2].UUID.String()), []byte(bs[1].UUID.String()), 1)
+		},
+		"an altered checkpoint": func(path string, body []byte) []byte {
+			if path != "/checkpoint" {
+				return body
+			}
+			lines := strings.SplitN(string(body), "\n", 4)
+			root, _ := base64.StdEncoding.DecodeString(lines[2])
+			root[0] ^= 1
+			lines[2] = base64.StdEncoding.EncodeToString(root)
+			return []byte(strings.Join(lines, "\n"))
+		},
+	} {
+		_, lying, lbs := browserServer(t, func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, r)
+				for k, v := range rec.Header() {
+					w.Header()[k] = v
+				}
+				body, _ := io.ReadAll(rec.Body)
+				body = lie(r.URL.Path, body)
+				w.Header().Del("Content-Length")
+				w.WriteHeader(rec.Code)
+				w.Write(body)
+			})
+		})
+		bs = lbs
+		br.Visit(lying.URL+"/job/hello/build/"+lbs[2].UUID.String(), 1280)
+		if got := br.WaitText("#proof-status", "Verified", "FAILED"); !strings.HasPrefix(got, "FAILED") {
+			t.Errorf("%s: the page says %q", name, got)
+		}
+		br.Errors()
+	}
+}
+
+// The script's RFC 6962 inclusion check agrees with the log's own Merkle
+// tree (transparency-dev/merkle) on every leaf of every tree size up to 20,
+// and refuses proofs for the wrong index.
+func TestBrowserInclusionMath(t *testing.T) {
+	br := browsertest.New(t)
+	l, srv, _ := browserServer(t, nil)
+	br.Visit(srv.URL+"/job/hello/build/"+mustFirstBuild(t, l), 1280)
+	for i := range 14 {
+		storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": fmt.Sprint("more", i)}, time.Now(), ledger.Result{Kind: ledger.ResultExited})
+	}
+	type tc struct {
+		Index, Size uint64
+		Leaf, Root  []byte
+		Proof       [][]byte
+		Want        bool
+	}
+	var cases []tc
+	for size := uint64(1); size <= 20; size++ {
+		root, err := l.Tree().RootAt(size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := uint64(0); i < size; i++ {
+			data, _ := l.EventBytes(i)
+			p, err := l.Tree().InclusionProof(i, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf := tree.LeafHash(data)
+			cases = append(cases, tc{i, size, leaf[:], root[:], p, true})
+			if size > 1 {
+				cases = append(cases, tc{(i + 1) % size, size, leaf[:], root[:], p, false})
+			}
+		}
+	}
+	js, _ := json.Marshal(cases)
+	got := browsertest.Eval[[]bool](br, `(async () => {
+		const b64 = s => Uint8Array.from(atob(s), c => c.charCodeAt(0));
+		const eq = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+		const out = [];
+		for (const c of `+string(js)+`) {
+			try {
+				const r = await window.buildledgerRootFromInclusion(BigInt(c.Index), BigInt(c.Size), b64(c.Leaf), (c.Proof || []).map(b64));
+				out.push(eq(r, b64(c.Root)));
+			} catch (e) { out.push(false); }
+		}
+		return out;
+	})()`)
+	if len(got) != len(cases) {
+		t.Fatalf("%d answers for %d cases", len(got), len(cases))
+	}
+	for i, c := range cases {
+		if got[i] != c.Want {
+			t.Errorf("leaf %d of %d (correct index: %v): the script says %v", c.Index, c.Size, c.Want, got[i])
+		}
+	}
+}
+
+func mustFirstBuild(t *testing.T, l *ledgertest.Ledger) string {
+	t.Helper()
+	bs, err := l.JobBuilds("hello", ledger.BuildFilter{Limit: 1})
+	if err != nil || len(bs) == 0 {
+		t.Fatal(err)
+	}
+	return bs[0].Event.UUID.String()
+}
+
+// Every page renders in the browser without console errors, fits a
+// 375 px wide screen, and has no serious accessibility violation (axe-core);
+// compare links lead to the compare page.
+func TestBrowserPages(t *testing.T) {
+	br := browsertest.New(t)
+	l, srv, bs := browserServer(t, nil)
+	b2, err := l.Build(bs[2].UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	main, _ := b2.Event.Artifact("bin/hello.hvt")
+	pages := []string{"/", "/all-builds", "/job/hello", "/job/hello/failed", "/failed-builds", "/keys",
+		"/job/hello/build/" + bs[2].UUID.String(), "/job/web/build/" + bs[5].UUID.String(),
+		"/compare/" + bs[1].UUID.String() + "/" + bs[2].UUID.String(), "/hash?sha256=" + main.SHA256.String()}
+	for _, width := range []int64{1280, 375} {
+		for _, p := range pages {
+			br.Visit(srv.URL+p, width)
+			if strings.Contains(p, "/build/") {
+				br.WaitText("#proof-status", "Verified", "FAILED")
+			}
+			if errs := br.Errors(); len(errs) > 0 {
+				t.Errorf("%s at %d px: console errors: %v", p, width, errs)
+			}
+			if over := browsertest.Eval[float64](br, "document.documentElement.scrollWidth - window.innerWidth"); over > 0 {
+				t.Errorf("%s at %d px: %v px wider than the screen", p, width, over)
+			}
+			if width == 1280 {
+				for _, v := range br.Axe() {
+					t.Errorf("%s: accessibility: %s", p, v)
+				}
+			}
+		}
+	}
+	br.Visit(srv.URL+"/job/hello/build/"+bs[2].UUID.String(), 1280)
+	href := browsertest.Eval[string](br, "document.querySelector('a.compare').href")
+	br.Visit(href, 1280)
+	if h1 := browsertest.Eval[string](br, "document.querySelector('h1').textContent"); !strings.HasPrefix(h1, "Compare") {
+		t.Fatalf("the compare link %s leads to %q", href, h1)
+	}
+}
