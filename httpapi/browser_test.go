@@ -210,6 +210,15 @@ func TestBrowserPages(t *testing.T) {
 			}
 		}
 	}
+	// The job page: a compare link on each build but the oldest, and the
+	// size and duration charts with a point per build.
+	br.Visit(srv.URL+"/job/hello", 1280)
+	if n := browsertest.Eval[int](br, "document.querySelectorAll('a.compare').length"); n != 4 {
+		t.Errorf("job page: %d compare links, want 4", n)
+	}
+	if n := browsertest.Eval[int](br, "document.querySelectorAll('svg.chart circle.point').length"); n != 10 {
+		t.Errorf("job page: %d chart points, want 10", n)
+	}
 	br.Visit(srv.URL+"/job/hello/build/"+bs[2].UUID.String(), 1280)
 	href := browsertest.Eval[string](br, "document.querySelector('a.compare').href")
 	br.Visit(href, 1280)

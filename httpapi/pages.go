@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"io/fs"
 	"math"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi/api"
+	"github.com/buildledger/buildledger/httpapi/viz"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/vmm/solo5"
 )
@@ -260,13 +262,96 @@ func (s *Server) job(failed bool) http.HandlerFunc {
 		}
 		more := len(builds) > count
 		v := JobView{Job: name, Synopsis: j.Event.Synopsis, Section: j.Event.Section, Builds: []BuildSummary{}, Page: page(r, start, count, more)}
+		var shown []ledger.BuildEntry
 		for _, b := range builds[:min(len(builds), count)] {
 			if failed || b.Event.Succeeded() {
 				v.Builds = append(v.Builds, summary(b))
+				shown = append(shown, b)
 			}
 		}
-		s.render(w, r, "job", v)
+		if wantsJSON(r) {
+			s.render(w, r, "job", v)
+			return
+		}
+		jp, err := s.jobPage(v, shown, failed, r.URL.Query().Get("platform"))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Vary", "Accept")
+		s.renderHTML(w, r, "job", jp)
 	}
+}
+
+// jobPageData is the job page's HTML: its JSON (JobView) and what only
+// the page shows.
+type jobPageData struct {
+	JobView
+	Rows      []jobRow
+	Failed    bool
+	Platform  string   // the filter, "" for all
+	Platforms []string // the job's platforms
+	Charts    []template.HTML
+}
+
+// jobRow is a build of the job page with the build before it on the same
+// platform, to compare with.
+type jobRow struct {
+	BuildSummary
+	Previous *BuildSummary
+}
+
+func (s *Server) jobPage(v JobView, shown []ledger.BuildEntry, failed bool, platform string) (jobPageData, error) {
+	jp := jobPageData{JobView: v, Failed: failed, Platform: platform}
+	latest, err := s.cfg.Ledger.LatestBuilds(v.Job, false)
+	if err != nil {
+		return jp, err
+	}
+	for _, b := range latest {
+		jp.Platforms = append(jp.Platforms, b.Event.Platform)
+	}
+	for i, b := range shown {
+		row := jobRow{BuildSummary: v.Builds[i]}
+		// The previous build on its platform: further down this page, or
+		// else a seek in the ledger.
+		for _, o := range shown[i+1:] {
+			if o.Event.Platform == b.Event.Platform && (failed || o.Event.Succeeded()) {
+				ps := summary(o)
+				row.Previous = &ps
+				break
+			}
+		}
+		if row.Previous == nil && failed {
+			n, err := s.cfg.Ledger.Neighbours(b)
+			if err != nil {
+				return jp, err
+			}
+			if n.Previous != nil {
+				ps := summary(*n.Previous)
+				row.Previous = &ps
+			}
+		}
+		jp.Rows = append(jp.Rows, row)
+	}
+	// Main binary size and duration of the builds on this page, oldest
+	// first.
+	var sizes, durations []viz.Point
+	for i := len(shown) - 1; i >= 0; i-- {
+		b := v.Builds[i]
+		href := "/job/" + url.PathEscape(b.Job) + "/build/" + b.UUID.String()
+		label := b.Started.UTC().Format("2006-01-02 15:04") + " " + b.Platform
+		if b.MainBinary != nil {
+			sizes = append(sizes, viz.Point{Time: b.Started, Value: float64(b.MainBinary.Size), Label: label, Href: href})
+		}
+		durations = append(durations, viz.Point{Time: b.Started, Value: b.Finished.Sub(b.Started).Seconds(), Label: label, Href: href})
+	}
+	if len(sizes) > 1 {
+		jp.Charts = append(jp.Charts, template.HTML(viz.ChartSVG("Main binary size of the builds on this page", sizes, viz.Bytes, 480, 160)))
+	}
+	if len(durations) > 1 {
+		jp.Charts = append(jp.Charts, template.HTML(viz.ChartSVG("Duration of the builds on this page", durations, viz.Seconds, 480, 160)))
+	}
+	return jp, nil
 }
 
 // FailedBuildList is the answer of /failed-builds.
