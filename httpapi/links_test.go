@@ -221,6 +221,10 @@ func TestInTotoLinks(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || len(list.Attestations) != 4 {
 		t.Fatalf("the build's attestations: %s %s", resp.Status, body)
 	}
+	// The front page shows the latest build's reproducibility at a glance.
+	if _, front := get(t, srv.URL+"/", "text/html"); !strings.Contains(front, "<h2>Uncategorized</h2>") || !strings.Contains(front, "3 rebuilder keys") || !strings.Contains(front, "1 got other bytes") {
+		t.Fatalf("front page:\n%s", front)
+	}
 	// The build page names each attestation's form.
 	resp, page := get(t, srv.URL+"/job/hello/build/"+b.UUID.String(), "text/html")
 	if resp.StatusCode != http.StatusOK || strings.Count(page, ">in-toto link</a>") != 4 {

@@ -10,6 +10,7 @@ import (
 	"html/template"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"mime"
 	"net/http"
@@ -164,7 +165,75 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		section := cmp.Or(jl.Section, uncategorized)
 		out.JobsBySection[section] = append(out.JobsBySection[section], jl)
 	}
-	s.render(w, r, "index", out)
+	if wantsJSON(r) {
+		s.render(w, r, "index", out)
+		return
+	}
+	ip := indexPage{JobListing: out}
+	for _, name := range slices.Sorted(maps.Keys(out.JobsBySection)) {
+		sec := indexSection{Name: name}
+		for _, jl := range out.JobsBySection[name] {
+			ij := indexJob{JobLatest: jl}
+			for _, b := range jl.PerPlatform {
+				row := indexRow{BuildSummary: b}
+				if row.Agreeing, row.Disputing, err = s.attestationCounts(b.UUID); err != nil {
+					s.fail(w, r, err)
+					return
+				}
+				ij.Rows = append(ij.Rows, row)
+			}
+			sec.Jobs = append(sec.Jobs, ij)
+		}
+		ip.Sections = append(ip.Sections, sec)
+	}
+	w.Header().Set("Vary", "Accept")
+	s.renderHTML(w, r, "index", ip)
+}
+
+// indexPage is the front page's HTML: its JSON (JobListing) and the jobs
+// by section with the reproducibility of each latest build.
+type indexPage struct {
+	JobListing
+	Sections []indexSection
+}
+
+type indexSection struct {
+	Name string
+	Jobs []indexJob
+}
+
+type indexJob struct {
+	JobLatest
+	Rows []indexRow
+}
+
+type indexRow struct {
+	BuildSummary
+	Agreeing, Disputing int // distinct keys that reproduced it, that got other bytes
+}
+
+// attestationCounts counts the distinct keys whose attestations of build
+// id say it reproduced, and those that say they got other bytes.
+func (s *Server) attestationCounts(id uuid.UUID) (agree, dispute int, err error) {
+	atts, err := s.cfg.Ledger.AttestationsOf(id)
+	if err != nil {
+		return 0, 0, err
+	}
+	seen := map[string]bool{}
+	for _, a := range atts {
+		k := string(a.Event.Verdict) + a.Event.KeyID.String()
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		switch a.Event.Verdict {
+		case ledger.VerdictReproduced:
+			agree++
+		case ledger.VerdictDiffers:
+			dispute++
+		}
+	}
+	return agree, dispute, nil
 }
 
 // robotsTxt keeps crawlers off what builder-web's robots.txt keeps them
