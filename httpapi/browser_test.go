@@ -188,7 +188,7 @@ func TestBrowserPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	main, _ := b2.Event.Artifact("bin/hello.hvt")
-	pages := []string{"/", "/all-builds", "/job/hello", "/job/hello/failed", "/failed-builds", "/keys",
+	pages := []string{"/", "/all-builds", "/log", "/log?start=2", "/job/hello", "/job/hello/failed", "/failed-builds", "/keys",
 		"/job/hello/build/" + bs[2].UUID.String(), "/job/web/build/" + bs[5].UUID.String(),
 		"/compare/" + bs[1].UUID.String() + "/" + bs[2].UUID.String(), "/hash?sha256=" + main.SHA256.String()}
 	for _, width := range []int64{1280, 375} {
@@ -224,5 +224,24 @@ func TestBrowserPages(t *testing.T) {
 	br.Visit(href, 1280)
 	if h1 := browsertest.Eval[string](br, "document.querySelector('h1').textContent"); !strings.HasPrefix(h1, "Compare") {
 		t.Fatalf("the compare link %s leads to %q", href, h1)
+	}
+}
+
+// The log page: the checkpoint, the newest entries first with links to
+// what they record, paging by index.
+func TestLogPage(t *testing.T) {
+	l, srv, bs := browserServer(t, nil)
+	size := l.Checkpoint().Size
+	_, body := get(t, srv.URL+"/log", "text/html")
+	if !strings.Contains(body, fmt.Sprintf("tree of %d leaves", size)) || !strings.Contains(body, "/job/hello/build/"+bs[4].UUID.String()) ||
+		!strings.Contains(body, `<a href="/event/0">0</a>`) || strings.Contains(body, "older") {
+		t.Fatalf("log page:\n%s", body)
+	}
+	_, body = get(t, srv.URL+"/log?start=3", "text/html")
+	if !strings.Contains(body, `<a href="/event/3">3</a>`) || strings.Contains(body, `<a href="/event/4">4</a>`) || !strings.Contains(body, "/log?start=") {
+		t.Fatalf("log page from 3:\n%s", body)
+	}
+	if resp, _ := get(t, srv.URL+fmt.Sprintf("/log?start=%d", size), "text/html"); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("start beyond the log: %s", resp.Status)
 	}
 }

@@ -169,6 +169,7 @@ func (s *Server) routes() {
 	get("/all-builds", s.index)
 	get("/robots.txt", s.robots)
 	get("/static/{name}", s.static)
+	get("/log", s.logView)
 	get("/failed-builds", s.failedBuilds)
 	get("/job/{job}", s.job(false))
 	get("/job/{job}/failed", s.job(true))
