@@ -342,6 +342,10 @@ func TestBuilderWebJSON(t *testing.T) {
 			t.Errorf("%s: solo5 notes of the latest build: %s", p, body)
 		}
 	}
+	// The build page shows them to people.
+	if _, page := get(t, srv.URL+"/job/unipi/build/"+b.UUID.String(), "text/html"); !strings.Contains(page, "solo5 hvt (ABI version 2); devices: service (NET_BASIC), storage (BLOCK_BASIC)") {
+		t.Errorf("build page lacks the solo5 target and devices:\n%s", page)
+	}
 	body := checkShape(t, srv.URL, "/job/unipi", bwJobPage, "$.builds")
 	if !strings.Contains(body, `"filename":"unipi.hvt"`) {
 		t.Errorf("job page: main binary file name missing: %s", body)

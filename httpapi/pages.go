@@ -526,6 +526,21 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	page.Treemap, page.Dependencies = s.buildVizzes(b.Event)
+	if v.Solo5Manifest != nil {
+		var m solo5.Manifest
+		if json.Unmarshal(v.Solo5Manifest, &m) == nil {
+			page.Solo5Devices = m.Devices
+		}
+	}
+	if v.Solo5ABI != nil {
+		var abi struct {
+			Target  string `json:"target"`
+			Version uint32 `json:"version"`
+		}
+		if json.Unmarshal(v.Solo5ABI, &abi) == nil {
+			page.Solo5Target = fmt.Sprintf("%s (ABI version %d)", abi.Target, abi.Version)
+		}
+	}
 	w.Header().Set("Vary", "Accept")
 	s.renderHTML(w, r, "build", page)
 }
@@ -536,6 +551,8 @@ type buildPage struct {
 	BuildView
 	Previous, Next, PreviousOtherMain *BuildSummary
 	Treemap, Dependencies             vizState
+	Solo5Target                       string         // a unikernel's solo5 target and ABI, from its ELF note
+	Solo5Devices                      []solo5.Device // the devices its solo5 manifest asks for
 }
 
 // buildByUUID redirects /build/U to the build's page under its job, for
