@@ -130,6 +130,12 @@ const uncategorized = "Uncategorized"
 // and /all-builds answer it: builder-web's front page leaves out jobs
 // without a build for 30 days, which this ledger does not.
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	var key string
+	if !wantsJSON(r) {
+		if key = s.pageKey(r); s.cachedPage(w, key) {
+			return
+		}
+	}
 	start, count, err := pageParams(r, maxPage)
 	if err != nil {
 		s.fail(w, r, err)
@@ -186,8 +192,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		}
 		ip.Sections = append(ip.Sections, sec)
 	}
-	w.Header().Set("Vary", "Accept")
-	s.renderHTML(w, r, "index", ip)
+	s.renderCachedHTML(w, r, key, "index", ip)
 }
 
 // indexPage is the front page's HTML: its JSON (JobListing) and the jobs
@@ -313,6 +318,12 @@ func page(r *http.Request, start, count int, more bool) Page {
 // list with the same start=.
 func (s *Server) job(failed bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		var key string
+		if !wantsJSON(r) {
+			if key = s.pageKey(r); s.cachedPage(w, key) {
+				return
+			}
+		}
 		name := mux.Vars(r)["job"]
 		start, count, err := pageParams(r, jobPage)
 		if err != nil {
@@ -347,8 +358,7 @@ func (s *Server) job(failed bool) http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
-		w.Header().Set("Vary", "Accept")
-		s.renderHTML(w, r, "job", jp)
+		s.renderCachedHTML(w, r, key, "job", jp)
 	}
 }
 
@@ -462,6 +472,12 @@ func (s *Server) lookupBuild(r *http.Request) (ledger.BuildEntry, error) {
 }
 
 func (s *Server) build(w http.ResponseWriter, r *http.Request) {
+	var key string
+	if !wantsJSON(r) {
+		if key = s.pageKey(r); s.cachedPage(w, key) {
+			return
+		}
+	}
 	b, err := s.lookupBuild(r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -541,8 +557,12 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 			page.Solo5Target = fmt.Sprintf("%s (ABI version %d)", abi.Target, abi.Version)
 		}
 	}
-	w.Header().Set("Vary", "Accept")
-	s.renderHTML(w, r, "build", page)
+	if page.Treemap.Pending || page.Dependencies.Pending {
+		w.Header().Set("Vary", "Accept")
+		s.renderHTML(w, r, "build", page) // not final yet: not kept
+		return
+	}
+	s.renderCachedHTML(w, r, key, "build", page)
 }
 
 // buildPage is the build page's HTML: its JSON (BuildView) and what only

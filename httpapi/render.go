@@ -25,13 +25,21 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 
 // renderHTML answers with the named HTML page.
 func (s *Server) renderHTML(w http.ResponseWriter, r *http.Request, page string, data any) {
-	var buf bytes.Buffer
-	if err := templates.ExecuteTemplate(&buf, page+".html", data); err != nil {
+	b, err := s.executeTemplate(page, data)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write(buf.Bytes())
+	w.Write(b)
+}
+
+func (s *Server) executeTemplate(page string, data any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, page+".html", data); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // render answers with JSON when asked (Accept: application/json), else

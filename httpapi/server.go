@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi/auth"
@@ -93,6 +94,7 @@ type Server struct {
 	logins  *auth.Guard // nil without Users
 	metrics *metrics
 	vizzes  *vizCache
+	pages   *lru.Cache[string, []byte] // see pagecache.go
 }
 
 // New returns a server for cfg.
@@ -109,7 +111,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxReplicaLag == 0 {
 		cfg.MaxReplicaLag = 1024
 	}
-	s := &Server{cfg: cfg, router: mux.NewRouter(), vizzes: newVizCache()}
+	s := &Server{cfg: cfg, router: mux.NewRouter(), vizzes: newVizCache(), pages: newPageCache()}
 	if err := s.initLimits(); err != nil {
 		return nil, err
 	}

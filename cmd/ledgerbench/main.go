@@ -15,6 +15,8 @@
 //     through the scheduler, 1 and 4 sandboxed workers and the upload to a
 //     ledger (and kept on disk instead), against a loop of sandboxed
 //     /bin/true with as many goroutines;
+//   - with -only pages, the web pages (job, build with visualizations,
+//     front page) with -builds builds, their p99 against /hash JSON's;
 //   - with -only memory, a server's peak anonymous memory (RssAnon) while
 //     10 clients upload 200 MB builds, 10 export them through /exec and 4
 //     compare builds with large inputs, next to the bytes moved.
@@ -53,7 +55,7 @@ func main() {
 	mib := flag.Int("cas-mib", 256, "size of the CAS benchmark blobs in MiB")
 	farmJobs := flag.Int("farm-jobs", 100, "jobs per run of the farm benchmark")
 	leaves := flag.Uint64("leaves", 1_000_000, "tree size for the proof benchmarks")
-	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or scale (Trillian appends, which need MariaDB and Trillian, and replica catch-up), trillian, replica or memory (the server's peak memory under large uploads, exports and comparisons), or farm (jobs per second through scheduler, sandboxed workers and upload; needs bubblewrap)")
+	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or scale (Trillian appends, which need MariaDB and Trillian, and replica catch-up), trillian, replica or memory (the server's peak memory under large uploads, exports and comparisons), or farm (jobs per second through scheduler, sandboxed workers and upload; needs bubblewrap), or pages (the web pages against /hash)")
 	memUploads := flag.Int("memory-uploads", 10, "concurrent uploads and exports for the memory benchmark")
 	memMB := flag.Int64("memory-mb", 200, "size in MB of each upload of the memory benchmark")
 	memCompares := flag.Int("memory-compares", 4, "concurrent comparisons for the memory benchmark")
@@ -85,9 +87,6 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 
-	row := func(name string, value float64, unit string, ratio string) {
-		fmt.Printf("%-44s %10.0f %-9s %s\n", name, value, unit, ratio)
-	}
 	fmt.Printf("%-44s %20s %s\n", "benchmark", "result", "vs baseline")
 
 	if *only == "" || *only == "append" {
@@ -245,7 +244,7 @@ func main() {
 		env.Stop()
 	}
 
-	if *only == "" || *only == "lookup" {
+	if *only == "" || *only == "lookup" || *only == "pages" {
 		start := time.Now()
 		f, err := benchmarks.NewLookupFixture(*builds)
 		if err != nil {
@@ -274,7 +273,7 @@ func main() {
 			os.Exit(1)
 		}
 		hash, err := benchmarks.Load(hashURL, jsonHdr, *conc, *dur)
-		f.Close()
+		defer f.Close()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -282,6 +281,9 @@ func main() {
 		row(fmt.Sprintf("bare net/http handler, %d clients", *conc), bare.RPS, "req/s", fmt.Sprintf("baseline; p99 %s", bare.P99.Round(10*time.Microsecond)))
 		row(fmt.Sprintf("GET /hash JSON, %d builds", *builds), hash.RPS, "req/s",
 			fmt.Sprintf("%.2f× bare (target ≥ 0.70); p99 %s (target < 5 ms)", hash.RPS/bare.RPS, hash.P99.Round(10*time.Microsecond)))
+		if *only == "pages" {
+			pagesBench(f, hashURL, hash, *conc, *dur)
+		}
 	}
 
 	if *only == "memory" {
@@ -327,4 +329,53 @@ func main() {
 		row("build inclusion proof", inc/1e3, "µs", fmt.Sprintf("%.1f× verify (target < 100 µs)", inc/ver))
 		row("build consistency proof", con/1e3, "µs", fmt.Sprintf("%.1f× verify", con/ver))
 	}
+}
+
+// pagesBench measures the web pages a person reads, with 100,000 builds
+// (-builds) in the ledger: the job page, build pages with both
+// visualizations cached, and the front page, each against /hash JSON
+// measured just before in the same run (p99 target: within 2×).
+func pagesBench(f *benchmarks.LookupFixture, hashURL func(int) string, hash benchmarks.LoadResult, conc int, dur time.Duration) {
+	self, err := os.Executable()
+	if err == nil {
+		var elf []byte
+		if elf, err = os.ReadFile(self); err == nil {
+			var pages []string
+			if pages, err = f.AddPageBuilds(16, elf); err == nil {
+				html := http.Header{"Accept": {"text/html"}}
+				for _, p := range []struct {
+					name string
+					url  func(int) string
+				}{
+					{"job page (HTML, 100 builds, charts)", func(int) string { return f.LedgerURL + "/job/bench" }},
+					{"build page (HTML, treemap and dependency graph cached)", func(i int) string { return pages[i%len(pages)] }},
+					{"front page (HTML)", func(int) string { return f.LedgerURL + "/" }},
+					// Pages are kept per log size; this one misses the cache
+					// (start= varies over 5,000 pages), to show a render's cost.
+					{"job page, not cached (start= varies)", func(i int) string { return fmt.Sprintf("%s/job/bench?start=%d", f.LedgerURL, i%5000) }},
+				} {
+					if _, err = benchmarks.Load(p.url, html, conc, dur/4); err != nil {
+						break
+					}
+					var r benchmarks.LoadResult
+					if r, err = benchmarks.Load(p.url, html, conc, dur); err != nil {
+						break
+					}
+					target := " (target ≤ 2)"
+					if strings.Contains(p.name, "not cached") {
+						target = ""
+					}
+					row(p.name, r.RPS, "req/s", fmt.Sprintf("p99 %s = %.2f× /hash p99%s", r.P99.Round(10*time.Microsecond), float64(r.P99)/float64(hash.P99), target))
+				}
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func row(name string, value float64, unit string, ratio string) {
+	fmt.Printf("%-44s %10.0f %-9s %s\n", name, value, unit, ratio)
 }

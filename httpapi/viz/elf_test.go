@@ -191,3 +191,32 @@ func TestSquarify(t *testing.T) {
 		t.Errorf("zero values: %v", got)
 	}
 }
+
+// A composition of many libraries and units is drawn with at most
+// maxLibraries boxes of at most maxUnits, the rest merged, sizes kept.
+func TestTreemapLimits(t *testing.T) {
+	c := &Composition{FileSize: 1 << 30}
+	for i := range 100 {
+		l := Library{Name: "lib" + strings.Repeat("x", i%3) + string(rune('A'+i%26)) + string(rune('a'+i/26))}
+		for j := range 50 {
+			l.Units = append(l.Units, Unit{Name: l.Name + "__U" + string(rune('a'+j%26)) + string(rune('a'+j/26)), Size: int64(1000 - j)})
+			l.Size += int64(1000 - j)
+		}
+		c.Libraries = append(c.Libraries, l)
+		c.Attributed += l.Size
+	}
+	lim := limitComposition(c, maxLibraries, maxUnits)
+	var total int64
+	for _, l := range lim.Libraries {
+		if len(l.Units) > maxUnits {
+			t.Fatalf("library %s has %d units", l.Name, len(l.Units))
+		}
+		total += l.Size
+	}
+	if len(lim.Libraries) != maxLibraries || total != c.Attributed || lim.Libraries[maxLibraries-1].Name != "71 more libraries" {
+		t.Fatalf("%d libraries, %d bytes of %d, last %q", len(lim.Libraries), total, c.Attributed, lim.Libraries[len(lim.Libraries)-1].Name)
+	}
+	if n := len(TreemapSVG(c, 960, 540)); n > 200<<10 {
+		t.Fatalf("the treemap takes %d bytes", n)
+	}
+}

@@ -93,6 +93,7 @@ func layoutRow(row []float64, r Rect) ([]Rect, Rect) {
 // name, size and share of the file, and a label where it fits. The
 // document has role "img" and a title stating what it shows.
 func TreemapSVG(c *Composition, width, height int) string {
+	c = limitComposition(c, maxLibraries, maxUnits)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="treemap" viewBox="0 0 %d %d" role="img" aria-labelledby="treemap-title"><title id="treemap-title">Composition of the binary: %d bytes, %s attributed to %d libraries by its symbols</title>`,
 		width, height, c.FileSize, percent(c.Attributed, c.FileSize), len(c.Libraries))
@@ -153,4 +154,40 @@ func percent(part, whole int64) string {
 		return "0%"
 	}
 	return fmt.Sprintf("%.1f%%", 100*float64(part)/float64(whole))
+}
+
+// The treemap draws at most maxLibraries libraries of at most maxUnits
+// units each; the smaller ones are drawn together as one box ("N more"),
+// which keeps the drawing readable and its size bounded.
+const (
+	maxLibraries = 30
+	maxUnits     = 15
+)
+
+// limitComposition returns c with at most libs libraries of at most units
+// units, the rest of each level merged into one; sizes and order are kept.
+func limitComposition(c *Composition, libs, units int) *Composition {
+	out := *c
+	out.Libraries = nil
+	for i, l := range c.Libraries {
+		if i == libs-1 && len(c.Libraries) > libs {
+			rest := Library{Name: fmt.Sprintf("%d more libraries", len(c.Libraries)-i)}
+			for _, o := range c.Libraries[i:] {
+				rest.Size += o.Size
+			}
+			rest.Units = []Unit{{Name: rest.Name, Size: rest.Size}}
+			out.Libraries = append(out.Libraries, rest)
+			break
+		}
+		if len(l.Units) > units {
+			kept := append([]Unit(nil), l.Units[:units-1]...)
+			more := Unit{Name: fmt.Sprintf("%d more units", len(l.Units)-units+1)}
+			for _, u := range l.Units[units-1:] {
+				more.Size += u.Size
+			}
+			l.Units = append(kept, more)
+		}
+		out.Libraries = append(out.Libraries, l)
+	}
+	return &out
 }

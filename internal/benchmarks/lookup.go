@@ -28,6 +28,8 @@ type LookupFixture struct {
 	LedgerURL string
 	BareURL   string
 	close     []func()
+	l         *ledger.Ledger
+	store     *cas.Store
 }
 
 // Close stops the servers and removes the store.
@@ -46,6 +48,7 @@ func NewLookupFixture(n int) (*LookupFixture, error) {
 		return nil, err
 	}
 	l, vkey := tl.l, tl.vkey
+	f.l, f.store = l, tl.store
 	ctx := context.Background()
 	if _, err := l.Append(ctx, &ledger.JobDefined{Job: "bench"}); err != nil {
 		return nil, err
