@@ -38,7 +38,7 @@ type web struct {
 }
 
 var pages = template.Must(template.New("index").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><link rel="icon" href="data:,"><style>body{font-family:system-ui,sans-serif;overflow-wrap:anywhere}pre{white-space:pre-wrap}</style>
 <title>Build farm</title></head><body>
 <h1>Build farm</h1>
 <h2>Running</h2>
@@ -51,7 +51,7 @@ var pages = template.Must(template.New("index").Parse(`<!doctype html>
 `))
 
 var jobPage = template.Must(template.New("job").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><link rel="icon" href="data:,"><style>body{font-family:system-ui,sans-serif;overflow-wrap:anywhere}pre{white-space:pre-wrap}</style>
 <title>{{.Name}} on {{.Platform}}</title></head><body>
 <p><a href="/">Build farm</a></p>
 <h1>{{.Name}} on {{.Platform}}</h1>

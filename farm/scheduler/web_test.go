@@ -14,6 +14,7 @@ import (
 
 	"github.com/buildledger/buildledger/farm/proto"
 	"github.com/buildledger/buildledger/farm/scheduler"
+	"github.com/buildledger/buildledger/internal/browsertest"
 	"github.com/buildledger/buildledger/ledger/builder"
 )
 
@@ -167,4 +168,50 @@ func TestLiveConsoleStreamsBounded(t *testing.T) {
 		defer resp.Body.Close()
 		return resp.StatusCode == 200
 	})
+}
+
+// TestLiveConsoleInBrowser: in a real browser, the job page shows the
+// console so far, then live lines, then the end with a link to the build in
+// the ledger; no console errors, no serious accessibility violations.
+func TestLiveConsoleInBrowser(t *testing.T) {
+	br := browsertest.New(t)
+	f := start(t, scheduler.Config{Dir: t.TempDir()})
+	web := httptest.NewServer(scheduler.NewConsole(f.s, "http://ledger.example"))
+	defer web.Close()
+	if err := f.do(script("hello", "debian-12", "echo hi\n")); err != nil {
+		t.Fatal(err)
+	}
+	w := f.take("debian-12")
+	w.send(proto.Output{UUID: w.js.UUID, Line: "<first line>"})
+	waitFor(t, "the first line", func() bool {
+		past, _, cancel, ok := f.s.Observe(w.js.UUID)
+		if ok {
+			cancel()
+		}
+		return len(past) == 1
+	})
+	br.Visit(web.URL+"/", 375)
+	for _, v := range br.Axe() {
+		t.Errorf("index: accessibility: %s", v)
+	}
+	br.Visit(web.URL+"/job/"+w.js.UUID.String(), 375)
+	br.WaitText("#console", "<first line>")
+	w.send(proto.Output{UUID: w.js.UUID, Line: "second"})
+	br.WaitText("#console", "second")
+	w.send(proto.JobFinished{UUID: w.js.UUID, Result: builder.Result{Kind: builder.ResultExited}})
+	if got := br.WaitText("#status", "Finished"); !strings.Contains(got, "Finished: exited 0") {
+		t.Fatalf("status: %q", got)
+	}
+	if href := browsertest.Eval[string](br, "document.querySelector('#status a').href"); href != "http://ledger.example/job/hello/build/"+w.js.UUID.String() {
+		t.Fatalf("link to the ledger: %q", href)
+	}
+	for _, v := range br.Axe() {
+		t.Errorf("job page: accessibility: %s", v)
+	}
+	if over := browsertest.Eval[float64](br, "document.documentElement.scrollWidth - window.innerWidth"); over > 0 {
+		t.Errorf("the job page is %v px wider than a 375 px screen", over)
+	}
+	if errs := br.Errors(); len(errs) > 0 {
+		t.Fatalf("console errors: %v", errs)
+	}
 }
