@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildledger/buildledger/internal/browsertest"
 	"github.com/buildledger/buildledger/internal/tooltest"
 	"github.com/buildledger/buildledger/ledger"
 )
@@ -65,6 +66,35 @@ func TestBuildVisualizations(t *testing.T) {
 	for _, v := range []string{"/viztreemap", "/vizdependencies"} {
 		if resp, body := get(t, page+v, ""); resp.StatusCode != http.StatusOK || !strings.Contains(body, "<svg") {
 			t.Errorf("%s: %s", v, resp.Status)
+		}
+	}
+	// In a real browser: the drawings are there, with their parts, on the
+	// build page and on their own pages; no console error, no serious
+	// accessibility violation, nothing wider than a phone.
+	br := browsertest.New(t)
+	for _, p := range []string{page, page + "/viztreemap", page + "/vizdependencies"} {
+		for _, width := range []int64{1280, 375} {
+			br.Visit(p, width)
+			libs := browsertest.Eval[int](br, "document.querySelectorAll('svg.treemap g.library rect.unit').length")
+			pkgs := browsertest.Eval[int](br, "document.querySelectorAll('svg.depgraph g.package circle').length")
+			switch {
+			case p == page && (libs == 0 || pkgs < 10),
+				strings.HasSuffix(p, "treemap") && libs == 0,
+				strings.HasSuffix(p, "dependencies") && pkgs < 10:
+				t.Errorf("%s: %d treemap units, %d packages drawn", p, libs, pkgs)
+			}
+			if over := browsertest.Eval[float64](br, "document.documentElement.scrollWidth - window.innerWidth"); over > 0 {
+				t.Errorf("%s at %d px: %v px too wide", p, width, over)
+			}
+		}
+		for _, v := range br.Axe() {
+			t.Errorf("%s: accessibility: %s", p, v)
+		}
+		if p == page {
+			br.WaitText("#proof-status", "Verified", "FAILED")
+		}
+		if errs := br.Errors(); len(errs) > 0 {
+			t.Errorf("%s: console errors: %v", p, errs)
 		}
 	}
 	// A build whose main binary is not ELF says why there is no treemap;
