@@ -245,3 +245,20 @@ func TestLogPage(t *testing.T) {
 		t.Fatalf("start beyond the log: %s", resp.Status)
 	}
 }
+
+// A job's README is shown on its page, as text.
+func TestJobReadme(t *testing.T) {
+	l, srv := newServer(t)
+	info, err := l.Store.PutBytes(ctx, []byte("# Hello\nA <b>unikernel</b> that says hello.\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := info.Digest
+	if _, err := l.Append(ctx, &ledger.JobDefined{Job: "hello", Synopsis: "says hello", Readme: &d}); err != nil {
+		t.Fatal(err)
+	}
+	_, body := get(t, srv.URL+"/job/hello", "text/html")
+	if !strings.Contains(body, "<summary>README</summary>") || !strings.Contains(body, "A &lt;b&gt;unikernel&lt;/b&gt; that says hello.") {
+		t.Fatalf("job page:\n%s", body)
+	}
+}

@@ -358,14 +358,30 @@ func (s *Server) job(failed bool) http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
+		if d := j.Event.Readme; d != nil {
+			b, err := s.cfg.Ledger.Store().Bytes(r.Context(), *d, maxReadme)
+			switch {
+			case errors.Is(err, cas.ErrTooLarge):
+				jp.Readme = fmt.Sprintf("(The job's README is larger than %d bytes; it is blob %s.)", maxReadme, d)
+			case err != nil:
+				s.fail(w, r, err)
+				return
+			default:
+				jp.Readme = strings.ToValidUTF8(string(b), "\uFFFD")
+			}
+		}
 		s.renderCachedHTML(w, r, key, "job", jp)
 	}
 }
+
+// maxReadme bounds a job README shown on its page.
+const maxReadme = 64 << 10
 
 // jobPageData is the job page's HTML: its JSON (JobView) and what only
 // the page shows.
 type jobPageData struct {
 	JobView
+	Readme    string // the job's README, as text
 	Rows      []jobRow
 	Failed    bool
 	Platform  string   // the filter, "" for all
