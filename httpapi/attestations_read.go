@@ -10,6 +10,7 @@ import (
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/attlog"
+	"github.com/buildledger/buildledger/ledger/checkpoint"
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 )
@@ -157,6 +158,10 @@ func (s *Server) envelope(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.cfg.AttestationLog != nil {
 		b, err := s.cfg.AttestationLog.Bundle(r.Context(), d)
+		if errors.Is(err, attlog.ErrForeignTree) {
+			s.fail(w, r, &Error{Status: http.StatusBadGateway, Msg: err.Error() + "; this replica serves no bundle until an operator has looked into it"})
+			return
+		}
 		if errors.Is(err, attlog.ErrBehind) {
 			s.fail(w, r, &Error{Status: http.StatusServiceUnavailable, Msg: err.Error(), RetryAfter: 2 * time.Second})
 			return
@@ -187,7 +192,7 @@ func (s *Server) envelope(w http.ResponseWriter, r *http.Request) {
 // log (cosign verify-blob-attestation --trusted-root).
 func (s *Server) trustedRoot(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.AttestationLog == nil {
-		s.fail(w, r, fmt.Errorf("this server keeps no attestation log (a read replica, or a ledger without one): %w", ledger.ErrNotFound))
+		s.fail(w, r, fmt.Errorf("this server keeps no attestation log (a ledger without one, or a replica of one): %w", ledger.ErrNotFound))
 		return
 	}
 	b, err := s.cfg.AttestationLog.TrustedRoot()
@@ -205,11 +210,19 @@ func (s *Server) attestationCheckpoint(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fmt.Errorf("this server keeps no attestation log: %w", ledger.ErrNotFound))
 		return
 	}
-	if err := s.cfg.AttestationLog.CatchUp(r.Context()); err != nil {
-		s.fail(w, r, err)
+	err := s.cfg.AttestationLog.CatchUp(r.Context())
+	var cp *checkpoint.Checkpoint
+	if err == nil {
+		cp, err = s.cfg.AttestationLog.Checkpoint()
+	}
+	if errors.Is(err, attlog.ErrForeignTree) {
+		s.fail(w, r, &Error{Status: http.StatusBadGateway, Msg: err.Error()})
 		return
 	}
-	cp, err := s.cfg.AttestationLog.Checkpoint()
+	if errors.Is(err, attlog.ErrBehind) {
+		s.fail(w, r, &Error{Status: http.StatusServiceUnavailable, Msg: "this read replica has no checkpoint of its primary's attestation log yet; retry shortly", RetryAfter: 2 * time.Second})
+		return
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -44,6 +44,7 @@ import (
 	prototrust "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/options"
+	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -265,4 +266,49 @@ func KeyOfNoteSigner(skey string) (ed25519.PublicKey, error) {
 		return nil, errors.New("rekorv2: the note signer key does not hold an Ed25519 seed")
 	}
 	return ed25519.NewKeyFromSeed(b[1:]).Public().(ed25519.PublicKey), nil
+}
+
+// ParseTrustedRoot reads a trusted root written by TrustedRoot (one
+// transparency log with an Ed25519 key) back into the Log it describes,
+// as a read replica learns its primary's attestation log.
+func ParseTrustedRoot(b []byte) (Log, error) {
+	var tr prototrust.TrustedRoot
+	if err := protojson.Unmarshal(b, &tr); err != nil {
+		return Log{}, fmt.Errorf("rekorv2: trusted root: %w", err)
+	}
+	if len(tr.Tlogs) != 1 {
+		return Log{}, fmt.Errorf("rekorv2: trusted root names %d transparency logs, want 1", len(tr.Tlogs))
+	}
+	t := tr.Tlogs[0]
+	pk := t.GetPublicKey()
+	if pk == nil || pk.KeyDetails != protocommon.PublicKeyDetails_PKIX_ED25519 || pk.GetValidFor().GetStart() == nil {
+		return Log{}, errors.New("rekorv2: trusted root: the log's key is not an Ed25519 key with a start of validity")
+	}
+	pub, err := x509.ParsePKIXPublicKey(pk.RawBytes)
+	if err != nil {
+		return Log{}, fmt.Errorf("rekorv2: trusted root: %w", err)
+	}
+	key, ok := pub.(ed25519.PublicKey)
+	if !ok {
+		return Log{}, errors.New("rekorv2: trusted root: the log's key is not Ed25519")
+	}
+	l := Log{BaseURL: t.BaseUrl, Key: key, ValidFrom: pk.ValidFor.Start.AsTime()}
+	id, err := l.LogID()
+	if err != nil {
+		return Log{}, err
+	}
+	if !bytes.Equal(id, t.GetLogId().GetKeyId()) {
+		return Log{}, errors.New("rekorv2: trusted root: the log id is not that of its key and base URL")
+	}
+	return l, nil
+}
+
+// NoteVerifierKey is the signed-note verifier key of the log's
+// checkpoints: its origin and Ed25519 key.
+func (l Log) NoteVerifierKey() (string, error) {
+	origin, err := l.Origin()
+	if err != nil {
+		return "", err
+	}
+	return note.NewEd25519VerifierKey(origin, l.Key)
 }

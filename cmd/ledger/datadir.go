@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/buildledger/buildledger/attest/rekorv2"
 	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/httpapi/replica"
 	"github.com/buildledger/buildledger/internal/atomicfile"
 	"github.com/buildledger/buildledger/internal/diskspace"
 	"github.com/buildledger/buildledger/ledger"
@@ -299,4 +302,64 @@ func openAttestationLog(g *globals, base string, n *node) (*attlog.Log, error) {
 		}
 	}
 	return attlog.Open(n.ledger, n.db, desc, signer, attlog.Options{CheckSpace: n.space.Check})
+}
+
+// openMirrorAttestationLog opens a read replica's copy of its primary's
+// attestation log: described by the primary's trusted root (pinned in
+// DATA/primary-trusted-root.json on first contact, as primary.pub pins its
+// log key), derived here from the replicated events, and served with the
+// primary's checkpoints. A primary without an attestation log gives none.
+func openMirrorAttestationLog(ctx context.Context, g *globals, primary string, n *node) (*attlog.Log, error) {
+	p := filepath.Join(g.data, "primary-trusted-root.json")
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		b, err = fetchPrimary(ctx, primary, "trusted_root.json")
+		var nf errNotServed
+		if errors.As(err, &nf) {
+			g.log.Warn("no attestation log: the primary serves none", "primary", primary)
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fetching the primary's trusted root: %w", err)
+		}
+		if _, err := rekorv2.ParseTrustedRoot(b); err != nil {
+			return nil, fmt.Errorf("the primary's trusted root: %w", err)
+		}
+		if err := atomicfile.WriteFile(p, b, 0o644); err != nil {
+			return nil, err
+		}
+		g.log.Info("pinned the primary's attestation log (its trusted root) on first contact", "file", p)
+	} else if err != nil {
+		return nil, err
+	}
+	desc, err := rekorv2.ParseTrustedRoot(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return attlog.OpenMirror(n.ledger, n.db, desc, attlog.Options{CheckSpace: n.space.Check})
+}
+
+// errNotServed: the primary answered 404.
+type errNotServed struct{ path string }
+
+func (e errNotServed) Error() string { return "the primary serves no " + e.path }
+
+// fetchPrimary GETs a small file (at most 1 MiB) from the primary.
+func fetchPrimary(ctx context.Context, primary, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(primary, "/")+"/"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := replica.HTTPClient().Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, errNotServed{path}
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("GET %s: %s", req.URL, resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 }

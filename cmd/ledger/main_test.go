@@ -193,6 +193,31 @@ func TestServeReplica(t *testing.T) {
 	if _, err := runErr("upload", "demo", "--job", "hello", "--server", replicaURL, "--user", "farm", "--state", rstate); err == nil || !strings.Contains(err.Error(), "read replica of "+primary) {
 		t.Fatalf("upload to the replica: %v", err)
 	}
+	// The replica serves the primary's attestation log: its trusted root,
+	// and its checkpoint once the tree derived here matches it.
+	for _, path := range []string{"/trusted_root.json", "/attestation-log/checkpoint"} {
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			c1, b1 := httpGet(t, primary+path)
+			c2, b2 := httpGet(t, replicaURL+path)
+			if c1 == http.StatusOK && c2 == c1 && b1 == b2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: primary %d %q, replica %d %q", path, c1, b1, c2, b2)
+			}
+		}
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // TestReadOnlyCommandsCreateNothing: verify and checkpoint on a replica's

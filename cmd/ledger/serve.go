@@ -18,6 +18,7 @@ import (
 	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/httpapi/auth"
 	"github.com/buildledger/buildledger/httpapi/replica"
+	"github.com/buildledger/buildledger/ledger/attlog"
 )
 
 func serveCmd(g *globals) *cobra.Command {
@@ -81,6 +82,8 @@ A primary also answers "ledger user" and "ledger access" on DATA/admin.sock (mod
 				if cfg.AttestationLog, err = openAttestationLog(g, base, n); err != nil {
 					return err
 				}
+			} else if cfg.AttestationLog, err = openMirrorAttestationLog(ctx, g, replicaOf, n); err != nil {
+				return err
 			}
 			if cfg.AttestationLog != nil {
 				// Keep it close behind the event log, so that a request
@@ -98,6 +101,15 @@ A primary also answers "ledger user" and "ledger access" on DATA/admin.sock (mod
 					for {
 						// Each error once, not every 2 s.
 						err := al.CatchUp(actx)
+						if err == nil && replicaOf != "" {
+							// A replica's checkpoints are its primary's.
+							var raw []byte
+							if raw, err = fetchPrimary(actx, replicaOf, "attestation-log/checkpoint"); err == nil {
+								if err = al.Accept(actx, raw); errors.Is(err, attlog.ErrBehind) {
+									err = nil // the events are still replicating
+								}
+							}
+						}
 						switch {
 						case err != nil && actx.Err() == nil && err.Error() != last:
 							g.log.Error("attestation log", "err", err)

@@ -78,6 +78,11 @@ type Log struct {
 
 	cpMu sync.Mutex
 	cp   *checkpoint.Checkpoint
+
+	// A read replica's log (OpenMirror) signs nothing: it serves the
+	// primary's checkpoints, each accepted only once the tree derived
+	// here has its root at its size (Accept).
+	mirrorKey string
 }
 
 // Options are optional settings of Open.
@@ -107,6 +112,102 @@ func Open(l *ledger.Ledger, db *badger.DB, desc rekorv2.Log, signer note.Signer,
 		a.checkSpace = o.CheckSpace
 	}
 	return a, nil
+}
+
+// OpenMirror opens the attestation log of a read replica of the ledger
+// whose attestation log desc describes: the tree is derived here from the
+// replicated events, exactly as the primary derives its own, and the
+// checkpoints are the primary's (Accept), so a replica's bundles verify
+// against the primary's trusted root.
+func OpenMirror(l *ledger.Ledger, db *badger.DB, desc rekorv2.Log, opts ...Options) (*Log, error) {
+	origin, err := desc.Origin()
+	if err != nil {
+		return nil, err
+	}
+	vkey, err := desc.NoteVerifierKey()
+	if err != nil {
+		return nil, err
+	}
+	t, err := tree.OpenPrefix(db, treeKeys)
+	if err != nil {
+		return nil, err
+	}
+	a := &Log{l: l, db: db, tree: t, desc: desc, origin: origin, mirrorKey: vkey}
+	for _, o := range opts {
+		a.checkSpace = o.CheckSpace
+	}
+	if b, err := readKey(db, mirrorCheckpointKey); err == nil && b != nil {
+		if cp, err := checkpoint.Open(b, origin, vkey); err == nil {
+			a.cp = cp
+		}
+	}
+	return a, nil
+}
+
+// mirrorCheckpointKey holds the last primary checkpoint a mirror accepted.
+const mirrorCheckpointKey = "al/mirror-checkpoint"
+
+func readKey(db *badger.DB, k string) ([]byte, error) {
+	var out []byte
+	err := db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(k))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out, err = item.ValueCopy(nil)
+		return err
+	})
+	return out, err
+}
+
+// ErrForeignTree: the primary's attestation-log checkpoint does not match
+// the tree derived here from the events it replicated.
+var ErrForeignTree = errors.New("attlog: SECURITY: the primary's attestation log is not the one its events derive")
+
+// Accept takes a checkpoint of the primary's attestation log (a mirror's
+// only way to get one): it must be signed by the log's key, and the tree
+// derived here must have its root at its size (catching up first). A
+// checkpoint beyond what is derived here yet is ErrBehind; an older one
+// than accepted before is ignored; one that contradicts the derived tree
+// stops the log with ErrForeignTree.
+func (a *Log) Accept(ctx context.Context, raw []byte) error {
+	if a.mirrorKey == "" {
+		return errors.New("attlog: only a mirror accepts checkpoints")
+	}
+	cp, err := checkpoint.Open(raw, a.origin, a.mirrorKey)
+	if err != nil {
+		return fmt.Errorf("attlog: the primary's attestation-log checkpoint: %w", err)
+	}
+	if err := a.CatchUp(ctx); err != nil {
+		return err
+	}
+	if cp.Size > a.tree.Size() {
+		return ErrBehind
+	}
+	root, err := a.tree.RootAt(cp.Size)
+	if err != nil {
+		return err
+	}
+	if root != cp.Hash {
+		a.mu.Lock()
+		a.broken = fmt.Errorf("%w: at size %d its checkpoint says root %x, the events replicated here give %x", ErrForeignTree, cp.Size, cp.Hash, root)
+		err := a.broken
+		a.mu.Unlock()
+		return err
+	}
+	a.cpMu.Lock()
+	defer a.cpMu.Unlock()
+	if a.cp != nil && cp.Size <= a.cp.Size {
+		return nil
+	}
+	if err := a.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(mirrorCheckpointKey), raw) }); err != nil {
+		return err
+	}
+	a.cp = cp
+	return nil
 }
 
 // Describe returns the log as its trusted root describes it.
@@ -276,6 +377,19 @@ func (a *Log) Index(envelope digest.Digest) (uint64, error) {
 func (a *Log) Checkpoint() (*checkpoint.Checkpoint, error) {
 	a.cpMu.Lock()
 	defer a.cpMu.Unlock()
+	if a.mirrorKey != "" {
+		// A mirror's checkpoint is the primary's, accepted.
+		a.mu.Lock()
+		broken := a.broken
+		a.mu.Unlock()
+		switch {
+		case broken != nil:
+			return nil, broken
+		case a.cp == nil:
+			return nil, ErrBehind
+		}
+		return a.cp, nil
+	}
 	size, root := a.tree.Head()
 	if a.cp != nil && a.cp.Size == size {
 		return a.cp, nil
