@@ -64,13 +64,14 @@ func (s *sse) next(t *testing.T) (event, data string) {
 	}
 }
 
-// TestLiveConsole: the pages list the running job and stream its console
-// (the lines so far, live ones, then the end), linking to the build in the
-// ledger; anonymous viewers are bounded.
-func TestLiveConsole(t *testing.T) {
+// runningWithConsole starts a scheduler with its console pages (linking to
+// http://ledger.example) and a job running on a worker that has sent its
+// first console line, "<first line>".
+func runningWithConsole(t *testing.T) (*farm, *httptest.Server, *worker) {
+	t.Helper()
 	f := start(t, scheduler.Config{Dir: t.TempDir()})
 	web := httptest.NewServer(scheduler.NewConsole(f.s, "http://ledger.example"))
-	defer web.Close()
+	t.Cleanup(web.Close)
 	if err := f.do(script("hello", "debian-12", "echo hi\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +84,14 @@ func TestLiveConsole(t *testing.T) {
 		}
 		return len(past) == 1
 	})
+	return f, web, w
+}
+
+// TestLiveConsole: the pages list the running job and stream its console
+// (the lines so far, live ones, then the end), linking to the build in the
+// ledger; anonymous viewers are bounded.
+func TestLiveConsole(t *testing.T) {
+	f, web, w := runningWithConsole(t)
 
 	code, page := httpGet(t, web.URL+"/")
 	if code != 200 || !strings.Contains(page, `href="/job/`+w.js.UUID.String()+`"`) || !strings.Contains(page, "hello on debian-12") {
@@ -175,21 +184,7 @@ func TestLiveConsoleStreamsBounded(t *testing.T) {
 // the ledger; no console errors, no serious accessibility violations.
 func TestLiveConsoleInBrowser(t *testing.T) {
 	br := browsertest.New(t)
-	f := start(t, scheduler.Config{Dir: t.TempDir()})
-	web := httptest.NewServer(scheduler.NewConsole(f.s, "http://ledger.example"))
-	defer web.Close()
-	if err := f.do(script("hello", "debian-12", "echo hi\n")); err != nil {
-		t.Fatal(err)
-	}
-	w := f.take("debian-12")
-	w.send(proto.Output{UUID: w.js.UUID, Line: "<first line>"})
-	waitFor(t, "the first line", func() bool {
-		past, _, cancel, ok := f.s.Observe(w.js.UUID)
-		if ok {
-			cancel()
-		}
-		return len(past) == 1
-	})
+	_, web, w := runningWithConsole(t)
 	br.Visit(web.URL+"/", 375)
 	for _, v := range br.Axe() {
 		t.Errorf("index: accessibility: %s", v)
