@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,22 @@ func TestBrowserProofCheck(t *testing.T) {
 				return body
 			}
 			return bytes.Replace(body, []byte(bs[2].UUID.String()), []byte(bs[1].UUID.String()), 1)
+		},
+		"a page that shows another digest": func(path string, body []byte) []byte {
+			if !strings.HasPrefix(path, "/job/") {
+				return body
+			}
+			i := bytes.Index(body, []byte(`data-sha256="`))
+			if i < 0 {
+				return body
+			}
+			i += len(`data-sha256="`)
+			if body[i] == 'a' {
+				body[i] = 'b'
+			} else {
+				body[i] = 'a'
+			}
+			return body
 		},
 		"an altered checkpoint": func(path string, body []byte) []byte {
 			if path != "/checkpoint" {
@@ -261,4 +278,69 @@ func TestJobReadme(t *testing.T) {
 	if !strings.Contains(body, "<summary>README</summary>") || !strings.Contains(body, "A &lt;b&gt;unikernel&lt;/b&gt; that says hello.") {
 		t.Fatalf("job page:\n%s", body)
 	}
+}
+
+// A build newer than the checkpoint the server serves (a replica catching
+// up) is not called FAILED: the page says it checks again.
+func TestBrowserProofCheckNotYetCovered(t *testing.T) {
+	br := browsertest.New(t)
+	l := ledgertest.Open(t)
+	s, err := httpapi.New(httpapi.Config{Ledger: l.Ledger, VKey: l.VKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": "old"}, t0, ledger.Result{Kind: ledger.ResultExited})
+	old := l.Checkpoint().Note
+	b := storedBuild(t, l, "hello", "debian-12", map[string]string{"bin/hello.hvt": "new"}, t0.Add(time.Hour), ledger.Result{Kind: ledger.ResultExited})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/checkpoint" {
+			w.Write(old)
+			return
+		}
+		s.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	br.Visit(srv.URL+"/job/hello/build/"+b.UUID.String(), 1280)
+	if got := br.WaitText("#proof-status", "checking again", "FAILED", "Verified"); !strings.Contains(got, "newer than the latest checkpoint") {
+		t.Fatalf("the page says %q", got)
+	}
+}
+
+// Artifact links work for paths with "#", "?", "%" and spaces.
+func TestArtifactLinksEscaped(t *testing.T) {
+	l, srv := newServer(t)
+	files := map[string]string{"bin/hello.hvt": "image", "doc/a#b.txt": "hash", "doc/q?x.txt": "query", "doc/x%2Fy": "percent", "doc/with space": "space"}
+	b := storedBuild(t, l, "hello", "debian-12", files, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), ledger.Result{Kind: ledger.ResultExited})
+	_, page := get(t, srv.URL+"/job/hello/build/"+b.UUID.String(), "text/html")
+	n := 0
+	for _, part := range strings.Split(page, `href="`)[1:] {
+		href := part[:strings.Index(part, `"`)]
+		if !strings.Contains(href, "/f/") {
+			continue
+		}
+		n++
+		href = strings.ReplaceAll(href, "&amp;", "&")
+		resp, body := get(t, srv.URL+href, "")
+		var want string
+		for p, c := range files {
+			if strings.HasSuffix(href, "/f/"+escapeForTest(p)) {
+				want = c
+			}
+		}
+		if resp.StatusCode != http.StatusOK || body != want {
+			t.Errorf("%s: %s %q, want %q", href, resp.Status, body, want)
+		}
+	}
+	if n != len(files) {
+		t.Fatalf("%d artifact links for %d files", n, len(files))
+	}
+}
+
+func escapeForTest(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
 }

@@ -276,4 +276,11 @@ func TestFrontPageReproducibility(t *testing.T) {
 	if _, front := get(t, srv.URL+"/", "text/html"); !strings.Contains(front, "<h2>Uncategorized</h2>") || !strings.Contains(front, "2 rebuilder keys") || !strings.Contains(front, "1 got other bytes") {
 		t.Fatalf("front page:\n%s", front)
 	}
+	// A revoked key counts for nothing.
+	if resp, body := post(t, srv.URL+"/keys/a/revoke", "root", "root-password", jsonBody(map[string]string{"reason": "compromised"}), jsonCT); resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		t.Fatalf("revoke: %s %s", resp.Status, body)
+	}
+	if _, front := get(t, srv.URL+"/", "text/html"); !strings.Contains(front, "1 rebuilder key<") {
+		t.Fatalf("front page after a revocation:\n%s", front)
+	}
 }

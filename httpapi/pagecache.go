@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"slices"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 )
@@ -25,13 +26,23 @@ func newPageCache() *lru.Cache[string, []byte] {
 }
 
 // pageKey is the cache key of an HTML page request at the log's current
-// size and checkpoint.
-func (s *Server) pageKey(r *http.Request) string {
+// size and checkpoint, or "" (not kept) when the query has parameters
+// other than known ones: the pages' links repeat them, and random ones
+// must not push the others out.
+func (s *Server) pageKey(r *http.Request, known ...string) string {
+	for name := range r.URL.Query() {
+		if !slices.Contains(known, name) {
+			return ""
+		}
+	}
 	return fmt.Sprintf("%d/%d %s", s.cfg.Ledger.Size(), s.cfg.Ledger.Checkpoint().Size, r.URL.RequestURI())
 }
 
 // cachedPage answers from the cache and reports whether it did.
 func (s *Server) cachedPage(w http.ResponseWriter, key string) bool {
+	if key == "" {
+		return false
+	}
 	b, ok := s.pages.Get(key)
 	if !ok {
 		return false
@@ -49,7 +60,7 @@ func (s *Server) renderCachedHTML(w http.ResponseWriter, r *http.Request, key, p
 		s.fail(w, r, err)
 		return
 	}
-	if len(b) <= maxCachedPage {
+	if key != "" && len(b) <= maxCachedPage {
 		s.pages.Add(key, b)
 	}
 	w.Header().Set("Vary", "Accept")

@@ -132,7 +132,7 @@ const uncategorized = "Uncategorized"
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	var key string
 	if !wantsJSON(r) {
-		if key = s.pageKey(r); s.cachedPage(w, key) {
+		if key = s.pageKey(r, "start", "count"); s.cachedPage(w, key) {
 			return
 		}
 	}
@@ -217,17 +217,22 @@ type indexRow struct {
 	Agreeing, Disputing int // distinct keys that reproduced it, that got other bytes
 }
 
-// attestationCounts counts the distinct keys whose attestations of build
-// id say it reproduced, and those that say they got other bytes.
+// attestationCounts counts the distinct active keys whose attestations of
+// build id, under the checkpoint, say it reproduced, and those that say
+// they got other bytes. A revoked key counts for nothing.
 func (s *Server) attestationCounts(id uuid.UUID) (agree, dispute int, err error) {
 	atts, err := s.cfg.Ledger.AttestationsOf(id)
 	if err != nil {
 		return 0, 0, err
 	}
+	size := s.cfg.Ledger.Checkpoint().Size
 	seen := map[string]bool{}
 	for _, a := range atts {
 		k := string(a.Event.Verdict) + a.Event.KeyID.String()
-		if seen[k] {
+		if seen[k] || a.Index >= size {
+			continue
+		}
+		if _, st := s.keyName(a.Event.KeyID); st != ledger.KeyStatusActive {
 			continue
 		}
 		seen[k] = true
@@ -320,7 +325,7 @@ func (s *Server) job(failed bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var key string
 		if !wantsJSON(r) {
-			if key = s.pageKey(r); s.cachedPage(w, key) {
+			if key = s.pageKey(r, "start", "count", "platform"); s.cachedPage(w, key) {
 				return
 			}
 		}
@@ -416,13 +421,17 @@ func (s *Server) jobPage(v JobView, shown []ledger.BuildEntry, failed bool, plat
 				break
 			}
 		}
-		if row.Previous == nil && failed {
+		if row.Previous == nil {
 			n, err := s.cfg.Ledger.Neighbours(b)
 			if err != nil {
 				return jp, err
 			}
-			if n.Previous != nil {
-				ps := summary(*n.Previous)
+			prev := n.Previous
+			if !failed {
+				prev = n.PreviousSucceeded
+			}
+			if prev != nil {
+				ps := summary(*prev)
 				row.Previous = &ps
 			}
 		}
@@ -516,9 +525,12 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 	v.EventLeafHash = leaf[:]
 	// Sent as main_binary_artifact; "main_binary" is builder-web's bool.
 	v.BuildSummary.MainBinary = nil
+	complete := true // every lookup answered: the page may be kept
 	if v.MainArtifact != nil {
-		n := s.solo5(r.Context(), v.MainArtifact.SHA256)
+		// Read to the end even if the client goes: the notes are kept.
+		n, ok := s.solo5Notes(context.WithoutCancel(r.Context()), v.MainArtifact.SHA256)
 		v.Solo5Manifest, v.Solo5ABI = n.Manifest, n.ABI
+		complete = complete && ok
 	}
 	for _, a := range b.Event.Artifacts {
 		v.Artifacts = append(v.Artifacts, ArtifactView{Path: a.Path, SHA256: a.SHA256, Size: a.Size})
@@ -573,9 +585,12 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 			page.Solo5Target = fmt.Sprintf("%s (ABI version %d)", abi.Target, abi.Version)
 		}
 	}
-	if page.Treemap.Pending || page.Dependencies.Pending {
+	for _, a := range v.Attestations {
+		complete = complete && a.KeyStatus != ledger.KeyStatusUnknown
+	}
+	if page.Treemap.Pending || page.Dependencies.Pending || !complete {
 		w.Header().Set("Vary", "Accept")
-		s.renderHTML(w, r, "build", page) // not final yet: not kept
+		s.renderHTML(w, r, "build", page) // not final or not complete: not kept
 		return
 	}
 	s.renderCachedHTML(w, r, key, "build", page)
@@ -800,12 +815,19 @@ const maxNote = 64 << 10
 // now (a storage error, a cancelled request) has none this time and is
 // not cached.
 func (s *Server) solo5(ctx context.Context, d cas.Digest) solo5Notes {
+	n, _ := s.solo5Notes(ctx, d)
+	return n
+}
+
+// solo5Notes is solo5, also reporting whether the binary was read (false:
+// the notes are missing for now, not for good).
+func (s *Server) solo5Notes(ctx context.Context, d cas.Digest) (solo5Notes, bool) {
 	if n, ok := solo5Cache.Get(d); ok {
-		return n
+		return n, true
 	}
 	blob, err := s.cfg.Ledger.Store().Open(ctx, d)
 	if err != nil {
-		return solo5Notes{}
+		return solo5Notes{}, false
 	}
 	defer blob.Close()
 	r := &noteReader{r: blob, left: maxNoteRead}
@@ -813,7 +835,7 @@ func (s *Server) solo5(ctx context.Context, d cas.Digest) solo5Notes {
 	if r.err == nil {
 		solo5Cache.Add(d, n)
 	}
-	return n
+	return n, r.err == nil
 }
 
 // maxNoteRead bounds the bytes read from a binary for its notes: the ELF

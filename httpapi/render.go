@@ -21,6 +21,9 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"duration": func(a, b time.Time) string { return b.Sub(a).Round(time.Second).String() },
 	"short":    func(s string) string { return s[:min(len(s), 16)] },
 	"isLink":   func(predicateType string) bool { return predicateType == attest.LinkPredicateType },
+	// pathEscape escapes each segment of an artifact path for a URL
+	// ("#", "?" and "%" included), keeping its slashes.
+	"pathEscape": func(p string) template.URL { return template.URL(escapePath(p)) },
 }).ParseFS(templateFiles, "templates/*.html"))
 
 // renderHTML answers with the named HTML page.

@@ -317,7 +317,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if retry > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
 	}
-	if status >= 500 && !errors.Is(err, auth.ErrBusy) { // busy logins are counted on /metrics
+	var deliberate *Error
+	busy := errors.As(err, &deliberate) && deliberate.Status == http.StatusServiceUnavailable && deliberate.RetryAfter > 0
+	if status >= 500 && !errors.Is(err, auth.ErrBusy) && !busy { // busy logins are counted on /metrics; "busy, retry" answers are not failures
 		s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	if status == http.StatusUnauthorized {

@@ -66,8 +66,16 @@ type vizCache struct {
 	slot    chan struct{} // one computation at a time
 }
 
+// maxVizResult bounds a kept visualization's SVG (the treemap draws at
+// most 30×15 boxes, the graph at most viz.MaxEdges edges); with
+// vizCacheEntries the cache holds at most 128 MiB.
+const (
+	maxVizResult    = 1 << 20
+	vizCacheEntries = 128
+)
+
 func newVizCache() *vizCache {
-	c, _ := lru.New[vizKey, vizResult](512)
+	c, _ := lru.New[vizKey, vizResult](vizCacheEntries)
 	return &vizCache{done: c, pending: map[vizKey]bool{}, slot: make(chan struct{}, 1)}
 }
 
@@ -98,7 +106,10 @@ func (s *Server) computeViz(k vizKey) {
 	defer func() { <-c.slot }()
 	ctx, cancel := context.WithTimeout(context.Background(), vizTimeout)
 	defer cancel()
-	r, err := s.vizCompute(ctx, k)
+	r, err := s.vizComputeSafely(ctx, k)
+	if err == nil && len(r.SVG) > maxVizResult {
+		r, err = vizResult{}, fmt.Errorf("%w: its drawing would take %d bytes, more than %d", errVizInput, len(r.SVG), maxVizResult)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.pending, k)
@@ -110,6 +121,19 @@ func (s *Server) computeViz(k vizKey) {
 	default:
 		s.cfg.Logger.Warn("visualization", "kind", k.kind, "sha256", k.d, "err", err) // a later view tries again
 	}
+}
+
+// vizComputeSafely is vizCompute, with a panic (of a parser, on a crafted
+// file) turned into a refusal of the input: it runs on its own goroutine,
+// where a panic would end the server.
+func (s *Server) vizComputeSafely(ctx context.Context, k vizKey) (r vizResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.cfg.Logger.Error("visualization panicked", "kind", k.kind, "sha256", k.d, "panic", p)
+			r, err = vizResult{}, fmt.Errorf("%w: the input could not be read", errVizInput)
+		}
+	}()
+	return s.vizCompute(ctx, k)
 }
 
 // errVizInput marks an input that has no visualization (not ELF, too

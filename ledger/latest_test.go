@@ -205,9 +205,15 @@ func TestNeighbours(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var prev, next, other *ledger.BuildEntry
+			var prev, next, other, okPrev *ledger.BuildEntry
 			if i+1 < len(all) {
 				prev = &all[i+1]
+			}
+			for j := i + 1; j < len(all); j++ {
+				if all[j].Event.Succeeded() {
+					okPrev = &all[j]
+					break
+				}
 			}
 			if i > 0 {
 				next = &all[i-1]
@@ -218,6 +224,9 @@ func TestNeighbours(t *testing.T) {
 					others++
 					break
 				}
+			}
+			if idx(n.PreviousSucceeded) != idx(okPrev) {
+				t.Fatalf("%s build %d: previous successful %d, want %d", p, b.Index, idx(n.PreviousSucceeded), idx(okPrev))
 			}
 			if idx(n.Previous) != idx(prev) || idx(n.Next) != idx(next) || idx(n.PreviousOtherMain) != idx(other) {
 				t.Fatalf("%s build %d: got prev %d next %d other %d, want %d %d %d", p, b.Index,

@@ -525,6 +525,9 @@ const MaxNeighbourScan = 1000
 type Neighbours struct {
 	Previous *BuildEntry // the build started before it
 	Next     *BuildEntry // the build started after it
+	// PreviousSucceeded is the latest earlier successful build (none
+	// among the MaxNeighbourScan earlier builds: nil).
+	PreviousSucceeded *BuildEntry
 	// PreviousOtherMain is the latest earlier successful build whose main
 	// binary differs from this build's (none when this build has no main
 	// binary, or none among the MaxNeighbourScan earlier builds).
@@ -571,8 +574,15 @@ func (l *Ledger) Neighbours(b BuildEntry) (Neighbours, error) {
 			if n.Previous == nil {
 				n.Previous = e
 			}
+			if n.PreviousSucceeded == nil && e.Event.Succeeded() {
+				n.PreviousSucceeded = e
+			}
 			if main == nil {
-				break
+				if n.PreviousSucceeded != nil {
+					break
+				}
+				it.Next()
+				continue
 			}
 			if e.Event.Succeeded() && e.Event.MainBinary != nil {
 				if a, ok := e.Event.Artifact(*e.Event.MainBinary); ok && a.SHA256 != main.SHA256 {

@@ -92,14 +92,27 @@
     var text = await verifyNote(got[0], vkey);
     var lines = text.split('\n');
     var size = BigInt(lines[1]), root = b64(lines[2]);
+    if (index >= size) return 'later';
     var ev = JSON.parse(new TextDecoder().decode(event));
-    if (ev.kind !== 'build_recorded' || ev.uuid !== uuid) throw new Error('event ' + index + ' of the log is not the record of build ' + uuid);
+    if (ev.kind !== 'build_recorded' || ev.uuid !== uuid || ev.job !== section.dataset.job || ev.platform !== section.dataset.platform) {
+      throw new Error('event ' + index + ' of the log is not the record of build ' + uuid + ' of ' + section.dataset.job + ' on ' + section.dataset.platform);
+    }
+    // What the page shows of the build's files is what the record says.
+    var logged = {};
+    (ev.artifacts || []).forEach(function (a) { logged[a.path] = a.sha256; });
+    var rows = document.querySelectorAll('tr.artifact');
+    if (rows.length !== (ev.artifacts || []).length) throw new Error('the page lists ' + rows.length + ' files, the record ' + (ev.artifacts || []).length);
+    for (var i = 0; i < rows.length; i++) {
+      if (logged[rows[i].dataset.path] !== rows[i].dataset.sha256) throw new Error('the page shows ' + rows[i].dataset.path + ' with another digest than the record');
+    }
     var proof = await (await fetchOK('/proof/inclusion?index=' + index + '&size=' + size)).json();
     var hashes = (proof.hashes || []).map(b64);
     var got2 = await rootFromInclusion(index, size, await sha256(concat([0], event)), hashes);
     if (!equal(got2, root)) throw new Error('the inclusion proof does not lead to the root hash of the checkpoint');
-    say(true, 'Verified in your browser: build ' + uuid + ' is event ' + index + ' of the log. Its record hashes, with the inclusion proof, to the root hash of checkpoint ' +
-      size + ' of ' + lines[0] + ', signed by the log key ' + vkey.split('+').slice(0, 2).join('+') + '. Compare that key with the one you trust.');
+    say(true, 'Verified in your browser: build ' + uuid + ' is event ' + index + ' of the log, and the ' + rows.length +
+      ' files this page lists are the ones it records. The record hashes, with the inclusion proof, to the root hash of checkpoint ' +
+      size + ' of ' + lines[0] + ', signed by the log key ' + vkey + '. This script comes from the same server: compare that key with the one you trust, or check with `ledger lookup` and a pinned key.');
+    return 'done';
   }
 
   function start() {
@@ -108,7 +121,16 @@
     if (!section || !status) return;
     var say = function (ok, text) { status.textContent = text; status.className = ok ? 'ok' : 'bad'; };
     if (!window.crypto || !crypto.subtle) { say(false, 'Not checked: this browser offers no WebCrypto here (it needs HTTPS or localhost).'); return; }
-    check(section, say).catch(function (e) { say(false, 'FAILED: ' + e.message + '. Do not trust what this page says about the build.'); });
+    var tries = 0;
+    function attempt() {
+      check(section, say).then(function (r) {
+        if (r !== 'later') return;
+        if (++tries >= 30) { say(false, 'Not checked: the latest checkpoint does not cover this build yet (the server is catching up); reload later.'); return; }
+        status.textContent = 'This build is newer than the latest checkpoint this server has; checking again shortly…';
+        setTimeout(attempt, 2000);
+      }).catch(function (e) { say(false, 'FAILED: ' + e.message + '. Do not trust what this page says about the build.'); });
+    }
+    attempt();
   }
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start); else start();
 })();

@@ -11,8 +11,13 @@ import (
 )
 
 // MaxPackages bounds the packages of a dependency graph (opam switches
-// of unikernels have a few hundred).
-const MaxPackages = 5000
+// of unikernels have a few hundred); MaxEdges the edges GraphSVG draws
+// (beyond it, only each package's edge from the first package that
+// reaches it).
+const (
+	MaxPackages = 5000
+	MaxEdges    = 10000
+)
 
 // Graph is the dependency graph of a build's installed opam packages.
 type Graph struct {
@@ -157,6 +162,18 @@ func GraphSVG(g *Graph, size int) string {
 	for _, p := range g.Packages {
 		maxUsed = max(maxUsed, p.UsedBy)
 	}
+	level := make(map[string]int, len(g.Packages))
+	for _, p := range g.Packages {
+		level[p.Name] = p.Level
+	}
+	parentOf := map[string]map[string]bool{}
+	for _, p := range g.Packages {
+		for _, d := range p.Depends {
+			if dl, ok := level[d]; ok && p.Level >= 0 && dl == p.Level+1 && parentOf[d] == nil {
+				parentOf[d] = map[string]bool{p.Name: true}
+			}
+		}
+	}
 	c := float64(size) / 2
 	ring := (c - 40) / math.Max(1, float64(depth))
 	pos := map[string][2]float64{}
@@ -174,6 +191,16 @@ func GraphSVG(g *Graph, size int) string {
 	if unreached > 0 {
 		fmt.Fprintf(&b, ` (%d installed packages it does not depend on are not drawn)`, unreached)
 	}
+	edges := 0
+	for _, p := range g.Packages {
+		if _, ok := pos[p.Name]; ok {
+			edges += len(p.Depends)
+		}
+	}
+	treeOnly := edges > MaxEdges
+	if treeOnly {
+		fmt.Fprintf(&b, `; of its %d dependency edges only those from each package to the first that reaches it are drawn`, edges)
+	}
 	b.WriteString(`</title><g class="edges" stroke="#999" stroke-opacity="0.35">`)
 	for _, p := range g.Packages {
 		from, ok := pos[p.Name]
@@ -181,9 +208,11 @@ func GraphSVG(g *Graph, size int) string {
 			continue
 		}
 		for _, d := range p.Depends {
-			if to, ok := pos[d]; ok {
-				fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`, from[0], from[1], to[0], to[1])
+			to, ok := pos[d]
+			if !ok || treeOnly && !parentOf[d][p.Name] {
+				continue
 			}
+			fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`, from[0], from[1], to[0], to[1])
 		}
 	}
 	b.WriteString(`</g>`)

@@ -1,6 +1,7 @@
 package viz
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -89,5 +90,36 @@ func TestDependenciesOfRealSwitch(t *testing.T) {
 	}
 	if svg := GraphSVG(g, 800); !strings.Contains(svg, `data-package="unipi" data-level="0"`) {
 		t.Fatal("no root drawn")
+	}
+}
+
+// A switch whose every package depends on every other draws a bounded
+// graph: its edges beyond MaxEdges are left out, and the title says so.
+func TestDependenciesEdgesBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("opam-version: \"2.0\"\nroots: [\"p0.1\"]\ninstalled: [")
+	const n = 400
+	for i := range n {
+		fmt.Fprintf(&b, "\"p%d.1\" ", i)
+	}
+	b.WriteString("]\n")
+	for i := range n {
+		fmt.Fprintf(&b, "package \"p%d\" {\n depends: [", i)
+		for j := range n {
+			fmt.Fprintf(&b, "\"p%d\" ", j)
+		}
+		b.WriteString("]\n}\n")
+	}
+	sw, err := orb.ParseSwitch([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Dependencies(sw, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg := GraphSVG(g, 800)
+	if lines := strings.Count(svg, "<line "); lines >= n || !strings.Contains(svg, "only those from each package to the first that reaches it") {
+		t.Fatalf("%d edges drawn, %d bytes", lines, len(svg))
 	}
 }

@@ -10,9 +10,13 @@ import (
 )
 
 // MaxSymbols bounds how many symbols Composition reads: a symbol table
-// is decoded into memory, and a binary's own size does not bound it
-// safely.
-const MaxSymbols = 2_000_000
+// is decoded into memory (about 100 bytes a symbol), and a binary's own
+// size does not bound it safely. A MirageOS unikernel has tens of
+// thousands; a large Go program a few hundred thousand.
+const MaxSymbols = 500_000
+
+// ErrTooManySymbols: the symbol table is larger than MaxSymbols.
+var ErrTooManySymbols = errors.New("too many symbols to read")
 
 // Composition is what a binary is made of, by the bytes its ELF symbol
 // table attributes to each OCaml compilation unit and library (as
@@ -53,20 +57,37 @@ var ErrNotELF = errors.New("not an ELF binary")
 // symbol's size where the table gives one, otherwise up to the next
 // symbol's address in its section (OCaml's data symbols carry no size).
 // A stripped binary has no symbols: its whole size is unattributed.
-func ELFComposition(r io.ReaderAt, size int64) (*Composition, error) {
+func ELFComposition(r io.ReaderAt, size int64) (c *Composition, err error) {
+	defer func() {
+		// debug/elf has panicked on crafted files before; a file it cannot
+		// read is not ELF to this package.
+		if p := recover(); p != nil {
+			c, err = nil, fmt.Errorf("%w: the file cannot be read as ELF (%v)", ErrNotELF, p)
+		}
+	}()
 	f, err := elf.NewFile(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotELF, err)
 	}
 	defer f.Close()
-	if s := f.Section(".symtab"); s != nil && s.Size/24 > MaxSymbols {
-		return nil, fmt.Errorf("the symbol table has %d symbols, more than the %d read", s.Size/24, MaxSymbols)
+	// Every symbol table, whatever its name (f.Symbols reads the first of
+	// type SHT_SYMTAB): bounded in count and by the file.
+	for _, sec := range f.Sections {
+		if sec.Type != elf.SHT_SYMTAB && sec.Type != elf.SHT_DYNSYM {
+			continue
+		}
+		if sec.Offset > uint64(size) || sec.Size > uint64(size)-sec.Offset {
+			return nil, fmt.Errorf("%w: the symbol table %s lies beyond the file", ErrNotELF, sec.Name)
+		}
+		if n := sec.Size / 16; n > MaxSymbols { // 16 bytes: the smaller (32-bit) entry
+			return nil, fmt.Errorf("%w: the symbol table %s may hold %d symbols, more than the %d read", ErrTooManySymbols, sec.Name, n, MaxSymbols)
+		}
 	}
 	syms, err := f.Symbols()
 	if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
 		return nil, fmt.Errorf("reading the symbol table: %w", err)
 	}
-	c := &Composition{FileSize: size}
+	c = &Composition{FileSize: size}
 	// Symbols by section, in address order.
 	bySection := map[elf.SectionIndex][]elf.Symbol{}
 	for _, s := range syms {
@@ -90,8 +111,8 @@ func ELFComposition(r io.ReaderAt, size int64) (*Composition, error) {
 		if sec.Type == elf.SHT_NOBITS {
 			fileBytes = 0
 		}
-		if fileBytes == 0 {
-			continue
+		if fileBytes == 0 || sec.Offset > uint64(size) || fileBytes > uint64(size)-sec.Offset || sec.Addr+fileBytes < sec.Addr {
+			continue // empty, or larger than the file (a crafted header)
 		}
 		slices.SortStableFunc(ss, func(a, b elf.Symbol) int {
 			switch {
@@ -127,8 +148,10 @@ func ELFComposition(r io.ReaderAt, size int64) (*Composition, error) {
 				continue
 			}
 			lib, unit := Classify(s.Name, goBinary)
-			units[[2]string{lib, unit}] += int64(stop - start)
-			c.Attributed += int64(stop - start)
+			n := int64(stop - start) // ≤ fileBytes ≤ size
+			k := [2]string{lib, unit}
+			units[k] = min(units[k]+n, size) // sections may overlap in a crafted file
+			c.Attributed = min(c.Attributed+n, size)
 			c.Symbols++
 			covered = stop
 		}
@@ -140,7 +163,7 @@ func ELFComposition(r io.ReaderAt, size int64) (*Composition, error) {
 			l = &Library{Name: k[0]}
 			libs[k[0]] = l
 		}
-		l.Size += n
+		l.Size = min(l.Size+n, size)
 		l.Units = append(l.Units, Unit{Name: k[1], Size: n})
 	}
 	for _, l := range libs {
