@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -23,7 +24,21 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
-	w.Write(s.cfg.Ledger.Checkpoint().Note)
+	cp := s.cfg.Ledger.Checkpoint()
+	if s.cfg.Witnessed != nil {
+		// The checkpoint with its witnesses' cosignatures, once they
+		// answered for it; the header says whether they make a quorum.
+		c := s.cfg.Witnessed()
+		if c.Size == cp.Size && c.Note != nil && bytes.HasPrefix(c.Note, cp.Note) {
+			w.Header().Set("Witness-Quorum", map[bool]string{true: "met", false: "not met"}[c.Quorum])
+			w.Header().Set("Witness-Cosignatures", strconv.Itoa(len(c.Signed)))
+			w.Write(c.Note)
+			return
+		}
+		w.Header().Set("Witness-Quorum", "not yet asked")
+		w.Header().Set("Witness-Cosignatures", "0")
+	}
+	w.Write(cp.Note)
 }
 
 func (s *Server) logKey(w http.ResponseWriter, r *http.Request) {

@@ -21,11 +21,16 @@ import (
 	"github.com/buildledger/buildledger/internal/diskspace"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/attlog"
+	"github.com/buildledger/buildledger/ledger/witnessing"
 )
 
 // Config configures a Server. Ledger and VKey are required.
 type Config struct {
 	Ledger *ledger.Ledger
+	// Witnessed, if set, returns the newest checkpoint witnesses cosigned
+	// (package ledger/witnessing): /checkpoint serves it, with its
+	// cosignatures, while it is the current one.
+	Witnessed func() witnessing.Cosigned
 	// AttestationLog, if set, is the ledger's Rekor v2 style attestation
 	// log: bundles then carry an entry with its inclusion proof, and
 	// /trusted_root.json and /attestation-log/checkpoint are served.

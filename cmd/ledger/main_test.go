@@ -298,3 +298,35 @@ func TestServeAttestationLog(t *testing.T) {
 		t.Fatal("a restart changed the attestation log's key or trusted root")
 	}
 }
+
+// TestServeWitnessPolicy: with --witness-policy the primary asks the
+// policy's witnesses for each checkpoint and says on /checkpoint whether
+// they made a quorum (here its one witness is unreachable: not met); a
+// policy that does not parse stops it from starting.
+func TestServeWitnessPolicy(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "primary")
+	run(t, "demo", "--data", data)
+	policy := filepath.Join(t.TempDir(), "witnesses")
+	os.WriteFile(policy, []byte("witness one witness.example/one+d9c7ae05+BJQwgBAqXNxQXUkt0+Ya0bmgdXGQ5ct+QsMQ+tFOe1ZT http://127.0.0.1:1\nquorum one\n"), 0o644)
+	url, stop := startServe(t, data, "--witness-policy", policy)
+	defer stop()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get(url + "/checkpoint")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("Witness-Quorum") == "not met" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Witness-Quorum: %q", resp.Header.Get("Witness-Quorum"))
+		}
+	}
+	os.WriteFile(policy, []byte("witness one not-a-key http://127.0.0.1:1\nquorum one\n"), 0o644)
+	other := filepath.Join(t.TempDir(), "other")
+	run(t, "demo", "--data", other)
+	if _, err := runErr("serve", "--data", other, "--listen", "127.0.0.1:0", "--witness-policy", policy); err == nil || !strings.Contains(err.Error(), "--witness-policy") {
+		t.Fatalf("a bad policy: %v", err)
+	}
+}

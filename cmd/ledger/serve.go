@@ -19,10 +19,11 @@ import (
 	"github.com/buildledger/buildledger/httpapi/auth"
 	"github.com/buildledger/buildledger/httpapi/replica"
 	"github.com/buildledger/buildledger/ledger/attlog"
+	"github.com/buildledger/buildledger/ledger/witnessing"
 )
 
 func serveCmd(g *globals) *cobra.Command {
-	var listen, replicaOf, primaryKey string
+	var listen, replicaOf, primaryKey, witnessPolicy string
 	var maxBody int64
 	var maxUploads int
 	var poll, stall time.Duration
@@ -132,6 +133,16 @@ A primary also answers "ledger user" and "ledger access" on DATA/admin.sock (mod
 				cfg.Users = nil
 			}
 			ops.configure(&cfg, g)
+			if witnessPolicy != "" {
+				if replicaOf != "" {
+					return errors.New("--witness-policy: a replica serves its primary's checkpoints; give the policy to the primary")
+				}
+				stop, err := startWitnessing(ctx, g, n, witnessPolicy, &cfg)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			var rep *replica.Replica
 			if c != nil {
 				rep = &replica.Replica{Client: c, Ledger: n.ledger, Poll: poll, Log: g.log}
@@ -176,6 +187,7 @@ A primary also answers "ledger user" and "ledger access" on DATA/admin.sock (mod
 	cmd.Flags().Int64Var(&maxBody, "max-body", 512<<20, "largest accepted request body in bytes")
 	cmd.Flags().IntVar(&maxUploads, "max-uploads", 4, "uploads received at once; more are answered 503 with Retry-After")
 	cmd.Flags().StringVar(&replicaOf, "replica-of", "", "serve a read replica of the ledger at this URL")
+	cmd.Flags().StringVar(&witnessPolicy, "witness-policy", "", "ask the witnesses of this policy file (\"witness NAME VKEY URL\", \"group NAME N|any|all MEMBERS\", \"quorum NAME\") to cosign each checkpoint (C2SP tlog-witness), and serve it with their cosignatures")
 	cmd.Flags().StringVar(&primaryKey, "log-key", "", "the primary's log key (name+hash+key), with --replica-of")
 	cmd.Flags().DurationVar(&poll, "poll", 2*time.Second, "how often a replica looks at its primary")
 	cmd.Flags().DurationVar(&stall, "stall-timeout", time.Minute, "drop a client whose request body stops arriving, or who stops reading the response, for this long (transfers that keep moving are never cut off)")
@@ -224,4 +236,45 @@ func readPassword(cmd *cobra.Command) (string, error) {
 		return "", fmt.Errorf("no password on standard input: %w", err)
 	}
 	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// startWitnessing asks the policy's witnesses to cosign each new
+// checkpoint, in the background, and serves the cosigned checkpoint.
+func startWitnessing(ctx context.Context, g *globals, n *node, policyFile string, cfg *httpapi.Config) (func(), error) {
+	policy, err := os.ReadFile(policyFile)
+	if err != nil {
+		return nil, err
+	}
+	w, err := witnessing.New(witnessing.Config{Policy: policy, Prover: n.ledger.Tree(), Logger: g.log})
+	if err != nil {
+		return nil, fmt.Errorf("--witness-policy %s: %w", policyFile, err)
+	}
+	cfg.Witnessed = w.Latest
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		var last witnessing.Cosigned
+		var asked time.Time
+		for {
+			cp := n.ledger.Checkpoint()
+			// A new checkpoint, or one without quorum yet every 10 s.
+			if cp.Note != nil && (cp.Size != last.Size || last.Note == nil || !last.Quorum && time.Since(asked) > 10*time.Second) {
+				asked = time.Now()
+				c := w.Cosign(wctx, cp)
+				if !c.Quorum && (c.Size != last.Size || last.Quorum) {
+					g.log.Warn("checkpoint without witness quorum", "size", c.Size, "cosigned by", c.Signed, "missing", c.Missing)
+				}
+				last = c
+			}
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }, nil
 }
