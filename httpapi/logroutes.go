@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/transparency-dev/tessera/api/layout"
@@ -39,6 +40,24 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Witness-Cosignatures", "0")
 	}
 	w.Write(cp.Note)
+}
+
+// witnessedCheckpoint serves the newest checkpoint whose witnesses'
+// cosignatures make a quorum of the server's witness policy (it may be
+// older than /checkpoint).
+func (s *Server) witnessedCheckpoint(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.WitnessedQuorum == nil {
+		s.fail(w, r, fmt.Errorf("this server asks no witnesses (ledger serve --witness-policy): %w", ledger.ErrNotFound))
+		return
+	}
+	c := s.cfg.WitnessedQuorum()
+	if c.Note == nil {
+		s.fail(w, r, &Error{Status: http.StatusServiceUnavailable, RetryAfter: 5 * time.Second, Msg: "no checkpoint has a quorum of witness cosignatures yet; retry shortly"})
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(c.Note)
 }
 
 func (s *Server) logKey(w http.ResponseWriter, r *http.Request) {

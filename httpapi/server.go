@@ -31,6 +31,9 @@ type Config struct {
 	// (package ledger/witnessing): /checkpoint serves it, with its
 	// cosignatures, while it is the current one.
 	Witnessed func() witnessing.Cosigned
+	// WitnessedQuorum, if set, returns the newest checkpoint with a
+	// quorum of cosignatures: /checkpoint/witnessed serves it.
+	WitnessedQuorum func() witnessing.Cosigned
 	// AttestationLog, if set, is the ledger's Rekor v2 style attestation
 	// log: bundles then carry an entry with its inclusion proof, and
 	// /trusted_root.json and /attestation-log/checkpoint are served.
@@ -150,6 +153,7 @@ func (s *Server) routes() {
 	// mux tries routes in order: the reverse lookup, the hottest, first.
 	r.HandleFunc("/hash", s.hash).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/checkpoint", s.checkpoint).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/checkpoint/witnessed", s.witnessedCheckpoint).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/log/key", s.logKey).Methods(http.MethodGet, http.MethodHead)
 	events := func() tileSource { return eventLog{s.cfg.Ledger} }
 	attestations := func() tileSource {

@@ -24,9 +24,10 @@ import (
 
 // clientFlags are shared by the commands that talk to a server.
 type clientFlags struct {
-	server string
-	logKey string
-	state  string
+	server        string
+	logKey        string
+	state         string
+	witnessPolicy string
 	// path is the state file open used.
 	path string
 }
@@ -35,6 +36,7 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.server, "server", "", "ledger server URL, e.g. http://127.0.0.1:3000")
 	cmd.Flags().StringVar(&f.logKey, "log-key", "", "the log's verifier key (name+hash+key); default: the key pinned in the state file, or trust on first use")
 	cmd.Flags().StringVar(&f.state, "state", "", "state file keeping the pinned key and last checkpoint seen (default: user config dir)")
+	cmd.Flags().StringVar(&f.witnessPolicy, "witness-policy", "", "accept only checkpoints cosigned by a quorum of this policy's witnesses (\"witness NAME VKEY URL\", \"group NAME N|any|all MEMBERS\", \"quorum NAME\"; the URLs are not used), so that a server cannot show this client a history it hides from others")
 }
 
 // clientState is what a client remembers about one server.
@@ -98,6 +100,15 @@ func (f *clientFlags) open(ctx context.Context, cmd *cobra.Command) (*httpapi.Cl
 	c, err := httpapi.NewClient(f.server, key, nil)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if f.witnessPolicy != "" {
+		p, err := os.ReadFile(f.witnessPolicy)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if err := c.RequireWitnesses(p); err != nil {
+			return nil, nil, nil, fmt.Errorf("--witness-policy %s: %w", f.witnessPolicy, err)
+		}
 	}
 	var last *ledger.Checkpoint
 	if st.Checkpoint != "" {

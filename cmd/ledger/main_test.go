@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/buildledger/buildledger/internal/clitest"
+	"github.com/buildledger/buildledger/internal/witnesstest"
 )
 
 func run(t *testing.T, args ...string) string {
@@ -328,5 +330,51 @@ func TestServeWitnessPolicy(t *testing.T) {
 	run(t, "demo", "--data", other)
 	if _, err := runErr("serve", "--data", other, "--listen", "127.0.0.1:0", "--witness-policy", policy); err == nil || !strings.Contains(err.Error(), "--witness-policy") {
 		t.Fatalf("a bad policy: %v", err)
+	}
+}
+
+// TestLookupRequiresWitnesses: a primary cosigned by a real witness; a
+// client with a witness policy verifies lookups within a witnessed
+// checkpoint, and refuses a server whose checkpoints lack the quorum its
+// policy asks for.
+func TestLookupRequiresWitnesses(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "primary")
+	run(t, "demo", "--data", data)
+	b, err := os.ReadFile(filepath.Join(data, "log.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logKey := strings.TrimSpace(string(b))
+	w := witnesstest.Start(t, "witness.example/one", logKey)
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "witnesses")
+	os.WriteFile(policy, []byte(fmt.Sprintf("witness one %s %s\nquorum one\n", w.VKey, w.URL)), 0o644)
+	url, stop := startServe(t, data, "--witness-policy", policy)
+	defer stop()
+	args := func(extra ...string) []string {
+		return append([]string{"--server", url, "--log-key", logKey, "--state", filepath.Join(dir, "state.json"), "--witness-policy", policy}, extra...)
+	}
+	var out string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if out, err = runErr(append([]string{"lookup", "demo/bin/hello.hvt"}, args()...)...); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lookup with witnesses: %v\n%s", err, out)
+		}
+	}
+	if !strings.Contains(out, "1 build(s), verified against checkpoint") {
+		t.Fatalf("lookup: %s", out)
+	}
+	if out, err := runErr(append([]string{"verify"}, args()...)...); err != nil {
+		t.Fatalf("verify with witnesses: %v\n%s", err, out)
+	}
+	// A policy that also requires a witness this server never asked.
+	other := witnesstest.Start(t, "witness.example/two", logKey)
+	strict := filepath.Join(dir, "strict")
+	os.WriteFile(strict, []byte(fmt.Sprintf("witness one %s %s\nwitness two %s %s\ngroup both all one two\nquorum both\n", w.VKey, w.URL, other.VKey, other.URL)), 0o644)
+	_, err = runErr("lookup", "demo/bin/hello.hvt", "--server", url, "--log-key", logKey, "--state", filepath.Join(dir, "strict.json"), "--witness-policy", strict)
+	if err == nil || !strings.Contains(err.Error(), "lacks the witness cosignatures") {
+		t.Fatalf("a policy the server's checkpoints do not meet: %v", err)
 	}
 }

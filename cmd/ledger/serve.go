@@ -249,7 +249,7 @@ func startWitnessing(ctx context.Context, g *globals, n *node, policyFile string
 	if err != nil {
 		return nil, fmt.Errorf("--witness-policy %s: %w", policyFile, err)
 	}
-	cfg.Witnessed = w.Latest
+	cfg.Witnessed, cfg.WitnessedQuorum = w.Latest, w.LatestQuorum
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -17,6 +17,7 @@ import (
 	"github.com/buildledger/buildledger/ledger/event"
 
 	"github.com/google/uuid"
+	"github.com/transparency-dev/formats/witness"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/client"
@@ -65,6 +66,8 @@ type Client struct {
 	vkey   string
 	origin string
 	tiles  *tclient.HTTPFetcher
+
+	witnesses *witness.Group // RequireWitnesses
 }
 
 // New returns a client for the server at base that trusts checkpoints
@@ -165,8 +168,12 @@ func (c *Client) url(p string) string { return c.base.JoinPath(p).String() }
 // LogKey returns the verifier key the client trusts.
 func (c *Client) LogKey() string { return c.vkey }
 
-// Checkpoint fetches and verifies the latest checkpoint.
+// Checkpoint fetches and verifies the latest checkpoint (with
+// RequireWitnesses: the newest witnessed one).
 func (c *Client) Checkpoint(ctx context.Context) (*checkpoint.Checkpoint, error) {
+	if c.witnesses != nil {
+		return c.Witnessed(ctx)
+	}
 	b, err := fetch(ctx, c.http, c.url("checkpoint"), "")
 	if err != nil {
 		return nil, err
@@ -361,6 +368,19 @@ func (c *Client) Lookup(ctx context.Context, d digest.Digest) (*LookupResult, er
 			*list.indices = append(*list.indices, a.LogIndex)
 			res.KeyNames[ar.KeyID] = name
 		}
+	}
+	if c.witnesses != nil {
+		// Within a witnessed checkpoint, or not at all.
+		var indices []uint64
+		for _, b := range res.Builds {
+			indices = append(indices, b.Index)
+		}
+		indices = append(append(indices, res.AttIndices...), res.DisputeIndices...)
+		w, err := c.WitnessedCovers(ctx, res.Checkpoint, indices)
+		if err != nil {
+			return nil, err
+		}
+		res.Checkpoint = w
 	}
 	return res, nil
 }

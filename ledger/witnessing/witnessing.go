@@ -55,6 +55,7 @@ type Witnessing struct {
 	mu     sync.Mutex
 	sizes  map[string]uint64 // the size each witness last cosigned or reported
 	latest Cosigned
+	quorum Cosigned // the newest with quorum
 }
 
 // Cosigned is a checkpoint with the cosignatures it got.
@@ -134,8 +135,20 @@ func (w *Witnessing) Cosign(ctx context.Context, cp *checkpoint.Checkpoint) Cosi
 	if out.Size >= w.latest.Size {
 		w.latest = out
 	}
+	if out.Quorum && out.Size >= w.quorum.Size {
+		w.quorum = out
+	}
 	w.mu.Unlock()
 	return out
+}
+
+// LatestQuorum returns the newest checkpoint whose cosignatures satisfy
+// the policy (zero before the first): what a client that requires
+// witnesses asks for, even while newer checkpoints await theirs.
+func (w *Witnessing) LatestQuorum() Cosigned {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.quorum
 }
 
 // ErrRefused: a witness refused the checkpoint (its status says why).
