@@ -17,6 +17,7 @@ import (
 	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/httpapi/auth"
 	"github.com/buildledger/buildledger/ledger/ledgertest"
+	"github.com/buildledger/buildledger/ledger/witnessing"
 )
 
 // Accounts of every test server.
@@ -59,6 +60,18 @@ func New(tb testing.TB) *Server {
 		tb.Fatal(err)
 	}
 	return s
+}
+
+// Witness makes the server serve the checkpoints w cosigned
+// (/checkpoint with cosignatures, /checkpoint/witnessed).
+func (s *Server) Witness(w *witnessing.Witnessing) {
+	s.tb.Helper()
+	users := auth.New(s.L.DB)
+	h, err := httpapi.New(httpapi.Config{Ledger: s.L.Ledger, VKey: s.L.VKey, Users: users, Witnessed: w.Latest, WitnessedQuorum: w.LatestQuorum})
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	s.Swap(h)
 }
 
 // Swap makes the server answer with h from now on.

@@ -65,6 +65,12 @@ func New(cfg Config) (*Gate, error) {
 		if err != nil {
 			return nil, err
 		}
+		if cfg.Policy.witnesses != nil {
+			// Every checkpoint fetched is the newest witnessed one.
+			if err := c.RequireWitnesses(cfg.Policy.witnesses); err != nil {
+				return nil, err
+			}
+		}
 		g.client = c
 	}
 	return g, nil
@@ -228,6 +234,9 @@ func (g *Gate) judge(b *Bundle) *Decision {
 	cp, err := checkpoint.Open([]byte(b.Checkpoint), p.Origin, p.LogKey)
 	if err != nil {
 		return g.refuse(d, true, "the bundle's checkpoint is not signed by the policy's log key: %v", err)
+	}
+	if p.quorum != nil && !p.quorum.Satisfied([]byte(b.Checkpoint)) {
+		return g.refuse(d, true, "the bundle's checkpoint (size %d) lacks the witness cosignatures the policy's witness_policy_file requires: it may be a history the ledger hides from others", cp.Size)
 	}
 	last, err := g.lastCheckpoint()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/transparency-dev/formats/witness"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -42,10 +43,17 @@ type Policy struct {
 	// InToto makes a signed in-toto layout the policy instead of
 	// Threshold and Keys (see InTotoPolicy).
 	InToto *InTotoPolicy `json:"intoto,omitempty"`
+	// WitnessPolicyFile (relative to the policy file) requires every
+	// checkpoint, online and in cached bundles, to carry a quorum of the
+	// cosignatures of its witnesses (transparency-dev's witness policy
+	// format), so that an offline boot is protected against a split view.
+	WitnessPolicyFile string `json:"witness_policy_file,omitempty"`
 
-	keys   map[digest.Digest]*trustedKey
-	maxAge time.Duration
-	intoto *intotoPolicy
+	keys      map[digest.Digest]*trustedKey
+	maxAge    time.Duration
+	intoto    *intotoPolicy
+	witnesses []byte // the witness policy's text
+	quorum    *witness.Group
 }
 
 // PolicyKey is one trusted rebuilder key.
@@ -97,6 +105,24 @@ func parsePolicy(doc []byte, dir string) (*Policy, error) {
 		p.Origin = name
 	} else if p.Origin != name {
 		return nil, fmt.Errorf("%w: origin %q is not the log key's name %q", ErrPolicy, p.Origin, name)
+	}
+	if p.WitnessPolicyFile != "" {
+		f := p.WitnessPolicyFile
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(dir, f)
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("%w: witness_policy_file: %v", ErrPolicy, err)
+		}
+		g, err := witness.ParsePolicy(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: witness_policy_file %s: %v", ErrPolicy, p.WitnessPolicyFile, err)
+		}
+		if len(g.Endpoints()) == 0 {
+			return nil, fmt.Errorf("%w: witness_policy_file %s names no witness", ErrPolicy, p.WitnessPolicyFile)
+		}
+		p.witnesses, p.quorum = b, &g
 	}
 	if p.InToto != nil {
 		if err := p.loadInToto(dir); err != nil {
