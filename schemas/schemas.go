@@ -12,6 +12,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -51,11 +52,22 @@ func Compile(name string) (*jsonschema.Schema, error) {
 	return c.Compile(base + name)
 }
 
+// compiled keeps each schema Validate compiled: compiling checks the
+// schema against its meta-schema, which takes far longer than a
+// validation.
+var compiled sync.Map // name → *jsonschema.Schema
+
 // Validate checks a JSON document against the named schema.
 func Validate(name string, doc []byte) error {
-	s, err := Compile(name)
-	if err != nil {
-		return err
+	var s *jsonschema.Schema
+	if c, ok := compiled.Load(name); ok {
+		s = c.(*jsonschema.Schema)
+	} else {
+		var err error
+		if s, err = Compile(name); err != nil {
+			return err
+		}
+		compiled.Store(name, s)
 	}
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
 	if err != nil {

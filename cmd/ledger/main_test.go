@@ -378,3 +378,22 @@ func TestLookupRequiresWitnesses(t *testing.T) {
 		t.Fatalf("a policy the server's checkpoints do not meet: %v", err)
 	}
 }
+
+// TestMonitorCommand: ledger monitor verifies a served ledger to its
+// checkpoint and says so; run again, it continues from there.
+func TestMonitorCommand(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "primary")
+	run(t, "demo", "--data", data)
+	url, stop := startServe(t, data)
+	defer stop()
+	state := filepath.Join(t.TempDir(), "monitor")
+	for range 2 {
+		out, err := runErr("monitor", "--server", url, "--state", state, "--blobs", "all")
+		if err != nil || !strings.Contains(out, ": 0 violation(s)") {
+			t.Fatalf("monitor: %v\n%s", err, out)
+		}
+	}
+	if _, err := runErr("monitor", "--server", url, "--state", state, "--blobs", "some"); err == nil || !strings.Contains(err.Error(), "none, sample or all") {
+		t.Fatalf("--blobs some: %v", err)
+	}
+}
