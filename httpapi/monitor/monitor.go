@@ -62,7 +62,9 @@ type Finding struct {
 	What  string `json:"what"`
 }
 
-func (f Finding) String() string { return fmt.Sprintf("log index %d (%s): %s", f.Index, f.Kind, f.What) }
+func (f Finding) String() string {
+	return fmt.Sprintf("log index %d (%s): %s", f.Index, f.Kind, f.What)
+}
 
 // Watch names what to report when it appears in the log.
 type Watch struct {
