@@ -47,6 +47,10 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
 // older than /checkpoint).
 func (s *Server) witnessedCheckpoint(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.WitnessedQuorum == nil {
+		if s.cfg.Primary != "" {
+			s.fail(w, r, fmt.Errorf("a read replica serves no witnessed checkpoints; ask its primary, %s: %w", s.cfg.Primary, ledger.ErrNotFound))
+			return
+		}
 		s.fail(w, r, fmt.Errorf("this server asks no witnesses (ledger serve --witness-policy): %w", ledger.ErrNotFound))
 		return
 	}

@@ -119,6 +119,12 @@ func (f *clientFlags) open(ctx context.Context, cmd *cobra.Command) (*httpapi.Cl
 	}
 	save := func(cp *ledger.Checkpoint) error {
 		if last != nil {
+			if cp.Size < last.Size {
+				// An older checkpoint (the newest witnessed one, or a
+				// replica behind): proven a prefix of the one kept,
+				// which stays.
+				return c.CheckConsistency(ctx, cp, last)
+			}
 			if err := c.CheckConsistency(ctx, last, cp); err != nil {
 				return err
 			}

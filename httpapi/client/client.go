@@ -174,6 +174,11 @@ func (c *Client) Checkpoint(ctx context.Context) (*checkpoint.Checkpoint, error)
 	if c.witnesses != nil {
 		return c.Witnessed(ctx)
 	}
+	return c.latest(ctx)
+}
+
+// latest fetches and verifies the latest checkpoint, witnessed or not.
+func (c *Client) latest(ctx context.Context) (*checkpoint.Checkpoint, error) {
 	b, err := fetch(ctx, c.http, c.url("checkpoint"), "")
 	if err != nil {
 		return nil, err
@@ -376,6 +381,12 @@ func (c *Client) Lookup(ctx context.Context, d digest.Digest) (*LookupResult, er
 			indices = append(indices, b.Index)
 		}
 		indices = append(append(indices, res.AttIndices...), res.DisputeIndices...)
+		if keys != nil {
+			// The keys' registrations give their names.
+			for id := range keys.proven {
+				indices = append(indices, keys.listed[id].AddedAt)
+			}
+		}
 		w, err := c.WitnessedCovers(ctx, res.Checkpoint, indices)
 		if err != nil {
 			return nil, err

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/transparency-dev/formats/witness"
-
 	"github.com/buildledger/buildledger/ledger/checkpoint"
+	"github.com/buildledger/buildledger/ledger/witnessing"
 )
 
 // ErrNoWitnessQuorum: a checkpoint lacks the cosignatures the client's
@@ -21,12 +20,9 @@ var ErrNoWitnessQuorum = errors.New("SECURITY: the checkpoint lacks the witness 
 // newest witnessed checkpoint (GET /checkpoint/witnessed), and Lookup
 // proves its answer within one (WitnessedCovers).
 func (c *Client) RequireWitnesses(policy []byte) error {
-	g, err := witness.ParsePolicy(policy)
+	g, err := witnessing.ParsePolicy(policy)
 	if err != nil {
-		return fmt.Errorf("witness policy: %w", err)
-	}
-	if len(g.Endpoints()) == 0 {
-		return errors.New("witness policy: it names no witness")
+		return err
 	}
 	c.witnesses = &g
 	return nil

@@ -75,7 +75,9 @@ func (c *Client) proveReceipt(ctx context.Context, index uint64, signed string, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("SECURITY: the receipt's checkpoint: %w", err)
 	}
-	cp, err := c.Checkpoint(ctx)
+	// The latest checkpoint, witnessed or not: a write is acknowledged by
+	// the ledger before witnesses see it.
+	cp, err := c.latest(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -178,6 +180,9 @@ func (c *Client) Build(ctx context.Context, id uuid.UUID) (*event.BuildRecorded,
 		return nil, 0, nil, fmt.Errorf("build %s: answer is not JSON: %w", id, err)
 	}
 	if bv.LogIndex >= cp.Size {
+		if c.witnesses != nil {
+			return nil, 0, nil, fmt.Errorf("build %s (log index %d) is newer than the newest witnessed checkpoint (size %d): not witnessed yet; try again once the witnesses cosigned a newer one", id, bv.LogIndex, cp.Size)
+		}
 		if cp, err = c.Checkpoint(ctx); err != nil {
 			return nil, 0, nil, err
 		}

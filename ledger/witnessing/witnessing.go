@@ -32,18 +32,19 @@ import (
 	"github.com/buildledger/buildledger/ledger/checkpoint"
 )
 
-// Prover gives consistency proofs between two sizes of the log.
+// Prover gives consistency proofs between two sizes of the log, and its
+// size.
 type Prover interface {
 	ConsistencyProof(size1, size2 uint64) ([][]byte, error)
+	Size() uint64
 }
 
 // Config configures witnessing.
 type Config struct {
 	Policy []byte // the witness policy
 	Prover Prover
-	HTTP   *http.Client  // nil: a client with a 10 s timeout
-	Logger *slog.Logger  // nil: slog.Default()
-	Retry  time.Duration // how soon to ask a witness again after it failed; 0: 10 s
+	HTTP   *http.Client // nil: a client with a 10 s timeout
+	Logger *slog.Logger // nil: slog.Default()
 }
 
 // Witnessing cosigns checkpoints with the policy's witnesses.
@@ -67,25 +68,35 @@ type Cosigned struct {
 	Missing []string // those that did not, with why
 }
 
-// New parses the policy. A policy without witnesses is an error: a ledger
-// without witnesses is run without this package.
-func New(cfg Config) (*Witnessing, error) {
-	g, err := witness.ParsePolicy(cfg.Policy)
+// ParsePolicy parses a witness policy and refuses one that names no
+// witness or that a checkpoint without any cosignature satisfies (a
+// threshold of 0): requiring such a policy would require nothing.
+func ParsePolicy(policy []byte) (witness.Group, error) {
+	g, err := witness.ParsePolicy(policy)
 	if err != nil {
-		return nil, fmt.Errorf("witness policy: %w", err)
+		return g, fmt.Errorf("witness policy: %w", err)
+	}
+	if len(g.Endpoints()) == 0 {
+		return g, errors.New("witness policy: it names no witness")
+	}
+	if g.Satisfied([]byte("unsigned\n\n\u2014 nobody AAAAAAAAAA==\n")) {
+		return g, errors.New("witness policy: its quorum is met without any cosignature (a threshold of 0)")
+	}
+	return g, nil
+}
+
+// New parses the policy (ParsePolicy).
+func New(cfg Config) (*Witnessing, error) {
+	g, err := ParsePolicy(cfg.Policy)
+	if err != nil {
+		return nil, err
 	}
 	eps := g.Endpoints()
-	if len(eps) == 0 {
-		return nil, errors.New("witness policy: it names no witness")
-	}
 	if cfg.HTTP == nil {
 		cfg.HTTP = &http.Client{Timeout: 10 * time.Second}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
-	}
-	if cfg.Retry == 0 {
-		cfg.Retry = 10 * time.Second
 	}
 	return &Witnessing{cfg: cfg, policy: g, endpoints: eps, sizes: map[string]uint64{}}, nil
 }
@@ -130,6 +141,11 @@ func (w *Witnessing) Cosign(ctx context.Context, cp *checkpoint.Checkpoint) Cosi
 	for _, s := range sigs {
 		out.Note = append(out.Note, s...)
 	}
+	if n := bytes.Count(out.Note, []byte("\n\u2014 ")); n > 100 {
+		// note.Open reads at most 100 signatures: keep the log's own.
+		w.cfg.Logger.Error("too many cosignatures to serve; serving the checkpoint without them", "signatures", n)
+		out.Note, out.Signed = slices.Clone(cp.Note), nil
+	}
 	out.Quorum = w.policy.Satisfied(out.Note)
 	w.mu.Lock()
 	if out.Size >= w.latest.Size {
@@ -162,7 +178,13 @@ func (w *Witnessing) add(ctx context.Context, url string, v note.Verifier, cp *c
 	w.mu.Unlock()
 	for attempt := 0; ; attempt++ {
 		if old > cp.Size {
-			return nil, fmt.Errorf("%w: SECURITY: the witness has seen this log at size %d, larger than this checkpoint's %d: the log's history was rewound", ErrRefused, old, cp.Size)
+			if w.cfg.Prover.Size() >= old {
+				// It saw a newer checkpoint of this log (anyone may
+				// submit one): it will cosign the next.
+				return nil, fmt.Errorf("the witness already has this log at size %d, past this checkpoint's %d", old, cp.Size)
+			}
+			w.cfg.Logger.Error("witness has a larger log than this ledger", "witness", url, "witness size", old, "size", cp.Size)
+			return nil, fmt.Errorf("%w: SECURITY: the witness has seen this log at size %d, larger than this ledger's %d: the log's history was rewound", ErrRefused, old, w.cfg.Prover.Size())
 		}
 		var proof [][]byte
 		if old > 0 && old < cp.Size {
@@ -204,6 +226,13 @@ func (w *Witnessing) add(ctx context.Context, url string, v note.Verifier, cp *c
 			w.mu.Unlock()
 			return sig, nil
 		case http.StatusConflict:
+			if old == cp.Size {
+				// It holds a checkpoint of this very size with another
+				// root: this ledger showed it a different history.
+				w.cfg.Logger.Error("witness refused the checkpoint", "witness", url, "status", resp.StatusCode, "size", cp.Size,
+					"why", "SECURITY: the witness holds another checkpoint of the same size")
+				return nil, fmt.Errorf("%w: SECURITY: the witness holds another checkpoint of size %d: the log's history differs from the one it witnessed", ErrRefused, cp.Size)
+			}
 			// The witness has another size for this log: try again from it.
 			n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 			if err != nil || attempt > 0 {

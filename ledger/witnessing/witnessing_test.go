@@ -3,6 +3,9 @@ package witnessing_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -100,5 +103,65 @@ func TestWitnessingWithLitewitness(t *testing.T) {
 	c = wf.Cosign(ctx, forked.Checkpoint())
 	if c.Quorum || len(c.Signed) != 0 || !strings.Contains(strings.Join(c.Missing, "\n"), "SECURITY") {
 		t.Fatalf("a forked log: %+v", c)
+	}
+}
+
+// A policy met without any cosignature requires nothing: refused.
+func TestParsePolicyRefusesThresholdZero(t *testing.T) {
+	vk := "witness.example/one+3b8c5e2a+BHVDuQ2w6n7cEkhl9RqGtdwPmWIdyjt4gSi5U0Zu0DmT"
+	if _, err := witnessing.ParsePolicy([]byte("witness one " + vk + " http://127.0.0.1:1\ngroup g 0 one\nquorum g\n")); err == nil {
+		t.Fatal("a threshold of 0 was accepted")
+	}
+	if _, err := witnessing.ParsePolicy([]byte("witness one " + vk + " http://127.0.0.1:1\nquorum one\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fakeWitness answers add-checkpoint with answer(old size).
+func fakeWitness(t *testing.T, answer func(old uint64) (int, string)) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var old uint64
+		fmt.Sscanf(string(b), "old %d", &old)
+		code, body := answer(old)
+		w.Header().Set("Content-Type", "text/x.tlog.size")
+		w.WriteHeader(code)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// A witness that holds another checkpoint of the same size (409 when
+// asked with that size) is a split view: a SECURITY refusal. A witness
+// ahead of the checkpoint because it saw a newer one of this log is not;
+// ahead of the whole ledger, it is.
+func TestWitnessSameSizeForkAndAhead(t *testing.T) {
+	l := ledgertest.Open(t)
+	grow(t, l, 3)
+	size := l.Checkpoint().Size
+	vk := "witness.example/one+3b8c5e2a+BHVDuQ2w6n7cEkhl9RqGtdwPmWIdyjt4gSi5U0Zu0DmT"
+	cosign := func(url string) witnessing.Cosigned {
+		w, err := witnessing.New(witnessing.Config{Policy: []byte("witness one " + vk + " " + url + "\nquorum one\n"), Prover: l.Tree()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.Cosign(ctx, l.Checkpoint())
+	}
+	fork := fakeWitness(t, func(old uint64) (int, string) { return http.StatusConflict, fmt.Sprint(size) })
+	if c := cosign(fork); c.Quorum || !strings.Contains(strings.Join(c.Missing, ""), "SECURITY: the witness holds another checkpoint of size") {
+		t.Fatalf("same-size fork: %+v", c)
+	}
+	cp := l.Checkpoint()
+	grow(t, l, 2) // the ledger moved on; the witness saw the newer checkpoint
+	ahead := fakeWitness(t, func(old uint64) (int, string) { return http.StatusConflict, fmt.Sprint(l.Size()) })
+	w, _ := witnessing.New(witnessing.Config{Policy: []byte("witness one " + vk + " " + ahead + "\nquorum one\n"), Prover: l.Tree()})
+	if c := w.Cosign(ctx, cp); c.Quorum || strings.Contains(strings.Join(c.Missing, ""), "SECURITY") || !strings.Contains(strings.Join(c.Missing, ""), "already has this log") {
+		t.Fatalf("a witness ahead of a stale checkpoint: %+v", c)
+	}
+	rewound := fakeWitness(t, func(old uint64) (int, string) { return http.StatusConflict, fmt.Sprint(l.Size() + 10) })
+	if c := cosign(rewound); !strings.Contains(strings.Join(c.Missing, ""), "SECURITY") {
+		t.Fatalf("a witness ahead of the ledger: %+v", c)
 	}
 }

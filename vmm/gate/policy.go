@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/ledger/witnessing"
 	"github.com/transparency-dev/formats/witness"
 
 	"golang.org/x/mod/sumdb/note"
@@ -115,12 +116,9 @@ func parsePolicy(doc []byte, dir string) (*Policy, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: witness_policy_file: %v", ErrPolicy, err)
 		}
-		g, err := witness.ParsePolicy(b)
+		g, err := witnessing.ParsePolicy(b)
 		if err != nil {
 			return nil, fmt.Errorf("%w: witness_policy_file %s: %v", ErrPolicy, p.WitnessPolicyFile, err)
-		}
-		if len(g.Endpoints()) == 0 {
-			return nil, fmt.Errorf("%w: witness_policy_file %s names no witness", ErrPolicy, p.WitnessPolicyFile)
 		}
 		p.witnesses, p.quorum = b, &g
 	}
