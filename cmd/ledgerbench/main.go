@@ -17,6 +17,8 @@
 //     /bin/true with as many goroutines;
 //   - with -only pages, the web pages (job, build with visualizations,
 //     front page) with -builds builds, their p99 against /hash JSON's;
+//   - with -only monitor, the monitor's events verified per second over
+//     HTTP against the ledger's own replay;
 //   - with -only memory, a server's peak anonymous memory (RssAnon) while
 //     10 clients upload 200 MB builds, 10 export them through /exec and 4
 //     compare builds with large inputs, next to the bytes moved.
@@ -55,7 +57,7 @@ func main() {
 	mib := flag.Int("cas-mib", 256, "size of the CAS benchmark blobs in MiB")
 	farmJobs := flag.Int("farm-jobs", 100, "jobs per run of the farm benchmark")
 	leaves := flag.Uint64("leaves", 1_000_000, "tree size for the proof benchmarks")
-	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or scale (Trillian appends, which need MariaDB and Trillian, and replica catch-up), trillian, replica or memory (the server's peak memory under large uploads, exports and comparisons), or farm (jobs per second through scheduler, sandboxed workers and upload; needs bubblewrap), or pages (the web pages against /hash)")
+	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or scale (Trillian appends, which need MariaDB and Trillian, and replica catch-up), trillian, replica or memory (the server's peak memory under large uploads, exports and comparisons), or farm (jobs per second through scheduler, sandboxed workers and upload; needs bubblewrap), or pages (the web pages against /hash), or monitor (ledger monitor's rate against the ledger's replay)")
 	memUploads := flag.Int("memory-uploads", 10, "concurrent uploads and exports for the memory benchmark")
 	memMB := flag.Int64("memory-mb", 200, "size in MB of each upload of the memory benchmark")
 	memCompares := flag.Int("memory-compares", 4, "concurrent comparisons for the memory benchmark")
@@ -244,7 +246,7 @@ func main() {
 		env.Stop()
 	}
 
-	if *only == "" || *only == "lookup" || *only == "pages" {
+	if *only == "" || *only == "lookup" || *only == "pages" || *only == "monitor" {
 		start := time.Now()
 		f, err := benchmarks.NewLookupFixture(*builds)
 		if err != nil {
@@ -283,6 +285,15 @@ func main() {
 			fmt.Sprintf("%.2f× bare (target ≥ 0.70); p99 %s (target < 5 ms)", hash.RPS/bare.RPS, hash.P99.Round(10*time.Microsecond)))
 		if *only == "pages" {
 			pagesBench(f, hashURL, hash, *conc, *dur)
+		}
+		if *only == "monitor" {
+			mon, rep, err := f.MonitorRate(context.Background(), f.VKey)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			row("ledger replay (ledger verify --data)", rep, "events/s", "baseline")
+			row(fmt.Sprintf("monitor over HTTP, %d events", *builds), mon, "events/s", fmt.Sprintf("%.2f× replay (target ≥ 0.5)", mon/rep))
 		}
 	}
 

@@ -28,6 +28,7 @@ type LookupFixture struct {
 	LedgerURL string
 	BareURL   string
 	close     []func()
+	VKey      string
 	l         *ledger.Ledger
 	store     *cas.Store
 }
@@ -48,7 +49,7 @@ func NewLookupFixture(n int) (*LookupFixture, error) {
 		return nil, err
 	}
 	l, vkey := tl.l, tl.vkey
-	f.l, f.store = l, tl.store
+	f.l, f.store, f.VKey = l, tl.store, vkey
 	ctx := context.Background()
 	if _, err := l.Append(ctx, &ledger.JobDefined{Job: "bench"}); err != nil {
 		return nil, err

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/buildledger/buildledger/httpapi/client"
+	ledgermonitor "github.com/buildledger/buildledger/httpapi/monitor"
+	"github.com/buildledger/buildledger/internal/kv"
 	"github.com/buildledger/buildledger/ledger"
 )
 
@@ -79,4 +83,48 @@ func (f *LookupFixture) AddPageBuilds(n int, elf []byte) ([]string, error) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// MonitorRate verifies the whole fixture log with a monitor (package
+// httpapi/monitor, no blobs fetched) over HTTP, and replays the ledger
+// itself (re-hashing and re-projecting every event), returning both in
+// events per second.
+func (f *LookupFixture) MonitorRate(ctx context.Context, vkey string) (monitorRate, replayRate float64, err error) {
+	dir, err := os.MkdirTemp("", "monitorbench")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.RemoveAll(dir)
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer db.Close()
+	c, err := client.New(f.LedgerURL, vkey, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	m := ledgermonitor.New(ledgermonitor.Config{Client: c, DB: db, Blobs: ledgermonitor.BlobsNone, Chunk: 4096})
+	start := time.Now()
+	var n uint64
+	for {
+		res, err := m.Step(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		if len(res.Findings) > 0 {
+			return 0, 0, fmt.Errorf("the monitor found %d violations in an honest log: %v", len(res.Findings), res.Findings[0])
+		}
+		n = res.To
+		if res.To == res.Checkpoint.Size {
+			break
+		}
+	}
+	monitorRate = float64(n) / time.Since(start).Seconds()
+	start = time.Now()
+	if err := f.l.Replay(ctx); err != nil {
+		return 0, 0, err
+	}
+	replayRate = float64(f.l.Size()) / time.Since(start).Seconds()
+	return monitorRate, replayRate, nil
 }
