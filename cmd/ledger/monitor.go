@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/buildledger/buildledger/cas/digest"
 	"github.com/buildledger/buildledger/httpapi"
+	"github.com/buildledger/buildledger/httpapi/client"
 	"github.com/buildledger/buildledger/httpapi/monitor"
 	"github.com/buildledger/buildledger/internal/kv"
 )
@@ -38,12 +40,16 @@ the blobs builds name are served and hash to their digests.
 
 Each violation is printed as "VIOLATION: log index N (kind): what". Without --follow it
 verifies up to the current checkpoint and exits non-zero if it found any. With --follow it
-keeps going every --interval and also prints a line for each event a --watch-* names; with
---webhook it POSTs each violation and watched event as JSON.`,
+keeps going every --interval (retrying after a server or network failure; a SECURITY error
+stops it). Each event a --watch-* names is printed as "watch: ..."; with --webhook each
+violation, watched event and error is also POSTed as JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if server == "" || state == "" {
 				return errors.New("--server and --state are required")
+			}
+			if interval <= 0 {
+				return fmt.Errorf("--interval %s: give a positive duration", interval)
 			}
 			var b monitor.Blobs
 			switch blobs {
@@ -96,21 +102,31 @@ keeps going every --interval and also prints a line for each event a --watch-* n
 			m := monitor.New(monitor.Config{Client: c, DB: db, Blobs: b, Watch: w})
 			out := cmd.OutOrStdout()
 			total := 0
+			errw := cmd.ErrOrStderr()
 			for {
 				res, err := m.Step(ctx)
 				if err != nil {
-					notify(ctx, webhook, map[string]any{"error": err.Error()})
-					return err
+					notify(ctx, errw, webhook, map[string]any{"error": err.Error()})
+					var kc *client.KeyChangedError
+					if !follow || strings.Contains(err.Error(), "SECURITY") || errors.As(err, &kc) || ctx.Err() != nil {
+						return err
+					}
+					// A server down or a network failure: try again.
+					fmt.Fprintf(errw, "monitor: %v (trying again in %s)\n", err, interval)
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-time.After(interval):
+					}
+					continue
 				}
 				for _, f := range res.Findings {
 					fmt.Fprintf(out, "VIOLATION: %s\n", f)
-					notify(ctx, webhook, map[string]any{"violation": f})
+					notify(ctx, errw, webhook, map[string]any{"violation": f})
 				}
-				if follow {
-					for _, s := range res.Seen {
-						fmt.Fprintf(out, "watch: log index %d (%s): %s\n", s.Index, s.Kind, s.What)
-						notify(ctx, webhook, map[string]any{"watch": s})
-					}
+				for _, s := range res.Seen {
+					fmt.Fprintf(out, "watch: log index %d (%s): %s\n", s.Index, s.Kind, s.What)
+					notify(ctx, errw, webhook, map[string]any{"watch": s})
 				}
 				total += len(res.Findings)
 				if res.To < res.Checkpoint.Size {
@@ -138,9 +154,9 @@ keeps going every --interval and also prints a line for each event a --watch-* n
 	f.StringVar(&blobs, "blobs", "sample", "which blobs to fetch and hash: none, sample (one build in 64) or all")
 	f.BoolVar(&follow, "follow", false, "keep following the log instead of exiting at the current checkpoint")
 	f.DurationVar(&interval, "interval", 30*time.Second, "with --follow, how often to look for new entries")
-	f.StringSliceVar(&jobs, "watch-job", nil, "with --follow, report each event of this job")
-	f.StringSliceVar(&keys, "watch-key", nil, "with --follow, report each event of this key id")
-	f.StringSliceVar(&digests, "watch-digest", nil, "with --follow, report each build or attestation naming this SHA-256")
+	f.StringSliceVar(&jobs, "watch-job", nil, "report each event of this job")
+	f.StringSliceVar(&keys, "watch-key", nil, "report each event of this key id")
+	f.StringSliceVar(&digests, "watch-digest", nil, "report each build or attestation naming this SHA-256")
 	f.StringVar(&webhook, "webhook", "", "POST each violation and watched event as JSON to this URL")
 	f.StringVar(&witnessPolicy, "witness-policy", "", "accept only checkpoints cosigned by a quorum of this policy's witnesses")
 	return cmd
@@ -149,6 +165,7 @@ keeps going every --interval and also prints a line for each event a --watch-* n
 // pinMonitorKey returns the log key: given, pinned in the state (a given
 // one must match it), or fetched and pinned on first use.
 func pinMonitorKey(ctx context.Context, cmd *cobra.Command, db *badger.DB, server, given string) (string, error) {
+	given = strings.TrimSpace(given)
 	var pinned string
 	err := db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte("logkey"))
@@ -175,12 +192,20 @@ func pinMonitorKey(ctx context.Context, cmd *cobra.Command, db *badger.DB, serve
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "pinned log key %s (trust on first use; pass --log-key to check it)\n", given)
 	}
-	return given, db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("logkey"), []byte(strings.TrimSpace(given))) })
+	// Pinned only once it verifies the server's checkpoint.
+	c, err := httpapi.NewClient(server, given, nil)
+	if err != nil {
+		return "", fmt.Errorf("the log key %q: %w", given, err)
+	}
+	if _, err := c.Checkpoint(ctx); err != nil {
+		return "", fmt.Errorf("the log key does not verify the server's checkpoint, so it is not pinned: %w", err)
+	}
+	return given, db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("logkey"), []byte(given)) })
 }
 
 // notify POSTs v as JSON to the webhook, if any, within 10 s; a failure
 // is reported on standard error and does not stop the monitor.
-func notify(ctx context.Context, url string, v any) {
+func notify(ctx context.Context, errw io.Writer, url string, v any) {
 	if url == "" {
 		return
 	}
@@ -193,9 +218,12 @@ func notify(ctx context.Context, url string, v any) {
 		var resp *http.Response
 		if resp, err = http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
+			if resp.StatusCode/100 != 2 {
+				err = fmt.Errorf("it answered %s", resp.Status)
+			}
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "webhook %s: %v\n", url, err)
+		fmt.Fprintf(errw, "webhook %s: %v\n", url, err)
 	}
 }

@@ -42,13 +42,20 @@ type craftedLog struct {
 	URL    string
 }
 
+const craftedOrigin = "crafted.example/log"
+
 func newCraftedLog(t *testing.T) *craftedLog {
 	t.Helper()
-	const origin = "crafted.example/log"
-	skey, vkey, err := ledger.GenerateLogKey(origin)
+	skey, vkey, err := ledger.GenerateLogKey(craftedOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newCraftedLogKey(t, skey, vkey)
+}
+
+func newCraftedLogKey(t *testing.T, skey, vkey string) *craftedLog {
+	t.Helper()
+	const origin = craftedOrigin
 	signer, _ := note.NewSigner(skey)
 	db, err := kv.Open(t.TempDir(), kv.Options{})
 	if err != nil {

@@ -31,8 +31,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/google/uuid"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/transparency-dev/merkle/compact"
@@ -112,6 +117,7 @@ const (
 	pJob        = "j/"
 	pKey        = "k/"
 	pEnvelope   = "e/"
+	pKeyName    = "n/"
 )
 
 // keyState is what the monitor knows of a key.
@@ -171,25 +177,29 @@ func (m *Monitor) Step(ctx context.Context) (*Result, error) {
 	}
 	if last != nil {
 		// Proven with the server's tiles; a rewritten history fails here.
-		// A server behind what was verified (a replica) is proven a prefix.
-		older, newer := last, cp
+		// A server behind what was verified (a replica) is proven a prefix
+		// and has nothing new.
 		if cp.Size < last.Size {
-			older, newer = cp, last
+			err := c.CheckConsistency(ctx, cp, last)
+			var ie *client.InconsistencyError
+			if err != nil && !errors.As(err, &ie) {
+				// A replica behind has no tiles up to what was verified.
+				return nil, fmt.Errorf("the server is behind this monitor (its checkpoint has %d entries, %d were verified) and cannot prove its checkpoint a prefix of theirs: %w; ask a server that is caught up", cp.Size, last.Size, err)
+			}
+			if err != nil {
+				return nil, err
+			}
+			return &Result{From: cp.Size, To: cp.Size, Checkpoint: cp}, nil
 		}
-		if err := c.CheckConsistency(ctx, older, newer); err != nil {
+		if err := c.CheckConsistency(ctx, last, cp); err != nil {
 			return nil, err
 		}
-		cp = newer
 	}
+	// The range never passes the checkpoint kept, which is at least as new
+	// as the last one the range was proven against.
 	from := rng.End()
-	if cp.Size < from {
-		return nil, fmt.Errorf("SECURITY: the server's checkpoint has %d entries, fewer than the %d this monitor verified as part of its log", cp.Size, from)
-	}
 	to := min(cp.Size, from+uint64(m.cfg.Chunk))
 	res := &Result{From: from, To: to, Checkpoint: cp}
-	if from == to {
-		return res, m.save(nil, cp, rng)
-	}
 	entries, err := c.Entries(ctx, from, to, cp)
 	if err != nil {
 		return nil, err
@@ -199,39 +209,41 @@ func (m *Monitor) Step(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 	}
-	// The entries must be the log's: the range up to "to" a prefix of cp.
+	// The entries so far must be the log's: the range's root is cp's, or
+	// that of a prefix of cp (proven from the tiles).
 	root, err := rng.GetRootHash(nil)
 	if err != nil {
 		return nil, err
 	}
 	if to == cp.Size {
 		if !bytes.Equal(root, cp.Hash[:]) {
-			return nil, fmt.Errorf("SECURITY: the entries %d..%d the server serves do not hash to its checkpoint's root", from, to-1)
+			return nil, fmt.Errorf("SECURITY: the %d entries verified so far do not hash to the server's checkpoint's root", to)
 		}
 	} else if err := c.ProveConsistent(ctx, to, [32]byte(root), cp); err != nil {
 		return nil, err
 	}
+	// Fetches (envelopes, blobs) first: a network failure or a cancel
+	// is an error that leaves the state as it was, not a finding.
+	fetched, err := m.fetch(ctx, from, entries)
+	if err != nil {
+		return nil, err
+	}
 	err = m.cfg.DB.Update(func(txn *badger.Txn) error {
 		for i, e := range entries {
-			m.check(ctx, txn, from+uint64(i), e, res)
+			if err := m.check(txn, from+uint64(i), e, fetched, res); err != nil {
+				return err
+			}
 		}
 		return m.saveIn(txn, cp, rng)
 	})
 	return res, err
 }
 
-// save records the checkpoint and range.
-func (m *Monitor) save(_ *badger.Txn, cp *checkpoint.Checkpoint, rng *compact.Range) error {
-	return m.cfg.DB.Update(func(txn *badger.Txn) error { return m.saveIn(txn, cp, rng) })
-}
-
 func (m *Monitor) saveIn(txn *badger.Txn, cp *checkpoint.Checkpoint, rng *compact.Range) error {
-	// The checkpoint kept is the one the range reached, or cp when the
-	// range is at its size: a later run proves consistency from it.
-	if rng.End() == cp.Size {
-		if err := txn.Set([]byte(kCheckpoint), cp.Note); err != nil {
-			return err
-		}
+	// The checkpoint the range was proven against (its root, or a prefix
+	// of it): a later run proves consistency from it.
+	if err := txn.Set([]byte(kCheckpoint), cp.Note); err != nil {
+		return err
 	}
 	b, err := json.Marshal(savedRange{End: rng.End(), Hashes: rng.Hashes()})
 	if err != nil {
@@ -259,39 +271,143 @@ func get(txn *badger.Txn, k string) ([]byte, error) {
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
-// check verifies one entry at index against the state, and records it.
-func (m *Monitor) check(ctx context.Context, txn *badger.Txn, index uint64, data []byte, res *Result) {
+// fetched is what fetch got for a chunk: by log index, an attestation's
+// envelope (or why it is not served as logged), and a build's blob
+// problems.
+type fetched struct {
+	envelopes map[uint64][]byte
+	envErrs   map[uint64]error
+	blobErrs  map[uint64][]string
+}
+
+// transient reports whether a fetch failed for a reason that says nothing
+// about the log: a cancel, a timeout, the network, a server error.
+func transient(ctx context.Context, err error) bool {
+	var ce *client.Error
+	switch {
+	case ctx.Err() != nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return true
+	case errors.As(err, &ce):
+		return ce.Status >= 500 || ce.Status == http.StatusTooManyRequests
+	case strings.Contains(err.Error(), "SECURITY"):
+		return false
+	}
+	var ue *url.Error
+	var ne net.Error
+	return errors.As(err, &ue) || errors.As(err, &ne)
+}
+
+// fetch gets the envelopes and blobs a chunk's events name. A transient
+// failure is an error (the chunk is verified again later); a missing or
+// wrong one is kept for check to report.
+func (m *Monitor) fetch(ctx context.Context, from uint64, entries [][]byte) (*fetched, error) {
+	f := &fetched{envelopes: map[uint64][]byte{}, envErrs: map[uint64]error{}, blobErrs: map[uint64][]string{}}
+	for i, data := range entries {
+		index := from + uint64(i)
+		ev, err := event.Decode(data)
+		if err != nil {
+			continue
+		}
+		switch e := ev.(type) {
+		case *event.AttestationRecorded:
+			env, err := m.cfg.Client.Envelope(ctx, e.Envelope)
+			if err != nil && transient(ctx, err) {
+				return nil, fmt.Errorf("fetching envelope %s (log index %d): %w", e.Envelope, index, err)
+			}
+			f.envelopes[index], f.envErrs[index] = env, err
+		case *event.BuildRecorded:
+			if m.cfg.Blobs == BlobsNone || m.cfg.Blobs == BlobsSample && index%64 != 0 {
+				continue
+			}
+			ds := []digest.Digest{e.Script, e.Console}
+			for _, a := range e.Artifacts {
+				ds = append(ds, a.SHA256)
+			}
+			for _, d := range ds {
+				if d.IsZero() {
+					continue
+				}
+				if err := m.cfg.Client.StoredBlob(ctx, d, io.Discard); err != nil {
+					if transient(ctx, err) {
+						return nil, fmt.Errorf("fetching blob %s (log index %d): %w", d, index, err)
+					}
+					f.blobErrs[index] = append(f.blobErrs[index], fmt.Sprintf("blob %s of build %s: %s", d, e.UUID, strings.TrimPrefix(err.Error(), "SECURITY: ")))
+				}
+			}
+		case *event.JobDefined:
+			if e.Readme == nil || m.cfg.Blobs == BlobsNone {
+				continue
+			}
+			if err := m.cfg.Client.StoredBlob(ctx, *e.Readme, io.Discard); err != nil {
+				if transient(ctx, err) {
+					return nil, fmt.Errorf("fetching blob %s (log index %d): %w", e.Readme, index, err)
+				}
+				f.blobErrs[index] = append(f.blobErrs[index], fmt.Sprintf("README blob %s of job %s: %s", e.Readme, e.Job, strings.TrimPrefix(err.Error(), "SECURITY: ")))
+			}
+		}
+	}
+	return f, nil
+}
+
+// buildRecord is what the monitor keeps of a build, for the attestations
+// of it.
+type buildRecord struct {
+	Index     uint64                   `json:"index"`
+	Job       string                   `json:"job"`
+	Platform  string                   `json:"platform"`
+	Artifacts map[string]digest.Digest `json:"artifacts"`
+}
+
+// check verifies one entry at index against the state and what fetch
+// got, and records it; an error is the state's (the chunk is not
+// committed).
+func (m *Monitor) check(txn *badger.Txn, index uint64, data []byte, f *fetched, res *Result) error {
+	var serr error
+	set := func(k string, v []byte) {
+		if err := txn.Set([]byte(k), v); err != nil && serr == nil {
+			serr = err
+		}
+	}
 	find := func(kind, format string, args ...any) {
 		res.Findings = append(res.Findings, Finding{Index: index, Kind: kind, What: fmt.Sprintf(format, args...)})
 	}
 	ev, err := event.Decode(data)
 	if err != nil {
 		find("invalid", "%v", err)
-		return
+		return nil
 	}
 	kind := string(ev.Kind())
 	if err := schemas.Validate("event.json", data); err != nil {
 		find(kind, "does not match the event schema: %v", err)
+	}
+	for _, b := range f.blobErrs[index] {
+		find(kind, "%s", b)
 	}
 	seen := func(format string, args ...any) {
 		res.Seen = append(res.Seen, Seen{Index: index, Kind: kind, What: fmt.Sprintf(format, args...)})
 	}
 	switch e := ev.(type) {
 	case *event.JobDefined:
-		txn.Set([]byte(pJob+e.Job), u64(index))
+		set(pJob+e.Job, u64(index))
 		if slices.Contains(m.cfg.Watch.Jobs, e.Job) {
 			seen("job %s defined", e.Job)
 		}
 	case *event.BuildRecorded:
 		if b, _ := get(txn, pBuild+e.UUID.String()); b != nil {
-			find(kind, "build %s is logged a second time (first at log index %d)", e.UUID, binary.BigEndian.Uint64(b))
+			var first buildRecord
+			json.Unmarshal(b, &first)
+			find(kind, "build %s is logged a second time (first at log index %d)", e.UUID, first.Index)
 		} else {
-			txn.Set([]byte(pBuild+e.UUID.String()), u64(index))
+			rec := buildRecord{Index: index, Job: e.Job, Platform: e.Platform, Artifacts: map[string]digest.Digest{}}
+			for _, a := range e.Artifacts {
+				rec.Artifacts[a.Path] = a.SHA256
+			}
+			b, _ := json.Marshal(rec)
+			set(pBuild+e.UUID.String(), b)
 		}
 		if b, _ := get(txn, pJob+e.Job); b == nil {
 			find(kind, "build %s is of job %s, which no earlier event defines", e.UUID, e.Job)
 		}
-		m.checkBlobs(ctx, index, kind, e, find)
 		if slices.Contains(m.cfg.Watch.Jobs, e.Job) {
 			seen("build %s of job %s on %s: %s", e.UUID, e.Job, e.Platform, e.Result)
 		}
@@ -301,15 +417,23 @@ func (m *Monitor) check(ctx context.Context, txn *badger.Txn, index uint64, data
 			}
 		}
 	case *event.KeyAdded:
-		if event.KeyID(e.PublicKey) != e.KeyID {
-			find(kind, "key %q is logged under id %s, but its public key's id is %s", e.Name, e.KeyID, event.KeyID(e.PublicKey))
-		}
 		if b, _ := get(txn, pKey+e.KeyID.String()); b != nil {
 			find(kind, "key %s is registered a second time", e.KeyID)
 			break
 		}
+		if b, _ := get(txn, pKeyName+e.Name); b != nil {
+			var other digest.Digest
+			copy(other[:], b)
+			if ob, _ := get(txn, pKey+other.String()); ob != nil {
+				var st keyState
+				if json.Unmarshal(ob, &st) == nil && st.RevokedAt == nil {
+					find(kind, "key %s is registered under the name %q of the active key %s", e.KeyID, e.Name, other)
+				}
+			}
+		}
 		st, _ := json.Marshal(keyState{AddedAt: index, PublicKey: e.PublicKey})
-		txn.Set([]byte(pKey+e.KeyID.String()), st)
+		set(pKey+e.KeyID.String(), st)
+		set(pKeyName+e.Name, e.KeyID[:])
 		if slices.Contains(m.cfg.Watch.Keys, e.KeyID) {
 			seen("key %s registered as %q", e.KeyID, e.Name)
 		}
@@ -326,12 +450,19 @@ func (m *Monitor) check(ctx context.Context, txn *badger.Txn, index uint64, data
 		}
 		st.RevokedAt = &index
 		nb, _ := json.Marshal(st)
-		txn.Set([]byte(pKey+e.KeyID.String()), nb)
+		set(pKey+e.KeyID.String(), nb)
 		if slices.Contains(m.cfg.Watch.Keys, e.KeyID) {
 			seen("key %s revoked: %s", e.KeyID, e.Reason)
 		}
 	case *event.AttestationRecorded:
-		m.checkAttestation(ctx, txn, index, kind, e, find)
+		if b, _ := get(txn, pEnvelope+e.Envelope.String()); b != nil {
+			find(kind, "envelope %s is logged a second time (first at log index %d)", e.Envelope, binary.BigEndian.Uint64(b))
+		} else {
+			set(pEnvelope+e.Envelope.String(), u64(index))
+		}
+		for _, p := range m.checkAttestation(txn, index, e, f) {
+			find(kind, "%s", p)
+		}
 		if slices.Contains(m.cfg.Watch.Keys, e.KeyID) {
 			seen("attestation by key %s: %s", e.KeyID, e.Verdict)
 		}
@@ -341,76 +472,104 @@ func (m *Monitor) check(ctx context.Context, txn *badger.Txn, index uint64, data
 			}
 		}
 	}
+	return serr
 }
 
 // checkAttestation checks an attestation against the keys and builds seen
-// and its envelope as served.
-func (m *Monitor) checkAttestation(ctx context.Context, txn *badger.Txn, index uint64, kind string, e *event.AttestationRecorded, find func(string, string, ...any)) {
-	if b, _ := get(txn, pEnvelope+e.Envelope.String()); b != nil {
-		find(kind, "envelope %s is logged a second time (first at log index %d)", e.Envelope, binary.BigEndian.Uint64(b))
-	} else {
-		txn.Set([]byte(pEnvelope+e.Envelope.String()), u64(index))
-	}
+// and its envelope as served, and returns what is wrong.
+func (m *Monitor) checkAttestation(txn *badger.Txn, index uint64, e *event.AttestationRecorded, f *fetched) []string {
+	var bad []string
+	var rec *buildRecord
 	if e.Build != nil {
-		if b, _ := get(txn, pBuild+e.Build.String()); b == nil {
-			find(kind, "it attests build %s, which no earlier event records", e.Build)
+		b, _ := get(txn, pBuild+e.Build.String())
+		if b == nil {
+			bad = append(bad, fmt.Sprintf("it attests build %s, which no earlier event records", e.Build))
+		} else {
+			rec = &buildRecord{}
+			json.Unmarshal(b, rec)
+		}
+	}
+	if rec != nil {
+		for _, s := range e.Subjects {
+			d, ok := rec.Artifacts[s.Name]
+			switch {
+			case !ok:
+				bad = append(bad, fmt.Sprintf("subject %q is not an artifact of build %s", s.Name, e.Build))
+			case (e.Verdict == event.VerdictReproduced || e.Verdict == event.VerdictBuilt) && d != s.SHA256:
+				bad = append(bad, fmt.Sprintf("verdict %q, but subject %q has %s while build %s recorded %s", e.Verdict, s.Name, s.SHA256, e.Build, d))
+			}
 		}
 	}
 	b, _ := get(txn, pKey+e.KeyID.String())
 	var st keyState
 	if b == nil || json.Unmarshal(b, &st) != nil {
-		find(kind, "it is signed with key %s, which no earlier event registers", e.KeyID)
-		return
+		return append(bad, fmt.Sprintf("it is signed with key %s, which no earlier event registers", e.KeyID))
 	}
 	if st.RevokedAt != nil {
-		find(kind, "it is signed with key %s, revoked at log index %d", e.KeyID, *st.RevokedAt)
-		return
+		return append(bad, fmt.Sprintf("it is signed with key %s, revoked at log index %d", e.KeyID, *st.RevokedAt))
 	}
 	pub, err := x509.ParsePKIXPublicKey(st.PublicKey)
 	if err != nil {
-		find(kind, "key %s's registered public key does not parse: %v", e.KeyID, err)
-		return
+		return append(bad, fmt.Sprintf("key %s's registered public key does not parse: %v", e.KeyID, err))
 	}
 	v, err := attest.NewVerifier(pub)
 	if err != nil {
-		find(kind, "key %s: %v", e.KeyID, err)
-		return
+		return append(bad, fmt.Sprintf("key %s: %v", e.KeyID, err))
 	}
-	env, err := m.cfg.Client.Envelope(ctx, e.Envelope)
-	if err != nil {
-		find(kind, "its envelope %s is not served as logged: %v", e.Envelope, err)
-		return
+	if err := f.envErrs[index]; err != nil {
+		return append(bad, fmt.Sprintf("its envelope %s is not served as logged: %v", e.Envelope, err))
 	}
-	a, err := attest.VerifyLogged(env, e.PredicateType, v, int64(index))
-	if err != nil {
-		find(kind, "its envelope %s does not verify with key %s: %v", e.Envelope, e.KeyID, err)
-		return
+	env := f.envelopes[index]
+	var signedBuild *uuid.UUID
+	var signedVerdict string
+	var signed []event.Subject
+	if e.PredicateType == attest.LinkPredicateType {
+		vl, err := attest.VerifyLink(env, v)
+		if err != nil {
+			return append(bad, fmt.Sprintf("its link %s does not verify with key %s: %v", e.Envelope, e.KeyID, err))
+		}
+		signedBuild, signedVerdict = &vl.Build, string(vl.Verdict)
+		for _, s := range vl.Subjects {
+			if rec != nil {
+				if _, ok := rec.Artifacts[s.Name]; !ok {
+					continue // an extra product: in the link, not among the subjects
+				}
+			}
+			signed = append(signed, event.Subject{Name: s.Name, SHA256: s.SHA256})
+		}
+	} else {
+		ver, err := attest.Verify(env, v)
+		if err != nil {
+			return append(bad, fmt.Sprintf("its envelope %s does not verify with key %s: %v", e.Envelope, e.KeyID, err))
+		}
+		if ver.PredicateType != e.PredicateType {
+			bad = append(bad, fmt.Sprintf("the signed predicate type is %q, the event says %q", ver.PredicateType, e.PredicateType))
+		}
+		for _, s := range ver.Subjects {
+			signed = append(signed, event.Subject{Name: s.Name, SHA256: s.SHA256})
+		}
+		rb, err := ver.Rebuild()
+		if err != nil {
+			return append(bad, fmt.Sprintf("the signed statement is not a rebuild attestation: %v", err))
+		}
+		signedBuild, signedVerdict = &rb.Build, string(rb.Verdict)
+		if rec != nil && (rb.Job != rec.Job || rb.Platform != rec.Platform || rb.LogIndex != int64(rec.Index)) {
+			bad = append(bad, fmt.Sprintf("the signed predicate describes job %s on %s at log index %d; build %s is of job %s on %s at log index %d",
+				rb.Job, rb.Platform, rb.LogIndex, e.Build, rec.Job, rec.Platform, rec.Index))
+		}
 	}
+	slices.SortFunc(signed, event.CompareSubjects)
 	switch {
-	case e.Build != nil && a.Build != *e.Build:
-		find(kind, "the signed attestation is of build %s, the event says %s", a.Build, e.Build)
-	case string(a.Verdict) != string(e.Verdict):
-		find(kind, "the signed verdict is %q, the event says %q", a.Verdict, e.Verdict)
-	case e.PredicateType != attest.LinkPredicateType && a.PredicateType != e.PredicateType:
-		find(kind, "the signed predicate type is %q, the event says %q", a.PredicateType, e.PredicateType)
+	case e.Build == nil:
+		bad = append(bad, fmt.Sprintf("the signed attestation is of build %s; the event names no build", signedBuild))
+	case *signedBuild != *e.Build:
+		bad = append(bad, fmt.Sprintf("the signed attestation is of build %s, the event says %s", signedBuild, e.Build))
 	}
-}
-
-// checkBlobs fetches and hashes the blobs a build names, as Blobs says.
-func (m *Monitor) checkBlobs(ctx context.Context, index uint64, kind string, e *event.BuildRecorded, find func(string, string, ...any)) {
-	if m.cfg.Blobs == BlobsNone || m.cfg.Blobs == BlobsSample && index%64 != 0 {
-		return
+	if signedVerdict != string(e.Verdict) {
+		bad = append(bad, fmt.Sprintf("the signed verdict is %q, the event says %q", signedVerdict, e.Verdict))
 	}
-	ds := []digest.Digest{e.Script, e.Console}
-	for _, a := range e.Artifacts {
-		ds = append(ds, a.SHA256)
+	if !slices.Equal(signed, e.Subjects) {
+		bad = append(bad, fmt.Sprintf("the signed subjects %v are not the event's %v", signed, e.Subjects))
 	}
-	for _, d := range ds {
-		if d.IsZero() {
-			continue
-		}
-		if err := m.cfg.Client.StoredBlob(ctx, d, io.Discard); err != nil {
-			find(kind, "blob %s of build %s: %s", d, e.UUID, strings.TrimPrefix(err.Error(), "SECURITY: "))
-		}
-	}
+	return bad
 }
