@@ -389,7 +389,7 @@ func TestMonitorCommand(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "monitor")
 	for range 2 {
 		out, err := runErr("monitor", "--server", url, "--state", state, "--blobs", "all")
-		if err != nil || !strings.Contains(out, ": 0 violation(s)") {
+		if err != nil || !strings.Contains(out, ": 0 new violation(s), 0 in all") {
 			t.Fatalf("monitor: %v\n%s", err, out)
 		}
 	}

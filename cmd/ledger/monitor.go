@@ -133,9 +133,16 @@ violation, watched event and error is also POSTed as JSON.`,
 					continue
 				}
 				if !follow {
-					fmt.Fprintf(out, "verified the log up to checkpoint %d (root %x): %d violation(s)\n", res.Checkpoint.Size, res.Checkpoint.Hash, total)
-					if total > 0 {
-						return fmt.Errorf("%d violation(s) found", total)
+					// Every violation ever found stays one: a log does not
+					// heal, and a run that stopped before reporting must
+					// not let the next one pass.
+					all, err := m.Findings()
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(out, "verified the log up to checkpoint %d (root %x): %d new violation(s), %d in all\n", res.Checkpoint.Size, res.Checkpoint.Hash, total, len(all))
+					if len(all) > 0 {
+						return fmt.Errorf("%d violation(s) found in this log (%d in this run)", len(all), total)
 					}
 					return nil
 				}

@@ -233,6 +233,9 @@ func TestMonitorCatchesBrokenRules(t *testing.T) {
 			break
 		}
 	}
+	if kept, err := m.Findings(); err != nil || len(kept) != len(fs) {
+		t.Fatalf("kept findings: %d of %d (%v)", len(kept), len(fs), err)
+	}
 	want := map[uint64]string{
 		dup:             "is logged a second time",
 		undefined:       "which no earlier event defines",

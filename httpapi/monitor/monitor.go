@@ -118,6 +118,7 @@ const (
 	pKey        = "k/"
 	pEnvelope   = "e/"
 	pKeyName    = "n/"
+	pFinding    = "f/"
 )
 
 // keyState is what the monitor knows of a key.
@@ -234,9 +235,35 @@ func (m *Monitor) Step(ctx context.Context) (*Result, error) {
 				return err
 			}
 		}
+		// Findings are kept with the state they were found in, so a run
+		// that stops before reporting them loses none (Findings).
+		for i, f := range res.Findings {
+			b, _ := json.Marshal(f)
+			if err := txn.Set(append(append([]byte(pFinding), u64(f.Index)...), u64(uint64(i))...), b); err != nil {
+				return err
+			}
+		}
 		return m.saveIn(txn, cp, rng)
 	})
 	return res, err
+}
+
+// Findings returns every violation found so far, in log order.
+func (m *Monitor) Findings() ([]Finding, error) {
+	var out []Finding
+	err := m.cfg.DB.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pFinding), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var f Finding
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &f) }); err != nil {
+				return err
+			}
+			out = append(out, f)
+		}
+		return nil
+	})
+	return out, err
 }
 
 func (m *Monitor) saveIn(txn *badger.Txn, cp *checkpoint.Checkpoint, rng *compact.Range) error {
