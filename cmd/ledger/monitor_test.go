@@ -1,11 +1,14 @@
 package main
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,5 +59,32 @@ func TestMonitorFollowSurvivesTransientErrors(t *testing.T) {
 	case err := <-done:
 		t.Errorf("--follow stopped on one 503: %v", err)
 	case <-time.After(2 * time.Second):
+	}
+}
+
+// TestMonitorWebhook: watched events are printed and posted to the
+// webhook as JSON.
+func TestMonitorWebhook(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "primary")
+	run(t, "demo", "--data", data)
+	url, stop := startServe(t, data)
+	defer stop()
+	var mu sync.Mutex
+	var posts []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		posts = append(posts, string(b))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	out, err := runErr("monitor", "--server", url, "--state", filepath.Join(t.TempDir(), "monitor"), "--watch-job", "hello-demo", "--webhook", hook.URL)
+	if err != nil || !strings.Contains(out, "watch: log index") {
+		t.Fatalf("monitor: %v\n%s", err, out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(posts) == 0 || !strings.Contains(posts[0], `"watch":{"index":`) || !strings.Contains(strings.Join(posts, ""), `hello-demo`) {
+		t.Fatalf("posted: %q", posts)
 	}
 }
