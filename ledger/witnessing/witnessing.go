@@ -45,6 +45,9 @@ type Config struct {
 	Prover Prover
 	HTTP   *http.Client // nil: a client with a 10 s timeout
 	Logger *slog.Logger // nil: slog.Default()
+	// Grace is how long the other witnesses are waited for once the
+	// cosignatures so far make a quorum; 0: 2 s.
+	Grace time.Duration
 }
 
 // Witnessing cosigns checkpoints with the policy's witnesses.
@@ -98,6 +101,9 @@ func New(cfg Config) (*Witnessing, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Grace == 0 {
+		cfg.Grace = 2 * time.Second
+	}
 	return &Witnessing{cfg: cfg, policy: g, endpoints: eps, sizes: map[string]uint64{}}, nil
 }
 
@@ -126,14 +132,33 @@ func (w *Witnessing) Cosign(ctx context.Context, cp *checkpoint.Checkpoint) Cosi
 	}
 	out := Cosigned{Note: slices.Clone(cp.Note), Size: cp.Size}
 	var sigs [][]byte
-	for range w.endpoints {
-		a := <-answers
-		if a.err != nil {
-			out.Missing = append(out.Missing, a.url+": "+a.err.Error())
-			continue
+	pending := map[string]bool{}
+	for u := range w.endpoints {
+		pending[u] = true
+	}
+	// Once the cosignatures so far make a quorum, the others get Grace
+	// more: one slow witness does not hold the checkpoint back.
+	var grace <-chan time.Time
+wait:
+	for len(pending) > 0 {
+		select {
+		case a := <-answers:
+			delete(pending, a.url)
+			if a.err != nil {
+				out.Missing = append(out.Missing, a.url+": "+a.err.Error())
+				continue
+			}
+			out.Signed = append(out.Signed, a.url)
+			sigs = append(sigs, a.sig)
+			if grace == nil && w.policy.Satisfied(append(slices.Clone(cp.Note), bytes.Join(sigs, nil)...)) {
+				grace = time.After(w.cfg.Grace)
+			}
+		case <-grace:
+			break wait
 		}
-		out.Signed = append(out.Signed, a.url)
-		sigs = append(sigs, a.sig)
+	}
+	for u := range pending {
+		out.Missing = append(out.Missing, u+": no answer within "+w.cfg.Grace.String()+" of the quorum")
 	}
 	slices.Sort(out.Signed)
 	slices.Sort(out.Missing)

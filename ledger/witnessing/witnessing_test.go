@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
@@ -163,5 +164,29 @@ func TestWitnessSameSizeForkAndAhead(t *testing.T) {
 	rewound := fakeWitness(t, func(old uint64) (int, string) { return http.StatusConflict, fmt.Sprint(l.Size() + 10) })
 	if c := cosign(rewound); !strings.Contains(strings.Join(c.Missing, ""), "SECURITY") {
 		t.Fatalf("a witness ahead of the ledger: %+v", c)
+	}
+}
+
+// A slow witness does not hold back a checkpoint whose quorum the others
+// made: it is waited for only Grace more, and named as not answering.
+func TestSlowWitnessDoesNotHoldBackQuorum(t *testing.T) {
+	l := ledgertest.Open(t)
+	grow(t, l, 3)
+	fast := witnesstest.Start(t, "witness.example/fast", l.VKey)
+	release := make(chan struct{})
+	defer close(release)
+	slow := fakeWitness(t, func(uint64) (int, string) {
+		<-release // answers only when the test ends
+		return http.StatusServiceUnavailable, ""
+	})
+	vk := "witness.example/slow+3b8c5e2a+BHVDuQ2w6n7cEkhl9RqGtdwPmWIdyjt4gSi5U0Zu0DmT"
+	policy := fmt.Sprintf("witness fast %s %s\nwitness slow %s %s\ngroup g any fast slow\nquorum g\n", fast.VKey, fast.URL, vk, slow)
+	w, err := witnessing.New(witnessing.Config{Policy: []byte(policy), Prover: l.Tree(), Grace: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := w.Cosign(ctx, l.Checkpoint())
+	if !c.Quorum || len(c.Signed) != 1 || len(c.Missing) != 1 || !strings.Contains(c.Missing[0], "no answer within 100ms of the quorum") {
+		t.Fatalf("%+v", c)
 	}
 }
