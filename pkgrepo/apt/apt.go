@@ -1,0 +1,189 @@
+// Package apt writes the signed index files of a Debian repository
+// (https://wiki.debian.org/DebianRepository/Format, a "flat" layout per
+// suite): for each suite, dists/SUITE/main/binary-ARCH/Packages (and
+// Packages.gz) listing the packages with their pool file name, size and
+// SHA-256, and dists/SUITE/Release with the SHA-256 of each index,
+// clear-signed as InRelease and signed as Release.gpg with an OpenPGP key
+// (ProtonMail/go-crypto), which apt verifies with signed-by.
+package apt
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/buildledger/buildledger/pkgrepo/deb"
+)
+
+// Package is a package of a suite: its control file (as rewritten for
+// the repository) and its file in the pool.
+type Package struct {
+	Control  *deb.Control
+	Filename string // pool/…, relative to the repository's root
+	Size     int64
+	SHA256   [32]byte
+}
+
+// Key is the repository's OpenPGP signing key.
+type Key struct {
+	entity *openpgp.Entity
+}
+
+// NewKey makes an Ed25519 signing key named name.
+func NewKey(name string) (*Key, error) {
+	e, err := openpgp.NewEntity(name, "package repository", "", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
+	if err != nil {
+		return nil, err
+	}
+	return &Key{entity: e}, nil
+}
+
+// ReadKey reads a key MarshalPrivate wrote.
+func ReadKey(armored []byte) (*Key, error) {
+	es, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(armored))
+	if err != nil || len(es) != 1 || es[0].PrivateKey == nil {
+		return nil, fmt.Errorf("apt: not an armored OpenPGP private key: %v", err)
+	}
+	return &Key{entity: es[0]}, nil
+}
+
+// MarshalPrivate writes the private key, armored (keep it secret).
+func (k *Key) MarshalPrivate() ([]byte, error) {
+	var b bytes.Buffer
+	w, err := armor.Encode(&b, openpgp.PrivateKeyType, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.entity.SerializePrivate(w, nil); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// Public writes the public key, armored: what apt's signed-by names.
+func (k *Key) Public() ([]byte, error) {
+	var b bytes.Buffer
+	w, err := armor.Encode(&b, openpgp.PublicKeyType, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.entity.Serialize(w); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// Suite is the index files of one suite, by path below the repository's
+// root.
+type Suite map[string][]byte
+
+// BuildSuite writes the index files of suite for packages (each listed in
+// binary-ARCH of its Architecture; "all" packages in every arch of
+// archs), signed with k at date.
+func BuildSuite(suite string, archs []string, packages []Package, k *Key, date time.Time) (Suite, error) {
+	files := Suite{}
+	byArch := map[string][]Package{}
+	for _, a := range archs {
+		byArch[a] = nil
+	}
+	for _, p := range packages {
+		a := p.Control.Get("Architecture")
+		if a == "all" {
+			for _, x := range archs {
+				byArch[x] = append(byArch[x], p)
+			}
+			continue
+		}
+		if _, ok := byArch[a]; !ok {
+			return nil, fmt.Errorf("apt: package %s is for %s, which suite %s does not list", p.Control.Get("Package"), a, suite)
+		}
+		byArch[a] = append(byArch[a], p)
+	}
+	var release bytes.Buffer
+	fmt.Fprintf(&release, "Origin: buildledger\nLabel: buildledger\nSuite: %s\nCodename: %s\nDate: %s\nArchitectures: %s\nComponents: main\nAcquire-By-Hash: no\nSHA256:\n",
+		suite, suite, date.UTC().Format(time.RFC1123Z), strings.Join(archs, " "))
+	for _, a := range slices.Sorted(func(yield func(string) bool) {
+		for a := range byArch {
+			if !yield(a) {
+				return
+			}
+		}
+	}) {
+		ps := byArch[a]
+		slices.SortFunc(ps, func(x, y Package) int {
+			return strings.Compare(x.Control.Get("Package")+" "+x.Control.Get("Version"), y.Control.Get("Package")+" "+y.Control.Get("Version"))
+		})
+		var idx bytes.Buffer
+		for _, p := range ps {
+			for _, f := range p.Control.Fields {
+				switch strings.ToLower(f.Name) {
+				case "filename", "size", "md5sum", "sha1", "sha256", "sha512":
+					continue // the repository's own
+				}
+				fmt.Fprintf(&idx, "%s: %s\n", f.Name, f.Value)
+			}
+			fmt.Fprintf(&idx, "Filename: %s\nSize: %d\nSHA256: %s\n\n", p.Filename, p.Size, hex.EncodeToString(p.SHA256[:]))
+		}
+		var gz bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+		zw.Write(idx.Bytes())
+		zw.Close()
+		for _, f := range []struct {
+			name string
+			data []byte
+		}{{"main/binary-" + a + "/Packages", idx.Bytes()}, {"main/binary-" + a + "/Packages.gz", gz.Bytes()}} {
+			files["dists/"+suite+"/"+f.name] = f.data
+			sum := sha256.Sum256(f.data)
+			fmt.Fprintf(&release, " %x %d %s\n", sum, len(f.data), f.name)
+		}
+	}
+	files["dists/"+suite+"/Release"] = release.Bytes()
+	cfg := &packet.Config{DefaultHash: 0}
+	var in bytes.Buffer
+	w, err := clearsign.Encode(&in, k.entity.PrivateKey, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(release.Bytes()); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	files["dists/"+suite+"/InRelease"] = in.Bytes()
+	var sig bytes.Buffer
+	if err := openpgp.ArmoredDetachSign(&sig, k.entity, bytes.NewReader(release.Bytes()), cfg); err != nil {
+		return nil, err
+	}
+	files["dists/"+suite+"/Release.gpg"] = sig.Bytes()
+	return files, nil
+}
+
+// PoolName is a package's file name in the pool:
+// pool/main/P/PACKAGE/PACKAGE_VERSION_ARCH.deb (an epoch's ":" as "%3a",
+// as Debian's archive writes it).
+func PoolName(c *deb.Control) string {
+	name := c.Get("Package")
+	first := name[:1]
+	if strings.HasPrefix(name, "lib") && len(name) > 3 {
+		first = name[:4]
+	}
+	v := strings.ReplaceAll(c.Get("Version"), ":", "%3a")
+	return fmt.Sprintf("pool/main/%s/%s/%s_%s_%s.deb", first, name, name, v, c.Get("Architecture"))
+}
