@@ -727,6 +727,12 @@ func (e *erringReader) Read(p []byte) (int, error) {
 }
 
 func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, d cas.Digest, ctype string) {
+	s.serveBlobAs(w, r, d, ctype, "public, max-age=31536000, immutable")
+}
+
+// serveBlobAs serves blob d under a name whose content may change (a
+// package repository's Release): with the given Cache-Control.
+func (s *Server) serveBlobAs(w http.ResponseWriter, r *http.Request, d cas.Digest, ctype, cacheControl string) {
 	blob, err := s.cfg.Ledger.Store().Open(r.Context(), d)
 	if err != nil {
 		s.fail(w, r, err)
@@ -757,7 +763,7 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, d cas.Digest,
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	// Uploaded files are untrusted: never let one run script on this origin.
 	w.Header().Set("Content-Security-Policy", "sandbox")
-	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	w.Header().Set("Cache-Control", cacheControl)
 	http.ServeContent(w, r, "", time.Time{}, rd)
 }
 

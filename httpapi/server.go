@@ -22,6 +22,7 @@ import (
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/attlog"
 	"github.com/buildledger/buildledger/ledger/witnessing"
+	"github.com/buildledger/buildledger/pkgrepo/publish"
 )
 
 // Config configures a Server. Ledger and VKey are required.
@@ -38,6 +39,9 @@ type Config struct {
 	// log: bundles then carry an entry with its inclusion proof, and
 	// /trusted_root.json and /attestation-log/checkpoint are served.
 	AttestationLog *attlog.Log
+	// Packages, if set, publishes the Debian package repositories under
+	// /apt (see aptroutes.go).
+	Packages *publish.Publisher
 	// VKey is the log's checkpoint verifier key (signed-note form).
 	VKey string
 	// Users authenticates uploads; nil refuses every upload.
@@ -204,6 +208,7 @@ func (s *Server) routes() {
 	get("/metrics", s.serveMetrics)
 	get("/healthz", s.healthz)
 	get("/readyz", s.readyz)
+	s.aptRoutes(get)
 	r.Use(routeLabel)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if to, ok := withoutTrailingSlash(r); ok {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -18,14 +19,18 @@ import (
 	"github.com/buildledger/buildledger/httpapi"
 	"github.com/buildledger/buildledger/httpapi/auth"
 	"github.com/buildledger/buildledger/httpapi/replica"
+	"github.com/buildledger/buildledger/internal/atomicfile"
 	"github.com/buildledger/buildledger/ledger/attlog"
 	"github.com/buildledger/buildledger/ledger/witnessing"
+	"github.com/buildledger/buildledger/pkgrepo/apt"
+	"github.com/buildledger/buildledger/pkgrepo/publish"
 )
 
 func serveCmd(g *globals) *cobra.Command {
-	var listen, replicaOf, primaryKey, witnessPolicy string
+	var listen, replicaOf, primaryKey, witnessPolicy, aptKey string
 	var maxBody int64
-	var maxUploads int
+	var maxUploads, aptReproduced int
+	var aptOn bool
 	var poll, stall time.Duration
 	var ops opsFlags
 	cmd := &cobra.Command{
@@ -143,6 +148,13 @@ A primary also answers "ledger user" and "ledger access" on DATA/admin.sock (mod
 				}
 				defer stop()
 			}
+			if aptOn {
+				stop, err := startPublishing(ctx, g, n, aptKey, aptReproduced, &cfg)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			var rep *replica.Replica
 			if c != nil {
 				rep = &replica.Replica{Client: c, Ledger: n.ledger, Poll: poll, Log: g.log}
@@ -188,6 +200,9 @@ A primary also answers "ledger user" and "ledger access" on DATA/admin.sock (mod
 	cmd.Flags().IntVar(&maxUploads, "max-uploads", 4, "uploads received at once; more are answered 503 with Retry-After")
 	cmd.Flags().StringVar(&replicaOf, "replica-of", "", "serve a read replica of the ledger at this URL")
 	cmd.Flags().StringVar(&witnessPolicy, "witness-policy", "", "ask the witnesses of this policy file (\"witness NAME VKEY URL\", \"group NAME N|any|all MEMBERS\", \"quorum NAME\") to cosign each checkpoint (C2SP tlog-witness), and serve it with their cosignatures")
+	cmd.Flags().BoolVar(&aptOn, "apt", true, "publish the .deb main binaries of builds as signed Debian repositories under /apt (a suite per platform and a PLATFORM-reproduced suite)")
+	cmd.Flags().StringVar(&aptKey, "apt-key", "", "the repositories' OpenPGP signing key (armored; created if missing; default DATA/apt.key)")
+	cmd.Flags().IntVar(&aptReproduced, "apt-reproduced", 2, "distinct registered rebuilders that must have reproduced a package's exact bytes for PLATFORM-reproduced to list it")
 	cmd.Flags().StringVar(&primaryKey, "log-key", "", "the primary's log key (name+hash+key), with --replica-of")
 	cmd.Flags().DurationVar(&poll, "poll", 2*time.Second, "how often a replica looks at its primary")
 	cmd.Flags().DurationVar(&stall, "stall-timeout", time.Minute, "drop a client whose request body stops arriving, or who stops reading the response, for this long (transfers that keep moving are never cut off)")
@@ -236,6 +251,61 @@ func readPassword(cmd *cobra.Command) (string, error) {
 		return "", fmt.Errorf("no password on standard input: %w", err)
 	}
 	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// startPublishing keeps the package repositories (package
+// pkgrepo/publish) following the log, in the background, and serves them.
+func startPublishing(ctx context.Context, g *globals, n *node, keyFile string, reproduced int, cfg *httpapi.Config) (func(), error) {
+	if keyFile == "" {
+		keyFile = filepath.Join(g.data, "apt.key")
+	}
+	key, created, err := loadOrCreateAptKey(keyFile, n.origin)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		g.log.Info("created the package repositories' signing key", "file", keyFile)
+	}
+	if reproduced < 1 {
+		return nil, fmt.Errorf("--apt-reproduced %d: want at least 1", reproduced)
+	}
+	p, err := publish.New(publish.Config{Ledger: n.ledger, DB: n.db, Key: key, Reproduced: reproduced, Logger: g.log})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Packages = p
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(pctx) }()
+	return func() { cancel(); <-done }, nil
+}
+
+// loadOrCreateAptKey reads the armored OpenPGP key in file, or makes one
+// (mode 0600) named after the log's origin.
+func loadOrCreateAptKey(file, origin string) (*apt.Key, bool, error) {
+	b, err := os.ReadFile(file)
+	if err == nil {
+		k, err := apt.ReadKey(b)
+		if err != nil {
+			return nil, false, fmt.Errorf("--apt-key %s: %w", file, err)
+		}
+		return k, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	k, err := apt.NewKey(origin + " package repositories")
+	if err != nil {
+		return nil, false, err
+	}
+	armored, err := k.MarshalPrivate()
+	if err != nil {
+		return nil, false, err
+	}
+	if err := atomicfile.WriteFile(file, armored, 0o600); err != nil {
+		return nil, false, err
+	}
+	return k, true, nil
 }
 
 // startWitnessing asks the policy's witnesses to cosign each new

@@ -95,8 +95,12 @@ type Suite map[string][]byte
 
 // BuildSuite writes the index files of suite for packages (each listed in
 // binary-ARCH of its Architecture; "all" packages in every arch of
-// archs), signed with k at date.
-func BuildSuite(suite string, archs []string, packages []Package, k *Key, date time.Time) (Suite, error) {
+// archs), signed with k at date. With byHash, Release says
+// "Acquire-By-Hash: yes": apt then fetches each index by its SHA-256
+// (dists/SUITE/main/binary-ARCH/by-hash/SHA256/HEX), so a client reading
+// while the suite is republished never mixes an old Release with a new
+// index; the server must then keep serving older indexes by hash.
+func BuildSuite(suite string, archs []string, packages []Package, k *Key, date time.Time, byHash bool) (Suite, error) {
 	files := Suite{}
 	byArch := map[string][]Package{}
 	for _, a := range archs {
@@ -116,8 +120,9 @@ func BuildSuite(suite string, archs []string, packages []Package, k *Key, date t
 		byArch[a] = append(byArch[a], p)
 	}
 	var release bytes.Buffer
-	fmt.Fprintf(&release, "Origin: buildledger\nLabel: buildledger\nSuite: %s\nCodename: %s\nDate: %s\nArchitectures: %s\nComponents: main\nAcquire-By-Hash: no\nSHA256:\n",
-		suite, suite, date.UTC().Format(time.RFC1123Z), strings.Join(archs, " "))
+	yesNo := map[bool]string{true: "yes", false: "no"}[byHash]
+	fmt.Fprintf(&release, "Origin: buildledger\nLabel: buildledger\nSuite: %s\nCodename: %s\nDate: %s\nArchitectures: %s\nComponents: main\nAcquire-By-Hash: %s\nSHA256:\n",
+		suite, suite, date.UTC().Format(time.RFC1123Z), strings.Join(archs, " "), yesNo)
 	for _, a := range slices.Sorted(func(yield func(string) bool) {
 		for a := range byArch {
 			if !yield(a) {
@@ -176,14 +181,18 @@ func BuildSuite(suite string, archs []string, packages []Package, k *Key, date t
 }
 
 // PoolName is a package's file name in the pool:
-// pool/main/P/PACKAGE/PACKAGE_VERSION_ARCH.deb (an epoch's ":" as "%3a",
-// as Debian's archive writes it).
+// pool/main/P/PACKAGE/PACKAGE_VERSION_ARCH.deb, the version without its
+// epoch, as Debian's archive names files (the repository version ends in
+// the original's SHA-256, so names stay unique).
 func PoolName(c *deb.Control) string {
 	name := c.Get("Package")
 	first := name[:1]
 	if strings.HasPrefix(name, "lib") && len(name) > 3 {
 		first = name[:4]
 	}
-	v := strings.ReplaceAll(c.Get("Version"), ":", "%3a")
+	v := c.Get("Version")
+	if i := strings.IndexByte(v, ':'); i >= 0 {
+		v = v[i+1:]
+	}
 	return fmt.Sprintf("pool/main/%s/%s/%s_%s_%s.deb", first, name, name, v, c.Get("Architecture"))
 }

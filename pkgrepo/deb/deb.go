@@ -36,6 +36,10 @@ const (
 // ErrNotDeb: the file is not a Debian binary package.
 var ErrNotDeb = errors.New("not a Debian binary package")
 
+// ErrVersion: the version Rewrite was asked to write is not a Debian
+// version (deb-version(7)).
+var ErrVersion = errors.New("deb: not a version")
+
 const arMagic = "!<arch>\n"
 
 // member is an ar member header.
@@ -271,7 +275,7 @@ func ReadControl(r io.Reader) (*Control, error) {
 // same compression), the data member copied as it is.
 func Rewrite(r io.Reader, w io.Writer, version string) error {
 	if !validVersion(version) {
-		return fmt.Errorf("deb: %q is not a Debian version", version)
+		return fmt.Errorf("%w: %q is not a Debian version", ErrVersion, version)
 	}
 	debianBinary, name, data, err := readControlMember(r)
 	if err != nil {

@@ -1,0 +1,139 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/pkgrepo/publish"
+)
+
+// The Debian package repositories (package pkgrepo/publish) under /apt:
+// /apt/dists/SUITE/… (Release, InRelease, Release.gpg, Packages,
+// Packages.gz, and every index by hash), /apt/pool/… (the published .debs,
+// from the content store), /apt/key.asc (the signing key for apt's
+// signed-by), /apt/package/SHA256 (which build a served .deb comes from),
+// and /apt itself, which says how to use them.
+func (s *Server) aptRoutes(get func(string, http.HandlerFunc)) {
+	get("/apt", s.aptIndex)
+	get("/apt/key.asc", s.aptKey)
+	get("/apt/package/{sha256}", s.aptProvenance)
+	get("/apt/{path:(?:dists|pool)/.+}", s.aptFile)
+}
+
+func (s *Server) packages(w http.ResponseWriter, r *http.Request) *publish.Publisher {
+	if s.cfg.Packages == nil {
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "this server publishes no package repositories (ledger serve --apt=false)"})
+	}
+	return s.cfg.Packages
+}
+
+func (s *Server) aptIndex(w http.ResponseWriter, r *http.Request) {
+	p := s.packages(w, r)
+	if p == nil {
+		return
+	}
+	type suite struct {
+		Name     string `json:"name"`
+		Packages int    `json:"packages"`
+		LogSize  uint64 `json:"log_size"`
+		Source   string `json:"sources_list"`
+	}
+	base := "http://" + r.Host + "/apt"
+	var suites []suite
+	for _, name := range p.Suites() {
+		info, _ := p.Suite(name)
+		suites = append(suites, suite{name, info.Packages, info.LogSize,
+			fmt.Sprintf("deb [signed-by=/etc/apt/keyrings/buildledger.asc] %s %s main", base, name)})
+	}
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusOK, map[string]any{"suites": suites, "key": base + "/key.asc", "applied_log_size": p.Applied()})
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	var b strings.Builder
+	fmt.Fprintf(&b, "Debian package repositories of this ledger, published from its log up to entry %d.\n\n", p.Applied())
+	fmt.Fprintf(&b, "Each platform's suite lists every distinct .deb its builds produced, under the version\n"+
+		"VERSION[-0-g0000000]-BUILDTIME-SHA256 (SHA256: the original package's digest); its\n"+
+		"-reproduced suite lists only the packages whose exact bytes enough registered\n"+
+		"rebuilders reproduced. /apt/package/SHA256 names the build a served .deb comes from.\n\n")
+	fmt.Fprintf(&b, "To use one (as root):\n\n  mkdir -p /etc/apt/keyrings\n  curl -fsS %s/key.asc -o /etc/apt/keyrings/buildledger.asc\n", base)
+	if len(suites) == 0 {
+		fmt.Fprintf(&b, "\nNo suite is published yet: no build's main binary is a .deb.\n")
+	} else {
+		fmt.Fprintf(&b, "  echo '%s' > /etc/apt/sources.list.d/buildledger.list\n  apt-get update\n\nSuites:\n\n", suites[0].Source)
+		for _, su := range suites {
+			fmt.Fprintf(&b, "  %-32s %6d packages   %s\n", su.Name, su.Packages, su.Source)
+		}
+	}
+	w.Write([]byte(b.String()))
+}
+
+func (s *Server) aptKey(w http.ResponseWriter, r *http.Request) {
+	p := s.packages(w, r)
+	if p == nil {
+		return
+	}
+	w.Header().Set("Content-Type", "application/pgp-keys")
+	w.Write(p.PublicKey())
+}
+
+func (s *Server) aptProvenance(w http.ResponseWriter, r *http.Request) {
+	p := s.packages(w, r)
+	if p == nil {
+		return
+	}
+	d, err := cas.ParseDigest(mux.Vars(r)["sha256"])
+	if err != nil {
+		s.fail(w, r, badRequest("%v", err))
+		return
+	}
+	rec, err := p.Provenance(d)
+	if errors.Is(err, publish.ErrNotFound) {
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no published package has SHA-256 " + d.String() + " (for an original build output, ask /hash)"})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+func (s *Server) aptFile(w http.ResponseWriter, r *http.Request) {
+	p := s.packages(w, r)
+	if p == nil {
+		return
+	}
+	path := mux.Vars(r)["path"]
+	d, err := p.Lookup(path)
+	if errors.Is(err, publish.ErrNotFound) {
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no such file in the package repositories: " + path + " (/apt lists the suites)"})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ctype := "application/octet-stream"
+	switch {
+	case strings.HasSuffix(path, ".deb"):
+		ctype = "application/vnd.debian.binary-package"
+	case strings.HasSuffix(path, ".gz"):
+		ctype = "application/gzip"
+	case strings.HasSuffix(path, "/Release.gpg"):
+		ctype = "application/pgp-signature"
+	case strings.HasSuffix(path, "/Packages"), strings.HasSuffix(path, "/Release"), strings.HasSuffix(path, "/InRelease"):
+		ctype = "text/plain; charset=utf-8"
+	}
+	// A pool file or an index by hash never changes; the others do.
+	if strings.HasPrefix(path, "pool/") || strings.Contains(path, "/by-hash/") {
+		s.serveBlob(w, r, d, ctype)
+		return
+	}
+	s.serveBlobAs(w, r, d, ctype, "no-cache")
+}

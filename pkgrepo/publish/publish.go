@@ -1,0 +1,758 @@
+// Package publish keeps the ledger's Debian package repositories: a
+// projection of the log, kept off its commit path, in the ledger's badger
+// database under the prefix "r/".
+//
+// For every platform (a builder platform is a distribution, e.g.
+// debian-12) with recorded builds whose main binary is a .deb, it keeps two
+// suites (https://wiki.debian.org/DebianRepository/Format):
+//
+//   - PLATFORM: every distinct .deb the platform's builds produced, under
+//     its repository version (deb.RepoVersion, as Robur's apt.robur.coop:
+//     VERSION[-0-g0000000]-BUILDTIME-SHA256). Only the first build of a
+//     given output publishes it: a rebuild with the same bytes from other
+//     inputs adds nothing, so it never forces an upgrade.
+//   - PLATFORM-reproduced: the packages whose exact original bytes at least
+//     Config.Reproduced distinct registered, unrevoked rebuilder keys
+//     attested as reproduced (a farm's "built" claim counts for nothing).
+//     A revocation takes the key's claims away again.
+//
+// The served .deb is the original with its control file's Version
+// rewritten (deb.Rewrite; the data member byte for byte), stored in the
+// content store as a blob of its own; Record links it to the build and the
+// original digest, so anyone can redo the rewrite and compare. Indexes are
+// written by pkgrepo/apt, signed with the repository's OpenPGP key, and
+// kept in the content store too; Release asks for Acquire-By-Hash, so a
+// client never mixes indexes of two publications.
+//
+// Publishing follows the log: Sync applies the events after the last one
+// it applied, up to the checkpoint, in batches committed with its cursor,
+// then rewrites the suites those events touched. State lost or from an
+// older version is rebuilt from index 0. Everything it writes is derived
+// from logged events and stored blobs, so two publishers of one log serve
+// the same packages (the index files differ only in their Date and
+// signatures).
+package publish
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/google/uuid"
+
+	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/pkgrepo/apt"
+	"github.com/buildledger/buildledger/pkgrepo/deb"
+)
+
+// Key prefixes of the publisher's state.
+var (
+	pAll      = []byte("r/")
+	pMeta     = []byte("r/meta")
+	pRecord   = []byte("r/d/") // platform 0x00 original digest → record
+	pByOrig   = []byte("r/o/") // original digest, platform → ""
+	pByServed = []byte("r/p/") // served digest → record key
+	pCount    = []byte("r/k/") // original digest → reproducing keys (uint32)
+	pPool     = []byte("r/f/") // pool path → served digest
+	pSuite    = []byte("r/s/") // suite → manifest
+)
+
+// stateVersion changes whenever what the publisher derives from the log
+// changes: state of another version is dropped and rebuilt from index 0.
+const stateVersion = 1
+
+// ReproducedSuffix names a platform's reproduced-only suite.
+const ReproducedSuffix = "-reproduced"
+
+// batch is how many events one state transaction applies.
+const batch = 256
+
+// Config configures New. Ledger, DB and Key are required.
+type Config struct {
+	Ledger *ledger.Ledger
+	// DB is the ledger's badger database (the publisher keeps its state
+	// under "r/").
+	DB *badger.DB
+	// Key signs the suites' Release files.
+	Key *apt.Key
+	// Reproduced is how many distinct rebuilder keys must have reproduced
+	// a package's exact bytes for PLATFORM-reproduced to list it. Default 2.
+	Reproduced int
+	// Archs are listed in every suite's Release besides the architectures
+	// of its packages (packages of Architecture "all" are listed in each).
+	// Default amd64 and arm64.
+	Archs []string
+	// Logger receives a line per package not published and per failure.
+	Logger *slog.Logger
+	// Now is the clock of the Release files' Date (tests). Default time.Now.
+	Now func() time.Time
+}
+
+// Record is a published package, linking the served .deb to the build
+// that produced its original.
+type Record struct {
+	Platform string    `json:"platform"`
+	Job      string    `json:"job"`
+	Build    uuid.UUID `json:"build"`
+	Index    uint64    `json:"log_index"` // the build's log index
+	Path     string    `json:"path"`      // the main binary's path in the build
+	Original cas.Digest `json:"original_sha256"`
+	Served   cas.Digest `json:"sha256"` // of the served .deb; zero when skipped
+	Size     int64  `json:"size"` // of the served .deb
+	Package  string `json:"package,omitempty"`
+	Version  string `json:"version,omitempty"` // the repository version
+	Arch     string `json:"architecture,omitempty"`
+	Filename string `json:"filename,omitempty"` // pool/…
+	Control  string `json:"control,omitempty"`  // the served control file
+	// Skipped says why the build's main binary is not published (it is
+	// not a Debian package the ledger can read); the other fields but the
+	// first five are then empty.
+	Skipped string `json:"skipped,omitempty"`
+}
+
+type fileJSON struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// manifest is a suite's current index files, by path under dists/SUITE/.
+type manifest struct {
+	Files    map[string]fileJSON `json:"files"`
+	Packages int                 `json:"packages"`
+	Size     uint64              `json:"log_size"` // the log size it reflects
+}
+
+type meta struct {
+	Version int      `json:"version"`
+	Applied uint64   `json:"applied"`
+	Dirty   []string `json:"dirty,omitempty"` // platforms whose suites are to be rewritten
+}
+
+// Publisher keeps the repositories. It is safe for concurrent use; Sync
+// calls are serialized.
+type Publisher struct {
+	cfg    Config
+	pub    []byte
+	syncMu sync.Mutex
+	suites atomic.Pointer[map[string]manifest]
+	// applied is the log size the published state reflects.
+	applied atomic.Uint64
+}
+
+// New opens the publisher's state (dropping state of another version) and
+// loads the current suites. Call Sync or Run to follow the log.
+func New(cfg Config) (*Publisher, error) {
+	if cfg.Ledger == nil || cfg.DB == nil || cfg.Key == nil {
+		return nil, errors.New("publish: Ledger, DB and Key are required")
+	}
+	if cfg.Reproduced <= 0 {
+		cfg.Reproduced = 2
+	}
+	if len(cfg.Archs) == 0 {
+		cfg.Archs = []string{"amd64", "arm64"}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	pub, err := cfg.Key.Public()
+	if err != nil {
+		return nil, err
+	}
+	p := &Publisher{cfg: cfg, pub: pub}
+	m, err := p.meta()
+	if err != nil {
+		return nil, err
+	}
+	if m.Version != stateVersion {
+		if m.Version != 0 {
+			cfg.Logger.Info("package repositories: state of another version, rebuilding them from the log", "version", m.Version)
+		}
+		if err := cfg.DB.DropPrefix(pAll); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.loadSuites(); err != nil {
+		return nil, err
+	}
+	p.applied.Store(m.Applied)
+	return p, nil
+}
+
+// PublicKey is the repository's armored OpenPGP public key, for apt's
+// signed-by.
+func (p *Publisher) PublicKey() []byte { return p.pub }
+
+// Applied is the log size the published suites reflect.
+func (p *Publisher) Applied() uint64 { return p.applied.Load() }
+
+func (p *Publisher) meta() (meta, error) {
+	var m meta
+	err := p.cfg.DB.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(pMeta)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { return json.Unmarshal(v, &m) })
+	})
+	return m, err
+}
+
+func setJSON(txn *badger.Txn, k []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return txn.Set(k, b)
+}
+
+func (p *Publisher) loadSuites() error {
+	suites := map[string]manifest{}
+	err := p.cfg.DB.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pSuite, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var m manifest
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+				return err
+			}
+			suites[string(it.Item().Key()[len(pSuite):])] = m
+		}
+		return nil
+	})
+	if err == nil {
+		p.suites.Store(&suites)
+	}
+	return err
+}
+
+// Run calls Sync whenever the checkpoint grows, until ctx is done. A
+// failed Sync is logged and retried.
+func (p *Publisher) Run(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if cp := p.cfg.Ledger.Checkpoint(); cp != nil && cp.Size > p.Applied() {
+			if err := p.Sync(ctx); err != nil && ctx.Err() == nil {
+				p.cfg.Logger.Error("package repositories: publishing failed; retrying", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sync applies the events up to the current checkpoint and rewrites the
+// suites they touched.
+func (p *Publisher) Sync(ctx context.Context) error {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
+	cp := p.cfg.Ledger.Checkpoint()
+	if cp == nil {
+		return nil
+	}
+	m, err := p.meta()
+	if err != nil {
+		return err
+	}
+	m.Version = stateVersion
+	dirty := map[string]bool{}
+	for _, d := range m.Dirty {
+		dirty[d] = true
+	}
+	for m.Applied < cp.Size {
+		end := min(m.Applied+batch, cp.Size)
+		if err := p.apply(ctx, m.Applied, end, cp.Size, dirty); err != nil {
+			return err
+		}
+		m.Applied = end
+		m.Dirty = slices.Sorted(mapKeys(dirty))
+		if err := p.cfg.DB.Update(func(txn *badger.Txn) error { return setJSON(txn, pMeta, m) }); err != nil {
+			return err
+		}
+	}
+	if len(dirty) > 0 {
+		for _, platform := range slices.Sorted(mapKeys(dirty)) {
+			if err := p.writeSuites(ctx, platform, m.Applied); err != nil {
+				return fmt.Errorf("publishing %s: %w", platform, err)
+			}
+		}
+		m.Dirty = nil
+		if err := p.cfg.DB.Update(func(txn *badger.Txn) error { return setJSON(txn, pMeta, m) }); err != nil {
+			return err
+		}
+		if err := p.loadSuites(); err != nil {
+			return err
+		}
+	}
+	p.applied.Store(m.Applied)
+	return nil
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// apply publishes what events [from, to) add, marking the platforms whose
+// suites change dirty; size is the checkpoint's, against which keys'
+// standing is judged.
+func (p *Publisher) apply(ctx context.Context, from, to, size uint64, dirty map[string]bool) error {
+	recount := map[cas.Digest]bool{}
+	allKeys := false
+	for i := from; i < to; i++ {
+		ev, err := p.cfg.Ledger.Event(i)
+		if err != nil {
+			return err
+		}
+		switch e := ev.(type) {
+		case *ledger.BuildRecorded:
+			d, published, err := p.publishBuild(ctx, i, e)
+			if err != nil {
+				return err
+			}
+			if published {
+				dirty[e.Platform] = true
+				recount[d] = true
+			}
+		case *ledger.AttestationRecorded:
+			if e.Verdict == ledger.VerdictReproduced {
+				for _, s := range e.Subjects {
+					recount[s.SHA256] = true
+				}
+			}
+		case *ledger.KeyAdded, *ledger.KeyRevoked:
+			allKeys = true
+		}
+	}
+	if allKeys {
+		if err := p.cfg.DB.View(func(txn *badger.Txn) error {
+			return scanKeys(txn, pCount, func(k []byte) error {
+				var d cas.Digest
+				copy(d[:], k[len(pCount):])
+				recount[d] = true
+				return nil
+			})
+		}); err != nil {
+			return err
+		}
+	}
+	for d := range recount {
+		if err := p.recount(d, size, dirty); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func scanKeys(txn *badger.Txn, prefix []byte, fn func(k []byte) error) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		if err := fn(it.Item().KeyCopy(nil)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func recordKey(platform string, d cas.Digest) []byte {
+	return append(append(append(slices.Clone(pRecord), platform...), 0), d[:]...)
+}
+
+// publishBuild publishes a build's main binary if it is a .deb not yet
+// published for the build's platform; it reports the original digest and
+// whether a package was added.
+func (p *Publisher) publishBuild(ctx context.Context, index uint64, e *ledger.BuildRecorded) (cas.Digest, bool, error) {
+	if !e.Succeeded() || e.MainBinary == nil || !strings.HasSuffix(*e.MainBinary, ".deb") {
+		return cas.Digest{}, false, nil
+	}
+	a, ok := e.Artifact(*e.MainBinary)
+	if !ok {
+		return cas.Digest{}, false, nil
+	}
+	rk := recordKey(e.Platform, a.SHA256)
+	var exists bool
+	if err := p.cfg.DB.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(rk)
+		exists = err == nil
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		return err
+	}); err != nil || exists {
+		return a.SHA256, false, err
+	}
+	rec := Record{Platform: e.Platform, Job: e.Job, Build: e.UUID, Index: index, Path: a.Path, Original: a.SHA256}
+	if err := p.rewrite(ctx, e, &rec); err != nil {
+		var skip skipError
+		if !errors.As(err, &skip) {
+			return a.SHA256, false, err
+		}
+		rec.Skipped = skip.Error()
+		p.cfg.Logger.Warn("package repositories: a .deb main binary is not published", "job", e.Job, "build", e.UUID, "path", a.Path, "reason", rec.Skipped)
+	}
+	err := p.cfg.DB.Update(func(txn *badger.Txn) error {
+		if err := setJSON(txn, rk, rec); err != nil {
+			return err
+		}
+		if rec.Skipped != "" {
+			return nil
+		}
+		if err := txn.Set(append(append(slices.Clone(pByOrig), a.SHA256[:]...), e.Platform...), nil); err != nil {
+			return err
+		}
+		if err := txn.Set(append(slices.Clone(pByServed), rec.Served[:]...), rk); err != nil {
+			return err
+		}
+		return txn.Set(append(slices.Clone(pPool), rec.Filename...), rec.Served[:])
+	})
+	return a.SHA256, err == nil && rec.Skipped == "", err
+}
+
+// skipError: the main binary cannot be published (not a package this
+// publisher reads); recorded, never retried.
+type skipError struct{ error }
+
+// rewrite stores the main binary rewritten under its repository version
+// and fills in rec.
+func (p *Publisher) rewrite(ctx context.Context, e *ledger.BuildRecorded, rec *Record) error {
+	store := p.cfg.Ledger.Store()
+	open := func() (*cas.Reader, error) {
+		r, err := store.Open(ctx, rec.Original)
+		if errors.Is(err, cas.ErrNotFound) {
+			return nil, skipError{fmt.Errorf("its bytes are not in the content store")}
+		}
+		return r, err
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	c, err := deb.ReadControl(r)
+	r.Close()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return skipError{err}
+	}
+	version := deb.RepoVersion(c.Get("Version"), e.Started, rec.Original)
+	r, err = open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	pr, pw := io.Pipe()
+	rewritten := make(chan error, 1)
+	go func() {
+		err := deb.Rewrite(r, pw, version)
+		pw.CloseWithError(err)
+		rewritten <- err
+	}()
+	info, err := store.Put(ctx, pr)
+	pr.CloseWithError(errors.New("publish: stopped reading"))
+	if rerr := <-rewritten; rerr != nil {
+		if errors.Is(rerr, deb.ErrNotDeb) || errors.Is(rerr, deb.ErrVersion) {
+			return skipError{rerr}
+		}
+		return rerr
+	}
+	if err != nil {
+		return err
+	}
+	served, err := store.Open(ctx, info.Digest)
+	if err != nil {
+		return err
+	}
+	sc, err := deb.ReadControl(served)
+	served.Close()
+	if err != nil {
+		return err
+	}
+	rec.Served, rec.Size = info.Digest, info.Size
+	rec.Package, rec.Version, rec.Arch = sc.Get("Package"), sc.Get("Version"), sc.Get("Architecture")
+	rec.Filename = apt.PoolName(sc)
+	rec.Control = string(sc.Bytes())
+	return nil
+}
+
+// recount counts the distinct active keys whose attestations say they
+// reproduced d's exact bytes, and marks the platforms publishing d dirty
+// when the count crosses the threshold.
+func (p *Publisher) recount(d cas.Digest, size uint64, dirty map[string]bool) error {
+	var platforms []string
+	var before uint32
+	ck := append(slices.Clone(pCount), d[:]...)
+	if err := p.cfg.DB.View(func(txn *badger.Txn) error {
+		prefix := append(slices.Clone(pByOrig), d[:]...)
+		if err := scanKeys(txn, prefix, func(k []byte) error {
+			platforms = append(platforms, string(k[len(prefix):]))
+			return nil
+		}); err != nil {
+			return err
+		}
+		it, err := txn.Get(ck)
+		if err == nil {
+			return it.Value(func(v []byte) error { before = binary.BigEndian.Uint32(v); return nil })
+		}
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		return err
+	}); err != nil || len(platforms) == 0 {
+		return err
+	}
+	atts, err := p.cfg.Ledger.AttestationsFor(d)
+	if err != nil {
+		return err
+	}
+	keys := map[cas.Digest]bool{}
+	for _, a := range atts {
+		if a.Index >= size || a.Event.Verdict != ledger.VerdictReproduced || keys[a.Event.KeyID] {
+			continue
+		}
+		st, err := p.cfg.Ledger.KeyState(a.Event.KeyID, size)
+		if err != nil {
+			return err
+		}
+		if st.Status == ledger.KeyStatusActive {
+			keys[a.Event.KeyID] = true
+		}
+	}
+	after := uint32(len(keys))
+	if after == before {
+		return nil
+	}
+	k := uint32(p.cfg.Reproduced)
+	if (before >= k) != (after >= k) {
+		for _, pl := range platforms {
+			dirty[pl] = true
+		}
+	}
+	return p.cfg.DB.Update(func(txn *badger.Txn) error {
+		return txn.Set(ck, binary.BigEndian.AppendUint32(nil, after))
+	})
+}
+
+// writeSuites rewrites PLATFORM and PLATFORM-reproduced from the records.
+func (p *Publisher) writeSuites(ctx context.Context, platform string, size uint64) error {
+	var all, reproduced []apt.Package
+	archs := map[string]bool{}
+	for _, a := range p.cfg.Archs {
+		archs[a] = true
+	}
+	k := uint32(p.cfg.Reproduced)
+	err := p.cfg.DB.View(func(txn *badger.Txn) error {
+		prefix := append(append(slices.Clone(pRecord), platform...), 0)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var rec Record
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+				return err
+			}
+			if rec.Skipped != "" {
+				continue
+			}
+			c, err := deb.ParseControl([]byte(rec.Control))
+			if err != nil {
+				return fmt.Errorf("the stored control file of %s: %w", rec.Filename, err)
+			}
+			if rec.Arch != "all" {
+				archs[rec.Arch] = true
+			}
+			pkg := apt.Package{Control: c, Filename: rec.Filename, Size: rec.Size, SHA256: rec.Served}
+			all = append(all, pkg)
+			n, err := txn.Get(append(slices.Clone(pCount), rec.Original[:]...))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := n.Value(func(v []byte) error {
+				if binary.BigEndian.Uint32(v) >= k {
+					reproduced = append(reproduced, pkg)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	archList := slices.Sorted(mapKeys(archs))
+	for _, s := range []struct {
+		name string
+		pkgs []apt.Package
+	}{{platform, all}, {platform + ReproducedSuffix, reproduced}} {
+		files, err := apt.BuildSuite(s.name, archList, s.pkgs, p.cfg.Key, p.cfg.Now(), true)
+		if err != nil {
+			return err
+		}
+		m := manifest{Files: map[string]fileJSON{}, Packages: len(s.pkgs), Size: size}
+		var blobs [][]byte
+		prefix := "dists/" + s.name + "/"
+		for name, b := range files {
+			blobs = append(blobs, b)
+			m.Files[strings.TrimPrefix(name, prefix)] = fileJSON{cas.Sum(b).String(), int64(len(b))}
+		}
+		for _, b := range blobs {
+			if _, err := p.cfg.Ledger.Store().PutBytes(ctx, b); err != nil {
+				return err
+			}
+		}
+		if err := p.cfg.DB.Update(func(txn *badger.Txn) error {
+			return setJSON(txn, append(slices.Clone(pSuite), s.name...), m)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Suites returns the names of the published suites, sorted.
+func (p *Publisher) Suites() []string {
+	return slices.Sorted(mapKeys(*p.suites.Load()))
+}
+
+// SuiteInfo is what a suite lists.
+type SuiteInfo struct {
+	Name     string
+	Packages int
+	LogSize  uint64 // the log size it reflects
+}
+
+// Suite describes a published suite.
+func (p *Publisher) Suite(name string) (SuiteInfo, bool) {
+	m, ok := (*p.suites.Load())[name]
+	return SuiteInfo{name, m.Packages, m.Size}, ok
+}
+
+// ErrNotFound: no such file in the repositories.
+var ErrNotFound = errors.New("publish: no such file in the package repositories")
+
+// Lookup resolves a path under the repositories' root ("dists/SUITE/…",
+// including by-hash names of any index ever published, or "pool/…") to
+// the blob holding it.
+func (p *Publisher) Lookup(path string) (cas.Digest, error) {
+	switch {
+	case strings.HasPrefix(path, "dists/"):
+		suite, name, ok := strings.Cut(strings.TrimPrefix(path, "dists/"), "/")
+		if !ok {
+			return cas.Digest{}, ErrNotFound
+		}
+		m, ok := (*p.suites.Load())[suite]
+		if !ok {
+			return cas.Digest{}, ErrNotFound
+		}
+		if f, ok := m.Files[name]; ok {
+			return cas.ParseDigest(f.SHA256)
+		}
+		// main/binary-ARCH/by-hash/SHA256/HEX: indexes are immutable
+		// blobs, so any one this suite ever listed is still there.
+		if dir, hex, ok := strings.Cut(name, "/by-hash/SHA256/"); ok && strings.HasPrefix(dir, "main/binary-") && !strings.Contains(hex, "/") {
+			d, err := cas.ParseDigest(hex)
+			if err != nil {
+				return cas.Digest{}, ErrNotFound
+			}
+			if has, err := p.cfg.Ledger.Store().Has(d); err != nil || !has {
+				return cas.Digest{}, errors.Join(err, ErrNotFound)
+			}
+			return d, nil
+		}
+		return cas.Digest{}, ErrNotFound
+	case strings.HasPrefix(path, "pool/"):
+		var d cas.Digest
+		err := p.cfg.DB.View(func(txn *badger.Txn) error {
+			it, err := txn.Get(append(slices.Clone(pPool), path...))
+			if err != nil {
+				return err
+			}
+			return it.Value(func(v []byte) error { copy(d[:], v); return nil })
+		})
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return d, ErrNotFound
+		}
+		return d, err
+	}
+	return cas.Digest{}, ErrNotFound
+}
+
+// Provenance returns the record of the served .deb with this digest: the
+// build whose main binary it was rewritten from.
+func (p *Publisher) Provenance(served cas.Digest) (Record, error) {
+	var rec Record
+	err := p.cfg.DB.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(append(slices.Clone(pByServed), served[:]...))
+		if err != nil {
+			return err
+		}
+		rk, err := it.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		it, err = txn.Get(rk)
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { return json.Unmarshal(v, &rec) })
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return rec, ErrNotFound
+	}
+	return rec, err
+}
+
+// Published returns the records of a platform's packages (skipped ones
+// included), in the order of their original digests, at most limit of them
+// after the digest after (exclusive; zero for the first page).
+func (p *Publisher) Published(platform string, after cas.Digest, limit int) ([]Record, error) {
+	var out []Record
+	err := p.cfg.DB.View(func(txn *badger.Txn) error {
+		prefix := append(append(slices.Clone(pRecord), platform...), 0)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+		defer it.Close()
+		start := prefix
+		if !after.IsZero() {
+			start = append(append(slices.Clone(prefix), after[:]...), 0)
+		}
+		for it.Seek(start); it.Valid() && len(out) < limit; it.Next() {
+			var rec Record
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+				return err
+			}
+			out = append(out, rec)
+		}
+		return nil
+	})
+	return out, err
+}
