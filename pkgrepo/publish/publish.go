@@ -102,19 +102,19 @@ type Config struct {
 // Record is a published package, linking the served .deb to the build
 // that produced its original.
 type Record struct {
-	Platform string    `json:"platform"`
-	Job      string    `json:"job"`
-	Build    uuid.UUID `json:"build"`
-	Index    uint64    `json:"log_index"` // the build's log index
-	Path     string    `json:"path"`      // the main binary's path in the build
+	Platform string     `json:"platform"`
+	Job      string     `json:"job"`
+	Build    uuid.UUID  `json:"build"`
+	Index    uint64     `json:"log_index"` // the build's log index
+	Path     string     `json:"path"`      // the main binary's path in the build
 	Original cas.Digest `json:"original_sha256"`
 	Served   cas.Digest `json:"sha256"` // of the served .deb; zero when skipped
-	Size     int64  `json:"size"` // of the served .deb
-	Package  string `json:"package,omitempty"`
-	Version  string `json:"version,omitempty"` // the repository version
-	Arch     string `json:"architecture,omitempty"`
-	Filename string `json:"filename,omitempty"` // pool/…
-	Control  string `json:"control,omitempty"`  // the served control file
+	Size     int64      `json:"size"`   // of the served .deb
+	Package  string     `json:"package,omitempty"`
+	Version  string     `json:"version,omitempty"` // the repository version
+	Arch     string     `json:"architecture,omitempty"`
+	Filename string     `json:"filename,omitempty"` // pool/…
+	Control  string     `json:"control,omitempty"`  // the served control file
 	// Skipped says why the build's main binary is not published (it is
 	// not a Debian package the ledger can read); the other fields but the
 	// first five are then empty.
