@@ -19,6 +19,11 @@
 //     front page) with -builds builds, their p99 against /hash JSON's;
 //   - with -only monitor, the monitor's events verified per second over
 //     HTTP against the ledger's own replay;
+//   - with -only apt, the package repositories: the time from a new
+//     build to its suite's signed InRelease with -apt-packages packages,
+//     against writing and signing the same indexes from memory, and
+//     apt-get update against the ledger and against the same files served
+//     statically (as root);
 //   - with -only memory, a server's peak anonymous memory (RssAnon) while
 //     10 clients upload 200 MB builds, 10 export them through /exec and 4
 //     compare builds with large inputs, next to the bytes moved.
@@ -55,9 +60,10 @@ import (
 
 func main() {
 	mib := flag.Int("cas-mib", 256, "size of the CAS benchmark blobs in MiB")
+	aptPackages := flag.Int("apt-packages", 10_000, "packages in the suite of the package repository benchmark")
 	farmJobs := flag.Int("farm-jobs", 100, "jobs per run of the farm benchmark")
 	leaves := flag.Uint64("leaves", 1_000_000, "tree size for the proof benchmarks")
-	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or scale (Trillian appends, which need MariaDB and Trillian, and replica catch-up), trillian, replica or memory (the server's peak memory under large uploads, exports and comparisons), or farm (jobs per second through scheduler, sandboxed workers and upload; needs bubblewrap), or pages (the web pages against /hash), or monitor (ledger monitor's rate against the ledger's replay)")
+	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or scale (Trillian appends, which need MariaDB and Trillian, and replica catch-up), trillian, replica or memory (the server's peak memory under large uploads, exports and comparisons), or farm (jobs per second through scheduler, sandboxed workers and upload; needs bubblewrap), or pages (the web pages against /hash), or monitor (ledger monitor's rate against the ledger's replay), or apt (publishing a Debian repository and apt-get update against it)")
 	memUploads := flag.Int("memory-uploads", 10, "concurrent uploads and exports for the memory benchmark")
 	memMB := flag.Int64("memory-mb", 200, "size in MB of each upload of the memory benchmark")
 	memCompares := flag.Int("memory-compares", 4, "concurrent comparisons for the memory benchmark")
@@ -89,7 +95,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 
-	fmt.Printf("%-44s %20s %s\n", "benchmark", "result", "vs baseline")
+	fmt.Printf("%-56s %20s %s\n", "benchmark", "result", "vs baseline")
 
 	if *only == "" || *only == "append" {
 		rate := func(f func(*testing.B)) float64 {
@@ -297,6 +303,23 @@ func main() {
 		}
 	}
 
+	if *only == "apt" {
+		r, err := benchmarks.AptRepository(*aptPackages, 20)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		row(fmt.Sprintf("indexes written and signed from memory, %d packages", r.Packages), float64(r.BuildSuite.Microseconds())/1000, "ms", "baseline")
+		row("publishing one new build (append to signed InRelease)", float64(r.PerBuild.Microseconds())/1000, "ms", fmt.Sprintf("%.2f× the baseline", r.PerBuild.Seconds()/r.BuildSuite.Seconds()))
+		row(fmt.Sprintf("publishing %d builds at once", *aptPackages), float64(r.Initial.Milliseconds()), "ms", fmt.Sprintf("%.2f ms per package", float64(r.Initial.Microseconds())/1000/float64(*aptPackages)))
+		if r.AptSkipped != "" {
+			fmt.Println(r.AptSkipped)
+		} else {
+			row("apt-get update, the same files served statically", float64(r.UpdateStatic.Milliseconds()), "ms", "baseline")
+			row("apt-get update against the ledger", float64(r.UpdateLedger.Milliseconds()), "ms", fmt.Sprintf("%.2f× static", r.UpdateLedger.Seconds()/r.UpdateStatic.Seconds()))
+		}
+	}
+
 	if *only == "memory" {
 		// Not in the default set: it moves several GB through a server in
 		// a child process, whose memory is measured alone.
@@ -388,5 +411,5 @@ func pagesBench(f *benchmarks.LookupFixture, hashURL func(int) string, hash benc
 }
 
 func row(name string, value float64, unit string, ratio string) {
-	fmt.Printf("%-44s %10.0f %-9s %s\n", name, value, unit, ratio)
+	fmt.Printf("%-56s %10.0f %-9s %s\n", name, value, unit, ratio)
 }

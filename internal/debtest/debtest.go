@@ -56,28 +56,41 @@ type Apt struct {
 // temporary directory.
 func NewApt(tb testing.TB) *Apt {
 	tb.Helper()
-	a := &Apt{Dir: tb.TempDir()}
+	a, err := NewAptIn(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return a
+}
+
+// NewAptIn makes the directories of a private apt configuration in dir.
+func NewAptIn(dir string) (*Apt, error) {
+	a := &Apt{Dir: dir}
 	for _, d := range []string{"state/lists/partial", "cache/archives/partial", "etc/apt.conf.d", "etc/preferences.d", "etc/sources.list.d", "etc/trusted.gpg.d",
 		"root/var/lib/dpkg/info", "root/var/lib/dpkg/updates", "root/var/lib/dpkg/triggers", "root/usr/bin"} {
 		if err := os.MkdirAll(filepath.Join(a.Dir, d), 0o755); err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 	}
-	os.WriteFile(filepath.Join(a.Dir, "root/var/lib/dpkg/status"), nil, 0o644)
-	return a
+	return a, os.WriteFile(filepath.Join(a.Dir, "root/var/lib/dpkg/status"), nil, 0o644)
 }
 
 // Source writes sources.list: line, and the armored key it names as
 // KEY (replaced by the key's path).
 func (a *Apt) Source(tb testing.TB, key []byte, line string) {
 	tb.Helper()
+	if err := a.SetSource(key, line); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// SetSource is Source without a testing.TB.
+func (a *Apt) SetSource(key []byte, line string) error {
 	kf := filepath.Join(a.Dir, "repo.asc")
 	if err := os.WriteFile(kf, key, 0o644); err != nil {
-		tb.Fatal(err)
+		return err
 	}
-	if err := os.WriteFile(filepath.Join(a.Dir, "etc", "sources.list"), []byte(strings.ReplaceAll(line, "KEY", kf)+"\n"), 0o644); err != nil {
-		tb.Fatal(err)
-	}
+	return os.WriteFile(filepath.Join(a.Dir, "etc", "sources.list"), []byte(strings.ReplaceAll(line, "KEY", kf)+"\n"), 0o644)
 }
 
 // Root is where packages are installed.
@@ -86,7 +99,11 @@ func (a *Apt) Root() string { return filepath.Join(a.Dir, "root") }
 // Get runs apt-get with args; the output is stdout and stderr.
 func (a *Apt) Get(tb testing.TB, args ...string) (string, error) {
 	tb.Helper()
-	aptBin := tooltest.Find(tb, "apt-get", "BUILDLEDGER_REQUIRE_DPKG", "install Debian's apt")
+	return a.Run(tooltest.Find(tb, "apt-get", "BUILDLEDGER_REQUIRE_DPKG", "install Debian's apt"), args...)
+}
+
+// Run runs the apt-get at aptBin with args.
+func (a *Apt) Run(aptBin string, args ...string) (string, error) {
 	root := a.Root()
 	opts := []string{
 		"-o", "Dir::Etc=" + filepath.Join(a.Dir, "etc"),

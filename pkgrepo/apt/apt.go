@@ -9,11 +9,11 @@ package apt
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +21,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/buildledger/buildledger/pkgrepo/deb"
 )
@@ -119,6 +120,7 @@ func BuildSuite(suite string, archs []string, packages []Package, k *Key, date t
 		}
 		byArch[a] = append(byArch[a], p)
 	}
+	gzipped := map[[32]byte][]byte{}
 	var release bytes.Buffer
 	yesNo := map[bool]string{true: "yes", false: "no"}[byHash]
 	fmt.Fprintf(&release, "Origin: buildledger\nLabel: buildledger\nSuite: %s\nCodename: %s\nDate: %s\nArchitectures: %s\nComponents: main\nAcquire-By-Hash: %s\nSHA256:\n",
@@ -131,28 +133,63 @@ func BuildSuite(suite string, archs []string, packages []Package, k *Key, date t
 		}
 	}) {
 		ps := byArch[a]
-		slices.SortFunc(ps, func(x, y Package) int {
-			return strings.Compare(x.Control.Get("Package")+" "+x.Control.Get("Version"), y.Control.Get("Package")+" "+y.Control.Get("Version"))
+		type keyed struct {
+			name, version string
+			p             *Package
+		}
+		sorted := make([]keyed, len(ps))
+		size := 0
+		for i := range ps {
+			sorted[i] = keyed{ps[i].Control.Get("Package"), ps[i].Control.Get("Version"), &ps[i]}
+			size += 160 + len(ps[i].Filename)
+			for _, f := range ps[i].Control.Fields {
+				size += len(f.Name) + len(f.Value) + 3
+			}
+		}
+		slices.SortFunc(sorted, func(x, y keyed) int {
+			if c := strings.Compare(x.name, y.name); c != 0 {
+				return c
+			}
+			return strings.Compare(x.version, y.version)
 		})
 		var idx bytes.Buffer
-		for _, p := range ps {
+		idx.Grow(size)
+		for _, k := range sorted {
+			p := k.p
 			for _, f := range p.Control.Fields {
 				switch strings.ToLower(f.Name) {
 				case "filename", "size", "md5sum", "sha1", "sha256", "sha512":
 					continue // the repository's own
 				}
-				fmt.Fprintf(&idx, "%s: %s\n", f.Name, f.Value)
+				idx.WriteString(f.Name)
+				idx.WriteString(": ")
+				idx.WriteString(f.Value)
+				idx.WriteByte('\n')
 			}
-			fmt.Fprintf(&idx, "Filename: %s\nSize: %d\nSHA256: %s\n\n", p.Filename, p.Size, hex.EncodeToString(p.SHA256[:]))
+			idx.WriteString("Filename: ")
+			idx.WriteString(p.Filename)
+			idx.WriteString("\nSize: ")
+			idx.WriteString(strconv.FormatInt(p.Size, 10))
+			idx.WriteString("\nSHA256: ")
+			idx.WriteString(hex.EncodeToString(p.SHA256[:]))
+			idx.WriteString("\n\n")
 		}
-		var gz bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
-		zw.Write(idx.Bytes())
-		zw.Close()
+		// Architectures with the same list (only "all" packages) share
+		// one compression.
+		sum := sha256.Sum256(idx.Bytes())
+		gz, ok := gzipped[sum]
+		if !ok {
+			var b bytes.Buffer
+			zw, _ := gzip.NewWriterLevel(&b, gzip.DefaultCompression)
+			zw.Write(idx.Bytes())
+			zw.Close()
+			gz = b.Bytes()
+			gzipped[sum] = gz
+		}
 		for _, f := range []struct {
 			name string
 			data []byte
-		}{{"main/binary-" + a + "/Packages", idx.Bytes()}, {"main/binary-" + a + "/Packages.gz", gz.Bytes()}} {
+		}{{"main/binary-" + a + "/Packages", idx.Bytes()}, {"main/binary-" + a + "/Packages.gz", gz}} {
 			files["dists/"+suite+"/"+f.name] = f.data
 			sum := sha256.Sum256(f.data)
 			fmt.Fprintf(&release, " %x %d %s\n", sum, len(f.data), f.name)

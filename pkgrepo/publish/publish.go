@@ -148,6 +148,10 @@ type Publisher struct {
 	suites atomic.Pointer[map[string]manifest]
 	// applied is the log size the published state reflects.
 	applied atomic.Uint64
+	// pkgs and counts cache what the suites are written from (see
+	// platformPackages, reproducedCounts); only Sync uses them.
+	pkgs   map[string]map[cas.Digest]apt.Package
+	counts map[cas.Digest]uint32
 }
 
 // New opens the publisher's state (dropping state of another version) and
@@ -172,7 +176,7 @@ func New(cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Publisher{cfg: cfg, pub: pub}
+	p := &Publisher{cfg: cfg, pub: pub, pkgs: map[string]map[cas.Digest]apt.Package{}}
 	m, err := p.meta()
 	if err != nil {
 		return nil, err
@@ -263,9 +267,15 @@ func (p *Publisher) Run(ctx context.Context) {
 
 // Sync applies the events up to the current checkpoint and rewrites the
 // suites they touched.
-func (p *Publisher) Sync(ctx context.Context) error {
+func (p *Publisher) Sync(ctx context.Context) (err error) {
 	p.syncMu.Lock()
 	defer p.syncMu.Unlock()
+	defer func() {
+		if err != nil {
+			// The caches may be ahead of or behind the state: reread it.
+			p.pkgs, p.counts = map[string]map[cas.Digest]apt.Package{}, nil
+		}
+	}()
 	cp := p.cfg.Ledger.Checkpoint()
 	if cp == nil {
 		return nil
@@ -431,7 +441,17 @@ func (p *Publisher) publishBuild(ctx context.Context, index uint64, e *ledger.Bu
 		}
 		return txn.Set(append(slices.Clone(pPool), rec.Filename...), rec.Served[:])
 	})
-	return a.SHA256, err == nil && rec.Skipped == "", err
+	if err != nil || rec.Skipped != "" {
+		return a.SHA256, false, err
+	}
+	if pkgs, ok := p.pkgs[e.Platform]; ok {
+		pkg, err := rec.aptPackage()
+		if err != nil {
+			return a.SHA256, false, err
+		}
+		pkgs[rec.Original] = pkg
+	}
+	return a.SHA256, true, nil
 }
 
 // skipError: the main binary cannot be published (not a package this
@@ -554,19 +574,25 @@ func (p *Publisher) recount(d cas.Digest, size uint64, dirty map[string]bool) er
 			dirty[pl] = true
 		}
 	}
-	return p.cfg.DB.Update(func(txn *badger.Txn) error {
+	if err := p.cfg.DB.Update(func(txn *badger.Txn) error {
 		return txn.Set(ck, binary.BigEndian.AppendUint32(nil, after))
-	})
+	}); err != nil {
+		return err
+	}
+	if p.counts != nil {
+		p.counts[d] = after
+	}
+	return nil
 }
 
-// writeSuites rewrites PLATFORM and PLATFORM-reproduced from the records.
-func (p *Publisher) writeSuites(ctx context.Context, platform string, size uint64) error {
-	var all, reproduced []apt.Package
-	archs := map[string]bool{}
-	for _, a := range p.cfg.Archs {
-		archs[a] = true
+// platformPackages returns the published packages of platform by their
+// original digests, read from the records once and then kept up to date
+// by publishBuild (until a failed Sync drops the caches).
+func (p *Publisher) platformPackages(platform string) (map[cas.Digest]apt.Package, error) {
+	if pkgs, ok := p.pkgs[platform]; ok {
+		return pkgs, nil
 	}
-	k := uint32(p.cfg.Reproduced)
+	pkgs := map[cas.Digest]apt.Package{}
 	err := p.cfg.DB.View(func(txn *badger.Txn) error {
 		prefix := append(append(slices.Clone(pRecord), platform...), 0)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
@@ -579,35 +605,79 @@ func (p *Publisher) writeSuites(ctx context.Context, platform string, size uint6
 			if rec.Skipped != "" {
 				continue
 			}
-			c, err := deb.ParseControl([]byte(rec.Control))
-			if err != nil {
-				return fmt.Errorf("the stored control file of %s: %w", rec.Filename, err)
-			}
-			if rec.Arch != "all" {
-				archs[rec.Arch] = true
-			}
-			pkg := apt.Package{Control: c, Filename: rec.Filename, Size: rec.Size, SHA256: rec.Served}
-			all = append(all, pkg)
-			n, err := txn.Get(append(slices.Clone(pCount), rec.Original[:]...))
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				continue
-			}
+			pkg, err := rec.aptPackage()
 			if err != nil {
 				return err
 			}
-			if err := n.Value(func(v []byte) error {
-				if binary.BigEndian.Uint32(v) >= k {
-					reproduced = append(reproduced, pkg)
-				}
-				return nil
-			}); err != nil {
+			pkgs[rec.Original] = pkg
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.pkgs[platform] = pkgs
+	return pkgs, nil
+}
+
+func (rec *Record) aptPackage() (apt.Package, error) {
+	c, err := deb.ParseControl([]byte(rec.Control))
+	if err != nil {
+		return apt.Package{}, fmt.Errorf("the stored control file of %s: %w", rec.Filename, err)
+	}
+	return apt.Package{Control: c, Filename: rec.Filename, Size: rec.Size, SHA256: rec.Served}, nil
+}
+
+// reproducedCounts returns the reproducing keys of every published
+// original digest, read once and then kept up to date by recount.
+func (p *Publisher) reproducedCounts() (map[cas.Digest]uint32, error) {
+	if p.counts != nil {
+		return p.counts, nil
+	}
+	counts := map[cas.Digest]uint32{}
+	err := p.cfg.DB.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pCount, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var d cas.Digest
+			copy(d[:], it.Item().Key()[len(pCount):])
+			if err := it.Item().Value(func(v []byte) error { counts[d] = binary.BigEndian.Uint32(v); return nil }); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	p.counts = counts
+	return counts, nil
+}
+
+// writeSuites rewrites PLATFORM and PLATFORM-reproduced from the records.
+func (p *Publisher) writeSuites(ctx context.Context, platform string, size uint64) error {
+	var all, reproduced []apt.Package
+	archs := map[string]bool{}
+	for _, a := range p.cfg.Archs {
+		archs[a] = true
+	}
+	k := uint32(p.cfg.Reproduced)
+	pkgs, err := p.platformPackages(platform)
+	if err != nil {
 		return err
+	}
+	counts, err := p.reproducedCounts()
+	if err != nil {
+		return err
+	}
+	for orig, pkg := range pkgs {
+		if a := pkg.Control.Get("Architecture"); a != "all" {
+			archs[a] = true
+		}
+		all = append(all, pkg)
+		if counts[orig] >= k {
+			reproduced = append(reproduced, pkg)
+		}
 	}
 	archList := slices.Sorted(mapKeys(archs))
 	for _, s := range []struct {
@@ -619,11 +689,12 @@ func (p *Publisher) writeSuites(ctx context.Context, platform string, size uint6
 			return err
 		}
 		m := manifest{Files: map[string]fileJSON{}, Packages: len(s.pkgs), Size: size}
-		var blobs [][]byte
+		blobs := map[cas.Digest][]byte{} // architectures may share an index
 		prefix := "dists/" + s.name + "/"
 		for name, b := range files {
-			blobs = append(blobs, b)
-			m.Files[strings.TrimPrefix(name, prefix)] = fileJSON{cas.Sum(b).String(), int64(len(b))}
+			d := cas.Sum(b)
+			blobs[d] = b
+			m.Files[strings.TrimPrefix(name, prefix)] = fileJSON{d.String(), int64(len(b))}
 		}
 		for _, b := range blobs {
 			if _, err := p.cfg.Ledger.Store().PutBytes(ctx, b); err != nil {
