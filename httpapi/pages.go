@@ -29,6 +29,7 @@ import (
 	"github.com/buildledger/buildledger/httpapi/api"
 	"github.com/buildledger/buildledger/httpapi/viz"
 	"github.com/buildledger/buildledger/ledger"
+	"github.com/buildledger/buildledger/pkgrepo/publish"
 	"github.com/buildledger/buildledger/vmm/solo5"
 )
 
@@ -588,6 +589,17 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 	for _, a := range v.Attestations {
 		complete = complete && a.KeyStatus != ledger.KeyStatusUnknown
 	}
+	if p := s.cfg.Packages; p != nil && v.MainArtifact != nil && strings.HasSuffix(v.MainArtifact.Path, ".deb") && b.Event.Succeeded() {
+		switch rec, err := p.PublishedAs(b.Event.Platform, v.MainArtifact.SHA256); {
+		case err == nil:
+			page.Apt = &rec
+		case errors.Is(err, publish.ErrNotFound):
+			complete = complete && p.Applied() > b.Index // not published yet
+		default:
+			s.fail(w, r, err)
+			return
+		}
+	}
 	if page.Treemap.Pending || page.Dependencies.Pending || !complete {
 		w.Header().Set("Vary", "Accept")
 		s.renderHTML(w, r, "build", page) // not final or not complete: not kept
@@ -604,6 +616,8 @@ type buildPage struct {
 	Treemap, Dependencies             vizState
 	Solo5Target                       string         // a unikernel's solo5 target and ABI, from its ELF note
 	Solo5Devices                      []solo5.Device // the devices its solo5 manifest asks for
+	// Apt is how the main binary, a .deb, is published (see aptroutes.go).
+	Apt *publish.Record
 }
 
 // buildByUUID redirects /build/U to the build's page under its job, for

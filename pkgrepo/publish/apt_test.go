@@ -79,7 +79,7 @@ func TestAptInstallsFromTheLedger(t *testing.T) {
 	now := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	one := "#!/bin/sh\necho one\n"
 	v1 := debtest.Build(t, "hello", "1.0", "all", one)
-	record(t, l, "hello", "debian-12", "hello_1.0_all.deb", v1, now)
+	b1, _ := record(t, l, "hello", "debian-12", "hello_1.0_all.deb", v1, now)
 	sync(t, p)
 
 	a := debtest.NewApt(t)
@@ -132,9 +132,16 @@ func TestAptInstallsFromTheLedger(t *testing.T) {
 		}
 	}
 
-	// A rebuild with the same output, from other inputs: no upgrade.
-	record(t, l, "hello", "debian-12", "hello_1.0_all.deb", v1, now.Add(time.Minute))
+	// A rebuild with the same output, from other inputs: no upgrade; the
+	// build pages say how their main binary is published.
+	rb, _ := record(t, l, "hello", "debian-12", "hello_1.0_all.deb", v1, now.Add(time.Minute))
 	sync(t, p)
+	for _, b := range []*ledger.BuildRecorded{b1, rb} {
+		code, body := get("/job/hello/build/"+b.UUID.String(), "")
+		if code != 200 || !strings.Contains(body, `href="/apt/package/`+recs[0].Served.String()+`"`) || (b == rb) != strings.Contains(body, "first built by") {
+			t.Fatalf("the build page of %s: %d\n%s", b.UUID, code, body)
+		}
+	}
 	run(a, "update")
 	if out := run(a, "-s", "upgrade"); strings.Contains(out, "Inst hello") {
 		t.Fatalf("a rebuild with the same output is offered as an upgrade:\n%s", out)

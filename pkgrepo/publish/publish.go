@@ -803,6 +803,24 @@ func (p *Publisher) Provenance(served cas.Digest) (Record, error) {
 	return rec, err
 }
 
+// PublishedAs returns the record of the .deb with original digest orig
+// on platform (published, or skipped with the reason); ErrNotFound if it
+// is none (yet: see Applied).
+func (p *Publisher) PublishedAs(platform string, orig cas.Digest) (Record, error) {
+	var rec Record
+	err := p.cfg.DB.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(recordKey(platform, orig))
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { return json.Unmarshal(v, &rec) })
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return rec, ErrNotFound
+	}
+	return rec, err
+}
+
 // Published returns the records of a platform's packages (skipped ones
 // included), in the order of their original digests, at most limit of them
 // after the digest after (exclusive; zero for the first page).
