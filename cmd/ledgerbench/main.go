@@ -311,6 +311,7 @@ func main() {
 		}
 		row(fmt.Sprintf("indexes written and signed from memory, %d packages", r.Packages), float64(r.BuildSuite.Microseconds())/1000, "ms", "baseline")
 		row("publishing one new build (append to signed InRelease)", float64(r.PerBuild.Microseconds())/1000, "ms", fmt.Sprintf("%.2f× the baseline", r.PerBuild.Seconds()/r.BuildSuite.Seconds()))
+		row("content store growth per published build", float64(r.StoredPerBuild)/1024, "KiB", fmt.Sprintf("%.3f× the %d KiB of files written", float64(r.StoredPerBuild)/float64(r.LogicalPerBuild), r.LogicalPerBuild/1024))
 		row(fmt.Sprintf("publishing %d builds at once", *aptPackages), float64(r.Initial.Milliseconds()), "ms", fmt.Sprintf("%.2f ms per package", float64(r.Initial.Microseconds())/1000/float64(*aptPackages)))
 		if r.AptSkipped != "" {
 			fmt.Println(r.AptSkipped)

@@ -75,6 +75,10 @@ type AptResult struct {
 	// new signed InRelease; BuildSuite is the mean time of writing and
 	// signing the same suite's indexes from packages in memory.
 	PerBuild, BuildSuite time.Duration
+	// StoredPerBuild and LogicalPerBuild are what the content store grew
+	// by per published build (the package, its rewrite, two suites'
+	// indexes), stored and before deduplication and compression.
+	StoredPerBuild, LogicalPerBuild int64
 	// UpdateLedger and UpdateStatic are apt-get update's median time
 	// against the ledger and against the same files served by
 	// http.FileServer from a directory (zero without root or apt-get).
@@ -131,6 +135,10 @@ func AptRepository(n, rounds int) (AptResult, error) {
 	}
 	r.Initial = time.Since(start)
 
+	before, err := tl.store.Usage()
+	if err != nil {
+		return r, err
+	}
 	for i := range rounds {
 		b, err := build(n + i)
 		if err != nil {
@@ -147,6 +155,12 @@ func AptRepository(n, rounds int) (AptResult, error) {
 	}
 	r.PerBuild /= time.Duration(rounds)
 	r.Packages += rounds
+	after, err := tl.store.Usage()
+	if err != nil {
+		return r, err
+	}
+	r.StoredPerBuild = (after.StoredBytes - before.StoredBytes) / int64(rounds)
+	r.LogicalPerBuild = (after.LogicalBytes - before.LogicalBytes) / int64(rounds)
 
 	// The baseline: the same suite's indexes from packages in memory.
 	recs, err := p.Published("debian-12", cas.Digest{}, r.Packages+1)

@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -154,7 +155,11 @@ func BuildSuite(suite string, archs []string, packages []Package, k *Key, date t
 		})
 		var idx bytes.Buffer
 		idx.Grow(size)
+		var cuts []int // where a gzip member ends (see gzipMembers)
 		for _, k := range sorted {
+			if memberEnds(k.name, k.version) {
+				cuts = append(cuts, idx.Len())
+			}
 			p := k.p
 			for _, f := range p.Control.Fields {
 				switch strings.ToLower(f.Name) {
@@ -179,11 +184,7 @@ func BuildSuite(suite string, archs []string, packages []Package, k *Key, date t
 		sum := sha256.Sum256(idx.Bytes())
 		gz, ok := gzipped[sum]
 		if !ok {
-			var b bytes.Buffer
-			zw, _ := gzip.NewWriterLevel(&b, gzip.DefaultCompression)
-			zw.Write(idx.Bytes())
-			zw.Close()
-			gz = b.Bytes()
+			gz = gzipMembers(idx.Bytes(), cuts)
 			gzipped[sum] = gz
 		}
 		for _, f := range []struct {
@@ -215,6 +216,38 @@ func BuildSuite(suite string, archs []string, packages []Package, k *Key, date t
 	}
 	files["dists/"+suite+"/Release.gpg"] = sig.Bytes()
 	return files, nil
+}
+
+// memberEnds says whether a gzip member of Packages.gz ends before the
+// stanza of this package: after about 64 stanzas, at places that depend
+// on the packages alone, not on their position.
+func memberEnds(name, version string) bool {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write([]byte(version))
+	return h.Sum32()%64 == 0
+}
+
+// gzipMembers compresses b as a gzip file of several members (RFC 1952
+// allows any number; zlib, and so apt, reads them as one stream), one per
+// stretch between cuts. Adding a package changes one member, and the rest
+// stay the same bytes, which the content store's chunking then stores
+// once: a repository republished for every new build does not keep a
+// whole new Packages.gz each time.
+func gzipMembers(b []byte, cuts []int) []byte {
+	var out bytes.Buffer
+	start := 0
+	for _, end := range append(cuts, len(b)) {
+		if end <= start && !(end == len(b) && out.Len() == 0) {
+			continue
+		}
+		zw, _ := gzip.NewWriterLevel(&out, gzip.DefaultCompression)
+		zw.Write(b[start:end])
+		zw.Close()
+		start = end
+	}
+	return out.Bytes()
 }
 
 // PoolName is a package's file name in the pool:

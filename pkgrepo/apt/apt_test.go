@@ -2,7 +2,10 @@ package apt
 
 import (
 	"bytes"
+	stdgzip "compress/gzip"
 	"crypto/sha256"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -59,9 +62,22 @@ func TestAptReadsTheRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := Package{Control: c, Filename: PoolName(c), Size: int64(rewritten.Len()), SHA256: sha256.Sum256(rewritten.Bytes())}
-	suite, err := BuildSuite("debian-12", []string{"amd64"}, []Package{p}, key, time.Now(), false)
+	// 300 more packages (their pool files are not served): Packages.gz
+	// then has several gzip members, which apt must read as one.
+	pkgs := []Package{p}
+	for i := range 300 {
+		c, err := deb.ParseControl([]byte(fmt.Sprintf("Package: filler%03d\nVersion: 1\nArchitecture: all\nDescription: filler\n", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, Package{Control: c, Filename: PoolName(c), Size: 1, SHA256: sha256.Sum256([]byte{byte(i)})})
+	}
+	suite, err := BuildSuite("debian-12", []string{"amd64"}, pkgs, key, time.Now(), false)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := gzipMemberCount(t, suite["dists/debian-12/main/binary-amd64/Packages.gz"]); n < 2 {
+		t.Fatalf("Packages.gz has %d gzip member(s); want several", n)
 	}
 	r := &repo{files: map[string][]byte{p.Filename: rewritten.Bytes()}}
 	for k, v := range suite {
@@ -109,6 +125,30 @@ func TestAptReadsTheRepository(t *testing.T) {
 		}
 		if out, err := fresh.Get(t, "download", "hello="+v); err == nil {
 			t.Errorf("%s: apt-get download still worked:\n%s", name, out)
+		}
+	}
+}
+
+// gzipMemberCount counts the members of a gzip file (each must
+// decompress).
+func gzipMemberCount(t *testing.T, b []byte) int {
+	t.Helper()
+	br := bytes.NewReader(b) // an io.ByteReader: gzip reads no further than a member
+	zr, err := stdgzip.NewReader(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		zr.Multistream(false)
+		if _, err := io.Copy(io.Discard, zr); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if err := zr.Reset(br); err == io.EOF {
+			return n
+		} else if err != nil {
+			t.Fatal(err)
 		}
 	}
 }
