@@ -23,6 +23,98 @@ func (s *Server) aptRoutes(get func(string, http.HandlerFunc)) {
 	get("/apt/key.asc", s.aptKey)
 	get("/apt/package/{sha256}", s.aptProvenance)
 	get("/apt/{path:(?:dists|pool)/.+}", s.aptFile)
+	get("/freebsd", s.freebsdIndex)
+	get("/freebsd/pkg.pub", s.freebsdKey)
+	get("/freebsd/{repo}/{path:.+}", s.freebsdFile)
+}
+
+func (s *Server) freebsdIndex(w http.ResponseWriter, r *http.Request) {
+	p := s.packages(w, r)
+	if p == nil {
+		return
+	}
+	base := "http://" + r.Host + "/freebsd"
+	repos := p.Repos()
+	if wantsJSON(r) {
+		type repo struct {
+			Name     string `json:"name"`
+			Packages int    `json:"packages"`
+			LogSize  uint64 `json:"log_size"`
+			URL      string `json:"url"`
+		}
+		out := []repo{}
+		for _, name := range repos {
+			info, _ := p.Suite(publish.FreeBSDPrefix + name)
+			out = append(out, repo{name, info.Packages, info.LogSize, base + "/" + name})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"repositories": out, "key": base + "/pkg.pub", "applied_log_size": p.Applied()})
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	var b strings.Builder
+	fmt.Fprintf(&b, "FreeBSD package repositories of this ledger, published from its log up to entry %d.\n\n", p.Applied())
+	fmt.Fprintf(&b, "Each platform's repository offers the newest build of each package, under the version\n"+
+		"VERSION[.0.g0000000].BUILDTIME.SHA256 (SHA256: the original package's digest); its\n"+
+		"-reproduced repository offers the newest build enough registered rebuilders reproduced\n"+
+		"byte for byte. /apt/package/SHA256 names the build a served package comes from.\n\n")
+	if len(repos) == 0 {
+		fmt.Fprintf(&b, "No repository is published yet: no build's main binary is a .pkg.\n")
+		w.Write([]byte(b.String()))
+		return
+	}
+	fmt.Fprintf(&b, "To use one (as root):\n\n  mkdir -p /usr/local/etc/pkg/keys /usr/local/etc/pkg/repos\n"+
+		"  fetch -o /usr/local/etc/pkg/keys/buildledger.pub %s/pkg.pub\n"+
+		"  cat > /usr/local/etc/pkg/repos/buildledger.conf <<EOF\n"+
+		"  buildledger: { url: \"%s/%s\", signature_type: \"pubkey\",\n"+
+		"                 pubkey: \"/usr/local/etc/pkg/keys/buildledger.pub\", enabled: yes }\n  EOF\n  pkg update\n\nRepositories:\n\n", base, base, repos[0])
+	for _, name := range repos {
+		info, _ := p.Suite(publish.FreeBSDPrefix + name)
+		fmt.Fprintf(&b, "  %-32s %6d packages   %s/%s\n", name, info.Packages, base, name)
+	}
+	w.Write([]byte(b.String()))
+}
+
+func (s *Server) freebsdKey(w http.ResponseWriter, r *http.Request) {
+	p := s.packages(w, r)
+	if p == nil {
+		return
+	}
+	pub, err := p.PkgPublicKey()
+	if errors.Is(err, publish.ErrNotFound) {
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "this server publishes no FreeBSD repositories"})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Write(pub)
+}
+
+func (s *Server) freebsdFile(w http.ResponseWriter, r *http.Request) {
+	p := s.packages(w, r)
+	if p == nil {
+		return
+	}
+	v := mux.Vars(r)
+	d, err := p.Lookup(publish.FreeBSDPrefix + v["repo"] + "/" + v["path"])
+	if errors.Is(err, publish.ErrNotFound) {
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no such file in the FreeBSD package repositories: " + v["repo"] + "/" + v["path"] + " (/freebsd lists them)"})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	switch {
+	case strings.HasPrefix(v["path"], "All/"):
+		s.serveBlob(w, r, d, "application/octet-stream")
+	case strings.HasPrefix(v["path"], "meta"):
+		s.serveBlobAs(w, r, d, "text/plain; charset=utf-8", "no-cache")
+	default:
+		s.serveBlobAs(w, r, d, "application/octet-stream", "no-cache")
+	}
 }
 
 func (s *Server) packages(w http.ResponseWriter, r *http.Request) *publish.Publisher {

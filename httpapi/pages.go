@@ -589,7 +589,7 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 	for _, a := range v.Attestations {
 		complete = complete && a.KeyStatus != ledger.KeyStatusUnknown
 	}
-	if p := s.cfg.Packages; p != nil && v.MainArtifact != nil && strings.HasSuffix(v.MainArtifact.Path, ".deb") && b.Event.Succeeded() {
+	if p := s.cfg.Packages; p != nil && v.MainArtifact != nil && (strings.HasSuffix(v.MainArtifact.Path, ".deb") || strings.HasSuffix(v.MainArtifact.Path, ".pkg")) && b.Event.Succeeded() {
 		switch rec, err := p.PublishedAs(b.Event.Platform, v.MainArtifact.SHA256); {
 		case err == nil:
 			page.Apt = &rec
@@ -616,7 +616,8 @@ type buildPage struct {
 	Treemap, Dependencies             vizState
 	Solo5Target                       string         // a unikernel's solo5 target and ABI, from its ELF note
 	Solo5Devices                      []solo5.Device // the devices its solo5 manifest asks for
-	// Apt is how the main binary, a .deb, is published (see aptroutes.go).
+	// Apt is how the main binary, a .deb or FreeBSD .pkg, is published
+	// (see aptroutes.go).
 	Apt *publish.Record
 }
 

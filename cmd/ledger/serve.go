@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,6 +24,7 @@ import (
 	"github.com/buildledger/buildledger/ledger/attlog"
 	"github.com/buildledger/buildledger/ledger/witnessing"
 	"github.com/buildledger/buildledger/pkgrepo/apt"
+	"github.com/buildledger/buildledger/pkgrepo/freebsd"
 	"github.com/buildledger/buildledger/pkgrepo/publish"
 )
 
@@ -200,9 +202,9 @@ A primary also answers "ledger user" and "ledger access" on DATA/admin.sock (mod
 	cmd.Flags().IntVar(&maxUploads, "max-uploads", 4, "uploads received at once; more are answered 503 with Retry-After")
 	cmd.Flags().StringVar(&replicaOf, "replica-of", "", "serve a read replica of the ledger at this URL")
 	cmd.Flags().StringVar(&witnessPolicy, "witness-policy", "", "ask the witnesses of this policy file (\"witness NAME VKEY URL\", \"group NAME N|any|all MEMBERS\", \"quorum NAME\") to cosign each checkpoint (C2SP tlog-witness), and serve it with their cosignatures")
-	cmd.Flags().BoolVar(&aptOn, "apt", true, "publish the .deb main binaries of builds as signed Debian repositories under /apt (a suite per platform and a PLATFORM-reproduced suite)")
+	cmd.Flags().BoolVar(&aptOn, "apt", true, "publish the .deb and .pkg main binaries of builds as signed Debian repositories under /apt and FreeBSD pkg repositories under /freebsd (one per platform and a PLATFORM-reproduced one; keys in DATA/apt.key and DATA/pkg.key)")
 	cmd.Flags().StringVar(&aptKey, "apt-key", "", "the repositories' OpenPGP signing key (armored; created if missing; default DATA/apt.key)")
-	cmd.Flags().IntVar(&aptReproduced, "apt-reproduced", 2, "distinct registered rebuilders that must have reproduced a package's exact bytes for PLATFORM-reproduced to list it")
+	cmd.Flags().IntVar(&aptReproduced, "apt-reproduced", 2, "distinct registered rebuilders that must have reproduced a package's exact bytes for the PLATFORM-reproduced repositories to offer it")
 	cmd.Flags().StringVar(&primaryKey, "log-key", "", "the primary's log key (name+hash+key), with --replica-of")
 	cmd.Flags().DurationVar(&poll, "poll", 2*time.Second, "how often a replica looks at its primary")
 	cmd.Flags().DurationVar(&stall, "stall-timeout", time.Minute, "drop a client whose request body stops arriving, or who stops reading the response, for this long (transfers that keep moving are never cut off)")
@@ -269,7 +271,38 @@ func startPublishing(ctx context.Context, g *globals, n *node, keyFile string, r
 	if reproduced < 1 {
 		return nil, fmt.Errorf("--apt-reproduced %d: want at least 1", reproduced)
 	}
-	p, err := publish.New(publish.Config{Ledger: n.ledger, DB: n.db, Key: key, Reproduced: reproduced, Logger: g.log})
+	// The FreeBSD key (RSA, slow to make) is made when first needed.
+	pkgKeyFile := filepath.Join(g.data, "pkg.key")
+	var pkgKeyMu sync.Mutex
+	var pkgKey *freebsd.Key
+	loadPkgKey := func() (*freebsd.Key, error) {
+		pkgKeyMu.Lock()
+		defer pkgKeyMu.Unlock()
+		if pkgKey != nil {
+			return pkgKey, nil
+		}
+		b, err := os.ReadFile(pkgKeyFile)
+		switch {
+		case err == nil:
+			if pkgKey, err = freebsd.ReadKey(b); err != nil {
+				return nil, fmt.Errorf("%s: %w", pkgKeyFile, err)
+			}
+		case errors.Is(err, fs.ErrNotExist):
+			k, err := freebsd.NewKey()
+			if err != nil {
+				return nil, err
+			}
+			if err := atomicfile.WriteFile(pkgKeyFile, k.MarshalPrivate(), 0o600); err != nil {
+				return nil, err
+			}
+			g.log.Info("created the FreeBSD repositories' signing key", "file", pkgKeyFile)
+			pkgKey = k
+		default:
+			return nil, err
+		}
+		return pkgKey, nil
+	}
+	p, err := publish.New(publish.Config{Ledger: n.ledger, DB: n.db, Key: key, PkgKey: loadPkgKey, Reproduced: reproduced, Logger: g.log})
 	if err != nil {
 		return nil, err
 	}

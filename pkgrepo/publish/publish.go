@@ -1,6 +1,6 @@
-// Package publish keeps the ledger's Debian package repositories: a
-// projection of the log, kept off its commit path, in the ledger's badger
-// database under the prefix "r/".
+// Package publish keeps the ledger's package repositories, Debian (apt)
+// and FreeBSD (pkg): a projection of the log, kept off its commit path, in
+// the ledger's badger database under the prefix "r/".
 //
 // For every platform (a builder platform is a distribution, e.g.
 // debian-12) with recorded builds whose main binary is a .deb, it keeps two
@@ -15,6 +15,12 @@
 //     Config.Reproduced distinct registered, unrevoked rebuilder keys
 //     attested as reproduced (a farm's "built" claim counts for nothing).
 //     A revocation takes the key's claims away again.
+//
+// FreeBSD .pkg main binaries are published the same way in the
+// repositories freebsd/PLATFORM and freebsd/PLATFORM-reproduced (package
+// freebsd: version VERSION[.0.g0000000].BUILDTIME.SHA256, catalogues
+// signed with an RSA key), offering the newest build's version of each
+// package, as pkg offers one version of a package.
 //
 // The served .deb is the original with its control file's Version
 // rewritten (deb.Rewrite; the data member byte for byte), stored in the
@@ -54,6 +60,7 @@ import (
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/pkgrepo/apt"
 	"github.com/buildledger/buildledger/pkgrepo/deb"
+	"github.com/buildledger/buildledger/pkgrepo/freebsd"
 )
 
 // Key prefixes of the publisher's state.
@@ -70,7 +77,7 @@ var (
 
 // stateVersion changes whenever what the publisher derives from the log
 // changes: state of another version is dropped and rebuilt from index 0.
-const stateVersion = 1
+const stateVersion = 2
 
 // ReproducedSuffix names a platform's reproduced-only suite.
 const ReproducedSuffix = "-reproduced"
@@ -86,6 +93,10 @@ type Config struct {
 	DB *badger.DB
 	// Key signs the suites' Release files.
 	Key *apt.Key
+	// PkgKey, if set, returns the key that signs the FreeBSD repositories'
+	// catalogues (called when one is first written); nil publishes no
+	// FreeBSD packages.
+	PkgKey func() (*freebsd.Key, error)
 	// Reproduced is how many distinct rebuilder keys must have reproduced
 	// a package's exact bytes for PLATFORM-reproduced to list it. Default 2.
 	Reproduced int
@@ -107,9 +118,10 @@ type Record struct {
 	Build    uuid.UUID  `json:"build"`
 	Index    uint64     `json:"log_index"` // the build's log index
 	Path     string     `json:"path"`      // the main binary's path in the build
+	Format   string     `json:"format"`    // "deb" or "pkg" (FreeBSD)
 	Original cas.Digest `json:"original_sha256"`
-	Served   cas.Digest `json:"sha256"` // of the served .deb; zero when skipped
-	Size     int64      `json:"size"`   // of the served .deb
+	Served   cas.Digest `json:"sha256"` // of the served package; zero when skipped
+	Size     int64      `json:"size"`   // of the served package
 	Package  string     `json:"package,omitempty"`
 	Version  string     `json:"version,omitempty"` // the repository version
 	Arch     string     `json:"architecture,omitempty"`
@@ -150,7 +162,7 @@ type Publisher struct {
 	applied atomic.Uint64
 	// pkgs and counts cache what the suites are written from (see
 	// platformPackages, reproducedCounts); only Sync uses them.
-	pkgs   map[string]map[cas.Digest]apt.Package
+	pkgs   map[string]*platformState
 	counts map[cas.Digest]uint32
 }
 
@@ -176,7 +188,7 @@ func New(cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Publisher{cfg: cfg, pub: pub, pkgs: map[string]map[cas.Digest]apt.Package{}}
+	p := &Publisher{cfg: cfg, pub: pub, pkgs: map[string]*platformState{}}
 	m, err := p.meta()
 	if err != nil {
 		return nil, err
@@ -199,6 +211,20 @@ func New(cfg Config) (*Publisher, error) {
 // PublicKey is the repository's armored OpenPGP public key, for apt's
 // signed-by.
 func (p *Publisher) PublicKey() []byte { return p.pub }
+
+// PkgPublicKey is the FreeBSD repositories' public key, as pkg.conf's
+// pubkey file wants it; ErrNotFound when FreeBSD packages are not
+// published.
+func (p *Publisher) PkgPublicKey() ([]byte, error) {
+	if p.cfg.PkgKey == nil {
+		return nil, ErrNotFound
+	}
+	k, err := p.cfg.PkgKey()
+	if err != nil {
+		return nil, err
+	}
+	return k.Public(), nil
+}
 
 // Applied is the log size the published suites reflect.
 func (p *Publisher) Applied() uint64 { return p.applied.Load() }
@@ -273,7 +299,7 @@ func (p *Publisher) Sync(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			// The caches may be ahead of or behind the state: reread it.
-			p.pkgs, p.counts = map[string]map[cas.Digest]apt.Package{}, nil
+			p.pkgs, p.counts = map[string]*platformState{}, nil
 		}
 	}()
 	cp := p.cfg.Ledger.Checkpoint()
@@ -398,7 +424,11 @@ func recordKey(platform string, d cas.Digest) []byte {
 // published for the build's platform; it reports the original digest and
 // whether a package was added.
 func (p *Publisher) publishBuild(ctx context.Context, index uint64, e *ledger.BuildRecorded) (cas.Digest, bool, error) {
-	if !e.Succeeded() || e.MainBinary == nil || !strings.HasSuffix(*e.MainBinary, ".deb") {
+	if !e.Succeeded() || e.MainBinary == nil {
+		return cas.Digest{}, false, nil
+	}
+	f := formatOf(*e.MainBinary)
+	if f == nil || f == pkgFormat && p.cfg.PkgKey == nil {
 		return cas.Digest{}, false, nil
 	}
 	a, ok := e.Artifact(*e.MainBinary)
@@ -417,14 +447,14 @@ func (p *Publisher) publishBuild(ctx context.Context, index uint64, e *ledger.Bu
 	}); err != nil || exists {
 		return a.SHA256, false, err
 	}
-	rec := Record{Platform: e.Platform, Job: e.Job, Build: e.UUID, Index: index, Path: a.Path, Original: a.SHA256}
-	if err := p.rewrite(ctx, e, &rec); err != nil {
+	rec := Record{Platform: e.Platform, Job: e.Job, Build: e.UUID, Index: index, Path: a.Path, Original: a.SHA256, Format: f.name}
+	if err := p.rewrite(ctx, f, e, &rec); err != nil {
 		var skip skipError
 		if !errors.As(err, &skip) {
 			return a.SHA256, false, err
 		}
 		rec.Skipped = skip.Error()
-		p.cfg.Logger.Warn("package repositories: a .deb main binary is not published", "job", e.Job, "build", e.UUID, "path", a.Path, "reason", rec.Skipped)
+		p.cfg.Logger.Warn("package repositories: a ."+f.name+" main binary is not published", "job", e.Job, "build", e.UUID, "path", a.Path, "reason", rec.Skipped)
 	}
 	err := p.cfg.DB.Update(func(txn *badger.Txn) error {
 		if err := setJSON(txn, rk, rec); err != nil {
@@ -439,17 +469,15 @@ func (p *Publisher) publishBuild(ctx context.Context, index uint64, e *ledger.Bu
 		if err := txn.Set(append(slices.Clone(pByServed), rec.Served[:]...), rk); err != nil {
 			return err
 		}
-		return txn.Set(append(slices.Clone(pPool), rec.Filename...), rec.Served[:])
+		return txn.Set(poolKey(&rec), rec.Served[:])
 	})
 	if err != nil || rec.Skipped != "" {
 		return a.SHA256, false, err
 	}
-	if pkgs, ok := p.pkgs[e.Platform]; ok {
-		pkg, err := rec.aptPackage()
-		if err != nil {
+	if st, ok := p.pkgs[e.Platform]; ok {
+		if err := st.add(&rec); err != nil {
 			return a.SHA256, false, err
 		}
-		pkgs[rec.Original] = pkg
 	}
 	return a.SHA256, true, nil
 }
@@ -458,9 +486,91 @@ func (p *Publisher) publishBuild(ctx context.Context, index uint64, e *ledger.Bu
 // publisher reads); recorded, never retried.
 type skipError struct{ error }
 
+// format is a package format the publisher rewrites and lists.
+type format struct {
+	name        string // Record.Format
+	readVersion func(io.Reader) (string, error)
+	repoVersion func(string, time.Time, cas.Digest) string
+	rewrite     func(io.Reader, io.Writer, string) error
+	unreadable  func(error) bool // the file is not such a package
+	describe    func(io.Reader, *Record) error
+}
+
+var (
+	debFormat = &format{
+		name: "deb",
+		readVersion: func(r io.Reader) (string, error) {
+			c, err := deb.ReadControl(r)
+			if err != nil {
+				return "", err
+			}
+			return c.Get("Version"), nil
+		},
+		repoVersion: deb.RepoVersion,
+		rewrite:     deb.Rewrite,
+		unreadable:  func(err error) bool { return errors.Is(err, deb.ErrNotDeb) || errors.Is(err, deb.ErrVersion) },
+		describe: func(r io.Reader, rec *Record) error {
+			c, err := deb.ReadControl(r)
+			if err != nil {
+				return err
+			}
+			rec.Package, rec.Version, rec.Arch = c.Get("Package"), c.Get("Version"), c.Get("Architecture")
+			rec.Filename, rec.Control = apt.PoolName(c), string(c.Bytes())
+			return nil
+		},
+	}
+	pkgFormat = &format{
+		name: "pkg",
+		readVersion: func(r io.Reader) (string, error) {
+			m, err := freebsd.ReadManifest(r)
+			if err != nil {
+				return "", err
+			}
+			return m.String("version"), nil
+		},
+		repoVersion: freebsd.RepoVersion,
+		rewrite:     freebsd.Rewrite,
+		unreadable: func(err error) bool {
+			return errors.Is(err, freebsd.ErrNotPkg) || errors.Is(err, freebsd.ErrVersion)
+		},
+		describe: func(r io.Reader, rec *Record) error {
+			m, err := freebsd.ReadManifest(r)
+			if err != nil {
+				return err
+			}
+			b, err := json.Marshal(m)
+			if err != nil {
+				return err
+			}
+			rec.Package, rec.Version, rec.Arch = m.String("name"), m.String("version"), m.String("abi")
+			rec.Filename, rec.Control = freebsd.PathOf(m), string(b)
+			return nil
+		},
+	}
+)
+
+// formatOf is the format of a main binary by its name: .deb or .pkg.
+func formatOf(path string) *format {
+	switch {
+	case strings.HasSuffix(path, ".deb"):
+		return debFormat
+	case strings.HasSuffix(path, ".pkg"):
+		return pkgFormat
+	}
+	return nil
+}
+
+// poolKey is where a package's served digest is found by its path.
+func poolKey(rec *Record) []byte {
+	if rec.Format == "pkg" {
+		return append(slices.Clone(pPool), "freebsd/"+rec.Filename...)
+	}
+	return append(slices.Clone(pPool), rec.Filename...)
+}
+
 // rewrite stores the main binary rewritten under its repository version
 // and fills in rec.
-func (p *Publisher) rewrite(ctx context.Context, e *ledger.BuildRecorded, rec *Record) error {
+func (p *Publisher) rewrite(ctx context.Context, f *format, e *ledger.BuildRecorded, rec *Record) error {
 	store := p.cfg.Ledger.Store()
 	open := func() (*cas.Reader, error) {
 		r, err := store.Open(ctx, rec.Original)
@@ -473,7 +583,7 @@ func (p *Publisher) rewrite(ctx context.Context, e *ledger.BuildRecorded, rec *R
 	if err != nil {
 		return err
 	}
-	c, err := deb.ReadControl(r)
+	v, err := f.readVersion(r)
 	r.Close()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -481,7 +591,7 @@ func (p *Publisher) rewrite(ctx context.Context, e *ledger.BuildRecorded, rec *R
 		}
 		return skipError{err}
 	}
-	version := deb.RepoVersion(c.Get("Version"), e.Started, rec.Original)
+	version := f.repoVersion(v, e.Started, rec.Original)
 	r, err = open()
 	if err != nil {
 		return err
@@ -490,14 +600,14 @@ func (p *Publisher) rewrite(ctx context.Context, e *ledger.BuildRecorded, rec *R
 	pr, pw := io.Pipe()
 	rewritten := make(chan error, 1)
 	go func() {
-		err := deb.Rewrite(r, pw, version)
+		err := f.rewrite(r, pw, version)
 		pw.CloseWithError(err)
 		rewritten <- err
 	}()
 	info, err := store.Put(ctx, pr)
 	pr.CloseWithError(errors.New("publish: stopped reading"))
 	if rerr := <-rewritten; rerr != nil {
-		if errors.Is(rerr, deb.ErrNotDeb) || errors.Is(rerr, deb.ErrVersion) {
+		if f.unreadable(rerr) {
 			return skipError{rerr}
 		}
 		return rerr
@@ -509,16 +619,10 @@ func (p *Publisher) rewrite(ctx context.Context, e *ledger.BuildRecorded, rec *R
 	if err != nil {
 		return err
 	}
-	sc, err := deb.ReadControl(served)
+	err = f.describe(served, rec)
 	served.Close()
-	if err != nil {
-		return err
-	}
 	rec.Served, rec.Size = info.Digest, info.Size
-	rec.Package, rec.Version, rec.Arch = sc.Get("Package"), sc.Get("Version"), sc.Get("Architecture")
-	rec.Filename = apt.PoolName(sc)
-	rec.Control = string(sc.Bytes())
-	return nil
+	return err
 }
 
 // recount counts the distinct active keys whose attestations say they
@@ -585,14 +689,44 @@ func (p *Publisher) recount(d cas.Digest, size uint64, dirty map[string]bool) er
 	return nil
 }
 
-// platformPackages returns the published packages of platform by their
-// original digests, read from the records once and then kept up to date
-// by publishBuild (until a failed Sync drops the caches).
-func (p *Publisher) platformPackages(platform string) (map[cas.Digest]apt.Package, error) {
-	if pkgs, ok := p.pkgs[platform]; ok {
-		return pkgs, nil
+// platformState is what a platform's repositories are written from: its
+// published packages by their original digests.
+type platformState struct {
+	deb map[cas.Digest]apt.Package
+	pkg map[cas.Digest]pkgEntry
+}
+
+type pkgEntry struct {
+	freebsd.Package
+	index uint64 // the log index of the build that first produced it
+}
+
+func (st *platformState) add(rec *Record) error {
+	switch rec.Format {
+	case "deb":
+		c, err := deb.ParseControl([]byte(rec.Control))
+		if err != nil {
+			return fmt.Errorf("the stored control file of %s: %w", rec.Filename, err)
+		}
+		st.deb[rec.Original] = apt.Package{Control: c, Filename: rec.Filename, Size: rec.Size, SHA256: rec.Served}
+	case "pkg":
+		var m freebsd.Manifest
+		if err := json.Unmarshal([]byte(rec.Control), &m); err != nil {
+			return fmt.Errorf("the stored manifest of %s: %w", rec.Filename, err)
+		}
+		st.pkg[rec.Original] = pkgEntry{freebsd.Package{Manifest: m, Path: rec.Filename, Size: rec.Size, SHA256: rec.Served}, rec.Index}
 	}
-	pkgs := map[cas.Digest]apt.Package{}
+	return nil
+}
+
+// platformPackages returns the published packages of platform, read from
+// the records once and then kept up to date by publishBuild (until a
+// failed Sync drops the caches).
+func (p *Publisher) platformPackages(platform string) (*platformState, error) {
+	if st, ok := p.pkgs[platform]; ok {
+		return st, nil
+	}
+	st := &platformState{deb: map[cas.Digest]apt.Package{}, pkg: map[cas.Digest]pkgEntry{}}
 	err := p.cfg.DB.View(func(txn *badger.Txn) error {
 		prefix := append(append(slices.Clone(pRecord), platform...), 0)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
@@ -602,30 +736,19 @@ func (p *Publisher) platformPackages(platform string) (map[cas.Digest]apt.Packag
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
 				return err
 			}
-			if rec.Skipped != "" {
-				continue
+			if rec.Skipped == "" {
+				if err := st.add(&rec); err != nil {
+					return err
+				}
 			}
-			pkg, err := rec.aptPackage()
-			if err != nil {
-				return err
-			}
-			pkgs[rec.Original] = pkg
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	p.pkgs[platform] = pkgs
-	return pkgs, nil
-}
-
-func (rec *Record) aptPackage() (apt.Package, error) {
-	c, err := deb.ParseControl([]byte(rec.Control))
-	if err != nil {
-		return apt.Package{}, fmt.Errorf("the stored control file of %s: %w", rec.Filename, err)
-	}
-	return apt.Package{Control: c, Filename: rec.Filename, Size: rec.Size, SHA256: rec.Served}, nil
+	p.pkgs[platform] = st
+	return st, nil
 }
 
 // reproducedCounts returns the reproducing keys of every published
@@ -654,15 +777,16 @@ func (p *Publisher) reproducedCounts() (map[cas.Digest]uint32, error) {
 	return counts, nil
 }
 
-// writeSuites rewrites PLATFORM and PLATFORM-reproduced from the records.
+// FreeBSDPrefix starts the names of FreeBSD repositories among the
+// suites (a platform's are "freebsd/PLATFORM" and
+// "freebsd/PLATFORM-reproduced").
+const FreeBSDPrefix = "freebsd/"
+
+// writeSuites rewrites a platform's repositories from the records: the
+// apt suites PLATFORM and PLATFORM-reproduced if it has .deb packages, the
+// FreeBSD repositories if it has .pkg ones.
 func (p *Publisher) writeSuites(ctx context.Context, platform string, size uint64) error {
-	var all, reproduced []apt.Package
-	archs := map[string]bool{}
-	for _, a := range p.cfg.Archs {
-		archs[a] = true
-	}
-	k := uint32(p.cfg.Reproduced)
-	pkgs, err := p.platformPackages(platform)
+	st, err := p.platformPackages(platform)
 	if err != nil {
 		return err
 	}
@@ -670,49 +794,121 @@ func (p *Publisher) writeSuites(ctx context.Context, platform string, size uint6
 	if err != nil {
 		return err
 	}
-	for orig, pkg := range pkgs {
-		if a := pkg.Control.Get("Architecture"); a != "all" {
+	k := uint32(p.cfg.Reproduced)
+	if len(st.deb) > 0 {
+		var all, reproduced []apt.Package
+		archs := map[string]bool{}
+		for _, a := range p.cfg.Archs {
 			archs[a] = true
 		}
-		all = append(all, pkg)
-		if counts[orig] >= k {
-			reproduced = append(reproduced, pkg)
+		for orig, pkg := range st.deb {
+			if a := pkg.Control.Get("Architecture"); a != "all" {
+				archs[a] = true
+			}
+			all = append(all, pkg)
+			if counts[orig] >= k {
+				reproduced = append(reproduced, pkg)
+			}
 		}
-	}
-	archList := slices.Sorted(mapKeys(archs))
-	for _, s := range []struct {
-		name string
-		pkgs []apt.Package
-	}{{platform, all}, {platform + ReproducedSuffix, reproduced}} {
-		files, err := apt.BuildSuite(s.name, archList, s.pkgs, p.cfg.Key, p.cfg.Now(), true)
-		if err != nil {
-			return err
-		}
-		m := manifest{Files: map[string]fileJSON{}, Packages: len(s.pkgs), Size: size}
-		blobs := map[cas.Digest][]byte{} // architectures may share an index
-		prefix := "dists/" + s.name + "/"
-		for name, b := range files {
-			d := cas.Sum(b)
-			blobs[d] = b
-			m.Files[strings.TrimPrefix(name, prefix)] = fileJSON{d.String(), int64(len(b))}
-		}
-		for _, b := range blobs {
-			if _, err := p.cfg.Ledger.Store().PutBytes(ctx, b); err != nil {
+		archList := slices.Sorted(mapKeys(archs))
+		for _, s := range []struct {
+			name string
+			pkgs []apt.Package
+		}{{platform, all}, {platform + ReproducedSuffix, reproduced}} {
+			files, err := apt.BuildSuite(s.name, archList, s.pkgs, p.cfg.Key, p.cfg.Now(), true)
+			if err != nil {
+				return err
+			}
+			prefix := "dists/" + s.name + "/"
+			renamed := map[string][]byte{}
+			for name, b := range files {
+				renamed[strings.TrimPrefix(name, prefix)] = b
+			}
+			if err := p.storeSuite(ctx, s.name, renamed, len(s.pkgs), size); err != nil {
 				return err
 			}
 		}
-		if err := p.cfg.DB.Update(func(txn *badger.Txn) error {
-			return setJSON(txn, append(slices.Clone(pSuite), s.name...), m)
-		}); err != nil {
+	}
+	if len(st.pkg) > 0 {
+		key, err := p.cfg.PkgKey()
+		if err != nil {
 			return err
+		}
+		// pkg offers one version of a package: the newest build's.
+		newest := func(ok func(cas.Digest) bool) []freebsd.Package {
+			by := map[string]pkgEntry{}
+			for orig, e := range st.pkg {
+				name := e.Manifest.String("name")
+				if cur, seen := by[name]; ok(orig) && (!seen || e.index > cur.index) {
+					by[name] = e
+				}
+			}
+			var out []freebsd.Package
+			for _, e := range by {
+				out = append(out, e.Package)
+			}
+			return out
+		}
+		for _, s := range []struct {
+			name string
+			pkgs []freebsd.Package
+		}{
+			{FreeBSDPrefix + platform, newest(func(cas.Digest) bool { return true })},
+			{FreeBSDPrefix + platform + ReproducedSuffix, newest(func(d cas.Digest) bool { return counts[d] >= k })},
+		} {
+			files, err := freebsd.BuildRepo(s.pkgs, key)
+			if err != nil {
+				return err
+			}
+			if err := p.storeSuite(ctx, s.name, files, len(s.pkgs), size); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// Suites returns the names of the published suites, sorted.
+// storeSuite keeps a suite's files in the content store and its manifest
+// under r/s/.
+func (p *Publisher) storeSuite(ctx context.Context, name string, files map[string][]byte, packages int, size uint64) error {
+	m := manifest{Files: map[string]fileJSON{}, Packages: packages, Size: size}
+	blobs := map[cas.Digest][]byte{} // architectures may share an index
+	for f, b := range files {
+		d := cas.Sum(b)
+		blobs[d] = b
+		m.Files[f] = fileJSON{d.String(), int64(len(b))}
+	}
+	for _, b := range blobs {
+		if _, err := p.cfg.Ledger.Store().PutBytes(ctx, b); err != nil {
+			return err
+		}
+	}
+	return p.cfg.DB.Update(func(txn *badger.Txn) error {
+		return setJSON(txn, append(slices.Clone(pSuite), name...), m)
+	})
+}
+
+// Suites returns the names of the published apt suites, sorted.
 func (p *Publisher) Suites() []string {
-	return slices.Sorted(mapKeys(*p.suites.Load()))
+	var out []string
+	for _, s := range slices.Sorted(mapKeys(*p.suites.Load())) {
+		if !strings.HasPrefix(s, FreeBSDPrefix) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Repos returns the names of the published FreeBSD repositories (the
+// platforms, with PLATFORM-reproduced), sorted.
+func (p *Publisher) Repos() []string {
+	var out []string
+	for _, s := range slices.Sorted(mapKeys(*p.suites.Load())) {
+		if r, ok := strings.CutPrefix(s, FreeBSDPrefix); ok {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // SuiteInfo is what a suite lists.
@@ -761,21 +957,42 @@ func (p *Publisher) Lookup(path string) (cas.Digest, error) {
 			return d, nil
 		}
 		return cas.Digest{}, ErrNotFound
-	case strings.HasPrefix(path, "pool/"):
-		var d cas.Digest
-		err := p.cfg.DB.View(func(txn *badger.Txn) error {
-			it, err := txn.Get(append(slices.Clone(pPool), path...))
-			if err != nil {
-				return err
-			}
-			return it.Value(func(v []byte) error { copy(d[:], v); return nil })
-		})
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return d, ErrNotFound
+	case strings.HasPrefix(path, FreeBSDPrefix):
+		repo, name, ok := strings.Cut(strings.TrimPrefix(path, FreeBSDPrefix), "/")
+		if !ok {
+			return cas.Digest{}, ErrNotFound
 		}
-		return d, err
+		m, ok := (*p.suites.Load())[FreeBSDPrefix+repo]
+		if !ok {
+			return cas.Digest{}, ErrNotFound
+		}
+		if f, ok := m.Files[name]; ok {
+			return cas.ParseDigest(f.SHA256)
+		}
+		if strings.HasPrefix(name, "All/") {
+			return p.pool(FreeBSDPrefix + name)
+		}
+		return cas.Digest{}, ErrNotFound
+	case strings.HasPrefix(path, "pool/"):
+		return p.pool(path)
 	}
 	return cas.Digest{}, ErrNotFound
+}
+
+// pool looks up a package file by its pool key.
+func (p *Publisher) pool(path string) (cas.Digest, error) {
+	var d cas.Digest
+	err := p.cfg.DB.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(append(slices.Clone(pPool), path...))
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { copy(d[:], v); return nil })
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return d, ErrNotFound
+	}
+	return d, err
 }
 
 // Provenance returns the record of the served .deb with this digest: the
