@@ -88,16 +88,25 @@ func (c *Control) Get(name string) string {
 	return ""
 }
 
-// ParseControl parses a control file (one deb822 paragraph).
+// ParseControl parses a control file (one deb822 paragraph), refusing
+// what would let a package's fields say more than its own stanza of a
+// Packages index (another paragraph, a field twice, a field name that is
+// not one) and a Package or Architecture that is not a name (they become
+// paths of the repository).
 func ParseControl(b []byte) (*Control, error) {
 	c := &Control{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 64<<10), MaxControlFile)
+	ended := false
+	seen := map[string]bool{}
 	for sc.Scan() {
-		line := sc.Text()
+		line := strings.TrimSuffix(sc.Text(), "\r")
 		switch {
-		case line == "":
+		case strings.TrimSpace(line) == "":
+			ended = len(c.Fields) > 0
 			continue
+		case ended:
+			return nil, fmt.Errorf("%w: the control file has more than one paragraph", ErrNotDeb)
 		case line[0] == ' ' || line[0] == '\t':
 			if len(c.Fields) == 0 {
 				return nil, fmt.Errorf("%w: the control file starts with a continuation line", ErrNotDeb)
@@ -105,9 +114,13 @@ func ParseControl(b []byte) (*Control, error) {
 			c.Fields[len(c.Fields)-1].Value += "\n" + line
 		default:
 			name, value, ok := strings.Cut(line, ":")
-			if !ok || name == "" {
+			if !ok || !fieldRE.MatchString(name) {
 				return nil, fmt.Errorf("%w: control line %q is not a field", ErrNotDeb, line)
 			}
+			if seen[strings.ToLower(name)] {
+				return nil, fmt.Errorf("%w: the control file has field %s twice", ErrNotDeb, name)
+			}
+			seen[strings.ToLower(name)] = true
 			c.Fields = append(c.Fields, Field{Name: name, Value: strings.TrimLeft(value, " \t")})
 		}
 	}
@@ -116,6 +129,12 @@ func ParseControl(b []byte) (*Control, error) {
 	}
 	if c.Get("Package") == "" || c.Get("Version") == "" {
 		return nil, fmt.Errorf("%w: the control file has no Package or Version", ErrNotDeb)
+	}
+	if !nameRE.MatchString(c.Get("Package")) {
+		return nil, fmt.Errorf("%w: Package %q is not a package name (deb-control(5))", ErrNotDeb, c.Get("Package"))
+	}
+	if a := c.Get("Architecture"); !archRE.MatchString(a) {
+		return nil, fmt.Errorf("%w: Architecture %q is not an architecture name", ErrNotDeb, a)
 	}
 	return c, nil
 }
@@ -372,6 +391,12 @@ func Rewrite(r io.Reader, w io.Writer, version string) error {
 }
 
 var (
+	// deb822 field names: printable ASCII but ":", not starting with "#"
+	// or "-"; package names as deb-control(5) says; architectures as
+	// dpkg-architecture names them.
+	fieldRE    = regexp.MustCompile(`^[!-"$-,.-9;-~][!-9;-~]*$`)
+	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	archRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 	versionRE  = regexp.MustCompile(`^([0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$`)
 	describeRE = regexp.MustCompile(`-[0-9]+-g[0-9a-f]{7,}$`)
 )

@@ -145,3 +145,46 @@ func FuzzDeb(f *testing.F) {
 		}
 	})
 }
+
+// TestControlRefusals: a control file that could say more than its own
+// stanza of a Packages index, or name a path, is refused.
+func TestControlRefusals(t *testing.T) {
+	const ok = "Package: hello\nVersion: 1.0\nArchitecture: all\n"
+	if _, err := ParseControl([]byte(ok + "Description: x\n .\n more\n")); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]string{
+		"two paragraphs":        ok + "\nPackage: evil\nVersion: 1\nArchitecture: all\n",
+		"a field twice":         ok + "package: evil\n",
+		"a field name":          ok + "SHA256 : 00\n",
+		"a comment field":       ok + "#x: y\n",
+		"a path as Package":     "Package: ../../x\nVersion: 1.0\nArchitecture: all\n",
+		"a path as arch":        "Package: hello\nVersion: 1.0\nArchitecture: ../x\n",
+		"no Architecture":       "Package: hello\nVersion: 1.0\n",
+		"an upper-case Package": "Package: Hello\nVersion: 1.0\nArchitecture: all\n",
+	} {
+		if _, err := ParseControl([]byte(c)); !errors.Is(err, ErrNotDeb) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// FuzzParseControl: what ParseControl accepts writes back as one
+// paragraph that parses to the same fields.
+func FuzzParseControl(f *testing.F) {
+	f.Add([]byte("Package: hello\nVersion: 1.0\nArchitecture: all\nDescription: x\n .\n y\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseControl(b)
+		if err != nil {
+			return
+		}
+		out := c.Bytes()
+		if bytes.Contains(out, []byte("\n\n")) {
+			t.Fatalf("two paragraphs: %q", out)
+		}
+		c2, err := ParseControl(out)
+		if err != nil || len(c2.Fields) != len(c.Fields) {
+			t.Fatalf("written %q, read back: %v", out, err)
+		}
+	})
+}

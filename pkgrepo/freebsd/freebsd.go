@@ -146,6 +146,9 @@ func parseManifest(name string, b []byte) (Manifest, error) {
 			return nil, fmt.Errorf("%w: %s has no %s", ErrNotPkg, name, k)
 		}
 	}
+	if !nameRE.MatchString(m.String("name")) {
+		return nil, fmt.Errorf("%w: %s names the package %q, which is no package name", ErrNotPkg, name, m.String("name"))
+	}
 	return m, nil
 }
 
@@ -315,6 +318,8 @@ func marshalCompact(m Manifest) ([]byte, error) {
 }
 
 var (
+	// Package names become file names (All/NAME-VERSION.pkg).
+	nameRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
 	versionRE  = regexp.MustCompile(`^[A-Za-z0-9.+*]+(_[0-9]+)?(,[0-9]+)?$`)
 	describeRE = regexp.MustCompile(`\.[0-9]+\.g[0-9a-f]{7,}$`)
 )
