@@ -65,13 +65,25 @@ func (s *Server) freebsdIndex(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(&b, "To use one (as root):\n\n  mkdir -p /usr/local/etc/pkg/keys /usr/local/etc/pkg/repos\n"+
 		"  fetch -o /usr/local/etc/pkg/keys/buildledger.pub %s/pkg.pub\n"+
 		"  cat > /usr/local/etc/pkg/repos/buildledger.conf <<EOF\n"+
-		"  buildledger: { url: \"%s/%s\", signature_type: \"pubkey\",\n"+
-		"                 pubkey: \"/usr/local/etc/pkg/keys/buildledger.pub\", enabled: yes }\n  EOF\n  pkg update\n\nRepositories:\n\n", base, base, repos[0])
+		"  buildledger: { url: \"%s/%s/${ABI}\", signature_type: \"pubkey\",\n"+
+		"                 pubkey: \"/usr/local/etc/pkg/keys/buildledger.pub\", enabled: yes }\n  EOF\n  pkg update\n\n(pkg puts the machine's ABI, e.g. FreeBSD:14:amd64, in place of ${ABI}; pkg 2.x reads\nthese catalogues' signatures.) Repositories:\n\n", base, base, platformOf(repos))
 	for _, name := range repos {
 		info, _ := p.Suite(publish.FreeBSDPrefix + name)
 		fmt.Fprintf(&b, "  %-32s %6d packages   %s/%s\n", name, info.Packages, base, name)
 	}
 	w.Write([]byte(b.String()))
+}
+
+// platformOf is the platform of the first repository that is not a
+// reproduced one ("PLATFORM/ABI"), for the example.
+func platformOf(repos []string) string {
+	for _, r := range repos {
+		if p, _, _ := strings.Cut(r, "/"); !strings.HasSuffix(p, publish.ReproducedSuffix) {
+			return p
+		}
+	}
+	p, _, _ := strings.Cut(repos[0], "/")
+	return p
 }
 
 func (s *Server) freebsdKey(w http.ResponseWriter, r *http.Request) {
@@ -98,7 +110,7 @@ func (s *Server) freebsdFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := mux.Vars(r)
-	d, err := p.Lookup(publish.FreeBSDPrefix + v["repo"] + "/" + v["path"])
+	d, modified, err := p.Lookup(publish.FreeBSDPrefix + v["repo"] + "/" + v["path"])
 	if errors.Is(err, publish.ErrNotFound) {
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no such file in the FreeBSD package repositories: " + v["repo"] + "/" + v["path"] + " (/freebsd lists them)"})
 		return
@@ -107,13 +119,14 @@ func (s *Server) freebsdFile(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	_, file, _ := strings.Cut(v["path"], "/") // after the ABI
 	switch {
-	case strings.HasPrefix(v["path"], "All/"):
-		s.serveBlob(w, r, d, "application/octet-stream")
-	case strings.HasPrefix(v["path"], "meta"):
-		s.serveBlobAs(w, r, d, "text/plain; charset=utf-8", "no-cache")
+	case strings.HasPrefix(file, "All/"):
+		s.serveBlobAs(w, r, d, "application/octet-stream", "public, max-age=31536000, immutable", modified)
+	case strings.HasPrefix(file, "meta"):
+		s.serveBlobAs(w, r, d, "text/plain; charset=utf-8", "no-cache", modified)
 	default:
-		s.serveBlobAs(w, r, d, "application/octet-stream", "no-cache")
+		s.serveBlobAs(w, r, d, "application/octet-stream", "no-cache", modified)
 	}
 }
 
@@ -202,7 +215,7 @@ func (s *Server) aptFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := mux.Vars(r)["path"]
-	d, err := p.Lookup(path)
+	d, modified, err := p.Lookup(path)
 	if errors.Is(err, publish.ErrNotFound) {
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Msg: "no such file in the package repositories: " + path + " (/apt lists the suites)"})
 		return
@@ -224,8 +237,8 @@ func (s *Server) aptFile(w http.ResponseWriter, r *http.Request) {
 	}
 	// A pool file or an index by hash never changes; the others do.
 	if strings.HasPrefix(path, "pool/") || strings.Contains(path, "/by-hash/") {
-		s.serveBlob(w, r, d, ctype)
+		s.serveBlobAs(w, r, d, ctype, "public, max-age=31536000, immutable", modified)
 		return
 	}
-	s.serveBlobAs(w, r, d, ctype, "no-cache")
+	s.serveBlobAs(w, r, d, ctype, "no-cache", modified)
 }

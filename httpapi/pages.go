@@ -742,12 +742,14 @@ func (e *erringReader) Read(p []byte) (int, error) {
 }
 
 func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, d cas.Digest, ctype string) {
-	s.serveBlobAs(w, r, d, ctype, "public, max-age=31536000, immutable")
+	s.serveBlobAs(w, r, d, ctype, "public, max-age=31536000, immutable", time.Time{})
 }
 
 // serveBlobAs serves blob d under a name whose content may change (a
-// package repository's Release): with the given Cache-Control.
-func (s *Server) serveBlobAs(w http.ResponseWriter, r *http.Request, d cas.Digest, ctype, cacheControl string) {
+// package repository's Release): with the given Cache-Control and, if
+// modified is set, Last-Modified (pkg asks for it, and sends
+// If-Modified-Since).
+func (s *Server) serveBlobAs(w http.ResponseWriter, r *http.Request, d cas.Digest, ctype, cacheControl string, modified time.Time) {
 	blob, err := s.cfg.Ledger.Store().Open(r.Context(), d)
 	if err != nil {
 		s.fail(w, r, err)
@@ -779,7 +781,7 @@ func (s *Server) serveBlobAs(w http.ResponseWriter, r *http.Request, d cas.Diges
 	// Uploaded files are untrusted: never let one run script on this origin.
 	w.Header().Set("Content-Security-Policy", "sandbox")
 	w.Header().Set("Cache-Control", cacheControl)
-	http.ServeContent(w, r, "", time.Time{}, rd)
+	http.ServeContent(w, r, "", modified, rd)
 }
 
 // noneMatch reports whether an If-None-Match header names etag (or is

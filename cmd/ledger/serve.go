@@ -275,7 +275,7 @@ func startPublishing(ctx context.Context, g *globals, n *node, keyFile string, r
 	pkgKeyFile := filepath.Join(g.data, "pkg.key")
 	var pkgKeyMu sync.Mutex
 	var pkgKey *freebsd.Key
-	loadPkgKey := func() (*freebsd.Key, error) {
+	loadPkgKey := func(create bool) (*freebsd.Key, error) {
 		pkgKeyMu.Lock()
 		defer pkgKeyMu.Unlock()
 		if pkgKey != nil {
@@ -287,6 +287,8 @@ func startPublishing(ctx context.Context, g *globals, n *node, keyFile string, r
 			if pkgKey, err = freebsd.ReadKey(b); err != nil {
 				return nil, fmt.Errorf("%s: %w", pkgKeyFile, err)
 			}
+		case errors.Is(err, fs.ErrNotExist) && !create:
+			return nil, publish.ErrNotFound
 		case errors.Is(err, fs.ErrNotExist):
 			k, err := freebsd.NewKey()
 			if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/pkgrepo/internal/decomp"
 )
 
 // Limits of what is read into memory: the control member (a control file
@@ -173,20 +174,17 @@ func codecOf(name, prefix string) (codec, bool) {
 	return "", false
 }
 
-func (c codec) reader(r io.Reader) (io.Reader, error) {
+// reader decompresses r; call the returned function when done.
+func (c codec) reader(r io.Reader) (io.Reader, func(), error) {
 	switch c {
 	case ".gz":
-		return gzip.NewReader(r)
+		return decomp.Reader(decomp.Gzip, r)
 	case ".xz":
-		return xz.NewReader(r)
+		return decomp.Reader(decomp.Xz, r)
 	case ".zst":
-		d, err := zstd.NewReader(r)
-		if err != nil {
-			return nil, err
-		}
-		return d.IOReadCloser(), nil
+		return decomp.Reader(decomp.Zstd, r)
 	}
-	return r, nil
+	return r, func() {}, nil
 }
 
 func (c codec) compress(b []byte) ([]byte, error) {
@@ -260,10 +258,11 @@ func readControlMember(r io.Reader) (debianBinary []byte, name string, control [
 // controlFile finds ./control in a control tarball.
 func controlFile(member string, data []byte) (*Control, error) {
 	c, _ := codecOf(member, "control.tar")
-	rd, err := c.reader(bytes.NewReader(data))
+	rd, done, err := c.reader(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrNotDeb, member, err)
 	}
+	defer done()
 	tr := tar.NewReader(io.LimitReader(rd, 4*MaxControlMember))
 	for {
 		hdr, err := tr.Next()
@@ -301,10 +300,11 @@ func Rewrite(r io.Reader, w io.Writer, version string) error {
 		return err
 	}
 	c, _ := codecOf(name, "control.tar")
-	rd, err := c.reader(bytes.NewReader(data))
+	rd, done, err := c.reader(bytes.NewReader(data))
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrNotDeb, name, err)
 	}
+	defer done()
 	var tarOut bytes.Buffer
 	tw := tar.NewWriter(&tarOut)
 	tr := tar.NewReader(io.LimitReader(rd, 4*MaxControlMember))
@@ -332,7 +332,7 @@ func Rewrite(r io.Reader, w io.Writer, version string) error {
 			found = true
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
-			return err
+			return fmt.Errorf("%w: %s: an entry cannot be written back: %v", ErrNotDeb, name, err)
 		}
 		if _, err := tw.Write(body); err != nil {
 			return err

@@ -47,6 +47,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/buildledger/buildledger/cas/digest"
+	"github.com/buildledger/buildledger/pkgrepo/internal/decomp"
 )
 
 // MaxManifest bounds what is read of each manifest member; MaxUnpacked
@@ -92,20 +93,11 @@ func sniff(br *bufio.Reader) (codec, error) {
 func (c codec) reader(r io.Reader) (io.Reader, func(), error) {
 	switch c {
 	case codecZstd:
-		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
-		if err != nil {
-			return nil, nil, err
-		}
-		return d, d.Close, nil
+		return decomp.Reader(decomp.Zstd, r)
 	case codecXz:
-		x, err := xz.NewReader(r)
-		return x, func() {}, err
+		return decomp.Reader(decomp.Xz, r)
 	case codecGzip:
-		g, err := gzip.NewReader(r)
-		if err != nil {
-			return nil, nil, err
-		}
-		return g, func() { g.Close() }, nil
+		return decomp.Reader(decomp.Gzip, r)
 	}
 	return r, func() {}, nil
 }
@@ -141,7 +133,7 @@ func parseManifest(name string, b []byte) (Manifest, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%w: %s is not JSON (a UCL manifest is not read): %v", ErrNotPkg, name, err)
 	}
-	for _, k := range []string{"name", "version", "origin"} {
+	for _, k := range []string{"name", "version", "origin", "abi"} {
 		if m.String(k) == "" {
 			return nil, fmt.Errorf("%w: %s has no %s", ErrNotPkg, name, k)
 		}
@@ -152,8 +144,9 @@ func parseManifest(name string, b []byte) (Manifest, error) {
 	return m, nil
 }
 
-// open starts reading a package: its compression and tar reader.
-func open(r io.Reader) (codec, *tar.Reader, func(), error) {
+// open starts reading a package: its compression and tar reader, which
+// fails past limit uncompressed bytes.
+func open(r io.Reader, limit int64) (codec, *tar.Reader, func(), error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	c, err := sniff(br)
 	if err != nil {
@@ -163,18 +156,18 @@ func open(r io.Reader) (codec, *tar.Reader, func(), error) {
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("%w: %v", ErrNotPkg, err)
 	}
-	return c, tar.NewReader(&capped{r: rd, left: MaxUnpacked}), done, nil
+	return c, tar.NewReader(&capped{r: rd, left: limit, limit: limit}), done, nil
 }
 
 // capped reads at most left bytes, then fails.
 type capped struct {
-	r    io.Reader
-	left int64
+	r           io.Reader
+	left, limit int64
 }
 
 func (c *capped) Read(p []byte) (int, error) {
 	if c.left <= 0 {
-		return 0, fmt.Errorf("%w: it unpacks to more than %d bytes", ErrNotPkg, int64(MaxUnpacked))
+		return 0, fmt.Errorf("%w: it unpacks to more than %d bytes", ErrNotPkg, c.limit)
 	}
 	if int64(len(p)) > c.left {
 		p = p[:c.left]
@@ -186,7 +179,7 @@ func (c *capped) Read(p []byte) (int, error) {
 
 // ReadManifest reads a package's +COMPACT_MANIFEST.
 func ReadManifest(r io.Reader) (Manifest, error) {
-	_, tr, done, err := open(r)
+	_, tr, done, err := open(r, MaxUnpacked)
 	if err != nil {
 		return nil, err
 	}
@@ -222,12 +215,20 @@ func readMember(tr *tar.Reader, h *tar.Header) ([]byte, error) {
 
 // Rewrite copies the package from r to w with version as the version of
 // both manifests; everything else is copied member by member and
-// re-compressed in the package's own compression.
+// re-compressed in the package's own compression. A package that unpacks
+// to more than MaxUnpacked bytes is refused (RewriteLimit).
 func Rewrite(r io.Reader, w io.Writer, version string) error {
+	return RewriteLimit(r, w, version, MaxUnpacked)
+}
+
+// RewriteLimit is Rewrite refusing a package that unpacks to more than
+// limit bytes (the publisher allows a multiple of the file's size: the
+// rewrite re-compresses everything, which takes time).
+func RewriteLimit(r io.Reader, w io.Writer, version string, limit int64) error {
 	if !ValidVersion(version) {
 		return fmt.Errorf("%w: %q", ErrVersion, version)
 	}
-	c, tr, done, err := open(r)
+	c, tr, done, err := open(r, limit)
 	if err != nil {
 		return err
 	}
@@ -238,6 +239,7 @@ func Rewrite(r io.Reader, w io.Writer, version string) error {
 	}
 	tw := tar.NewWriter(zw)
 	manifests, files := 0, 0
+	var first Manifest
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -264,10 +266,15 @@ func Rewrite(r io.Reader, w io.Writer, version string) error {
 			}
 			h.Size = int64(len(b))
 			if err := tw.WriteHeader(h); err != nil {
-				return err
+				return fmt.Errorf("%w: %s cannot be written back: %v", ErrNotPkg, h.Name, err)
 			}
 			if _, err := tw.Write(b); err != nil {
 				return err
+			}
+			if first == nil {
+				first = m
+			} else if first.String("name") != m.String("name") || first.String("origin") != m.String("origin") || first.String("abi") != m.String("abi") {
+				return fmt.Errorf("%w: +COMPACT_MANIFEST and +MANIFEST name another package", ErrNotPkg)
 			}
 			manifests++
 			continue
@@ -276,7 +283,7 @@ func Rewrite(r io.Reader, w io.Writer, version string) error {
 			files++
 		}
 		if err := tw.WriteHeader(h); err != nil {
-			return err
+			return fmt.Errorf("%w: %s cannot be written back: %v", ErrNotPkg, h.Name, err)
 		}
 		if _, err := io.Copy(tw, tr); err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrNotPkg, h.Name, err)

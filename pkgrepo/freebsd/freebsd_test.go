@@ -1,11 +1,14 @@
 package freebsd
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -270,3 +273,39 @@ func FuzzRewrite(f *testing.F) {
 }
 
 func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }
+
+// TestRewriteUnwritable: an entry Go's tar reader takes but its writer
+// refuses (a regular file whose name ends in "/") makes the package
+// unreadable (ErrNotPkg), not a failure to retry.
+func TestRewriteUnwritable(t *testing.T) {
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	m, _ := json.Marshal(map[string]string{"name": "x", "origin": "a/x", "version": "1", "abi": "FreeBSD:14:amd64"})
+	for _, n := range []string{"+COMPACT_MANIFEST", "+MANIFEST"} {
+		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(m)), Typeflag: tar.TypeReg})
+		tw.Write(m)
+	}
+	tw.Flush()
+	h := make([]byte, 512)
+	copy(h, "/usr/local/share/foo/")
+	copy(h[100:], "0000644\x00")
+	copy(h[108:], "0000000\x00")
+	copy(h[116:], "0000000\x00")
+	copy(h[124:], "00000000001\x00")
+	copy(h[136:], "00000000000\x00")
+	h[156] = '0'
+	copy(h[257:], "ustar\x0000")
+	copy(h[148:], "        ")
+	sum := 0
+	for _, b := range h {
+		sum += int(b)
+	}
+	copy(h[148:], fmt.Sprintf("%06o\x00 ", sum))
+	raw.Write(h)
+	raw.Write(append([]byte{'x'}, make([]byte, 511)...))
+	raw.Write(make([]byte, 1024))
+	err := Rewrite(bytes.NewReader(raw.Bytes()), &bytes.Buffer{}, "1.0")
+	if !errors.Is(err, ErrNotPkg) || !strings.Contains(err.Error(), "cannot be written back") {
+		t.Fatalf("Rewrite: %v", err)
+	}
+}

@@ -49,7 +49,7 @@ func freebsdPkg(t testing.TB, name, version, content string) []byte {
 // signature.
 func catalogue(t testing.TB, l *ledgertest.Ledger, p *publish.Publisher, repo string, pub []byte) []map[string]any {
 	t.Helper()
-	zr, err := zstd.NewReader(bytes.NewReader(file(t, l, p, "freebsd/"+repo+"/packagesite.pkg")))
+	zr, err := zstd.NewReader(bytes.NewReader(file(t, l, p, "freebsd/"+repo+"/"+abi+"/packagesite.pkg")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +91,8 @@ func versions(c []map[string]any) string {
 	return strings.Join(out, " ")
 }
 
+const abi = "FreeBSD:14:amd64"
+
 // TestPublishingFreeBSD: .pkg main binaries are published in the FreeBSD
 // repositories of their platform, rewritten to their repository version,
 // the newest build's version of each package offered (pkg offers one),
@@ -103,7 +105,7 @@ func TestPublishingFreeBSD(t *testing.T) {
 		t.Fatal(err)
 	}
 	fkey := testRSAKey(t)
-	p, err := publish.New(publish.Config{Ledger: l.Ledger, DB: l.DB, Key: key, Reproduced: 2, PkgKey: func() (*freebsd.Key, error) { return fkey, nil }})
+	p, err := publish.New(publish.Config{Ledger: l.Ledger, DB: l.DB, Key: key, Reproduced: 2, PkgKey: func(bool) (*freebsd.Key, error) { return fkey, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +116,7 @@ func TestPublishingFreeBSD(t *testing.T) {
 	record(t, l, "hello", "freebsd-14", "hello-1.0.pkg", v2, t0.Add(2*time.Hour))
 	record(t, l, "world", "freebsd-14", "world-2.0_1.pkg", freebsdPkg(t, "world", "2.0_1", "w"), t0)
 	sync(t, p)
-	if got := strings.Join(p.Repos(), " "); got != "freebsd-14 freebsd-14-reproduced" {
+	if got := strings.Join(p.Repos(), " "); got != "freebsd-14-reproduced/"+abi+" freebsd-14/"+abi {
 		t.Fatalf("repositories: %q", got)
 	}
 	if len(p.Suites()) != 0 {
@@ -126,12 +128,12 @@ func TestPublishingFreeBSD(t *testing.T) {
 	if got := versions(c); got != "hello="+rv2+" world="+rw {
 		t.Fatalf("freebsd-14 offers %s", got)
 	}
-	served := file(t, l, p, "freebsd/freebsd-14/"+c[0]["repopath"].(string))
+	served := file(t, l, p, "freebsd/freebsd-14/"+abi+"/"+c[0]["repopath"].(string))
 	m, err := freebsd.ReadManifest(bytes.NewReader(served))
 	if err != nil || m.String("version") != rv2 || cas.Sum(served).String() != c[0]["sum"] || float64(len(served)) != c[0]["pkgsize"] {
 		t.Fatalf("the served package: %v, %v", m, err)
 	}
-	if string(file(t, l, p, "freebsd/freebsd-14/meta.conf")) != freebsd.MetaConf {
+	if string(file(t, l, p, "freebsd/freebsd-14/"+abi+"/meta.conf")) != freebsd.MetaConf {
 		t.Fatal("meta.conf")
 	}
 	if got := versions(catalogue(t, l, p, "freebsd-14-reproduced", fkey.Public())); got != "" {
@@ -150,7 +152,7 @@ func TestPublishingFreeBSD(t *testing.T) {
 	if err != nil || rec.Format != "pkg" || rec.Original != cas.Sum(v2) {
 		t.Fatalf("provenance: %+v, %v", rec, err)
 	}
-	if _, err := p.Lookup("freebsd/freebsd-14/All/nothing.pkg"); err != publish.ErrNotFound {
+	if _, _, err := p.Lookup("freebsd/freebsd-14/" + abi + "/All/nothing.pkg"); err != publish.ErrNotFound {
 		t.Fatalf("an unknown package: %v", err)
 	}
 
@@ -172,19 +174,32 @@ func TestPublishingFreeBSD(t *testing.T) {
 		return res.StatusCode, b
 	}
 	for path, want := range map[string][]byte{
-		"/freebsd/pkg.pub":                                 fkey.Public(),
-		"/freebsd/freebsd-14/packagesite.pkg":              file(t, l, p, "freebsd/freebsd-14/packagesite.pkg"),
-		"/freebsd/freebsd-14-reproduced/data.pkg":          file(t, l, p, "freebsd/freebsd-14-reproduced/data.pkg"),
-		"/freebsd/freebsd-14/" + c[0]["repopath"].(string): served,
+		"/freebsd/pkg.pub": fkey.Public(),
+		"/freebsd/freebsd-14/" + abi + "/packagesite.pkg":              file(t, l, p, "freebsd/freebsd-14/"+abi+"/packagesite.pkg"),
+		"/freebsd/freebsd-14-reproduced/" + abi + "/data.pkg":          file(t, l, p, "freebsd/freebsd-14-reproduced/"+abi+"/data.pkg"),
+		"/freebsd/freebsd-14/" + abi + "/" + c[0]["repopath"].(string): served,
 	} {
 		if code, b := get(path); code != 200 || !bytes.Equal(b, want) {
 			t.Errorf("%s: %d, %d bytes", path, code, len(b))
 		}
 	}
-	if code, b := get("/freebsd"); code != 200 || !strings.Contains(string(b), hs.URL+"/freebsd/freebsd-14-reproduced") {
+	// pkg asks for Last-Modified (and sends If-Modified-Since).
+	if res, err := http.Get(hs.URL + "/freebsd/freebsd-14/" + abi + "/meta.conf"); err != nil || res.Header.Get("Last-Modified") == "" {
+		t.Errorf("meta.conf has no Last-Modified: %v", err)
+	} else {
+		res.Body.Close()
+		req, _ := http.NewRequest(http.MethodGet, hs.URL+"/freebsd/freebsd-14/"+abi+"/meta.conf", nil)
+		req.Header.Set("If-Modified-Since", res.Header.Get("Last-Modified"))
+		if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusNotModified {
+			t.Errorf("If-Modified-Since: %v %v", res.Status, err)
+		} else {
+			res.Body.Close()
+		}
+	}
+	if code, b := get("/freebsd"); code != 200 || !strings.Contains(string(b), hs.URL+"/freebsd/freebsd-14-reproduced/"+abi) || !strings.Contains(string(b), `url: "`+hs.URL+`/freebsd/freebsd-14/${ABI}"`) {
 		t.Errorf("/freebsd: %d\n%s", code, b)
 	}
-	for _, path := range []string{"/freebsd/freebsd-13/meta.conf", "/freebsd/freebsd-14/All/x.pkg", "/freebsd/freebsd-14/../../log/key"} {
+	for _, path := range []string{"/freebsd/freebsd-13/" + abi + "/meta.conf", "/freebsd/freebsd-14/" + abi + "/All/x.pkg", "/freebsd/freebsd-14/FreeBSD:13:amd64/meta.conf", "/freebsd/freebsd-14/../../log/key"} {
 		if code, _ := get(path); code != 404 && code != 301 {
 			t.Errorf("%s: %d", path, code)
 		}

@@ -73,11 +73,12 @@ var (
 	pCount    = []byte("r/k/") // original digest → reproducing keys (uint32)
 	pPool     = []byte("r/f/") // pool path → served digest
 	pSuite    = []byte("r/s/") // suite → manifest
+	pDirty    = []byte("r/y/") // platform → "": its suites are to be rewritten
 )
 
 // stateVersion changes whenever what the publisher derives from the log
 // changes: state of another version is dropped and rebuilt from index 0.
-const stateVersion = 2
+const stateVersion = 3
 
 // ReproducedSuffix names a platform's reproduced-only suite.
 const ReproducedSuffix = "-reproduced"
@@ -94,9 +95,11 @@ type Config struct {
 	// Key signs the suites' Release files.
 	Key *apt.Key
 	// PkgKey, if set, returns the key that signs the FreeBSD repositories'
-	// catalogues (called when one is first written); nil publishes no
+	// catalogues, made if create is set and there is none yet (it is
+	// called with create when a catalogue is first written, without when
+	// the key is asked for: ErrNotFound until then); nil publishes no
 	// FreeBSD packages.
-	PkgKey func() (*freebsd.Key, error)
+	PkgKey func(create bool) (*freebsd.Key, error)
 	// Reproduced is how many distinct rebuilder keys must have reproduced
 	// a package's exact bytes for PLATFORM-reproduced to list it. Default 2.
 	Reproduced int
@@ -143,12 +146,12 @@ type manifest struct {
 	Files    map[string]fileJSON `json:"files"`
 	Packages int                 `json:"packages"`
 	Size     uint64              `json:"log_size"` // the log size it reflects
+	Written  time.Time           `json:"written"`  // served as Last-Modified
 }
 
 type meta struct {
-	Version int      `json:"version"`
-	Applied uint64   `json:"applied"`
-	Dirty   []string `json:"dirty,omitempty"` // platforms whose suites are to be rewritten
+	Version int    `json:"version"`
+	Applied uint64 `json:"applied"`
 }
 
 // Publisher keeps the repositories. It is safe for concurrent use; Sync
@@ -200,6 +203,7 @@ func New(cfg Config) (*Publisher, error) {
 		if err := cfg.DB.DropPrefix(pAll); err != nil {
 			return nil, err
 		}
+		m = meta{}
 	}
 	if err := p.loadSuites(); err != nil {
 		return nil, err
@@ -219,7 +223,7 @@ func (p *Publisher) PkgPublicKey() ([]byte, error) {
 	if p.cfg.PkgKey == nil {
 		return nil, ErrNotFound
 	}
-	k, err := p.cfg.PkgKey()
+	k, err := p.cfg.PkgKey(false)
 	if err != nil {
 		return nil, err
 	}
@@ -277,10 +281,20 @@ func (p *Publisher) loadSuites() error {
 func (p *Publisher) Run(ctx context.Context) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
+	var failed time.Time // of the last failed Sync: retried after 5 s
+	last := ""
 	for {
-		if cp := p.cfg.Ledger.Checkpoint(); cp != nil && cp.Size > p.Applied() {
-			if err := p.Sync(ctx); err != nil && ctx.Err() == nil {
-				p.cfg.Logger.Error("package repositories: publishing failed; retrying", "err", err)
+		if cp := p.cfg.Ledger.Checkpoint(); cp != nil && (cp.Size > p.Applied() || !failed.IsZero() && time.Since(failed) > 5*time.Second) {
+			err := p.Sync(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				failed = time.Now()
+				if err.Error() != last { // each error once, not every retry
+					p.cfg.Logger.Error("package repositories: publishing failed; retrying", "err", err)
+					last = err.Error()
+				}
+			case err == nil:
+				failed, last = time.Time{}, ""
 			}
 		}
 		select {
@@ -311,34 +325,44 @@ func (p *Publisher) Sync(ctx context.Context) (err error) {
 		return err
 	}
 	m.Version = stateVersion
-	dirty := map[string]bool{}
-	for _, d := range m.Dirty {
-		dirty[d] = true
-	}
 	for m.Applied < cp.Size {
 		end := min(m.Applied+batch, cp.Size)
-		if err := p.apply(ctx, m.Applied, end, cp.Size, dirty); err != nil {
+		if err := p.apply(ctx, m.Applied, end, cp.Size); err != nil {
 			return err
 		}
 		m.Applied = end
-		m.Dirty = slices.Sorted(mapKeys(dirty))
 		if err := p.cfg.DB.Update(func(txn *badger.Txn) error { return setJSON(txn, pMeta, m) }); err != nil {
+			return err
+		}
+	}
+	// The platforms marked dirty, in the transactions that changed what
+	// their suites list: each is rewritten, then unmarked.
+	var dirty []string
+	if err := p.cfg.DB.View(func(txn *badger.Txn) error {
+		return scanKeys(txn, pDirty, func(k []byte) error { dirty = append(dirty, string(k[len(pDirty):])); return nil })
+	}); err != nil {
+		return err
+	}
+	var errs []error
+	for _, platform := range dirty {
+		if err := p.writeSuites(ctx, platform, m.Applied); err != nil {
+			// The others are still published; this one stays marked.
+			errs = append(errs, fmt.Errorf("publishing %s: %w", platform, err))
+			continue
+		}
+		if err := p.cfg.DB.Update(func(txn *badger.Txn) error {
+			return txn.Delete(append(slices.Clone(pDirty), platform...))
+		}); err != nil {
 			return err
 		}
 	}
 	if len(dirty) > 0 {
-		for _, platform := range slices.Sorted(mapKeys(dirty)) {
-			if err := p.writeSuites(ctx, platform, m.Applied); err != nil {
-				return fmt.Errorf("publishing %s: %w", platform, err)
-			}
-		}
-		m.Dirty = nil
-		if err := p.cfg.DB.Update(func(txn *badger.Txn) error { return setJSON(txn, pMeta, m) }); err != nil {
-			return err
-		}
 		if err := p.loadSuites(); err != nil {
 			return err
 		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	p.applied.Store(m.Applied)
 	return nil
@@ -357,7 +381,7 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 // apply publishes what events [from, to) add, marking the platforms whose
 // suites change dirty; size is the checkpoint's, against which keys'
 // standing is judged.
-func (p *Publisher) apply(ctx context.Context, from, to, size uint64, dirty map[string]bool) error {
+func (p *Publisher) apply(ctx context.Context, from, to, size uint64) error {
 	recount := map[cas.Digest]bool{}
 	allKeys := false
 	for i := from; i < to; i++ {
@@ -372,7 +396,6 @@ func (p *Publisher) apply(ctx context.Context, from, to, size uint64, dirty map[
 				return err
 			}
 			if published {
-				dirty[e.Platform] = true
 				recount[d] = true
 			}
 		case *ledger.AttestationRecorded:
@@ -398,7 +421,7 @@ func (p *Publisher) apply(ctx context.Context, from, to, size uint64, dirty map[
 		}
 	}
 	for d := range recount {
-		if err := p.recount(d, size, dirty); err != nil {
+		if err := p.recount(d, size); err != nil {
 			return err
 		}
 	}
@@ -436,19 +459,31 @@ func (p *Publisher) publishBuild(ctx context.Context, index uint64, e *ledger.Bu
 		return cas.Digest{}, false, nil
 	}
 	rk := recordKey(e.Platform, a.SHA256)
-	var exists bool
+	var existing *Record
 	if err := p.cfg.DB.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(rk)
-		exists = err == nil
+		it, err := txn.Get(rk)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
 		}
-		return err
-	}); err != nil || exists {
+		if err != nil {
+			return err
+		}
+		existing = &Record{}
+		return it.Value(func(v []byte) error { return json.Unmarshal(v, existing) })
+	}); err != nil {
 		return a.SHA256, false, err
 	}
+	if existing != nil {
+		// Published before; if by this very event (a batch applied again
+		// after a failure), its count is checked again.
+		return a.SHA256, existing.Index == index && existing.Skipped == "", nil
+	}
 	rec := Record{Platform: e.Platform, Job: e.Job, Build: e.UUID, Index: index, Path: a.Path, Original: a.SHA256, Format: f.name}
-	if err := p.rewrite(ctx, f, e, &rec); err != nil {
+	if strings.HasSuffix(e.Platform, ReproducedSuffix) {
+		// Its suite would be another platform's reproduced suite.
+		rec.Skipped = "the platform's name ends in " + ReproducedSuffix + ", which names the reproduced suites"
+		p.cfg.Logger.Warn("package repositories: not published", "job", e.Job, "build", e.UUID, "reason", rec.Skipped)
+	} else if err := p.rewrite(ctx, f, e, &rec, a.Size); err != nil {
 		var skip skipError
 		if !errors.As(err, &skip) {
 			return a.SHA256, false, err
@@ -463,13 +498,16 @@ func (p *Publisher) publishBuild(ctx context.Context, index uint64, e *ledger.Bu
 		if rec.Skipped != "" {
 			return nil
 		}
+		if err := txn.Set(append(slices.Clone(pDirty), e.Platform...), nil); err != nil {
+			return err
+		}
 		if err := txn.Set(append(append(slices.Clone(pByOrig), a.SHA256[:]...), e.Platform...), nil); err != nil {
 			return err
 		}
 		if err := txn.Set(append(slices.Clone(pByServed), rec.Served[:]...), rk); err != nil {
 			return err
 		}
-		return txn.Set(poolKey(&rec), rec.Served[:])
+		return txn.Set(poolKey(&rec), append(rec.Served[:], binary.BigEndian.AppendUint64(nil, uint64(e.Finished.Unix()))...))
 	})
 	if err != nil || rec.Skipped != "" {
 		return a.SHA256, false, err
@@ -491,8 +529,8 @@ type format struct {
 	name        string // Record.Format
 	readVersion func(io.Reader) (string, error)
 	repoVersion func(string, time.Time, cas.Digest) string
-	rewrite     func(io.Reader, io.Writer, string) error
-	unreadable  func(error) bool // the file is not such a package
+	rewrite     func(r io.Reader, w io.Writer, version string, size int64) error // size: the original's
+	unreadable  func(error) bool                                                 // the file is not such a package
 	describe    func(io.Reader, *Record) error
 }
 
@@ -507,8 +545,9 @@ var (
 			return c.Get("Version"), nil
 		},
 		repoVersion: deb.RepoVersion,
-		rewrite:     deb.Rewrite,
-		unreadable:  func(err error) bool { return errors.Is(err, deb.ErrNotDeb) || errors.Is(err, deb.ErrVersion) },
+		// A .deb's data member is copied as it is: nothing unpacks.
+		rewrite:    func(r io.Reader, w io.Writer, v string, _ int64) error { return deb.Rewrite(r, w, v) },
+		unreadable: func(err error) bool { return errors.Is(err, deb.ErrNotDeb) || errors.Is(err, deb.ErrVersion) },
 		describe: func(r io.Reader, rec *Record) error {
 			c, err := deb.ReadControl(r)
 			if err != nil {
@@ -529,7 +568,12 @@ var (
 			return m.String("version"), nil
 		},
 		repoVersion: freebsd.RepoVersion,
-		rewrite:     freebsd.Rewrite,
+		// Everything is unpacked and packed again: at most 64 times the
+		// file's size (and 1 GiB for any package), so that a small
+		// package that unpacks without end does not hold publishing up.
+		rewrite: func(r io.Reader, w io.Writer, v string, size int64) error {
+			return freebsd.RewriteLimit(r, w, v, min(freebsd.MaxUnpacked, max(1<<30, 64*size)))
+		},
 		unreadable: func(err error) bool {
 			return errors.Is(err, freebsd.ErrNotPkg) || errors.Is(err, freebsd.ErrVersion)
 		},
@@ -568,9 +612,44 @@ func poolKey(rec *Record) []byte {
 	return append(slices.Clone(pPool), rec.Filename...)
 }
 
-// rewrite stores the main binary rewritten under its repository version
-// and fills in rec.
-func (p *Publisher) rewrite(ctx context.Context, f *format, e *ledger.BuildRecorded, rec *Record) error {
+// tracked remembers the first error reading its reader returned (other
+// than io.EOF): the store's, not the package's.
+type tracked struct {
+	r   io.Reader
+	err error
+}
+
+func (t *tracked) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF && t.err == nil {
+		t.err = err
+	}
+	return n, err
+}
+
+// trackedW remembers the first error writing to its writer returned.
+type trackedW struct {
+	w   io.Writer
+	err error
+}
+
+func (t *trackedW) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+	return n, err
+}
+
+// errStopped: the content store stopped taking the rewritten bytes.
+var errStopped = errors.New("publish: the content store stopped reading")
+
+// rewrite stores the main binary (size bytes) rewritten under its
+// repository version and fills in rec. Only a file that is no package the
+// format reads gives a skipError: a failure to read or store it (a
+// corrupt blob, a full disk, a shutdown) is returned as it is, to be
+// retried.
+func (p *Publisher) rewrite(ctx context.Context, f *format, e *ledger.BuildRecorded, rec *Record, size int64) error {
 	store := p.cfg.Ledger.Store()
 	open := func() (*cas.Reader, error) {
 		r, err := store.Open(ctx, rec.Original)
@@ -583,12 +662,15 @@ func (p *Publisher) rewrite(ctx context.Context, f *format, e *ledger.BuildRecor
 	if err != nil {
 		return err
 	}
-	v, err := f.readVersion(r)
+	in := &tracked{r: r}
+	v, err := f.readVersion(in)
 	r.Close()
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case in.err != nil:
+		return in.err
+	case err != nil:
 		return skipError{err}
 	}
 	version := f.repoVersion(v, e.Started, rec.Original)
@@ -597,22 +679,33 @@ func (p *Publisher) rewrite(ctx context.Context, f *format, e *ledger.BuildRecor
 		return err
 	}
 	defer r.Close()
+	in = &tracked{r: r}
 	pr, pw := io.Pipe()
+	out := &trackedW{w: pw}
 	rewritten := make(chan error, 1)
 	go func() {
-		err := f.rewrite(r, pw, version)
+		err := f.rewrite(in, out, version, size)
 		pw.CloseWithError(err)
 		rewritten <- err
 	}()
 	info, err := store.Put(ctx, pr)
-	pr.CloseWithError(errors.New("publish: stopped reading"))
-	if rerr := <-rewritten; rerr != nil {
-		if f.unreadable(rerr) {
-			return skipError{rerr}
+	pr.CloseWithError(errStopped)
+	rerr := <-rewritten
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case in.err != nil: // reading the original failed
+		return in.err
+	case out.err != nil: // storing the rewrite failed
+		if err != nil {
+			return err
 		}
+		return out.err
+	case rerr != nil && f.unreadable(rerr):
+		return skipError{rerr}
+	case rerr != nil:
 		return rerr
-	}
-	if err != nil {
+	case err != nil:
 		return err
 	}
 	served, err := store.Open(ctx, info.Digest)
@@ -628,7 +721,7 @@ func (p *Publisher) rewrite(ctx context.Context, f *format, e *ledger.BuildRecor
 // recount counts the distinct active keys whose attestations say they
 // reproduced d's exact bytes, and marks the platforms publishing d dirty
 // when the count crosses the threshold.
-func (p *Publisher) recount(d cas.Digest, size uint64, dirty map[string]bool) error {
+func (p *Publisher) recount(d cas.Digest, size uint64) error {
 	var platforms []string
 	var before uint32
 	ck := append(slices.Clone(pCount), d[:]...)
@@ -673,12 +766,14 @@ func (p *Publisher) recount(d cas.Digest, size uint64, dirty map[string]bool) er
 		return nil
 	}
 	k := uint32(p.cfg.Reproduced)
-	if (before >= k) != (after >= k) {
-		for _, pl := range platforms {
-			dirty[pl] = true
-		}
-	}
 	if err := p.cfg.DB.Update(func(txn *badger.Txn) error {
+		if (before >= k) != (after >= k) {
+			for _, pl := range platforms {
+				if err := txn.Set(append(slices.Clone(pDirty), pl...), nil); err != nil {
+					return err
+				}
+			}
+		}
 		return txn.Set(ck, binary.BigEndian.AppendUint32(nil, after))
 	}); err != nil {
 		return err
@@ -778,8 +873,8 @@ func (p *Publisher) reproducedCounts() (map[cas.Digest]uint32, error) {
 }
 
 // FreeBSDPrefix starts the names of FreeBSD repositories among the
-// suites (a platform's are "freebsd/PLATFORM" and
-// "freebsd/PLATFORM-reproduced").
+// suites (a platform's are "freebsd/PLATFORM/ABI" and
+// "freebsd/PLATFORM-reproduced/ABI" for each ABI its packages are for).
 const FreeBSDPrefix = "freebsd/"
 
 // writeSuites rewrites a platform's repositories from the records: the
@@ -830,14 +925,24 @@ func (p *Publisher) writeSuites(ctx context.Context, platform string, size uint6
 		}
 	}
 	if len(st.pkg) > 0 {
-		key, err := p.cfg.PkgKey()
+		key, err := p.cfg.PkgKey(true)
 		if err != nil {
 			return err
 		}
-		// pkg offers one version of a package: the newest build's.
-		newest := func(ok func(cas.Digest) bool) []freebsd.Package {
+		// pkg offers one version of a package: the newest build's. And a
+		// repository holds the packages of one ABI (pkg refuses a
+		// catalogue with a package of another): clients name theirs in
+		// the URL, ".../freebsd/PLATFORM/${ABI}", as pkg.robur.coop.
+		abis := map[string]bool{}
+		for _, e := range st.pkg {
+			abis[e.Manifest.String("abi")] = true
+		}
+		newest := func(abi string, ok func(cas.Digest) bool) []freebsd.Package {
 			by := map[string]pkgEntry{}
 			for orig, e := range st.pkg {
+				if e.Manifest.String("abi") != abi {
+					continue
+				}
 				name := e.Manifest.String("name")
 				if cur, seen := by[name]; ok(orig) && (!seen || e.index > cur.index) {
 					by[name] = e
@@ -849,19 +954,21 @@ func (p *Publisher) writeSuites(ctx context.Context, platform string, size uint6
 			}
 			return out
 		}
-		for _, s := range []struct {
-			name string
-			pkgs []freebsd.Package
-		}{
-			{FreeBSDPrefix + platform, newest(func(cas.Digest) bool { return true })},
-			{FreeBSDPrefix + platform + ReproducedSuffix, newest(func(d cas.Digest) bool { return counts[d] >= k })},
-		} {
-			files, err := freebsd.BuildRepo(s.pkgs, key)
-			if err != nil {
-				return err
-			}
-			if err := p.storeSuite(ctx, s.name, files, len(s.pkgs), size); err != nil {
-				return err
+		for abi := range abis {
+			for _, s := range []struct {
+				name string
+				pkgs []freebsd.Package
+			}{
+				{FreeBSDPrefix + platform + "/" + abi, newest(abi, func(cas.Digest) bool { return true })},
+				{FreeBSDPrefix + platform + ReproducedSuffix + "/" + abi, newest(abi, func(d cas.Digest) bool { return counts[d] >= k })},
+			} {
+				files, err := freebsd.BuildRepo(s.pkgs, key)
+				if err != nil {
+					return err
+				}
+				if err := p.storeSuite(ctx, s.name, files, len(s.pkgs), size); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -871,7 +978,12 @@ func (p *Publisher) writeSuites(ctx context.Context, platform string, size uint6
 // storeSuite keeps a suite's files in the content store and its manifest
 // under r/s/.
 func (p *Publisher) storeSuite(ctx context.Context, name string, files map[string][]byte, packages int, size uint64) error {
-	m := manifest{Files: map[string]fileJSON{}, Packages: packages, Size: size}
+	m := manifest{Files: map[string]fileJSON{}, Packages: packages, Size: size, Written: p.cfg.Now().UTC().Truncate(time.Second)}
+	// Last-Modified has whole seconds, and clients ask If-Modified-Since:
+	// a suite written again within a second must still look newer.
+	if prev, ok := (*p.suites.Load())[name]; ok && !m.Written.After(prev.Written) {
+		m.Written = prev.Written.Add(time.Second)
+	}
 	blobs := map[cas.Digest][]byte{} // architectures may share an index
 	for f, b := range files {
 		d := cas.Sum(b)
@@ -899,8 +1011,8 @@ func (p *Publisher) Suites() []string {
 	return out
 }
 
-// Repos returns the names of the published FreeBSD repositories (the
-// platforms, with PLATFORM-reproduced), sorted.
+// Repos returns the names of the published FreeBSD repositories
+// (PLATFORM/ABI and PLATFORM-reproduced/ABI), sorted.
 func (p *Publisher) Repos() []string {
 	var out []string
 	for _, s := range slices.Sorted(mapKeys(*p.suites.Load())) {
@@ -927,72 +1039,87 @@ func (p *Publisher) Suite(name string) (SuiteInfo, bool) {
 // ErrNotFound: no such file in the repositories.
 var ErrNotFound = errors.New("publish: no such file in the package repositories")
 
-// Lookup resolves a path under the repositories' root ("dists/SUITE/…",
-// including by-hash names of any index ever published, or "pool/…") to
-// the blob holding it.
-func (p *Publisher) Lookup(path string) (cas.Digest, error) {
+// Lookup resolves a path under the repositories' root to the blob holding
+// it and when it last changed (for Last-Modified): "dists/SUITE/…"
+// (including by-hash names of any index ever published), "pool/…", or
+// "freebsd/PLATFORM[-reproduced]/ABI/{meta.conf,packagesite.pkg,data.pkg,
+// All/…}".
+func (p *Publisher) Lookup(path string) (cas.Digest, time.Time, error) {
+	suiteFile := func(suite, name string) (cas.Digest, time.Time, bool, error) {
+		m, ok := (*p.suites.Load())[suite]
+		if !ok {
+			return cas.Digest{}, time.Time{}, false, ErrNotFound
+		}
+		if f, ok := m.Files[name]; ok {
+			d, err := cas.ParseDigest(f.SHA256)
+			return d, m.Written, true, err
+		}
+		return cas.Digest{}, m.Written, false, nil
+	}
 	switch {
 	case strings.HasPrefix(path, "dists/"):
 		suite, name, ok := strings.Cut(strings.TrimPrefix(path, "dists/"), "/")
 		if !ok {
-			return cas.Digest{}, ErrNotFound
+			return cas.Digest{}, time.Time{}, ErrNotFound
 		}
-		m, ok := (*p.suites.Load())[suite]
-		if !ok {
-			return cas.Digest{}, ErrNotFound
-		}
-		if f, ok := m.Files[name]; ok {
-			return cas.ParseDigest(f.SHA256)
+		d, written, found, err := suiteFile(suite, name)
+		if found || err != nil {
+			return d, written, err
 		}
 		// main/binary-ARCH/by-hash/SHA256/HEX: indexes are immutable
 		// blobs, so any one this suite ever listed is still there.
 		if dir, hex, ok := strings.Cut(name, "/by-hash/SHA256/"); ok && strings.HasPrefix(dir, "main/binary-") && !strings.Contains(hex, "/") {
 			d, err := cas.ParseDigest(hex)
 			if err != nil {
-				return cas.Digest{}, ErrNotFound
+				return cas.Digest{}, time.Time{}, ErrNotFound
 			}
 			if has, err := p.cfg.Ledger.Store().Has(d); err != nil || !has {
-				return cas.Digest{}, errors.Join(err, ErrNotFound)
+				return cas.Digest{}, time.Time{}, errors.Join(err, ErrNotFound)
 			}
-			return d, nil
+			return d, time.Time{}, nil
 		}
-		return cas.Digest{}, ErrNotFound
+		return cas.Digest{}, time.Time{}, ErrNotFound
 	case strings.HasPrefix(path, FreeBSDPrefix):
-		repo, name, ok := strings.Cut(strings.TrimPrefix(path, FreeBSDPrefix), "/")
-		if !ok {
-			return cas.Digest{}, ErrNotFound
+		parts := strings.SplitN(strings.TrimPrefix(path, FreeBSDPrefix), "/", 3)
+		if len(parts) != 3 {
+			return cas.Digest{}, time.Time{}, ErrNotFound
 		}
-		m, ok := (*p.suites.Load())[FreeBSDPrefix+repo]
-		if !ok {
-			return cas.Digest{}, ErrNotFound
+		d, written, found, err := suiteFile(FreeBSDPrefix+parts[0]+"/"+parts[1], parts[2])
+		if found || err != nil {
+			return d, written, err
 		}
-		if f, ok := m.Files[name]; ok {
-			return cas.ParseDigest(f.SHA256)
+		if strings.HasPrefix(parts[2], "All/") {
+			return p.pool(FreeBSDPrefix + parts[2])
 		}
-		if strings.HasPrefix(name, "All/") {
-			return p.pool(FreeBSDPrefix + name)
-		}
-		return cas.Digest{}, ErrNotFound
+		return cas.Digest{}, time.Time{}, ErrNotFound
 	case strings.HasPrefix(path, "pool/"):
 		return p.pool(path)
 	}
-	return cas.Digest{}, ErrNotFound
+	return cas.Digest{}, time.Time{}, ErrNotFound
 }
 
-// pool looks up a package file by its pool key.
-func (p *Publisher) pool(path string) (cas.Digest, error) {
+// pool looks up a package file by its pool key: its digest and its
+// build's finish time.
+func (p *Publisher) pool(path string) (cas.Digest, time.Time, error) {
 	var d cas.Digest
+	var t time.Time
 	err := p.cfg.DB.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(append(slices.Clone(pPool), path...))
 		if err != nil {
 			return err
 		}
-		return it.Value(func(v []byte) error { copy(d[:], v); return nil })
+		return it.Value(func(v []byte) error {
+			copy(d[:], v)
+			if len(v) == 40 {
+				t = time.Unix(int64(binary.BigEndian.Uint64(v[32:])), 0)
+			}
+			return nil
+		})
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return d, ErrNotFound
+		return d, t, ErrNotFound
 	}
-	return d, err
+	return d, t, err
 }
 
 // Provenance returns the record of the served .deb with this digest: the

@@ -3,6 +3,7 @@ package publish_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/buildledger/buildledger/ledger/ledgertest"
 	"github.com/buildledger/buildledger/pkgrepo/apt"
 	"github.com/buildledger/buildledger/pkgrepo/deb"
+	"github.com/buildledger/buildledger/pkgrepo/freebsd"
 	"github.com/buildledger/buildledger/pkgrepo/publish"
 )
 
@@ -60,7 +62,7 @@ func sync(t testing.TB, p *publish.Publisher) {
 // file returns a published file's bytes.
 func file(t testing.TB, l *ledgertest.Ledger, p *publish.Publisher, path string) []byte {
 	t.Helper()
-	d, err := p.Lookup(path)
+	d, _, err := p.Lookup(path)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
@@ -180,11 +182,22 @@ func TestPublishing(t *testing.T) {
 	if skipped != 1 {
 		t.Errorf("%d skipped records, want 1", skipped)
 	}
-	if _, err := p.Lookup("pool/main/h/hello/nothing.deb"); err != publish.ErrNotFound {
+	if _, _, err := p.Lookup("pool/main/h/hello/nothing.deb"); err != publish.ErrNotFound {
 		t.Errorf("an unknown pool file: %v", err)
 	}
-	if _, err := p.Lookup("dists/debian-12/main/binary-amd64/by-hash/SHA256/" + strings.Repeat("0", 64)); err == nil {
+	if _, _, err := p.Lookup("dists/debian-12/main/binary-amd64/by-hash/SHA256/" + strings.Repeat("0", 64)); err == nil {
 		t.Error("an unknown hash is found")
+	}
+
+	// A platform named like a reproduced suite publishes nothing (it would
+	// take debian-12's reproduced suite over).
+	record(t, l, "evil", "debian-12-reproduced", "evil.deb", debtest.Build(t, "evil", "1.0", "all", "x"), t0)
+	sync(t, p)
+	if got := stanzas(file(t, l, p, "dists/debian-12-reproduced/main/binary-amd64/Packages")); len(got) != 0 {
+		t.Fatalf("the reproduced suite lists %v", got)
+	}
+	if recs, _ := p.Published("debian-12-reproduced", cas.Digest{}, 10); len(recs) != 1 || !strings.Contains(recs[0].Skipped, "reproduced") {
+		t.Fatalf("the record of a build on debian-12-reproduced: %+v", recs)
 	}
 
 	// The same output again (other inputs, later): nothing new. Other
@@ -235,5 +248,52 @@ func TestPublishing(t *testing.T) {
 	}
 	if p.Applied() != l.Size() {
 		t.Fatalf("applied %d of %d", p.Applied(), l.Size())
+	}
+}
+
+// TestPublishingRetries: a Sync stopped before it could read a package
+// records nothing about it (it is published by the next one, not marked
+// as no package), and a platform whose repositories cannot be written
+// (the FreeBSD key is unreadable) neither stops the others nor is
+// forgotten: it is published once the key is there.
+func TestPublishingRetries(t *testing.T) {
+	l := ledgertest.Open(t)
+	key, err := apt.NewKey("test repository")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fkey := testRSAKey(t)
+	broken := true
+	p, err := publish.New(publish.Config{Ledger: l.Ledger, DB: l.DB, Key: key, PkgKey: func(bool) (*freebsd.Key, error) {
+		if broken {
+			return nil, errors.New("pkg.key: unreadable")
+		}
+		return fkey, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	record(t, l, "hello", "debian-12", "hello.deb", debtest.Build(t, "hello", "1.0", "all", "x"), t0)
+	record(t, l, "hello", "freebsd-14", "hello-1.0.pkg", freebsdPkg(t, "hello", "1.0", "x"), t0)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Sync(ctx); err == nil {
+		t.Fatal("a cancelled Sync succeeded")
+	}
+	if err := p.Sync(context.Background()); err == nil || !strings.Contains(err.Error(), "unreadable") {
+		t.Fatalf("Sync with an unreadable key: %v", err)
+	}
+	if got := strings.Join(p.Suites(), " "); got != "debian-12 debian-12-reproduced" || len(p.Repos()) != 0 {
+		t.Fatalf("suites %q, repositories %v", got, p.Repos())
+	}
+	for _, platform := range []string{"debian-12", "freebsd-14"} {
+		if recs, _ := p.Published(platform, cas.Digest{}, 10); len(recs) != 1 || recs[0].Skipped != "" {
+			t.Fatalf("%s: %+v", platform, recs)
+		}
+	}
+	broken = false
+	sync(t, p)
+	if got := strings.Join(p.Repos(), " "); got != "freebsd-14-reproduced/"+abi+" freebsd-14/"+abi {
+		t.Fatalf("repositories: %q", got)
 	}
 }
