@@ -129,16 +129,38 @@ func buildURL(job string, id uuid.UUID) string {
 	return "/job/" + url.PathEscape(job) + "/build/" + id.String()
 }
 
-// login checks HTTP Basic credentials against the uploader accounts.
+// login checks the request's credentials against the uploader accounts:
+// an API token ("Authorization: Bearer TOKEN", or as the password of HTTP
+// Basic credentials, as builder's upload sends them, with the token's
+// user name), or a user name and password (HTTP Basic).
 func (s *Server) login(r *http.Request) (auth.User, error) {
 	if s.cfg.Users == nil {
 		return auth.User{}, &Error{Status: http.StatusForbidden, Msg: "uploads are disabled on this server"}
 	}
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		return s.tokenLogin(r, "", strings.TrimSpace(h[7:]))
+	}
 	name, pw, ok := r.BasicAuth()
 	if !ok {
-		return auth.User{}, &Error{Status: http.StatusUnauthorized, Msg: "uploads need HTTP Basic credentials of an uploader account"}
+		return auth.User{}, &Error{Status: http.StatusUnauthorized, Msg: "uploads need an API token (Authorization: Bearer) or HTTP Basic credentials of an uploader account"}
+	}
+	if auth.IsToken(pw) {
+		return s.tokenLogin(r, name, pw)
 	}
 	return s.authenticate(r, name, pw)
+}
+
+// tokenLogin checks an API token; name, if given, must be its user's.
+func (s *Server) tokenLogin(r *http.Request, name, token string) (auth.User, error) {
+	u, err := s.logins.LoginToken(s.clientAddr(r), token)
+	var pe *auth.PushbackError
+	if errors.As(err, &pe) {
+		return u, &Error{Status: http.StatusTooManyRequests, Err: err, RetryAfter: pe.RetryAfter, Msg: "too many failed logins; wait before trying again"}
+	}
+	if err == nil && name != "" && name != u.Name {
+		return auth.User{}, auth.ErrUnauthorized
+	}
+	return u, err
 }
 
 // limitBody caps the request body; reading past it fails with an error

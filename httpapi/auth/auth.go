@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -69,6 +70,11 @@ type User struct {
 	N            int    `json:"n"`
 	R            int    `json:"r"`
 	P            int    `json:"p"`
+	// Token is the ID of the API token the request authenticated with
+	// ("" for a password); such a User may only upload to the token's
+	// jobs, if it names any (Authorize).
+	Token     string   `json:"-"`
+	tokenJobs []string `json:"-"`
 }
 
 // Store is the account database. It is safe for concurrent use.
@@ -151,6 +157,19 @@ func (s *Store) Remove(name string) error {
 			keys = append(keys, it.Item().KeyCopy(nil))
 		}
 		it.Close()
+		// Its tokens go with it.
+		tit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(tokenPrefix), PrefetchValues: true})
+		for tit.Rewind(); tit.Valid(); tit.Next() {
+			var t Token
+			if err := tit.Item().Value(func(v []byte) error { return json.Unmarshal(v, &t) }); err != nil {
+				tit.Close()
+				return err
+			}
+			if t.User == name {
+				keys = append(keys, tit.Item().KeyCopy(nil), []byte(tokenIDPrefix+t.ID))
+			}
+		}
+		tit.Close()
 		for _, k := range keys {
 			if err := txn.Delete(k); err != nil {
 				return err
@@ -194,16 +213,23 @@ func (noSuchUser) Is(target error) bool { return target == fs.ErrNotExist }
 func (s *Store) Get(name string) (User, error) {
 	var u User
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(userPrefix + name))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return fmt.Errorf("%w %q", ErrNotFound, name)
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error { return json.Unmarshal(v, &u) })
+		var err error
+		u, err = getUser(txn, name)
+		return err
 	})
 	return u, err
+}
+
+func getUser(txn *badger.Txn, name string) (User, error) {
+	var u User
+	item, err := txn.Get([]byte(userPrefix + name))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return u, fmt.Errorf("%w %q", ErrNotFound, name)
+	}
+	if err != nil {
+		return u, err
+	}
+	return u, item.Value(func(v []byte) error { return json.Unmarshal(v, &u) })
 }
 
 // List returns every user name with its jobs, sorted by name.
@@ -345,6 +371,9 @@ func (s *Store) Hashes() uint64 { return s.hashes.Load() }
 
 // Authorize reports whether u may upload to job.
 func (s *Store) Authorize(u User, job string) error {
+	if u.tokenJobs != nil && !slices.Contains(u.tokenJobs, job) {
+		return fmt.Errorf("%w: token %s of user %q may only upload to %s (make another with ledger token add)", ErrForbidden, u.Token, u.Name, strings.Join(u.tokenJobs, ", "))
+	}
 	if u.Unrestricted {
 		return nil
 	}

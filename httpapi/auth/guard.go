@@ -373,3 +373,24 @@ func (g *Guard) fromCache(key [32]byte, name string, now time.Time) (User, bool)
 	}
 	return u, true
 }
+
+// LoginToken checks an API token for a request from client (see
+// AuthenticateToken). A valid token is never refused: checking it costs
+// no hashing slot, and it is no guess. A wrong one spends the client
+// network's failure budget as a wrong password does, and once that is
+// spent is answered ErrTooManyFailures.
+func (g *Guard) LoginToken(client netip.Addr, secret string) (User, error) {
+	u, err := g.users.AuthenticateToken(secret)
+	if !errors.Is(err, ErrUnauthorized) {
+		return u, err
+	}
+	now := g.lim.Now()
+	res := limiter(g.clients, ClientNetwork(client), g.lim.Rate, g.lim.Burst).ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 || !res.OK() {
+		res.CancelAt(now)
+		g.limited.Add(1)
+		return User{}, &PushbackError{Err: ErrTooManyFailures, RetryAfter: max(d, time.Second)}
+	}
+	g.failures.Add(1)
+	return User{}, err
+}

@@ -27,6 +27,9 @@ import (
 )
 
 // Credentials are an account's HTTP Basic credentials.
+// An API token (auth.TokenPrefix...) goes in Password: with no User it is
+// sent as "Authorization: Bearer", with one as HTTP Basic (as builder's
+// upload would).
 type Credentials struct{ User, Password string }
 
 // send makes a request and returns the body of a response with one of the
@@ -41,7 +44,7 @@ func (c *Client) send(ctx context.Context, method, path, ctype string, body []by
 	}
 	req.Header.Set("Accept", "application/json")
 	if cred != nil {
-		req.SetBasicAuth(cred.User, cred.Password)
+		cred.set(req)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -579,4 +582,13 @@ func (c *Client) Links(ctx context.Context, id uuid.UUID, cp *checkpoint.Checkpo
 		out = append(out, ProvenLink{Index: a.LogIndex, KeyID: ar.KeyID, KeyName: name, Verdict: ar.Verdict, Data: data})
 	}
 	return out, nil
+}
+
+// set puts the credentials on req.
+func (c *Credentials) set(req *http.Request) {
+	if c.User == "" && strings.HasPrefix(c.Password, "blt_") {
+		req.Header.Set("Authorization", "Bearer "+c.Password)
+		return
+	}
+	req.SetBasicAuth(c.User, c.Password)
 }
