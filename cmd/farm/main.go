@@ -291,7 +291,7 @@ every worker and client.`,
 	f.StringVar(&listen, "listen", client.DefaultAddr, "address for workers and clients")
 	f.StringVar(&httpAddr, "http", "", "address of the live console pages (e.g. 127.0.0.1:8081); none by default")
 	f.StringVar(&upload, "upload", "", "ledger URL to record builds in, e.g. http://127.0.0.1:3000")
-	f.StringVar(&user, "user", "", "ledger account with the uploader role (password from $BUILDLEDGER_PASSWORD)")
+	f.StringVar(&user, "user", "", "ledger account with the uploader role (password from $BUILDLEDGER_PASSWORD; not needed with an API token in $BUILDLEDGER_TOKEN)")
 	f.StringVar(&logKey, "log-key", "", "the ledger's log verifier key (default: fetched once and pinned in DIR/ledger-log-key)")
 	f.StringVar(&keyFile, "key", "", "sign every recorded build's provenance (verdict \"built\") with this key, registered in the ledger")
 	f.StringVar(&builderID, "builder-id", "", "the farm's SLSA builder id, a URI (default https://HOSTNAME/buildledger-farm)")
@@ -306,12 +306,14 @@ every worker and client.`,
 // newUploader pins the ledger's log key in dir (trust on first use unless
 // --log-key is given) and returns the verifying uploader.
 func newUploader(ctx context.Context, dir, server, user, key string, stderr io.Writer) (*scheduler.LedgerUploader, error) {
-	if user == "" {
-		return nil, errors.New("--upload needs --user, an account with the uploader role")
-	}
-	pw := os.Getenv("BUILDLEDGER_PASSWORD")
+	pw := os.Getenv("BUILDLEDGER_TOKEN")
 	if pw == "" {
-		return nil, errors.New("--upload needs the password of --user in $BUILDLEDGER_PASSWORD")
+		if user == "" {
+			return nil, errors.New("--upload needs an API token in $BUILDLEDGER_TOKEN (ledger token add), or --user, an account with the uploader role")
+		}
+		if pw = os.Getenv("BUILDLEDGER_PASSWORD"); pw == "" {
+			return nil, errors.New("--upload needs the password of --user in $BUILDLEDGER_PASSWORD (or an API token in $BUILDLEDGER_TOKEN)")
+		}
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err

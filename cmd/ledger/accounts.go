@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -88,7 +89,7 @@ func account(cmd *cobra.Command, g *globals, req adminsock.Request) (adminsock.R
 	}
 	defer db.Close()
 	a := &adminsock.Admin{Accounts: auth.New(db)}
-	if req.Op != adminsock.OpUserList { // a listing changes nothing and is not audited
+	if req.Op != adminsock.OpUserList && req.Op != adminsock.OpTokenList { // a listing changes nothing and is not audited
 		if a.Audit, err = adminsock.OpenAudit(filepath.Join(g.data, auditFile)); err != nil {
 			return r, fmt.Errorf("account audit: %w", err)
 		}
@@ -172,6 +173,77 @@ func printAccounts(w io.Writer, accts []auth.Account) {
 		}
 		fmt.Fprintf(w, "%s\t%s\n", a.Name, scope)
 	}
+}
+
+func tokenCmd(g *globals) *cobra.Command {
+	token := &cobra.Command{
+		Use:   "token",
+		Short: "Manage API tokens: secrets for automation that authenticate without a password",
+		Long: `token manages API tokens (through the running server, if any, as "ledger user"
+does). A token acts for one account: it may upload where the account may, limited
+to --job if given, and register rebuilder keys only if made with --admin for an
+administrator. Give it as $BUILDLEDGER_TOKEN to "ledger upload", "ledger key" and
+"farm server --upload", as "Authorization: Bearer TOKEN", or as the password of
+HTTP Basic credentials with its user's name (builder's upload). Checking one costs
+a hash lookup, not an scrypt. Only its SHA-256 is kept: the secret is shown once.`,
+	}
+	var jobs []string
+	var name string
+	var admin bool
+	add := &cobra.Command{
+		Use:   "add USER",
+		Short: "Make a token for USER and print its secret (shown only this once)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := account(cmd, g, adminsock.Request{Op: adminsock.OpTokenAdd, User: args[0], Name: name, Jobs: jobs, Admin: admin})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), r.Secret)
+			fmt.Fprintf(cmd.ErrOrStderr(), "token %s for %s: keep the secret above; it is not stored and cannot be shown again\n", r.Tokens[0].ID, args[0])
+			return nil
+		},
+	}
+	add.Flags().StringSliceVar(&jobs, "job", nil, "the only job(s) the token may upload to (repeat, or comma-separated); default: the account's")
+	add.Flags().StringVar(&name, "name", "", "what the token is for (shown by list)")
+	add.Flags().BoolVar(&admin, "admin", false, "the token may also register and revoke rebuilder keys (the user must be an administrator)")
+	list := &cobra.Command{
+		Use:   "list [USER]",
+		Short: "List tokens (IDs, users, jobs; never secrets)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := adminsock.Request{Op: adminsock.OpTokenList}
+			if len(args) == 1 {
+				req.User = args[0]
+			}
+			r, err := account(cmd, g, req)
+			if err != nil {
+				return err
+			}
+			for _, t := range r.Tokens {
+				scope := "all the account's jobs"
+				if len(t.Jobs) > 0 {
+					scope = strings.Join(t.Jobs, ", ")
+				}
+				if t.Admin {
+					scope += "\tadmin"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\t%s\t%s\n", t.ID, t.User, t.Created.Format(time.RFC3339), t.Name, scope)
+			}
+			return nil
+		},
+	}
+	revoke := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke a token (it fails from the next request on)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := account(cmd, g, adminsock.Request{Op: adminsock.OpTokenRevoke, Token: args[0]})
+			return err
+		},
+	}
+	token.AddCommand(add, list, revoke)
+	return token
 }
 
 func accessCmd(g *globals) *cobra.Command {

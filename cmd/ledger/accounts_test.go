@@ -252,3 +252,44 @@ func TestAccountBeforeFirstServe(t *testing.T) {
 		t.Fatalf("origin %q, want builds.example.org/log", first)
 	}
 }
+
+// TestTokensCommand: `ledger token add` through the running server prints
+// a secret once; `ledger upload` authenticates with it from
+// $BUILDLEDGER_TOKEN without --user, within its job; `token list` and the
+// audit name it by ID, never by secret; after `token revoke` it is 401.
+func TestTokensCommand(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	state := filepath.Join(t.TempDir(), "state.json")
+	url, stop := startServe(t, data)
+	defer stop()
+	mustRunIn(t, "farm-password\n", "user", "add", "farm", "--unrestricted", "--data", data)
+	out := mustRunIn(t, "", "token", "add", "farm", "--job", "hello", "--name", "ci", "--data", data)
+	secret, note, _ := strings.Cut(out, "\n")
+	if !strings.HasPrefix(secret, "blt_") || !strings.Contains(note, "cannot be shown again") {
+		t.Fatalf("token add:\n%s", out)
+	}
+	id := strings.Fields(strings.TrimPrefix(note, "token "))[0]
+	t.Setenv("BUILDLEDGER_PASSWORD", "")
+	t.Setenv("BUILDLEDGER_TOKEN", secret)
+	upload := func(job string) (string, error) {
+		return runErr("upload", "demo", "--job", job, "--server", url, "--state", state)
+	}
+	if out, err := upload("hello"); err != nil || !strings.Contains(out, "inclusion verified") {
+		t.Fatalf("upload with the token: %v\n%s", err, out)
+	}
+	if _, err := upload("other"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("upload to another job: %v", err)
+	}
+	list := mustRunIn(t, "", "token", "list", "--data", data)
+	if !strings.HasPrefix(list, id+"\tfarm\t") || !strings.Contains(list, "\tci\thello") || strings.Contains(list, secret) {
+		t.Fatalf("token list:\n%s", list)
+	}
+	mustRunIn(t, "", "token", "revoke", id, "--data", data)
+	if _, err := upload("hello"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("upload with a revoked token: %v", err)
+	}
+	b, _ := os.ReadFile(filepath.Join(data, auditFile))
+	if strings.Contains(string(b), secret[len("blt_"):]) || !strings.Contains(string(b), `"token":"`+id+`"`) {
+		t.Fatalf("the audit:\n%s", b)
+	}
+}

@@ -29,6 +29,9 @@ func keyCmd(g *globals) *cobra.Command {
 		if err != nil {
 			return nil, nil, err
 		}
+		if tok := os.Getenv("BUILDLEDGER_TOKEN"); tok != "" {
+			return c, &httpapi.Credentials{User: user, Password: tok}, nil
+		}
 		if user == "" {
 			return c, nil, nil
 		}
@@ -44,7 +47,7 @@ func keyCmd(g *globals) *cobra.Command {
 		f.register(cmd)
 		cmd.RunE = f.explained(cmd.RunE)
 		if admin {
-			cmd.Flags().StringVar(&user, "user", "", "administrator account (with --server); password from $BUILDLEDGER_PASSWORD or standard input")
+			cmd.Flags().StringVar(&user, "user", "", "administrator account (with --server); password from $BUILDLEDGER_PASSWORD or standard input, or an administrator's API token in $BUILDLEDGER_TOKEN (then --user may be left out)")
 		}
 	}
 	report := func(cmd *cobra.Command, what string, k httpapi.KeyInfo, index uint64) {

@@ -58,7 +58,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(demoCmd(g), verifyCmd(g), checkpointCmd(g), serveCmd(g), userCmd(g), accessCmd(g), lookupCmd(), uploadCmd(), keyCmd(g), trillianCmd(g), intotoCmd(), monitorCmd())
+	root.AddCommand(demoCmd(g), verifyCmd(g), checkpointCmd(g), serveCmd(g), userCmd(g), accessCmd(g), tokenCmd(g), lookupCmd(), uploadCmd(), keyCmd(g), trillianCmd(g), intotoCmd(), monitorCmd())
 	// The data directory's flags belong to the commands that open one;
 	// client-only commands list only what they use.
 	for _, c := range root.Commands() {

@@ -20,18 +20,22 @@ func uploadCmd() *cobra.Command {
 	var f clientFlags
 	var job, platform, user string
 	cmd := &cobra.Command{
-		Use:   "upload DIR --job NAME --server URL --user NAME",
+		Use:   "upload DIR --job NAME --server URL [--user NAME]",
 		Short: "Upload an orb output directory as a build (builder's exec format), and verify the receipt",
 		Long: `upload sends every file of DIR (orb's --out directory: build-environment,
 system-packages, opam-switch, *.build-hashes, bin/...) as one build of --job to the
 server's /upload, the way builder-server does. DIR/script and DIR/console, if present,
 become the build's script and console instead of artifacts. The password is read from
-$BUILDLEDGER_PASSWORD or standard input. The receipt's checkpoint and inclusion proof
+$BUILDLEDGER_PASSWORD or standard input; an API token in $BUILDLEDGER_TOKEN (ledger
+token add) replaces both. The receipt's checkpoint and inclusion proof
 are verified against the pinned log key.`,
 		Args: cobra.ExactArgs(1),
 		RunE: f.explained(func(cmd *cobra.Command, args []string) error {
-			if job == "" || user == "" {
-				return errors.New("--job and --user are required")
+			if job == "" {
+				return errors.New("--job is required")
+			}
+			if user == "" && os.Getenv("BUILDLEDGER_TOKEN") == "" {
+				return errors.New("upload needs --user NAME (password from $BUILDLEDGER_PASSWORD or standard input) or an API token in $BUILDLEDGER_TOKEN (ledger token add)")
 			}
 			ex, err := execFromDir(args[0], job, platform)
 			if err != nil {
@@ -50,7 +54,10 @@ are verified against the pinned log key.`,
 			if _, err := c.Checkpoint(ctx); err != nil {
 				return err
 			}
-			pw := os.Getenv("BUILDLEDGER_PASSWORD")
+			pw := os.Getenv("BUILDLEDGER_TOKEN")
+			if pw == "" {
+				pw = os.Getenv("BUILDLEDGER_PASSWORD")
+			}
 			if pw == "" {
 				if pw, err = readPassword(cmd); err != nil {
 					return err
@@ -79,7 +86,7 @@ are verified against the pinned log key.`,
 	f.register(cmd)
 	cmd.Flags().StringVar(&job, "job", "", "job name")
 	cmd.Flags().StringVar(&platform, "platform", "", "platform, e.g. debian-12 (default: from build-environment's OS_DISTRIBUTION-OS_VERSION)")
-	cmd.Flags().StringVar(&user, "user", "", "uploader account")
+	cmd.Flags().StringVar(&user, "user", "", "uploader account (not needed with an API token in $BUILDLEDGER_TOKEN)")
 	return cmd
 }
 

@@ -43,6 +43,9 @@ const (
 	OpUserList     = "user-list"
 	OpAccessAdd    = "access-add"
 	OpAccessRemove = "access-remove"
+	OpTokenAdd     = "token-add"
+	OpTokenList    = "token-list"
+	OpTokenRevoke  = "token-revoke"
 )
 
 // MaxRequest bounds a request line.
@@ -56,6 +59,11 @@ type Request struct {
 	Unrestricted bool   `json:"unrestricted,omitempty"`
 	Admin        bool   `json:"admin,omitempty"`
 	Job          string `json:"job,omitempty"`
+	// token-add: what the token is for, and the jobs it is limited to;
+	// token-revoke: its ID (in Token).
+	Name  string   `json:"name,omitempty"`
+	Jobs  []string `json:"jobs,omitempty"`
+	Token string   `json:"token,omitempty"`
 }
 
 // LogValue leaves the password out of any log line.
@@ -68,6 +76,10 @@ type Response struct {
 	Error    string         `json:"error,omitempty"`
 	Kind     string         `json:"kind,omitempty"` // see errorKinds
 	Accounts []auth.Account `json:"accounts,omitempty"`
+	// Secret is a new token's secret (token-add), shown once; Tokens a
+	// token listing (never with secrets).
+	Secret string       `json:"secret,omitempty"`
+	Tokens []auth.Token `json:"tokens,omitempty"`
 	// Warning is set when the change was made but its outcome could
 	// not be added to the audit (which does show the request).
 	Warning string `json:"warning,omitempty"`
@@ -89,6 +101,7 @@ var errorKinds = unixsock.Kinds{
 	{Name: "invalid", Err: ErrInvalid},
 	{Name: "not-found", Err: auth.ErrNotFound},
 	{Name: "exists", Err: auth.ErrExists},
+	{Name: "forbidden", Err: auth.ErrForbidden},
 }
 
 func errorKind(err error) string { return errorKinds.Of(err) }
@@ -114,6 +127,9 @@ type Accounts interface {
 	Revoke(name, job string) error
 	// Accounts must return no password hash.
 	Accounts() ([]auth.Account, error)
+	AddToken(user, name string, jobs []string, admin bool) (string, auth.Token, error)
+	RevokeToken(id string) error
+	Tokens(user string) ([]auth.Token, error)
 }
 
 var _ Accounts = (*auth.Store)(nil)
@@ -140,12 +156,19 @@ type Admin struct {
 // Do applies req on behalf of who. A change is refused, and nothing
 // changed, when its request cannot be written to the audit.
 func (a *Admin) Do(who Peer, req Request) Response {
-	if req.Op == OpUserList {
+	switch req.Op {
+	case OpUserList:
 		accts, err := a.Accounts.Accounts()
 		if err != nil {
 			return failure(err)
 		}
 		return Response{Accounts: accts}
+	case OpTokenList:
+		toks, err := a.Accounts.Tokens(req.User)
+		if err != nil {
+			return failure(err)
+		}
+		return Response{Tokens: toks}
 	}
 	apply, err := a.change(req)
 	if err != nil {
@@ -158,16 +181,24 @@ func (a *Admin) Do(who Peer, req Request) Response {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	e := Entry{ID: newID(), Time: now().UTC(), Peer: who, Op: req.Op, User: req.User, Job: req.Job, Result: "requested"}
-	if req.Op == OpUserAdd {
+	switch req.Op {
+	case OpUserAdd:
 		e.Unrestricted, e.Admin = req.Unrestricted || req.Admin, req.Admin
+	case OpTokenAdd:
+		e.Admin, e.Jobs, e.TokenName = req.Admin, req.Jobs, req.Name
+	case OpTokenRevoke:
+		e.Token = req.Token
 	}
 	if err := a.Audit.Append(e); err != nil {
 		return failure(fmt.Errorf("the change was not made: writing the audit: %w", err))
 	}
-	err = apply()
+	resp, err := apply()
 	e.Time, e.Result = now().UTC(), "ok"
 	if err != nil {
 		e.Result = "failed: " + err.Error()
+	}
+	if req.Op == OpTokenAdd && err == nil {
+		e.Token = resp.Tokens[0].ID // the ID, never the secret
 	}
 	var warning string
 	if aerr := a.Audit.Append(e); aerr != nil {
@@ -178,11 +209,15 @@ func (a *Admin) Do(who Peer, req Request) Response {
 		r.Warning = warning
 		return r
 	}
-	return Response{Warning: warning}
+	resp.Warning = warning
+	return resp
 }
 
 // change checks req and returns the function that makes it.
-func (a *Admin) change(req Request) (func() error, error) {
+func (a *Admin) change(req Request) (func() (Response, error), error) {
+	plain := func(f func() error) func() (Response, error) {
+		return func() (Response, error) { return Response{}, f() }
+	}
 	needUser := func() error {
 		if err := auth.CheckName(req.User); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -204,24 +239,37 @@ func (a *Admin) change(req Request) (func() error, error) {
 			return nil, err
 		}
 		if req.Admin {
-			return func() error { return a.Accounts.AddAdmin(req.User, req.Password) }, nil
+			return plain(func() error { return a.Accounts.AddAdmin(req.User, req.Password) }), nil
 		}
-		return func() error { return a.Accounts.Add(req.User, req.Password, req.Unrestricted) }, nil
+		return plain(func() error { return a.Accounts.Add(req.User, req.Password, req.Unrestricted) }), nil
 	case OpUserRemove:
 		if err := needUser(); err != nil {
 			return nil, err
 		}
-		return func() error { return a.Accounts.Remove(req.User) }, nil
+		return plain(func() error { return a.Accounts.Remove(req.User) }), nil
 	case OpAccessAdd:
 		if err := needJob(); err != nil {
 			return nil, err
 		}
-		return func() error { return a.Accounts.Grant(req.User, req.Job) }, nil
+		return plain(func() error { return a.Accounts.Grant(req.User, req.Job) }), nil
 	case OpAccessRemove:
 		if err := needJob(); err != nil {
 			return nil, err
 		}
-		return func() error { return a.Accounts.Revoke(req.User, req.Job) }, nil
+		return plain(func() error { return a.Accounts.Revoke(req.User, req.Job) }), nil
+	case OpTokenAdd:
+		if err := needUser(); err != nil {
+			return nil, err
+		}
+		return func() (Response, error) {
+			secret, t, err := a.Accounts.AddToken(req.User, req.Name, req.Jobs, req.Admin)
+			return Response{Secret: secret, Tokens: []auth.Token{t}}, err
+		}, nil
+	case OpTokenRevoke:
+		if req.Token == "" {
+			return nil, fmt.Errorf("%w: token-revoke needs a token ID", ErrInvalid)
+		}
+		return plain(func() error { return a.Accounts.RevokeToken(req.Token) }), nil
 	}
 	return nil, fmt.Errorf("%w: unknown operation %q", ErrInvalid, req.Op)
 }

@@ -19,12 +19,15 @@ type Entry struct {
 	User         string    `json:"user"`
 	Job          string    `json:"job,omitempty"`
 	Unrestricted bool      `json:"unrestricted,omitempty"` // user-add
-	Admin        bool      `json:"admin,omitempty"`        // user-add
+	Admin        bool      `json:"admin,omitempty"`        // user-add, token-add
+	Jobs         []string  `json:"jobs,omitempty"`         // token-add
+	TokenName    string    `json:"token_name,omitempty"`   // token-add
+	Token        string    `json:"token,omitempty"`        // token-add, token-revoke: its ID, never its secret
 	Result       string    `json:"result"`
 }
 
-// Audit is an append-only file of Entry lines. It never holds a password
-// or a hash: Entry has no field for either.
+// Audit is an append-only file of Entry lines. It never holds a password,
+// a token's secret or a hash: Entry has no field for any.
 type Audit struct{ log *jsonl.Log }
 
 // OpenAudit opens (creating, mode 0600) the audit file at path for
