@@ -45,7 +45,11 @@ func TestTokens(t *testing.T) {
 	if err := s.Authorize(u, "other"); !errors.Is(err, ErrForbidden) {
 		t.Fatalf("a token limited to hello uploads to other: %v", err)
 	}
-	for _, bad := range []string{"", "blt_", secret[:len(secret)-1] + "A", strings.Replace(secret, "blt_", "xyz_", 1), secret + strings.Repeat("x", 200)} {
+	other := "A"
+	if strings.HasSuffix(secret, "A") {
+		other = "B"
+	}
+	for _, bad := range []string{"", "blt_", secret[:len(secret)-1] + other, strings.Replace(secret, "blt_", "xyz_", 1), secret + strings.Repeat("x", 200)} {
 		if _, err := s.AuthenticateToken(bad); !errors.Is(err, ErrUnauthorized) {
 			t.Errorf("token %q: %v", bad, err)
 		}
