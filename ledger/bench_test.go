@@ -14,3 +14,6 @@ func BenchmarkAppend(b *testing.B) {
 	b.Run("raw-badger-batch=1", func(b *testing.B) { benchmarks.RawBadgerWrites(b, 1) })
 	b.Run("raw-badger-batch=64", func(b *testing.B) { benchmarks.RawBadgerWrites(b, 64) })
 }
+
+// BenchmarkReplay measures rebuilding the projections of 20,000 builds.
+func BenchmarkReplay(b *testing.B) { benchmarks.Replay(b, 20_000) }

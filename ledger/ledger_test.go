@@ -681,3 +681,44 @@ func TestHashCacheInvalidation(t *testing.T) {
 		t.Fatalf("after replay: %+v %v", h, err)
 	}
 }
+
+// TestReplayInterrupted cancels a replay of several batches while events
+// are being decoded ahead: it returns (an error, or success if it was
+// done) instead of hanging, and reopening rebuilds the same projections.
+func TestReplayInterrupted(t *testing.T) {
+	skey, vkey, _ := ledger.GenerateLogKey(ledgertest.Origin)
+	dir := t.TempDir()
+	l := ledgertest.Reopen(t, dir, skey, vkey)
+	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 200 {
+				if _, err := l.Append(ctx, build("hello", "debian-12", fmt.Sprint("in", w, i), fmt.Sprint("out", w, i), time.Now())); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := l.Projections(t)
+	for _, after := range []time.Duration{0, time.Millisecond, 20 * time.Millisecond} {
+		cctx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(after, cancel)
+		done := make(chan error, 1)
+		go func() { done <- l.Replay(cctx) }()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Fatalf("a replay cancelled after %s did not return", after)
+		}
+		cancel()
+		l.Close()
+		l = ledgertest.Reopen(t, dir, skey, vkey)
+		if got := l.Projections(t); !reflect.DeepEqual(got, want) {
+			t.Fatalf("after a replay cancelled after %s, reopening did not rebuild the projections", after)
+		}
+	}
+	l.Close()
+}

@@ -19,6 +19,8 @@
 //     front page) with -builds builds, their p99 against /hash JSON's;
 //   - with -only monitor, the monitor's events verified per second over
 //     HTTP against the ledger's own replay;
+//   - with -only replay, rebuilding the projections of -builds/5 and
+//     -builds events (ledger verify --data), with the peak Go heap of each;
 //   - with -only uploads, authenticated 1 KB uploads with 8 and 32
 //     clients: with a password (HTTP Basic) against an API token;
 //   - with -only apt, the package repositories: the time from a new
@@ -65,7 +67,7 @@ func main() {
 	aptPackages := flag.Int("apt-packages", 10_000, "packages in the suite of the package repository benchmark")
 	farmJobs := flag.Int("farm-jobs", 100, "jobs per run of the farm benchmark")
 	leaves := flag.Uint64("leaves", 1_000_000, "tree size for the proof benchmarks")
-	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or scale (Trillian appends, which need MariaDB and Trillian, and replica catch-up), trillian, replica or memory (the server's peak memory under large uploads, exports and comparisons), or farm (jobs per second through scheduler, sandboxed workers and upload; needs bubblewrap), or pages (the web pages against /hash), or monitor (ledger monitor's rate against the ledger's replay), or apt (publishing a Debian repository and apt-get update against it), or uploads (authenticated uploads: password against API token)")
+	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or scale (Trillian appends, which need MariaDB and Trillian, and replica catch-up), trillian, replica or memory (the server's peak memory under large uploads, exports and comparisons), or farm (jobs per second through scheduler, sandboxed workers and upload; needs bubblewrap), or pages (the web pages against /hash), or monitor (ledger monitor's rate against the ledger's replay), or apt (publishing a Debian repository and apt-get update against it), or uploads (authenticated uploads: password against API token), or replay (replay rate and heap at two log sizes)")
 	memUploads := flag.Int("memory-uploads", 10, "concurrent uploads and exports for the memory benchmark")
 	memMB := flag.Int64("memory-mb", 200, "size in MB of each upload of the memory benchmark")
 	memCompares := flag.Int("memory-compares", 4, "concurrent comparisons for the memory benchmark")
@@ -302,6 +304,23 @@ func main() {
 			}
 			row("ledger replay (ledger verify --data)", rep, "events/s", "baseline")
 			row(fmt.Sprintf("monitor over HTTP, %d events", *builds), mon, "events/s", fmt.Sprintf("%.2f× replay (target ≥ 0.5)", mon/rep))
+		}
+	}
+
+	if *only == "replay" {
+		var base float64
+		for _, n := range []int{*builds / 5, *builds} {
+			r, err := benchmarks.ReplayRun(n)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			ratio := "baseline"
+			if base != 0 {
+				ratio = fmt.Sprintf("%.2f× the smaller log", r.PerSec/base)
+			}
+			base = r.PerSec
+			row(fmt.Sprintf("replay (ledger verify --data), %d events", r.Events), r.PerSec, "events/s", fmt.Sprintf("%s; peak Go heap %d MiB", ratio, r.PeakHeap>>20))
 		}
 	}
 

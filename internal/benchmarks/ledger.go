@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -163,3 +164,78 @@ func RawBadgerWrites(b *testing.B, batch int) {
 }
 
 var _ = badger.ErrKeyNotFound
+
+// Replay measures rebuilding every projection from a log of n build
+// events (Ledger.Replay, what `ledger verify --data` runs).
+func Replay(b *testing.B, n int) {
+	l, done := openLedger(b)
+	defer done()
+	ctx := context.Background()
+	if err := appendConcurrently(ctx, l, n, func(i int) (*ledger.BuildRecorded, error) { return BuildEvent(i), nil }); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if err := l.Replay(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)*float64(l.Size())/b.Elapsed().Seconds(), "events/s")
+}
+
+// ReplayResult is a replay's rate and the most heap it held.
+type ReplayResult struct {
+	Events   uint64
+	PerSec   float64
+	PeakHeap uint64 // bytes in use at the highest sample (every 5 ms)
+}
+
+// ReplayRun records n build events, then replays them once, sampling the
+// Go heap in use while it runs.
+func ReplayRun(n int) (ReplayResult, error) {
+	var closers []func()
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}()
+	tl, err := openTempLedger("replaybench", &closers)
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	ctx := context.Background()
+	if _, err := tl.l.DefineJob(ctx, "bench"); err != nil {
+		return ReplayResult{}, err
+	}
+	if err := appendConcurrently(ctx, tl.l, n, func(i int) (*ledger.BuildRecorded, error) { return BuildEvent(i), nil }); err != nil {
+		return ReplayResult{}, err
+	}
+	runtime.GC()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	start := time.Now()
+	err = tl.l.Replay(ctx)
+	elapsed := time.Since(start)
+	close(stop)
+	<-sampled
+	return ReplayResult{Events: tl.l.Size(), PerSec: float64(tl.l.Size()) / elapsed.Seconds(), PeakHeap: peak.Load()}, err
+}

@@ -118,7 +118,12 @@ func Decode(b []byte) (Event, error) {
 		Kind Kind `json:"kind"`
 		V    int  `json:"v"`
 	}
-	if err := json.Unmarshal(b, &head); err != nil {
+	// Canonical events start {"kind":"K","v":N, (read without parsing the
+	// whole object; whatever else the bytes hold, the canonical check
+	// below compares them all). Others are parsed, for a precise error.
+	if k, v, ok := canonicalHead(b); ok {
+		head.Kind, head.V = k, v
+	} else if err := json.Unmarshal(b, &head); err != nil {
 		return nil, invalid("", "not a JSON object with a string \"kind\": %v", err)
 	}
 	e := newEvent(head.Kind)
@@ -147,6 +152,27 @@ func Decode(b []byte) (Event, error) {
 		return nil, invalid(head.Kind, "not in canonical form (expected %d bytes: %.200s)", len(canon), canon)
 	}
 	return e, nil
+}
+
+// canonicalHead reads the kind and version of an event in canonical form
+// from its first bytes.
+func canonicalHead(b []byte) (Kind, int, bool) {
+	const prefix = `{"kind":"`
+	if !bytes.HasPrefix(b, []byte(prefix)) {
+		return "", 0, false
+	}
+	k, rest, ok := bytes.Cut(b[len(prefix):], []byte(`","v":`))
+	if !ok || bytes.ContainsAny(k, "\\\"") {
+		return "", 0, false
+	}
+	v, n := 0, 0
+	for ; n < len(rest) && n < 6 && rest[n] >= '0' && rest[n] <= '9'; n++ {
+		v = v*10 + int(rest[n]-'0')
+	}
+	if n == 0 || n == len(rest) || rest[n] != ',' && rest[n] != '}' {
+		return "", 0, false
+	}
+	return Kind(k), v, true
 }
 
 // DecodeStored decodes an event read back from this ledger's own store.

@@ -169,7 +169,7 @@ func TestInvalidEvents(t *testing.T) {
 		{"nil uuid", strings.Replace(b, "7b2c0c44-2f5e-4a8a-9c1e-0d6f3a2b9e11", "00000000-0000-0000-0000-000000000000", 1), true, "nil UUID"},
 		{"uuid braces", strings.Replace(b, `"7b2c0c44-2f5e-4a8a-9c1e-0d6f3a2b9e11"`, `"{7b2c0c44-2f5e-4a8a-9c1e-0d6f3a2b9e11}"`, 1), true, "canonical"},
 		{"bad job name", strings.Replace(b, `"hello-unikernel"`, `"../x"`, 1), true, "not allowed"},
-		{"trailing data", b + "{}", true, "after top-level value"},
+		{"trailing data", b + "{}", true, "trailing data after the event object"},
 		{"finished before started", strings.Replace(b, `"2026-11-20T03:04:31Z"`, `"2026-11-19T03:04:31Z"`, 1), false, "before started"},
 	}
 	for _, c := range cases {
