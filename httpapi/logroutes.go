@@ -1,17 +1,22 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/transparency-dev/tessera/api/layout"
 
 	"github.com/buildledger/buildledger/cas"
+	"github.com/buildledger/buildledger/httpapi/client"
 	"github.com/buildledger/buildledger/ledger"
 	"github.com/buildledger/buildledger/ledger/tree"
 )
@@ -279,4 +284,64 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.serveBlob(w, r, d, "application/octet-stream")
+}
+
+// blobs serves small blobs in one answer (GET /blobs?sha256=HEX,HEX,...;
+// at most client.MaxBatchDigests): one frame per digest, in order, as
+// package client describes. A replica fetching the files of thousands of
+// builds makes one request per batch instead of one per file. Each blob
+// is read and written on its own, so the answer holds at most one blob
+// (client.MaxBatchBlob) in memory.
+func (s *Server) blobs(w http.ResponseWriter, r *http.Request) {
+	list := r.URL.Query().Get("sha256")
+	if list == "" {
+		s.fail(w, r, badRequest("give the digests as /blobs?sha256=HEX,HEX,... (at most %d)", client.MaxBatchDigests))
+		return
+	}
+	parts := strings.Split(list, ",")
+	if len(parts) > client.MaxBatchDigests {
+		s.fail(w, r, badRequest("%d digests; a batch names at most %d", len(parts), client.MaxBatchDigests))
+		return
+	}
+	ds := make([]cas.Digest, len(parts))
+	for i, p := range parts {
+		d, err := cas.ParseDigest(p)
+		if err != nil {
+			s.fail(w, r, badRequest("digest %d (%q): %v", i+1, p, err))
+			return
+		}
+		ds[i] = d
+	}
+	store := s.cfg.Ledger.Store()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	for _, d := range ds {
+		var head [41]byte
+		copy(head[:32], d[:])
+		info, err := store.Stat(d)
+		var b []byte
+		switch {
+		case errors.Is(err, cas.ErrNotFound):
+			head[32] = client.BlobAbsent
+		case err != nil:
+			// Headers are sent: a truncated answer, never a wrong one.
+			s.cfg.Logger.Error("batch blob read failed", "blob", d, "err", err)
+			panic(http.ErrAbortHandler)
+		case info.Size > client.MaxBatchBlob:
+			head[32] = client.BlobTooLarge
+			binary.BigEndian.PutUint64(head[33:], uint64(info.Size))
+		default:
+			if b, err = store.Bytes(r.Context(), d, client.MaxBatchBlob); err != nil {
+				s.cfg.Logger.Error("batch blob read failed", "blob", d, "err", err)
+				panic(http.ErrAbortHandler)
+			}
+			binary.BigEndian.PutUint64(head[33:], uint64(len(b)))
+		}
+		bw.Write(head[:])
+		if _, err := bw.Write(b); err != nil {
+			return // the client went away
+		}
+	}
+	bw.Flush()
 }

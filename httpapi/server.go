@@ -174,6 +174,7 @@ func (s *Server) routes() {
 	r.HandleFunc("/proof/inclusion", s.inclusionProof).Methods(http.MethodGet)
 	r.HandleFunc("/proof/consistency", s.consistencyProof).Methods(http.MethodGet)
 	r.HandleFunc("/blob/{sha256}", s.blob).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/blobs", s.blobs).Methods(http.MethodGet)
 	r.HandleFunc("/job/{job}/platform/{platform}/upload", s.manualUpload).Methods(http.MethodPost)
 	r.HandleFunc("/upload", s.upload).Methods(http.MethodPost)
 	r.HandleFunc("/attestations", s.submitAttestation).Methods(http.MethodPost)

@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -308,12 +311,26 @@ func (l *Ledger) applyLeaves(from uint64, leaves [][]byte, verify func(uint64, [
 	if err := l.checkSpace(); err != nil {
 		return err
 	}
+	// Every entry is decoded with every check (Decode), on all cores, before
+	// any is applied.
+	evs := make([]Event, len(leaves))
+	errs := make([]error, len(leaves))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(max(runtime.GOMAXPROCS(0), 1), len(leaves)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(leaves); i = int(next.Add(1) - 1) {
+				evs[i], errs[i] = Decode(leaves[i])
+			}
+		})
+	}
+	wg.Wait()
 	txn := l.db.NewTransaction(true)
 	defer txn.Discard()
 	tb := l.tree.Begin()
 	for i, data := range leaves {
 		index := from + uint64(i)
-		ev, err := Decode(data)
+		ev, err := evs[i], errs[i]
 		if err != nil {
 			return fmt.Errorf("%w: SECURITY: entry %d is not a valid event: %v", ErrCorrupt, index, err)
 		}
@@ -356,12 +373,6 @@ func (l *Ledger) applyLeaves(from uint64, leaves [][]byte, verify func(uint64, [
 	if err := l.tree.Install(tb); err != nil {
 		l.fail(err)
 		return err
-	}
-	var evs []Event
-	for _, data := range leaves {
-		if ev, err := decodeStored(data); err == nil {
-			evs = append(evs, ev)
-		}
 	}
 	l.invalidateHashes(evs)
 	if cp != nil {

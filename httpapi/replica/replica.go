@@ -25,6 +25,7 @@ import (
 
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi"
+	"github.com/buildledger/buildledger/httpapi/client"
 	"github.com/buildledger/buildledger/ledger"
 )
 
@@ -139,49 +140,87 @@ func (r *Replica) fetchBlobs(ctx context.Context, from uint64, entries [][]byte)
 			}
 		}
 	}
+	// Blobs too large for a batch (by their recorded size) are streamed
+	// one by one; the others, most of a build's files, come
+	// client.MaxBatchDigests to a request (GET /blobs), verified there,
+	// and are stored together. Those the batch answers too large (a
+	// script or console whose size the event does not state) are then
+	// streamed too.
+	var single, batched []want
+	for _, w := range todo {
+		if w.size > client.MaxBatchBlob {
+			single = append(single, w)
+		} else {
+			batched = append(batched, w)
+		}
+	}
 	inline := store.Options().InlineMax
 	var mu sync.Mutex
 	var small [][]byte
-	work := make(chan want)
+	entryOf := map[cas.Digest]uint64{}
+	for _, w := range batched {
+		entryOf[w.d] = w.entry
+	}
+	keep := func(d cas.Digest, b []byte) error {
+		if len(b) > inline {
+			_, err := store.PutBytes(ctx, b)
+			return err
+		}
+		mu.Lock()
+		small = append(small, bytes.Clone(b))
+		mu.Unlock()
+		return nil
+	}
+	type job struct {
+		batch []want
+		one   want
+	}
+	work := make(chan job)
 	errc := make(chan error, fetchWorkers)
 	var wg sync.WaitGroup
 	for range fetchWorkers {
 		wg.Go(func() {
-			for w := range work {
-				if w.size > int64(inline) {
-					if err := r.fetch(ctx, w.d, w.size); err != nil {
-						errc <- fmt.Errorf("entry %d: %w", w.entry, err)
+			for j := range work {
+				if j.batch == nil {
+					if err := r.fetch(ctx, j.one.d, j.one.size); err != nil {
+						errc <- fmt.Errorf("entry %d: %w", j.one.entry, err)
 						return
 					}
 					continue
 				}
-				var buf bytes.Buffer
-				limit := int64(maxBuffered)
-				if w.size >= 0 {
-					limit = w.size // an artifact is exactly its recorded size
+				ds := make([]cas.Digest, len(j.batch))
+				for i, w := range j.batch {
+					ds[i] = w.d
 				}
-				if err := r.Client.StoredBlob(ctx, w.d, &limitWriter{w: &buf, n: limit}); err != nil {
-					errc <- fmt.Errorf("entry %d: %w", w.entry, err)
+				large, err := r.Client.StoredBlobs(ctx, ds, keep)
+				if err != nil {
+					errc <- fmt.Errorf("entries %d…: %w", j.batch[0].entry, err)
 					return
 				}
-				if buf.Len() > inline {
-					if _, err := store.PutBytes(ctx, buf.Bytes()); err != nil {
-						errc <- err
+				for _, d := range large {
+					// Its size is not recorded: at most maxBuffered.
+					if err := r.fetch(ctx, d, maxBuffered); err != nil {
+						errc <- fmt.Errorf("entry %d: %w", entryOf[d], err)
 						return
 					}
-					continue
 				}
-				mu.Lock()
-				small = append(small, buf.Bytes())
-				mu.Unlock()
 			}
 		})
 	}
+	var jobs []job
+	for _, w := range single {
+		jobs = append(jobs, job{one: w})
+	}
+	for len(batched) > 0 {
+		n := min(len(batched), client.MaxBatchDigests)
+		jobs = append(jobs, job{batch: batched[:n]})
+		batched = batched[n:]
+	}
 	var err error
 feed:
-	for _, w := range todo {
+	for _, j := range jobs {
 		select {
-		case work <- w:
+		case work <- j:
 		case err = <-errc:
 			break feed
 		}
