@@ -37,14 +37,40 @@ func (s *Store) inlineRecord(b []byte) []byte {
 // the transaction is full the error wraps badger.ErrTxnTooBig: commit it and
 // retry in a new one.
 func (s *Store) PutTxn(txn *badger.Txn, b []byte) (Digest, error) {
+	in, err := s.PrepareInline(b)
+	if err != nil {
+		return Digest{}, err
+	}
+	return in.Digest, s.PutInlineTxn(txn, in)
+}
+
+// Inline is a small blob made ready for PutInlineTxn: its digest and its
+// stored (possibly compressed) record. Preparing is the CPU-bound part of
+// PutTxn and needs no transaction, so callers that funnel writes through one
+// committer can prepare on their own goroutines.
+type Inline struct {
+	Digest Digest
+	rec    []byte
+}
+
+// PrepareInline hashes and compresses b (at most InlineMax bytes) for
+// PutInlineTxn.
+func (s *Store) PrepareInline(b []byte) (Inline, error) {
 	if len(b) > s.o.InlineMax {
-		return Digest{}, fmt.Errorf("cas: PutTxn of %d bytes: %w: the limit is InlineMax (%d); store larger blobs with Put", len(b), ErrTooLarge, s.o.InlineMax)
+		return Inline{}, fmt.Errorf("cas: PutTxn of %d bytes: %w: the limit is InlineMax (%d); store larger blobs with Put", len(b), ErrTooLarge, s.o.InlineMax)
 	}
-	d := Sum(b)
-	if err := txn.Set(blobKey(d), s.inlineRecord(b)); err != nil {
-		return Digest{}, fmt.Errorf("cas: store blob %s in transaction: %w", d, err)
+	return Inline{Digest: Sum(b), rec: s.inlineRecord(b)}, nil
+}
+
+// PutInlineTxn writes a prepared blob into txn, as PutTxn does.
+func (s *Store) PutInlineTxn(txn *badger.Txn, in Inline) error {
+	if in.rec == nil {
+		return errors.New("cas: PutInlineTxn of a blob not made by PrepareInline")
 	}
-	return d, nil
+	if err := txn.Set(blobKey(in.Digest), in.rec); err != nil {
+		return fmt.Errorf("cas: store blob %s in transaction: %w", in.Digest, err)
+	}
+	return nil
 }
 
 // putInline stores a small blob in its own transaction unless it is already

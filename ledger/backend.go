@@ -311,9 +311,11 @@ func (l *Ledger) applyLeaves(from uint64, leaves [][]byte, verify func(uint64, [
 	if err := l.checkSpace(); err != nil {
 		return err
 	}
-	// Every entry is decoded with every check (Decode), on all cores, before
-	// any is applied.
+	// Every entry is decoded with every check (Decode) and prepared for
+	// writing, on all cores, before any is applied.
 	evs := make([]Event, len(leaves))
+	reqs := make([]*request, len(leaves))
+	preps := make([]error, len(leaves))
 	errs := make([]error, len(leaves))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -321,6 +323,10 @@ func (l *Ledger) applyLeaves(from uint64, leaves [][]byte, verify func(uint64, [
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(leaves); i = int(next.Add(1) - 1) {
 				evs[i], errs[i] = Decode(leaves[i])
+				if errs[i] == nil {
+					reqs[i] = &request{ev: evs[i], data: leaves[i]}
+					preps[i] = l.prepare(reqs[i])
+				}
 			}
 		})
 	}
@@ -328,13 +334,15 @@ func (l *Ledger) applyLeaves(from uint64, leaves [][]byte, verify func(uint64, [
 	txn := l.db.NewTransaction(true)
 	defer txn.Discard()
 	tb := l.tree.Begin()
-	for i, data := range leaves {
+	for i := range leaves {
 		index := from + uint64(i)
-		ev, err := evs[i], errs[i]
-		if err != nil {
+		if err := errs[i]; err != nil {
 			return fmt.Errorf("%w: SECURITY: entry %d is not a valid event: %v", ErrCorrupt, index, err)
 		}
-		req := &request{ev: ev, data: data}
+		if err := preps[i]; err != nil {
+			return fmt.Errorf("entry %d: %w", index, err)
+		}
+		req := reqs[i]
 		existing, err := l.check(txn, req, tb.Size())
 		if err == nil && existing >= 0 {
 			err = fmt.Errorf("repeats entry %d", existing)

@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
-
-	"github.com/buildledger/buildledger/cas"
 )
 
 // check decides whether ev may be appended at index next given the state in
@@ -44,7 +42,7 @@ func (l *Ledger) check(txn *badger.Txn, req *request, next uint64) (int64, error
 			// answer it did not get) is answered with the recorded one.
 			if d, err := eventDigest(txn, idx); err != nil {
 				return -1, err
-			} else if d == cas.Sum(req.data) {
+			} else if d == req.digest() {
 				return int64(idx), nil
 			}
 			return -1, fmt.Errorf("%w: build %s is already recorded (log index %d)", ErrConflict, e.UUID, idx)

@@ -2,55 +2,34 @@ package ledger
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 
 	"github.com/buildledger/buildledger/cas"
 	"github.com/dgraph-io/badger/v4"
 )
 
-// The "latest build" projections (p/lb/, p/ls/) keep, per job and
-// platform, the order of the newest build and of the newest successful
-// one, so the index page, /job/J/build/latest and a job's summary read one
-// key per platform instead of scanning a job's builds. "Newest" is the
-// smallest order: the latest start time, and between equal start times
-// the later log entry, exactly the first build JobBuilds lists.
-// TestLatestBuild checks them against JobBuilds.
+// The newest build of a job on a platform is the first key under
+// p/jp/<job>\0<platform>\0 and the newest successful one the first under
+// p/ls/<job>\0<platform>\0, so the index page, /job/J/build/latest and a
+// job's summary read one key per platform instead of scanning a job's
+// builds. "Newest" is the smallest order: the latest start time, and
+// between equal start times the later log entry, exactly the first build
+// JobBuilds lists. Both are written blind (a key per build, nothing read),
+// which keeps reads off the commit path. TestLatestBuild checks them
+// against JobBuilds.
 
-// projectLatest records build e (with the given order) as the newest of
-// its job and platform if no newer one is known.
+// projectLatest records build e (with the given order) among the
+// successful builds of its job and platform if it is one.
 func projectLatest(txn *badger.Txn, e *BuildRecorded, order []byte) error {
-	k := key([]byte(e.Job), []byte{0}, []byte(e.Platform))
-	if err := setIfNewer(txn, key(pLatest, k), order); err != nil {
-		return err
+	if !successful(e) {
+		return nil
 	}
-	if successful(e) {
-		return setIfNewer(txn, key(pLatOK, k), order)
-	}
-	return nil
+	return txn.Set(key(pLatOK, []byte(e.Job), []byte{0}, []byte(e.Platform), []byte{0}, order), nil)
 }
 
 // successful is builder-web's notion of a successful build, the one its
 // "latest" links follow: it exited 0 and names a main binary.
 func successful(e *BuildRecorded) bool { return e.Succeeded() && e.MainBinary != nil }
-
-func setIfNewer(txn *badger.Txn, k, order []byte) error {
-	item, err := txn.Get(k)
-	switch {
-	case errors.Is(err, badger.ErrKeyNotFound):
-	case err != nil:
-		return err
-	default:
-		older := false
-		if err := item.Value(func(v []byte) error {
-			older = bytes.Compare(order, v) < 0
-			return nil
-		}); err != nil || !older {
-			return err
-		}
-	}
-	return txn.Set(k, order)
-}
 
 // LatestBuild returns the newest build of job on platform ("" for any
 // platform): the latest start time, between equal starts the later log
@@ -116,64 +95,61 @@ func (l *Ledger) LatestBuilds(job string, successful bool) ([]BuildEntry, error)
 
 // latestOrders returns the orders of the newest builds of job on platform
 // (one at most) or on each of its platforms (platform ""), in platform
-// order.
+// order: one seek per platform.
 func latestOrders(txn *badger.Txn, job, platform string, successful bool) ([][]byte, error) {
-	prefix := pLatest
+	prefix := key(pJobP, []byte(job), []byte{0})
 	if successful {
-		prefix = pLatOK
+		prefix = key(pLatOK, []byte(job), []byte{0})
 	}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	seek := prefix
 	if platform != "" {
-		item, err := txn.Get(key(prefix, []byte(job), []byte{0}, []byte(platform)))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return nil, err
-		}
-		if len(v) != orderLen {
-			return nil, fmt.Errorf("%w: latest build record of %q on %q", ErrCorrupt, job, platform)
-		}
-		return [][]byte{v}, nil
+		seek = key(prefix, []byte(platform), []byte{0})
 	}
 	var out [][]byte
-	err := scan(txn, key(prefix, []byte(job), []byte{0}), func(k, v []byte) (bool, error) {
-		if len(v) != orderLen {
-			return false, fmt.Errorf("%w: latest build record %q", ErrCorrupt, k)
+	for it.Seek(seek); it.Valid(); it.Seek(seek) {
+		k := it.Item().Key()
+		rest := k[len(prefix):]
+		end := bytes.IndexByte(rest, 0)
+		if end < 0 || len(rest)-end-1 != orderLen {
+			return nil, fmt.Errorf("%w: build list key %q", ErrCorrupt, k)
 		}
-		out = append(out, v)
-		return true, nil
-	})
-	return out, err
+		if platform != "" && string(rest[:end]) != platform {
+			break
+		}
+		out = append(out, bytes.Clone(rest[end+1:]))
+		if platform != "" {
+			break
+		}
+		// The next platform: past every key of this one.
+		seek = key(prefix, rest[:end], []byte{1})
+	}
+	return out, nil
 }
 
 // orderLen is the length of a build's order (see buildOrder).
 const orderLen = 16
 
 // NewestBuildWith returns the newest build (by start time, then log
-// index) with an artifact of digest d, and that artifact, in one point
-// read and one short scan however many builds produced d (a browser's
+// index) with an artifact of digest d, and that artifact, in one seek and
+// one short scan however many builds produced d (a browser's
 // GET /hash redirects there). It returns ErrNotFound if no build did.
 func (l *Ledger) NewestBuildWith(d cas.Digest) (ArtifactHit, error) {
 	var index uint64
 	err := l.view(func(txn *badger.Txn) error {
-		item, err := txn.Get(key(pHashNw, d[:]))
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		prefix := key(pHashNw, d[:])
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		it.Rewind()
+		if !it.Valid() {
 			return fmt.Errorf("no build produced %s: %w", d, ErrNotFound)
 		}
-		if err != nil {
-			return err
+		if k := it.Item().Key(); len(k) != len(prefix)+orderLen {
+			return fmt.Errorf("%w: newest-build record %q of %s", ErrCorrupt, k, d)
 		}
-		return item.Value(func(v []byte) error {
-			if len(v) != 16 {
-				return fmt.Errorf("%w: newest-build record of %s", ErrCorrupt, d)
-			}
-			index = orderIndex(v)
-			return nil
-		})
+		index = orderIndex(it.Item().Key())
+		return nil
 	})
 	if err != nil {
 		return ArtifactHit{}, err

@@ -13,16 +13,16 @@ import (
 	"github.com/buildledger/buildledger/ledger/ledgertest"
 )
 
-// TestLatestBuild records builds of two jobs on three platforms in random
-// order, with equal start times, failures and successes without a main
-// binary, and checks the latest-build projections and the paged, filtered
-// lists against a plain filter of the full list: the first build JobBuilds
-// lists is the latest one.
+// TestLatestBuild records builds of two jobs on four platforms (one name a
+// prefix of another) in random order, with equal start times, failures and
+// successes without a main binary, and checks the latest-build
+// projections and the paged, filtered lists against a plain filter of the
+// full list: the first build JobBuilds lists is the latest one.
 func TestLatestBuild(t *testing.T) {
 	l := ledgertest.Open(t)
 	rnd := rand.New(rand.NewPCG(1, 2))
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	jobs, platforms := []string{"hello", "web"}, []string{"debian-12", "freebsd-14", "ubuntu-24.04"}
+	jobs, platforms := []string{"hello", "web"}, []string{"debian-12", "debian-12-arm64", "freebsd-14", "ubuntu-24.04"} // one a prefix of another
 	for _, j := range jobs {
 		mustAppend(t, l, &ledger.JobDefined{Job: j})
 	}
@@ -31,7 +31,7 @@ func TestLatestBuild(t *testing.T) {
 	}
 	for i := range 60 {
 		// Only 8 distinct start times: many builds tie.
-		b := build(jobs[rnd.IntN(2)], platforms[rnd.IntN(3)], fmt.Sprint("in", i), fmt.Sprint("out", i), t0.Add(time.Duration(rnd.IntN(8))*time.Hour))
+		b := build(jobs[rnd.IntN(2)], platforms[rnd.IntN(len(platforms))], fmt.Sprint("in", i), fmt.Sprint("out", i), t0.Add(time.Duration(rnd.IntN(8))*time.Hour))
 		switch rnd.IntN(4) {
 		case 0:
 			b.Result = ledger.Result{Kind: ledger.ResultExited, Code: 2}
@@ -57,7 +57,7 @@ func TestLatestBuild(t *testing.T) {
 		}
 		for _, successful := range []bool{false, true} {
 			var want []ledger.BuildEntry // newest per platform, by platform
-			for _, p := range []string{"debian-12", "freebsd-13", "freebsd-14", "ubuntu-24.04"} {
+			for _, p := range []string{"debian-12", "debian-12-arm64", "freebsd-13", "freebsd-14", "ubuntu-24.04"} {
 				var list []ledger.BuildEntry
 				for _, b := range all {
 					if b.Event.Platform == p && (!successful || ok(b)) {

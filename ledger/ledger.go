@@ -168,10 +168,26 @@ type request struct {
 	ev        Event
 	ifMissing bool // job_defined: keep an existing definition; build_recorded: define a missing job
 	data      []byte
-	// job is the encoded job_defined event written just before a
-	// build_recorded one whose job is not defined yet (ifMissing).
-	job   []byte
+	// blob and leaf are data's stored record and leaf hash, computed by
+	// prepare on the appender's goroutine rather than the committer's.
+	blob     cas.Inline
+	leaf     [32]byte
+	prepared bool
+	// job is the job_defined event written just before a build_recorded
+	// one whose job is not defined yet (ifMissing), prepared.
+	job   *request
 	reply chan result
+}
+
+// prepare computes what writing req needs from its bytes alone: the stored
+// blob and the leaf hash.
+func (l *Ledger) prepare(req *request) error {
+	blob, err := l.store.PrepareInline(req.data)
+	if err != nil {
+		return err
+	}
+	req.blob, req.leaf, req.prepared = blob, tree.LeafHash(req.data), true
+	return nil
 }
 
 type result struct {
@@ -310,10 +326,18 @@ func (l *Ledger) append(ctx context.Context, e Event, ifMissing bool) (Receipt, 
 		return Receipt{}, err
 	}
 	req := &request{ev: norm, data: data, ifMissing: ifMissing, reply: make(chan result, 1)}
+	if err := l.prepare(req); err != nil {
+		return Receipt{}, err
+	}
 	if b, ok := norm.(*BuildRecorded); ok && ifMissing {
-		if _, req.job, err = event.Canonical(&JobDefined{Job: b.Job}); err != nil {
+		job := &request{}
+		if job.ev, job.data, err = event.Canonical(&JobDefined{Job: b.Job}); err != nil {
 			return Receipt{}, err
 		}
+		if err := l.prepare(job); err != nil {
+			return Receipt{}, err
+		}
+		req.job = job
 	}
 	select {
 	case <-l.quit:
@@ -534,18 +558,22 @@ func (l *Ledger) missingJob(txn *badger.Txn, req *request) (*request, error) {
 	}
 	_, err := getIndex(txn, key(pJob, []byte(b.Job)))
 	if errors.Is(err, ErrNotFound) {
-		return &request{ev: &JobDefined{Job: b.Job}, data: req.job}, nil
+		return req.job, nil
 	}
 	return nil, err
 }
 
 // write stores an accepted event, its leaf and its projections in txn.
 func (l *Ledger) write(txn *badger.Txn, tb *tree.Batch, req *request) (Receipt, error) {
-	digest, err := l.store.PutTxn(txn, req.data)
-	if err != nil {
+	if !req.prepared {
+		if err := l.prepare(req); err != nil {
+			return Receipt{}, err
+		}
+	}
+	if err := l.store.PutInlineTxn(txn, req.blob); err != nil {
 		return Receipt{}, err
 	}
-	leaf := tree.LeafHash(req.data)
+	digest, leaf := req.blob.Digest, req.leaf
 	index, err := tb.Add(txn, leaf)
 	if err != nil {
 		return Receipt{}, err
@@ -599,4 +627,12 @@ func eventDigest(txn *badger.Txn, index uint64) (cas.Digest, error) {
 		return nil
 	})
 	return d, err
+}
+
+// digest is the CAS digest of req's bytes.
+func (req *request) digest() cas.Digest {
+	if req.prepared {
+		return req.blob.Digest
+	}
+	return cas.Sum(req.data)
 }

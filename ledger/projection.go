@@ -19,7 +19,7 @@ import (
 
 // projectionVersion changes whenever the projection layout below changes;
 // Open then replays the log into the new layout.
-const projectionVersion = 10
+const projectionVersion = 11
 
 // Projection keys. Every projection is a set of badger keys under "p/",
 // written in the same transaction as the event they derive from:
@@ -30,9 +30,8 @@ const projectionVersion = 10
 //	p/jp/<job>\0<platform>\0<order(16)>    job and platform → builds, newest first
 //	p/f/<order(16)>                        failed builds (not exited 0), newest first
 //	p/fp/<platform>\0<order(16)>           failed builds of a platform, newest first
-//	p/lb/<job>\0<platform>  order(16) of the job's newest build on the platform
-//	p/ls/<job>\0<platform>  order(16) of its newest successful build (exited 0
-//	                        and names a main binary)
+//	p/ls/<job>\0<platform>\0<order(16)>   successful builds (exited 0 and
+//	                                       naming a main binary), newest first
 //	p/b/<uuid(16)>               index(8) of build_recorded
 //	p/h/<sha256(32)><index(8)><kind(1)>[<path>]  every build artifact and
 //	                             attestation subject with this digest (see
@@ -42,8 +41,8 @@ const projectionVersion = 10
 //	                             (hitValue); 's' an attestation naming the
 //	                             digest, 'x' a "differs" verdict on a build
 //	                             that recorded it (no value)
-//	p/hn/<sha256(32)>            order(16) of the newest build (by start)
-//	                             with an artifact of this digest
+//	p/hn/<sha256(32)><order(16)> builds with an artifact of this digest,
+//	                             newest (by start) first
 //	p/i/<repro key(32)><index(8)>          reproducibility key (ReproKey) → builds
 //	p/e/<envelope(32)>           index(8) of attestation_recorded
 //	p/ab/<uuid(16)><index(8)>    build → attestations of it, in log order
@@ -66,7 +65,6 @@ var (
 	pJobP   = []byte("p/jp/")
 	pFailed = []byte("p/f/")
 	pFailP  = []byte("p/fp/")
-	pLatest = []byte("p/lb/")
 	pLatOK  = []byte("p/ls/")
 	pBuild  = []byte("p/b/")
 	pHash   = []byte("p/h/")
@@ -144,7 +142,7 @@ func (l *Ledger) project(txn *badger.Txn, index uint64, ev Event) error {
 			if err := setHashEntry(txn, a.SHA256, index, hashArtifact, a.Path, hitValue(e, a)); err != nil {
 				return err
 			}
-			if err := setIfNewer(txn, key(pHashNw, a.SHA256[:]), order); err != nil {
+			if err := set(key(pHashNw, a.SHA256[:], order), nil); err != nil {
 				return err
 			}
 		}

@@ -113,7 +113,7 @@ func main() {
 		row("raw badger, 1 event per synced txn", raw1, "events/s", "baseline")
 		row("raw badger, 64 events per synced txn", raw64, "events/s", "baseline")
 		row("ledger append, 1 appender", a1, "events/s", fmt.Sprintf("%.2f× raw batch=1", a1/raw1))
-		row("ledger append, 64 appenders", a64, "events/s", fmt.Sprintf("%.2f× raw batch=64 (target ≥ 10,000/s)", a64/raw64))
+		row("ledger append, 64 appenders", a64, "events/s", fmt.Sprintf("%.2f× raw batch=64 (targets ≥ 0.5×, ≥ 14,000/s)", a64/raw64))
 	}
 
 	if *only == "" || *only == "cas" {
