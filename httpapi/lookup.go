@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
+	"sync"
 
 	"github.com/buildledger/buildledger/cas"
 	"github.com/buildledger/buildledger/httpapi/api"
@@ -28,8 +31,7 @@ const (
 
 // hashParams reads after= and limit=; paged reports whether either was
 // given.
-func hashParams(r *http.Request) (from uint64, limit int, paged bool, err error) {
-	q := r.URL.Query()
+func hashParams(q url.Values) (from uint64, limit int, paged bool, err error) {
 	if a := q.Get("after"); a != "" {
 		after, err := strconv.ParseUint(a, 10, 64)
 		if err != nil || after == math.MaxUint64 {
@@ -54,7 +56,8 @@ func hashParams(r *http.Request) (from uint64, limit int, paged bool, err error)
 // JSON clients get a page of the builds and paths carrying it, with
 // attestations.
 func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query().Get("sha256")
+	query := r.URL.Query()
+	q := query.Get("sha256")
 	if q == "" {
 		s.fail(w, r, badRequest("give the digest as /hash?sha256=<64 hex digits>"))
 		return
@@ -64,17 +67,20 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("sha256=%q: %v", q, err))
 		return
 	}
-	from, limit, paged, err := hashParams(r)
+	from, limit, paged, err := hashParams(query)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	notFound := &Error{Status: http.StatusNotFound, Msg: "no recorded build produced an artifact with SHA-256 " + d.String()}
-	if !wantsJSON(r) && !paged {
+	notFound := func() error {
+		return &Error{Status: http.StatusNotFound, Msg: "no recorded build produced an artifact with SHA-256 " + d.String()}
+	}
+	asJSON := wantsJSON(r)
+	if !asJSON && !paged {
 		// One point read however many builds share the digest.
 		newest, err := s.cfg.Ledger.NewestBuildWith(d)
 		if errors.Is(err, ledger.ErrNotFound) {
-			s.fail(w, r, notFound)
+			s.fail(w, r, notFound())
 			return
 		}
 		if err != nil {
@@ -103,7 +109,7 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 	if from == 0 && len(out.Builds) == 0 {
 		// A digest's first entry is a build (an attestation names a
 		// recorded artifact), so an empty first page means none.
-		s.fail(w, r, notFound)
+		s.fail(w, r, notFound())
 		return
 	}
 	if out.Attestations, err = s.attestationInfos(info.Attestations, cp.Size); err == nil {
@@ -117,5 +123,43 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 		after := next - 1
 		out.Next = &after
 	}
-	s.render(w, r, "hash", out)
+	if !asJSON {
+		s.render(w, r, "hash", out)
+		return
+	}
+	// The JSON answer, written without reflection into a pooled buffer
+	// around the checkpoint encoded once.
+	buf := jsonBuffers.Get().(*[]byte)
+	defer jsonBuffers.Put(buf)
+	b, err := out.AppendJSON((*buf)[:0], s.checkpointJSON(cp))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	*buf = append(b, '\n')
+	w.Header().Set("Vary", "Accept")
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(*buf)
+}
+
+var jsonBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// encodedCheckpoint is a checkpoint's note as a JSON string.
+type encodedCheckpoint struct {
+	cp   *ledger.Checkpoint
+	json []byte
+}
+
+// checkpointJSON returns cp's note as a JSON string, encoding it once per
+// checkpoint.
+func (s *Server) checkpointJSON(cp *ledger.Checkpoint) []byte {
+	if e := s.cpJSON.Load(); e != nil && e.cp == cp {
+		return e.json
+	}
+	j, err := json.Marshal(string(cp.Note))
+	if err != nil {
+		return nil
+	}
+	s.cpJSON.Store(&encodedCheckpoint{cp: cp, json: j})
+	return j
 }

@@ -90,3 +90,52 @@ func BenchmarkHashPage(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "bytes/answer")
 }
+
+// BenchmarkHashLookup is the reverse lookup of random digests among 20,000
+// builds, each with its own main binary, next to a bare handler writing a
+// fixed answer of the same size: the server's own cost per lookup, without
+// the network.
+func BenchmarkHashLookup(b *testing.B) {
+	l := ledgertest.Open(b)
+	if _, err := l.Append(ctx, &ledger.JobDefined{Job: "hello"}); err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const n = 20_000
+	paths := make([]string, n)
+	for i := range n {
+		main := "bin/hello.hvt"
+		d := cas.Sum(fmt.Appendf(nil, "image %d", i))
+		paths[i] = "/hash?sha256=" + d.String()
+		e := &ledger.BuildRecorded{
+			Job: "hello", UUID: uuid.New(), Platform: "debian-12",
+			Started: t0.Add(time.Duration(i) * time.Minute), Finished: t0.Add(time.Duration(i)*time.Minute + time.Second),
+			Result:     ledger.Result{Kind: ledger.ResultExited},
+			Artifacts:  []ledger.Artifact{{Path: main, SHA256: d, Size: 5 << 20}, {Path: "opam-switch", SHA256: cas.Sum([]byte("switch")), Size: 900}},
+			MainBinary: &main,
+		}
+		if _, err := l.Append(ctx, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s, err := httpapi.New(httpapi.Config{Ledger: l.Ledger, VKey: l.VKey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	size := serveGet(b, s, paths[0], "application/json").Body.Len()
+	body := make([]byte, size)
+	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	})
+	b.Run("bare", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			serveGet(b, bare, paths[i%n], "application/json")
+		}
+	})
+	b.Run("hash", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			serveGet(b, s, paths[i%n], "application/json")
+		}
+	})
+}

@@ -97,6 +97,7 @@ type Config struct {
 // Server is the ledger's HTTP interface. It implements http.Handler.
 type Server struct {
 	cfg       Config
+	cpJSON    atomic.Pointer[encodedCheckpoint] // see checkpointJSON
 	router    *mux.Router
 	verifiers sync.Map // cas.Digest → keyEntry
 	limits    limits
@@ -367,9 +368,9 @@ func wantsHTML(r *http.Request) bool {
 // wantsJSON reports whether the client asked for JSON (Accept:
 // application/json); HTML (or plain text) is the default, as in builder-web.
 func wantsJSON(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt := strings.TrimSpace(strings.SplitN(part, ";", 2)[0])
-		if mt == "application/json" {
+	for part := range strings.SplitSeq(r.Header.Get("Accept"), ",") {
+		mt, _, _ := strings.Cut(part, ";")
+		if strings.TrimSpace(mt) == "application/json" {
 			return true
 		}
 	}

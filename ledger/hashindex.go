@@ -33,9 +33,12 @@ const hashCacheHits = 64
 
 func hashPrefix(d cas.Digest) []byte { return key(pHash, d[:]) }
 
-// setHashEntry files one entry of the hash index.
-func setHashEntry(txn *badger.Txn, d cas.Digest, index uint64, kind byte, path string, v []byte) error {
-	return txn.Set(key(pHash, d[:], u64(index), []byte{kind}, []byte(path)), v)
+// setHashEntry files one entry in the hash index and in the digest's head; order is the build's for an artifact, else nil.
+func setHashEntry(txn *badger.Txn, d cas.Digest, index uint64, kind byte, path string, v, order []byte) error {
+	if err := txn.Set(key(pHash, d[:], u64(index), []byte{kind}, []byte(path)), v); err != nil {
+		return err
+	}
+	return fileHead(txn, d, index, kind, path, v, order)
 }
 
 // HashInfo is everything the log knows about one SHA-256 (or one page of
@@ -69,6 +72,12 @@ func (l *Ledger) Hash(d cas.Digest) (HashInfo, error) {
 	var out HashInfo
 	err := l.view(func(txn *badger.Txn) error {
 		var err error
+		if h, found, err := readHead(txn, d); err != nil || !found || h.complete() {
+			if err == nil && found {
+				out, err = l.headInfo(txn, d, h)
+			}
+			return err
+		}
 		out, _, err = l.hashTxn(txn, d, 0, 0)
 		return err
 	})
@@ -96,6 +105,20 @@ func (l *Ledger) HashPage(d cas.Digest, from uint64, limit int) (h HashInfo, nex
 	}
 	gen := l.hashGeneration()
 	err = l.view(func(txn *badger.Txn) error {
+		if from == 0 {
+			// The first page of a digest with few entries is its head.
+			head, found, err := readHead(txn, d)
+			if err != nil || !found {
+				return err
+			}
+			if head.complete() {
+				if h, err = l.headInfo(txn, d, head); err == nil {
+					l.cacheHash(d, gen, h)
+					h, next = h.page(0, limit)
+				}
+				return err
+			}
+		}
 		var err error
 		h, next, err = l.hashTxn(txn, d, from, limit)
 		return err

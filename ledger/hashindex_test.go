@@ -1,6 +1,8 @@
 package ledger_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -158,4 +160,80 @@ func BenchmarkHashLookup(b *testing.B) {
 			b.Fatalf("%+v %v", h, err)
 		}
 	}
+}
+
+// TestDigestHead: the one-read answers (Hash, the first page, the newest
+// build) agree with a scan of the hash index (HashPage from index 1) for
+// digests with 1 to 40 entries — across the head's limit of 16 — of
+// builds (some with the digest under two paths, filed out of path order),
+// attestations naming it and disputes of it, before and after a replay.
+func TestDigestHead(t *testing.T) {
+	l := ledgertest.Open(t)
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	mustAppend(t, l, &ledger.JobDefined{Job: "hello"})
+	s := ledgertest.NewSigner(t)
+	mustAppend(t, l, &ledger.KeyAdded{Name: "rebuilder", PublicKey: s.Verifier().PublicKeyDER()})
+	rnd := rand.New(rand.NewPCG(3, 4))
+	counts := []int{1, 2, 15, 16, 17, 40}
+	for i := range 40 {
+		for _, n := range counts {
+			if i >= n {
+				continue
+			}
+			out := fmt.Sprint("out-", n)
+			// Starts out of log order, so the newest is not the last.
+			b := sharedBuild("hello", fmt.Sprint("in-", n, "-", i), out, t0.Add(time.Duration(rnd.IntN(30))*time.Hour), i%5 == 3)
+			if i%5 == 3 {
+				// The second path sorts before the first.
+				b.Artifacts[len(b.Artifacts)-1].Path = "a-copy.hvt"
+			}
+			idx := mustAppend(t, l, b).Index
+			switch i % 4 {
+			case 1:
+				mustAppend(t, l, ledgertest.Attest(t, l, s, ledgertest.Rebuild(b, idx, ledger.VerdictReproduced, ledger.Subject{Name: *b.MainBinary, SHA256: d(out)})))
+			case 2:
+				mustAppend(t, l, ledgertest.Attest(t, l, s, ledgertest.Rebuild(b, idx, ledger.VerdictDiffers, ledger.Subject{Name: *b.MainBinary, SHA256: d(fmt.Sprint("other-", n, "-", i))})))
+			}
+		}
+	}
+	check := func(when string) {
+		for _, n := range counts {
+			dg := d(fmt.Sprint("out-", n))
+			// Every read below comes from the store, not from the cache.
+			fresh := func() *ledgertest.Ledger { l.PurgeHashCache(); return l }
+			scan, next, err := fresh().HashPage(dg, 1, 100000)
+			if err != nil || next != 0 || len(scan.Builds) < n {
+				t.Fatalf("%s: scan of %d builds: %d builds, next %d, %v", when, n, len(scan.Builds), next, err)
+			}
+			full, err := fresh().Hash(dg)
+			if err != nil || !reflect.DeepEqual(full, scan) {
+				t.Fatalf("%s: %d builds: Hash differs from the scan:\n%+v\n%+v (%v)", when, n, full, scan, err)
+			}
+			for _, limit := range []int{1, 3, 1000} {
+				first, _, err := fresh().HashPage(dg, 0, limit)
+				want, _, _ := fresh().HashPage(dg, 1, limit)
+				if err != nil || !reflect.DeepEqual(first, want) {
+					t.Fatalf("%s: %d builds: first page of %d differs:\n%+v\n%+v (%v)", when, n, limit, first, want, err)
+				}
+			}
+			newest := scan.Builds[0]
+			for _, h := range scan.Builds {
+				if h.Started.After(newest.Started) || h.Started.Equal(newest.Started) && h.Index > newest.Index {
+					newest = h
+				}
+			}
+			got, err := fresh().NewestBuildWith(dg)
+			if err != nil || got.Index != newest.Index || got.UUID != newest.UUID {
+				t.Fatalf("%s: %d builds: newest %+v %v, want %+v", when, n, got, err, newest)
+			}
+		}
+		if _, err := l.NewestBuildWith(d("never built")); !errors.Is(err, ledger.ErrNotFound) {
+			t.Fatalf("%s: unknown digest: %v", when, err)
+		}
+	}
+	check("appended")
+	if err := l.Replay(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	check("replayed")
 }

@@ -132,27 +132,36 @@ func latestOrders(txn *badger.Txn, job, platform string, successful bool) ([][]b
 const orderLen = 16
 
 // NewestBuildWith returns the newest build (by start time, then log
-// index) with an artifact of digest d, and that artifact, in one seek and
-// one short scan however many builds produced d (a browser's
-// GET /hash redirects there). It returns ErrNotFound if no build did.
+// index) with an artifact of digest d, and that artifact, in one point
+// read (and a short scan when d has many entries) however many builds
+// produced d (a browser's GET /hash redirects there). It returns
+// ErrNotFound if no build did.
 func (l *Ledger) NewestBuildWith(d cas.Digest) (ArtifactHit, error) {
 	var index uint64
+	var hit *ArtifactHit
 	err := l.view(func(txn *badger.Txn) error {
-		prefix := key(pHashNw, d[:])
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		defer it.Close()
-		it.Rewind()
-		if !it.Valid() {
+		h, found, err := readHead(txn, d)
+		if err != nil {
+			return err
+		}
+		if !found || h.flags&headNewest == 0 {
 			return fmt.Errorf("no build produced %s: %w", d, ErrNotFound)
 		}
-		if k := it.Item().Key(); len(k) != len(prefix)+orderLen {
-			return fmt.Errorf("%w: newest-build record %q of %s", ErrCorrupt, k, d)
+		index = orderIndex(h.newest)
+		for _, e := range h.entries {
+			if e.index == index && e.kind == hashArtifact {
+				a, err := parseHit(e.index, e.path, e.value)
+				hit = &a
+				return err
+			}
 		}
-		index = orderIndex(it.Item().Key())
 		return nil
 	})
 	if err != nil {
 		return ArtifactHit{}, err
+	}
+	if hit != nil {
+		return *hit, nil
 	}
 	page, _, err := l.HashPage(d, index, 1)
 	if err != nil {

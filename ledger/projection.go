@@ -19,7 +19,7 @@ import (
 
 // projectionVersion changes whenever the projection layout below changes;
 // Open then replays the log into the new layout.
-const projectionVersion = 11
+const projectionVersion = 12
 
 // Projection keys. Every projection is a set of badger keys under "p/",
 // written in the same transaction as the event they derive from:
@@ -41,8 +41,9 @@ const projectionVersion = 11
 //	                             (hitValue); 's' an attestation naming the
 //	                             digest, 'x' a "differs" verdict on a build
 //	                             that recorded it (no value)
-//	p/hn/<sha256(32)><order(16)> builds with an artifact of this digest,
-//	                             newest (by start) first
+//	p/hd/<sha256(32)>            the digest's head: its newest build and,
+//	                             while they are few, its hash index entries
+//	                             (see hashhead.go)
 //	p/i/<repro key(32)><index(8)>          reproducibility key (ReproKey) → builds
 //	p/e/<envelope(32)>           index(8) of attestation_recorded
 //	p/ab/<uuid(16)><index(8)>    build → attestations of it, in log order
@@ -68,7 +69,7 @@ var (
 	pLatOK  = []byte("p/ls/")
 	pBuild  = []byte("p/b/")
 	pHash   = []byte("p/h/")
-	pHashNw = []byte("p/hn/")
+	pHashHd = []byte("p/hd/")
 	pInput  = []byte("p/i/")
 	pEnv    = []byte("p/e/")
 	pAttB   = []byte("p/ab/")
@@ -139,10 +140,7 @@ func (l *Ledger) project(txn *badger.Txn, index uint64, ev Event) error {
 			return err
 		}
 		for _, a := range e.Artifacts {
-			if err := setHashEntry(txn, a.SHA256, index, hashArtifact, a.Path, hitValue(e, a)); err != nil {
-				return err
-			}
-			if err := set(key(pHashNw, a.SHA256[:], order), nil); err != nil {
+			if err := setHashEntry(txn, a.SHA256, index, hashArtifact, a.Path, hitValue(e, a), order); err != nil {
 				return err
 			}
 		}
@@ -160,7 +158,7 @@ func (l *Ledger) project(txn *badger.Txn, index uint64, ev Event) error {
 		return set(key(pKey, e.KeyID[:], idx), []byte{keyStateRevoked})
 	case *AttestationRecorded:
 		for _, s := range e.Subjects {
-			if err := setHashEntry(txn, s.SHA256, index, hashSubject, "", nil); err != nil {
+			if err := setHashEntry(txn, s.SHA256, index, hashSubject, "", nil, nil); err != nil {
 				return err
 			}
 		}
@@ -194,7 +192,7 @@ func (l *Ledger) projectDisputes(txn *badger.Txn, index uint64, e *AttestationRe
 	}
 	for _, s := range e.Subjects {
 		if a, ok := b.Artifact(s.Name); ok && a.SHA256 != s.SHA256 {
-			if err := setHashEntry(txn, a.SHA256, index, hashDisputed, "", nil); err != nil {
+			if err := setHashEntry(txn, a.SHA256, index, hashDisputed, "", nil, nil); err != nil {
 				return err
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"sync"
@@ -66,7 +67,15 @@ func NewLookupFixture(n int) (*LookupFixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	body := []byte(`{"sha256":"` + f.Digests[0].String() + `","builds":[]}` + "\n")
+	// The bare handler serves the bytes of a real answer.
+	probe := httptest.NewRequest(http.MethodGet, "/hash?sha256="+f.Digests[0].String(), nil)
+	probe.Header.Set("Accept", "application/json")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, probe)
+	if rec.Code != http.StatusOK {
+		return nil, fmt.Errorf("GET /hash: %d %s", rec.Code, rec.Body)
+	}
+	body := rec.Body.Bytes()
 	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
