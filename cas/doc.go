@@ -42,6 +42,14 @@
 // (TestPutTwice); near-identical blobs share most chunks (TestNearIdentical).
 // Put and Open of 1 GiB stay within 64 MiB of heap (TestLargeBlobMemory).
 //
+// PutWithBase stores a blob as a zstd patch against a base blob (zstd with
+// the base as raw dictionary, as `zstd --patch-from`) when that writes less
+// than storing it whole would; successive builds of one artifact then cost
+// about their differences (delta.go). Reading such a blob rebuilds it in
+// memory from the whole blob at the root of its chain, verifying every
+// step's SHA-256; chains are at most MaxDeltaDepth patches and restart with
+// a whole copy when their patches outweigh 1.5 whole copies.
+//
 // # Reading
 //
 // Open returns a Reader that fetches, decompresses and verifies chunks ahead

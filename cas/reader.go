@@ -63,6 +63,14 @@ func (s *Store) Open(ctx context.Context, d Digest) (*Reader, error) {
 		return nil, err
 	}
 	r := &Reader{s: s, ctx: ctx, d: d, rec: rec}
+	if rec.delta != nil {
+		// Rebuilt and verified in memory, then read like an inline blob.
+		if r.inline, err = s.rebuild(ctx, d, rec, true); err != nil {
+			return nil, err
+		}
+		r.rec = record{kind: recInlineRaw, size: rec.size, inline: r.inline}
+		return r, nil
+	}
 	if rec.kind != recChunked {
 		if r.inline, err = s.inlineContent(d, rec); err != nil {
 			return nil, err

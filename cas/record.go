@@ -10,6 +10,7 @@ import (
 //	0x00 <bytes>                                   inline blob, raw
 //	0x01 <uvarint size> <zstd frame>               inline blob, compressed
 //	0x02 <uvarint size> <uvarint chunks> <uvarint height> <ref>...  chunked blob
+//	0x03 <uvarint size> <uvarint depth> <uvarint chain> <base> <patch>  patch (delta.go)
 //
 // A ref is <32-byte digest> <uvarint size>. A chunked blob's content is a
 // tree of manifest pages of at most 1024 refs each: at height 0 the record's
@@ -85,10 +86,11 @@ func parseRefs(dst []ref, b []byte, maxSize, total int64) ([]ref, string) {
 type record struct {
 	kind   byte
 	size   int64
-	inline []byte // kind recInlineRaw: the content; recInlineZstd: the frame
-	chunks int64  // kind recChunked: number of chunk references
-	height int    // kind recChunked: levels of pages below the record
-	refs   []ref  // kind recChunked: the record's references
+	inline []byte       // kind recInlineRaw: the content; recInlineZstd: the frame
+	chunks int64        // kind recChunked: number of chunk references
+	height int          // kind recChunked: levels of pages below the record
+	refs   []ref        // kind recChunked: the record's references
+	delta  *deltaRecord // kind recDelta (delta.go)
 }
 
 // maxSizeAt is the largest size a ref at the given level may carry: a chunk
@@ -143,6 +145,8 @@ func parseRecord(b []byte) (record, string) {
 		}
 		r.refs = refs
 		return r, ""
+	case recDelta:
+		return r, parseDeltaRecord(&r, b)
 	default:
 		return r, fmt.Sprintf("unknown blob record kind 0x%02x", r.kind)
 	}
@@ -167,12 +171,12 @@ func parseRecordSize(b []byte) (size int64, inline bool, reason string) {
 	switch b[0] {
 	case recInlineRaw:
 		return int64(len(b) - 1), true, ""
-	case recInlineZstd, recChunked:
+	case recInlineZstd, recChunked, recDelta:
 		n, w := binary.Uvarint(b[1:])
 		if w <= 0 || n > maxBlobLimit {
 			return 0, false, "bad size in blob record"
 		}
-		return int64(n), b[0] != recChunked, ""
+		return int64(n), b[0] == recInlineZstd, ""
 	default:
 		return 0, false, fmt.Sprintf("unknown blob record kind 0x%02x", b[0])
 	}

@@ -11,8 +11,13 @@ import (
 // StoredBytes. It reads and verifies the manifest pages and looks up every
 // chunk (missing ones are an *IntegrityError), so it costs one lookup per
 // chunk and memory for the set of distinct chunk digests.
-func (s *Store) Stat(d Digest) (Info, error) {
+func (s *Store) Stat(d Digest) (Info, error) { return s.stat(d, true) }
+
+// stat is Stat; a patch's patch blob is stated with patchOK false, so a
+// damaged record naming a patch as patch is an error, not a loop.
+func (s *Store) stat(d Digest, patchOK bool) (Info, error) {
 	var info Info
+	var patch *Digest
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(blobKey(d))
 		if errors.Is(err, badger.ErrKeyNotFound) {
@@ -30,6 +35,12 @@ func (s *Store) Stat(d Digest) (Info, error) {
 			return &IntegrityError{Digest: d, Reason: reason}
 		}
 		info = Info{Digest: d, Size: rec.size, Chunks: rec.chunks, StoredBytes: int64(keyLen + len(val))}
+		if rec.delta != nil {
+			if !patchOK {
+				return &IntegrityError{Digest: d, Reason: "the patch of a patch is itself a patch"}
+			}
+			patch = &rec.delta.patch
+		}
 		if rec.kind != recChunked {
 			return nil
 		}
@@ -63,6 +74,14 @@ func (s *Store) Stat(d Digest) (Info, error) {
 			info.StoredBytes += int64(keyLen) + item.ValueSize()
 		}
 	})
+	if err == nil && patch != nil {
+		// A patch's bytes are the patch blob's (its base is a blob of its
+		// own).
+		var p Info
+		if p, err = s.stat(*patch, false); err == nil {
+			info.Chunks, info.StoredBytes = p.Chunks, info.StoredBytes+p.StoredBytes
+		}
+	}
 	if err != nil {
 		return Info{}, err
 	}
