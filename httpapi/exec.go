@@ -200,6 +200,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 // recorded.
 type uploadSink struct {
 	s     *Server
+	job   string // once Job has accepted it
 	user  auth.User
 	ctx   context.Context
 	files []StoredFile
@@ -212,6 +213,7 @@ func (k *uploadSink) Job(name string) error {
 	if err := ledger.CheckName(name); err != nil {
 		return badRequest("job: %v", err)
 	}
+	k.job = name
 	return nil
 }
 
@@ -222,12 +224,36 @@ func (k *uploadSink) File(f builder.FileInfo, data io.Reader) error {
 	if err := ledger.CheckArtifactPath(f.Path); err != nil {
 		return badRequest("file %q: %v", f.Path, err)
 	}
-	info, err := k.s.cfg.Ledger.Store().Put(k.ctx, data)
+	// Stored as a patch against the job's previous build of this file
+	// when that is smaller (cas.PutWithBase).
+	info, err := k.s.cfg.Ledger.Store().PutWithBase(k.ctx, data, f.Size, k.s.deltaBase(k.job, "", f.Path))
 	if err != nil {
 		return err
 	}
 	k.files = append(k.files, StoredFile{Path: f.Path, Digest: info.Digest, Size: info.Size})
 	return nil
+}
+
+// deltaBase is the file at path of the newest build of job (on platform,
+// or on any platform with ""), which an upload of the same path is stored
+// as a patch against when that is smaller; the zero Digest if there is none.
+func (s *Server) deltaBase(job, platform, path string) cas.Digest {
+	if job == "" {
+		return cas.Digest{}
+	}
+	latest, err := s.cfg.Ledger.LatestBuilds(job, false)
+	if err != nil {
+		return cas.Digest{} // only a saving is lost
+	}
+	var base cas.Digest
+	var started time.Time
+	for _, b := range latest {
+		a, ok := b.Event.Artifact(path)
+		if ok && (platform == "" || b.Event.Platform == platform) && (base == cas.Digest{} || b.Event.Started.After(started)) {
+			base, started = a.SHA256, b.Event.Started
+		}
+	}
+	return base
 }
 
 // execError answers a failed builder.Decode: the record's faults are 400,

@@ -237,7 +237,13 @@ func (s *Server) manualUpload(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	now := time.Now().UTC()
 	// Into the CAS as it arrives (limits.go).
-	bin, err := s.cfg.Ledger.Store().Put(ctx, body)
+	path := "bin/" + name
+	var bin cas.Info
+	if r.ContentLength > 0 {
+		bin, err = s.cfg.Ledger.Store().PutWithBase(ctx, body, r.ContentLength, s.deltaBase(job, platform, path))
+	} else {
+		bin, err = s.cfg.Ledger.Store().Put(ctx, body)
+	}
 	if err != nil {
 		s.fail(w, r, execError(err))
 		return
@@ -255,7 +261,7 @@ func (s *Server) manualUpload(w http.ResponseWriter, r *http.Request) {
 	rc, err := s.record(ctx, Upload{
 		Job: job, Platform: platform, UUID: uuid.New(), Script: script.Digest, Console: console.Digest,
 		Started: now, Finished: now, Result: ledger.Result{Kind: ledger.ResultExited},
-		Files: []StoredFile{{Path: "bin/" + name, Digest: bin.Digest, Size: bin.Size}},
+		Files: []StoredFile{{Path: path, Digest: bin.Digest, Size: bin.Size}},
 	})
 	if err != nil {
 		s.fail(w, r, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -153,6 +154,60 @@ func TestMainBinaryRule(t *testing.T) {
 		got := httpapi.MainBinary("hello", c.paths)
 		if (got == nil) != (c.want == "") || got != nil && *got != c.want {
 			t.Errorf("%v: got %v want %q", c.paths, got, c.want)
+		}
+	}
+}
+
+// TestUploadsStoredAsPatches: a new build of a job whose binary differs a
+// little from the previous build's is stored as a patch against it, a
+// fraction of its size, and is served byte for byte.
+func TestUploadsStoredAsPatches(t *testing.T) {
+	l, srv := uploadServer(t, 8<<20)
+	u := srv.URL + "/job/hello/platform/debian-12/upload?binary_name=hello.hvt"
+	rnd := rand.New(rand.NewPCG(1, 2))
+	vocab := make([][]byte, 4096)
+	for i := range vocab {
+		vocab[i] = make([]byte, 2+rnd.IntN(14))
+		for j := range vocab[i] {
+			vocab[i][j] = byte(rnd.Uint32())
+		}
+	}
+	var first []byte
+	for len(first) < 2<<20 {
+		first = append(first, vocab[rnd.IntN(len(vocab))]...)
+	}
+	second := bytes.Clone(first)
+	for range 20 { // about 1% changed
+		at := rnd.IntN(len(second) - 1000)
+		for j := range 1000 {
+			second[at+j] = byte(rnd.Uint32())
+		}
+	}
+	var rcs []httpapi.UploadReceipt
+	for _, image := range [][]byte{first, second} {
+		resp, body := post(t, u, "farm", "farm-password", image, nil)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("upload: %d %s", resp.StatusCode, body)
+		}
+		var rc httpapi.UploadReceipt
+		if err := json.Unmarshal([]byte(body), &rc); err != nil {
+			t.Fatal(err)
+		}
+		rcs = append(rcs, rc)
+	}
+	st, err := l.Ledger.Store().Stat(cas.Sum(second))
+	if err != nil || st.StoredBytes > int64(len(second))/20 {
+		t.Fatalf("second build's binary of %d bytes takes %d: %v", len(second), st.StoredBytes, err)
+	}
+	for i, image := range [][]byte{first, second} {
+		resp, err := http.Get(srv.URL + "/job/hello/build/" + rcs[i].UUID.String() + "/f/bin/hello.hvt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Equal(got, image) {
+			t.Fatalf("build %d: %d, %d bytes served, want %d", i, resp.StatusCode, len(got), len(image))
 		}
 	}
 }
