@@ -45,7 +45,7 @@ const (
 	// base.
 	MaxDeltaSize = 32 << 20
 	// MaxDeltaDepth is the most patches a read applies.
-	MaxDeltaDepth = 64
+	MaxDeltaDepth = 128
 
 	// deltaMemory bounds the bytes held by patch encodings and rebuilds.
 	deltaMemory = 256 << 20
@@ -290,6 +290,9 @@ func (s *Store) rebuild(ctx context.Context, d Digest, rec record, reserve bool)
 	if rec.delta == nil {
 		return s.Bytes(ctx, d, MaxDeltaSize)
 	}
+	if b, ok := s.rebuilt.get(d); ok {
+		return b, nil
+	}
 	if reserve {
 		w := deltaWeight(rec.size)
 		if err := deltaBudget.Acquire(ctx, w); err != nil {
@@ -303,8 +306,14 @@ func (s *Store) rebuild(ctx context.Context, d Digest, rec record, reserve bool)
 		rec record
 	}
 	chain := []link{{d, rec}}
+	var content []byte // of the last link, when the cache has it
 	err = s.db.View(func(txn *badger.Txn) error {
 		for cur := chain[0]; cur.rec.delta != nil; {
+			if b, ok := s.rebuilt.get(cur.rec.delta.base); ok {
+				content = b
+				chain = append(chain, link{d: cur.rec.delta.base})
+				return nil
+			}
 			base := cur.rec.delta.base
 			brec, err := s.loadRecord(txn, base)
 			if errors.Is(err, ErrNotFound) {
@@ -332,10 +341,10 @@ func (s *Store) rebuild(ctx context.Context, d Digest, rec record, reserve bool)
 	if err != nil {
 		return nil, err
 	}
-	root := chain[len(chain)-1]
-	content, err := s.Bytes(ctx, root.d, MaxDeltaSize)
-	if err != nil {
-		return nil, err
+	if content == nil {
+		if content, err = s.Bytes(ctx, chain[len(chain)-1].d, MaxDeltaSize); err != nil {
+			return nil, err
+		}
 	}
 	for i := len(chain) - 2; i >= 0; i-- {
 		l := chain[i]
@@ -343,6 +352,7 @@ func (s *Store) rebuild(ctx context.Context, d Digest, rec record, reserve bool)
 			return nil, err
 		}
 	}
+	s.rebuilt.add(d, content)
 	return content, nil
 }
 
@@ -398,4 +408,19 @@ func (s *Store) applyPatch(ctx context.Context, d Digest, rec record, base []byt
 		return nil, &IntegrityError{Digest: d, Reason: "patched content does not match the blob digest"}
 	}
 	return out, nil
+}
+
+// PatchDepth is the number of patches a read of blob d applies: 0 for a
+// blob stored whole.
+func (s *Store) PatchDepth(d Digest) (int, error) {
+	var rec record
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		rec, err = s.loadRecord(txn, d)
+		return err
+	})
+	if err != nil || rec.delta == nil {
+		return 0, err
+	}
+	return int(rec.delta.depth), nil
 }

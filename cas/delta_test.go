@@ -117,6 +117,14 @@ func TestDeltaRoundTrip(t *testing.T) {
 		t.Fatalf("the patch wrote %d bytes, storing it whole %d", info.Written, wi.Written)
 	}
 	readAll(t, s, info.Digest, next)
+	// Read again (from the rebuilt cache): what Bytes hands out is the
+	// caller's to change.
+	got, err := s.Bytes(ctx, info.Digest, MaxDeltaSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got[0] ^= 1
+	readAll(t, s, info.Digest, next)
 	st, err := s.Stat(info.Digest)
 	if err != nil || st.StoredBytes < info.Written-100 || st.StoredBytes > info.Written {
 		t.Fatalf("Stat: %+v %v; written %d", st, err, info.Written)
@@ -159,7 +167,7 @@ func TestDeltaFallbacks(t *testing.T) {
 	}
 }
 
-// TestDeltaChain stores 80 successive versions, each against the one
+// TestDeltaChain stores 140 successive versions, each against the one
 // before: every version reads back exactly, no chain is deeper than
 // MaxDeltaDepth, chains are restarted with a whole copy when their patches
 // outweigh 1.5 times a whole copy, and what was written stays within the
@@ -167,11 +175,11 @@ func TestDeltaFallbacks(t *testing.T) {
 // worth of patches.
 func TestDeltaChain(t *testing.T) {
 	if testing.Short() {
-		t.Skip("80 patch encodings")
+		t.Skip("140 patch encodings")
 	}
 	ctx := context.Background()
 	s, _ := openTest(t, Options{})
-	cur := codeBytes(9, 512<<10)
+	cur := codeBytes(9, 256<<10)
 	info, err := s.Put(ctx, bytes.NewReader(cur))
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +187,7 @@ func TestDeltaChain(t *testing.T) {
 	versions := [][]byte{cur}
 	digests := []Digest{info.Digest}
 	var written, patches, restarts, wholeSize int64
-	for i := range 80 {
+	for i := range 140 {
 		next := nextVersion(uint64(100+i), cur)
 		n, err := s.PutWithBase(ctx, bytes.NewReader(next), int64(len(next)), digests[len(digests)-1])
 		if err != nil {
@@ -210,7 +218,7 @@ func TestDeltaChain(t *testing.T) {
 	if limit := patches + (restarts+1)*wholeSize*5/4; written > limit {
 		t.Fatalf("wrote %d bytes: patches %d, %d whole copies of ~%d", written, patches, restarts, wholeSize)
 	}
-	t.Logf("80 versions of %d KiB: %d bytes written, %d in patches, %d whole copies", len(cur)>>10, written, patches, restarts)
+	t.Logf("140 versions of %d KiB: %d bytes written, %d in patches, %d whole copies", len(cur)>>10, written, patches, restarts)
 }
 
 func recordDepth(t *testing.T, s *Store, d Digest) int64 {

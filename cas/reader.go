@@ -1,6 +1,7 @@
 package cas
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -31,6 +32,7 @@ type Reader struct {
 	rec    record
 	pos    int64  // offset of the next byte Read returns
 	inline []byte // the content of an inline blob, verified
+	shared bool   // inline is a rebuilt blob others share: never hand it out
 
 	f      *fetcher    // read-ahead of a chunked blob; nil until needed
 	cur    *fetchBatch // chunks being returned
@@ -69,6 +71,7 @@ func (s *Store) Open(ctx context.Context, d Digest) (*Reader, error) {
 			return nil, err
 		}
 		r.rec = record{kind: recInlineRaw, size: rec.size, inline: r.inline}
+		r.shared = true
 		return r, nil
 	}
 	if rec.kind != recChunked {
@@ -93,6 +96,9 @@ func (s *Store) Bytes(ctx context.Context, d Digest, max int64) ([]byte, error) 
 		return nil, fmt.Errorf("cas: blob %s has %d bytes: %w: the caller allows %d", d, r.Size(), ErrTooLarge, max)
 	}
 	if r.rec.kind != recChunked {
+		if r.shared {
+			return bytes.Clone(r.inline), nil
+		}
 		return r.inline, nil
 	}
 	b := make([]byte, r.Size())

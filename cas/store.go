@@ -24,6 +24,8 @@ type Store struct {
 	// fanout is the number of references per manifest page Put writes;
 	// always pageFanout outside tests.
 	fanout int
+	// rebuilt keeps blobs rebuilt from patches (delta.go).
+	rebuilt *rebuiltCache
 }
 
 // New returns a Store on db, which must have been opened with
@@ -40,7 +42,7 @@ func New(db *badger.DB, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, o: o, enc: enc, dec: dec, cut: cut, fanout: pageFanout}
+	s := &Store{db: db, o: o, enc: enc, dec: dec, cut: cut, fanout: pageFanout, rebuilt: newRebuiltCache(rebuiltBytes)}
 	// "fastcdc" uses fixed masks tuned for an 8 KiB average and ignores
 	// NormalChunk except as the point where it switches masks;
 	// "fastcdc-v1.0.0" derives its masks from NormalChunk and is identical

@@ -72,7 +72,7 @@ func main() {
 	aptPackages := flag.Int("apt-packages", 10_000, "packages in the suite of the package repository benchmark")
 	farmJobs := flag.Int("farm-jobs", 100, "jobs per run of the farm benchmark")
 	leaves := flag.Uint64("leaves", 1_000_000, "tree size for the proof benchmarks")
-	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or scale (Trillian appends, which need MariaDB and Trillian, and replica catch-up), trillian, replica or memory (the server's peak memory under large uploads, exports and comparisons), or farm (jobs per second through scheduler, sandboxed workers and upload; needs bubblewrap), or pages (the web pages against /hash), or monitor (ledger monitor's rate against the ledger's replay), or apt (publishing a Debian repository and apt-get update against it), or uploads (authenticated uploads: password against API token), or replay (replay rate and heap at two log sizes)")
+	only := flag.String("only", "", "run one group: append, cas, proofs, attest, gate or lookup; or scale (Trillian appends, which need MariaDB and Trillian, and replica catch-up), trillian, replica or memory (the server's peak memory under large uploads, exports and comparisons), or farm (jobs per second through scheduler, sandboxed workers and upload; needs bubblewrap), or pages (the web pages against /hash), or monitor (ledger monitor's rate against the ledger's replay), or apt (publishing a Debian repository and apt-get update against it), or uploads (authenticated uploads: password against API token), or replay (replay rate and heap at two log sizes), or delta (a binary rebuilt daily: bytes stored against xdelta3; needs xdelta3)")
 	memUploads := flag.Int("memory-uploads", 10, "concurrent uploads and exports for the memory benchmark")
 	memMB := flag.Int64("memory-mb", 200, "size in MB of each upload of the memory benchmark")
 	memCompares := flag.Int("memory-compares", 4, "concurrent comparisons for the memory benchmark")
@@ -80,6 +80,7 @@ func main() {
 	builds := flag.Int("builds", 100_000, "builds recorded for the lookup benchmark")
 	conc := flag.Int("conc", 64, "concurrent HTTP clients for the lookup benchmark")
 	dur := flag.Duration("duration", 10*time.Second, "length of each HTTP load run")
+	deltaDays := flag.Int("delta-days", 365, "days of daily rebuilds in the delta storage benchmark")
 	replicaEvents := flag.Int("replica-events", 20_000, "builds the replica catch-up benchmark replicates")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
@@ -362,6 +363,24 @@ func main() {
 			base = r.PerSec
 			row(fmt.Sprintf("replay (ledger verify --data), %d events", r.Events), r.PerSec, "events/s", fmt.Sprintf("%s; peak Go heap %d MiB", ratio, r.PeakHeap>>20))
 		}
+	}
+
+	if *only == "delta" {
+		r, err := benchmarks.DeltaYear(*deltaDays, 5<<20)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		// Every day after the first, which anything stores whole.
+		perDay := func(n int64) float64 { return float64(n) / float64(r.Days-1) }
+		stored, chunked := r.Stored-r.FirstDay, r.ChunkedOnly-r.ChunkedFirst
+		row(fmt.Sprintf("a 5 MiB binary rebuilt daily, %d days, 1%% changed a day", r.Days), float64(r.Logical)/float64(r.Days), "bytes/day", "logical")
+		row("xdelta3 -9 between consecutive days", perDay(r.XdeltaSum), "bytes/day", "baseline")
+		row("stored by the ledger after the first day", perDay(stored), "bytes/day",
+			fmt.Sprintf("%.2f× xdelta3 (target ≤ 2); %d days patched, %d restarted whole", float64(stored)/float64(r.XdeltaSum), r.PatchedDays, r.WholeRestart))
+		row("stored by chunks alone (before patches)", perDay(chunked), "bytes/day", fmt.Sprintf("%.2f× xdelta3", float64(chunked)/float64(r.XdeltaSum)))
+		row("the first day's binary, stored whole", float64(r.FirstDay), "bytes", "")
+		row(fmt.Sprintf("read the last day's binary (%d patches deep)", r.NewestDepth), float64(r.ReadNewest.Microseconds())/1000, "ms", fmt.Sprintf("again: %.1f ms", float64(r.ReadAgain.Microseconds())/1000))
 	}
 
 	if *only == "uploads" {
