@@ -468,9 +468,10 @@ func TestUploadRefusedKept(t *testing.T) {
 	dir := t.TempDir()
 	f := start(t, scheduler.Config{Dir: dir, Upload: &flaky{refuse: true}})
 	id := finishOne(t, f)
-	p := filepath.Join(dir, "failed", id.String()+".err")
-	waitFor(t, "the refusal on disk", func() bool { _, err := os.Stat(p); return err == nil })
-	if _, err := os.Stat(filepath.Join(dir, "failed", id.String()+".full")); err != nil {
+	// The refusal is written first, then the build moved beside it.
+	p := filepath.Join(dir, "failed", id.String()+".full")
+	waitFor(t, "the refused build on disk", func() bool { _, err := os.Stat(p); return err == nil })
+	if _, err := os.Stat(filepath.Join(dir, "failed", id.String()+".err")); err != nil {
 		t.Fatal(err)
 	}
 }
