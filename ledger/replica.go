@@ -92,19 +92,38 @@ func (l *Ledger) Replicate(ctx context.Context, leaves [][]byte, signed []byte, 
 		}
 		return nil
 	}
-	for start := 0; start < len(leaves); start += 256 {
+	// The whole run is verified before any of it is stored: its end is
+	// cp's root or proven consistent with cp, which makes every prefix of
+	// it consistent too, so the parts committed below need only match the
+	// roots computed here.
+	f, err := l.tree.Frontier()
+	if err != nil {
+		return err
+	}
+	roots := make(map[uint64][32]byte)
+	for i, data := range leaves {
+		if err := f.Add(tree.LeafHash(data)); err != nil {
+			return err
+		}
+		if (i+1)%replicateChunk == 0 || i == len(leaves)-1 {
+			if roots[f.Size()], err = f.Root(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := checkAgainst(cp, f.Size(), roots[f.Size()], prove); err != nil {
+		return err
+	}
+	for start := 0; start < len(leaves); start += replicateChunk {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		end := min(start+256, len(leaves))
+		end := min(start+replicateChunk, len(leaves))
 		verify := func(size uint64, root [32]byte) error {
-			if size == cp.Size {
-				if root != cp.Hash {
-					return fmt.Errorf("%w: SECURITY: the primary's entries give root %x at size %d, its checkpoint says %x", ErrCorrupt, root, size, cp.Hash)
-				}
-				return nil
+			if want, ok := roots[size]; !ok || root != want {
+				return fmt.Errorf("%w: entries %d to %d give root %x at size %d, not the %x verified", ErrCorrupt, from+uint64(start), from+uint64(end), root, size, want)
 			}
-			return prove(size, root)
+			return nil
 		}
 		checkpoint := func(size uint64, _ [32]byte) (*Checkpoint, error) {
 			if size == cp.Size {
@@ -119,32 +138,13 @@ func (l *Ledger) Replicate(ctx context.Context, leaves [][]byte, signed []byte, 
 	return nil
 }
 
-// VerifyEntries checks, without storing anything, that leaves appended
-// after this replica's last entry make a tree consistent with the signed
-// checkpoint: its root when they reach its size, else proven by prove. A
-// replica calls it before fetching the blobs the entries name, so a
-// primary cannot make it download anything for entries that are not in
-// the log.
-func (l *Ledger) VerifyEntries(leaves [][]byte, signed []byte, prove func(size uint64, root [32]byte) error) error {
-	cp, err := OpenCheckpoint(signed, l.origin, l.replicaOf)
-	if err != nil {
-		return err
-	}
-	l.commitMu.Lock()
-	defer l.commitMu.Unlock()
-	txn := l.db.NewTransaction(true)
-	defer txn.Discard()
-	tb := l.tree.Begin()
-	for _, data := range leaves {
-		if _, err := tb.Add(txn, tree.LeafHash(data)); err != nil {
-			return err
-		}
-	}
-	root, err := tb.Root()
-	if err != nil {
-		return err
-	}
-	switch size := tb.Size(); {
+// replicateChunk is how many entries Replicate commits at a time.
+const replicateChunk = 256
+
+// checkAgainst checks that root is cp's root when size is cp's size, else
+// that prove shows it consistent with cp.
+func checkAgainst(cp *Checkpoint, size uint64, root [32]byte, prove func(uint64, [32]byte) error) error {
+	switch {
 	case size > cp.Size:
 		return fmt.Errorf("ledger: entries up to %d go beyond checkpoint size %d", size, cp.Size)
 	case size == cp.Size && root != cp.Hash:
@@ -153,6 +153,57 @@ func (l *Ledger) VerifyEntries(leaves [][]byte, signed []byte, prove func(size u
 		return prove(size, root)
 	}
 	return nil
+}
+
+// EntryVerifier checks runs of entries one after the other against a
+// primary's checkpoint, from this replica's last entry on, without storing
+// them: a replica verifies the next run, and fetches what it names, while
+// the previous one is being applied.
+type EntryVerifier struct {
+	l *Ledger
+	f *tree.Frontier
+}
+
+// NewEntryVerifier starts after this replica's last entry.
+func (l *Ledger) NewEntryVerifier() (*EntryVerifier, error) {
+	f, err := l.tree.Frontier()
+	if err != nil {
+		return nil, err
+	}
+	return &EntryVerifier{l: l, f: f}, nil
+}
+
+// Verify is VerifyEntries for the run after the previous one verified.
+// After an error the verifier must not be used again.
+func (v *EntryVerifier) Verify(leaves [][]byte, signed []byte, prove func(size uint64, root [32]byte) error) error {
+	cp, err := OpenCheckpoint(signed, v.l.origin, v.l.replicaOf)
+	if err != nil {
+		return err
+	}
+	for _, data := range leaves {
+		if err := v.f.Add(tree.LeafHash(data)); err != nil {
+			return err
+		}
+	}
+	root, err := v.f.Root()
+	if err != nil {
+		return err
+	}
+	return checkAgainst(cp, v.f.Size(), root, prove)
+}
+
+// VerifyEntries checks, without storing anything, that leaves appended
+// after this replica's last entry make a tree consistent with the signed
+// checkpoint: its root when they reach its size, else proven by prove. A
+// replica calls it before fetching the blobs the entries name, so a
+// primary cannot make it download anything for entries that are not in
+// the log.
+func (l *Ledger) VerifyEntries(leaves [][]byte, signed []byte, prove func(size uint64, root [32]byte) error) error {
+	v, err := l.NewEntryVerifier()
+	if err != nil {
+		return err
+	}
+	return v.Verify(leaves, signed, prove)
 }
 
 // IsReplica reports whether the ledger is a read replica.

@@ -37,6 +37,9 @@ type Replica struct {
 	Poll time.Duration
 	// Chunk is how many entries one commit takes. Default 1024.
 	Chunk int
+	// Progress, if set, is called with the replica's log size after each
+	// chunk it has committed.
+	Progress func(size uint64)
 	Log   *slog.Logger
 
 	status status
@@ -73,29 +76,68 @@ func (r *Replica) Sync(ctx context.Context) (int, error) {
 	if chunk <= 0 {
 		chunk = 1024
 	}
+	// Two stages: the next chunk is fetched, verified against the
+	// checkpoint (from where the previous chunk ends, before either is
+	// stored) and its blobs fetched while the current one is applied.
+	v, err := l.NewEntryVerifier()
+	if err != nil {
+		return 0, err
+	}
+	type fetched struct {
+		entries [][]byte
+		err     error
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan fetched, 1)
+	go func() {
+		defer close(next)
+		for from := size; from < cp.Size; {
+			to := min(from+uint64(chunk), cp.Size)
+			entries, err := c.Entries(fctx, from, to, cp)
+			// Nothing is fetched for entries that are not in the log.
+			if err == nil {
+				err = v.Verify(entries, cp.Note, prove)
+			}
+			if err == nil {
+				err = r.fetchBlobs(fctx, from, entries)
+			}
+			select {
+			case next <- fetched{entries, err}:
+			case <-fctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+			from = to
+		}
+	}()
 	applied := 0
-	for from := size; ; {
-		to := min(from+uint64(chunk), cp.Size)
-		entries, err := c.Entries(ctx, from, to, cp)
-		if err != nil {
+	for f := range next {
+		if f.err != nil {
+			return applied, f.err
+		}
+		if err := l.Replicate(ctx, f.entries, cp.Note, prove); err != nil {
 			return applied, err
 		}
-		// Nothing is fetched for entries that are not in the log.
-		if err := l.VerifyEntries(entries, cp.Note, prove); err != nil {
-			return applied, err
-		}
-		if err := r.fetchBlobs(ctx, from, entries); err != nil {
-			return applied, err
-		}
-		if err := l.Replicate(ctx, entries, cp.Note, prove); err != nil {
-			return applied, err
-		}
-		applied += len(entries)
-		if from = to; from >= cp.Size {
-			r.synced()
-			return applied, nil
+		applied += len(f.entries)
+		if r.Progress != nil {
+			r.Progress(l.Tree().Size())
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return applied, err
+	}
+	if l.Tree().Size() < cp.Size {
+		return applied, fmt.Errorf("catching up stopped at %d of %d entries", l.Tree().Size(), cp.Size)
+	}
+	// At the checkpoint's size (also when nothing was missing): install it.
+	if err := l.Replicate(ctx, nil, cp.Note, prove); err != nil {
+		return applied, err
+	}
+	r.synced()
+	return applied, nil
 }
 
 // fetchBlobs stores every blob the entries' events name that the store

@@ -173,6 +173,28 @@ func (t *Tree) Begin() *Batch {
 	return &Batch{t: t, start: t.rng.End(), rng: rng, err: err}
 }
 
+// Frontier is a copy of the installed tree's right edge that grows by leaf
+// hashes alone, storing nothing: what checking a run of entries against a
+// signed root needs before any of them is stored.
+type Frontier struct{ rng *compact.Range }
+
+// Frontier copies the installed tree's edge.
+func (t *Tree) Frontier() (*Frontier, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	rng, err := factory.NewRange(0, t.rng.End(), append([][]byte(nil), t.rng.Hashes()...))
+	return &Frontier{rng}, err
+}
+
+// Add appends a leaf hash.
+func (f *Frontier) Add(leafHash [HashSize]byte) error { return f.rng.Append(leafHash[:], nil) }
+
+// Size is the number of leaves so far.
+func (f *Frontier) Size() uint64 { return f.rng.End() }
+
+// Root is the root hash of the tree so far.
+func (f *Frontier) Root() ([HashSize]byte, error) { return rootOf(f.rng) }
+
 // Size is the tree size the batch would install.
 func (b *Batch) Size() uint64 { return b.rng.End() }
 
