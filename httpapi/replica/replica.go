@@ -40,7 +40,7 @@ type Replica struct {
 	// Progress, if set, is called with the replica's log size after each
 	// chunk it has committed.
 	Progress func(size uint64)
-	Log   *slog.Logger
+	Log      *slog.Logger
 
 	status status
 }
