@@ -35,9 +35,11 @@ import (
 // that the bytes stored stay within 1.5× the patches plus one whole copy
 // per chain (TestDeltaChain), and a read applies at most MaxDeltaDepth
 // patches. Only blobs of at most MaxDeltaSize bytes, with bases of at most
-// that size, take part; rebuilding holds two of them, and all rebuilds and
-// patch encodings together hold at most deltaMemory bytes (others wait,
-// or are stored without a patch).
+// that size, take part; all rebuilds and patch encodings together hold at
+// most deltaMemory bytes by their estimate (encodeWeight, rebuildWeight):
+// rebuilds wait for their share, encodings that find none store the blob
+// whole. A patch is never itself a patch (a patch whose bytes are found
+// stored as one is not used), so a chain is always readable.
 const (
 	recDelta = 0x03
 
@@ -99,15 +101,28 @@ func parseDeltaRecord(r *record, b []byte) string {
 // process hold at most deltaMemory bytes.
 var deltaBudget = semaphore.NewWeighted(deltaMemory)
 
-// deltaWeight is what rebuilding or encoding a blob of size bytes holds:
-// the blob, its base (at most MaxDeltaSize) and the codec's window.
-func deltaWeight(size int64) int64 { return min(3*max(size, 1<<20), deltaMemory) }
+// encodeWeight is what storing a blob of size bytes as a patch against a
+// base of base bytes holds: both, the base's rebuild (its base and the
+// output, when the base is itself a patch), and the encoder's window twice
+// (its history and tables at the best level).
+func encodeWeight(size, base int64) int64 {
+	return min(2*size+2*base+2*int64(patchWindow(int(size+base))), deltaMemory)
+}
+
+// rebuildWeight is what rebuilding a chain whose largest blob has max bytes
+// holds: a base, the output and the decoder's window over both.
+func rebuildWeight(max int64) int64 {
+	return min(2*max+int64(patchWindow(int(2*max))), deltaMemory)
+}
 
 // PutWithBase stores the content of r (size bytes, as the caller was told)
 // like Put, or as a zstd patch against blob base when that is smaller (see
 // above). base may be the zero Digest or a blob that is not stored: the
 // content is then stored as Put stores it, and so it is when either is
-// larger than MaxDeltaSize or the patch budget is in use.
+// larger than MaxDeltaSize, when the content is longer than size, and when
+// the patch budget is in use. The content is read into memory (at most
+// MaxDeltaSize bytes) before any budget is taken, so a slow sender holds
+// none.
 func (s *Store) PutWithBase(ctx context.Context, r io.Reader, size int64, base Digest) (Info, error) {
 	if size <= int64(s.o.InlineMax) || size > MaxDeltaSize || base == (Digest{}) {
 		return s.Put(ctx, r)
@@ -124,11 +139,6 @@ func (s *Store) PutWithBase(ctx context.Context, r io.Reader, size int64, base D
 	if err != nil {
 		return Info{}, err
 	}
-	w := deltaWeight(max(size, baseRec.size))
-	if !deltaBudget.TryAcquire(w) {
-		return s.Put(ctx, r)
-	}
-	defer deltaBudget.Release(w)
 	buf := make([]byte, size+1)
 	n, err := io.ReadFull(r, buf)
 	switch {
@@ -162,9 +172,19 @@ func (s *Store) putDelta(ctx context.Context, b []byte, base Digest, baseRec rec
 	if depth >= MaxDeltaDepth {
 		return whole()
 	}
+	w := encodeWeight(int64(len(b)), baseRec.size)
+	if !deltaBudget.TryAcquire(w) {
+		return whole()
+	}
+	defer deltaBudget.Release(w)
 	baseBytes, err := s.rebuild(ctx, base, baseRec, false)
 	if err != nil {
-		return Info{}, err
+		if ctx.Err() != nil {
+			return Info{}, err
+		}
+		// A base that does not read back is no base: this blob must not
+		// depend on it.
+		return whole()
 	}
 	patch, err := encodePatch(baseBytes, b)
 	if err != nil {
@@ -183,6 +203,12 @@ func (s *Store) putDelta(ctx context.Context, b []byte, base Digest, baseRec rec
 	pinfo, err := s.Put(ctx, bytes.NewReader(patch))
 	if err != nil {
 		return Info{}, err
+	}
+	// The patch's bytes may already be stored, and stored as a patch
+	// themselves (anyone can upload any bytes): a patch must be a blob
+	// stored whole, or this blob could never be read.
+	if pd, err := s.PatchDepth(pinfo.Digest); err != nil || pd > 0 {
+		return whole()
 	}
 	rec := appendDeltaRecord(nil, int64(len(b)), deltaRecord{depth: depth + 1, chain: chain + int64(len(patch)), base: base, patch: pinfo.Digest})
 	info := Info{Digest: d, Size: int64(len(b)), Chunks: pinfo.Chunks, Written: pinfo.Written}
@@ -293,13 +319,6 @@ func (s *Store) rebuild(ctx context.Context, d Digest, rec record, reserve bool)
 	if b, ok := s.rebuilt.get(d); ok {
 		return b, nil
 	}
-	if reserve {
-		w := deltaWeight(rec.size)
-		if err := deltaBudget.Acquire(ctx, w); err != nil {
-			return nil, err
-		}
-		defer deltaBudget.Release(w)
-	}
 	// The chain, from d down to the blob stored whole.
 	type link struct {
 		d   Digest
@@ -340,6 +359,17 @@ func (s *Store) rebuild(ctx context.Context, d Digest, rec record, reserve bool)
 	})
 	if err != nil {
 		return nil, err
+	}
+	if reserve {
+		largest := int64(0)
+		for _, l := range chain {
+			largest = max(largest, l.rec.size)
+		}
+		w := rebuildWeight(max(largest, int64(len(content))))
+		if err := deltaBudget.Acquire(ctx, w); err != nil {
+			return nil, err
+		}
+		defer deltaBudget.Release(w)
 	}
 	if content == nil {
 		if content, err = s.Bytes(ctx, chain[len(chain)-1].d, MaxDeltaSize); err != nil {

@@ -7,6 +7,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // nextVersion changes about a hundredth of b: replaced, inserted and
@@ -305,4 +308,118 @@ func TestDeltaCorrupt(t *testing.T) {
 			t.Fatalf("Stat: %v", err)
 		}
 	})
+}
+
+// TestDeltaPatchAlreadyAPatch: the bytes of a new blob's patch can be
+// predicted (builds are reproducible) and stored beforehand as a patch
+// themselves; the new blob is then stored whole, not as a patch nobody can
+// read, and the next version stores and reads normally.
+func TestDeltaPatchAlreadyAPatch(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Options{})
+	base := codeBytes(1, 8<<20) // a patch larger than InlineMax
+	bi, _ := s.Put(ctx, bytes.NewReader(base))
+	target := nextVersion(2, base)
+	patch, err := encodePatch(base, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near := bytes.Clone(patch)
+	for i := 0; i < len(near); i += 1024 {
+		near[i] ^= 0xff
+	}
+	ni, _ := s.Put(ctx, bytes.NewReader(near))
+	pi, err := s.PutWithBase(ctx, bytes.NewReader(patch), int64(len(patch)), ni.Digest)
+	if err != nil || recordOf(t, s, pi.Digest).delta == nil {
+		t.Fatalf("setup: the patch's bytes are not stored as a patch: %v", err)
+	}
+	ti, err := s.PutWithBase(ctx, bytes.NewReader(target), int64(len(target)), bi.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := recordOf(t, s, ti.Digest); rec.delta != nil && rec.delta.patch == pi.Digest {
+		t.Fatal("stored as a patch whose patch is a patch")
+	}
+	readAll(t, s, ti.Digest, target)
+	if _, err := s.Stat(ti.Digest); err != nil {
+		t.Fatal(err)
+	}
+	next := nextVersion(3, target)
+	xi, err := s.PutWithBase(ctx, bytes.NewReader(next), int64(len(next)), ti.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, s, xi.Digest, next)
+}
+
+// TestDeltaDamagedBase: a new version stored against a base that no longer
+// reads back (its patch is gone) is stored whole, readable, instead of
+// failing or depending on the damage.
+func TestDeltaDamagedBase(t *testing.T) {
+	ctx := context.Background()
+	s, db := openTest(t, Options{})
+	v0 := codeBytes(1, 1<<20)
+	i0, _ := s.Put(ctx, bytes.NewReader(v0))
+	v1 := nextVersion(2, v0)
+	i1, err := s.PutWithBase(ctx, bytes.NewReader(v1), int64(len(v1)), i0.Digest)
+	if err != nil || recordOf(t, s, i1.Digest).delta == nil {
+		t.Fatalf("setup: %v", err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Delete(blobKey(recordOf(t, s, i1.Digest).delta.patch)) }); err != nil {
+		t.Fatal(err)
+	}
+	v2 := nextVersion(3, v1)
+	info, err := s.PutWithBase(ctx, bytes.NewReader(v2), int64(len(v2)), i1.Digest)
+	if err != nil || recordOf(t, s, info.Digest).delta != nil {
+		t.Fatalf("stored against a damaged base: %+v %v", info, err)
+	}
+	readAll(t, s, info.Digest, v2)
+}
+
+// blockingReader yields its bytes only after release is closed.
+type blockingReader struct {
+	r       io.Reader
+	release chan struct{}
+}
+
+func (b *blockingReader) Read(p []byte) (int, error) {
+	<-b.release
+	return b.r.Read(p)
+}
+
+// TestDeltaSlowSenders: uploads whose bodies have not arrived hold none of
+// the patch budget, so blobs stored as patches still open at once.
+func TestDeltaSlowSenders(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Options{})
+	base := codeBytes(1, 1<<20)
+	bi, _ := s.Put(ctx, bytes.NewReader(base))
+	next := nextVersion(2, base)
+	info, err := s.PutWithBase(ctx, bytes.NewReader(next), int64(len(next)), bi.Digest)
+	if err != nil || recordOf(t, s, info.Digest).delta == nil {
+		t.Fatalf("setup: %v", err)
+	}
+	release := make(chan struct{})
+	done := make(chan error, 8)
+	for i := range 8 {
+		body := &blockingReader{bytes.NewReader(nextVersion(uint64(10+i), base)), release}
+		go func() {
+			_, err := s.PutWithBase(ctx, body, MaxDeltaSize, bi.Digest)
+			done <- err
+		}()
+	}
+	s.rebuilt = newRebuiltCache(rebuiltBytes) // nothing kept: Open rebuilds
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	r, err := s.Open(octx, info.Digest)
+	if err != nil {
+		t.Fatalf("Open with 8 uploads waiting for their bodies: %v", err)
+	}
+	r.Close()
+	close(release)
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

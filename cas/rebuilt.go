@@ -8,7 +8,7 @@ import (
 // rebuiltBytes bounds the rebuilt blobs a Store keeps: the newest build of
 // an artifact is read again and again (downloads, boots, the next build's
 // patch), and rebuilding it applies up to MaxDeltaDepth patches.
-const rebuiltBytes = 64 << 20
+const rebuiltBytes = 96 << 20
 
 // rebuiltCache keeps verified contents of blobs stored as patches, least
 // recently used first out, at most max bytes. Its slices are shared and
@@ -42,7 +42,7 @@ func (c *rebuiltCache) get(d Digest) ([]byte, bool) {
 }
 
 func (c *rebuiltCache) add(d Digest, b []byte) {
-	if int64(len(b)) > c.max/4 {
+	if int64(len(b)) > c.max/2 {
 		return
 	}
 	c.mu.Lock()

@@ -210,4 +210,21 @@ func TestUploadsStoredAsPatches(t *testing.T) {
 			t.Fatalf("build %d: %d, %d bytes served, want %d", i, resp.StatusCode, len(got), len(image))
 		}
 	}
+	// HEAD and ranges of the patched one.
+	u2 := srv.URL + "/job/hello/build/" + rcs[1].UUID.String() + "/f/bin/hello.hvt"
+	resp, err := http.Head(u2)
+	if err != nil || resp.StatusCode != 200 || resp.ContentLength != int64(len(second)) {
+		t.Fatalf("HEAD: %v %v", resp, err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, u2, nil)
+	req.Header.Set("Range", "bytes=1000000-1000099")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(got, second[1000000:1000100]) {
+		t.Fatalf("range: %d, %d bytes", resp.StatusCode, len(got))
+	}
 }
