@@ -321,7 +321,11 @@ func main() {
 					fmt.Sprintf("%.2f× bare (target ≥ 0.8); p99 %.2f× bare's (target ≤ 1.3)", hash.RPS/bare.RPS, float64(hash.P99)/float64(bare.P99)))
 			}
 		} else {
-			fmt.Fprintln(os.Stderr, "(no wrk, taskset or second CPU: the load generator shares the server's cores)")
+			if *only == "lookup" {
+				fmt.Fprintln(os.Stderr, "(no wrk, taskset or second CPU: the load generator shares the server's cores)")
+			} else {
+				fmt.Fprintln(os.Stderr, "(the load generator runs in this process; -only lookup measures /hash with wrk on its own core)")
+			}
 			if bare, err = benchmarks.Load(func(int) string { return f.BareURL + "/" }, jsonHdr, *conc, *dur); err == nil {
 				hash, err = benchmarks.Load(hashURL, jsonHdr, *conc, *dur)
 			}
