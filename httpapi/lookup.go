@@ -96,7 +96,7 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := HashLookup{SHA256: d, Builds: []HashHit{}, Attestations: []AttestationInfo{}, Checkpoint: string(cp.Note)}
+	out := HashLookup{SHA256: d, Builds: make([]HashHit, 0, len(info.Builds)), Attestations: []AttestationInfo{}, Checkpoint: string(cp.Note)}
 	for _, h := range info.Builds {
 		if h.Index >= cp.Size {
 			continue // newer than the checkpoint we answer with

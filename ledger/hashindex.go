@@ -131,6 +131,9 @@ func (l *Ledger) HashPage(d cas.Digest, from uint64, limit int) (h HashInfo, nex
 
 // page cuts a complete answer like HashPage cuts the store's entries.
 func (h HashInfo) page(from uint64, limit int) (HashInfo, uint64) {
+	if from == 0 && h.Hits() <= limit {
+		return h, 0 // all of it: nothing to cut
+	}
 	b := sort.Search(len(h.Builds), func(i int) bool { return h.Builds[i].Index >= from })
 	a := sort.Search(len(h.Attestations), func(i int) bool { return h.Attestations[i].Index >= from })
 	x := sort.Search(len(h.Disputes), func(i int) bool { return h.Disputes[i].Index >= from })
