@@ -92,6 +92,9 @@ func (l *Ledger) Replicate(ctx context.Context, leaves [][]byte, signed []byte, 
 		}
 		return nil
 	}
+	if len(leaves) == 0 {
+		return nil // short of the checkpoint: nothing to do yet
+	}
 	// The whole run is verified before any of it is stored: its end is
 	// cp's root or proven consistent with cp, which makes every prefix of
 	// it consistent too, so the parts committed below need only match the

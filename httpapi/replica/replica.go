@@ -88,8 +88,15 @@ func (r *Replica) Sync(ctx context.Context) (int, error) {
 		err     error
 	}
 	fctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	next := make(chan fetched, 1)
+	// On every return the producer is stopped and waited for: nothing of
+	// this Sync runs after it (a server closes the ledger next).
+	defer func() {
+		cancel()
+		for range next {
+		}
+	}()
+	fprove := func(n uint64, root [32]byte) error { return c.ProveConsistent(fctx, n, root, cp) }
 	go func() {
 		defer close(next)
 		for from := size; from < cp.Size; {
@@ -97,7 +104,7 @@ func (r *Replica) Sync(ctx context.Context) (int, error) {
 			entries, err := c.Entries(fctx, from, to, cp)
 			// Nothing is fetched for entries that are not in the log.
 			if err == nil {
-				err = v.Verify(entries, cp.Note, prove)
+				err = v.Verify(entries, cp.Note, fprove)
 			}
 			if err == nil {
 				err = r.fetchBlobs(fctx, from, entries)
@@ -118,12 +125,18 @@ func (r *Replica) Sync(ctx context.Context) (int, error) {
 		if f.err != nil {
 			return applied, f.err
 		}
-		if err := l.Replicate(ctx, f.entries, cp.Note, prove); err != nil {
-			return applied, err
+		before := l.Tree().Size()
+		err := l.Replicate(ctx, f.entries, cp.Note, prove)
+		// Counted by what was committed: a failed Replicate may have
+		// committed part of the chunk.
+		if after := l.Tree().Size(); after > before {
+			applied += int(after - before)
+			if r.Progress != nil {
+				r.Progress(after)
+			}
 		}
-		applied += len(f.entries)
-		if r.Progress != nil {
-			r.Progress(l.Tree().Size())
+		if err != nil {
+			return applied, err
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -155,6 +168,9 @@ func (r *Replica) fetchBlobs(ctx context.Context, from uint64, entries [][]byte)
 	seen := map[cas.Digest]bool{}
 	var todo []want
 	for i, data := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		ev, err := ledger.Decode(data)
 		if err != nil {
 			return fmt.Errorf("SECURITY: the primary's entry %d is not a valid event: %w", from+uint64(i), err)
