@@ -34,11 +34,11 @@ const hashCacheHits = 64
 func hashPrefix(d cas.Digest) []byte { return key(pHash, d[:]) }
 
 // setHashEntry files one entry in the hash index and in the digest's head; order is the build's for an artifact, else nil.
-func setHashEntry(txn *badger.Txn, d cas.Digest, index uint64, kind byte, path string, v, order []byte) error {
+func (l *Ledger) setHashEntry(txn *badger.Txn, d cas.Digest, index uint64, kind byte, path string, v, order []byte) error {
 	if err := txn.Set(key(pHash, d[:], u64(index), []byte{kind}, []byte(path)), v); err != nil {
 		return err
 	}
-	return fileHead(txn, d, index, kind, path, v, order)
+	return fileHead(txn, l.freshHeads, d, index, kind, path, v, order)
 }
 
 // HashInfo is everything the log knows about one SHA-256 (or one page of

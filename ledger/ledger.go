@@ -128,6 +128,9 @@ type Ledger struct {
 	// hashes caches reverse lookups; hashGen counts the commits that
 	// invalidated some (see Hash).
 	hashes *lru.Cache[cas.Digest, HashInfo]
+	// freshHeads is set while replay rebuilds the projections (commitMu
+	// held): see fileHead.
+	freshHeads *digestFilter
 	// verifiers caches the attest.Verifier of each registered key by id.
 	verifiers sync.Map
 	hashMu    sync.Mutex

@@ -140,7 +140,7 @@ func (l *Ledger) project(txn *badger.Txn, index uint64, ev Event) error {
 			return err
 		}
 		for _, a := range e.Artifacts {
-			if err := setHashEntry(txn, a.SHA256, index, hashArtifact, a.Path, hitValue(e, a), order); err != nil {
+			if err := l.setHashEntry(txn, a.SHA256, index, hashArtifact, a.Path, hitValue(e, a), order); err != nil {
 				return err
 			}
 		}
@@ -158,7 +158,7 @@ func (l *Ledger) project(txn *badger.Txn, index uint64, ev Event) error {
 		return set(key(pKey, e.KeyID[:], idx), []byte{keyStateRevoked})
 	case *AttestationRecorded:
 		for _, s := range e.Subjects {
-			if err := setHashEntry(txn, s.SHA256, index, hashSubject, "", nil, nil); err != nil {
+			if err := l.setHashEntry(txn, s.SHA256, index, hashSubject, "", nil, nil); err != nil {
 				return err
 			}
 		}
@@ -192,7 +192,7 @@ func (l *Ledger) projectDisputes(txn *badger.Txn, index uint64, e *AttestationRe
 	}
 	for _, s := range e.Subjects {
 		if a, ok := b.Artifact(s.Name); ok && a.SHA256 != s.SHA256 {
-			if err := setHashEntry(txn, a.SHA256, index, hashDisputed, "", nil, nil); err != nil {
+			if err := l.setHashEntry(txn, a.SHA256, index, hashDisputed, "", nil, nil); err != nil {
 				return err
 			}
 		}
@@ -278,6 +278,10 @@ func (l *Ledger) replay(ctx context.Context) (err error) {
 	if err := l.db.DropPrefix(pAll); err != nil {
 		return err
 	}
+	// From nothing, a digest not filed yet in this replay has no head:
+	// its read is skipped (appends wait, so only replay projects now).
+	l.freshHeads = newDigestFilter()
+	defer func() { l.freshHeads = nil }()
 	size, root := l.tree.Head()
 	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
 	txn := l.db.NewTransaction(true)
