@@ -60,6 +60,24 @@ func recordOf(t *testing.T, s *Store, d Digest) record {
 	return rec
 }
 
+// storedAsPatch stores base whole and its next version (seed) against it,
+// checking that the version is stored as a patch; it returns the base's
+// digest, the version and its Info.
+func storedAsPatch(t *testing.T, s *Store, base []byte, seed uint64) (Digest, []byte, Info) {
+	t.Helper()
+	ctx := context.Background()
+	bi, err := s.Put(ctx, bytes.NewReader(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := nextVersion(seed, base)
+	info, err := s.PutWithBase(ctx, bytes.NewReader(next), int64(len(next)), bi.Digest)
+	if err != nil || recordOf(t, s, info.Digest).delta == nil {
+		t.Fatalf("setup: not stored as a patch: %+v %v", info, err)
+	}
+	return bi.Digest, next, info
+}
+
 // readAll checks every way of reading d against want.
 func readAll(t *testing.T, s *Store, d Digest, want []byte) {
 	t.Helper()
@@ -237,14 +255,8 @@ func TestDeltaCorrupt(t *testing.T) {
 	ctx := context.Background()
 	setup := func(t *testing.T) (*Store, Digest, Digest, []byte) {
 		s, _ := openTest(t, Options{})
-		base := codeBytes(1, 1<<20)
-		bi, _ := s.Put(ctx, bytes.NewReader(base))
-		next := nextVersion(2, base)
-		info, err := s.PutWithBase(ctx, bytes.NewReader(next), int64(len(next)), bi.Digest)
-		if err != nil || recordOf(t, s, info.Digest).delta == nil {
-			t.Fatalf("%+v %v", info, err)
-		}
-		return s, info.Digest, bi.Digest, next
+		base, next, info := storedAsPatch(t, s, codeBytes(1, 1<<20), 2)
+		return s, info.Digest, base, next
 	}
 	rewrite := func(t *testing.T, s *Store, d Digest, f func(*deltaRecord, *int64)) {
 		rec := recordOf(t, s, d)
@@ -358,13 +370,7 @@ func TestDeltaPatchAlreadyAPatch(t *testing.T) {
 func TestDeltaDamagedBase(t *testing.T) {
 	ctx := context.Background()
 	s, db := openTest(t, Options{})
-	v0 := codeBytes(1, 1<<20)
-	i0, _ := s.Put(ctx, bytes.NewReader(v0))
-	v1 := nextVersion(2, v0)
-	i1, err := s.PutWithBase(ctx, bytes.NewReader(v1), int64(len(v1)), i0.Digest)
-	if err != nil || recordOf(t, s, i1.Digest).delta == nil {
-		t.Fatalf("setup: %v", err)
-	}
+	_, v1, i1 := storedAsPatch(t, s, codeBytes(1, 1<<20), 2)
 	if err := db.Update(func(txn *badger.Txn) error { return txn.Delete(blobKey(recordOf(t, s, i1.Digest).delta.patch)) }); err != nil {
 		t.Fatal(err)
 	}
@@ -393,18 +399,13 @@ func TestDeltaSlowSenders(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t, Options{})
 	base := codeBytes(1, 1<<20)
-	bi, _ := s.Put(ctx, bytes.NewReader(base))
-	next := nextVersion(2, base)
-	info, err := s.PutWithBase(ctx, bytes.NewReader(next), int64(len(next)), bi.Digest)
-	if err != nil || recordOf(t, s, info.Digest).delta == nil {
-		t.Fatalf("setup: %v", err)
-	}
+	baseDigest, _, info := storedAsPatch(t, s, base, 2)
 	release := make(chan struct{})
 	done := make(chan error, 8)
 	for i := range 8 {
 		body := &blockingReader{bytes.NewReader(nextVersion(uint64(10+i), base)), release}
 		go func() {
-			_, err := s.PutWithBase(ctx, body, MaxDeltaSize, bi.Digest)
+			_, err := s.PutWithBase(ctx, body, MaxDeltaSize, baseDigest)
 			done <- err
 		}()
 	}

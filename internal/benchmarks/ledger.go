@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -103,25 +102,15 @@ func AppendOn(b *testing.B, appenders int, newBackend func() (ledger.Backend, er
 		events[i] = BuildEvent(i)
 	}
 	ctx := context.Background()
-	var next atomic.Int64
-	var wg sync.WaitGroup
 	b.ResetTimer()
-	for range appenders {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(b.N) {
-					return
-				}
-				if _, err := l.Append(ctx, events[i]); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	err := concurrently(appenders, b.N, func(i int) error {
+		_, err := l.Append(ctx, events[i])
+		return err
+	})
 	b.StopTimer()
+	if err != nil {
+		b.Error(err)
+	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 

@@ -92,30 +92,39 @@ func NewLookupFixture(n int) (*LookupFixture, error) {
 // appendConcurrently appends the builds build(0), ..., build(n-1) from 64
 // goroutines (so they share group commits).
 func appendConcurrently(ctx context.Context, l *ledger.Ledger, n int, build func(int) (*ledger.BuildRecorded, error)) error {
+	return concurrently(64, n, func(i int) error {
+		b, err := build(i)
+		if err == nil {
+			_, err = l.Append(ctx, b)
+		}
+		return err
+	})
+}
+
+// concurrently calls f(0), ..., f(n-1) from workers goroutines, each taking
+// the next index, and returns the first error (the goroutine that met it
+// stops; the others finish the indices).
+func concurrently(workers, n int, f func(int) error) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for range 64 {
+	var once sync.Once
+	var first error
+	for range workers {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= n {
 					return
 				}
-				b, err := build(i)
-				if err == nil {
-					_, err = l.Append(ctx, b)
-				}
-				if err != nil {
-					errs <- err
+				if err := f(i); err != nil {
+					once.Do(func() { first = err })
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	close(errs)
-	return <-errs
+	return first
 }
 
 // tempLedger is a ledger in a temporary directory.

@@ -3,8 +3,6 @@ package benchmarks
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,24 +76,10 @@ func TrillianAlone(b *testing.B, addr string, appenders int, poll time.Duration)
 	if err := integrated(1); err != nil {
 		b.Fatal(err)
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
 	b.ResetTimer()
-	for range appenders {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(b.N) {
-					return
-				}
-				if err := queue(leaves[i]); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
+	if err := concurrently(appenders, b.N, func(i int) error { return queue(leaves[i]) }); err != nil {
+		b.Fatal(err)
 	}
-	wg.Wait()
 	if err := integrated(uint64(b.N) + 1); err != nil {
 		b.Fatal(err)
 	}
