@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -423,4 +424,51 @@ func TestDeltaSlowSenders(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestDeltaOpenRebuildsOnRead: opening a blob stored as a patch reads its
+// record only (its size answers a HEAD or a 304); the rebuild happens on
+// the first read, once, also when reads race.
+func TestDeltaOpenRebuildsOnRead(t *testing.T) {
+	ctx := context.Background()
+	s, db := openTest(t, Options{})
+	_, next, info := storedAsPatch(t, s, codeBytes(1, 1<<20), 2)
+	patch := recordOf(t, s, info.Digest).delta.patch
+	s.rebuilt = newRebuiltCache(rebuiltBytes)
+	r, err := s.Open(ctx, info.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Gone after the Open: only a read can notice.
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Delete(blobKey(patch)) }); err != nil {
+		t.Fatal(err)
+	}
+	var ie *IntegrityError
+	if r.Size() != int64(len(next)) {
+		t.Fatalf("Size %d, want %d", r.Size(), len(next))
+	}
+	if _, err := r.Read(make([]byte, 10)); !errors.As(err, &ie) {
+		t.Fatalf("first read: %v, want the missing patch", err)
+	}
+	r.Close()
+
+	s2, _ := openTest(t, Options{})
+	_, next, info = storedAsPatch(t, s2, codeBytes(3, 1<<20), 4)
+	s2.rebuilt = newRebuiltCache(rebuiltBytes)
+	r, err = s2.Open(ctx, info.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			p := make([]byte, 1000)
+			off := int64(i * 100_000)
+			if _, err := r.ReadAt(p, off); err != nil || !bytes.Equal(p, next[off:off+1000]) {
+				t.Errorf("ReadAt %d: %v", off, err)
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -33,6 +34,9 @@ type Reader struct {
 	pos    int64  // offset of the next byte Read returns
 	inline []byte // the content of an inline blob, verified
 	shared bool   // inline is a rebuilt blob others share: never hand it out
+	patch  record // of a blob stored as a patch, rebuilt by load
+	loaded sync.Once
+	lerr   error
 
 	f      *fetcher    // read-ahead of a chunked blob; nil until needed
 	cur    *fetchBatch // chunks being returned
@@ -66,11 +70,11 @@ func (s *Store) Open(ctx context.Context, d Digest) (*Reader, error) {
 	}
 	r := &Reader{s: s, ctx: ctx, d: d, rec: rec}
 	if rec.delta != nil {
-		// Rebuilt and verified in memory, then read like an inline blob.
-		if r.inline, err = s.rebuild(ctx, d, rec, true); err != nil {
-			return nil, err
-		}
-		r.rec = record{kind: recInlineRaw, size: rec.size, inline: r.inline}
+		// Rebuilt and verified in memory on the first read (a caller that
+		// needs only the size, as for HEAD or 304, rebuilds nothing), then
+		// read like an inline blob.
+		r.patch = rec
+		r.rec = record{kind: recInlineRaw, size: rec.size}
 		r.shared = true
 		return r, nil
 	}
@@ -82,6 +86,16 @@ func (s *Store) Open(ctx context.Context, d Digest) (*Reader, error) {
 	}
 	r.h = sha256.New()
 	return r, nil
+}
+
+// load rebuilds a blob stored as a patch into inline, once (ReadAt may
+// race with the other reads).
+func (r *Reader) load() error {
+	if r.patch.delta == nil {
+		return nil
+	}
+	r.loaded.Do(func() { r.inline, r.lerr = r.s.rebuild(r.ctx, r.d, r.patch, true) })
+	return r.lerr
 }
 
 // Bytes returns the whole content of blob d, verified, refusing with an error
@@ -96,6 +110,9 @@ func (s *Store) Bytes(ctx context.Context, d Digest, max int64) ([]byte, error) 
 		return nil, fmt.Errorf("cas: blob %s has %d bytes: %w: the caller allows %d", d, r.Size(), ErrTooLarge, max)
 	}
 	if r.rec.kind != recChunked {
+		if err := r.load(); err != nil {
+			return nil, err
+		}
 		if r.shared {
 			return bytes.Clone(r.inline), nil
 		}
@@ -152,6 +169,9 @@ func (r *Reader) readInline(p []byte) (int, error) {
 		return 0, errClosed
 	}
 	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := r.load(); err != nil {
 		return 0, err
 	}
 	if r.pos >= int64(len(r.inline)) {
@@ -229,6 +249,9 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 			return 0, errClosed
 		}
 		if err := r.ctx.Err(); err != nil {
+			return 0, err
+		}
+		if err := r.load(); err != nil {
 			return 0, err
 		}
 		if r.pos >= int64(len(r.inline)) {
@@ -309,6 +332,9 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("cas: ReadAt negative offset %d", off)
 	}
 	if r.rec.kind != recChunked {
+		if err := r.load(); err != nil {
+			return 0, err
+		}
 		if off >= int64(len(r.inline)) {
 			return 0, io.EOF
 		}

@@ -164,27 +164,3 @@ func (s *Store) Usage() (Usage, error) {
 	}
 	return u, nil
 }
-
-// Size returns blob d's length from its record alone: no manifest page,
-// chunk or patch is read, and a blob stored as a patch is not rebuilt.
-func (s *Store) Size(d Digest) (int64, error) {
-	var size int64
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(blobKey(d))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return notFound(d)
-		}
-		if err != nil {
-			return fmt.Errorf("cas: read blob %s: %w", d, err)
-		}
-		return item.Value(func(v []byte) error {
-			n, _, reason := parseRecordSize(v)
-			if reason != "" {
-				return &IntegrityError{Digest: d, Reason: reason}
-			}
-			size = n
-			return nil
-		})
-	})
-	return size, err
-}

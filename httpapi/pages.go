@@ -750,18 +750,17 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, d cas.Digest,
 // modified is set, Last-Modified (pkg asks for it, and sends
 // If-Modified-Since).
 func (s *Server) serveBlobAs(w http.ResponseWriter, r *http.Request, d cas.Digest, ctype, cacheControl string, modified time.Time) {
-	// The blob is opened on the first read only: HEAD and 304 answers
-	// need its size alone, which its record gives (a blob stored as a
-	// patch is rebuilt when opened).
-	size, err := s.cfg.Ledger.Store().Size(d)
+	// Opening reads the record only: a blob stored as a patch is rebuilt on
+	// its first read, so HEAD and 304 answers rebuild nothing, and a
+	// download rebuilds after taking its stream slot.
+	blob, err := s.cfg.Ledger.Store().Open(r.Context(), d)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	blob := &lazyBlob{ctx: r.Context(), store: s.cfg.Ledger.Store(), d: d, size: size}
 	defer blob.Close()
 	etag := `"` + d.String() + `"`
-	if size >= streamMin && r.Method == http.MethodGet && !noneMatch(r.Header.Get("If-None-Match"), etag) {
+	if blob.Size() >= streamMin && r.Method == http.MethodGet && !noneMatch(r.Header.Get("If-None-Match"), etag) {
 		release, err := s.streamSlot()
 		if err != nil {
 			s.fail(w, r, err)
@@ -786,60 +785,6 @@ func (s *Server) serveBlobAs(w http.ResponseWriter, r *http.Request, d cas.Diges
 	w.Header().Set("Content-Security-Policy", "sandbox")
 	w.Header().Set("Cache-Control", cacheControl)
 	http.ServeContent(w, r, "", modified, rd)
-}
-
-// lazyBlob is a blob of known size that is opened on its first read.
-type lazyBlob struct {
-	ctx   context.Context
-	store *cas.Store
-	d     cas.Digest
-	size  int64
-	pos   int64
-	r     *cas.Reader
-}
-
-func (b *lazyBlob) Read(p []byte) (int, error) {
-	if b.r == nil {
-		r, err := b.store.Open(b.ctx, b.d)
-		if err != nil {
-			return 0, err
-		}
-		b.r = r
-		if _, err := r.Seek(b.pos, io.SeekStart); err != nil {
-			return 0, err
-		}
-	}
-	n, err := b.r.Read(p)
-	b.pos += int64(n)
-	return n, err
-}
-
-func (b *lazyBlob) Seek(offset int64, whence int) (int64, error) {
-	if b.r != nil {
-		n, err := b.r.Seek(offset, whence)
-		if err == nil {
-			b.pos = n
-		}
-		return n, err
-	}
-	switch whence {
-	case io.SeekCurrent:
-		offset += b.pos
-	case io.SeekEnd:
-		offset += b.size
-	}
-	if offset < 0 {
-		return 0, errors.New("seek before the start of the blob")
-	}
-	b.pos = offset
-	return offset, nil
-}
-
-func (b *lazyBlob) Close() error {
-	if b.r != nil {
-		return b.r.Close()
-	}
-	return nil
 }
 
 // noneMatch reports whether an If-None-Match header names etag (or is
